@@ -1,0 +1,111 @@
+"""The ``nestnet`` command: a thin layer that parses arguments, calls the library and prints.
+
+Subcommands live in their own modules and are imported only when used, so ``nestnet --help``
+stays fast (no pydantic, Azure SDK or pyroute2 at start-up).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+from .. import __version__
+
+# name -> "module:attribute"; each area owns its module.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "validate": ("nestnet.cli.core:validate", "Check a spec: every problem, one line each."),
+    "plan": ("nestnet.cli.core:plan", "Show the desired state: blocks, Azure routes, host routes, VMs."),
+    "vm": ("nestnet.cli.vm:vm", "Add, remove, list nested VMs and print their guest config."),
+    "host": ("nestnet.cli.host:host", "Program this KVM host from the plan (routes, sysctls, firewall)."),
+    "lab": ("nestnet.cli.lab:lab", "Emulate the fabric - Azure, hosts, nested VMs - in network namespaces."),
+    "check": ("nestnet.cli.check:check", "Prove offline which pairs can reach each other, and why not."),
+    "azure": ("nestnet.cli.azure:azure", "Reconcile the Azure route table, subnets and NICs; export Terraform/az."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [n for n, (target, _) in COMMANDS.items() if _module_exists(target)]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        entry = COMMANDS.get(name)
+        if entry is None or not _module_exists(entry[0]):
+            return None
+        module, attr = entry[0].split(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Short help from the table above: listing commands must not import them.
+        rows = [(n, COMMANDS[n][1]) for n in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def _module_exists(target: str) -> bool:
+    from importlib.util import find_spec
+
+    try:
+        return find_spec(target.split(":")[0]) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="nestnet")
+def cli() -> None:
+    """nestnet: real, routable VNet addresses for nested VMs on KVM hosts in Azure.
+
+    One spec file (nestnet.yaml) drives everything: the plan, the Azure route table,
+    every host's routes and firewall, the guests' config, an offline reachability proof
+    and an emulated lab. Every command takes the spec file as its first argument.
+    """
+
+
+def main(argv: list[str] | None = None) -> None:
+    from ..errors import NestnetError
+
+    try:
+        rv = cli.main(args=argv, prog_name="nestnet", standalone_mode=False)
+    except NestnetError as exc:
+        _print_error(exc)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception:
+        if os.environ.get("NESTNET_DEBUG"):
+            raise
+        import tempfile
+        import traceback
+
+        fd, path = tempfile.mkstemp(prefix="nestnet-crash-", suffix=".log")
+        with os.fdopen(fd, "w") as fh:
+            traceback.print_exc(file=fh)
+        exc_type, exc_val = sys.exc_info()[:2]
+        click.echo(
+            f"nestnet: internal error: {exc_type.__name__}: {exc_val} (traceback in {path}; please report it)",
+            err=True,
+        )
+        sys.exit(70)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _print_error(exc: Exception) -> None:
+    from ..errors import SpecError
+
+    color = sys.stderr.isatty()
+    lines = [str(p) for p in exc.problems] if isinstance(exc, SpecError) else [str(exc)]
+    for line in lines:
+        click.secho(f"error: {line}", err=True, fg="red" if color else None)

@@ -1,0 +1,92 @@
+"""``nestnet validate`` and ``nestnet plan``."""
+
+from __future__ import annotations
+
+import click
+
+from .output import console, emit_json, frozen_option, json_option, note, spec_argument, table, warn_lines
+
+
+@click.command()
+@spec_argument
+@json_option
+def validate(spec: str, as_json: bool) -> None:
+    """Check SPEC and report every problem at once (exit 2 if any). Writes nothing."""
+    from ..errors import SpecError
+    from ..plan import load
+
+    try:
+        loaded = load(spec, write=False)
+    except SpecError as exc:
+        if as_json:
+            emit_json({"ok": False, "errors": [p.to_dict() for p in exc.problems], "warnings": []})
+        raise
+    plan = loaded.plan
+    if as_json:
+        emit_json({"ok": True, "errors": [], "warnings": [w.to_dict() for w in plan.warnings]})
+        return
+    warn_lines(plan.warnings)
+    click.echo(
+        f"{spec}: ok ({plan.mode}): {len(plan.hosts)} hosts, {len(plan.vms)} VMs, "
+        f"{len(plan.endpoints)} endpoints, {len(plan.warnings)} warnings"
+    )
+
+
+@click.command()
+@spec_argument
+@json_option
+@frozen_option
+def plan(spec: str, as_json: bool, frozen: bool) -> None:
+    """Show the desired state of the fabric described by SPEC.
+
+    New allocations (host blocks, VM addresses) are recorded in the lock file beside SPEC.
+    """
+    from ..plan import load
+
+    loaded = load(spec, frozen=frozen)
+    p = loaded.plan
+    if as_json:
+        emit_json(p.to_dict())
+        return
+    warn_lines(p.warnings)
+    if loaded.new_allocations:
+        note(f"allocated {', '.join(loaded.new_allocations)} (recorded in the lock file)")
+    out = console()
+    out.print(f"[bold]{p.name}[/]  mode [bold]{p.mode}[/], guest style [bold]{p.guest_style}[/], pool {p.pool}")
+    t = table("Hosts", ["host", "ip", "subnet", "nic", "uplink", "bridge", "block", "vms"])
+    for h in p.hosts.values():
+        t.add_row(h.name, str(h.ip), h.subnet, h.nic, h.uplink, h.bridge, str(h.block), str(len(h.vms)))
+    out.print(t)
+    if p.azure.routes or p.azure.secondary_ips:
+        t = table(f"Azure route table {p.azure.route_table or '-'}", ["route", "prefix", "next hop"])
+        for r in p.azure.routes:
+            t.add_row(r.name, str(r.address_prefix), f"{r.next_hop_type} {r.next_hop_ip}")
+        out.print(t)
+        if p.azure.subnet_associations:
+            out.print(f"associated with subnets: {', '.join(p.azure.subnet_associations)}")
+        if p.azure.nic_ip_forwarding:
+            out.print(f"IP forwarding on NICs: {', '.join(p.azure.nic_ip_forwarding)}")
+        if p.azure.secondary_ips:
+            t = table("Secondary IP configurations", ["nic", "name", "ip"])
+            for s in p.azure.secondary_ips:
+                t.add_row(s.nic, s.name, str(s.ip))
+            out.print(t)
+    t = table("Host routes", ["host", "destination", "via", "dev"])
+    limit = 12
+    for h in p.hosts.values():
+        for i, r in enumerate(h.routes):
+            if i == limit:
+                t.add_row(h.name, f"... {len(h.routes) - limit} more", "", "")
+                break
+            t.add_row(h.name, str(r.dst), str(r.via or ""), r.dev)
+    out.print(t)
+    if p.vms:
+        t = table("Nested VMs", ["vm", "host", "address", "gateway"])
+        for v in p.vms.values():
+            t.add_row(v.name, v.host, f"{v.ip}/{v.prefix_len}", str(v.gateway))
+        out.print(t)
+    if p.endpoints:
+        t = table("Endpoints", ["endpoint", "address", "subnet"])
+        for e in p.endpoints.values():
+            t.add_row(e.name, f"{e.ip}/{e.prefix_len}", e.subnet)
+        out.print(t)

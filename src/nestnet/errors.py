@@ -1,0 +1,86 @@
+"""nestnet's exceptions, in one place.
+
+    NestnetError                 every error nestnet raises on purpose
+     ├── SpecError               the user's spec/lock is wrong: exit 2, nothing changed
+     │                           (carries every Problem found, one line each)
+     ├── UsageError              a command-line value is wrong (unknown host, bad fault): exit 2
+     └── OperationError          the world refused (netlink, nft, Azure, lab): exit 1
+          ├── HostError
+          ├── AzureError
+          └── LabError
+
+Errors from dependencies are converted at the edge (``raise HostError(...) from exc``) so the CLI
+can print one line and never a traceback for a known failure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding about a spec: where it is, what value, what is wrong and how to fix it."""
+
+    path: str  # key path, e.g. "hosts[1].block"
+    message: str  # what is wrong + the fix; names the value
+    file: str = ""
+    line: int | None = None
+    severity: str = "error"  # "error" | "warning"
+
+    def __str__(self) -> str:
+        where = self.file or "<spec>"
+        if self.line is not None:
+            where += f":{self.line}"
+        path = f" {self.path}:" if self.path else ""
+        return f"{where}:{path} {self.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "line": self.line,
+            "path": self.path,
+            "message": self.message,
+            "severity": self.severity,
+        }
+
+
+class NestnetError(Exception):
+    """Base of every error nestnet raises on purpose."""
+
+    exit_code = 1
+
+
+class SpecError(NestnetError):
+    """The spec (or its lock) is invalid. ``problems`` holds every finding, errors first."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class UsageError(NestnetError):
+    """A command-line argument is wrong (unknown node name, malformed fault, ...)."""
+
+    exit_code = 2
+
+
+class OperationError(NestnetError):
+    """The system refused or failed an operation."""
+
+    exit_code = 1
+
+
+class HostError(OperationError):
+    """A host-side operation failed (netlink, sysctl, nftables, files)."""
+
+
+class AzureError(OperationError):
+    """An Azure (ARM) call failed."""
+
+
+class LabError(OperationError):
+    """The namespace lab failed to come up, run or go down."""

@@ -1,0 +1,495 @@
+"""The Plan: desired state of the whole fabric, pure data, the one source every consumer uses.
+
+``build_plan(fabric, allocation)`` is a pure function; ``load_plan(path)`` is the usual entry
+point (read spec, check it, read/write the lock, build). Nothing downstream re-reads the YAML or
+derives an address on its own: renderers, the host and Azure reconcilers, ``check``, the lab and
+the doctor all take a ``Plan``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal, Mapping, NamedTuple
+
+from .errors import Problem, SpecError
+from .ipam import Allocation, allocate, lock_path, read_lock, write_lock
+from .spec import SpecSource, parse_yaml, read_source, structure
+from .validate import Fabric, check, reserved_addresses
+
+Mode = Literal["routed", "nat", "secondary-ip"]
+GuestStyle = Literal["onlink", "subnet"]
+
+# The kernel route protocol number nestnet's routes carry (see docs/decisions/0001).
+ROUTE_PROTO = 201
+ROUTE_PROTO_NAME = "nestnet"
+
+
+class Route(NamedTuple):
+    """A kernel route on a host: ``dst`` [via ``via``] dev ``dev``."""
+
+    dst: IPv4Network
+    dev: str
+    via: IPv4Address | None = None
+
+    def to_dict(self) -> dict[str, str]:
+        d = {"dst": str(self.dst)}
+        if self.via is not None:
+            d["via"] = str(self.via)
+        d["dev"] = self.dev
+        return d
+
+
+class AzureRoute(NamedTuple):
+    name: str
+    address_prefix: IPv4Network
+    next_hop_ip: IPv4Address
+    next_hop_type: str = "VirtualAppliance"
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "name": self.name,
+            "address_prefix": str(self.address_prefix),
+            "next_hop_type": self.next_hop_type,
+            "next_hop_ip": str(self.next_hop_ip),
+        }
+
+
+class SecondaryIP(NamedTuple):
+    nic: str
+    name: str  # the ip configuration's name
+    ip: IPv4Address
+    subnet: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"nic": self.nic, "name": self.name, "ip": str(self.ip), "subnet": self.subnet}
+
+
+@dataclass(frozen=True, slots=True)
+class Subnet:
+    name: str
+    prefix: IPv4Network
+    gateway: IPv4Address  # Azure's gateway: first address + 1
+    route_table: bool  # associated with nestnet's route table (routed mode)
+
+    @property
+    def reserved(self) -> tuple[IPv4Address, ...]:
+        return reserved_addresses(self.prefix)
+
+
+@dataclass(frozen=True, slots=True)
+class Host:
+    name: str
+    ip: IPv4Address
+    subnet: str
+    prefix_len: int  # of its subnet: the uplink address is ip/prefix_len
+    gateway: IPv4Address  # its subnet's Azure gateway
+    nic: str
+    uplink: str
+    bridge: str
+    bridge_type: Literal["linux", "ovs"]
+    bridge_has_uplink: bool
+    block: IPv4Network
+    firewall: Literal["nftables", "ufw"]
+    ssh_port: int
+    routes: tuple[Route, ...]  # every kernel route nestnet owns on this host
+    sysctl: Mapping[str, str]
+    bridge_address: IPv4Address | None  # host IP on the nested bridge (/32), subnet style
+    masquerade: Literal["none", "outside-vnet", "all"]
+    vms: tuple[str, ...]  # names of its nested VMs
+
+    @property
+    def l3_dev(self) -> str:
+        """The device that carries the host's VNet address (the bridge when it holds the uplink)."""
+        return self.bridge if self.bridge_has_uplink else self.uplink
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ip": str(self.ip),
+            "subnet": self.subnet,
+            "prefix_len": self.prefix_len,
+            "gateway": str(self.gateway),
+            "nic": self.nic,
+            "uplink": self.uplink,
+            "bridge": self.bridge,
+            "bridge_type": self.bridge_type,
+            "bridge_has_uplink": self.bridge_has_uplink,
+            "block": str(self.block),
+            "firewall": self.firewall,
+            "ssh_port": self.ssh_port,
+            "routes": [r.to_dict() for r in self.routes],
+            "sysctl": dict(self.sysctl),
+            "bridge_address": str(self.bridge_address) if self.bridge_address else None,
+            "masquerade": self.masquerade,
+            "vms": list(self.vms),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class VM:
+    name: str
+    host: str
+    ip: IPv4Address
+    prefix_len: int  # 32 for onlink, the subnet's for subnet style
+    gateway: IPv4Address  # its host's IP
+    guest_style: GuestStyle
+    mac: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "ip": str(self.ip),
+            "prefix_len": self.prefix_len,
+            "gateway": str(self.gateway),
+            "guest_style": self.guest_style,
+            "mac": self.mac,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    name: str
+    ip: IPv4Address
+    subnet: str
+    prefix_len: int
+    gateway: IPv4Address
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ip": str(self.ip),
+            "subnet": self.subnet,
+            "prefix_len": self.prefix_len,
+            "gateway": str(self.gateway),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AzurePlan:
+    subscription_id: str | None
+    resource_group: str
+    location: str | None
+    vnet: str
+    address_space: tuple[IPv4Network, ...]
+    route_table: str | None
+    route_prefix: str  # routes nestnet owns are named <route_prefix><host>
+    max_routes: int
+    routes: tuple[AzureRoute, ...]
+    subnet_associations: tuple[str, ...]
+    nic_ip_forwarding: tuple[str, ...]
+    secondary_ips: tuple[SecondaryIP, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "subscription_id": self.subscription_id,
+            "resource_group": self.resource_group,
+            "location": self.location,
+            "vnet": self.vnet,
+            "address_space": [str(n) for n in self.address_space],
+            "route_table": self.route_table,
+            "route_prefix": self.route_prefix,
+            "max_routes": self.max_routes,
+            "routes": [r.to_dict() for r in self.routes],
+            "subnet_associations": list(self.subnet_associations),
+            "nic_ip_forwarding": list(self.nic_ip_forwarding),
+            "secondary_ips": [s.to_dict() for s in self.secondary_ips],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    version: int
+    name: str
+    mode: Mode
+    guest_style: GuestStyle
+    egress: Literal["masquerade-outside-vnet", "none"]
+    pool: IPv4Network
+    block_prefix_len: int
+    address_space: tuple[IPv4Network, ...]
+    subnets: Mapping[str, Subnet]
+    hosts: Mapping[str, Host]
+    vms: Mapping[str, VM]
+    endpoints: Mapping[str, Endpoint]
+    azure: AzurePlan
+    warnings: tuple[Problem, ...]
+    source: str = ""  # the spec file this plan came from (for messages)
+
+    def node(self, name: str) -> Host | VM | Endpoint:
+        for table in (self.hosts, self.vms, self.endpoints):
+            if name in table:
+                return table[name]
+        raise KeyError(name)
+
+    @property
+    def node_names(self) -> tuple[str, ...]:
+        return (*self.hosts, *self.vms, *self.endpoints)
+
+    @property
+    def blocks(self) -> tuple[IPv4Network, ...]:
+        return tuple(h.block for h in self.hosts.values())
+
+    def in_vnet(self, ip: IPv4Address | IPv4Network) -> bool:
+        if isinstance(ip, IPv4Network):
+            return any(ip.subnet_of(s) for s in self.address_space)
+        return any(ip in s for s in self.address_space)
+
+    def host_of_ip(self, ip: IPv4Address) -> Host | None:
+        for h in self.hosts.values():
+            if h.ip == ip:
+                return h
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "name": self.name,
+            "mode": self.mode,
+            "guest_style": self.guest_style,
+            "egress": self.egress,
+            "pool": str(self.pool),
+            "block_prefix_len": self.block_prefix_len,
+            "address_space": [str(n) for n in self.address_space],
+            "subnets": {
+                s.name: {"prefix": str(s.prefix), "gateway": str(s.gateway), "route_table": s.route_table}
+                for s in self.subnets.values()
+            },
+            "azure": self.azure.to_dict(),
+            "hosts": {h.name: h.to_dict() for h in self.hosts.values()},
+            "vms": {v.name: v.to_dict() for v in self.vms.values()},
+            "endpoints": {e.name: e.to_dict() for e in self.endpoints.values()},
+            "warnings": [w.to_dict() for w in self.warnings],
+        }
+
+
+def vm_mac(ip: IPv4Address) -> str:
+    """A stable, locally administered MAC for a nested VM (libvirt's 52:54:00 prefix)."""
+    b = ip.packed
+    return f"52:54:00:{b[1]:02x}:{b[2]:02x}:{b[3]:02x}"
+
+
+def build_plan(fabric: Fabric, alloc: Allocation, source: str = "") -> Plan:
+    spec = fabric.spec
+    mode: Mode = spec.nested.mode
+    style: GuestStyle = spec.nested.guest_style
+    problems: list[Problem] = []
+    warnings: list[Problem] = list(fabric.warnings)
+
+    subnets = {
+        s.name: Subnet(s.name, s.prefix, s.prefix.network_address + 1, s.route_table and mode == "routed")
+        for s in fabric.subnets.values()
+    }
+    host_specs = {h.name: h for h in spec.hosts}
+    vms_by_host: dict[str, list[str]] = {h: [] for h in fabric.hosts}
+    for v in fabric.vms.values():
+        vms_by_host[v.host].append(v.name)
+
+    # Checks that need the allocation.
+    nic_subnets = {h.subnet for h in fabric.hosts.values()} | {e.subnet for e in fabric.endpoints.values()}
+    for hi in fabric.hosts.values():
+        block = alloc.blocks[hi.name]
+        sub = subnets[hi.subnet]
+        if style == "subnet" and not block.subnet_of(sub.prefix):
+            problems.append(
+                Problem(
+                    f"hosts[{hi.index}].block",
+                    f"{block} is outside the host's subnet {sub.prefix}: guest_style 'subnet' gives guests the "
+                    "subnet's prefix, so blocks must lie in it; use guest_style 'onlink' or move the pool",
+                )
+            )
+        if mode == "secondary-ip" and not block.subnet_of(sub.prefix):
+            problems.append(
+                Problem(
+                    f"hosts[{hi.index}].block",
+                    f"{block} is outside the host's subnet {sub.prefix}: secondary IP configurations must be "
+                    "addresses of the NIC's subnet; move nested.pool into the subnet",
+                )
+            )
+        for s in subnets.values():
+            if s.name in nic_subnets and block.subnet_of(s.prefix) and mode != "nat":
+                mid = int(s.prefix.network_address) + s.prefix.num_addresses // 2
+                if int(block.network_address) < mid:
+                    warnings.append(
+                        Problem(
+                            f"hosts[{hi.index}].block",
+                            f"{block} sits in the lower half of NIC subnet {s.name!r} ({s.prefix}); Azure hands "
+                            "out dynamic NIC addresses from the lowest free one, so give NICs static addresses "
+                            "or move the pool to the top of the subnet",
+                            severity="warning",
+                        )
+                    )
+    if problems:
+        raise SpecError(problems)
+
+    blocks = alloc.blocks
+    hosts: dict[str, Host] = {}
+    space = fabric.address_space
+    for hi in fabric.hosts.values():
+        hs = host_specs[hi.name]
+        sub = subnets[hi.subnet]
+        l3 = hs.bridge if hs.bridge_has_uplink else hs.uplink
+        own = Route(blocks[hi.name], hs.bridge)
+        routes: list[Route] = []
+        if mode == "routed":
+            for other in fabric.hosts.values():
+                if other.name == hi.name:
+                    continue
+                via = other.ip if other.subnet == hi.subnet else sub.gateway
+                routes.append(Route(blocks[other.name], l3, via))
+        routes.append(own)
+        sysctl = {"net.ipv4.ip_forward": "1", "net.ipv4.conf.all.rp_filter": "2"}
+        bridge_address = None
+        if style == "subnet":
+            bridge_address = hi.ip
+            sysctl[f"net.ipv4.conf.{hs.bridge}.proxy_arp"] = "1"
+            sysctl[f"net.ipv4.neigh.{hs.bridge}.proxy_delay"] = "0"
+        if mode == "nat":
+            masq = "all"
+        elif spec.nested.egress == "masquerade-outside-vnet":
+            masq = "outside-vnet"
+        else:
+            masq = "none"
+        hosts[hi.name] = Host(
+            name=hi.name,
+            ip=hi.ip,
+            subnet=hi.subnet,
+            prefix_len=sub.prefix.prefixlen,
+            gateway=sub.gateway,
+            nic=hi.nic,
+            uplink=hs.uplink,
+            bridge=hs.bridge,
+            bridge_type=hs.bridge_type,
+            bridge_has_uplink=hs.bridge_has_uplink,
+            block=blocks[hi.name],
+            firewall=hs.firewall,
+            ssh_port=hs.ssh_port,
+            routes=tuple(routes),
+            sysctl=MappingProxyType(sysctl),
+            bridge_address=bridge_address,
+            masquerade=masq,
+            vms=tuple(vms_by_host[hi.name]),
+        )
+
+    macs = {s.name: s.mac for s in spec.vms if s.mac}
+    vms: dict[str, VM] = {}
+    for v in fabric.vms.values():
+        h = hosts[v.host]
+        ip = alloc.vm_ips[v.name]
+        mac = macs.get(v.name)
+        vms[v.name] = VM(
+            name=v.name,
+            host=v.host,
+            ip=ip,
+            prefix_len=32 if style == "onlink" else h.prefix_len,
+            gateway=h.ip,
+            guest_style=style,
+            mac=mac or vm_mac(ip),
+        )
+
+    endpoints = {
+        e.name: Endpoint(e.name, e.ip, e.subnet, subnets[e.subnet].prefix.prefixlen, subnets[e.subnet].gateway)
+        for e in fabric.endpoints.values()
+    }
+
+    az = spec.azure
+    if mode == "routed":
+        aroutes = tuple(
+            AzureRoute(f"{az.route_prefix}{h.name}", h.block, h.ip) for h in hosts.values()
+        )
+        assoc = tuple(s.name for s in subnets.values() if s.route_table)
+        fwd = tuple(h.nic for h in hosts.values())
+    else:
+        aroutes, assoc, fwd = (), (), ()
+    secondary = ()
+    if mode == "secondary-ip":
+        secondary = tuple(
+            SecondaryIP(hosts[v.host].nic, f"{az.route_prefix}{v.name}", v.ip, hosts[v.host].subnet)
+            for v in vms.values()
+        )
+    azure = AzurePlan(
+        subscription_id=az.subscription_id,
+        resource_group=az.resource_group,
+        location=az.location,
+        vnet=az.vnet,
+        address_space=space,
+        route_table=az.route_table,
+        route_prefix=az.route_prefix,
+        max_routes=az.max_routes,
+        routes=aroutes,
+        subnet_associations=assoc,
+        nic_ip_forwarding=fwd,
+        secondary_ips=secondary,
+    )
+    return Plan(
+        version=spec.version,
+        name=spec.name,
+        mode=mode,
+        guest_style=style,
+        egress=spec.nested.egress,
+        pool=fabric.pool,
+        block_prefix_len=spec.nested.block_prefix_len,
+        address_space=space,
+        subnets=MappingProxyType(subnets),
+        hosts=MappingProxyType(hosts),
+        vms=MappingProxyType(vms),
+        endpoints=MappingProxyType(endpoints),
+        azure=azure,
+        warnings=tuple(warnings),
+        source=source,
+    )
+
+
+@dataclass(frozen=True)
+class Loaded:
+    plan: Plan
+    lock_changed: bool
+    new_allocations: tuple[str, ...]
+
+
+def load(
+    spec_path: str | Path,
+    *,
+    write: bool = True,
+    frozen: bool = False,
+) -> Loaded:
+    """Read and check the spec, allocate with its lock, build the Plan.
+
+    ``write``: record new allocations in the lock file (never with ``frozen``). Raises
+    ``SpecError`` with every problem, located in the file, when the spec is invalid.
+    """
+    source = read_source(spec_path)
+    return load_source(source, write=write, frozen=frozen)
+
+
+def load_source(source: SpecSource, *, write: bool = True, frozen: bool = False) -> Loaded:
+    data = parse_yaml(source.text, source.display)
+    spec = structure(data, source)
+    fabric, problems = check(spec)
+    if problems or fabric is None:
+        raise SpecError(source.locate(problems))
+    lpath = lock_path(source.path)
+    lock = read_lock(lpath)
+    try:
+        alloc = allocate(fabric, lock, frozen=frozen, lock_display=str(lpath))
+        plan = build_plan(fabric, alloc, source.display)
+    except SpecError as exc:
+        raise SpecError(
+            [p if p.file else source.locate([p])[0] for p in exc.problems]
+        ) from None
+    new_lock = alloc.lock()
+    changed = new_lock != lock
+    if changed and write and not frozen:
+        write_lock(lpath, new_lock, source.path.name)
+    located = tuple(source.locate(list(plan.warnings)))
+    plan = _with_warnings(plan, located)
+    return Loaded(plan, changed, alloc.new)
+
+
+def load_plan(spec_path: str | Path, *, write: bool = True, frozen: bool = False) -> Plan:
+    return load(spec_path, write=write, frozen=frozen).plan
+
+
+def _with_warnings(plan: Plan, warnings: tuple[Problem, ...]) -> Plan:
+    from dataclasses import replace
+
+    return replace(plan, warnings=warnings)

@@ -1,0 +1,352 @@
+"""The spec file (``nestnet.yaml``): reading it and checking its shape.
+
+Reading is two-speed on purpose: a fast C YAML loader builds the data, and only when there is
+something to report does a round-trip loader (ruamel) re-read the text to find line numbers.
+Structure (types, unknown keys, defaults) is pydantic's job; meaning (addresses, overlaps,
+references) is ``validate.py``'s.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import Problem, SpecError
+
+SPEC_VERSION = 1
+
+# Names end up as Linux network-namespace prefixes, Azure names/tags and shell words.
+FABRIC_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,22}[a-z0-9])?$")
+# Hostname label / VM / endpoint names: safe in shells, Azure names and file names.
+NODE_NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+# Azure resource names: alphanumerics, '_', '.', '-'; start alnum; end alnum or '_'.
+AZURE_NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,78}[A-Za-z0-9_])?$")
+# Linux interface names: at most 15 bytes, no '/', whitespace or ':'.
+IFNAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$")
+MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class AzureSpec(_Model):
+    subscription_id: str | None = None
+    resource_group: str
+    location: str | None = None
+    vnet: str
+    address_space: list[str] = Field(min_length=1)
+    route_table: str | None = None
+    max_routes: int = Field(400, ge=1, le=1000)
+    max_ip_configs: int = Field(256, ge=1, le=256)
+    route_prefix: str = "nestnet-"
+
+
+class SubnetSpec(_Model):
+    name: str
+    prefix: str
+    route_table: bool = True
+
+
+class NestedSpec(_Model):
+    mode: Literal["routed", "nat", "secondary-ip"] = "routed"
+    pool: str
+    block_prefix_len: int = Field(28, ge=16, le=30)
+    guest_style: Literal["onlink", "subnet"] = "onlink"
+    egress: Literal["masquerade-outside-vnet", "none"] = "masquerade-outside-vnet"
+
+
+HOST_DEFAULTABLE = (
+    "subnet",
+    "uplink",
+    "bridge",
+    "bridge_type",
+    "bridge_has_uplink",
+    "firewall",
+    "ssh_port",
+)
+
+
+class HostSpec(_Model):
+    name: str
+    ip: str
+    subnet: str | None = None
+    nic: str | None = None
+    uplink: str = "eth0"
+    bridge: str = "nestbr0"
+    bridge_type: Literal["linux", "ovs"] = "linux"
+    bridge_has_uplink: bool = False
+    block: str | None = None
+    firewall: Literal["nftables", "ufw"] = "nftables"
+    ssh_port: int = Field(22, ge=1, le=65535)
+
+
+class VMSpec(_Model):
+    name: str
+    host: str
+    ip: str | None = None
+    mac: str | None = None
+
+    @field_validator("mac")
+    @classmethod
+    def _mac_lower(cls, v: str | None) -> str | None:
+        return v.lower() if isinstance(v, str) else v
+
+
+class EndpointSpec(_Model):
+    name: str
+    ip: str
+    subnet: str | None = None
+
+
+class Spec(_Model):
+    version: int
+    name: str
+    azure: AzureSpec
+    subnets: list[SubnetSpec] = Field(min_length=1)
+    nested: NestedSpec
+    host_defaults: dict[str, Any] = Field(default_factory=dict)
+    hosts: list[HostSpec] = Field(min_length=1)
+    vms: list[VMSpec] = Field(default_factory=list)
+    endpoints: list[EndpointSpec] = Field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------
+# Source text and line lookup
+
+
+@dataclass
+class SpecSource:
+    """Where a spec came from: its path and text, for messages with line numbers."""
+
+    path: Path
+    text: str
+    _lines: dict[str, int] | None = field(default=None, repr=False)
+
+    @property
+    def display(self) -> str:
+        return str(self.path)
+
+    def line_of(self, path: str) -> int | None:
+        if self._lines is None:
+            self._lines = _index_lines(self.text)
+        # Fall back to the nearest enclosing key that has a line.
+        p = path
+        while p:
+            if p in self._lines:
+                return self._lines[p]
+            cut = max(p.rfind("."), p.rfind("["))
+            p = p[:cut] if cut > 0 else ""
+        return None
+
+    def locate(self, problems: list[Problem]) -> list[Problem]:
+        return [
+            Problem(p.path, p.message, self.display, p.line or self.line_of(p.path), p.severity)
+            for p in problems
+        ]
+
+
+def _index_lines(text: str) -> dict[str, int]:
+    """Map key paths ('hosts[1].block') to 1-based line numbers using ruamel's round-trip data."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    out: dict[str, int] = {}
+    try:
+        data = YAML(typ="rt").load(text)
+    except Exception:  # the fast loader already reported the syntax error
+        return out
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, CommentedMap):
+            for k, v in node.items():
+                path = f"{prefix}.{k}" if prefix else str(k)
+                try:
+                    out[path] = node.lc.key(k)[0] + 1
+                except Exception:
+                    pass
+                walk(v, path)
+        elif isinstance(node, CommentedSeq):
+            for i, v in enumerate(node):
+                path = f"{prefix}[{i}]"
+                try:
+                    out[path] = node.lc.item(i)[0] + 1
+                except Exception:
+                    pass
+                walk(v, path)
+
+    walk(data, "")
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+
+
+class _Loader(yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader):  # type: ignore[misc]
+    """Safe loader that refuses duplicate keys (PyYAML silently keeps the last one)."""
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    loader.flatten_mapping(node)
+    out: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in out:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        out[key] = loader.construct_object(value_node, deep=deep)
+    return out
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _reject_aliases(data: Any) -> None:
+    """Anchors/aliases make shared subtrees: refuse them before anything walks the data
+    (a billion-laughs document is then rejected after visiting a handful of nodes)."""
+    seen: set[int] = set()
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (dict, list)):
+            if id(node) in seen:
+                raise ValueError("YAML anchors and aliases (&name / *name) are not supported")
+            seen.add(id(node))
+            stack.extend(node.values() if isinstance(node, dict) else node)
+
+
+def parse_yaml(text: str, display: str) -> Any:
+    try:
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(
+            [Problem("", f"YAML syntax error: {what}", display, line)]
+        ) from None
+    try:
+        _reject_aliases(data)
+    except ValueError as exc:
+        raise SpecError([Problem("", str(exc), display, None)]) from None
+    return data
+
+
+def _loc_to_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+_FIELDS_AT: dict[str, type[BaseModel]] = {
+    "": Spec,
+    "azure": AzureSpec,
+    "subnets": SubnetSpec,
+    "nested": NestedSpec,
+    "hosts": HostSpec,
+    "vms": VMSpec,
+    "endpoints": EndpointSpec,
+}
+
+
+def _suggest(loc: tuple[Any, ...], bad: str) -> str:
+    owner = ".".join(str(p) for p in loc[:-1] if not isinstance(p, int))
+    model = _FIELDS_AT.get(owner)
+    if model is None:
+        return ""
+    close = difflib.get_close_matches(str(bad), list(model.model_fields), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _pydantic_problems(exc: ValidationError) -> list[Problem]:
+    problems = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        path = _loc_to_path(loc)
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            msg = f"unknown key {str(loc[-1])!r}{_suggest(loc, str(loc[-1]))}"
+        elif kind == "missing":
+            msg = f"required key {str(loc[-1])!r} is missing"
+        else:
+            value = err.get("input")
+            shown = repr(value) if not isinstance(value, (dict, list)) else type(value).__name__
+            msg = f"{shown}: {err['msg'][0].lower()}{err['msg'][1:]}"
+        problems.append(Problem(path, msg))
+    return problems
+
+
+def _apply_host_defaults(data: dict[str, Any]) -> list[Problem]:
+    defaults = data.get("host_defaults")
+    if defaults is None:
+        return []
+    if not isinstance(defaults, dict):
+        return [Problem("host_defaults", f"{defaults!r}: must be a mapping of host keys")]
+    problems = [
+        Problem(
+            f"host_defaults.{k}",
+            f"{k!r} cannot be defaulted (allowed: {', '.join(HOST_DEFAULTABLE)})",
+        )
+        for k in defaults
+        if k not in HOST_DEFAULTABLE
+    ]
+    hosts = data.get("hosts")
+    if isinstance(hosts, list):
+        data["hosts"] = [
+            ({**{k: v for k, v in defaults.items() if k in HOST_DEFAULTABLE}, **h} if isinstance(h, dict) else h)
+            for h in hosts
+        ]
+    return problems
+
+
+def structure(data: Any, source: SpecSource) -> Spec:
+    """Check the shape of parsed YAML and return the typed Spec (raises SpecError)."""
+    if not isinstance(data, dict):
+        raise SpecError(
+            source.locate([Problem("", "the spec must be a YAML mapping (version: 1, name: ..., ...)")])
+        )
+    if data.get("version") != SPEC_VERSION:
+        v = data.get("version")
+        msg = (
+            "required key 'version' is missing; add 'version: 1'"
+            if v is None
+            else f"{v!r}: unsupported spec version; this nestnet reads version {SPEC_VERSION}"
+        )
+        raise SpecError(source.locate([Problem("version", msg)]))
+    data = dict(data)
+    problems = _apply_host_defaults(data)
+    try:
+        spec = Spec.model_validate(data)
+    except ValidationError as exc:
+        problems += _pydantic_problems(exc)
+        raise SpecError(source.locate(problems)) from None
+    if problems:
+        raise SpecError(source.locate(problems))
+    return spec
+
+
+def read_source(path: str | Path) -> SpecSource:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError([Problem("", "no such file", str(p))]) from None
+    except IsADirectoryError:
+        raise SpecError([Problem("", "is a directory, not a spec file", str(p))]) from None
+    except UnicodeDecodeError:
+        raise SpecError([Problem("", "not UTF-8 text", str(p))]) from None
+    except OSError as exc:
+        raise SpecError([Problem("", f"cannot read: {exc.strerror}", str(p))]) from None
+    return SpecSource(p, text)
