@@ -1,0 +1,91 @@
+"""Guest network configuration for nested VMs, from the Plan.
+
+Two guest styles (DESIGN §4):
+- ``onlink``: address/32, a route to the host's address on the interface, default via the host
+  ``onlink``. The host needs no proxy ARP.
+- ``subnet``: address with the subnet's prefix and default via the host; the host answers ARP for
+  the subnet on the nested bridge (proxy ARP).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+from .plan import VM, Plan
+
+FORMATS = ("ip", "netplan", "cloud-init", "libvirt")
+
+
+def ip_commands(vm: VM, iface: str = "eth0") -> list[list[str]]:
+    """The ``ip`` commands (argv lists) that configure the guest."""
+    cmds = [
+        ["ip", "link", "set", iface, "up"],
+        ["ip", "addr", "replace", f"{vm.ip}/{vm.prefix_len}", "dev", iface],
+    ]
+    if vm.guest_style == "onlink":
+        cmds += [
+            ["ip", "route", "replace", str(vm.gateway), "dev", iface, "scope", "link"],
+            ["ip", "route", "replace", "default", "via", str(vm.gateway), "dev", iface, "onlink"],
+        ]
+    else:
+        cmds += [["ip", "route", "replace", "default", "via", str(vm.gateway), "dev", iface]]
+    return cmds
+
+
+def _routes(vm: VM) -> list[dict]:
+    if vm.guest_style == "onlink":
+        return [
+            {"to": f"{vm.gateway}/32", "scope": "link"},
+            {"to": "default", "via": str(vm.gateway), "on-link": True},
+        ]
+    return [{"to": "default", "via": str(vm.gateway)}]
+
+
+def _ethernet(vm: VM, iface: str, match: bool) -> dict:
+    eth: dict = {}
+    if match:
+        eth["match"] = {"macaddress": vm.mac}
+        eth["set-name"] = iface
+    eth["addresses"] = [f"{vm.ip}/{vm.prefix_len}"]
+    eth["routes"] = _routes(vm)
+    return eth
+
+
+def _yaml(obj: dict) -> str:
+    # JSON is YAML; a flow-free block rendering reads better, so render by hand for 2 levels.
+    import yaml
+
+    return yaml.safe_dump(obj, sort_keys=False, default_flow_style=False)
+
+
+def render(plan: Plan, vm_name: str, fmt: str, iface: str = "eth0") -> str:
+    vm = plan.vms[vm_name]
+    host = plan.hosts[vm.host]
+    header = f"nestnet guest config for {vm.name} on {vm.host} ({plan.name}, {vm.guest_style} style)"
+    if fmt == "ip":
+        lines = [f"# {header}", "set -e"]
+        lines += [" ".join(shlex.quote(a) for a in c) for c in ip_commands(vm, iface)]
+        return "\n".join(lines) + "\n"
+    if fmt == "netplan":
+        doc = {"network": {"version": 2, "ethernets": {iface: _ethernet(vm, iface, match=False)}}}
+        return f"# {header}\n" + _yaml(doc)
+    if fmt == "cloud-init":
+        doc = {"version": 2, "ethernets": {iface: _ethernet(vm, iface, match=True)}}
+        return f"# {header}\n# cloud-init network-config (version 2)\n" + _yaml(doc)
+    if fmt == "libvirt":
+        vport = "\n  <virtualport type='openvswitch'/>" if host.bridge_type == "ovs" else ""
+        return (
+            f"<!-- {header} -->\n"
+            "<interface type='bridge'>\n"
+            f"  <mac address='{vm.mac}'/>\n"
+            f"  <source bridge='{host.bridge}'/>{vport}\n"
+            "  <model type='virtio'/>\n"
+            "</interface>\n"
+        )
+    raise ValueError(f"unknown format {fmt!r}")
+
+
+def to_json(plan: Plan, vm_name: str, iface: str = "eth0") -> str:
+    vm = plan.vms[vm_name]
+    return json.dumps({"vm": vm.name, **vm.to_dict(), "commands": ip_commands(vm, iface)}, indent=2)
