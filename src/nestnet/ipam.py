@@ -186,6 +186,7 @@ def allocate(fabric: Fabric, lock: Lock, *, frozen: bool = False, lock_display: 
         used.append((h.name, net))
         new.append(f"block {h.name}")
 
+    problems += _block_placement(fabric, blocks)
     if problems:
         raise SpecError(problems)
 
@@ -257,6 +258,35 @@ def allocate(fabric: Fabric, lock: Lock, *, frozen: bool = False, lock_display: 
     vm_ips = {v: vm_ips[v] for v in fabric.vms if v in vm_ips}
     blocks = {h: blocks[h] for h in fabric.hosts}
     return Allocation(blocks, vm_ips, tuple(new))
+
+
+def _block_placement(fabric: Fabric, blocks: dict[str, IPv4Network]) -> list[Problem]:
+    """Modes and guest styles that need each block inside its host's subnet."""
+    out: list[Problem] = []
+    nested = fabric.spec.nested
+    for h in fabric.hosts.values():
+        if h.name not in blocks:
+            continue
+        block, sub = blocks[h.name], fabric.subnets[h.subnet].prefix
+        if block.subnet_of(sub):
+            continue
+        if nested.guest_style == "subnet":
+            out.append(
+                Problem(
+                    f"hosts[{h.index}].block",
+                    f"{block} is outside the host's subnet {sub}: guest_style 'subnet' gives guests the "
+                    "subnet's prefix, so blocks must lie in it; use guest_style 'onlink' or move the pool",
+                )
+            )
+        elif nested.mode == "secondary-ip":
+            out.append(
+                Problem(
+                    f"hosts[{h.index}].block",
+                    f"{block} is outside the host's subnet {sub}: secondary IP configurations must be "
+                    "addresses of the NIC's subnet; move nested.pool into the subnet",
+                )
+            )
+    return out
 
 
 def _who(fabric: Fabric, a: IPv4Address) -> str:

@@ -288,23 +288,6 @@ def build_plan(fabric: Fabric, alloc: Allocation, source: str = "") -> Plan:
     nic_subnets = {h.subnet for h in fabric.hosts.values()} | {e.subnet for e in fabric.endpoints.values()}
     for hi in fabric.hosts.values():
         block = alloc.blocks[hi.name]
-        sub = subnets[hi.subnet]
-        if style == "subnet" and not block.subnet_of(sub.prefix):
-            problems.append(
-                Problem(
-                    f"hosts[{hi.index}].block",
-                    f"{block} is outside the host's subnet {sub.prefix}: guest_style 'subnet' gives guests the "
-                    "subnet's prefix, so blocks must lie in it; use guest_style 'onlink' or move the pool",
-                )
-            )
-        if mode == "secondary-ip" and not block.subnet_of(sub.prefix):
-            problems.append(
-                Problem(
-                    f"hosts[{hi.index}].block",
-                    f"{block} is outside the host's subnet {sub.prefix}: secondary IP configurations must be "
-                    "addresses of the NIC's subnet; move nested.pool into the subnet",
-                )
-            )
         for s in subnets.values():
             if s.name in nic_subnets and block.subnet_of(s.prefix) and mode != "nat":
                 mid = int(s.prefix.network_address) + s.prefix.num_addresses // 2
@@ -386,6 +369,15 @@ def build_plan(fabric: Fabric, alloc: Allocation, source: str = "") -> Plan:
             mac=mac or vm_mac(ip),
         )
 
+    seen_macs: dict[str, str] = {}
+    for v in vms.values():
+        if v.mac in seen_macs:
+            idx = fabric.vms[v.name].index
+            raise SpecError(
+                [Problem(f"vms[{idx}].mac", f"{v.mac} is also the MAC of VM {seen_macs[v.mac]!r}; give one a unique mac")]
+            )
+        seen_macs[v.mac] = v.name
+
     endpoints = {
         e.name: Endpoint(e.name, e.ip, e.subnet, subnets[e.subnet].prefix.prefixlen, subnets[e.subnet].gateway)
         for e in fabric.endpoints.values()
@@ -463,10 +455,10 @@ def load(
 
 def load_source(source: SpecSource, *, write: bool = True, frozen: bool = False) -> Loaded:
     data = parse_yaml(source.text, source.display)
-    spec = structure(data, source)
-    fabric, problems = check(spec)
-    if problems or fabric is None:
-        raise SpecError(source.locate(problems))
+    shaped = structure(data, source)
+    fabric, problems = check(shaped.spec)
+    if shaped.problems or problems or fabric is None:
+        raise SpecError(shaped.problems + source.locate(problems))
     lpath = lock_path(source.path)
     lock = read_lock(lpath)
     try:

@@ -311,7 +311,7 @@ def _apply_host_defaults(data: dict[str, Any]) -> list[Problem]:
     return problems
 
 
-def structure(data: Any, source: SpecSource) -> Spec:
+def structure(data: Any, source: SpecSource) -> "StructureResult":
     """Check the shape of parsed YAML and return the typed Spec (raises SpecError)."""
     if not isinstance(data, dict):
         raise SpecError(
@@ -331,10 +331,33 @@ def structure(data: Any, source: SpecSource) -> Spec:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
         problems += _pydantic_problems(exc)
+        # Unknown keys (typos) alone still leave a usable spec: drop them and go on, so the
+        # user also sees the semantic problems in the same run.
+        if all(e["type"] == "extra_forbidden" for e in exc.errors()):
+            for err in exc.errors():
+                _drop(data, tuple(err["loc"]))
+            try:
+                return StructureResult(Spec.model_validate(data), source.locate(problems))
+            except ValidationError:
+                pass
         raise SpecError(source.locate(problems)) from None
     if problems:
         raise SpecError(source.locate(problems))
-    return spec
+    return StructureResult(spec, [])
+
+
+@dataclass(frozen=True)
+class StructureResult:
+    spec: Spec
+    problems: list[Problem]  # errors that did not stop the typed spec from being built
+
+
+def _drop(data: Any, loc: tuple[Any, ...]) -> None:
+    cur = data
+    for part in loc[:-1]:
+        cur = cur[part]
+    if isinstance(cur, dict):
+        cur.pop(loc[-1], None)
 
 
 def read_source(path: str | Path) -> SpecSource:

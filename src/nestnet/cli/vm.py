@@ -1,0 +1,81 @@
+"""``nestnet vm add|rm|list|config``."""
+
+from __future__ import annotations
+
+import click
+
+from .output import console, emit_json, frozen_option, json_option, note, spec_argument, table, warn_lines
+
+FORMATS = ("ip", "netplan", "cloud-init", "libvirt")
+
+
+@click.group()
+def vm() -> None:
+    """Nested VMs: add, remove, list, and their guest network config."""
+
+
+@vm.command("add")
+@spec_argument
+@click.argument("name")
+@click.option("--host", "host", required=True, help="The KVM host the VM runs on.")
+@click.option("--ip", default=None, help="Pin an address (default: the lowest free one in the host's block).")
+@json_option
+def add(spec: str, name: str, host: str, ip: str | None, as_json: bool) -> None:
+    """Add VM NAME on HOST to SPEC (comments and order kept); its address goes to the lock."""
+    from ..specedit import vm_add
+
+    plan = vm_add(spec, name, host, ip).plan
+    v = plan.vms[name]
+    if as_json:
+        emit_json({"vm": name, **v.to_dict()})
+        return
+    click.echo(f"added {name} on {host}: {v.ip}/{v.prefix_len} gateway {v.gateway}")
+
+
+@vm.command("rm")
+@spec_argument
+@click.argument("name")
+def rm(spec: str, name: str) -> None:
+    """Remove VM NAME from SPEC and the lock (no other address moves)."""
+    from ..specedit import vm_rm
+
+    vm_rm(spec, name)
+    click.echo(f"removed {name}")
+
+
+@vm.command("list")
+@spec_argument
+@json_option
+@frozen_option
+def list_(spec: str, as_json: bool, frozen: bool) -> None:
+    """List the nested VMs with their addresses."""
+    from ..plan import load
+
+    loaded = load(spec, frozen=frozen)
+    plan = loaded.plan
+    if as_json:
+        emit_json({"vms": {n: v.to_dict() for n, v in plan.vms.items()}})
+        return
+    warn_lines(plan.warnings)
+    t = table(None, ["vm", "host", "address", "gateway", "mac"])
+    for v in plan.vms.values():
+        t.add_row(v.name, v.host, f"{v.ip}/{v.prefix_len}", str(v.gateway), v.mac)
+    console().print(t)
+
+
+@vm.command("config")
+@spec_argument
+@click.argument("name")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="ip", show_default=True)
+@click.option("--iface", default="eth0", show_default=True, help="The guest's interface name.")
+@frozen_option
+def config(spec: str, name: str, fmt: str, iface: str, frozen: bool) -> None:
+    """Print VM NAME's guest network config (ip commands, netplan, cloud-init or libvirt XML)."""
+    from ..errors import UsageError
+    from ..guest import render
+    from ..plan import load
+
+    plan = load(spec, frozen=frozen).plan
+    if name not in plan.vms:
+        raise UsageError(f"{spec}: no VM named {name!r} (known: {', '.join(plan.vms) or 'none'})")
+    click.echo(render(plan, name, fmt, iface), nl=False)
