@@ -301,6 +301,17 @@ def build_plan(fabric: Fabric, alloc: Allocation, source: str = "") -> Plan:
                             severity="warning",
                         )
                     )
+    if mode == "routed":
+        for i, s in enumerate(spec.subnets):
+            if not s.route_table and s.name in nic_subnets:
+                warnings.append(
+                    Problem(
+                        f"subnets[{i}].route_table",
+                        f"subnet {s.name!r} has machines but not the route table: Azure routes its traffic "
+                        "to nested blocks by system routes only, so they cannot reach nested VMs",
+                        severity="warning",
+                    )
+                )
     if problems:
         raise SpecError(problems)
 

@@ -1,0 +1,41 @@
+"""Golden cases: tests/core/golden/<case>/spec.yaml -> expected plan JSON and guest configs.
+
+Regenerate after an intended change with NESTNET_REGEN=1, then review the diff.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from nestnet.guest import FORMATS, render
+from nestnet.plan import load
+
+GOLDEN = Path(__file__).parent / "golden"
+CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "spec.yaml").exists())
+
+
+def _compare(path: Path, actual: str) -> None:
+    if os.environ.get("NESTNET_REGEN"):
+        path.write_text(actual)
+    assert path.exists(), f"{path} missing: run with NESTNET_REGEN=1 and review"
+    assert actual == path.read_text(), f"{path} differs"
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_plan_json(case, tmp_path):
+    spec = tmp_path / "spec.yaml"
+    shutil.copy(GOLDEN / case / "spec.yaml", spec)
+    plan = load(spec).plan
+    d = plan.to_dict()
+    for w in d["warnings"]:
+        w["file"] = "spec.yaml"
+    _compare(GOLDEN / case / "expected-plan.json", json.dumps(d, indent=2) + "\n")
+    _compare(GOLDEN / case / "expected.lock", (tmp_path / "spec.lock").read_text())
+    for vm in list(plan.vms)[:2]:
+        for fmt in FORMATS:
+            _compare(GOLDEN / case / f"expected-{vm}.{fmt}", render(plan, vm, fmt))
