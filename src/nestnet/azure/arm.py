@@ -130,8 +130,10 @@ class ArmClient:
             box.value = poller.result().as_dict()
         return box.value
 
-    def put_subnet(self, vnet: str, name: str, body: dict[str, Any], etag: str | None) -> dict[str, Any]:
-        headers = {"If-Match": etag} if etag else {}
+    def put_subnet(self, vnet: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        # No If-Match: a subnet carries its VNet's etag, so guarding it would make the second of
+        # two associations in one run fail (see docs/decisions/0003-azure-one-put.md).
+        headers: dict[str, str] = {}
         with _converted(f"PUT subnet {name!r} of {vnet!r}") as box, self._progress(f"PUT subnet {vnet}/{name}"):
             poller = self.sdk.subnets.begin_create_or_update(self.rg, vnet, name, body, headers=headers)
             box.value = poller.result().as_dict()

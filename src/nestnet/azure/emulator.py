@@ -127,12 +127,13 @@ class Arm:
         with self._lock:
             vid = _rid(sub, rg, "virtualnetworks", az.vnet)
             if _key(vid) not in self.resources:
+                vtag = _etag()
                 self.resources[_key(vid)] = {
                     "id": vid,
                     "name": az.vnet,
                     "type": f"{NET}/virtualNetworks",
                     "location": loc,
-                    "etag": _etag(),
+                    "etag": vtag,
                     "properties": {
                         "provisioningState": "Succeeded",
                         "addressSpace": {"addressPrefixes": [str(n) for n in az.address_space]},
@@ -140,7 +141,7 @@ class Arm:
                             {
                                 "id": f"{vid}/subnets/{s.name}",
                                 "name": s.name,
-                                "etag": _etag(),
+                                "etag": vtag,
                                 "type": f"{NET}/virtualNetworks/subnets",
                                 "properties": {"provisioningState": "Succeeded", "addressPrefix": str(s.prefix)},
                             }
@@ -389,7 +390,8 @@ class Arm:
             props["routes"] = self._check_routes(rid, props.get("routes") or [])
             props.setdefault("disableBgpRoutePropagation", False)
         elif rtype == "virtualnetworks":
-            props["subnets"] = [self._check_subnet(rid, s, existing) for s in props.get("subnets") or []]
+            # As in Azure, a VNet's subnets carry the VNet's etag: any write changes all of them.
+            props["subnets"] = [self._check_subnet(rid, s, res["etag"]) for s in props.get("subnets") or []]
         elif rtype == "networkinterfaces":
             props["enableIPForwarding"] = bool(props.get("enableIPForwarding", False))
             cfgs = props.get("ipConfigurations") or []
@@ -451,7 +453,7 @@ class Arm:
                         "type": f"{NET}/routeTables/routes", "properties": props})
         return out
 
-    def _check_subnet(self, vnet_id: str, s: dict[str, Any], existing: dict[str, Any] | None) -> dict[str, Any]:
+    def _check_subnet(self, vnet_id: str, s: dict[str, Any], etag: str) -> dict[str, Any]:
         name = s.get("name") or ""
         props = {k: v for k, v in (s.get("properties") or {}).items() if k != "provisioningState"}
         ref = (props.get("routeTable") or {}).get("id")
@@ -462,7 +464,7 @@ class Arm:
         else:
             props.pop("routeTable", None)
         props["provisioningState"] = "Succeeded"
-        return {"id": f"{vnet_id}/subnets/{name}", "name": name, "etag": _etag(),
+        return {"id": f"{vnet_id}/subnets/{name}", "name": name, "etag": etag,
                 "type": f"{NET}/virtualNetworks/subnets", "properties": props}
 
     def _effective(self, nic: dict[str, Any]) -> list[dict[str, Any]]:

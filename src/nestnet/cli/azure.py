@@ -1,0 +1,145 @@
+"""``nestnet azure``: diff/apply the Azure side, export Terraform/az, run the emulated ARM endpoint."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+import click
+
+from .output import console, emit_json, json_option, note, spec_argument, warn_lines
+
+prune_option = click.option(
+    "--prune-foreign", is_flag=True, help="Also delete routes in the table that nestnet does not own."
+)
+
+
+@click.group()
+def azure() -> None:
+    """Reconcile the Azure route table, subnet associations and NIC forwarding; export them.
+
+    The ARM endpoint comes from NESTNET_ARM_ENDPOINT (default: public Azure), TLS is verified
+    against NESTNET_ARM_CA_BUNDLE if set, NESTNET_ARM_TOKEN gives a static token (emulators),
+    AZURE_SUBSCRIPTION_ID the subscription when the spec has none.
+    """
+
+
+def _client(plan: Any, progress: bool):
+    from ..azure.arm import ArmClient, ArmSettings
+
+    settings = ArmSettings.from_env(plan.azure.resource_group, plan.azure.subscription_id)
+
+    def show(msg: str) -> AbstractContextManager[Any]:
+        # Long-running ARM operations take seconds: say what we are waiting for.
+        return console(stderr=True).status(f"{msg}: waiting for Azure") if progress else nullcontext()
+
+    return ArmClient(settings, progress=show)
+
+
+def _print_changes(changes: list, header: str) -> None:
+    if not changes:
+        click.echo("no changes: Azure matches the plan")
+        return
+    click.echo(header)
+    for c in changes:
+        click.echo(f"  {c}")
+
+
+@azure.command()
+@spec_argument
+@json_option
+@prune_option
+def diff(spec: str, as_json: bool, prune_foreign: bool) -> None:
+    """Show what `apply` would change in Azure (exit 0: nothing to do, 1: changes pending)."""
+    from ..azure.reconcile import plan_changes
+    from ..plan import load_plan
+
+    plan = load_plan(spec, write=False)
+    _, _, changes = plan_changes(_client(plan, False), plan, prune_foreign=prune_foreign)
+    if as_json:
+        emit_json({"changes": [c.to_dict() for c in changes]})
+    else:
+        warn_lines(plan.warnings)
+        _print_changes(changes, f"{len(changes)} change(s):")
+    sys.exit(1 if changes else 0)
+
+
+@azure.command()
+@spec_argument
+@json_option
+@prune_option
+def apply(spec: str, as_json: bool, prune_foreign: bool) -> None:
+    """Apply exactly the changes `diff` shows: one PUT for the whole route table, then subnets and NICs."""
+    from ..azure.reconcile import apply as do_apply
+    from ..azure.reconcile import plan_changes
+    from ..plan import load_plan
+
+    plan = load_plan(spec, write=False)
+    client = _client(plan, progress=not as_json and sys.stderr.isatty())
+    want, obs, changes = plan_changes(client, plan, prune_foreign=prune_foreign)
+    if not as_json:
+        warn_lines(plan.warnings)
+        _print_changes(changes, f"applying {len(changes)} change(s):")
+    outcome = do_apply(client, want, obs, changes, prune_foreign=prune_foreign)
+    if as_json:
+        emit_json({"changes": [c.to_dict() for c in changes], **outcome.to_dict()})
+    elif changes:
+        extra = f", {outcome.retries_412} retried after a concurrent change" if outcome.retries_412 else ""
+        click.echo(f"done: {outcome.writes} write(s){extra}")
+
+
+@azure.command()
+@spec_argument
+@click.option("--format", "fmt", type=click.Choice(["terraform", "az"]), required=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=str), required=True)
+def export(spec: str, fmt: str, out_dir: str) -> None:
+    """Write the Azure side as Terraform (DIR/nestnet.tf) or an az CLI script (DIR/nestnet-az.sh)."""
+    from ..azure.export import write_export
+    from ..plan import load_plan
+
+    plan = load_plan(spec, write=False)
+    path = write_export(plan, fmt, out_dir)
+    note(f"wrote {path}")
+
+
+@azure.command()
+@click.option("--listen", default="127.0.0.1:8443", show_default=True, help="IPv4:PORT (port 0: any free port).")
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=str), required=True)
+@click.option("--seed", "seed_spec", type=click.Path(dir_okay=False, path_type=str), help="Create the VNet, subnets and host NICs of this spec.")
+@click.option("--inject", "inject", help="429:RATE - answer that share of requests with 429 and Retry-After.")
+@click.option("--retry-after", default="1", show_default=True, help="Retry-After seconds sent with injected 429s.")
+def emulator(listen: str, state_dir: str, seed_spec: str | None, inject: str | None, retry_after: str) -> None:
+    """Run an emulated ARM endpoint (HTTPS; its CA in STATE_DIR/ca.pem, its URL in STATE_DIR/endpoint)."""
+    from pathlib import Path
+
+    from ..azure.emulator import DEFAULT_SUBSCRIPTION, Arm, Emulator, parse_inject, parse_listen
+    from ..errors import UsageError
+
+    host, port = parse_listen(listen)
+    rate = parse_inject(inject) if inject else 0.0
+    try:
+        if float(retry_after) < 0:
+            raise ValueError
+    except ValueError:
+        raise UsageError(f"--retry-after {retry_after!r}: expected a number of seconds >= 0") from None
+    d = Path(state_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    arm = Arm(d, inject_429=rate, retry_after=retry_after)
+    sub = DEFAULT_SUBSCRIPTION
+    if seed_spec:
+        from ..plan import load_plan
+
+        plan = load_plan(seed_spec, write=False)
+        arm.seed(plan)
+        sub = plan.azure.subscription_id or sub
+    try:
+        em = Emulator(arm, host, port)
+    except OSError as exc:
+        raise UsageError(f"--listen {listen}: {exc.strerror or exc}") from None
+    click.echo(f"ARM emulator on {em.url} (CA {em.ca_pem}, subscription {sub}); stats at {em.url}/_emulator/stats")
+    sys.stdout.flush()
+    try:
+        em.serve_forever()
+    except KeyboardInterrupt:
+        pass
