@@ -1,0 +1,39 @@
+"""The lab: the whole fabric emulated in network namespaces - Azure, KVM hosts, nested VMs.
+
+    nn-<name>.fabric     Azure's SDN: one veth port per NIC, subnet gateways, proxy ARP on every
+                         port, per-source-subnet route table, per-NIC source/destination check,
+                         source-MAC check, Internet system route with SNAT for NIC addresses only
+    nn-<name>.internet   a host at 203.0.113.10 behind the fabric
+    nn-<name>.<host>     a KVM host, configured by nestnet's own host reconciler
+    nn-<name>.<vm>       a nested VM, configured by the ``ip`` guest config nestnet generates
+    nn-<name>.<endpoint> another VNet VM (e.g. the mgmt VM) in its subnet
+
+The Azure seam: the fabric's dynamic part is programmed from an ``AzureState`` (user routes,
+subnet associations, NICs with IP forwarding) by ``nestnet.lab.fabric.program_ns(topology,
+state)``, idempotently (observe, diff, change what differs). ``AzureState.from_plan(plan)`` is
+the planned state and faults remove parts of it; an emulated ARM endpoint can build an
+``AzureState`` from its own resources and call the same function.
+
+Python API: ``up(plan, faults=())``, ``down(plan_or_name)``, ``matrix(plan) -> [PairResult]``,
+``apply_fault(plan, fault)``, ``heal(plan)``, ``exec_(plan, node, argv)``. All need root.
+"""
+
+from .azure import AzureState
+from .core import apply_fault, down, exec_, heal, is_up, read_faults, up
+from .matrix import PairResult, matrix
+from .topology import INTERNET, Topology
+
+__all__ = [
+    "INTERNET",
+    "AzureState",
+    "PairResult",
+    "Topology",
+    "apply_fault",
+    "down",
+    "exec_",
+    "heal",
+    "is_up",
+    "matrix",
+    "read_faults",
+    "up",
+]

@@ -1,0 +1,187 @@
+"""Bring a lab up and down, break it with faults, heal it, run commands in it.
+
+Per-lab state lives under /run/nestnet/lab/<name>/ (host root directories, applied faults);
+namespaces are all named ``nn-<name>.<node>``, so ``down`` needs only the lab's name and also
+cleans up after a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from ..errors import LabError, UsageError
+from ..faults import Fault
+from ..netns import list_names, run_in
+from ..plan import Plan
+from . import fabric, nodes
+from .azure import AzureState
+from .faultlab import apply_host_fault, azure_state_for, clear_host_faults, is_azure_fault
+from .sysio import NO_IPV6, ip_batch, parallel, write_sysctls
+from .topology import FABRIC, INTERNET, Topology, ns_prefix
+
+STATE_ROOT = Path("/run/nestnet/lab")
+TOOLS = ("ip", "nft", "fping")
+
+
+def state_dir(name: str) -> Path:
+    return STATE_ROOT / name
+
+
+def host_root(name: str, host: str) -> Path:
+    return state_dir(name) / "hosts" / host
+
+
+def require_root() -> None:
+    if not sys.platform.startswith("linux"):
+        raise LabError("the lab needs Linux network namespaces")
+    if os.geteuid() != 0:
+        raise LabError("the lab needs root (network namespaces, veth, nftables): run it with sudo")
+    missing = [t for t in TOOLS if shutil.which(t) is None]
+    if missing:
+        raise LabError(f"the lab needs {', '.join(missing)} (run scripts/system-deps)")
+
+
+def lab_namespaces(name: str) -> list[str]:
+    pre = ns_prefix(name)
+    return [n for n in list_names() if n.startswith(pre)]
+
+
+def is_up(name: str) -> bool:
+    return bool(lab_namespaces(name))
+
+
+def _require_up(plan: Plan) -> None:
+    if not is_up(plan.name):
+        raise LabError(f"lab {plan.name} is not up: run nestnet lab up {plan.source or 'SPEC'}")
+
+
+def read_faults(name: str) -> tuple[Fault, ...]:
+    p = state_dir(name) / "faults.json"
+    if not p.exists():
+        return ()
+    return tuple(sorted(Fault(*f.split(":", 1)) for f in json.loads(p.read_text())))
+
+
+def _write_faults(name: str, faults: tuple[Fault, ...]) -> None:
+    (state_dir(name) / "faults.json").write_text(json.dumps(sorted(str(f) for f in set(faults))))
+
+
+def up(plan: Plan, faults: tuple[Fault, ...] = ()) -> None:
+    """Build the whole fabric for ``plan``; on any failure everything built so far is removed."""
+    require_root()
+    topo = Topology.from_plan(plan)
+    for h in plan.hosts.values():
+        if h.bridge_type == "ovs" or h.bridge_has_uplink:
+            raise LabError(f"host {h.name}: the lab does not emulate OVS bridges or bridges holding the uplink yet")
+    if is_up(plan.name):
+        raise LabError(f"lab {plan.name} is already up: run nestnet lab down {plan.source or plan.name} first")
+    try:
+        _build(plan, topo)
+        _write_faults(plan.name, ())
+        for f in faults:
+            apply_fault(plan, f)
+    except BaseException:
+        down(plan.name)
+        raise
+
+
+def _build(plan: Plan, topo: Topology) -> None:
+    state_dir(plan.name).mkdir(parents=True, exist_ok=True)
+    names = [FABRIC, INTERNET, *plan.node_names]
+    # `ip -batch` creates the namespace files only: nothing in the root namespace is configured.
+    r = subprocess.run(
+        ["ip", "-batch", "-"], input="".join(f"netns add {topo.ns(n)}\n" for n in names),
+        capture_output=True, text=True,
+    )
+    if r.returncode != 0:
+        raise LabError(f"creating namespaces for lab {plan.name}: {r.stderr.strip()}")
+    run_in(topo.fabric_ns, _fabric_job, topo)
+    nics = {n.node: n for n in topo.nics}
+    jobs: list = [(topo.internet_ns, nodes.internet, ())]
+    jobs += [(topo.ns(e), nodes.endpoint, (nics[e],)) for e in plan.endpoints]
+    jobs += [
+        (topo.ns(h), nodes.host, (plan, topo, nics[h], str(host_root(plan.name, h)))) for h in plan.hosts
+    ]
+    parallel(jobs)
+    parallel([(topo.ns(v), nodes.vm, (plan, v)) for v in plan.vms])
+    fabric.program_ns(topo, AzureState.from_plan(plan))
+
+
+def _fabric_job(topo: Topology) -> None:
+    write_sysctls(NO_IPV6)
+    ip_batch(["link set lo up"])
+    fabric.build(topo)
+
+
+def down(plan_or_name: Plan | str) -> None:
+    """Remove every namespace of the lab, the processes inside them and its state directory."""
+    name = plan_or_name if isinstance(plan_or_name, str) else plan_or_name.name
+    require_root()
+    spaces = lab_namespaces(name)
+    for ns in spaces:
+        # A process left inside keeps the namespace alive after `ip netns del`.
+        r = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True)
+        for pid in r.stdout.split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    if spaces:
+        r = subprocess.run(
+            ["ip", "-batch", "-"], input="".join(f"netns del {ns}\n" for ns in spaces), capture_output=True, text=True
+        )
+        if r.returncode != 0:
+            raise LabError(f"removing lab {name}: {r.stderr.strip()}")
+    shutil.rmtree(state_dir(name), ignore_errors=True)
+
+
+def apply_fault(plan: Plan, fault: Fault) -> None:
+    """Break the running lab the way ``fault`` says; it stays broken until ``heal``."""
+    require_root()
+    _require_up(plan)
+    topo = Topology.from_plan(plan)
+    faults = tuple(sorted({*read_faults(plan.name), fault}))
+    if is_azure_fault(fault):
+        fabric.program_ns(topo, azure_state_for(plan, faults))
+    else:
+        run_in(topo.ns(fault.target), apply_host_fault, plan, fault)
+    _write_faults(plan.name, faults)
+
+
+def heal(plan: Plan) -> tuple[Fault, ...]:
+    """Restore the planned state; returns the faults that were healed."""
+    require_root()
+    _require_up(plan)
+    topo = Topology.from_plan(plan)
+    faults = read_faults(plan.name)
+    fabric.program_ns(topo, AzureState.from_plan(plan))
+    hosts = sorted({f.target for f in faults if not is_azure_fault(f)})
+    parallel([(topo.ns(h), clear_host_faults, (plan, h, str(host_root(plan.name, h)))) for h in hosts])
+    _write_faults(plan.name, ())
+    return faults
+
+
+def node_ns(plan: Plan, node: str) -> str:
+    if node != INTERNET and node not in plan.node_names:
+        known = ", ".join([*plan.node_names, INTERNET])
+        raise UsageError(f"{plan.source or plan.name}: no node named {node!r} (known: {known})")
+    return Topology.from_plan(plan).ns(node)
+
+
+def exec_(plan: Plan, node: str, argv: list[str], *, capture: bool = True) -> subprocess.CompletedProcess:
+    """Run ``argv`` inside ``node``'s namespace (``ip netns exec``)."""
+    require_root()
+    ns = node_ns(plan, node)
+    _require_up(plan)
+    if not argv:
+        raise UsageError("lab exec: give a command after --")
+    try:
+        return subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=capture, text=True)
+    except OSError as exc:
+        raise LabError(f"lab exec {node}: {exc}") from exc

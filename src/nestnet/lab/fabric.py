@@ -1,0 +1,171 @@
+"""The fabric namespace: Azure's SDN emulated with Linux routing, proxy ARP and nftables.
+
+``build(topo)`` runs once inside the fabric namespace: ports, gateways, system routes, the static
+nft rules. ``program(topo, state)`` makes the parts that Azure's configuration decides (route
+table, subnet associations, NIC IP forwarding) match an ``AzureState``: it observes, diffs and
+changes only what differs, so a second call changes nothing. Call it from outside the namespace
+with ``program_ns`` (it forks into the fabric namespace).
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Network
+
+from ..netns import run_in
+from .azure import AzureState, FabricChanges, FabricConfig, RouteKey, desired, diff, system_routes
+from .sysio import ip_batch, ip_json, nft, nft_json, write_sysctls
+from .topology import (
+    INET_LINK_FABRIC,
+    INET_LINK_PREFIX,
+    INET_PORT,
+    INTERNET,
+    ROUTE_TABLE_ID,
+    SINK,
+    Topology,
+)
+
+RULE_PREF = 100
+TABLE = "fabric"  # table inet fabric + table netdev fabricmac
+
+# Every port answers ARP for anything it can route (proxy_arp), also back out the same port
+# (proxy_arp_pvlan: a host asking for its own nested block), without the 0.8 s random delay.
+PORT_SYSCTLS = {"proxy_arp": "1", "proxy_arp_pvlan": "1", "rp_filter": "0", "send_redirects": "0"}
+
+
+def _q(s: str) -> str:
+    return f'"{s}"'
+
+
+def render_nft(topo: Topology) -> str:
+    """The fabric's static nft rules; the ``ipfwd`` set is filled by ``program``."""
+    ports = [n.port for n in topo.nics]
+    nics = ", ".join(_q(p) for p in ports)
+    nic_ips = ", ".join(f"{_q(n.port)} . {ip}" for n in topo.nics for ip in n.ips)
+    addrs = ", ".join(str(ip) for n in topo.nics for ip in n.ips)
+    macs = ", ".join(f"{_q(n.port)} . {n.mac}" for n in topo.nics)
+    return f"""\
+table inet {TABLE}
+delete table inet {TABLE}
+table netdev {TABLE}mac
+delete table netdev {TABLE}mac
+table inet {TABLE} {{
+	set nics {{ type ifname; elements = {{ {nics} }} }}
+	set nic_ips {{ type ifname . ipv4_addr; elements = {{ {nic_ips} }} }}
+	set nic_addrs {{ type ipv4_addr; elements = {{ {addrs} }} }}
+	set ipfwd {{ type ifname; }}
+	counter srcchk {{ }}
+	counter dstchk {{ }}
+	counter inetdrop {{ }}
+	counter inetin {{ }}
+	chain forward {{
+		type filter hook forward priority filter; policy accept;
+		# source check: a NIC sends only from its own IPs, unless IP forwarding is on
+		iifname @nics iifname != @ipfwd iifname . ip saddr != @nic_ips counter name srcchk drop
+		# destination check: a NIC receives only for its own IPs, unless IP forwarding is on
+		oifname @nics oifname != @ipfwd oifname . ip daddr != @nic_ips counter name dstchk drop
+		# default outbound access translates NIC-owned addresses only
+		oifname "{INET_PORT}" ip saddr != @nic_addrs counter name inetdrop drop
+		iifname "{INET_PORT}" ct state != {{ established, related }} counter name inetin drop
+	}}
+	chain postrouting {{
+		type nat hook postrouting priority srcnat; policy accept;
+		oifname "{INET_PORT}" ip saddr @nic_addrs snat ip to {INET_LINK_FABRIC}
+	}}
+}}
+table netdev {TABLE}mac {{
+	set nic_macs {{ type ifname . ether_addr; elements = {{ {macs} }} }}
+	counter macdrop {{ }}
+	chain ingress {{
+		type filter hook ingress devices = {{ {nics} }} priority -500; policy accept;
+		# no MAC learning in Azure: a frame whose source MAC is not the NIC's is dropped
+		iifname . ether saddr != @nic_macs counter name macdrop drop
+	}}
+}}
+"""
+
+
+def _route_line(verb: str, r: RouteKey) -> str:
+    dst, kind, via, dev = r
+    if kind == "blackhole":
+        return f"route {verb} blackhole {dst} table {ROUTE_TABLE_ID}"
+    # onlink: the next hop is a NIC's /32 in the main table, not a prefix of this table
+    hop = f" via {via} onlink" if via else ""
+    return f"route {verb} {dst}{hop} dev {dev} table {ROUTE_TABLE_ID}"
+
+
+def build(topo: Topology) -> None:
+    """Inside the fabric namespace: ports, gateways, system routes and the static rules."""
+    defaults = {f"net.ipv4.conf.{k}.{s}": v for k in ("all", "default") for s, v in PORT_SYSCTLS.items()}
+    write_sysctls({"net.ipv4.ip_forward": "1", **defaults})
+    lines = [f"addr add {gw}/32 dev lo" for gw in topo.gateways]
+    lines += [f"link add {SINK} type ifb", f"link set {SINK} up"]
+    for n in topo.nics:
+        lines += [
+            f"link add {n.port} type veth peer name {n.ifname} address {n.mac} netns {topo.ns(n.node)}",
+            f"link set {n.port} up",
+        ]
+    lines += [
+        f"link add {INET_PORT} type veth peer name eth0 netns {topo.ns(INTERNET)}",
+        f"addr add {INET_LINK_FABRIC}/{INET_LINK_PREFIX} dev {INET_PORT}",
+        f"link set {INET_PORT} up",
+    ]
+    # Azure's system routes in the main table: what a subnet without the route table sees.
+    for dst, _, via, dev in system_routes(topo).values():
+        lines.append(f"route add {dst}" + (f" via {via}" if via else "") + f" dev {dev}")
+    ip_batch(lines)
+    port_sysctls = {f"net.ipv4.conf.{n.port}.{s}": v for n in topo.nics for s, v in PORT_SYSCTLS.items()}
+    port_sysctls |= {f"net.ipv4.neigh.{n.port}.proxy_delay": "0" for n in topo.nics}
+    write_sysctls(port_sysctls)
+    nft(render_nft(topo))
+
+
+def observe() -> FabricConfig:
+    """Inside the fabric namespace: the dynamic configuration as it is now."""
+    table = set()
+    # "table all" then filter: showing a table that holds no route yet is an error.
+    for r in ip_json("route", "show", "table", "all"):
+        if r.get("table") != str(ROUTE_TABLE_ID):
+            continue
+        dst = r["dst"]
+        dst = "0.0.0.0/0" if dst == "default" else str(IPv4Network(dst))
+        if r.get("type") == "blackhole":
+            table.add((dst, "blackhole", None, None))
+        else:
+            table.add((dst, "unicast", r.get("gateway"), r.get("dev")))
+    rules = {
+        r["iif"]
+        for r in ip_json("rule", "show")
+        if r.get("priority") == RULE_PREF and r.get("table") == str(ROUTE_TABLE_ID) and "iif" in r
+    }
+    ipfwd: set[str] = set()
+    for item in nft_json("list", "set", "inet", TABLE, "ipfwd")["nftables"]:
+        if "set" in item:
+            ipfwd.update(item["set"].get("elem", []))
+    return FabricConfig(frozenset(table), frozenset(rules), frozenset(ipfwd))
+
+
+def apply_changes(ch: FabricChanges) -> None:
+    lines = [_route_line("del", r) for r in ch.del_routes]
+    lines += [_route_line("add", r) for r in ch.add_routes]
+    lines += [f"rule del pref {RULE_PREF} iif {p} lookup {ROUTE_TABLE_ID}" for p in ch.del_rules]
+    lines += [f"rule add pref {RULE_PREF} iif {p} lookup {ROUTE_TABLE_ID}" for p in ch.add_rules]
+    ip_batch(lines)
+    cmds = []
+    if ch.del_ipfwd:
+        cmds.append(f"delete element inet {TABLE} ipfwd {{ {', '.join(_q(p) for p in ch.del_ipfwd)} }}")
+    if ch.add_ipfwd:
+        cmds.append(f"add element inet {TABLE} ipfwd {{ {', '.join(_q(p) for p in ch.add_ipfwd)} }}")
+    if cmds:
+        nft("\n".join(cmds) + "\n")
+
+
+def program(topo: Topology, state: AzureState) -> FabricChanges:
+    """Inside the fabric namespace: make it match ``state``; returns what changed."""
+    ch = diff(desired(topo, state), observe())
+    if ch:
+        apply_changes(ch)
+    return ch
+
+
+def program_ns(topo: Topology, state: AzureState) -> FabricChanges:
+    return run_in(topo.fabric_ns, program, topo, state)

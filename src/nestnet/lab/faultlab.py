@@ -1,0 +1,80 @@
+"""The shared fault vocabulary (nestnet.faults), made real in the lab.
+
+Azure-side faults change the ``AzureState`` the fabric is programmed from; host-side faults
+change the host namespace behind nestnet's back, the way an operator or a reboot would. Healing
+reprograms the fabric from the plan and re-runs the host reconciler.
+"""
+
+from __future__ import annotations
+
+from ..faults import Fault
+from ..plan import ROUTE_PROTO, Plan
+from .azure import AzureState
+from .hostshim import apply as host_apply
+from .sysio import ip_batch, ip_json, nft, nft_json, run, write_sysctls
+
+AZURE_FAULTS = ("nic-forwarding-off", "no-route-table", "no-user-route")
+FAULT_TABLE = "nestnet_labfault"  # the lab's own table: a plain drop policy, no nestnet rules
+
+
+def is_azure_fault(f: Fault) -> bool:
+    return f.kind in AZURE_FAULTS
+
+
+def azure_state_for(plan: Plan, faults: tuple[Fault, ...]) -> AzureState:
+    """Pure: the planned Azure state with the Azure-side ``faults`` applied."""
+    state = AzureState.from_plan(plan)
+    for f in faults:
+        if f.kind == "nic-forwarding-off":
+            state = state.without_forwarding(plan.hosts[f.target].nic)
+        elif f.kind == "no-route-table":
+            state = state.without_association(f.target)
+        elif f.kind == "no-user-route":
+            state = state.without_route(plan.hosts[f.target].block)
+    return state
+
+
+def _links() -> list[str]:
+    return [link["ifname"] for link in ip_json("link", "show")]
+
+
+def _delete_masquerade() -> None:
+    cmds = []
+    for item in nft_json("-a", "list", "ruleset")["nftables"]:
+        rule = item.get("rule")
+        if rule and any("masquerade" in e for e in rule.get("expr", [])):
+            cmds.append(f"delete rule {rule['family']} {rule['table']} {rule['chain']} handle {rule['handle']}")
+    if cmds:
+        nft("\n".join(cmds) + "\n")
+
+
+def apply_host_fault(plan: Plan, f: Fault) -> None:
+    """Inside the host's namespace."""
+    h = plan.hosts[f.target]
+    if f.kind == "ip-forward-off":
+        write_sysctls({"net.ipv4.ip_forward": "0"})
+    elif f.kind == "no-host-routes":
+        ip_batch([f"route flush proto {ROUTE_PROTO}"])
+    elif f.kind == "firewall-deny-routed":
+        nft(
+            f"table inet {FAULT_TABLE} {{\n chain forward {{\n"
+            "  type filter hook forward priority filter; policy drop;\n }\n}\n"
+        )
+    elif f.kind == "rp-filter-strict":
+        # The kernel uses max(all, <dev>): strict everywhere, or a loose device wins.
+        names = ["all", "default", *_links()]
+        write_sysctls({f"net.ipv4.conf.{n}.rp_filter": "1" for n in names})
+    elif f.kind == "no-proxy-arp":
+        write_sysctls({f"net.ipv4.conf.{h.bridge}.proxy_arp": "0"})
+    elif f.kind == "no-masquerade":
+        _delete_masquerade()
+    else:  # pragma: no cover - parse_fault accepts only FAULT_KINDS
+        raise ValueError(f.kind)
+
+
+def clear_host_faults(plan: Plan, host: str, root: str) -> None:
+    """Inside the host's namespace: remove the lab's fault table, then reconcile from the plan."""
+    tables = run(["nft", "list", "tables"])
+    if f"inet {FAULT_TABLE}" in tables:
+        nft(f"delete table inet {FAULT_TABLE}\n")
+    host_apply(plan, host, root=root)

@@ -1,0 +1,71 @@
+"""Jobs that configure one node namespace each; every function here runs INSIDE its namespace.
+
+What the lab does itself is what Azure and cloud-init would do (the NIC's address and default
+route, the endpoints, the internet); the KVM host's own configuration is nestnet's host
+reconciler, and each nested VM gets exactly the ``ip`` guest config nestnet generates.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..guest import ip_commands
+from ..plan import Plan
+from .hostshim import apply as host_apply
+from .sysio import NO_IPV6, ip_batch, write_sysctls
+from .topology import INET_LINK_PEER, INET_LINK_PREFIX, INTERNET_IP, NicPort, Topology
+
+
+
+def _nic_lines(n: NicPort) -> list[str]:
+    """The NIC as Azure DHCP + cloud-init leave it: MAC (set at creation), address, default route."""
+    return [
+        "link set lo up",
+        f"link set {n.ifname} up",
+        f"addr add {n.ip}/{n.prefix_len} dev {n.ifname}",
+        f"route add default via {n.gateway} dev {n.ifname}",
+    ]
+
+
+def host(plan: Plan, topo: Topology, nic: NicPort, root: str) -> None:
+    write_sysctls(NO_IPV6)
+    # br_netfilter, when loaded on the machine, makes bridged frames cross the nft forward hook
+    # in new namespaces; an Ubuntu KVM host has it off unless something loads it.
+    write_sysctls({"net.bridge.bridge-nf-call-iptables": "0"}, missing_ok=True)
+    ip_batch(_nic_lines(nic))
+    Path(root).mkdir(parents=True, exist_ok=True)
+    host_apply(plan, nic.node, root=root)
+    h = plan.hosts[nic.node]
+    lines = []
+    for vp in (p for p in topo.vm_ports if p.host == h.name):
+        vm = plan.vms[vp.vm]
+        lines += [
+            f"link add {vp.port} type veth peer name eth0 address {vm.mac} netns {topo.ns(vm.name)}",
+            f"link set {vp.port} master {h.bridge}",
+            f"link set {vp.port} up",
+        ]
+    ip_batch(lines)
+
+
+def vm(plan: Plan, name: str) -> None:
+    write_sysctls(NO_IPV6)
+    cmds = ip_commands(plan.vms[name], "eth0")
+    ip_batch(["link set lo up", *(" ".join(c[1:]) for c in cmds)])
+
+
+def endpoint(nic: NicPort) -> None:
+    write_sysctls(NO_IPV6)
+    ip_batch(_nic_lines(nic))
+
+
+def internet() -> None:
+    write_sysctls(NO_IPV6)
+    # No route back into the VNet on purpose: only SNATed replies find their way.
+    ip_batch(
+        [
+            "link set lo up",
+            f"addr add {INTERNET_IP}/32 dev lo",
+            f"addr add {INET_LINK_PEER}/{INET_LINK_PREFIX} dev eth0",
+            "link set eth0 up",
+        ]
+    )
