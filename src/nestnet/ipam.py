@@ -51,7 +51,8 @@ def read_lock(path: Path) -> Lock:
         return Lock()
     display = str(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader) or {}  # noqa: S506
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise SpecError([Problem("", f"lock file is not valid YAML ({exc}); delete it to re-allocate", display)]) from None
     problems: list[Problem] = []

@@ -105,7 +105,7 @@ class Host:
         """The device that carries the host's VNet address (the bridge when it holds the uplink)."""
         return self.bridge if self.bridge_has_uplink else self.uplink
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, text: Any = str) -> dict[str, Any]:
         return {
             "ip": str(self.ip),
             "subnet": self.subnet,
@@ -119,7 +119,11 @@ class Host:
             "block": str(self.block),
             "firewall": self.firewall,
             "ssh_port": self.ssh_port,
-            "routes": [r.to_dict() for r in self.routes],
+            "routes": [
+                {"dst": text(r.dst), "via": text(r.via), "dev": r.dev} if r.via is not None
+                else {"dst": text(r.dst), "dev": r.dev}
+                for r in self.routes
+            ],
             "sysctl": dict(self.sysctl),
             "bridge_address": str(self.bridge_address) if self.bridge_address else None,
             "masquerade": self.masquerade,
@@ -240,6 +244,20 @@ class Plan:
                 return h
         return None
 
+    def _hosts_dict(self) -> dict[str, Any]:
+        # A fabric of N hosts has N*N routes over only N distinct blocks and IPs (the Route
+        # tuples share those objects), so memoise their text by identity: str() of an
+        # ipaddress object is the cost that dominates here otherwise.
+        memo: dict[int, str] = {}
+
+        def text(obj: Any) -> str:
+            t = memo.get(id(obj))
+            if t is None:
+                t = memo[id(obj)] = str(obj)
+            return t
+
+        return {h.name: h.to_dict(text) for h in self.hosts.values()}
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "version": self.version,
@@ -255,7 +273,7 @@ class Plan:
                 for s in self.subnets.values()
             },
             "azure": self.azure.to_dict(),
-            "hosts": {h.name: h.to_dict() for h in self.hosts.values()},
+            "hosts": self._hosts_dict(),
             "vms": {v.name: v.to_dict() for v in self.vms.values()},
             "endpoints": {e.name: e.to_dict() for e in self.endpoints.values()},
             "warnings": [w.to_dict() for w in self.warnings],
