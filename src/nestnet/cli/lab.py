@@ -1,0 +1,163 @@
+"""``nestnet lab up|down|exec|matrix|fault|heal|demo``: the fabric emulated in network namespaces."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .output import console, emit_json, json_option, note, spec_argument, table, warn_lines
+
+
+def _plan(spec: str, write: bool = False):
+    from ..plan import load_plan
+
+    return load_plan(spec, write=write)
+
+
+@click.group()
+def lab() -> None:
+    """Emulate the fabric - Azure, KVM hosts, nested VMs, endpoints - in network namespaces (root)."""
+
+
+@lab.command("up")
+@spec_argument
+@click.option("--fault", "faults", multiple=True, metavar="KIND:TARGET", help="Start with this fault (repeatable).")
+def up(spec: str, faults: tuple[str, ...]) -> None:
+    """Build the lab for SPEC: namespaces nn-<name>.<node>."""
+    from .. import lab as labmod
+    from ..faults import parse_faults
+
+    plan = _plan(spec, write=True)
+    warn_lines(plan.warnings)
+    parsed = parse_faults(faults, plan)
+    labmod.up(plan, parsed)
+    n = len(plan.node_names)
+    note(f"lab {plan.name} is up: {len(plan.hosts)} hosts, {len(plan.vms)} VMs, {n - len(plan.hosts) - len(plan.vms)} endpoints, internet")
+    for f in parsed:
+        note(f"fault applied: {f}")
+
+
+@lab.command("down")
+@spec_argument
+def down(spec: str) -> None:
+    """Remove the lab of SPEC: every nn-<name>.* namespace, the processes in them, its state."""
+    from .. import lab as labmod
+
+    plan = _plan(spec)
+    labmod.down(plan)
+    note(f"lab {plan.name} is down")
+
+
+@lab.command("exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@spec_argument
+@click.argument("node")
+@click.argument("argv", nargs=-1, type=click.UNPROCESSED, required=True)
+def exec_cmd(spec: str, node: str, argv: tuple[str, ...]) -> None:
+    """Run a command inside NODE (a host, VM or endpoint of SPEC, or 'internet'): lab exec SPEC NODE -- CMD..."""
+    from .. import lab as labmod
+
+    args = list(argv)
+    if args and args[0] == "--":
+        args = args[1:]
+    r = labmod.exec_(_plan(spec), node, args, capture=False)
+    sys.exit(r.returncode)
+
+
+def print_matrix(pairs) -> None:
+    from rich.text import Text
+
+    names: list[str] = []
+    for p in pairs:
+        for n in (p.src, p.dst):
+            if n not in names:
+                names.append(n)
+    ok = {(p.src, p.dst): p.ok for p in pairs}
+    t = table(None, ["src \\ dst", *(str(i + 1) for i in range(len(names)))])
+    for src in names:
+        if not any(s == src for s, _ in ok):
+            continue
+        cells = []
+        for dst in names:
+            if (src, dst) not in ok:
+                cells.append(Text("·", style="dim"))
+            else:
+                cells.append(Text("✓", style="green") if ok[(src, dst)] else Text("✗", style="bold red"))
+        t.add_row(f"{names.index(src) + 1} {src}", *cells)
+    out = console()
+    out.print(t)
+    red = sum(1 for p in pairs if not p.ok)
+    legend = "  ".join(f"{i + 1}={n}" for i, n in enumerate(names))
+    out.print(Text(legend, style="dim"))
+    summary = f"{len(pairs) - red}/{len(pairs)} pairs reachable"
+    out.print(Text(summary, style="green" if red == 0 else "bold red"))
+
+
+@lab.command("matrix")
+@spec_argument
+@json_option
+def matrix(spec: str, as_json: bool) -> None:
+    """Ping every ordered pair of nodes in parallel; exit 1 when any pair is unreachable."""
+    from .. import lab as labmod
+
+    plan = _plan(spec)
+    pairs = labmod.matrix(plan)
+    if as_json:
+        emit_json({"pairs": [p.to_dict() for p in pairs]})
+    else:
+        print_matrix(pairs)
+    sys.exit(0 if all(p.ok for p in pairs) else 1)
+
+
+@lab.command("fault")
+@spec_argument
+@click.argument("fault", metavar="KIND:TARGET")
+def fault(spec: str, fault: str) -> None:
+    """Break the running lab: one of nestnet's fault kinds (see `nestnet check --help`)."""
+    from .. import lab as labmod
+    from ..faults import parse_fault
+
+    plan = _plan(spec)
+    f = parse_fault(fault, plan)
+    labmod.apply_fault(plan, f)
+    note(f"fault applied: {f}")
+
+
+@lab.command("heal")
+@spec_argument
+def heal(spec: str) -> None:
+    """Remove every fault: the fabric and the hosts back to the planned state."""
+    from .. import lab as labmod
+
+    healed = labmod.heal(_plan(spec))
+    note(f"healed: {', '.join(map(str, healed)) or 'nothing to heal'}")
+
+
+@lab.command("demo")
+def demo() -> None:
+    """Bring up the seed fabric, run the seed's verification inside it, print the matrix, tear down."""
+    from .. import lab as labmod
+    from ..lab.demo import checks, run_checks, seed_plan
+
+    plan = seed_plan()
+    out = console()
+
+    def report(c) -> None:
+        mark = "[green]PASS[/]" if c.ok else "[bold red]FAIL[/]"
+        out.print(f"{mark} {c.node}: ", end="")
+        out.print(c.command, markup=False, soft_wrap=True)
+        if not c.ok:
+            out.print(f"     expected /{c.expect or 'exit 0'}/, got: {c.output or '(nothing)'}", markup=False)
+
+    labmod.up(plan)
+    try:
+        out.print(f"[bold]lab {plan.name} is up[/]; the seed's verification, run inside it:")
+        done = run_checks(plan, checks(plan), report)
+        out.print("[bold]reachability matrix[/] (every ordered pair, both directions):")
+        pairs = labmod.matrix(plan)
+        print_matrix(pairs)
+    finally:
+        labmod.down(plan)
+    passed = all(c.ok for c in done) and all(p.ok for p in pairs)
+    out.print("[bold green]demo passed[/]" if passed else "[bold red]demo failed[/]")
+    sys.exit(0 if passed else 1)
