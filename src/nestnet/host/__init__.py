@@ -1,0 +1,75 @@
+"""The host reconciler: program a KVM host from the Plan (routes, bridge, sysctls, firewall, files).
+
+    diff(plan, host_name, root)    -> the changes apply would make (writes nothing)
+    apply(plan, host_name, root)   -> makes exactly those changes; a second run returns []
+    remove(plan, host_name, root)  -> deletes everything nestnet owns on the host
+    find_self(plan)                -> the host whose Plan IP is on a local interface
+
+Everything works on the *current* network namespace (safe to call from ``netns.run_in``) and
+writes persistent files under ``root``. Observe (observe.py) -> pure diff (model.py) -> execute
+(execute.py); the firewall text is nft.py, the files files.py, netlink for routes rtnl.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import HostError, UsageError
+from ..plan import Host, Plan
+from . import guard, model, observe
+from .execute import ApplyError, execute
+from .model import Change
+
+__all__ = ["ApplyError", "Change", "apply", "diff", "find_self", "remove"]
+
+
+def _host(plan: Plan, host_name: str) -> Host:
+    try:
+        return plan.hosts[host_name]
+    except KeyError:
+        raise UsageError(
+            f"host {host_name!r} is not in {plan.source or plan.name} (hosts: {', '.join(plan.hosts)})"
+        ) from None
+
+
+def _state(plan: Plan, host_name: str, root: str | Path) -> tuple[model.Desired, model.Observed, Path]:
+    host = _host(plan, host_name)
+    root = Path(root)
+    want = model.desired(plan, host, observe.bridge_netfilter_sysctls())
+    seen = observe.observe(root, want.sysctl, want.files)
+    return want, seen, root
+
+
+def diff(plan: Plan, host_name: str, root: str | Path = "/") -> list[Change]:
+    want, seen, _ = _state(plan, host_name, root)
+    return model.diff(want, seen)
+
+
+def apply(plan: Plan, host_name: str, root: str | Path = "/", dry_run: bool = False) -> list[Change]:
+    want, seen, root = _state(plan, host_name, root)
+    changes = model.diff(want, seen)
+    guard.refuse_lockout(want, changes)
+    if not dry_run:
+        execute(changes, root)
+    return changes
+
+
+def remove(plan: Plan, host_name: str, root: str | Path = "/", dry_run: bool = False) -> list[Change]:
+    want, seen, root = _state(plan, host_name, root)
+    changes = model.removal(want, seen)
+    if not dry_run:
+        execute(changes, root)
+    return changes
+
+
+def find_self(plan: Plan) -> str:
+    """The host whose Plan IP is on a local interface; ``HostError`` if none or several."""
+    local = {a for link in observe.links().values() for a in link.addrs}
+    found = [h.name for h in plan.hosts.values() if h.ip in local]
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise HostError(
+            f"none of the hosts of {plan.source or plan.name} has its IP on a local interface; pass --host NAME"
+        )
+    raise HostError(f"several hosts' IPs are local here ({', '.join(found)}); pass --host NAME")

@@ -1,0 +1,157 @@
+"""Persistent files: what keeps the host's state across reboot and ``netplan apply``. Pure render.
+
+- routes: a systemd-networkd drop-in for the device that carries them (netplan names its files
+  ``10-netplan-<dev>.network``; a drop-in directory beside any copy of that name applies), each
+  ``[Route]`` with ``Protocol=201`` so networkd configures, and so keeps, nestnet's routes even
+  with ``ManageForeignRoutes=yes``;
+- the nested Linux bridge: nestnet's own ``.netdev``/``.network`` pair (fixed MAC, own-block route);
+- sysctls: ``/etc/sysctl.d/60-nestnet.conf`` (systemd-sysctl also applies per-interface keys when
+  the interface appears);
+- the nftables table: ``/etc/nestnet/firewall.nft`` loaded by ``nestnet-firewall.service``
+  (not ``/etc/nftables.conf``, whose stock version starts with ``flush ruleset``);
+- the protocol name: ``/etc/iproute2/rt_protos.d/nestnet.conf``.
+Every file starts with a header saying nestnet owns it; that header is how ``remove`` and stale
+clean-up recognise them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from ..plan import ROUTE_PROTO, ROUTE_PROTO_NAME, Host, Plan
+
+MARK = "Managed by nestnet"
+NETWORKD = "etc/systemd/network"
+UNIT = "etc/systemd/system/nestnet-firewall.service"
+UNIT_LINK = "etc/systemd/system/multi-user.target.wants/nestnet-firewall.service"
+NFT_FILE = "etc/nestnet/firewall.nft"
+# Where owned files may be, for finding stale ones (glob patterns relative to root).
+OWNED_GLOBS = (
+    "etc/iproute2/rt_protos.d/nestnet.conf",
+    "etc/sysctl.d/60-nestnet.conf",
+    NFT_FILE,
+    UNIT,
+    UNIT_LINK,
+    f"{NETWORKD}/50-nestnet-*",
+    f"{NETWORKD}/*.network.d/50-nestnet.conf",
+)
+
+
+@dataclass(frozen=True)
+class File:
+    content: str = ""
+    link: str | None = None  # a symlink to this target instead of content
+
+    def describe(self) -> str:
+        return f"-> {self.link}" if self.link else f"{len(self.content.splitlines())} lines"
+
+
+def header(plan: Plan, host: Host, comment: str = "#") -> str:
+    return (
+        f"{comment} {MARK} (fabric {plan.name}, host {host.name}) from {plan.source or 'the plan'}.\n"
+        f"{comment} Do not edit: `nestnet host apply` rewrites it, `nestnet host remove` deletes it.\n"
+    )
+
+
+def _routes_dropin(plan: Plan, host: Host, dev: str) -> str:
+    out = [header(plan, host)]
+    for r in host.routes:
+        if r.dev != dev:
+            continue
+        out.append("[Route]")
+        out.append(f"Destination={r.dst}")
+        if r.via is not None:
+            out.append(f"Gateway={r.via}")
+            out.append("GatewayOnLink=yes")
+        else:
+            out.append("Scope=link")
+        out.append(f"Protocol={ROUTE_PROTO}")
+        out.append("")
+    return "\n".join(out)
+
+
+def render(plan: Plan, host: Host, sysctl: Mapping[str, str], nft_body: str | None) -> dict[str, File]:
+    files: dict[str, File] = {
+        "etc/iproute2/rt_protos.d/nestnet.conf": File(header(plan, host) + f"{ROUTE_PROTO}\t{ROUTE_PROTO_NAME}\n"),
+        "etc/sysctl.d/60-nestnet.conf": File(
+            header(plan, host) + "".join(f"{_sysctl_key(k)} = {v}\n" for k, v in sysctl.items())
+        ),
+    }
+    devs = sorted({r.dev for r in host.routes})
+    own_bridge = host.bridge_type == "linux" and not host.bridge_has_uplink
+    for dev in devs:
+        if dev == host.bridge and own_bridge:
+            continue
+        files[f"{NETWORKD}/10-netplan-{dev}.network.d/50-nestnet.conf"] = File(_routes_dropin(plan, host, dev))
+    if own_bridge:
+        from .model import bridge_mac
+
+        files[f"{NETWORKD}/50-nestnet-{host.bridge}.netdev"] = File(
+            header(plan, host)
+            + f"[NetDev]\nName={host.bridge}\nKind=bridge\nMACAddress={bridge_mac(host)}\n"
+        )
+        net = [
+            header(plan, host),
+            f"[Match]\nName={host.bridge}\n",
+            "[Network]\nConfigureWithoutCarrier=yes\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n",
+        ]
+        if host.bridge_address is not None:
+            net.append(f"[Address]\nAddress={host.bridge_address}/32\n")
+        net.append(_routes_dropin(plan, host, host.bridge).split("\n", 2)[2])
+        files[f"{NETWORKD}/50-nestnet-{host.bridge}.network"] = File("\n".join(net))
+    elif host.bridge_address is not None:
+        # The bridge belongs to someone else's config: add the address in the same drop-in.
+        path = f"{NETWORKD}/10-netplan-{host.bridge}.network.d/50-nestnet.conf"
+        base = files.get(path, File(header(plan, host))).content
+        files[path] = File(base + f"\n[Address]\nAddress={host.bridge_address}/32\n")
+    if nft_body is not None:
+        from . import nft
+
+        files[NFT_FILE] = File(header(plan, host) + nft.ruleset(nft_body))
+        files[UNIT] = File(
+            header(plan, host)
+            + "[Unit]\nDescription=nestnet firewall table (inet nestnet)\n"
+            "DefaultDependencies=no\nBefore=network-pre.target\nWants=network-pre.target\n"
+            "After=local-fs.target\n\n"
+            "[Service]\nType=oneshot\nRemainAfterExit=yes\n"
+            f"ExecStart=/usr/sbin/nft -f /{NFT_FILE}\n\n"
+            "[Install]\nWantedBy=multi-user.target\n"
+        )
+        files[UNIT_LINK] = File(link=f"/{UNIT}")
+    return files
+
+
+def sysctl_parts(key: str) -> list[str]:
+    """``net.ipv4.conf.eth1.100.rp_filter`` -> [net, ipv4, conf, eth1.100, rp_filter]."""
+    parts = key.split(".")
+    if len(parts) > 5 and parts[0] == "net" and parts[2] in ("conf", "neigh"):
+        return [*parts[:3], ".".join(parts[3:-1]), parts[-1]]
+    return parts
+
+
+def _sysctl_key(key: str) -> str:
+    # sysctl.d reads '/' as the separator when the key has one: needed for names with a dot.
+    parts = sysctl_parts(key)
+    return "/".join(parts) if any("." in p for p in parts) else key
+
+
+def read(root: Path, want: Mapping[str, File]) -> dict[str, File | None]:
+    """The wanted paths plus every owned file found under ``root`` (recognised by its header)."""
+    seen: dict[str, File | None] = {}
+    paths = set(want)
+    for pattern in OWNED_GLOBS:
+        paths.update(str(p.relative_to(root)) for p in root.glob(pattern))
+    for rel in paths:
+        p = root / rel
+        if p.is_symlink():
+            seen[rel] = File(link=str(p.readlink())) if rel in want or rel == UNIT_LINK else None
+            continue
+        try:
+            text = p.read_text()
+        except (FileNotFoundError, NotADirectoryError):
+            seen[rel] = None
+            continue
+        seen[rel] = File(text) if (MARK in text.split("\n", 1)[0] or rel in want) else None
+    return seen

@@ -1,0 +1,255 @@
+"""Desired and observed host state in one shape, and the pure diff between them.
+
+``desired(plan, host)`` and ``diff(want, seen)`` do no I/O: the reconciler observes the kernel
+and the file tree into ``Observed`` (observe.py), diffs, prints the changes and executes exactly
+that list (execute.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+from typing import Any, Mapping
+
+from ..errors import HostError
+from ..plan import ROUTE_PROTO, ROUTE_PROTO_NAME, Host, Plan
+from . import files, nft
+from .rtnl import RT_TABLE_MAIN, KRoute, RouteOp
+
+ALIAS = "nestnet"  # ifalias of links nestnet created: what `remove` may delete
+
+
+@dataclass(frozen=True)
+class Change:
+    """One write. ``action`` is what execute.py runs; it is not part of the printed change."""
+
+    kind: str  # link | addr | sysctl | route | nft | file
+    op: str  # add | set | replace | del
+    key: str
+    detail: str = ""
+    action: Any = field(default=None, compare=False, repr=False)
+
+    def to_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "op": self.op, "key": self.key, "detail": self.detail}
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.op} {self.key}" + (f" ({self.detail})" if self.detail else "")
+
+
+@dataclass(frozen=True)
+class Bridge:
+    name: str
+    type: str  # linux | ovs
+    mac: str
+    address: IPv4Address | None  # /32 on the bridge (subnet guest style)
+    has_uplink: bool
+
+
+@dataclass(frozen=True)
+class Desired:
+    host: Host
+    bridge: Bridge
+    routes: Mapping[IPv4Network, tuple[str, IPv4Address | None]]  # dst -> (dev, via)
+    sysctl: Mapping[str, str]
+    nft_body: str | None  # None: the table must not exist (UFW hosts, remove)
+    files: Mapping[str, files.File]  # path relative to root -> content
+
+
+@dataclass(frozen=True)
+class Link:
+    name: str
+    kind: str  # bridge | openvswitch | veth | ...
+    mac: str
+    up: bool
+    alias: str
+    addrs: frozenset[IPv4Address]
+    nf_call_iptables: int | None = None
+
+
+@dataclass(frozen=True)
+class Observed:
+    links: Mapping[str, Link]
+    routes: tuple[KRoute, ...]
+    sysctl: Mapping[str, str | None]  # None: the knob does not exist (yet)
+    nft_comment: str | None  # None: no table
+    files: Mapping[str, files.File | None]
+
+
+def bridge_mac(host: Host) -> str:
+    """A fixed, locally administered MAC so the bridge's address never changes as ports join."""
+    b = host.ip.packed
+    return f"02:6e:{b[0]:02x}:{b[1]:02x}:{b[2]:02x}:{b[3]:02x}"
+
+
+def desired(plan: Plan, host: Host, extra_sysctl: Mapping[str, str] | None = None) -> Desired:
+    br = Bridge(host.bridge, host.bridge_type, bridge_mac(host), host.bridge_address, host.bridge_has_uplink)
+    sysctl = dict(host.sysctl)
+    sysctl.update(extra_sysctl or {})
+    body = nft.render_table(plan, host) if host.firewall == "nftables" else None
+    return Desired(
+        host=host,
+        bridge=br,
+        routes={r.dst: (r.dev, r.via) for r in host.routes},
+        sysctl=sysctl,
+        nft_body=body,
+        files=files.render(plan, host, sysctl, body),
+    )
+
+
+def _route_detail(dev: str, via: IPv4Address | None) -> str:
+    return (f"via {via} " if via else "") + f"dev {dev} proto {ROUTE_PROTO_NAME}"
+
+
+def _kroute_str(r: KRoute) -> str:
+    s = f"{r.dst}" + (f" via {r.via}" if r.via else "") + (f" dev {r.dev}" if r.dev else "")
+    s += f" proto {r.proto}"
+    if r.table != RT_TABLE_MAIN:
+        s += f" table {r.table}"
+    if r.metric:
+        s += f" metric {r.metric}"
+    return s
+
+
+def diff(want: Desired, seen: Observed) -> list[Change]:
+    """The changes that turn ``seen`` into ``want``, in execution order.
+
+    Raises ``HostError`` for what nestnet must not fix on its own: a missing uplink, a foreign
+    device where the bridge should be, a foreign route on a wanted destination.
+    """
+    h = want.host
+    changes: list[Change] = []
+    changes += _diff_links(want, seen)
+    changes += _diff_sysctl(want.sysctl, seen.sysctl)
+    changes += _diff_routes(want, seen)
+    changes += _diff_nft(want.nft_body, seen.nft_comment)
+    changes += diff_files(want.files, seen.files)
+    if h.uplink not in seen.links:
+        raise HostError(f"host {h.name}: uplink {h.uplink!r} does not exist here (hosts[].uplink in the spec)")
+    return changes
+
+
+def _diff_links(want: Desired, seen: Observed) -> list[Change]:
+    b = want.bridge
+    h = want.host
+    out: list[Change] = []
+    link = seen.links.get(b.name)
+    kind = "bridge" if b.type == "linux" else "openvswitch"
+    if link is not None and link.kind != kind:
+        raise HostError(
+            f"host {h.name}: {b.name!r} exists as a {link.kind or 'plain'} device, not a {b.type} bridge; "
+            "rename the bridge in the spec (hosts[].bridge) or remove the device"
+        )
+    if b.has_uplink and link is None:
+        # The bridge that holds the uplink belongs to whoever built it (HPE VME, netplan).
+        raise HostError(f"host {h.name}: bridge {b.name!r} holding the uplink does not exist; create it first")
+    if b.type == "linux":
+        if link is None:
+            out.append(
+                Change("link", "add", b.name, f"bridge address {b.mac}", ("ip", ["link", "add", "name", b.name,
+                       "address", b.mac, "type", "bridge", "nf_call_iptables", "0", "nf_call_ip6tables", "0",
+                       "nf_call_arptables", "0"], ["link", "set", "dev", b.name, "alias", ALIAS]))
+            )
+        elif not b.has_uplink:
+            if link.mac != b.mac:
+                out.append(Change("link", "set", b.name, f"address {b.mac}", ("ip", ["link", "set", "dev", b.name, "address", b.mac])))
+            if link.nf_call_iptables:
+                out.append(Change("link", "set", b.name, "nf_call_iptables 0", ("ip", ["link", "set", "dev", b.name,
+                           "type", "bridge", "nf_call_iptables", "0", "nf_call_ip6tables", "0", "nf_call_arptables", "0"])))
+    elif link is None:
+        out.append(
+            Change("link", "add", b.name, f"ovs bridge hwaddr {b.mac}", ("ovs", b.name, b.mac))
+        )
+    if link is None or not link.up:
+        out.append(Change("link", "set", b.name, "up", ("ip", ["link", "set", "dev", b.name, "up"])))
+    if b.address is not None and (link is None or b.address not in link.addrs):
+        out.append(Change("addr", "add", f"{b.address}/32", f"dev {b.name}",
+                          ("ip", ["address", "add", f"{b.address}/32", "dev", b.name])))
+    return out
+
+
+def _diff_sysctl(want: Mapping[str, str], seen: Mapping[str, str | None]) -> list[Change]:
+    return [
+        Change("sysctl", "set", k, f"{seen.get(k)} -> {v}", (k, v))
+        for k, v in want.items()
+        if seen.get(k) != v
+    ]
+
+
+def _diff_routes(want: Desired, seen: Observed) -> list[Change]:
+    h = want.host
+    mine: dict[tuple[IPv4Network, int], KRoute] = {}
+    foreign: dict[IPv4Network, KRoute] = {}
+    for r in seen.routes:
+        if r.proto == ROUTE_PROTO:
+            mine[(r.dst, r.table)] = r
+        elif r.table == RT_TABLE_MAIN and r.dst in want.routes:
+            foreign[r.dst] = r
+    for dst in want.routes:
+        if dst in foreign:
+            raise HostError(
+                f"host {h.name}: route {_kroute_str(foreign[dst])} is not nestnet's and conflicts with the "
+                f"wanted {dst} {_route_detail(*want.routes[dst])}; delete it or change the plan"
+            )
+    dels: list[Change] = []
+    adds: list[Change] = []
+    for (dst, table), r in mine.items():
+        if table != RT_TABLE_MAIN or dst not in want.routes:
+            dels.append(Change("route", "del", str(dst) if table == RT_TABLE_MAIN else f"{dst} table {table}",
+                               _kroute_str(r), RouteOp("del", dst, r.dev, r.via, ROUTE_PROTO, table, r.metric)))
+    for dst, (dev, via) in want.routes.items():
+        r = mine.get((dst, RT_TABLE_MAIN))
+        detail = _route_detail(dev, via)
+        if r is None:
+            adds.append(Change("route", "add", str(dst), detail, RouteOp("add", dst, dev, via, ROUTE_PROTO)))
+        elif r.dev != dev or r.via != via or r.metric != 0:
+            op = RouteOp("replace", dst, dev, via, ROUTE_PROTO)
+            if r.metric != 0:  # replace matches on metric: drop the odd one and add ours
+                dels.append(Change("route", "del", str(dst), _kroute_str(r),
+                                   RouteOp("del", dst, r.dev, r.via, ROUTE_PROTO, RT_TABLE_MAIN, r.metric)))
+                op = RouteOp("add", dst, dev, via, ROUTE_PROTO)
+            adds.append(Change("route", op.op, str(dst), f"{detail} (was {_kroute_str(r)})", op))
+    return dels + adds
+
+
+def _diff_nft(body: str | None, seen_comment: str | None) -> list[Change]:
+    if body is None:
+        if seen_comment is None:
+            return []
+        return [Change("nft", "del", f"table {nft.FAMILY} {nft.TABLE}", "", nft.delete_ruleset())]
+    want = nft.comment(body)
+    if seen_comment == want:
+        return []
+    op = "add" if seen_comment is None else "replace"
+    return [Change("nft", op, f"table {nft.FAMILY} {nft.TABLE}", want, nft.ruleset(body))]
+
+
+def diff_files(want: Mapping[str, files.File], seen: Mapping[str, files.File | None]) -> list[Change]:
+    out: list[Change] = []
+    for path, f in want.items():
+        if seen.get(path) != f:
+            out.append(Change("file", "add" if seen.get(path) is None else "replace", "/" + path, f.describe(), (path, f)))
+    for path, f in seen.items():
+        if f is not None and path not in want:
+            out.append(Change("file", "del", "/" + path, "", (path, None)))
+    return out
+
+
+def removal(want: Desired, seen: Observed) -> list[Change]:
+    """What ``remove`` does: every owned route, the table, every owned file, a bridge nestnet made.
+
+    Sysctls stay as they are (their old values are unknown); without the sysctl.d file they
+    revert at the next boot.
+    """
+    out: list[Change] = []
+    for r in seen.routes:
+        if r.proto == ROUTE_PROTO:
+            key = str(r.dst) if r.table == RT_TABLE_MAIN else f"{r.dst} table {r.table}"
+            out.append(Change("route", "del", key, _kroute_str(r), RouteOp("del", r.dst, r.dev, r.via, r.proto, r.table, r.metric)))
+    out += _diff_nft(None, seen.nft_comment)
+    b = want.bridge
+    link = seen.links.get(b.name)
+    if link is not None and link.alias == ALIAS and not b.has_uplink:
+        act = ("ovs-del", b.name) if link.kind == "openvswitch" else ("ip", ["link", "del", "dev", b.name])
+        out.append(Change("link", "del", b.name, "", act))
+    out += diff_files({}, seen.files)
+    return out

@@ -1,0 +1,112 @@
+"""nestnet's firewall as text: the nftables table (default) and the UFW equivalent. Pure.
+
+Policy (docs/decisions/0001): nestnet's forward chain has policy *accept* and drops only traffic
+from or to its own nested block. In nftables every base chain on a hook sees the packet; a drop
+anywhere is final but an accept only ends that chain, so a ``policy drop`` here would silently
+drop other tables' routed traffic (Docker, libvirt NAT, ...). What nestnet judges, it judges
+completely: from the block only to the fabric (VNet address space + nested pool + blocks),
+established/related, and out of the uplink when masquerading; to the block only from the fabric
+or established/related; everything else of the block's is dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from ipaddress import IPv4Network, collapse_addresses
+
+from ..plan import Host, Plan
+
+TABLE = "nestnet"
+FAMILY = "inet"
+HOOKS = ("forward", "postrouting")  # nothing on input/output: the table can never drop SSH to the host
+
+
+def fabric_prefixes(plan: Plan) -> list[IPv4Network]:
+    """Where nested traffic may go without NAT: the VNet, the nested pool and every block."""
+    return list(collapse_addresses([*plan.address_space, plan.pool, *plan.blocks]))
+
+
+def _set(items) -> str:
+    items = [str(i) for i in items]
+    return "{ " + ", ".join(items) + " }" if items else ""
+
+
+def render_table(plan: Plan, host: Host) -> str:
+    """The table's body, without the identifying comment (see ``ruleset``)."""
+    br = host.bridge
+    out = host.l3_dev
+    vm_ips = sorted(plan.vms[n].ip for n in host.vms)
+    lines = [
+        f"table {FAMILY} {TABLE} {{",
+        "\tset fabric {",
+        "\t\ttype ipv4_addr; flags interval;",
+        f"\t\telements = {_set(fabric_prefixes(plan))}",
+        "\t}",
+        "\tset vms {",
+        "\t\ttype ipv4_addr;",
+    ]
+    if vm_ips:
+        lines.append(f"\t\telements = {_set(vm_ips)}")
+    lines += [
+        "\t}",
+        "\tchain forward {",
+        "\t\ttype filter hook forward priority filter; policy accept;",
+    ]
+    if not host.bridge_has_uplink:
+        # Anti-spoofing: a nested VM sends only from its own address; the block never arrives
+        # from outside the bridge. (With the uplink in the bridge this is L2's job: DESIGN 3.4.)
+        lines += [
+            f'\t\tiifname "{br}" ip saddr != @vms counter drop',
+            f'\t\tiifname "{br}" meta nfproto ipv6 counter drop',
+            f'\t\tiifname != "{br}" ip saddr {host.block} counter drop',
+        ]
+    lines += [
+        f"\t\tip saddr {host.block} jump from_vms",
+        f"\t\tip daddr {host.block} jump to_vms",
+        "\t}",
+        "\tchain from_vms {",
+        "\t\tct state established,related accept",
+        "\t\tip daddr @fabric accept",
+    ]
+    if host.masquerade != "none":
+        lines.append(f'\t\toifname "{out}" accept')
+    lines += [
+        "\t\tcounter drop",
+        "\t}",
+        "\tchain to_vms {",
+        "\t\tct state established,related accept",
+        "\t\tip saddr @fabric accept",
+        "\t\tcounter drop",
+        "\t}",
+    ]
+    if host.masquerade != "none":
+        lines += [
+            "\tchain postrouting {",
+            "\t\ttype nat hook postrouting priority srcnat; policy accept;",
+        ]
+        if host.masquerade == "outside-vnet":
+            lines.append(f'\t\toifname "{out}" ip saddr {host.block} ip daddr != @fabric masquerade')
+        else:
+            lines.append(f'\t\toifname "{out}" ip saddr {host.block} masquerade')
+        lines.append("\t}")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def digest(body: str) -> str:
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
+def comment(body: str) -> str:
+    """The table comment that identifies what was loaded: how ``diff`` compares without parsing."""
+    return f"nestnet {digest(body)}"
+
+
+def ruleset(body: str) -> str:
+    """An ``nft -f`` transaction that replaces the table atomically (create, delete, create)."""
+    with_comment = body.replace(f"table {FAMILY} {TABLE} {{\n", f'table {FAMILY} {TABLE} {{\n\tcomment "{comment(body)}"\n', 1)
+    return f"table {FAMILY} {TABLE} {{}}\ndelete table {FAMILY} {TABLE}\n{with_comment}"
+
+
+def delete_ruleset() -> str:
+    return f"table {FAMILY} {TABLE} {{}}\ndelete table {FAMILY} {TABLE}\n"

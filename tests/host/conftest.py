@@ -1,0 +1,129 @@
+"""Fixtures for the host reconciler: throwaway namespaces (always deleted) and small specs."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+
+import pytest
+
+from nestnet import netns
+from nestnet.plan import Plan, load_plan
+
+_seq = itertools.count()
+
+
+def spec_text(
+    name: str,
+    guest_style: str = "onlink",
+    egress: str = "masquerade-outside-vnet",
+    bridge_type: str = "linux",
+    firewall: str = "nftables",
+    hosts: int = 2,
+    bridge_has_uplink: bool = False,
+) -> str:
+    """Host i has IP 10.0.1.(10+i) and block 10.0.1.16/28 + 32*i; one VM per host on the first two."""
+    lines = [
+        "version: 1",
+        f"name: {name}",
+        "azure: {resource_group: rg, vnet: vnet, address_space: [10.0.0.0/16], route_table: rt}",
+        "subnets:",
+        "  - {name: vm-subnet, prefix: 10.0.1.0/24}",
+        "  - {name: mgmt-subnet, prefix: 10.0.2.0/24}",
+        "nested:",
+        "  mode: routed",
+        "  pool: 10.0.1.0/24" if hosts <= 7 else "  pool: 10.8.0.0/13",
+        "  block_prefix_len: 28",
+        f"  guest_style: {guest_style}",
+        f"  egress: {egress}",
+        "host_defaults:",
+        "  uplink: eth1",
+        f"  bridge_type: {bridge_type}",
+        f"  firewall: {firewall}",
+        f"  bridge_has_uplink: {str(bridge_has_uplink).lower()}",
+        "  bridge: " + ("mgmt" if bridge_has_uplink else "nestbr0"),
+        "hosts:",
+    ]
+    for i in range(hosts):
+        if hosts <= 7:
+            block = f"10.0.1.{16 + 32 * i}/28"
+            ip = f"10.0.1.{10 + i}"
+        else:  # big fabrics: hosts across 10.0.0.0/16 subnets would need many subnets; keep one
+            block = f"10.{8 + (i * 16) // 65536}.{(i * 16) // 256 % 256}.{(i * 16) % 256}/28"
+            ip = f"10.0.1.{10 + i}" if i < 240 else None
+            if ip is None:
+                raise ValueError("too many hosts for one /24")
+        lines.append(f"  - {{name: h{i}, ip: {ip}, nic: h{i}-nic, block: {block}}}")
+    lines.append("vms:")
+    for i in range(min(hosts, 2)):
+        lines.append(f"  - {{name: vm{i}, host: h{i}, ip: 10.0.1.{20 + 32 * i}}}")
+    lines.append("endpoints:\n  - {name: mgmt-vm, ip: 10.0.2.5, subnet: mgmt-subnet}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def make_plan(tmp_path):
+    def make(**kw) -> Plan:
+        d = tmp_path / f"spec{next(_seq)}"
+        d.mkdir()
+        p = d / "nestnet.yaml"
+        p.write_text(spec_text(kw.pop("name", "hosttest"), **kw))
+        return load_plan(p)
+
+    return make
+
+
+@pytest.fixture
+def root(tmp_path) -> Path:
+    r = tmp_path / "root"
+    r.mkdir()
+    return r
+
+
+class NS:
+    """A namespace with ``eth1`` at 10.0.1.10/24 (a veth; its peer ``fab0`` stays in the ns)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def sh(self, *argv: str, check: bool = True):
+        return netns.sh(self.name, *argv, check=check)
+
+    def run(self, fn, *args, **kw):
+        return netns.run_in(self.name, fn, *args, **kw)
+
+
+@pytest.fixture
+def ns():
+    names: list[str] = []
+
+    def make(ip: str = "10.0.1.10/24", peer_ns: str | None = None) -> NS:
+        name = f"nnh{os.getpid() % 10000}-{next(_seq)}"
+        names.append(name)
+        netns.add(name)
+        n = NS(name)
+        n.sh("ip", "link", "set", "lo", "up")
+        n.sh("ip", "link", "add", "eth1", "type", "veth", "peer", "name", "fab0")
+        if peer_ns is not None:
+            n.sh("ip", "link", "set", "fab0", "netns", peer_ns)
+        else:
+            n.sh("ip", "link", "set", "fab0", "up")
+        n.sh("ip", "link", "set", "eth1", "up")
+        n.sh("ip", "addr", "add", ip, "dev", "eth1")
+        return n
+
+    def new_bare() -> NS:
+        name = f"nnh{os.getpid() % 10000}-{next(_seq)}"
+        names.append(name)
+        netns.add(name)
+        n = NS(name)
+        n.sh("ip", "link", "set", "lo", "up")
+        return n
+
+    make.bare = new_bare  # type: ignore[attr-defined]
+    try:
+        yield make
+    finally:
+        for name in names:
+            netns.delete(name)
