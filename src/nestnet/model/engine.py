@@ -1,0 +1,492 @@
+"""The forwarding rules: walk one ping (request and reply) hop by hop through a ``State``.
+
+Every rule is a small function of the State and the packet, named after what it models:
+
+- Azure (DESIGN §3): the route table of the *source* subnet, longest prefix match with user >
+  system on ties; VnetLocal delivers by NIC ownership (primary/secondary IPs), VirtualAppliance to
+  the NIC owning the next hop; the per-NIC source/destination check lifted only by IP forwarding;
+  fake L2 (the fabric answers every ARP; frames with a foreign source MAC are dropped); internet
+  egress only for NIC-owned sources (translated to the outbound address), replies only.
+- Linux hosts: local delivery, ``ip_forward``, longest-prefix routing, ``rp_filter`` (strict:
+  the route back to the source must leave by the incoming device; loose: some route must exist;
+  a packet coming back with the host's own source address is a martian), the forward verdict of
+  the firewall with conntrack (replies of a forwarded request are established), masquerade of
+  new connections, proxy ARP on the nested bridge (needs forwarding, a route out another device
+  and a source that passes rp_filter).
+- Guests: a connected route for a prefix shorter than /32, the onlink route to the gateway, the
+  default route; they answer ARP for their own address and never forward.
+- Internet: reaches only the outbound address range (no route to 10/8): replies to translated
+  sources only.
+
+A ping is ok when the request reaches the destination node *and* its reply reaches the source.
+Where a packet dies, the walk records the hop, the rule that dropped it and the fix; anomalies seen
+on the way (a host sending its own block to Azure, ...) are the root cause of a later loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+from typing import Iterator
+
+from ..plan import Route
+from .state import INTERNET, INTERNET_IP, OUTBOUND_IP, GuestState, HostState, NicState, State, UserRoute
+
+MAX_HOPS = 32
+INTERNET_NET = IPv4Network("198.51.100.0/24")  # the only network the internet node reaches
+AZURE = "azure"
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    where: str  # the hop where the packet dies, e.g. "azure:vme-kvm-vm2-vm-nic"
+    why: str  # the rule, in words, naming the broken thing
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.why} → {self.fix}" if self.fix else self.why
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    """One direction of a ping: delivered to ``reached`` or dropped."""
+
+    src: IPv4Address
+    dst: IPv4Address
+    hops: tuple[str, ...]
+    reached: str | None
+    drop: Drop | None
+
+
+@dataclass(frozen=True, slots=True)
+class PairResult:
+    src: str
+    dst: str
+    ok: bool
+    reason: str = ""
+    hops: tuple[str, ...] = ()
+    dies_at: str = ""
+
+    def to_dict(self) -> dict:
+        return {
+            "src": self.src,
+            "dst": self.dst,
+            "ok": self.ok,
+            "reason": self.reason,
+            "hops": list(self.hops),
+            "dies_at": self.dies_at,
+        }
+
+
+@dataclass
+class _Flow:
+    """Per-ping memory: NAT bindings (node, original, translated) and conntrack entries."""
+
+    nat: list[tuple[str, IPv4Address, IPv4Address]] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)  # nodes whose conntrack saw the request
+
+
+@dataclass
+class _Walk:
+    flow: _Flow
+    reply: bool
+    hops: list[str] = field(default_factory=list)
+    anomalies: list[Drop] = field(default_factory=list)
+    visited: set = field(default_factory=set)
+
+    def hop(self, where: str, what: str) -> None:
+        self.hops.append(f"{where}: {what}")
+
+
+class _Dropped(Exception):
+    def __init__(self, drop: Drop):
+        self.drop = drop
+
+
+class Model:
+    """A State with the indexes the rules need (route lookup tables, address owners)."""
+
+    def __init__(self, state: State):
+        self.state = state
+        az = state.azure
+        self.owner_nic: dict[IPv4Address, NicState] = {}
+        for nic in az.nics.values():
+            for a in nic.addresses:
+                self.owner_nic[a] = nic
+        self.nic_addresses = frozenset(self.owner_nic)
+        self.guest_by_ip = {g.ip: g for g in state.guests.values()}
+        self.guests_of: dict[str, list[GuestState]] = {h: [] for h in state.hosts}
+        for g in state.guests.values():
+            self.guests_of.setdefault(g.host, []).append(g)
+        self.host_by_nic = {h.nic: h for h in state.hosts.values()}
+        self._tables: dict[str, dict[int, dict[int, Route]]] = {}
+        self._user: dict[str, list[UserRoute]] = {}
+
+    # ---------------------------------------------------------------- lookups
+
+    def host_route(self, h: HostState, dst: IPv4Address) -> Route | None:
+        """Longest prefix match over the host's kernel routes (first route wins per prefix)."""
+        table = self._tables.get(h.name)
+        if table is None:
+            table = {}
+            for r in h.routes:
+                table.setdefault(r.dst.prefixlen, {}).setdefault(int(r.dst.network_address), r)
+            self._tables[h.name] = table
+        d = int(dst)
+        for plen in sorted(table, reverse=True):
+            r = table[plen].get(d & (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF)
+            if r is not None:
+                return r
+        return None
+
+    def owner_node(self, ip: IPv4Address) -> str | None:
+        s = self.state
+        for h in s.hosts.values():
+            if ip in h.local_addresses:
+                return h.name
+        g = self.guest_by_ip.get(ip)
+        if g is not None:
+            return g.name
+        for e in s.endpoints.values():
+            if e.ip == ip:
+                return e.name
+        if s.internet and ip == INTERNET_IP:
+            return INTERNET
+        return None
+
+    # ---------------------------------------------------------------- a ping
+
+    def ping(self, src: str, dst: str) -> PairResult:
+        s = self.state
+        flow = _Flow()
+        a, b = s.address_of(src), s.address_of(dst)
+        fwd = self._leg(src, a, b, flow, reply=False)
+        hops = [f"request {src} → {dst}", *fwd.hops]
+        if fwd.drop is not None:
+            return PairResult(src, dst, False, f"{src} → {dst}: {fwd.drop}", tuple(hops), fwd.drop.where)
+        if fwd.reached != dst:
+            why = f"{src} → {dst}: {b} is answered by {fwd.reached}, not {dst}"
+            return PairResult(src, dst, False, why, tuple(hops), fwd.reached or "")
+        back = self._leg(dst, fwd.dst, fwd.src, flow, reply=True)
+        hops += [f"reply {dst} → {src}", *back.hops]
+        if back.drop is not None:
+            why = f"reply {dst} → {src}: {back.drop}"
+            return PairResult(src, dst, False, why, tuple(hops), back.drop.where)
+        if back.reached != src or back.dst != a:
+            why = f"reply {dst} → {src}: reaches {back.reached} as {back.dst}, not {src} at {a}"
+            return PairResult(src, dst, False, why, tuple(hops), back.reached or "")
+        return PairResult(src, dst, True, "", tuple(hops))
+
+    def _leg(self, node: str, src: IPv4Address, dst: IPv4Address, flow: _Flow, reply: bool) -> Leg:
+        w = _Walk(flow, reply)
+        pkt = [src, dst]
+        try:
+            reached = self._originate(node, pkt, w)
+        except _Dropped as exc:
+            drop = exc.drop
+            if w.anomalies and w.anomalies[0] != drop:
+                a = w.anomalies[0]
+                drop = Drop(drop.where, f"{drop.why}; cause: {a.why}", a.fix or drop.fix)
+            return Leg(pkt[0], pkt[1], tuple(w.hops), None, drop)
+        return Leg(pkt[0], pkt[1], tuple(w.hops), reached, None)
+
+    # ---------------------------------------------------------------- senders
+
+    def _originate(self, node: str, pkt: list[IPv4Address], w: _Walk) -> str:
+        s = self.state
+        if node in s.hosts:
+            return self._host_out(s.hosts[node], pkt, w, forwarded=False)
+        if node in s.guests:
+            return self._guest_out(s.guests[node], pkt, w)
+        if node in s.endpoints:
+            e = s.endpoints[node]
+            w.hop(node, f"{pkt[0]} → {pkt[1]} to Azure (the subnet gateway {e.gateway} answers ARP)")
+            return self._azure_in(s.azure.nics[e.nic], pkt, w)
+        return self._internet_out(pkt, w)
+
+    def _guest_out(self, g: GuestState, pkt: list[IPv4Address], w: _Walk) -> str:
+        dst = pkt[1]
+        h = self.state.hosts.get(g.host)
+        connected = IPv4Network(f"{g.ip}/{g.prefix_len}", strict=False)
+        if g.prefix_len < 32 and dst in connected:
+            nh = dst
+        elif g.onlink and dst == g.gateway:
+            nh = dst
+        elif g.onlink or g.gateway in connected:
+            nh = g.gateway
+        else:
+            raise _Dropped(
+                Drop(g.name, f"{g.name} has no route to {dst}: its gateway {g.gateway} is not on-link",
+                     f"give {g.name} nestnet's guest config (`nestnet vm config`)")
+            )
+        if h is None:
+            raise _Dropped(Drop(g.name, f"{g.name} sits on unknown host {g.host}", ""))
+        w.hop(g.name, f"{pkt[0]} → {dst} via {nh} on eth0 (ARP for {nh})")
+        return self._bridge_deliver(h, nh, pkt, w, asker=g)
+
+    def _bridge_deliver(self, h: HostState, nh: IPv4Address, pkt: list[IPv4Address], w: _Walk,
+                        asker: GuestState) -> str:
+        """A guest's frame on ``h``'s nested bridge: who answers the guest's ARP for ``nh``."""
+        for other in self.guests_of.get(h.name, ()):
+            if other.ip == nh and other.name != asker.name:
+                w.hop(h.bridge, f"{other.name} answers ARP for {nh}; bridged to it")
+                return self._guest_in(other, pkt, w)
+        if nh in h.local_addresses:
+            w.hop(h.name, f"answers ARP for its own {nh} on {h.bridge}")
+            return self._host_in(h, h.bridge, pkt, w)
+        if h.bridge_has_uplink and not h.l2_guards:
+            raise _Dropped(
+                Drop(f"azure:{h.nic}",
+                     f"{asker.name}'s ARP for {nh} leaks through {h.bridge} to Azure, which answers; Azure then "
+                     f"drops its frames: their source MAC {asker.mac or '(the VM’s)'} is not the NIC {h.nic}'s",
+                     f"add nestnet's L2 guards on {h.name} (`nestnet host apply`)")
+            )
+        why = self._proxy_arp_refusal(h, nh, asker.ip)
+        if why is None:
+            w.hop(h.name, f"answers ARP for {nh} on {h.bridge} (proxy ARP)")
+            return self._host_in(h, h.bridge, pkt, w)
+        raise _Dropped(Drop(f"{h.name}:{h.bridge}", f"{asker.name} gets no ARP answer for {nh} on {h.bridge}: {why[0]}",
+                            why[1]))
+
+    def _proxy_arp_refusal(self, h: HostState, tip: IPv4Address, sip: IPv4Address) -> tuple[str, str] | None:
+        """Why ``h`` does not proxy-answer ARP for ``tip`` on its bridge (None: it answers)."""
+        fix = "`nestnet host apply`"
+        if not h.proxy_arp:
+            return (f"proxy ARP is off on {h.name}'s {h.bridge}",
+                    f"{fix} or `sysctl -w net.ipv4.conf.{h.bridge}.proxy_arp=1` on {h.name}")
+        if not h.ip_forward:
+            return (f"{h.name} has net.ipv4.ip_forward=0 (proxy ARP answers only when forwarding)",
+                    f"{fix} or `sysctl -w net.ipv4.ip_forward=1` on {h.name}")
+        r = self.host_route(h, tip)
+        if r is None:
+            return f"{h.name} has no route to {tip}", fix
+        if r.dev == h.bridge:
+            return f"{h.name} routes {tip} back out {h.bridge} (proxy ARP answers only for other devices)", fix
+        rp = self._rp_refusal(h, h.bridge, sip)
+        if rp is not None:
+            return rp
+        return None
+
+    def _rp_refusal(self, h: HostState, in_dev: str, src: IPv4Address) -> tuple[str, str] | None:
+        if src in h.local_addresses:
+            return (f"{h.name} sees its own address {src} as the source of a packet coming in on {in_dev} (martian)",
+                    "`nestnet host apply`")
+        if h.rp_filter == 0:
+            return None
+        back = self.host_route(h, src)
+        if back is None:
+            return (f"{h.name} has rp_filter={h.rp_filter} and no route back to {src}", "`nestnet host apply`")
+        if h.rp_filter == 1 and back.dev != in_dev:
+            return (
+                f"{h.name} has rp_filter=1 (strict) and its route back to {src} leaves by {back.dev}, not {in_dev}",
+                f"`nestnet host apply` or `sysctl -w net.ipv4.conf.all.rp_filter=2` on {h.name}",
+            )
+        return None
+
+    def _host_out(self, h: HostState, pkt: list[IPv4Address], w: _Walk, forwarded: bool) -> str:
+        dst = pkt[1]
+        r = self.host_route(h, dst)
+        if r is None:
+            raise _Dropped(Drop(h.name, f"{h.name} has no route to {dst}", "`nestnet host apply`"))
+        nh = r.via or dst
+        if forwarded and not w.reply and h.masquerade != "none" and any(pkt[0] in n for n in h.masquerade_src):
+            out_vnet = not self.state.in_vnet(dst)
+            if (h.masquerade == "all" and r.dev == h.l3_dev) or (h.masquerade == "outside-vnet" and out_vnet):
+                w.flow.nat.append((h.name, pkt[0], h.ip))
+                w.hop(h.name, f"masquerades {pkt[0]} as {h.ip}")
+                pkt[0] = h.ip
+        if r.dev == h.l3_dev and not (h.bridge_has_uplink and nh in self.guest_by_ip
+                                      and self.guest_by_ip[nh].host == h.name):
+            if dst in h.block:
+                w.anomalies.append(
+                    Drop(h.name, f"{h.name} sends {dst} of its own block {h.block} to Azure: route "
+                                 f"`{h.block} dev {h.bridge}` is missing", f"`nestnet host apply` on {h.name}")
+                )
+            w.hop(h.name, f"{pkt[0]} → {dst} via {nh} dev {r.dev} to Azure")
+            nic = self.state.azure.nics.get(h.nic)
+            if nic is None:
+                raise _Dropped(Drop(h.name, f"{h.name}'s NIC {h.nic} is unknown to Azure", ""))
+            return self._azure_in(nic, pkt, w)
+        if r.dev == h.bridge:
+            g = self.guest_by_ip.get(nh)
+            if g is None or g.host != h.name:
+                raise _Dropped(Drop(f"{h.name}:{h.bridge}",
+                                    f"{h.name} routes {dst} to {h.bridge} but no VM there answers ARP for {nh}",
+                                    f"check the VM owning {dst} runs on {h.name}"))
+            w.hop(h.name, f"{pkt[0]} → {dst} dev {h.bridge} to {g.name}")
+            return self._guest_in(g, pkt, w)
+        raise _Dropped(Drop(h.name, f"{h.name} routes {dst} to {r.dev}, which leads nowhere in this fabric",
+                            "`nestnet host apply`"))
+
+    # ---------------------------------------------------------------- receivers
+
+    def _loop_guard(self, w: _Walk, key: tuple) -> None:
+        if key in w.visited or len(w.hops) > MAX_HOPS:
+            raise _Dropped(Drop(str(key[0]), f"routing loop: the packet comes back to {key[0]} and dies when its TTL runs out",
+                                "`nestnet host apply`"))
+        w.visited.add(key)
+
+    def _denat(self, node: str, pkt: list[IPv4Address], w: _Walk) -> None:
+        if not w.reply:
+            return
+        for where, orig, new in w.flow.nat:
+            if where == node and pkt[1] == new:
+                w.hop(node, f"conntrack translates {new} back to {orig}")
+                pkt[1] = orig
+                return
+
+    def _host_in(self, h: HostState, dev: str, pkt: list[IPv4Address], w: _Walk) -> str:
+        self._loop_guard(w, (h.name, dev, pkt[0], pkt[1]))
+        self._denat(h.name, pkt, w)
+        src, dst = pkt
+        if dst in h.local_addresses:
+            rp = self._rp_refusal(h, dev, src)
+            if rp is not None:
+                raise _Dropped(Drop(h.name, rp[0], rp[1]))
+            w.hop(h.name, f"delivered ({dst} is local)")
+            return h.name
+        if not h.ip_forward:
+            raise _Dropped(Drop(h.name, f"{h.name} does not forward {src} → {dst}: net.ipv4.ip_forward=0",
+                                f"`nestnet host apply` or `sysctl -w net.ipv4.ip_forward=1` on {h.name}"))
+        if self.host_route(h, dst) is None:
+            raise _Dropped(Drop(h.name, f"{h.name} has no route to {dst}", "`nestnet host apply`"))
+        rp = self._rp_refusal(h, dev, src)
+        if rp is not None:
+            raise _Dropped(Drop(h.name, rp[0], rp[1]))
+        established = w.reply and h.name in w.flow.seen
+        if h.firewall.verdict(src, dst, established) == "drop":
+            why = ("forward policy drop, no rule accepts it" if not h.firewall.rules
+                   else "no nestnet rule accepts it (it forwards only its block ↔ the VNet, egress when masquerading)")
+            raise _Dropped(Drop(h.name, f"{h.name}'s firewall drops forwarded {src} → {dst}: {why}",
+                                f"`nestnet host apply` on {h.name}"))
+        if not w.reply:
+            w.flow.seen.add(h.name)
+        w.hop(h.name, f"forwards {src} → {dst}")
+        return self._host_out(h, pkt, w, forwarded=True)
+
+    def _guest_in(self, g: GuestState, pkt: list[IPv4Address], w: _Walk) -> str:
+        if pkt[1] == g.ip:
+            w.hop(g.name, "delivered")
+            return g.name
+        raise _Dropped(Drop(g.name, f"{g.name} receives a packet for {pkt[1]} and does not forward", ""))
+
+    # ---------------------------------------------------------------- Azure
+
+    def _azure_route(self, subnet: str, dst: IPv4Address) -> tuple[str, IPv4Network, UserRoute | None]:
+        """Route selection in the source subnet's table: ('user'|'vnet'|'internet'|'none', prefix, route)."""
+        az = self.state.azure
+        best: tuple[int, int, str, IPv4Network, UserRoute | None] | None = None
+        # (prefix length, user beats system on ties)
+        for n in az.address_space:
+            if dst in n:
+                cand = (n.prefixlen, 0, "vnet", n, None)
+                best = cand if best is None or cand[:2] > best[:2] else best
+        zero = IPv4Network("0.0.0.0/0")
+        cand0 = (0, 0, "internet", zero, None)
+        best = cand0 if best is None or cand0[:2] > best[:2] else best
+        sub = az.subnets.get(subnet)
+        if sub is not None and sub.route_table:
+            for r in self._user_routes_for(dst):
+                cand = (r.prefix.prefixlen, 1, "user", r.prefix, r)
+                if cand[:2] > best[:2]:
+                    best = cand
+        return best[2], best[3], best[4]
+
+    def _user_routes_for(self, dst: IPv4Address) -> Iterator[UserRoute]:
+        return (r for r in self.state.azure.user_routes if dst in r.prefix)
+
+    def _azure_in(self, nic: NicState, pkt: list[IPv4Address], w: _Walk) -> str:
+        az = self.state.azure
+        self._loop_guard(w, (AZURE, nic.name, pkt[0], pkt[1]))
+        src, dst = pkt
+        where = f"azure:{nic.name}"
+        if not nic.ip_forwarding and src not in nic.addresses:
+            raise _Dropped(Drop(where, f"Azure drops at {nic.name}: IP forwarding is off and {src} is not one of its "
+                                       "addresses", self._nic_fix(nic)))
+        kind, prefix, ur = self._azure_route(nic.subnet, dst)
+        if kind == "user":
+            assert ur is not None
+            target = self.owner_nic.get(ur.next_hop_ip)
+            w.hop("azure", f"{nic.subnet} route table: {ur.name} {prefix} → VirtualAppliance {ur.next_hop_ip}")
+            if target is None:
+                raise _Dropped(Drop(f"azure:{ur.name}", f"Azure drops {dst}: user route {ur.name} points to "
+                                    f"{ur.next_hop_ip}, which no NIC owns", "`nestnet azure apply`"))
+            return self._azure_out(target, pkt, w)
+        if kind == "vnet":
+            target = self.owner_nic.get(dst)
+            if target is None:
+                raise _Dropped(self._unowned(nic, dst))
+            w.hop("azure", f"{nic.subnet}: {dst} is in the VNet ({prefix}), owned by NIC {target.name}")
+            return self._azure_out(target, pkt, w)
+        return self._azure_to_internet(pkt, w, nic)
+
+    def _nic_fix(self, nic: NicState) -> str:
+        rg = self.state.azure.resource_group or "RG"
+        return f"`nestnet azure apply` or `az network nic update -g {rg} -n {nic.name} --ip-forwarding true`"
+
+    def _unowned(self, nic: NicState, dst: IPv4Address) -> Drop:
+        az = self.state.azure
+        where = f"azure:{nic.subnet}"
+        covering = [r for r in az.user_routes if dst in r.prefix]
+        sub = az.subnets.get(nic.subnet)
+        if covering and sub is not None and not sub.route_table:
+            rt = az.route_table or "nestnet's route table"
+            return Drop(where, f"Azure drops {dst} from {nic.subnet}: no NIC owns it and subnet {nic.subnet} is not "
+                               f"associated with route table {rt}, which has user route {covering[0].name}",
+                        f"`nestnet azure apply` or `az network vnet subnet update --name {nic.subnet} "
+                        f"--route-table {rt}`")
+        owner = next((h for h in self.state.hosts.values() if dst in h.block), None)
+        if owner is not None:
+            return Drop(where, f"Azure drops {dst} from {nic.subnet}: no NIC owns it and the route table has no "
+                               f"user route for {owner.name}'s block {owner.block}",
+                        "`nestnet azure apply` (route "
+                        f"{owner.block} → VirtualAppliance {owner.ip})")
+        return Drop(where, f"Azure drops {dst} from {nic.subnet}: no NIC owns it and no user route covers it", "")
+
+    def _azure_out(self, target: NicState, pkt: list[IPv4Address], w: _Walk) -> str:
+        dst = pkt[1]
+        if not target.ip_forwarding and dst not in target.addresses:
+            raise _Dropped(Drop(f"azure:{target.name}", f"Azure drops at {target.name}: IP forwarding is off and {dst} "
+                                "is not one of its addresses", self._nic_fix(target)))
+        s = self.state
+        h = self.host_by_nic.get(target.name)
+        if h is not None:
+            return self._host_in(h, h.l3_dev, pkt, w)
+        ep = s.endpoints.get(target.owner)
+        if ep is not None:
+            if dst == ep.ip:
+                w.hop(ep.name, "delivered")
+                return ep.name
+            raise _Dropped(Drop(ep.name, f"{ep.name} receives a packet for {dst} and does not forward", ""))
+        raise _Dropped(Drop(f"azure:{target.name}", f"NIC {target.name} belongs to nothing in this fabric", ""))
+
+    def _azure_to_internet(self, pkt: list[IPv4Address], w: _Walk, nic: NicState) -> str:
+        src, dst = pkt
+        if not self.state.internet or dst != INTERNET_IP:
+            raise _Dropped(Drop("internet", f"nothing answers {dst} on the internet side", ""))
+        if src not in self.nic_addresses:
+            via = self.host_by_nic.get(nic.name)
+            who = f"; {via.name} forwarded it without masquerading" if via is not None else ""
+            fix = (f"masquerade on {via.name} (`egress: masquerade-outside-vnet`, `nestnet host apply`)"
+                   if via is not None else "")
+            raise _Dropped(Drop("azure:internet", f"Azure translates only NIC addresses for internet egress and {src} "
+                                f"is none{who}", fix))
+        w.flow.nat.append((AZURE, src, OUTBOUND_IP))
+        w.flow.seen.add(AZURE)
+        w.hop("azure", f"Internet route: translates {src} to {OUTBOUND_IP}")
+        pkt[0] = OUTBOUND_IP
+        w.hop(INTERNET, "delivered")
+        return INTERNET
+
+    def _internet_out(self, pkt: list[IPv4Address], w: _Walk) -> str:
+        dst = pkt[1]
+        if dst not in INTERNET_NET:
+            raise _Dropped(Drop(INTERNET, f"the internet has no route to {dst} (no inbound path into the VNet)", ""))
+        w.hop(INTERNET, f"{pkt[0]} → {dst} to Azure")
+        if not (w.reply and AZURE in w.flow.seen):
+            raise _Dropped(Drop("azure:internet", "Azure accepts only replies from the internet", ""))
+        self._denat(AZURE, pkt, w)
+        target = self.owner_nic.get(pkt[1])
+        if target is None:
+            raise _Dropped(Drop("azure:internet", f"no NIC owns {pkt[1]}", ""))
+        return self._azure_out(target, pkt, w)

@@ -1,0 +1,270 @@
+"""The model's input: what the fabric *is*, desired (from a Plan) or observed (from live data).
+
+A ``State`` holds only facts the forwarding rules read, in one shape for both sources:
+
+- the Azure side (``AzureState``): subnets and their route-table association, the user routes of
+  nestnet's route table, and every NIC (subnet, addresses incl. secondary IPs, IP forwarding);
+- per KVM host (``HostState``): local addresses, kernel routes (nestnet-owned and others, so the
+  ``no-host-routes`` what-if just empties one tuple), ``ip_forward``, ``rp_filter``, proxy ARP on
+  the nested bridge, the forward verdict of its firewall, masquerade, the bridge topology;
+- guests (``GuestState``: address/prefix, gateway, onlink) and endpoints (``EndpointState``).
+
+``State.from_plan(plan)`` builds the desired state; a doctor builds the same objects from what a
+live host or the lab reports. Everything here is immutable: what-ifs are ``State -> State``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
+from typing import Literal, Mapping
+
+from ..plan import Plan, Route
+
+# The internet node behind the fabric, as in the lab (DESIGN §5, reference up.sh).
+INTERNET = "internet"
+INTERNET_IP = IPv4Address("203.0.113.10")
+# The address Azure's default outbound access translates NIC addresses to (lab: fab's pinet).
+OUTBOUND_IP = IPv4Address("198.51.100.1")
+
+Verdict = Literal["accept", "drop"]
+Masquerade = Literal["none", "outside-vnet", "all"]
+
+
+@dataclass(frozen=True, slots=True)
+class FwRule:
+    """One forward rule: matches when the source is in ``src`` and the destination in ``dst``
+    (``None`` = any)."""
+
+    src: tuple[IPv4Network, ...] | None
+    dst: tuple[IPv4Network, ...] | None
+    verdict: Verdict
+
+    def matches(self, src: IPv4Address, dst: IPv4Address) -> bool:
+        return (self.src is None or any(src in n for n in self.src)) and (
+            self.dst is None or any(dst in n for n in self.dst)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Firewall:
+    """The forward verdict of a host's firewall: established/related first, rules, policy."""
+
+    policy: Verdict
+    established: bool  # "ct state established,related accept" comes first
+    rules: tuple[FwRule, ...] = ()
+
+    def verdict(self, src: IPv4Address, dst: IPv4Address, established: bool) -> Verdict:
+        if established and self.established:
+            return "accept"
+        for r in self.rules:
+            if r.matches(src, dst):
+                return r.verdict
+        return self.policy
+
+
+@dataclass(frozen=True, slots=True)
+class NicState:
+    name: str
+    subnet: str
+    owner: str  # the node (host or endpoint) behind the NIC
+    addresses: frozenset[IPv4Address]  # primary and secondary IP configurations
+    ip_forwarding: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SubnetState:
+    name: str
+    prefix: IPv4Network
+    gateway: IPv4Address
+    route_table: bool  # associated with nestnet's route table
+
+
+@dataclass(frozen=True, slots=True)
+class UserRoute:
+    name: str
+    prefix: IPv4Network
+    next_hop_ip: IPv4Address  # VirtualAppliance
+
+
+@dataclass(frozen=True, slots=True)
+class AzureState:
+    address_space: tuple[IPv4Network, ...]
+    route_table: str | None
+    subnets: Mapping[str, SubnetState]
+    user_routes: tuple[UserRoute, ...]
+    nics: Mapping[str, NicState]
+    resource_group: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class HostState:
+    name: str
+    ip: IPv4Address  # its VNet address, on ``l3_dev``
+    prefix_len: int
+    subnet: str
+    gateway: IPv4Address
+    nic: str
+    uplink: str
+    bridge: str
+    bridge_has_uplink: bool
+    l2_guards: bool  # bridge_has_uplink only: VM ports cannot reach the uplink at L2
+    bridge_address: IPv4Address | None  # /32 on the bridge (subnet style)
+    block: IPv4Network
+    owned_routes: tuple[Route, ...]  # routes with nestnet's protocol
+    other_routes: tuple[Route, ...]  # connected, default and any foreign routes
+    ip_forward: bool
+    rp_filter: int  # effective for every device: max(conf.all, conf.<dev>)
+    proxy_arp: bool  # on the nested bridge
+    firewall: Firewall
+    masquerade: Masquerade
+    masquerade_src: tuple[IPv4Network, ...]  # sources the host masquerades (its block)
+
+    @property
+    def l3_dev(self) -> str:
+        return self.bridge if self.bridge_has_uplink else self.uplink
+
+    @property
+    def local_addresses(self) -> frozenset[IPv4Address]:
+        return frozenset(a for a in (self.ip, self.bridge_address) if a is not None)
+
+    @property
+    def routes(self) -> tuple[Route, ...]:
+        return self.owned_routes + self.other_routes
+
+
+@dataclass(frozen=True, slots=True)
+class GuestState:
+    name: str
+    host: str
+    ip: IPv4Address
+    prefix_len: int
+    gateway: IPv4Address
+    onlink: bool  # gateway/32 scope link + default via gateway onlink
+    mac: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointState:
+    name: str
+    ip: IPv4Address
+    prefix_len: int
+    subnet: str
+    gateway: IPv4Address
+    nic: str
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    name: str
+    azure: AzureState
+    hosts: Mapping[str, HostState]
+    guests: Mapping[str, GuestState]
+    endpoints: Mapping[str, EndpointState]
+    pool: IPv4Network | None = None
+    internet: bool = True  # the internet node exists (destination only: it has no route to 10/8)
+    source: str = ""
+
+    @property
+    def node_names(self) -> tuple[str, ...]:
+        return (*self.hosts, *self.guests, *self.endpoints)
+
+    def address_of(self, node: str) -> IPv4Address:
+        if node in self.hosts:
+            return self.hosts[node].ip
+        if node in self.guests:
+            return self.guests[node].ip
+        if node in self.endpoints:
+            return self.endpoints[node].ip
+        if node == INTERNET and self.internet:
+            return INTERNET_IP
+        raise KeyError(node)
+
+    def in_vnet(self, ip: IPv4Address) -> bool:
+        return any(ip in n for n in self.azure.address_space)
+
+    @classmethod
+    def from_plan(cls, plan: Plan) -> "State":
+        return from_plan(plan)
+
+
+def firewall_for(block: IPv4Network, vnet: tuple[IPv4Network, ...], masquerade: Masquerade) -> Firewall:
+    """The forward verdict of nestnet's host firewall (the host reconciler's ``table inet
+    nestnet``): own block <-> VNet (and the nested pool), established/related, and own block to
+    anywhere when the host masquerades its egress."""
+    rules = [FwRule((block,), vnet, "accept"), FwRule(vnet, (block,), "accept")]
+    if masquerade != "none":
+        rules.append(FwRule((block,), None, "accept"))
+    return Firewall("drop", True, tuple(rules))
+
+
+def from_plan(plan: Plan) -> State:
+    """The desired state: what Azure and every host look like once nestnet has applied ``plan``."""
+    az = plan.azure
+    subnets = {
+        s.name: SubnetState(s.name, s.prefix, s.gateway, s.name in az.subnet_associations)
+        for s in plan.subnets.values()
+    }
+    secondary: dict[str, set[IPv4Address]] = {}
+    for s in az.secondary_ips:
+        secondary.setdefault(s.nic, set()).add(s.ip)
+    forwarding = set(az.nic_ip_forwarding)
+    nics: dict[str, NicState] = {}
+    for h in plan.hosts.values():
+        nics[h.nic] = NicState(
+            h.nic, h.subnet, h.name, frozenset({h.ip, *secondary.get(h.nic, ())}), h.nic in forwarding
+        )
+    endpoints: dict[str, EndpointState] = {}
+    for e in plan.endpoints.values():
+        nic = f"{e.name}-nic"  # endpoints are plain Azure VMs; their NIC name is not in the spec
+        nics[nic] = NicState(nic, e.subnet, e.name, frozenset({e.ip}), False)
+        endpoints[e.name] = EndpointState(e.name, e.ip, e.prefix_len, e.subnet, e.gateway, nic)
+    azure = AzureState(
+        address_space=plan.address_space,
+        route_table=az.route_table,
+        subnets=subnets,
+        user_routes=tuple(UserRoute(r.name, r.address_prefix, r.next_hop_ip) for r in az.routes),
+        nics=nics,
+        resource_group=az.resource_group,
+    )
+    vnet = tuple(plan.address_space) + (() if plan.in_vnet(plan.pool) else (plan.pool,))
+    hosts: dict[str, HostState] = {}
+    for h in plan.hosts.values():
+        subnet = plan.subnets[h.subnet].prefix
+        other = (Route(subnet, h.l3_dev), Route(IPv4Network("0.0.0.0/0"), h.l3_dev, h.gateway))
+        rp = int(h.sysctl.get("net.ipv4.conf.all.rp_filter", "0"))
+        hosts[h.name] = HostState(
+            name=h.name,
+            ip=h.ip,
+            prefix_len=h.prefix_len,
+            subnet=h.subnet,
+            gateway=h.gateway,
+            nic=h.nic,
+            uplink=h.uplink,
+            bridge=h.bridge,
+            bridge_has_uplink=h.bridge_has_uplink,
+            l2_guards=h.bridge_has_uplink,
+            bridge_address=h.bridge_address,
+            block=h.block,
+            owned_routes=h.routes,
+            other_routes=other,
+            ip_forward=h.sysctl.get("net.ipv4.ip_forward") == "1",
+            rp_filter=rp,
+            proxy_arp=h.sysctl.get(f"net.ipv4.conf.{h.bridge}.proxy_arp") == "1",
+            firewall=firewall_for(h.block, vnet, h.masquerade),
+            masquerade=h.masquerade,
+            masquerade_src=(h.block,),
+        )
+    guests = {
+        v.name: GuestState(v.name, v.host, v.ip, v.prefix_len, v.gateway, v.guest_style == "onlink", v.mac)
+        for v in plan.vms.values()
+    }
+    return State(
+        name=plan.name,
+        azure=azure,
+        hosts=hosts,
+        guests=guests,
+        endpoints=endpoints,
+        pool=plan.pool,
+        source=plan.source,
+    )
