@@ -1,0 +1,81 @@
+"""``nestnet host apply|diff|remove``: program this KVM host from the plan."""
+
+from __future__ import annotations
+
+import click
+
+from .output import emit_json, json_option, note, spec_argument, warn_lines
+
+host_option = click.option("--host", "host_name", metavar="NAME", help="Which host this is (default: the one whose IP is local).")
+root_option = click.option(
+    "--root", default="/", show_default=True, type=click.Path(file_okay=False, path_type=str),
+    help="Write persistent files under this directory.",
+)
+dry_run_option = click.option("--dry-run", is_flag=True, help="Print the changes, make none.")
+
+
+@click.group()
+def host() -> None:
+    """Program this KVM host: routes to the other hosts' blocks, the nested bridge, sysctls,
+    firewall (nftables table or UFW rules), persistence. Run as root on the host."""
+
+
+def _load(spec: str, host_name: str | None):
+    from .. import host as reconciler
+    from ..plan import load_plan
+
+    plan = load_plan(spec, write=False)
+    warn_lines(plan.warnings)
+    return plan, host_name or reconciler.find_self(plan)
+
+
+def _print(changes, as_json: bool, verb: str, name: str) -> None:
+    if as_json:
+        emit_json({"host": name, "changes": [c.to_dict() for c in changes]})
+        return
+    for c in changes:
+        click.echo(f"{'-' if c.op == 'del' else '~' if c.op in ('set', 'replace') else '+'} {c}")
+    note(f"{name}: {len(changes)} changes {verb}")
+
+
+@host.command()
+@spec_argument
+@host_option
+@root_option
+@dry_run_option
+@json_option
+def apply(spec: str, host_name: str | None, root: str, dry_run: bool, as_json: bool) -> None:
+    """Make this host match SPEC; prints exactly the changes made (a second run makes none)."""
+    from .. import host as reconciler
+
+    plan, name = _load(spec, host_name)
+    changes = reconciler.apply(plan, name, root, dry_run=dry_run)
+    _print(changes, as_json, "to make (dry run)" if dry_run else "made", name)
+
+
+@host.command()
+@spec_argument
+@host_option
+@root_option
+@json_option
+def diff(spec: str, host_name: str | None, root: str, as_json: bool) -> None:
+    """Show what apply would change on this host. Writes nothing."""
+    from .. import host as reconciler
+
+    plan, name = _load(spec, host_name)
+    _print(reconciler.diff(plan, name, root), as_json, "pending", name)
+
+
+@host.command()
+@spec_argument
+@host_option
+@root_option
+@dry_run_option
+@json_option
+def remove(spec: str, host_name: str | None, root: str, dry_run: bool, as_json: bool) -> None:
+    """Delete everything nestnet owns on this host: its routes, table, bridge and files."""
+    from .. import host as reconciler
+
+    plan, name = _load(spec, host_name)
+    changes = reconciler.remove(plan, name, root, dry_run=dry_run)
+    _print(changes, as_json, "to make (dry run)" if dry_run else "made", name)
