@@ -152,6 +152,7 @@ def apply_fault(plan: Plan, fault: Fault) -> None:
     else:
         run_in(topo.ns(fault.target), apply_host_fault, plan, fault)
     _write_faults(plan.name, faults)
+    _forget_neighbours(plan.name)
 
 
 def heal(plan: Plan) -> tuple[Fault, ...]:
@@ -164,7 +165,17 @@ def heal(plan: Plan) -> tuple[Fault, ...]:
     hosts = sorted({f.target for f in faults if not is_azure_fault(f)})
     parallel([(topo.ns(h), clear_host_faults, (plan, h, str(host_root(plan.name, h)))) for h in hosts])
     _write_faults(plan.name, ())
+    _forget_neighbours(plan.name)
     return faults
+
+
+def _flush_neighbours() -> None:
+    ip_batch(["neigh flush all"])
+
+
+def _forget_neighbours(name: str) -> None:
+    """Cold ARP caches everywhere, so a fault (or its heal) shows at once and the same every time."""
+    parallel([(ns, _flush_neighbours, ()) for ns in lab_namespaces(name)])
 
 
 def node_ns(plan: Plan, node: str) -> str:
