@@ -162,8 +162,13 @@ def heal(plan: Plan) -> tuple[Fault, ...]:
     topo = Topology.from_plan(plan)
     faults = read_faults(plan.name)
     fabric.program_ns(topo, AzureState.from_plan(plan))
-    hosts = sorted({f.target for f in faults if not is_azure_fault(f)})
-    parallel([(topo.ns(h), clear_host_faults, (plan, h, str(host_root(plan.name, h)))) for h in hosts])
+    kinds: dict[str, tuple[str, ...]] = {}
+    for f in faults:
+        if not is_azure_fault(f):
+            kinds[f.target] = (*kinds.get(f.target, ()), f.kind)
+    parallel(
+        [(topo.ns(h), clear_host_faults, (plan, h, str(host_root(plan.name, h)), k)) for h, k in sorted(kinds.items())]
+    )
     _write_faults(plan.name, ())
     _forget_neighbours(plan.name)
     return faults

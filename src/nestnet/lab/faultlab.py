@@ -10,7 +10,8 @@ from __future__ import annotations
 from ..faults import Fault
 from ..plan import ROUTE_PROTO, Plan
 from .azure import AzureState
-from .hostshim import apply as host_apply
+from ..host import apply as host_apply
+from ..host import nft as host_nft
 from .sysio import ip_batch, ip_json, nft, nft_json, run, write_sysctls
 
 AZURE_FAULTS = ("nic-forwarding-off", "no-route-table", "no-user-route")
@@ -72,9 +73,14 @@ def apply_host_fault(plan: Plan, f: Fault) -> None:
         raise ValueError(f.kind)
 
 
-def clear_host_faults(plan: Plan, host: str, root: str) -> None:
+def clear_host_faults(plan: Plan, host: str, root: str, kinds: tuple[str, ...]) -> None:
     """Inside the host's namespace: remove the lab's fault table, then reconcile from the plan."""
     tables = run(["nft", "list", "tables"])
-    if f"inet {FAULT_TABLE}" in tables:
-        nft(f"delete table inet {FAULT_TABLE}\n")
+    drop = [FAULT_TABLE] if f"inet {FAULT_TABLE}" in tables else []
+    if "no-masquerade" in kinds and f"{host_nft.FAMILY} {host_nft.TABLE}" in tables:
+        # The reconciler knows its table by a digest comment, which a rule deleted behind its
+        # back leaves in place: drop the table so the reconciler loads it afresh.
+        drop.append(host_nft.TABLE)
+    if drop:
+        nft("".join(f"delete table inet {t}\n" for t in drop))
     host_apply(plan, host, root=root)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..guest import ip_commands
 from ..plan import Plan
-from .hostshim import apply as host_apply
+from ..host import apply as host_apply
 from .sysio import NO_IPV6, ip_batch, write_sysctls
 from .topology import INET_LINK_PEER, INET_LINK_PREFIX, INTERNET_IP, NicPort, Topology
 
