@@ -527,6 +527,7 @@ def _preconditions(headers: dict[str, str], existing: dict[str, Any] | None, rid
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as ARM; the SDK pools connections
+    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
     server: "_Server"
 
     def _serve(self) -> None:
@@ -583,7 +584,10 @@ class Emulator:
 
     def start(self) -> "Emulator":
         (self.arm.state_dir / "endpoint").write_text(self.url + "\n")
-        self._thread = threading.Thread(target=self._server.serve_forever, name="arm-emulator", daemon=True)
+        # A short poll interval so stop() returns quickly (tests start and stop many emulators).
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="arm-emulator", daemon=True
+        )
         self._thread.start()
         return self
 

@@ -1,0 +1,242 @@
+"""nestnet's reconciler through the real azure-mgmt-network SDK against the emulated ARM endpoint
+over real HTTPS; results read back with the plain SDK and counted with the emulator's stats."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from nestnet.azure.arm import ArmClient, ArmSettings
+from nestnet.azure.diff import TAG_FABRIC
+from nestnet.azure.reconcile import apply, plan_changes, reconcile
+from nestnet.errors import AzureError
+
+from azure_helpers import fabric_spec, seed_spec
+
+
+def read_back(ep, plan):
+    """Routes, associated subnets and forwarding NICs, as the plain SDK sees them."""
+    sdk = ep.sdk(plan)
+    az = plan.azure
+    table = sdk.route_tables.get(az.resource_group, az.route_table)
+    routes = {r.name: (r.properties.address_prefix, r.properties.next_hop_type, r.properties.next_hop_ip_address)
+              for r in table.properties.routes}
+    vnet = sdk.virtual_networks.get(az.resource_group, az.vnet)
+    assoc = {s.name for s in vnet.properties.subnets
+             if s.properties.route_table and s.properties.route_table.id.lower() == table.id.lower()}
+    fwd = {n.name for n in sdk.network_interfaces.list(az.resource_group) if n.properties.enable_ip_forwarding}
+    return table, routes, assoc, fwd
+
+
+def planned(plan):
+    return {r.name: (str(r.address_prefix), "VirtualAppliance", str(r.next_hop_ip)) for r in plan.azure.routes}
+
+
+def delta(before, after):
+    return {k: after[k] - before[k] for k in after}
+
+
+def test_create_from_nothing_then_second_run_changes_nothing(emulator, plan_of):
+    plan = plan_of(seed_spec())
+    ep = emulator(plan)
+    client = ep.client(plan)
+    changes, outcome = reconcile(client, plan)
+    assert {(c.action, c.kind) for c in changes} == {
+        ("create", "route_table"), ("add", "route"), ("associate", "subnet"), ("enable-ip-forwarding", "nic")}
+    # One table PUT, one PUT per subnet, one per NIC.
+    assert outcome.writes == 1 + 2 + 2
+    table, routes, assoc, fwd = read_back(ep, plan)
+    assert routes == planned(plan)
+    assert routes["nestnet-vme-kvm-vm1"] == ("10.0.1.16/28", "VirtualAppliance", "10.0.1.10")
+    assert assoc == {"vm-subnet", "mgmt-subnet"}
+    assert fwd == {"vme-kvm-vm1-vm-nic", "vme-kvm-vm2-vm-nic"}
+    assert table.tags == {"managed-by": "nestnet", TAG_FABRIC: "hpe-vme-test"}
+    # The effective routes of a host NIC now carry the user routes (long-running POST).
+    eff = client.effective_routes("vme-kvm-vm1-vm-nic")
+    assert {"10.0.1.48/28"} <= {p for e in eff if e["source"] == "User" for p in e["addressPrefix"]}
+
+    before = ep.stats()
+    changes, outcome = reconcile(client, plan)
+    after = delta(before, ep.stats())
+    assert changes == [] and outcome.writes == 0
+    assert after["writes"] == 0 and after["reads"] == 3
+
+
+def test_foreign_route_is_kept_unless_pruned(emulator, plan_of):
+    plan = plan_of(seed_spec())
+    ep = emulator(plan)
+    client = ep.client(plan)
+    reconcile(client, plan)
+    sdk = ep.sdk(plan)
+    az = plan.azure
+    sdk.routes.begin_create_or_update(
+        az.resource_group, az.route_table, "to-onprem",
+        {"properties": {"addressPrefix": "192.168.0.0/16", "nextHopType": "VirtualAppliance",
+                        "nextHopIpAddress": "10.0.2.4"}},
+    ).result()
+    _, _, changes = plan_changes(client, plan)
+    assert changes == []
+    # A change to nestnet's own routes keeps the foreign one.
+    spec = seed_spec()
+    spec["hosts"][1]["ip"] = "10.0.1.12"
+    plan2 = plan_of(spec)
+    changes, _ = reconcile(client, plan2)
+    assert [(c.action, c.name) for c in changes] == [("update", "nestnet-vme-kvm-vm2")]
+    _, routes, _, _ = read_back(ep, plan2)
+    assert routes["to-onprem"] == ("192.168.0.0/16", "VirtualAppliance", "10.0.2.4")
+    assert routes["nestnet-vme-kvm-vm2"][2] == "10.0.1.12"
+    changes, _ = reconcile(client, plan2, prune_foreign=True)
+    assert [(c.action, c.name) for c in changes] == [("delete", "to-onprem")]
+    _, routes, _, _ = read_back(ep, plan2)
+    assert routes == planned(plan2)
+
+
+def test_host_added_costs_two_writes_and_the_same_requests_at_4_and_60_hosts(emulator, plan_of, tmp_path):
+    costs = {}
+    for n in (4, 60):
+        small = plan_of(fabric_spec(n), name=f"f{n}.yaml")
+        ep = emulator(small)
+        reconcile(ep.client(small), small)
+        bigger = plan_of(fabric_spec(n + 1), name=f"f{n}.yaml")
+        ep.arm.seed(bigger)  # Terraform created the new host's NIC
+        before = ep.stats()
+        changes, outcome = reconcile(ep.client(bigger), bigger)
+        costs[n] = delta(before, ep.stats())
+        assert [(c.action, c.kind) for c in changes] == [("add", "route"), ("enable-ip-forwarding", "nic")]
+        assert outcome.writes == 2
+        _, routes, _, fwd = read_back(ep, bigger)
+        assert routes == planned(bigger) and len(routes) == n + 1
+        assert len(fwd) == n + 1
+    assert costs[4]["writes"] == costs[60]["writes"] == 2
+    assert costs[4]["reads"] == costs[60]["reads"]
+    assert costs[4]["requests"] == costs[60]["requests"]
+
+
+def test_host_removed_deletes_only_its_route(emulator, plan_of):
+    plan = plan_of(fabric_spec(5))
+    ep = emulator(plan)
+    client = ep.client(plan)
+    reconcile(client, plan)
+    spec = fabric_spec(5)
+    del spec["hosts"][2]
+    smaller = plan_of(spec)
+    before = ep.stats()
+    changes, outcome = reconcile(client, smaller)
+    assert [(c.action, c.kind, c.name) for c in changes] == [("delete", "route", "nestnet-h2")]
+    assert delta(before, ep.stats())["writes"] == 1
+    _, routes, _, fwd = read_back(ep, smaller)
+    assert routes == planned(smaller)
+    assert "h2-nic" in fwd  # forwarding is never turned off by nestnet
+
+
+def test_concurrent_modification_412_rereads_and_keeps_the_other_writer(emulator, plan_of):
+    plan = plan_of(seed_spec())
+    ep = emulator(plan)
+    client = ep.client(plan)
+    reconcile(client, plan)
+    spec = seed_spec()
+    spec["hosts"].append({"name": "vme-kvm-vm3", "ip": "10.0.1.12", "nic": "vme-kvm-vm3-nic", "block": "10.0.1.64/28"})
+    plan3 = plan_of(spec)
+    ep.arm.seed(plan3)
+    want, obs, changes = plan_changes(client, plan3)
+    # Someone else writes the table between our read and our PUT.
+    az = plan.azure
+    ep.sdk(plan).routes.begin_create_or_update(
+        az.resource_group, az.route_table, "someone-else",
+        {"properties": {"addressPrefix": "172.16.0.0/12", "nextHopType": "None"}},
+    ).result()
+    before = ep.stats()
+    outcome = apply(client, want, obs, changes)
+    d = delta(before, ep.stats())
+    assert outcome.retries_412 == 1 and d["precondition_failed"] == 1
+    _, routes, _, fwd = read_back(ep, plan3)
+    assert routes == {**planned(plan3), "someone-else": ("172.16.0.0/12", "None", None)}
+    assert "vme-kvm-vm3-nic" in fwd
+
+
+def test_injected_429s_converge(emulator, plan_of):
+    plan = plan_of(fabric_spec(8))
+    ep = emulator(plan, inject_429=0.3, retry_after="0.01", rng_seed=7)
+    client = ep.client(plan)
+    reconcile(client, plan)
+    _, _, changes = plan_changes(client, plan)
+    assert changes == []
+    stats = ep.stats()
+    assert stats["throttled"] >= 3
+    _, routes, assoc, fwd = read_back(ep, plan)
+    assert routes == planned(plan) and assoc == {"hosts", "mgmt"} and len(fwd) == 8
+
+
+def test_over_limit_is_refused_before_any_write(emulator, plan_of):
+    plan = plan_of(fabric_spec(3, max_routes=4))
+    ep = emulator(plan)
+    client = ep.client(plan)
+    reconcile(client, plan)
+    az = plan.azure
+    for i in range(2):
+        ep.sdk(plan).routes.begin_create_or_update(
+            az.resource_group, az.route_table, f"foreign{i}",
+            {"properties": {"addressPrefix": f"192.168.{i}.0/24", "nextHopType": "None"}},
+        ).result()
+    spec = fabric_spec(3, max_routes=4)
+    spec["hosts"][0]["ip"] = "10.0.0.100"  # a change that would otherwise be written
+    changed = plan_of(spec)
+    before = ep.stats()
+    with pytest.raises(AzureError, match=r"would hold 5 routes \(3 nestnet, 2 foreign\), over max_routes 4"):
+        reconcile(client, changed)
+    assert delta(before, ep.stats())["writes"] == 0
+
+
+def test_refusals_name_the_thing(emulator, plan_of):
+    plan = plan_of(seed_spec())
+    ep = emulator(plan)
+    client = ep.client(plan)
+    az = plan.azure
+    ep.sdk(plan).route_tables.begin_create_or_update(
+        az.resource_group, az.route_table,
+        {"location": "eastus", "tags": {TAG_FABRIC: "other-fabric"},
+         "properties": {"routes": [{"name": "legacy", "properties": {
+             "addressPrefix": "10.0.1.16/28", "nextHopType": "VirtualAppliance", "nextHopIpAddress": "10.0.1.9"}}]}},
+    ).result()
+    before = ep.stats()
+    with pytest.raises(AzureError) as exc:
+        reconcile(client, plan)
+    msg = str(exc.value)
+    assert "tagged for nestnet fabric 'other-fabric'" in msg
+    assert "foreign route 'legacy'" in msg and "10.0.1.16/28" in msg
+    assert "\n" not in msg
+    assert delta(before, ep.stats())["writes"] == 0
+
+    spec = seed_spec()
+    spec["hosts"][0]["nic"] = "no-such-nic"
+    with pytest.raises(AzureError, match="network interface 'no-such-nic' was not found"):
+        plan_changes(client, plan_of(spec, name="other.yaml"))
+
+
+def test_tls_is_verified_and_http_refused(emulator, plan_of, tmp_path):
+    plan = plan_of(seed_spec())
+    ep = emulator(plan)
+    other_ca = emulator(None).ca  # a CA that did not sign this endpoint's certificate
+    bad = ArmClient(ArmSettings(ep.url, "00000000-0000-0000-0000-000000000000", az_rg(plan), other_ca, "t"))
+    with pytest.raises(AzureError, match="cannot reach ARM"):
+        bad.get_vnet(plan.azure.vnet)
+    with pytest.raises(AzureError, match="must be an https:// URL"):
+        ArmSettings.from_env("rg", "sub", {"NESTNET_ARM_ENDPOINT": ep.url.replace("https", "http")})
+    with pytest.raises(AzureError, match="no subscription"):
+        ArmSettings.from_env("rg", None, {})
+
+
+def az_rg(plan):
+    return plan.azure.resource_group
+
+
+def test_location_from_the_vnet_when_the_spec_has_none(emulator, plan_of):
+    spec = fabric_spec(2)
+    del spec["azure"]["location"]
+    plan = plan_of(spec)
+    seeded = replace(plan, azure=replace(plan.azure, location="northeurope"))
+    ep = emulator(seeded)
+    reconcile(ep.client(plan), plan)
+    table, routes, _, _ = read_back(ep, plan)
+    assert table.location == "northeurope" and routes == planned(plan)
