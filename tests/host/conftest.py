@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 import pytest
@@ -23,17 +24,19 @@ def spec_text(
     hosts: int = 2,
     bridge_has_uplink: bool = False,
 ) -> str:
-    """Host i has IP 10.0.1.(10+i) and block 10.0.1.16/28 + 32*i; one VM per host on the first two."""
+    """Host i has IP 10.0.1.(10+i) and block 10.0.1.16/28 + 32*i (up to 7 hosts; more go in
+    10.0.16.0/20 with blocks from 10.0.128.0/17); one VM on each of the first two hosts."""
+    big = hosts > 7  # big fabrics: a /20 host subnet and a /17 pool
     lines = [
         "version: 1",
         f"name: {name}",
-        "azure: {resource_group: rg, vnet: vnet, address_space: [10.0.0.0/16], route_table: rt}",
+        "azure: {resource_group: rg, vnet: vnet, address_space: [10.0.0.0/16], route_table: rt, max_routes: 1000}",
         "subnets:",
-        "  - {name: vm-subnet, prefix: 10.0.1.0/24}",
+        "  - {name: vm-subnet, prefix: 10.0.16.0/20}" if big else "  - {name: vm-subnet, prefix: 10.0.1.0/24}",
         "  - {name: mgmt-subnet, prefix: 10.0.2.0/24}",
         "nested:",
         "  mode: routed",
-        "  pool: 10.0.1.0/24" if hosts <= 7 else "  pool: 10.8.0.0/13",
+        "  pool: 10.0.128.0/17" if big else "  pool: 10.0.1.0/24",
         "  block_prefix_len: 28",
         f"  guest_style: {guest_style}",
         f"  egress: {egress}",
@@ -46,18 +49,15 @@ def spec_text(
         "hosts:",
     ]
     for i in range(hosts):
-        if hosts <= 7:
-            block = f"10.0.1.{16 + 32 * i}/28"
-            ip = f"10.0.1.{10 + i}"
-        else:  # big fabrics: hosts across 10.0.0.0/16 subnets would need many subnets; keep one
-            block = f"10.{8 + (i * 16) // 65536}.{(i * 16) // 256 % 256}.{(i * 16) % 256}/28"
-            ip = f"10.0.1.{10 + i}" if i < 240 else None
-            if ip is None:
-                raise ValueError("too many hosts for one /24")
+        if big:
+            ip, block = IPv4Address("10.0.16.10") + i, IPv4Network((int(IPv4Address("10.0.128.0")) + 16 * i, 28))
+        else:
+            ip, block = IPv4Address("10.0.1.10") + i, IPv4Network(f"10.0.1.{16 + 32 * i}/28")
         lines.append(f"  - {{name: h{i}, ip: {ip}, nic: h{i}-nic, block: {block}}}")
     lines.append("vms:")
     for i in range(min(hosts, 2)):
-        lines.append(f"  - {{name: vm{i}, host: h{i}, ip: 10.0.1.{20 + 32 * i}}}")
+        vm_ip = IPv4Address("10.0.128.4") + 16 * i if big else IPv4Address("10.0.1.20") + 32 * i
+        lines.append(f"  - {{name: vm{i}, host: h{i}, ip: {vm_ip}}}")
     lines.append("endpoints:\n  - {name: mgmt-vm, ip: 10.0.2.5, subnet: mgmt-subnet}")
     return "\n".join(lines) + "\n"
 
