@@ -30,7 +30,17 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Iterator
 
 from ..plan import Route
-from .state import INTERNET, INTERNET_IP, OUTBOUND_IP, GuestState, HostState, NicState, State, UserRoute
+from .state import (
+    INTERNET,
+    INTERNET_IP,
+    OUTBOUND_IP,
+    FwdPacket,
+    GuestState,
+    HostState,
+    NicState,
+    State,
+    UserRoute,
+)
 
 MAX_HOPS = 32
 INTERNET_NET = IPv4Network("198.51.100.0/24")  # the only network the internet node reaches
@@ -195,7 +205,7 @@ class Model:
     def _originate(self, node: str, pkt: list[IPv4Address], w: _Walk) -> str:
         s = self.state
         if node in s.hosts:
-            return self._host_out(s.hosts[node], pkt, w, forwarded=False)
+            return self._host_out(s.hosts[node], pkt, w)
         if node in s.guests:
             return self._guest_out(s.guests[node], pkt, w)
         if node in s.endpoints:
@@ -283,18 +293,19 @@ class Model:
             )
         return None
 
-    def _host_out(self, h: HostState, pkt: list[IPv4Address], w: _Walk, forwarded: bool) -> str:
+    def _host_out(self, h: HostState, pkt: list[IPv4Address], w: _Walk, r: Route | None = None) -> str:
+        """Out of ``h``: its own packet (``r`` None: route it here) or one it forwards by ``r``."""
         dst = pkt[1]
-        r = self.host_route(h, dst)
+        forwarded = r is not None
+        r = r or self.host_route(h, dst)
         if r is None:
             raise _Dropped(Drop(h.name, f"{h.name} has no route to {dst}", "`nestnet host apply`"))
         nh = r.via or dst
-        if forwarded and not w.reply and h.masquerade != "none" and any(pkt[0] in n for n in h.masquerade_src):
-            out_vnet = not self.state.in_vnet(dst)
-            if (h.masquerade == "all" and r.dev == h.l3_dev) or (h.masquerade == "outside-vnet" and out_vnet):
-                w.flow.nat.append((h.name, pkt[0], h.ip))
-                w.hop(h.name, f"masquerades {pkt[0]} as {h.ip}")
-                pkt[0] = h.ip
+        # NAT rules see only a connection's first packet: the request.
+        if forwarded and not w.reply and any(m.matches(pkt[0], dst, r.dev) for m in h.masquerade):
+            w.flow.nat.append((h.name, pkt[0], h.ip))
+            w.hop(h.name, f"masquerades {pkt[0]} as {h.ip}")
+            pkt[0] = h.ip
         if r.dev == h.l3_dev and not (h.bridge_has_uplink and nh in self.guest_by_ip
                                       and self.guest_by_ip[nh].host == h.name):
             if dst in h.block:
@@ -348,21 +359,21 @@ class Model:
         if not h.ip_forward:
             raise _Dropped(Drop(h.name, f"{h.name} does not forward {src} → {dst}: net.ipv4.ip_forward=0",
                                 f"`nestnet host apply` or `sysctl -w net.ipv4.ip_forward=1` on {h.name}"))
-        if self.host_route(h, dst) is None:
+        r = self.host_route(h, dst)
+        if r is None:
             raise _Dropped(Drop(h.name, f"{h.name} has no route to {dst}", "`nestnet host apply`"))
         rp = self._rp_refusal(h, dev, src)
         if rp is not None:
             raise _Dropped(Drop(h.name, rp[0], rp[1]))
         established = w.reply and h.name in w.flow.seen
-        if h.firewall.verdict(src, dst, established) == "drop":
-            why = ("forward policy drop, no rule accepts it" if not h.firewall.rules
-                   else "no nestnet rule accepts it (it forwards only its block ↔ the VNet, egress when masquerading)")
-            raise _Dropped(Drop(h.name, f"{h.name}'s firewall drops forwarded {src} → {dst}: {why}",
+        why = h.firewall.drop_reason(FwdPacket(src, dst, dev, r.dev, established))
+        if why is not None:
+            raise _Dropped(Drop(h.name, f"{h.name}'s firewall drops forwarded {src} → {dst} ({dev} → {r.dev}): {why}",
                                 f"`nestnet host apply` on {h.name}"))
         if not w.reply:
             w.flow.seen.add(h.name)
         w.hop(h.name, f"forwards {src} → {dst}")
-        return self._host_out(h, pkt, w, forwarded=True)
+        return self._host_out(h, pkt, w, r)
 
     def _guest_in(self, g: GuestState, pkt: list[IPv4Address], w: _Walk) -> str:
         if pkt[1] == g.ip:

@@ -16,10 +16,10 @@ live host or the lab reports. Everything here is immutable: what-ifs are ``State
 from __future__ import annotations
 
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, collapse_addresses
 from typing import Literal, Mapping
 
-from ..plan import Plan, Route
+from ..plan import Host, Plan, Route
 
 # The internet node behind the fabric, as in the lab (DESIGN §5, reference up.sh).
 INTERNET = "internet"
@@ -28,39 +28,88 @@ INTERNET_IP = IPv4Address("203.0.113.10")
 OUTBOUND_IP = IPv4Address("198.51.100.1")
 
 Verdict = Literal["accept", "drop"]
-Masquerade = Literal["none", "outside-vnet", "all"]
+
+
+def _in(ip: IPv4Address, nets: tuple[IPv4Network, ...] | None, negate: bool) -> bool:
+    return nets is None or (any(ip in n for n in nets) != negate)
+
+
+@dataclass(frozen=True, slots=True)
+class FwdPacket:
+    """What a forward chain sees of a packet."""
+
+    src: IPv4Address
+    dst: IPv4Address
+    iif: str
+    oif: str
+    established: bool  # part of a connection conntrack has seen (a reply)
 
 
 @dataclass(frozen=True, slots=True)
 class FwRule:
-    """One forward rule: matches when the source is in ``src`` and the destination in ``dst``
-    (``None`` = any)."""
+    """One flattened forward rule (``None`` matches anything; ``*_not`` negates the match)."""
 
-    src: tuple[IPv4Network, ...] | None
-    dst: tuple[IPv4Network, ...] | None
     verdict: Verdict
+    src: tuple[IPv4Network, ...] | None = None
+    src_not: bool = False
+    dst: tuple[IPv4Network, ...] | None = None
+    iif: str | None = None
+    iif_not: bool = False
+    oif: str | None = None
+    established: bool = False  # matches only established/related packets
+    why: str = ""  # for people: what the rule is for
 
-    def matches(self, src: IPv4Address, dst: IPv4Address) -> bool:
-        return (self.src is None or any(src in n for n in self.src)) and (
-            self.dst is None or any(dst in n for n in self.dst)
+    def matches(self, pkt: FwdPacket) -> bool:
+        return (
+            (not self.established or pkt.established)
+            and (self.iif is None or ((pkt.iif == self.iif) != self.iif_not))
+            and (self.oif is None or pkt.oif == self.oif)
+            and _in(pkt.src, self.src, self.src_not)
+            and _in(pkt.dst, self.dst, False)
         )
 
 
 @dataclass(frozen=True, slots=True)
-class Firewall:
-    """The forward verdict of a host's firewall: established/related first, rules, policy."""
+class Chain:
+    """A base chain on the forward hook: the first matching rule decides, else the policy."""
 
     policy: Verdict
-    established: bool  # "ct state established,related accept" comes first
     rules: tuple[FwRule, ...] = ()
+    name: str = ""
 
-    def verdict(self, src: IPv4Address, dst: IPv4Address, established: bool) -> Verdict:
-        if established and self.established:
-            return "accept"
+    def decide(self, pkt: FwdPacket) -> tuple[Verdict, FwRule | None]:
         for r in self.rules:
-            if r.matches(src, dst):
-                return r.verdict
-        return self.policy
+            if r.matches(pkt):
+                return r.verdict, r
+        return self.policy, None
+
+
+@dataclass(frozen=True, slots=True)
+class Firewall:
+    """Every base chain on the forward hook: a drop in any of them is final (nftables)."""
+
+    chains: tuple[Chain, ...] = ()
+
+    def drop_reason(self, pkt: FwdPacket) -> str | None:
+        """None when every chain accepts ``pkt``; else what dropped it, in words."""
+        for c in self.chains:
+            verdict, rule = c.decide(pkt)
+            if verdict == "drop":
+                what = rule.why if rule is not None and rule.why else f"policy drop in {c.name}"
+                return what
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class MasqRule:
+    """Masquerade (to the outgoing device's address) for new connections matching every field."""
+
+    src: tuple[IPv4Network, ...]
+    oif: str
+    dst_not: tuple[IPv4Network, ...] = ()  # except towards these
+
+    def matches(self, src: IPv4Address, dst: IPv4Address, oif: str) -> bool:
+        return oif == self.oif and _in(src, self.src, False) and not any(dst in n for n in self.dst_not)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +166,7 @@ class HostState:
     rp_filter: int  # effective for every device: max(conf.all, conf.<dev>)
     proxy_arp: bool  # on the nested bridge
     firewall: Firewall
-    masquerade: Masquerade
-    masquerade_src: tuple[IPv4Network, ...]  # sources the host masquerades (its block)
+    masquerade: tuple[MasqRule, ...]
 
     @property
     def l3_dev(self) -> str:
@@ -188,14 +236,39 @@ class State:
         return from_plan(plan)
 
 
-def firewall_for(block: IPv4Network, vnet: tuple[IPv4Network, ...], masquerade: Masquerade) -> Firewall:
-    """The forward verdict of nestnet's host firewall (the host reconciler's ``table inet
-    nestnet``): own block <-> VNet (and the nested pool), established/related, and own block to
-    anywhere when the host masquerades its egress."""
-    rules = [FwRule((block,), vnet, "accept"), FwRule(vnet, (block,), "accept")]
-    if masquerade != "none":
-        rules.append(FwRule((block,), None, "accept"))
-    return Firewall("drop", True, tuple(rules))
+def firewall_for(host: Host, fabric: tuple[IPv4Network, ...], vm_ips: tuple[IPv4Address, ...]) -> Firewall:
+    """The forward chain of nestnet's ``table inet nestnet`` (nestnet.host.nft), flattened:
+    anti-spoofing on the bridge, then the block's traffic only to/from the fabric (VNet, pool,
+    blocks), established/related, and out of the uplink when masquerading. Policy accept: it
+    judges only its own block's traffic."""
+    block, br = (host.block,), host.bridge
+    vms = tuple(IPv4Network(ip) for ip in vm_ips)
+    rules: list[FwRule] = []
+    if not host.bridge_has_uplink:
+        rules += [
+            FwRule("drop", iif=br, src=vms, src_not=True, why=f"anti-spoofing: only its VMs' addresses may come from {br}"),
+            FwRule("drop", iif=br, iif_not=True, src=block, why=f"anti-spoofing: its block may only come from {br}"),
+        ]
+    rules += [FwRule("accept", src=block, established=True), FwRule("accept", src=block, dst=fabric)]
+    egress = ""
+    if host.masquerade != "none":
+        rules.append(FwRule("accept", src=block, oif=host.l3_dev))
+        egress = f" or out of {host.l3_dev}"
+    rules += [
+        FwRule("drop", src=block, why=f"its block may go only to the VNet and nested blocks{egress}"),
+        FwRule("accept", dst=block, established=True),
+        FwRule("accept", dst=block, src=fabric),
+        FwRule("drop", dst=block, why="its block may be reached only from the VNet and nested blocks"),
+    ]
+    return Firewall((Chain("accept", tuple(rules), "nestnet"),))
+
+
+def masquerade_for(host: Host, fabric: tuple[IPv4Network, ...]) -> tuple[MasqRule, ...]:
+    if host.masquerade == "outside-vnet":
+        return (MasqRule((host.block,), host.l3_dev, fabric),)
+    if host.masquerade == "all":
+        return (MasqRule((host.block,), host.l3_dev),)
+    return ()
 
 
 def from_plan(plan: Plan) -> State:
@@ -227,7 +300,8 @@ def from_plan(plan: Plan) -> State:
         nics=nics,
         resource_group=az.resource_group,
     )
-    vnet = tuple(plan.address_space) + (() if plan.in_vnet(plan.pool) else (plan.pool,))
+    # nestnet.host.nft.fabric_prefixes: where nested traffic may go without NAT
+    fabric = tuple(collapse_addresses([*plan.address_space, plan.pool, *plan.blocks]))
     hosts: dict[str, HostState] = {}
     for h in plan.hosts.values():
         subnet = plan.subnets[h.subnet].prefix
@@ -251,9 +325,8 @@ def from_plan(plan: Plan) -> State:
             ip_forward=h.sysctl.get("net.ipv4.ip_forward") == "1",
             rp_filter=rp,
             proxy_arp=h.sysctl.get(f"net.ipv4.conf.{h.bridge}.proxy_arp") == "1",
-            firewall=firewall_for(h.block, vnet, h.masquerade),
-            masquerade=h.masquerade,
-            masquerade_src=(h.block,),
+            firewall=firewall_for(h, fabric, tuple(plan.vms[v].ip for v in h.vms)),
+            masquerade=masquerade_for(h, fabric),
         )
     guests = {
         v.name: GuestState(v.name, v.host, v.ip, v.prefix_len, v.gateway, v.guest_style == "onlink", v.mac)

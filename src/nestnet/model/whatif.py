@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import Callable, Iterable
 
 from ..faults import Fault
-from .state import Firewall, State
+from .state import Chain, Firewall, State
 
 
 def _host(state: State, name: str, **changes) -> State:
@@ -44,10 +44,13 @@ WHATIFS: dict[str, Callable[[State, str], State]] = {
     "no-user-route": _no_user_route,
     "ip-forward-off": lambda s, h: _host(s, h, ip_forward=False),
     "no-host-routes": lambda s, h: _host(s, h, owned_routes=()),
-    "firewall-deny-routed": lambda s, h: _host(s, h, firewall=Firewall("drop", False, ())),
+    # The lab adds its own base chain with policy drop; nestnet's table stays.
+    "firewall-deny-routed": lambda s, h: _host(
+        s, h, firewall=Firewall((*s.hosts[h].firewall.chains, Chain("drop", (), "a forward chain that is not nestnet's")))
+    ),
     "rp-filter-strict": lambda s, h: _host(s, h, rp_filter=1),
     "no-proxy-arp": lambda s, h: _host(s, h, proxy_arp=False),
-    "no-masquerade": lambda s, h: _host(s, h, masquerade="none"),
+    "no-masquerade": lambda s, h: _host(s, h, masquerade=()),
 }
 
 

@@ -1,0 +1,348 @@
+"""Checking every ordered pair fast: nodes that behave alike are traced once per class pair.
+
+A host's *signature* is its state (and Azure's state about it: NIC, user routes for its block)
+rewritten relative to itself: its own address becomes SELF, its block BLOCK, its subnet's gateway
+GW, its routes to the other hosts' blocks a per-relation summary ("via the peer's IP on the
+uplink" for same-subnet peers, "via GW" for others). Hosts of one subnet with equal signatures
+behave alike towards every other class, so one representative pair per (source class,
+destination class, same host or not) decides all its member pairs. Anything that singles out a
+specific other node (a route to one peer's block only, a user route pointing at another host, a
+literal prefix covering part of the pool) makes the nodes involved singletons: correctness first,
+speed where the fabric is regular. tests/check/test_classes.py compares the class verdicts with
+brute force on random faulted fabrics.
+
+VM classes are (host class, guest signature); endpoints and the internet are singletons.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
+from typing import Hashable, Iterator
+
+from .engine import Model, PairResult
+from .state import INTERNET, Firewall, HostState, State
+
+ANY = IPv4Network("0.0.0.0/0")
+
+
+@dataclass(frozen=True, slots=True)
+class NodeClass:
+    key: Hashable
+    kind: str  # host | vm | endpoint | internet
+    host_class: Hashable | None  # for host and vm classes: the class of the host(s)
+    members: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ClassPair:
+    """All ordered pairs (src in ``src``, dst in ``dst``) with the given host relation."""
+
+    src: NodeClass
+    dst: NodeClass
+    same_host: bool | None  # None: not both on hosts
+    count: int
+    ok: bool
+    rep: tuple[str, str]
+
+
+class _Signer:
+    """Computes class keys; records nodes whose identity matters (``special``)."""
+
+    def __init__(self, state: State):
+        self.s = state
+        self.block_owner = {h.block: h.name for h in state.hosts.values()}
+        self.ip_owner: dict[IPv4Address, str] = {}
+        for h in state.hosts.values():
+            self.ip_owner[h.ip] = h.name
+        for g in state.guests.values():
+            self.ip_owner[g.ip] = g.name
+        for e in state.endpoints.values():
+            self.ip_owner[e.ip] = e.name
+        self.subnet_prefixes = {n: s.prefix for n, s in state.azure.subnets.items()}
+        self.special: set[str] = set()
+        self.hosts_in_subnet: dict[str, list[HostState]] = {}
+        for h in state.hosts.values():
+            self.hosts_in_subnet.setdefault(h.subnet, []).append(h)
+        self.user_by_prefix: dict[IPv4Network, list] = {}
+        self.user_by_hop: dict[IPv4Address, list] = {}
+        for r in state.azure.user_routes:
+            self.user_by_prefix.setdefault(r.prefix, []).append(r)
+            self.user_by_hop.setdefault(r.next_hop_ip, []).append(r)
+        self._uniform_cache: dict[IPv4Network, bool] = {}
+        for r in state.azure.user_routes:  # Azure's foreign routes touch every class alike unless partial
+            if self.block_owner.get(r.prefix) is None:
+                self.literal_net(r.prefix)
+            owner = self.ip_owner.get(r.next_hop_ip)
+            if owner is not None and self.block_owner.get(r.prefix) != owner:
+                self.special.add(owner)
+                if r.prefix in self.block_owner:
+                    self.special.add(self.block_owner[r.prefix])
+
+    # ---- symbols relative to one host
+
+    def addr(self, h: HostState, a: IPv4Address | None) -> Hashable:
+        if a is None:
+            return None
+        if a == h.ip:
+            return "SELF"
+        if a == h.gateway:
+            return "GW"
+        owner = self.ip_owner.get(a)
+        if owner is not None:
+            self.special.add(owner)
+            return ("node", owner)
+        return str(a)
+
+    def literal_net(self, n: IPv4Network) -> Hashable:
+        """A prefix written literally; nodes it covers only partly lose their anonymity."""
+        ok = self._uniform_cache.get(n)
+        if ok is None:
+            ok = True
+            pool = self.s.pool
+            if pool is not None and n.overlaps(pool) and not n.supernet_of(pool):
+                ok = False
+                for h in self.s.hosts.values():
+                    if h.block.overlaps(n):
+                        self.special.add(h.name)
+            for sub, prefix in self.subnet_prefixes.items():
+                if n.overlaps(prefix) and not n.supernet_of(prefix):
+                    for h in self.hosts_in_subnet.get(sub, ()):
+                        if h.ip in n:
+                            self.special.add(h.name)
+            self._uniform_cache[n] = ok
+        return str(n)
+
+    def net(self, h: HostState, n: IPv4Network) -> Hashable:
+        if n == h.block:
+            return "BLOCK"
+        if n == self.subnet_prefixes.get(h.subnet):
+            return "SUBNET"
+        owner = self.block_owner.get(n)
+        if owner is not None:
+            self.special.add(owner)
+            return ("block", owner)
+        if n.prefixlen == 32 and n.network_address in self.ip_owner:
+            return self.addr(h, n.network_address)
+        return self.literal_net(n)
+
+    def nets(self, h: HostState, ns: tuple[IPv4Network, ...] | None, vm_ips: frozenset) -> Hashable:
+        if ns is None:
+            return None
+        if ns and all(n.prefixlen == 32 and n.network_address in vm_ips for n in ns) and len(ns) == len(vm_ips):
+            return "OWN_VMS"
+        return tuple(sorted((str(self.net(h, n)) for n in ns)))
+
+    def dev(self, h: HostState, d: str | None) -> Hashable:
+        return {h.uplink: "UPLINK", h.bridge: "BRIDGE"}.get(d or "", d)
+
+    # ---- signatures
+
+    def host_key(self, h: HostState, vm_ips: frozenset) -> Hashable:
+        s = self.s
+        peers: dict[str, tuple] = {}
+        routes = []
+        for r in h.routes:
+            owner = self.block_owner.get(r.dst)
+            if owner is not None and owner != h.name:
+                if owner in peers:  # a second route to the same prefix: the first wins
+                    continue
+                via = "PEER_IP" if r.via == s.hosts[owner].ip else self.addr(h, r.via)
+                peers[owner] = (self.dev(h, r.dev), via)
+            else:
+                owned = r in h.owned_routes
+                routes.append((owned, str(self.net(h, r.dst)), self.dev(h, r.dev), str(self.addr(h, r.via))))
+        by_rel: dict[bool, set] = {True: set(), False: set()}
+        for p in s.hosts.values():
+            if p.name != h.name:
+                by_rel[p.subnet == h.subnet].add(peers.get(p.name))
+        if all(len(v) <= 1 for v in by_rel.values()):
+            peer_sig = tuple(next(iter(by_rel[rel]), None) for rel in (True, False))
+        else:  # routes to some peers only: this host and those peers are singled out
+            peer_sig = ("host", h.name)
+            counts: dict = {}
+            for cat in peers.values():
+                counts[cat] = counts.get(cat, 0) + 1
+            common = max(counts, key=counts.__getitem__) if counts else None
+            for p in s.hosts.values():
+                if p.name != h.name and peers.get(p.name) != common:
+                    self.special.add(p.name)
+        az = s.azure
+        nic = az.nics.get(h.nic)
+        nic_sig = None
+        if nic is not None:
+            extra = nic.addresses - {h.ip}
+            nic_sig = (
+                nic.ip_forwarding,
+                "OWN_VMS" if extra and extra == vm_ips else tuple(sorted(str(self.addr(h, a)) for a in extra)),
+            )
+        own_routes = tuple(sorted(str(self.addr(h, r.next_hop_ip)) for r in self.user_by_prefix.get(h.block, ())))
+        pointing = tuple(sorted(str(self.net(h, r.prefix)) for r in self.user_by_hop.get(h.ip, ()) if r.prefix != h.block))
+        return (
+            h.subnet,
+            h.prefix_len,
+            self.addr(h, h.gateway),
+            h.bridge_has_uplink,
+            h.l2_guards,
+            self.addr(h, h.bridge_address),
+            h.ip_forward,
+            h.rp_filter,
+            h.proxy_arp,
+            self.firewall(h, h.firewall, vm_ips),
+            tuple((self.nets(h, m.src, vm_ips), self.dev(h, m.oif), self.nets(h, m.dst_not, vm_ips)) for m in h.masquerade),
+            tuple(sorted(routes)),
+            peer_sig,
+            nic_sig,
+            own_routes,
+            pointing,
+        )
+
+    def firewall(self, h: HostState, fw: Firewall, vm_ips: frozenset) -> Hashable:
+        return tuple(
+            (
+                c.policy,
+                c.name,
+                tuple(
+                    (r.verdict, self.nets(h, r.src, vm_ips), r.src_not, self.nets(h, r.dst, vm_ips),
+                     self.dev(h, r.iif), r.iif_not, self.dev(h, r.oif), r.established)
+                    for r in c.rules
+                ),
+            )
+            for c in fw.chains
+        )
+
+
+def node_classes(state: State) -> tuple[list[NodeClass], dict[str, str]]:
+    """The classes and each host-bound node's host (VMs: their host; hosts: themselves)."""
+    signer = _Signer(state)
+    vms_of: dict[str, list] = {h: [] for h in state.hosts}
+    for g in state.guests.values():
+        vms_of.setdefault(g.host, []).append(g)
+    host_keys: dict[str, Hashable] = {}
+    for h in state.hosts.values():
+        vm_ips = frozenset(g.ip for g in vms_of.get(h.name, ()))
+        host_keys[h.name] = signer.host_key(h, vm_ips)
+    guest_sigs = {}
+    for g in state.guests.values():
+        h = state.hosts.get(g.host)
+        if h is None or g.ip not in h.block:
+            guest_sigs[g.name] = ("vm", g.name)
+            continue
+        gw = "HOST_IP" if g.gateway == h.ip else signer.addr(h, g.gateway)
+        if g.prefix_len < 32:
+            signer.literal_net(IPv4Network(f"{g.ip}/{g.prefix_len}", strict=False))
+        guest_sigs[g.name] = (g.prefix_len, g.onlink, gw)
+    # Identity matters for special hosts: each becomes its own class.
+    for name in signer.special:
+        if name in host_keys:
+            host_keys[name] = ("host", name)
+        elif name in state.guests:
+            guest_sigs[name] = ("vm", name)
+    host_of: dict[str, str] = {}
+    groups: dict[tuple, list[str]] = {}
+    for name, key in host_keys.items():
+        groups.setdefault(("host", key), []).append(name)
+        host_of[name] = name
+    for g in state.guests.values():
+        hk = host_keys.get(g.host, ("orphan", g.host))
+        groups.setdefault(("vm", hk, guest_sigs[g.name]), []).append(g.name)
+        host_of[g.name] = g.host
+    classes = [
+        NodeClass(key, key[0], key[1], tuple(members)) for key, members in groups.items()
+    ]
+    classes += [NodeClass(("endpoint", e), "endpoint", None, (e,)) for e in state.endpoints]
+    if state.internet:
+        classes.append(NodeClass(("internet",), "internet", None, (INTERNET,)))
+    return classes, host_of
+
+
+class CheckResult:
+    """Every ordered pair's verdict, by class; concrete pairs are produced on demand."""
+
+    def __init__(self, state: State, model: Model, class_pairs: list[ClassPair], host_of: dict[str, str]):
+        self.state = state
+        self.model = model
+        self.class_pairs = class_pairs
+        self._host_of = host_of
+        total = sum(c.count for c in class_pairs)
+        ok = sum(c.count for c in class_pairs if c.ok)
+        self.summary = {"pairs": total, "ok": ok, "failed": total - ok}
+
+    @property
+    def all_ok(self) -> bool:
+        return self.summary["failed"] == 0
+
+    def _members(self, cp: ClassPair) -> Iterator[tuple[str, str]]:
+        for a in cp.src.members:
+            for b in cp.dst.members:
+                if a == b:
+                    continue
+                if cp.same_host is not None and (self._host_of[a] == self._host_of[b]) != cp.same_host:
+                    continue
+                yield a, b
+
+    def pairs(self, include_ok: bool = False) -> Iterator[PairResult]:
+        """Concrete pairs in node order; failed ones re-traced for their exact reason and hops."""
+        order = {n: i for i, n in enumerate((*self.state.node_names, INTERNET))}
+        chosen = [cp for cp in self.class_pairs if include_ok or not cp.ok]
+        items = sorted(
+            ((a, b, cp.ok) for cp in chosen for a, b in self._members(cp)),
+            key=lambda t: (order[t[0]], order[t[1]]),
+        )
+        for a, b, ok in items:
+            yield PairResult(a, b, True) if ok else self.model.ping(a, b)
+
+
+def check(state: State) -> CheckResult:
+    model = Model(state)
+    classes, host_of = node_classes(state)
+    # per host: how many members of each class sit on it
+    on_host: dict[Hashable, dict[str, int]] = {}
+    for c in classes:
+        if c.host_class is None:
+            continue
+        counts: dict[str, int] = {}
+        for m in c.members:
+            counts[host_of[m]] = counts.get(host_of[m], 0) + 1
+        on_host[c.key] = counts
+    cache: dict[tuple[str, str], bool] = {}
+
+    def verdict(a: str, b: str) -> bool:
+        if (a, b) not in cache:
+            cache[(a, b)] = model.ping(a, b).ok
+        return cache[(a, b)]
+
+    out: list[ClassPair] = []
+    for x in classes:
+        if x.kind == "internet":
+            continue  # a destination only: nothing opens a path in from the internet
+        for y in classes:
+            if x.host_class is not None and y.host_class is not None:
+                out += _host_bound(x, y, on_host, host_of, verdict)
+                continue
+            n = len(x.members) * len(y.members) - (len(x.members) if x is y else 0)
+            if n:
+                a = x.members[0]
+                b = next(m for m in y.members if m != a)
+                out.append(ClassPair(x, y, None, n, verdict(a, b), (a, b)))
+    return CheckResult(state, model, out, host_of)
+
+
+def _host_bound(x: NodeClass, y: NodeClass, on_host: dict, host_of: dict[str, str], verdict) -> list[ClassPair]:
+    cx, cy = on_host[x.key], on_host[y.key]
+    same = sum(n * cy.get(h, 0) for h, n in cx.items()) - (sum(cx.values()) if x is y else 0)
+    total = sum(cx.values()) * sum(cy.values()) - (sum(cx.values()) if x is y else 0)
+    out = []
+    if same:
+        h = next(h for h, n in cx.items() if cy.get(h, 0) - (1 if x is y else 0) > 0 and n)
+        a = next(m for m in x.members if host_of[m] == h)
+        b = next(m for m in y.members if host_of[m] == h and m != a)
+        out.append(ClassPair(x, y, True, same, verdict(a, b), (a, b)))
+    if total - same:
+        ha = next(h for h in cx if any(hb != h for hb in cy))
+        hb = next(h for h in cy if h != ha)
+        a = next(m for m in x.members if host_of[m] == ha)
+        b = next(m for m in y.members if host_of[m] == hb)
+        out.append(ClassPair(x, y, False, total - same, verdict(a, b), (a, b)))
+    return out
+
