@@ -1,0 +1,121 @@
+"""The lab's pure parts: names, the Azure state and what it means for the fabric, matrix parsing.
+
+No root needed: these run everywhere.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Network
+
+import pytest
+
+from nestnet.errors import UsageError
+from nestnet.faults import Fault
+from nestnet.lab.azure import AzureState, FabricConfig, desired, diff
+from nestnet.lab.demo import checks
+from nestnet.lab.fabric import render_nft
+from nestnet.lab.faultlab import azure_state_for
+from nestnet.lab.matrix import addresses, pairs_from, parse_alive
+from nestnet.lab.topology import INTERNET, Topology, nic_mac, ns_name, port_name
+
+from .conftest import plan_of, seed
+
+
+@pytest.fixture
+def plan(tmp_path):
+    return plan_of(tmp_path, seed())
+
+
+def test_names_are_derived_from_the_lab_name_and_fit_linux_limits(plan):
+    topo = Topology.from_plan(plan)
+    assert topo.fabric_ns == f"nn-{plan.name}.fabric"
+    assert topo.ns("vma") == ns_name(plan.name, "vma")
+    assert port_name(IPv4Address("255.255.255.255")) == "nffffffff"
+    assert all(len(n.port) <= 15 for n in topo.nics)
+    assert nic_mac(IPv4Address("10.0.1.10")) == "02:00:0a:00:01:0a"
+    assert [(p.vm, p.host, p.port) for p in topo.vm_ports] == [("vma", "hosta", "vn0"), ("vmb", "hostb", "vn0")]
+
+
+def test_reserved_node_names_are_refused(tmp_path):
+    spec = seed()
+    spec["endpoints"][0]["name"] = "internet"
+    with pytest.raises(UsageError, match="'internet' is reserved"):
+        Topology.from_plan(plan_of(tmp_path, spec))
+
+
+def test_planned_azure_state(plan):
+    state = AzureState.from_plan(plan)
+    assert state.user_routes == {
+        IPv4Network("10.0.1.16/28"): IPv4Address("10.0.1.10"),
+        IPv4Network("10.0.1.48/28"): IPv4Address("10.0.1.11"),
+    }
+    assert state.associated_subnets == {"vm-subnet", "mgmt-subnet"}
+    assert state.ip_forwarding_nics == {"hosta-nic", "hostb-nic"}
+
+
+def test_azure_faults_change_only_the_state_they_name(plan):
+    state = azure_state_for(
+        plan, (Fault("nic-forwarding-off", "hostb"), Fault("no-route-table", "mgmt-subnet"), Fault("no-user-route", "hosta"))
+    )
+    assert state.ip_forwarding_nics == {"hosta-nic"}
+    assert state.associated_subnets == {"vm-subnet"}
+    assert list(state.user_routes) == [IPv4Network("10.0.1.48/28")]
+    assert azure_state_for(plan, (Fault("ip-forward-off", "hosta"),)) == AzureState.from_plan(plan)
+
+
+def test_route_table_is_system_routes_overlaid_by_user_routes(plan):
+    topo = Topology.from_plan(plan)
+    want = desired(topo, AzureState.from_plan(plan))
+    a, b, m = (port_name(IPv4Address(ip)) for ip in ("10.0.1.10", "10.0.1.11", "10.0.2.5"))
+    assert ("10.0.1.16/28", "unicast", "10.0.1.10", a) in want.table
+    assert ("10.0.0.0/16", "unicast", None, "vnetsink") in want.table
+    assert ("10.0.2.5/32", "unicast", None, m) in want.table
+    assert ("0.0.0.0/0", "unicast", "198.51.100.254", "pinet") in want.table
+    assert want.rule_ports == {a, b, m}
+    assert want.ipfwd_ports == {a, b}
+    # a route to a next hop no NIC owns drops, as in Azure
+    lost = AzureState({IPv4Network("10.0.1.16/28"): IPv4Address("10.0.1.99")})
+    assert ("10.0.1.16/28", "blackhole", None, None) in desired(topo, lost).table
+
+
+def test_diff_is_empty_when_observed_matches_and_minimal_otherwise(plan):
+    topo = Topology.from_plan(plan)
+    want = desired(topo, AzureState.from_plan(plan))
+    assert not diff(want, want)
+    broken = desired(topo, azure_state_for(plan, (Fault("nic-forwarding-off", "hostb"),)))
+    ch = diff(want, broken)
+    assert ch.add_ipfwd == (port_name(IPv4Address("10.0.1.11")),)
+    assert not (ch.add_routes or ch.del_routes or ch.add_rules or ch.del_rules or ch.del_ipfwd)
+    empty = FabricConfig(frozenset(), frozenset(), frozenset())
+    assert len(diff(want, empty).add_routes) == len(want.table)
+
+
+def test_fabric_nft_names_every_nic_port_and_mac(plan):
+    text = render_nft(Topology.from_plan(plan))
+    for n in Topology.from_plan(plan).nics:
+        assert f'"{n.port}" . {n.ip}' in text
+        assert f'"{n.port}" . {n.mac}' in text
+
+
+def test_matrix_pairs_are_every_ordered_pair_with_the_internet_as_destination_only(plan):
+    addrs = addresses(plan)
+    assert list(addrs) == ["hosta", "hostb", "vma", "vmb", "mgmt", INTERNET]
+    alive = {src: {"10.0.1.11"} for src in addrs if src != INTERNET}
+    pairs = pairs_from(addrs, alive)
+    assert len(pairs) == 5 * 5
+    assert all(p.src != p.dst and p.src != INTERNET for p in pairs)
+    assert {(p.src, p.dst) for p in pairs if p.ok} == {(s, "hostb") for s in alive if s != "hostb"}
+    assert pairs[0].to_dict() == {"src": "hosta", "dst": "hostb", "ok": True}
+    assert parse_alive("10.0.1.11\n10.0.2.5\n\n") == {"10.0.1.11", "10.0.2.5"}
+
+
+def test_demo_checks_follow_the_seed_verification(plan):
+    cs = checks(plan)
+    routes = [c for c in cs if c.command.startswith("ip route show")]
+    assert [(c.node, c.expect) for c in routes] == [
+        ("hosta", r"10\.0\.1\.48/28 via 10\.0\.1\.11"),
+        ("hostb", r"10\.0\.1\.16/28 via 10\.0\.1\.10"),
+    ]
+    assert [c.command for c in cs if c.node == "vma"] == [
+        "ping -c1 -W1 10.0.1.10", "ping -c1 -W1 10.0.1.11", "ping -c1 -W1 10.0.2.5",
+    ]
