@@ -240,3 +240,17 @@ def test_location_from_the_vnet_when_the_spec_has_none(emulator, plan_of):
     reconcile(ep.client(plan), plan)
     table, routes, _, _ = read_back(ep, plan)
     assert table.location == "northeurope" and routes == planned(plan)
+
+
+def test_lab_state_follows_the_emulator(emulator, plan_of):
+    from nestnet.azure.labstate import fabric_state_from_emulator
+    from nestnet.lab.azure import AzureState
+
+    plan = plan_of(seed_spec())
+    seen = []
+    ep = emulator(plan, on_change=lambda arm: seen.append(len(arm.resources)))
+    empty = fabric_state_from_emulator(ep.arm.state_dir, plan)
+    assert empty == AzureState(user_routes={}, associated_subnets=frozenset(), ip_forwarding_nics=frozenset())
+    reconcile(ep.client(plan), plan)
+    assert fabric_state_from_emulator(ep.arm.state_dir, plan) == AzureState.from_plan(plan)
+    assert len(seen) == 1 + 5  # the seed, then one notification per accepted write

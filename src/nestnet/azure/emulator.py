@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ipaddress import IPv4Address, ip_address, ip_network
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..errors import UsageError
@@ -97,6 +97,7 @@ class Arm:
         retry_after: str = "1",
         max_routes: int = 400,
         rng_seed: int | None = 0,
+        on_change: Callable[["Arm"], None] | None = None,
     ):
         self.state_dir = Path(state_dir)
         self.path = self.state_dir / STATE_FILE
@@ -107,6 +108,8 @@ class Arm:
         self._rng = random.Random(rng_seed)
         self._lock = threading.RLock()
         self._ops: dict[str, dict[str, Any]] = {}
+        # Called after every accepted write, e.g. by the lab to re-program its fabric namespace.
+        self.on_change = on_change
         self.resources: dict[str, dict[str, Any]] = {}
         if self.path.exists():
             self.resources = json.loads(self.path.read_text())["resources"]
@@ -116,6 +119,8 @@ class Arm:
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"resources": self.resources}, indent=1, sort_keys=True))
         os.replace(tmp, self.path)
+        if self.on_change is not None:
+            self.on_change(self)
 
     # -- seeding (what Terraform would have created) -----------------------------------------
     def seed(self, plan: Any) -> None:
