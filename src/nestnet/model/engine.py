@@ -130,7 +130,9 @@ class Model:
             self.guests_of.setdefault(g.host, []).append(g)
         self.host_by_nic = {h.nic: h for h in state.hosts.values()}
         self._tables: dict[str, dict[int, dict[int, Route]]] = {}
-        self._user: dict[str, list[UserRoute]] = {}
+        self._lens: dict[str, list[int]] = {}
+        self._user: dict[int, dict[int, list[UserRoute]]] = {}
+        self._user_lens: list[int] = []
 
     # ---------------------------------------------------------------- lookups
 
@@ -142,8 +144,9 @@ class Model:
             for r in h.routes:
                 table.setdefault(r.dst.prefixlen, {}).setdefault(int(r.dst.network_address), r)
             self._tables[h.name] = table
+            self._lens[h.name] = sorted(table, reverse=True)
         d = int(dst)
-        for plen in sorted(table, reverse=True):
+        for plen in self._lens[h.name]:
             r = table[plen].get(d & (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF)
             if r is not None:
                 return r
@@ -404,7 +407,14 @@ class Model:
         return best[2], best[3], best[4]
 
     def _user_routes_for(self, dst: IPv4Address) -> Iterator[UserRoute]:
-        return (r for r in self.state.azure.user_routes if dst in r.prefix)
+        """User routes covering ``dst``, longest prefix first (indexed: tables hold 1,000 routes)."""
+        if not self._user:
+            for r in self.state.azure.user_routes:
+                self._user.setdefault(r.prefix.prefixlen, {}).setdefault(int(r.prefix.network_address), []).append(r)
+            self._user_lens = sorted(self._user, reverse=True)
+        d = int(dst)
+        for plen in self._user_lens:
+            yield from self._user[plen].get(d & (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF, ())
 
     def _azure_in(self, nic: NicState, pkt: list[IPv4Address], w: _Walk) -> str:
         az = self.state.azure

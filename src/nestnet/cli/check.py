@@ -1,0 +1,105 @@
+"""``nestnet check``: prove offline which ordered pairs of nodes can ping each other, and why not."""
+
+from __future__ import annotations
+
+import sys
+from itertools import islice
+
+import click
+
+from .output import console, emit_json, json_option, spec_argument, warn_lines
+
+ROWS = 40  # failed pairs shown to people; --json lists them all
+
+
+@click.command()
+@spec_argument
+@click.option("--fault", "faults", multiple=True, metavar="KIND:TARGET",
+              help="What-if: break the model like `nestnet lab fault` would (repeatable).")
+@click.option("--all", "all_pairs", is_flag=True, help="List every pair, not only the failed ones.")
+@click.option("--trace", nargs=2, metavar="SRC DST", help="Show one ping hop by hop, request and reply.")
+@json_option
+def check(spec: str, faults: tuple[str, ...], all_pairs: bool, trace: tuple[str, str] | None, as_json: bool) -> None:
+    """Check every ordered pair of nodes of SPEC (hosts, VMs, endpoints, to the internet).
+
+    A pair passes when a ping's request and its reply both get through. Exit 0 when every pair
+    passes, 1 when any fails, 2 on bad input.
+
+    Faults: nic-forwarding-off:HOST no-route-table:SUBNET no-user-route:HOST ip-forward-off:HOST
+    no-host-routes:HOST firewall-deny-routed:HOST rp-filter-strict:HOST no-proxy-arp:HOST
+    no-masquerade:HOST.
+    """
+    from ..faults import parse_faults
+    from ..model import apply_faults, from_plan
+    from ..plan import load_plan
+
+    plan = load_plan(spec, write=False)
+    parsed = parse_faults(faults, plan)
+    state = apply_faults(from_plan(plan), parsed)
+    if not as_json:
+        warn_lines(plan.warnings)
+    if trace:
+        sys.exit(_trace(state, plan, trace, as_json))
+    from ..model.classes import check as run_check
+
+    res = run_check(state)
+    if as_json:
+        emit_json({
+            "summary": res.summary,
+            "faults": [str(f) for f in parsed],
+            "pairs": [p.to_dict() for p in res.pairs(include_ok=all_pairs)],
+        })
+    else:
+        _print(res, parsed, all_pairs)
+    sys.exit(0 if res.all_ok else 1)
+
+
+def _trace(state, plan, pair: tuple[str, str], as_json: bool) -> int:
+    from ..errors import UsageError
+    from ..model import INTERNET, Model
+
+    src, dst = pair
+    known = [*state.node_names, INTERNET]
+    for name in pair:
+        if name not in known:
+            raise UsageError(f"{plan.source or plan.name}: no node named {name!r} (known: {', '.join(known)})")
+    if src == INTERNET:
+        raise UsageError("the internet is a destination only: nothing opens a path in from it")
+    if src == dst:
+        raise UsageError(f"--trace {src} {dst}: give two different nodes")
+    r = Model(state).ping(src, dst)
+    if as_json:
+        emit_json(r.to_dict())
+        return 0 if r.ok else 1
+    out = console()
+    for h in r.hops:
+        if h.startswith(("request ", "reply ")):
+            out.print(f"[bold]{h}[/]", markup=True, highlight=False)
+        else:
+            node, _, what = h.partition(": ")
+            out.print(f"  {node:<22} {what}", markup=False)
+    if r.ok:
+        out.print(f"[green]ok[/]: {src} → {dst} and back")
+    else:
+        out.print(f"[red]FAILED[/] at {r.dies_at}: ", end="")
+        out.print(r.reason, markup=False)
+    return 0 if r.ok else 1
+
+
+def _print(res, faults, all_pairs: bool) -> None:
+    summary = res.summary
+    out = console()
+    what = f" with {', '.join(map(str, faults))}" if faults else ""
+    colour = "green" if summary["failed"] == 0 else "red"
+    out.print(f"[{colour}]{summary['ok']}/{summary['pairs']} pairs ok, {summary['failed']} failed[/]{what}")
+    total = summary["pairs"] if all_pairs else summary["failed"]
+    if not total:
+        return
+    for p in islice(res.pairs(include_ok=all_pairs), ROWS):
+        if p.ok:
+            out.print(f"  [green]ok[/]   {p.src} → {p.dst}")
+            continue
+        out.print(f"  [red]FAIL[/] {p.src} → {p.dst}  [dim](dies at {p.dies_at})[/]")
+        out.print(f"       {p.reason}", markup=False)
+    if total > ROWS:
+        out.print(f"... and {total - ROWS} more (--json lists them all; --trace SRC DST shows one hop by hop)")

@@ -1,0 +1,67 @@
+"""Random small fabrics (spec dicts) and fault sets, shared by the class and differential tests."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import yaml
+
+from nestnet.faults import FAULT_KINDS
+from nestnet.plan import Plan, load_plan
+
+
+def random_spec(rng: random.Random, name: str, modes: tuple[str, ...] = ("routed",)) -> dict:
+    mode = rng.choice(modes)
+    style = rng.choice(("onlink", "subnet")) if mode == "routed" else "onlink"
+    n_hosts = rng.randint(2, 5)
+    subnets = [
+        {"name": "sa", "prefix": "10.0.1.0/24", "route_table": rng.random() < 0.9},
+        {"name": "sb", "prefix": "10.0.2.0/24", "route_table": rng.random() < 0.8},
+        {"name": "sc", "prefix": "10.0.3.0/24", "route_table": rng.random() < 0.7},
+    ]
+    hosts = []
+    for i in range(n_hosts):
+        # subnet style needs every block inside its host's subnet: keep those hosts in sa
+        sub = "sa" if style == "subnet" or mode == "secondary-ip" or rng.random() < 0.6 else "sb"
+        third = 1 if sub == "sa" else 2
+        hosts.append({"name": f"h{i}", "ip": f"10.0.{third}.{4 + i}", "uplink": "eth1"})
+    vms = []
+    for i, h in enumerate(hosts):
+        for j in range(rng.randint(0, 3)):
+            vms.append({"name": f"v{i}{j}", "host": h["name"]})
+    endpoints = [
+        {"name": f"e{k}", "ip": f"10.0.{rng.choice((1, 2, 3))}.{100 + k}"} for k in range(rng.randint(0, 2))
+    ]
+    pool = {"routed": "10.0.1.128/25", "nat": "192.168.100.0/24", "secondary-ip": "10.0.1.128/25"}[mode]
+    return {
+        "version": 1,
+        "name": name,
+        "azure": {"resource_group": "rg", "vnet": "vnet", "address_space": ["10.0.0.0/16"], "route_table": "rt"},
+        "subnets": subnets,
+        "nested": {
+            "mode": mode,
+            "pool": pool,
+            "block_prefix_len": 28,
+            "guest_style": style,
+            "egress": rng.choice(("masquerade-outside-vnet", "masquerade-outside-vnet", "none")),
+        },
+        "hosts": hosts,
+        "vms": vms,
+        "endpoints": endpoints,
+    }
+
+
+def random_faults(rng: random.Random, plan: Plan, most: int = 3) -> list[str]:
+    out = []
+    for _ in range(rng.randint(0, most)):
+        kind = rng.choice(sorted(FAULT_KINDS))
+        names = list(plan.hosts) if FAULT_KINDS[kind][0] == "host" else list(plan.subnets)
+        out.append(f"{kind}:{rng.choice(names)}")
+    return out
+
+
+def write_plan(tmp: Path, spec: dict) -> Plan:
+    path = tmp / f"{spec['name']}.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return load_plan(path)
