@@ -14,7 +14,7 @@ import yaml
 
 from nestnet.azure.arm import ArmClient, ArmSettings
 from nestnet.azure.emulator import DEFAULT_SUBSCRIPTION, Arm, Emulator
-from nestnet.plan import Plan, load_plan
+from nestnet.plan import Plan
 
 SEED = {
     "version": 1,

@@ -20,6 +20,10 @@ from typing import Any, Callable, Mapping
 from ..errors import AzureError
 
 PUBLIC_ENDPOINT = "https://management.azure.com"
+NO_CREDENTIAL = (
+    "no usable Azure credential (run `az login`, use a managed identity, or set AZURE_TENANT_ID, "
+    "AZURE_CLIENT_ID and AZURE_CLIENT_SECRET)"
+)
 
 Progress = Callable[[str], AbstractContextManager[Any]]
 
@@ -83,8 +87,12 @@ class ArmClient:
             if s.token:
                 credential: Any = _StaticToken(s.token)
             else:
+                import logging
+
                 from azure.identity import DefaultAzureCredential
 
+                # The SDK logs every failed credential on stderr; nestnet reports one line instead.
+                logging.getLogger("azure").addHandler(logging.NullHandler())
                 credential = DefaultAzureCredential()
             self._client = NetworkManagementClient(
                 credential,
@@ -179,8 +187,8 @@ class _converted:
             if status == 412:
                 raise EtagMismatch(f"{self.what}: changed since it was read (412 {code})") from exc
             if isinstance(exc, ClientAuthenticationError) and status is None:
-                raise AzureError(f"{self.what}: no usable Azure credential: {_first_line(str(exc))}") from exc
-            raise AzureError(f"{self.what}: HTTP {status} {code}: {msg}") from exc
+                raise AzureError(f"{self.what}: {NO_CREDENTIAL}") from exc
+            raise AzureError(f"{self.what}: HTTP {status} {code}: {' '.join(str(msg).split())}") from exc
         if isinstance(exc, ServiceRequestError):
             raise AzureError(f"{self.what}: cannot reach ARM: {_first_line(str(exc))}") from exc
         try:
@@ -188,7 +196,7 @@ class _converted:
         except ImportError:  # pragma: no cover - azure-identity is a dependency
             CredentialUnavailableError = ()  # type: ignore[assignment]
         if isinstance(exc, CredentialUnavailableError):
-            raise AzureError(f"{self.what}: no usable Azure credential: {_first_line(str(exc))}") from exc
+            raise AzureError(f"{self.what}: {NO_CREDENTIAL}") from exc
         from azure.core.exceptions import AzureError as SdkError
 
         if isinstance(exc, SdkError):
