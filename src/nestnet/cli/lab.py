@@ -109,11 +109,19 @@ def matrix(spec: str, as_json: bool) -> None:
     sys.exit(0 if all(p.ok for p in pairs) else 1)
 
 
-@lab.command("fault")
+def _fault_kinds() -> str:
+    from ..faults import FAULT_KINDS
+
+    rows = {f"{k}:{what.upper()}": text for k, (what, text) in FAULT_KINDS.items()}
+    width = max(map(len, rows))
+    return "\b\nFaults:\n" + "\n".join(f"  {k:{width}}  {text}" for k, text in rows.items())
+
+
+@lab.command("fault", epilog=_fault_kinds())
 @spec_argument
 @click.argument("fault", metavar="KIND:TARGET")
 def fault(spec: str, fault: str) -> None:
-    """Break the running lab: one of nestnet's fault kinds (see `nestnet check --help`)."""
+    """Break the running lab with one fault; it stays until `lab heal`."""
     from .. import lab as labmod
     from ..faults import parse_fault
 

@@ -56,7 +56,7 @@ def is_up(name: str) -> bool:
     return bool(lab_namespaces(name))
 
 
-def _require_up(plan: Plan) -> None:
+def require_up(plan: Plan) -> None:
     if not is_up(plan.name):
         raise LabError(f"lab {plan.name} is not up: run nestnet lab up {plan.source or 'SPEC'}")
 
@@ -144,7 +144,7 @@ def down(plan_or_name: Plan | str) -> None:
 def apply_fault(plan: Plan, fault: Fault) -> None:
     """Break the running lab the way ``fault`` says; it stays broken until ``heal``."""
     require_root()
-    _require_up(plan)
+    require_up(plan)
     topo = Topology.from_plan(plan)
     faults = tuple(sorted({*read_faults(plan.name), fault}))
     if is_azure_fault(fault):
@@ -158,7 +158,7 @@ def apply_fault(plan: Plan, fault: Fault) -> None:
 def heal(plan: Plan) -> tuple[Fault, ...]:
     """Restore the planned state; returns the faults that were healed."""
     require_root()
-    _require_up(plan)
+    require_up(plan)
     topo = Topology.from_plan(plan)
     faults = read_faults(plan.name)
     fabric.program_ns(topo, AzureState.from_plan(plan))
@@ -194,7 +194,7 @@ def exec_(plan: Plan, node: str, argv: list[str], *, capture: bool = True) -> su
     """Run ``argv`` inside ``node``'s namespace (``ip netns exec``)."""
     require_root()
     ns = node_ns(plan, node)
-    _require_up(plan)
+    require_up(plan)
     if not argv:
         raise UsageError("lab exec: give a command after --")
     try:

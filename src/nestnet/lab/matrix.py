@@ -16,6 +16,7 @@ from ipaddress import IPv4Address
 
 from ..errors import LabError
 from ..plan import Plan
+from .core import require_up
 from .topology import INTERNET, INTERNET_IP, ns_name
 
 # -a: print the targets that answered; -q: nothing else; one retry after 300 ms, 1 ms between targets.
@@ -56,6 +57,7 @@ def pairs_from(addrs: dict[str, IPv4Address], alive: dict[str, set[str]]) -> lis
 
 
 def matrix(plan: Plan) -> list[PairResult]:
+    require_up(plan)
     addrs = addresses(plan)
     procs = {}
     for src in addrs:
