@@ -37,3 +37,44 @@ def test_apply_against_the_emulator_makes_the_lab_green(emulator, plan_of):
         assert red(plan) == set()
     finally:
         lab.down(plan)
+
+
+def test_emulator_process_programs_the_lab_on_every_write(plan_of, tmp_path):
+    """What `nestnet lab up SPEC --azure api` runs: the emulator process follows the lab."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from azure_helpers import write_spec
+    from nestnet.azure.emulator import DEFAULT_SUBSCRIPTION
+
+    spec = seed_spec()
+    spec["name"] = f"azp{os.getpid()}"
+    path = write_spec(tmp_path / "lab.yaml", spec)
+    plan = plan_of(spec, name="lab.yaml")
+    state = tmp_path / "arm"
+    lab.up(plan)
+    proc = None
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "nestnet", "azure", "emulator", "--listen", "127.0.0.1:0",
+             "--state-dir", str(state), "--seed", str(path), "--program-lab"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 20
+        while not (state / "endpoint").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        assert ("web1", "web2") in red(plan)
+        env = {**os.environ, "NESTNET_ARM_ENDPOINT": (state / "endpoint").read_text().strip(),
+               "NESTNET_ARM_CA_BUNDLE": str(state / "ca.pem"), "NESTNET_ARM_TOKEN": "lab",
+               "AZURE_SUBSCRIPTION_ID": DEFAULT_SUBSCRIPTION}
+        r = subprocess.run([sys.executable, "-m", "nestnet", "azure", "apply", str(path)],
+                           capture_output=True, text=True, env=env, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert red(plan) == set()
+    finally:
+        if proc is not None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(10)
+        lab.down(plan)

@@ -9,11 +9,15 @@ emulator's resources; ``fabric_state_from_emulator`` only reads its state file.
 from __future__ import annotations
 
 import json
+import sys
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from .emulator import DEFAULT_SUBSCRIPTION, NET, STATE_FILE
+
+if TYPE_CHECKING:
+    from .emulator import Arm
 
 
 def fabric_state_from_resources(resources: Mapping[str, Mapping[str, Any]], plan: Any) -> Any:
@@ -50,3 +54,23 @@ def fabric_state_from_emulator(state_dir: str | Path, plan: Any) -> Any:
     path = Path(state_dir) / STATE_FILE
     resources = json.loads(path.read_text())["resources"] if path.exists() else {}
     return fabric_state_from_resources(resources, plan)
+
+
+def lab_programmer(plan: Any) -> Callable[["Arm"], None]:
+    """An ``Arm.on_change`` hook that makes the running lab's fabric namespace match the emulator.
+
+    Runs in the emulator's request thread after each accepted write; a failure is reported on
+    stderr and does not fail the ARM request (the write did happen, as it would in Azure).
+    """
+    from ..lab import fabric
+    from ..lab.topology import Topology
+
+    topo = Topology.from_plan(plan)
+
+    def program(arm: "Arm") -> None:
+        try:
+            fabric.program_ns(topo, fabric_state_from_resources(arm.resources, plan))
+        except Exception as exc:  # keep serving: the lab may have been torn down under us
+            print(f"nestnet azure emulator: programming lab {plan.name} failed: {exc}", file=sys.stderr, flush=True)
+
+    return program

@@ -109,7 +109,10 @@ def export(spec: str, fmt: str, out_dir: str) -> None:
 @click.option("--seed", "seed_spec", type=click.Path(dir_okay=False, path_type=str), help="Create the VNet, subnets and host NICs of this spec.")
 @click.option("--inject", "inject", help="429:RATE - answer that share of requests with 429 and Retry-After.")
 @click.option("--retry-after", default="1", show_default=True, help="Retry-After seconds sent with injected 429s.")
-def emulator(listen: str, state_dir: str, seed_spec: str | None, inject: str | None, retry_after: str) -> None:
+@click.option("--program-lab", is_flag=True, help="Make the running lab of --seed SPEC follow every write (lab up --azure api).")
+def emulator(
+    listen: str, state_dir: str, seed_spec: str | None, inject: str | None, retry_after: str, program_lab: bool
+) -> None:
     """Run an emulated ARM endpoint (HTTPS; its CA in STATE_DIR/ca.pem, its URL in STATE_DIR/endpoint)."""
     from pathlib import Path
 
@@ -127,12 +130,22 @@ def emulator(listen: str, state_dir: str, seed_spec: str | None, inject: str | N
     d.mkdir(parents=True, exist_ok=True)
     arm = Arm(d, inject_429=rate, retry_after=retry_after)
     sub = DEFAULT_SUBSCRIPTION
+    if program_lab and not seed_spec:
+        raise UsageError("--program-lab needs --seed SPEC (the lab's spec)")
     if seed_spec:
         from ..plan import load_plan
 
         plan = load_plan(seed_spec, write=False)
         arm.seed(plan)
         sub = plan.azure.subscription_id or sub
+        if program_lab:
+            from ..azure.labstate import lab_programmer
+            from ..lab.core import is_up
+
+            if not is_up(plan.name):
+                raise UsageError(f"--program-lab: lab {plan.name} is not up (nestnet lab up {seed_spec})")
+            arm.on_change = lab_programmer(plan)
+            arm.on_change(arm)  # the lab starts from what the emulator holds, not from the plan
     try:
         em = Emulator(arm, host, port)
     except OSError as exc:
