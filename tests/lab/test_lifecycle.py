@@ -48,6 +48,24 @@ def test_three_host_fabric_is_all_green_and_reprogramming_changes_nothing(make_l
         assert run_in(topo.ns(h), host_apply, plan, h, root=str(root)) == []
 
 
+def test_bridge_holding_the_uplink_comes_up(make_lab):
+    """Topology T2 (the seed's HPE `mgmt` bridge, as a Linux bridge): the lab builds the bridge
+    with the uplink and the address, as the OS would, then the host reconciler runs."""
+    spec = seed()
+    spec["hosts"][0].update(bridge="mgmt", bridge_has_uplink=True)
+    plan = make_lab(spec)
+    assert red(plan) == set()
+    master = lab.exec_(plan, "hosta", ["ip", "-br", "link", "show", "master", "mgmt"]).stdout
+    assert "eth1" in master and "vn0" in master
+
+
+def test_ovs_hosts_are_refused_with_one_line(tmp_path):
+    spec = seed()
+    spec["hosts"][0]["bridge_type"] = "ovs"
+    with pytest.raises(LabError, match="hosta: the lab does not emulate OVS bridges yet"):
+        lab.up(plan_of(tmp_path, spec))
+
+
 def test_down_leaves_no_namespace_process_or_state(tmp_path):
     plan = plan_of(tmp_path, seed())
     lab.up(plan)

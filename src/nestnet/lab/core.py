@@ -77,8 +77,8 @@ def up(plan: Plan, faults: tuple[Fault, ...] = ()) -> None:
     require_root()
     topo = Topology.from_plan(plan)
     for h in plan.hosts.values():
-        if h.bridge_type == "ovs" or h.bridge_has_uplink:
-            raise LabError(f"host {h.name}: the lab does not emulate OVS bridges or bridges holding the uplink yet")
+        if h.bridge_type == "ovs":
+            raise LabError(f"host {h.name}: the lab does not emulate OVS bridges yet (bridge_type: ovs)")
     if is_up(plan.name):
         raise LabError(f"lab {plan.name} is already up: run nestnet lab down {plan.source or plan.name} first")
     try:

@@ -17,14 +17,21 @@ from .topology import INET_LINK_PEER, INET_LINK_PREFIX, INTERNET_IP, NicPort, To
 
 
 
-def _nic_lines(n: NicPort) -> list[str]:
-    """The NIC as Azure DHCP + cloud-init leave it: MAC (set at creation), address, default route."""
-    return [
-        "link set lo up",
-        f"link set {n.ifname} up",
-        f"addr add {n.ip}/{n.prefix_len} dev {n.ifname}",
-        f"route add default via {n.gateway} dev {n.ifname}",
-    ]
+def _nic_lines(n: NicPort, l3_dev: str | None = None) -> list[str]:
+    """The NIC as Azure DHCP + cloud-init leave it: MAC (set at creation), address, default route.
+
+    ``l3_dev``: a bridge that holds the uplink and carries the address, as HPE VM Essentials or
+    netplan build it before nestnet runs; it keeps the NIC's MAC.
+    """
+    dev = l3_dev or n.ifname
+    lines = ["link set lo up", f"link set {n.ifname} up"]
+    if l3_dev:
+        lines += [
+            f"link add {l3_dev} address {n.mac} type bridge",
+            f"link set {n.ifname} master {l3_dev}",
+            f"link set {l3_dev} up",
+        ]
+    return lines + [f"addr add {n.ip}/{n.prefix_len} dev {dev}", f"route add default via {n.gateway} dev {dev}"]
 
 
 def host(plan: Plan, topo: Topology, nic: NicPort, root: str) -> None:
@@ -32,10 +39,10 @@ def host(plan: Plan, topo: Topology, nic: NicPort, root: str) -> None:
     # br_netfilter, when loaded on the machine, makes bridged frames cross the nft forward hook
     # in new namespaces; an Ubuntu KVM host has it off unless something loads it.
     write_sysctls({"net.bridge.bridge-nf-call-iptables": "0"}, missing_ok=True)
-    ip_batch(_nic_lines(nic))
+    h = plan.hosts[nic.node]
+    ip_batch(_nic_lines(nic, h.bridge if h.bridge_has_uplink else None))
     Path(root).mkdir(parents=True, exist_ok=True)
     host_apply(plan, nic.node, root=root)
-    h = plan.hosts[nic.node]
     lines = []
     for vp in (p for p in topo.vm_ports if p.host == h.name):
         vm = plan.vms[vp.vm]
