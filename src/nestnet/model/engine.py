@@ -239,14 +239,24 @@ class Model:
 
     def _bridge_deliver(self, h: HostState, nh: IPv4Address, pkt: list[IPv4Address], w: _Walk,
                         asker: GuestState) -> str:
-        """A guest's frame on ``h``'s nested bridge: who answers the guest's ARP for ``nh``."""
-        for other in self.guests_of.get(h.name, ()):
-            if other.ip == nh and other.name != asker.name:
-                w.hop(h.bridge, f"{other.name} answers ARP for {nh}; bridged to it")
-                return self._guest_in(other, pkt, w)
+        """A guest's frame on ``h``'s nested bridge: who answers the guest's ARP for ``nh``.
+
+        When the host proxy-answers for a sibling VM's address too (its route to the block
+        leaves by another device), its reply wins: the bridge answers before the frame has
+        crossed the sibling's veth, and Linux keeps the first answer (neigh locktime).
+        """
         if nh in h.local_addresses:
             w.hop(h.name, f"answers ARP for its own {nh} on {h.bridge}")
             return self._host_in(h, h.bridge, pkt, w)
+        sibling = next((o for o in self.guests_of.get(h.name, ()) if o.ip == nh and o.name != asker.name), None)
+        if sibling is not None:
+            if self._proxy_arp_refusal(h, nh, asker.ip) is None:
+                w.anomalies.append(Drop(h.name, f"{h.name} answers ARP for its own VM {sibling.name} ({nh}) by proxy: "
+                                        f"its route to {nh} does not use {h.bridge}", f"`nestnet host apply` on {h.name}"))
+                w.hop(h.name, f"answers ARP for {nh} on {h.bridge} by proxy, before {sibling.name} does")
+                return self._host_in(h, h.bridge, pkt, w)
+            w.hop(h.bridge, f"{sibling.name} answers ARP for {nh}; bridged to it")
+            return self._guest_in(sibling, pkt, w)
         if h.bridge_has_uplink and not h.l2_guards:
             raise _Dropped(
                 Drop(f"azure:{h.nic}",
