@@ -96,16 +96,20 @@ class Change:
                 "after": dict(self.after) if self.after is not None else None}
 
     def __str__(self) -> str:
-        def hop(d: Mapping[str, Any] | None) -> str:
-            if not d:
-                return "-"
-            if "addressPrefix" in d:
-                return f"{d['addressPrefix']} -> {d.get('nextHopType')} {d.get('nextHopIpAddress') or ''}".rstrip()
-            return ", ".join(f"{k}={v}" for k, v in d.items())
-
         if self.kind == "route":
-            return f"{self.action} route {self.name}: {hop(self.before) + ' => ' if self.before and self.after else ''}{hop(self.after or self.before)}"
-        return f"{self.action} {self.kind.replace('_', ' ')} {self.name}" + (f": {hop(self.after)}" if self.after else "")
+            if self.before and self.after:
+                return f"{self.action} route {self.name}: {_hop(self.before)} => {_hop(self.after)}"
+            return f"{self.action} route {self.name}: {_hop(self.after or self.before)}"
+        what = f"{self.action} {self.kind.replace('_', ' ')} {self.name}"
+        return f"{what}: {_hop(self.after)}" if self.after else what
+
+
+def _hop(d: Mapping[str, Any] | None) -> str:
+    if not d:
+        return "-"
+    if "addressPrefix" in d:
+        return f"{d['addressPrefix']} -> {d.get('nextHopType')} {d.get('nextHopIpAddress') or ''}".rstrip()
+    return ", ".join(f"{k}={v}" for k, v in d.items())
 
 
 def _props(route: Mapping[str, Any]) -> dict[str, str]:
