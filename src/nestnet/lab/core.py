@@ -22,7 +22,7 @@ from ..plan import Plan
 from . import fabric, nodes
 from .azure import AzureState
 from .faultlab import apply_host_fault, azure_state_for, clear_host_faults, is_azure_fault
-from .sysio import NO_IPV6, ip_batch, parallel, write_sysctls
+from .sysio import NO_IPV6, Job, ip_batch, parallel, write_sysctls
 from .topology import FABRIC, INTERNET, Topology, ns_prefix
 
 STATE_ROOT = Path("/run/nestnet/lab")
@@ -79,6 +79,9 @@ def up(plan: Plan, faults: tuple[Fault, ...] = ()) -> None:
     for h in plan.hosts.values():
         if h.bridge_type == "ovs":
             raise LabError(f"host {h.name}: the lab does not emulate OVS bridges yet (bridge_type: ovs)")
+        if h.firewall == "ufw":
+            # ufw reads and writes the machine's /etc/ufw: a namespace alone does not isolate it.
+            raise LabError(f"host {h.name}: the lab runs nftables hosts only (firewall: ufw is not isolated yet)")
     if is_up(plan.name):
         raise LabError(f"lab {plan.name} is already up: run nestnet lab down {plan.source or plan.name} first")
     try:
@@ -103,7 +106,7 @@ def _build(plan: Plan, topo: Topology) -> None:
         raise LabError(f"creating namespaces for lab {plan.name}: {r.stderr.strip()}")
     run_in(topo.fabric_ns, _fabric_job, topo)
     nics = {n.node: n for n in topo.nics}
-    jobs: list = [(topo.internet_ns, nodes.internet, ())]
+    jobs: list[Job] = [(topo.internet_ns, nodes.internet, ())]
     jobs += [(topo.ns(e), nodes.endpoint, (nics[e],)) for e in plan.endpoints]
     jobs += [
         (topo.ns(h), nodes.host, (plan, topo, nics[h], str(host_root(plan.name, h)))) for h in plan.hosts

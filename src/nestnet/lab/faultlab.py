@@ -8,10 +8,10 @@ reprograms the fabric from the plan and re-runs the host reconciler.
 from __future__ import annotations
 
 from ..faults import Fault
-from ..plan import ROUTE_PROTO, Plan
-from .azure import AzureState
 from ..host import apply as host_apply
 from ..host import nft as host_nft
+from ..plan import ROUTE_PROTO, Plan
+from .azure import AzureState
 from .sysio import ip_batch, ip_json, nft, nft_json, run, write_sysctls
 
 AZURE_FAULTS = ("nic-forwarding-off", "no-route-table", "no-user-route")
@@ -75,12 +75,13 @@ def apply_host_fault(plan: Plan, f: Fault) -> None:
 
 def clear_host_faults(plan: Plan, host: str, root: str, kinds: tuple[str, ...]) -> None:
     """Inside the host's namespace: remove the lab's fault table, then reconcile from the plan."""
-    tables = run(["nft", "list", "tables"])
-    drop = [FAULT_TABLE] if f"inet {FAULT_TABLE}" in tables else []
-    if "no-masquerade" in kinds and f"{host_nft.FAMILY} {host_nft.TABLE}" in tables:
+    tables = set(run(["nft", "list", "tables"]).splitlines())
+    drop = [f"inet {FAULT_TABLE}"]
+    if "no-masquerade" in kinds:
         # The reconciler knows its table by a digest comment, which a rule deleted behind its
         # back leaves in place: drop the table so the reconciler loads it afresh.
-        drop.append(host_nft.TABLE)
+        drop.append(f"{host_nft.FAMILY} {host_nft.TABLE}")
+    drop = [t for t in drop if f"table {t}" in tables]
     if drop:
-        nft("".join(f"delete table inet {t}\n" for t in drop))
+        nft("".join(f"delete table {t}\n" for t in drop))
     host_apply(plan, host, root=root)
