@@ -18,9 +18,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Collection, Iterable, Mapping
 
 from ..plan import ROUTE_PROTO, ROUTE_PROTO_NAME, Host, Plan
+
+if TYPE_CHECKING:
+    from .model import WantRoute
 
 MARK = "Managed by nestnet"
 NETWORKD = "etc/systemd/network"
@@ -55,24 +58,21 @@ def header(plan: Plan, host: Host, comment: str = "#") -> str:
     )
 
 
-def _routes_dropin(plan: Plan, host: Host, dev: str) -> str:
-    out = [header(plan, host)]
-    for r in host.routes:
+def _routes_dropin(routes: Iterable[WantRoute], dev: str) -> str:
+    out = []
+    for r in routes:
         if r.dev != dev:
             continue
-        out.append("[Route]")
-        out.append(f"Destination={r.dst}")
-        if r.via is not None:
-            out.append(f"Gateway={r.via}")
-            out.append("GatewayOnLink=yes")
+        if r.via_s:
+            out.append(f"[Route]\nDestination={r.dst_s}\nGateway={r.via_s}\nGatewayOnLink=yes\nProtocol={ROUTE_PROTO}\n")
         else:
-            out.append("Scope=link")
-        out.append(f"Protocol={ROUTE_PROTO}")
-        out.append("")
+            out.append(f"[Route]\nDestination={r.dst_s}\nScope=link\nProtocol={ROUTE_PROTO}\n")
     return "\n".join(out)
 
 
-def render(plan: Plan, host: Host, sysctl: Mapping[str, str], nft_body: str | None) -> dict[str, File]:
+def render(
+    plan: Plan, host: Host, sysctl: Mapping[str, str], nft_body: str | None, routes: Collection[WantRoute]
+) -> dict[str, File]:
     files: dict[str, File] = {
         "etc/iproute2/rt_protos.d/nestnet.conf": File(header(plan, host) + f"{ROUTE_PROTO}\t{ROUTE_PROTO_NAME}\n"),
         "etc/sysctl.d/60-nestnet.conf": File(
@@ -84,7 +84,9 @@ def render(plan: Plan, host: Host, sysctl: Mapping[str, str], nft_body: str | No
     for dev in devs:
         if dev == host.bridge and own_bridge:
             continue
-        files[f"{NETWORKD}/10-netplan-{dev}.network.d/50-nestnet.conf"] = File(_routes_dropin(plan, host, dev))
+        files[f"{NETWORKD}/10-netplan-{dev}.network.d/50-nestnet.conf"] = File(
+            header(plan, host) + "\n" + _routes_dropin(routes, dev)
+        )
     if own_bridge:
         from .model import bridge_mac
 
@@ -99,7 +101,7 @@ def render(plan: Plan, host: Host, sysctl: Mapping[str, str], nft_body: str | No
         ]
         if host.bridge_address is not None:
             net.append(f"[Address]\nAddress={host.bridge_address}/32\n")
-        net.append(_routes_dropin(plan, host, host.bridge).split("\n", 2)[2])
+        net.append(_routes_dropin(routes, host.bridge))
         files[f"{NETWORKD}/50-nestnet-{host.bridge}.network"] = File("\n".join(net))
     elif host.bridge_address is not None:
         # The bridge belongs to someone else's config: add the address in the same drop-in.

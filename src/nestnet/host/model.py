@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
-from typing import Any, Mapping
+from socket import inet_ntoa
+from typing import Any, Mapping, NamedTuple
 
 from ..errors import HostError
 from ..plan import ROUTE_PROTO, ROUTE_PROTO_NAME, Host, Plan
 from . import files, nft
-from .rtnl import RT_TABLE_MAIN, KRoute, RouteOp
+from .rtnl import RT_TABLE_MAIN, KLink, KRoute, RouteOp
 
 ALIAS = "nestnet"  # ifalias of links nestnet created: what `remove` may delete
 
@@ -45,30 +46,36 @@ class Bridge:
     has_uplink: bool
 
 
+class WantRoute(NamedTuple):
+    dst: IPv4Network
+    dev: str
+    via: IPv4Address | None
+    dst_s: str  # text forms, made once: files and changes both print every route
+    via_s: str | None
+
+
+def want_routes(host: Host) -> dict[tuple[int, int], WantRoute]:
+    out = {}
+    for r in host.routes:
+        net = r.dst.network_address
+        via_s = inet_ntoa(r.via.packed) if r.via else None
+        out[(int(net), r.dst.prefixlen)] = WantRoute(r.dst, r.dev, r.via, f"{inet_ntoa(net.packed)}/{r.dst.prefixlen}", via_s)
+    return out
+
+
 @dataclass(frozen=True)
 class Desired:
     host: Host
     bridge: Bridge
-    routes: Mapping[IPv4Network, tuple[str, IPv4Address | None]]  # dst -> (dev, via)
+    routes: Mapping[tuple[int, int], WantRoute]  # by (network as int, prefix length)
     sysctl: Mapping[str, str]
     nft_body: str | None  # None: the table must not exist (UFW hosts, remove)
     files: Mapping[str, files.File]  # path relative to root -> content
 
 
 @dataclass(frozen=True)
-class Link:
-    name: str
-    kind: str  # bridge | openvswitch | veth | ...
-    mac: str
-    up: bool
-    alias: str
-    addrs: frozenset[IPv4Address]
-    nf_call_iptables: int | None = None
-
-
-@dataclass(frozen=True)
 class Observed:
-    links: Mapping[str, Link]
+    links: Mapping[str, KLink]
     routes: tuple[KRoute, ...]
     sysctl: Mapping[str, str | None]  # None: the knob does not exist (yet)
     nft_comment: str | None  # None: no table
@@ -86,22 +93,23 @@ def desired(plan: Plan, host: Host, extra_sysctl: Mapping[str, str] | None = Non
     sysctl = dict(host.sysctl)
     sysctl.update(extra_sysctl or {})
     body = nft.render_table(plan, host) if host.firewall == "nftables" else None
+    routes = want_routes(host)
     return Desired(
         host=host,
         bridge=br,
-        routes={r.dst: (r.dev, r.via) for r in host.routes},
+        routes=routes,
         sysctl=sysctl,
         nft_body=body,
-        files=files.render(plan, host, sysctl, body),
+        files=files.render(plan, host, sysctl, body, routes.values()),
     )
 
 
-def _route_detail(dev: str, via: IPv4Address | None) -> str:
-    return (f"via {via} " if via else "") + f"dev {dev} proto {ROUTE_PROTO_NAME}"
+def _route_detail(w: WantRoute) -> str:
+    return (f"via {w.via_s} " if w.via_s else "") + f"dev {w.dev} proto {ROUTE_PROTO_NAME}"
 
 
 def _kroute_str(r: KRoute) -> str:
-    s = f"{r.dst}" + (f" via {r.via}" if r.via else "") + (f" dev {r.dev}" if r.dev else "")
+    s = f"{r.net}" + (f" via {r.gateway}" if r.via else "") + (f" dev {r.dev}" if r.dev else "")
     s += f" proto {r.proto}"
     if r.table != RT_TABLE_MAIN:
         s += f" table {r.table}"
@@ -175,39 +183,44 @@ def _diff_sysctl(want: Mapping[str, str], seen: Mapping[str, str | None]) -> lis
     ]
 
 
+def _del(r: KRoute) -> Change:
+    key = str(r.net) if r.table == RT_TABLE_MAIN else f"{r.net} table {r.table}"
+    return Change("route", "del", key, _kroute_str(r), RouteOp("del", r.net, r.dev, r.gateway, r.proto, r.table, r.metric))
+
+
 def _diff_routes(want: Desired, seen: Observed) -> list[Change]:
     h = want.host
-    mine: dict[tuple[IPv4Network, int], KRoute] = {}
-    foreign: dict[IPv4Network, KRoute] = {}
-    for r in seen.routes:
-        if r.proto == ROUTE_PROTO:
-            mine[(r.dst, r.table)] = r
-        elif r.table == RT_TABLE_MAIN and r.dst in want.routes:
-            foreign[r.dst] = r
-    for dst in want.routes:
-        if dst in foreign:
-            raise HostError(
-                f"host {h.name}: route {_kroute_str(foreign[dst])} is not nestnet's and conflicts with the "
-                f"wanted {dst} {_route_detail(*want.routes[dst])}; delete it or change the plan"
-            )
+    wanted = want.routes
+    mine: dict[tuple[int, int], KRoute] = {}
     dels: list[Change] = []
+    for r in seen.routes:
+        key = (r.dst, r.plen)
+        if r.proto == ROUTE_PROTO:
+            if r.table == RT_TABLE_MAIN and key in wanted:
+                mine[key] = r
+            else:
+                dels.append(_del(r))
+        elif r.table == RT_TABLE_MAIN and key in wanted:
+            w = wanted[key]
+            raise HostError(
+                f"host {h.name}: route {_kroute_str(r)} is not nestnet's and conflicts with the "
+                f"wanted {w.dst_s} {_route_detail(w)}; delete it or change the plan"
+            )
     adds: list[Change] = []
-    for (dst, table), r in mine.items():
-        if table != RT_TABLE_MAIN or dst not in want.routes:
-            dels.append(Change("route", "del", str(dst) if table == RT_TABLE_MAIN else f"{dst} table {table}",
-                               _kroute_str(r), RouteOp("del", dst, r.dev, r.via, ROUTE_PROTO, table, r.metric)))
-    for dst, (dev, via) in want.routes.items():
-        r = mine.get((dst, RT_TABLE_MAIN))
-        detail = _route_detail(dev, via)
+    for key, w in wanted.items():
+        r = mine.get(key)
+        if r is not None and r.dev == w.dev and r.via == (int(w.via) if w.via else 0) and r.metric == 0:
+            continue
+        detail = _route_detail(w)
         if r is None:
-            adds.append(Change("route", "add", str(dst), detail, RouteOp("add", dst, dev, via, ROUTE_PROTO)))
-        elif r.dev != dev or r.via != via or r.metric != 0:
-            op = RouteOp("replace", dst, dev, via, ROUTE_PROTO)
-            if r.metric != 0:  # replace matches on metric: drop the odd one and add ours
-                dels.append(Change("route", "del", str(dst), _kroute_str(r),
-                                   RouteOp("del", dst, r.dev, r.via, ROUTE_PROTO, RT_TABLE_MAIN, r.metric)))
-                op = RouteOp("add", dst, dev, via, ROUTE_PROTO)
-            adds.append(Change("route", op.op, str(dst), f"{detail} (was {_kroute_str(r)})", op))
+            adds.append(Change("route", "add", w.dst_s, detail, RouteOp("add", w.dst, w.dev, w.via, ROUTE_PROTO)))
+            continue
+        was = f"{detail} (was {_kroute_str(r)})"
+        if r.metric != 0:  # replace matches on metric: drop the odd one and add ours
+            dels.append(_del(r))
+            adds.append(Change("route", "add", w.dst_s, was, RouteOp("add", w.dst, w.dev, w.via, ROUTE_PROTO)))
+        else:
+            adds.append(Change("route", "replace", w.dst_s, was, RouteOp("replace", w.dst, w.dev, w.via, ROUTE_PROTO)))
     return dels + adds
 
 
@@ -240,11 +253,7 @@ def removal(want: Desired, seen: Observed) -> list[Change]:
     Sysctls stay as they are (their old values are unknown); without the sysctl.d file they
     revert at the next boot.
     """
-    out: list[Change] = []
-    for r in seen.routes:
-        if r.proto == ROUTE_PROTO:
-            key = str(r.dst) if r.table == RT_TABLE_MAIN else f"{r.dst} table {r.table}"
-            out.append(Change("route", "del", key, _kroute_str(r), RouteOp("del", r.dst, r.dev, r.via, r.proto, r.table, r.metric)))
+    out = [_del(r) for r in seen.routes if r.proto == ROUTE_PROTO]
     out += _diff_nft(None, seen.nft_comment)
     b = want.bridge
     link = seen.links.get(b.name)

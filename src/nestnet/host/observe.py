@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import re
 import subprocess
-from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Iterable, Mapping
 
 from ..errors import HostError
 from . import files, nft, rtnl
-from .model import Link, Observed
+from .model import Observed
+from .rtnl import KLink
 
 PROC_SYS = Path("/proc/sys")
 BRIDGE_NF = ("net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables", "net.bridge.bridge-nf-call-arptables")
@@ -24,30 +22,11 @@ def run(argv: list[str], input: str | None = None) -> subprocess.CompletedProces
         raise HostError(f"{argv[0]} is not installed: {exc}") from None
 
 
-def parse_links(data: list[dict]) -> dict[str, Link]:
-    """``ip -d -j address show`` -> links by name (pure)."""
-    out: dict[str, Link] = {}
-    for d in data:
-        info = d.get("linkinfo", {})
-        addrs = frozenset(IPv4Address(a["local"]) for a in d.get("addr_info", []) if a.get("family") == "inet")
-        nf = info.get("info_data", {}).get("nf_call_iptables") if info.get("info_kind") == "bridge" else None
-        out[d["ifname"]] = Link(
-            name=d["ifname"],
-            kind=info.get("info_kind", ""),
-            mac=d.get("address", ""),
-            up="UP" in d.get("flags", []),
-            alias=d.get("ifalias", ""),
-            addrs=addrs,
-            nf_call_iptables=nf,
-        )
-    return out
-
-
-def links() -> dict[str, Link]:
-    r = run(["ip", "-d", "-j", "address", "show"])
-    if r.returncode != 0:
-        raise HostError(f"ip address show: {r.stderr.strip()}")
-    return parse_links(json.loads(r.stdout or "[]"))
+def links() -> dict[str, KLink]:
+    try:
+        return {k.name: k for k in rtnl.dump_links()}
+    except OSError as exc:
+        raise HostError(f"reading links: {exc}") from exc
 
 
 def sysctl_path(key: str) -> Path:
@@ -73,16 +52,9 @@ def bridge_netfilter_sysctls() -> dict[str, str]:
 def nft_comment() -> str | None:
     """The comment of nestnet's table ("" if it has none), None if there is no table."""
     try:
-        r = subprocess.run(["nft", "-t", "list", "table", nft.FAMILY, nft.TABLE], capture_output=True, text=True)
-    except FileNotFoundError:
-        return None  # no nft binary: nestnet cannot have loaded a table
-    if r.returncode != 0:
-        if "No such file or directory" in r.stderr:
-            return None
-        raise HostError(f"nft list table {nft.FAMILY} {nft.TABLE}: {r.stderr.strip()}")
-    # nft 1.0.6 leaves table comments out of its JSON, so read the text.
-    m = re.search(r'^\s*comment "([^"]*)"', r.stdout, re.M)
-    return m.group(1) if m else ""
+        return rtnl.nft_table_comment(nft.FAMILY, nft.TABLE)
+    except OSError as exc:
+        raise HostError(f"reading table {nft.FAMILY} {nft.TABLE}: {exc}") from exc
 
 
 def routes() -> tuple[rtnl.KRoute, ...]:
