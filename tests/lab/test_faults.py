@@ -94,3 +94,13 @@ def test_up_with_faults(tmp_path):
         assert red(plan) == {("vma", "internet")}
     finally:
         lab.down(plan)
+
+
+def test_every_fault_at_once_heals_in_one_step(seed_lab):
+    plan = seed_lab
+    for text in EXPECTED:
+        lab.apply_fault(plan, parse_fault(text, plan))
+    assert len(lab.read_faults(plan.name)) == len(EXPECTED)
+    assert red(plan) >= set().union(*EXPECTED.values())
+    assert len(lab.heal(plan)) == len(EXPECTED)
+    assert red(plan) == set()
