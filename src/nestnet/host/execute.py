@@ -73,9 +73,13 @@ def _one(c: Change, root: Path) -> None:
                 _check(run(["ip", *argv]), "ip " + " ".join(argv))
         elif act[0] == "ovs":
             _, name, mac = act
+            # Without the kernel module only OVS's userspace datapath can carry the bridge.
+            dp = "system" if Path("/sys/module/openvswitch").exists() else "netdev"
             _check(run(["ovs-vsctl", "--may-exist", "add-br", name, "--", "set", "bridge", name,
-                        f"other-config:hwaddr={mac}"]), f"ovs-vsctl add-br {name}")
+                        f"datapath_type={dp}", f"other-config:hwaddr={mac}"]), f"ovs-vsctl add-br {name}")
             _check(run(["ip", "link", "set", "dev", name, "alias", ALIAS]), f"ip link set {name} alias")
+        elif act[0] == "ovs-mac":
+            _check(run(["ovs-vsctl", "set", "bridge", act[1], f"other-config:hwaddr={act[2]}"]), f"ovs-vsctl set bridge {act[1]}")
         elif act[0] == "ovs-del":
             _check(run(["ovs-vsctl", "--if-exists", "del-br", act[1]]), f"ovs-vsctl del-br {act[1]}")
     elif c.kind == "sysctl":

@@ -80,6 +80,7 @@ class Observed:
     sysctl: Mapping[str, str | None]  # None: the knob does not exist (yet)
     nft_comment: str | None  # None: no table
     files: Mapping[str, files.File | None]
+    ovs_bridges: frozenset[str] = frozenset()  # read only on hosts with bridge_type ovs
 
 
 def bridge_mac(host: Host) -> str:
@@ -141,8 +142,8 @@ def _diff_links(want: Desired, seen: Observed) -> list[Change]:
     h = want.host
     out: list[Change] = []
     link = seen.links.get(b.name)
-    kind = "bridge" if b.type == "linux" else "openvswitch"
-    if link is not None and link.kind != kind:
+    exists = link is not None and (b.name in seen.ovs_bridges if b.type == "ovs" else link.kind == "bridge")
+    if link is not None and not exists:
         raise HostError(
             f"host {h.name}: {b.name!r} exists as a {link.kind or 'plain'} device, not a {b.type} bridge; "
             "rename the bridge in the spec (hosts[].bridge) or remove the device"
@@ -150,29 +151,29 @@ def _diff_links(want: Desired, seen: Observed) -> list[Change]:
     if b.has_uplink and link is None:
         # The bridge that holds the uplink belongs to whoever built it (HPE VME, netplan).
         raise HostError(f"host {h.name}: bridge {b.name!r} holding the uplink does not exist; create it first")
-    if b.type == "linux":
-        if link is None:
-            out.append(
-                Change("link", "add", b.name, f"bridge address {b.mac}", ("ip", ["link", "add", "name", b.name,
-                       "address", b.mac, "type", "bridge", "nf_call_iptables", "0", "nf_call_ip6tables", "0",
-                       "nf_call_arptables", "0"], ["link", "set", "dev", b.name, "alias", ALIAS]))
-            )
-        elif not b.has_uplink:
-            if link.mac != b.mac:
-                out.append(Change("link", "set", b.name, f"address {b.mac}", ("ip", ["link", "set", "dev", b.name, "address", b.mac])))
-            if link.nf_call_iptables:
-                out.append(Change("link", "set", b.name, "nf_call_iptables 0", ("ip", ["link", "set", "dev", b.name,
-                           "type", "bridge", "nf_call_iptables", "0", "nf_call_ip6tables", "0", "nf_call_arptables", "0"])))
-    elif link is None:
-        out.append(
-            Change("link", "add", b.name, f"ovs bridge hwaddr {b.mac}", ("ovs", b.name, b.mac))
-        )
+    if link is None:
+        if b.type == "linux":
+            act: tuple = ("ip", ["link", "add", "name", b.name, "address", b.mac, "type", "bridge", *_NO_BRNF],
+                          ["link", "set", "dev", b.name, "alias", ALIAS])
+        else:
+            act = ("ovs", b.name, b.mac)
+        out.append(Change("link", "add", b.name, f"{b.type} bridge address {b.mac}", act))
+    elif not b.has_uplink:  # a bridge nestnet made: keep its MAC fixed
+        if link.mac != b.mac:
+            act = ("ip", ["link", "set", "dev", b.name, "address", b.mac]) if b.type == "linux" else ("ovs-mac", b.name, b.mac)
+            out.append(Change("link", "set", b.name, f"address {b.mac}", act))
+        if b.type == "linux" and link.nf_call_iptables:
+            out.append(Change("link", "set", b.name, "nf_call_iptables 0",
+                              ("ip", ["link", "set", "dev", b.name, "type", "bridge", *_NO_BRNF])))
     if link is None or not link.up:
         out.append(Change("link", "set", b.name, "up", ("ip", ["link", "set", "dev", b.name, "up"])))
     if b.address is not None and (link is None or b.address not in link.addrs):
         out.append(Change("addr", "add", f"{b.address}/32", f"dev {b.name}",
                           ("ip", ["address", "add", f"{b.address}/32", "dev", b.name])))
     return out
+
+
+_NO_BRNF = ("nf_call_iptables", "0", "nf_call_ip6tables", "0", "nf_call_arptables", "0")
 
 
 def _diff_sysctl(want: Mapping[str, str], seen: Mapping[str, str | None]) -> list[Change]:
@@ -258,7 +259,7 @@ def removal(want: Desired, seen: Observed) -> list[Change]:
     b = want.bridge
     link = seen.links.get(b.name)
     if link is not None and link.alias == ALIAS and not b.has_uplink:
-        act = ("ovs-del", b.name) if link.kind == "openvswitch" else ("ip", ["link", "del", "dev", b.name])
+        act = ("ovs-del", b.name) if b.type == "ovs" else ("ip", ["link", "del", "dev", b.name])
         out.append(Change("link", "del", b.name, "", act))
     out += diff_files({}, seen.files)
     return out

@@ -64,11 +64,19 @@ def routes() -> tuple[rtnl.KRoute, ...]:
         raise HostError(f"reading kernel routes: {exc}") from exc
 
 
-def observe(root: Path, sysctl_keys: Iterable[str], want_files: Mapping[str, files.File]) -> Observed:
+def ovs_bridges() -> frozenset[str]:
+    r = run(["ovs-vsctl", "--timeout=5", "list-br"])
+    if r.returncode != 0:
+        raise HostError(f"ovs-vsctl list-br: {r.stderr.strip()} (is Open vSwitch running?)")
+    return frozenset(r.stdout.split())
+
+
+def observe(root: Path, sysctl_keys: Iterable[str], want_files: Mapping[str, files.File], ovs: bool = False) -> Observed:
     return Observed(
         links=links(),
         routes=routes(),
         sysctl=sysctls(sysctl_keys),
         nft_comment=nft_comment(),
         files=files.read(root, want_files),
+        ovs_bridges=ovs_bridges() if ovs else frozenset(),
     )
