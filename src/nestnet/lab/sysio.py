@@ -7,6 +7,7 @@ subprocess already belong to the lab namespace. Nothing here touches the root na
 
 from __future__ import annotations
 
+import ctypes  # noqa: F401 - imported here so forked children (netns.run_in) never import it
 import json
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -71,6 +72,9 @@ Job = tuple[str, Callable[..., Any], tuple[Any, ...]]
 
 def parallel(jobs: Sequence[Job]) -> list[Any]:
     """Run each ``fn(*args)`` inside its namespace, concurrently; results in job order.
+
+    Threads only wait for forked children; every module a child needs is imported before the
+    fork, so a child never needs a lock another thread might hold.
 
     Every job runs to completion before the first failure is raised, so callers can clean up.
     """
