@@ -251,8 +251,10 @@ class Model:
         sibling = next((o for o in self.guests_of.get(h.name, ()) if o.ip == nh and o.name != asker.name), None)
         if sibling is not None:
             if self._proxy_arp_refusal(h, nh, asker.ip) is None:
-                w.anomalies.append(Drop(h.name, f"{h.name} answers ARP for its own VM {sibling.name} ({nh}) by proxy: "
-                                        f"its route to {nh} does not use {h.bridge}", f"`nestnet host apply` on {h.name}"))
+                if self.host_route(h, nh).dev != h.bridge:
+                    w.anomalies.append(Drop(h.name, f"{h.name} answers ARP for its own VM {sibling.name} ({nh}) by "
+                                            f"proxy: its route to {nh} does not use {h.bridge}",
+                                            f"`nestnet host apply` on {h.name}"))
                 w.hop(h.name, f"answers ARP for {nh} on {h.bridge} by proxy, before {sibling.name} does")
                 return self._host_in(h, h.bridge, pkt, w)
             w.hop(h.bridge, f"{sibling.name} answers ARP for {nh}; bridged to it")
@@ -283,8 +285,9 @@ class Model:
         r = self.host_route(h, tip)
         if r is None:
             return f"{h.name} has no route to {tip}", fix
-        if r.dev == h.bridge:
-            return f"{h.name} routes {tip} back out {h.bridge} (proxy ARP answers only for other devices)", fix
+        if r.dev == h.bridge and not h.proxy_arp_pvlan:
+            return (f"{h.name} routes {tip} back out {h.bridge} and proxy_arp_pvlan is off (proxy ARP alone answers "
+                    "only for other devices)", f"`sysctl -w net.ipv4.conf.{h.bridge}.proxy_arp_pvlan=1` on {h.name}")
         rp = self._rp_refusal(h, h.bridge, sip)
         if rp is not None:
             return rp

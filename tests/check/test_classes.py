@@ -1,0 +1,46 @@
+"""Equivalence classes must give every pair the verdict brute force gives it."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from nestnet.faults import parse_faults
+from nestnet.model import Model, apply_faults, from_plan
+from nestnet.model.classes import check, node_classes
+
+from .conftest import base
+from .fabrics import random_faults, random_spec
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_classes_agree_with_brute_force(make_plan, seed):
+    rng = random.Random(seed)
+    plan = make_plan(random_spec(rng, f"cls{seed}", ("routed", "routed", "nat", "secondary-ip")))
+    state = apply_faults(from_plan(plan), parse_faults(random_faults(rng, plan, most=4), plan))
+    model = Model(state)
+    brute = {(a, b): model.ping(a, b).ok for a in state.node_names for b in (*state.node_names, "internet") if a != b}
+    res = check(state)
+    got = {(p.src, p.dst): p.ok for p in res.pairs(include_ok=True)}
+    assert got == brute
+    assert res.summary == {"pairs": len(brute), "ok": sum(brute.values()), "failed": len(brute) - sum(brute.values())}
+
+
+def test_regular_fabric_collapses_to_few_classes(make_plan):
+    spec = base()
+    spec["hosts"] += [{"name": f"x{i}", "ip": f"10.0.1.{100 + i}"} for i in range(6)]
+    spec["vms"] += [{"name": f"x{i}v{j}", "host": f"x{i}"} for i in range(6) for j in range(2)]
+    plan = make_plan(spec)
+    classes, _ = node_classes(from_plan(plan))
+    kinds = sorted(c.kind for c in classes)
+    assert kinds == ["endpoint", "host", "internet", "vm"]
+
+
+def test_a_fault_singles_out_its_host(make_plan):
+    spec = base()
+    spec["hosts"] += [{"name": f"x{i}", "ip": f"10.0.1.{100 + i}"} for i in range(3)]
+    plan = make_plan(spec)
+    state = apply_faults(from_plan(plan), parse_faults(["ip-forward-off:x1"], plan))
+    classes, _ = node_classes(state)
+    assert ("x1",) in [c.members for c in classes if c.kind == "host"]
