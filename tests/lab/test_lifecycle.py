@@ -48,6 +48,16 @@ def test_three_host_fabric_is_all_green_and_reprogramming_changes_nothing(make_l
         assert run_in(topo.ns(h), host_apply, plan, h, root=str(root)) == []
 
 
+@pytest.mark.parametrize("mode", ["secondary-ip", "nat"])
+def test_the_alternative_modes(make_lab, mode):
+    spec = seed()
+    spec["nested"]["mode"] = mode
+    plan = make_lab(spec)
+    # secondary IPs: Azure owns every guest address, all green. NAT: no way in from outside the host.
+    inbound = {("hosta", "vmb"), ("hostb", "vma"), ("mgmt", "vma"), ("mgmt", "vmb"), ("vma", "vmb"), ("vmb", "vma")}
+    assert red(plan) == (set() if mode == "secondary-ip" else inbound)
+
+
 def test_bridge_holding_the_uplink_comes_up(make_lab):
     """Topology T2 (the seed's HPE `mgmt` bridge, as a Linux bridge): the lab builds the bridge
     with the uplink and the address, as the OS would, then the host reconciler runs."""

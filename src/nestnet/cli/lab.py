@@ -97,7 +97,10 @@ def print_matrix(pairs) -> None:
 @spec_argument
 @json_option
 def matrix(spec: str, as_json: bool) -> None:
-    """Ping every ordered pair of nodes in parallel; exit 1 when any pair is unreachable."""
+    """Ping every ordered pair of nodes in parallel (the internet as a destination only).
+
+    A pair is green when the echo reply came back. Exit 1 when any pair is red.
+    """
     from .. import lab as labmod
 
     plan = _plan(spec)
