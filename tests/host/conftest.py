@@ -87,8 +87,8 @@ class NS:
     def __init__(self, name: str):
         self.name = name
 
-    def sh(self, *argv: str, check: bool = True):
-        return netns.sh(self.name, *argv, check=check)
+    def sh(self, *argv: str, check: bool = True, input: str | None = None):
+        return netns.sh(self.name, *argv, check=check, input=input)
 
     def run(self, fn, *args, **kw):
         return netns.run_in(self.name, fn, *args, **kw)

@@ -93,6 +93,8 @@ def _one(c: Change, root: Path) -> None:
     elif c.kind == "file":
         path, f = act
         write_file(root / path, f)
+    elif c.kind == "ufw":
+        _check(run(["ufw", *act[1:]]), "ufw " + " ".join(act[1:]))
     else:  # a Change kind without an executor is a programming error
         raise AssertionError(c.kind)
 

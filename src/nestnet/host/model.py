@@ -14,7 +14,7 @@ from typing import Any, Mapping, NamedTuple
 
 from ..errors import HostError
 from ..plan import ROUTE_PROTO, ROUTE_PROTO_NAME, Host, Plan
-from . import files, nft
+from . import files, nft, ufw
 from .rtnl import RT_TABLE_MAIN, KLink, KRoute, RouteOp
 
 ALIAS = "nestnet"  # ifalias of links nestnet created: what `remove` may delete
@@ -65,6 +65,7 @@ def want_routes(host: Host) -> dict[tuple[int, int], WantRoute]:
 
 @dataclass(frozen=True)
 class Desired:
+    plan: Plan
     host: Host
     bridge: Bridge
     routes: Mapping[tuple[int, int], WantRoute]  # by (network as int, prefix length)
@@ -81,6 +82,8 @@ class Observed:
     nft_comment: str | None  # None: no table
     files: Mapping[str, files.File | None]
     ovs_bridges: frozenset[str] = frozenset()  # read only on hosts with bridge_type ovs
+    ufw_rules: str | None = None  # <root>/etc/ufw/before.rules, None if absent
+    ufw_active: bool = False  # UFW enabled on this very system (root is /): reload after a change
 
 
 def bridge_mac(host: Host) -> str:
@@ -96,6 +99,7 @@ def desired(plan: Plan, host: Host, extra_sysctl: Mapping[str, str] | None = Non
     body = nft.render_table(plan, host) if host.firewall == "nftables" else None
     routes = want_routes(host)
     return Desired(
+        plan=plan,
         host=host,
         bridge=br,
         routes=routes,
@@ -126,14 +130,15 @@ def diff(want: Desired, seen: Observed) -> list[Change]:
     device where the bridge should be, a foreign route on a wanted destination.
     """
     h = want.host
+    if h.uplink not in seen.links:
+        raise HostError(f"host {h.name}: uplink {h.uplink!r} does not exist here (hosts[].uplink in the spec)")
     changes: list[Change] = []
     changes += _diff_links(want, seen)
     changes += _diff_sysctl(want.sysctl, seen.sysctl)
     changes += _diff_routes(want, seen)
     changes += _diff_nft(want.nft_body, seen.nft_comment)
     changes += diff_files(want.files, seen.files)
-    if h.uplink not in seen.links:
-        raise HostError(f"host {h.name}: uplink {h.uplink!r} does not exist here (hosts[].uplink in the spec)")
+    changes += _diff_ufw(want, seen)
     return changes
 
 
@@ -248,6 +253,25 @@ def diff_files(want: Mapping[str, files.File], seen: Mapping[str, files.File | N
     return out
 
 
+def _diff_ufw(want: Desired, seen: Observed, remove: bool = False) -> list[Change]:
+    h = want.host
+    text = seen.ufw_rules
+    if text is None:
+        if h.firewall == "ufw" and not remove:
+            raise HostError(f"host {h.name}: firewall is ufw but /{ufw.BEFORE_RULES} does not exist; install UFW first")
+        return []
+    try:
+        new = ufw.splice(text, *ufw.blocks(want.plan, h)) if h.firewall == "ufw" and not remove else ufw.strip(text)
+    except ValueError as exc:
+        raise HostError(f"host {h.name}: /{ufw.BEFORE_RULES}: {exc}") from None
+    if new == text:
+        return []
+    out = [Change("file", "set", "/" + ufw.BEFORE_RULES, "nestnet's blocks", (ufw.BEFORE_RULES, files.File(new)))]
+    if seen.ufw_active:
+        out.append(Change("ufw", "reload", "ufw", "load the changed before.rules", ("ufw", "reload")))
+    return out
+
+
 def removal(want: Desired, seen: Observed) -> list[Change]:
     """What ``remove`` does: every owned route, the table, every owned file, a bridge nestnet made.
 
@@ -262,4 +286,5 @@ def removal(want: Desired, seen: Observed) -> list[Change]:
         act = ("ovs-del", b.name) if b.type == "ovs" else ("ip", ["link", "del", "dev", b.name])
         out.append(Change("link", "del", b.name, "", act))
     out += diff_files({}, seen.files)
+    out += _diff_ufw(want, seen, remove=True)
     return out

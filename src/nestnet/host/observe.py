@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from ..errors import HostError
-from . import files, nft, rtnl
+from . import files, nft, rtnl, ufw
 from .model import Observed
 from .rtnl import KLink
 
@@ -79,4 +79,13 @@ def observe(root: Path, sysctl_keys: Iterable[str], want_files: Mapping[str, fil
         nft_comment=nft_comment(),
         files=files.read(root, want_files),
         ovs_bridges=ovs_bridges() if ovs else frozenset(),
+        ufw_rules=_read(root / ufw.BEFORE_RULES),
+        ufw_active=root.resolve() == Path("/") and "ENABLED=yes" in (_read(root / "etc/ufw/ufw.conf") or ""),
     )
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return None
