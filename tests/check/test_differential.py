@@ -1,6 +1,6 @@
 """The model against the real thing: `check --all` must agree with `lab matrix` on every pair.
 
-Random small fabrics (2-5 hosts, both guest styles, 0-3 random faults, endpoints in three
+Random small fabrics (2-5 hosts, both guest styles, all three modes, 0-3 random faults, endpoints in three
 subnets, some subnets without the route table) are brought up in the lab, faulted, pinged pair by
 pair with fping, and compared with the model's verdicts. On disagreement the test prints both
 verdicts and the model's trace. NESTNET_DIFF_FABRICS=N runs N fabrics (default 10);
@@ -31,6 +31,7 @@ lab = pytest.importorskip("nestnet.lab", reason="the lab (nestnet.lab) has not l
 
 FABRICS = int(os.environ.get("NESTNET_DIFF_FABRICS", "10"))
 SEED = int(os.environ.get("NESTNET_DIFF_SEED", "1000"))
+MODES = ("routed", "routed", "routed", "nat", "secondary-ip")
 
 
 def _no_redirects(plan) -> None:
@@ -47,7 +48,7 @@ def test_model_agrees_with_lab(tmp_path: Path) -> None:
     disagreements: list[str] = []
     for i in range(SEED, SEED + FABRICS):
         rng = random.Random(i)
-        spec = random_spec(rng, f"ckd{os.getpid() % 10000}-{i}")
+        spec = random_spec(rng, f"ckd{os.getpid() % 10000}-{i}", MODES)
         plan = write_plan(tmp_path, spec)
         faults = parse_faults(random_faults(rng, plan), plan)
         state = apply_faults(from_plan(plan), faults)
