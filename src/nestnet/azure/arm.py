@@ -123,6 +123,11 @@ class ArmClient:
             box.value = [n.as_dict() for n in self.sdk.network_interfaces.list(self.rg)]
         return box.value
 
+    def get_nic(self, name: str) -> dict[str, Any]:
+        with _converted(f"GET network interface {name!r} in resource group {self.rg!r}") as box:
+            box.value = self.sdk.network_interfaces.get(self.rg, name).as_dict()
+        return box.value
+
     def effective_routes(self, nic: str) -> list[dict[str, Any]]:
         with _converted(f"effective routes of NIC {nic!r}") as box, self._progress(f"effective routes of {nic}"):
             poller = self.sdk.network_interfaces.begin_get_effective_route_table(self.rg, nic)
@@ -149,7 +154,8 @@ class ArmClient:
 
     def put_nic(self, name: str, body: dict[str, Any], etag: str | None) -> dict[str, Any]:
         headers = {"If-Match": etag} if etag else {}
-        with _converted(f"PUT network interface {name!r}") as box, self._progress(f"PUT NIC {name}"):
+        n = len(body.get("properties", {}).get("ipConfigurations") or [])
+        with _converted(f"PUT network interface {name!r}") as box, self._progress(f"PUT NIC {name} ({n} ip configurations)"):
             poller = self.sdk.network_interfaces.begin_create_or_update(self.rg, name, body, headers=headers)
             box.value = poller.result().as_dict()
         return box.value

@@ -4,7 +4,8 @@ Pure: no I/O, no SDK. ``diff`` returns the changes ``nestnet azure diff`` prints
 executes; the bodies are built from those changes and the observed JSON, so what is written is
 exactly what was shown. Ownership: routes whose name starts with the plan's route prefix, and
 the tags on the table. Foreign routes are kept unless ``prune_foreign``; NIC forwarding is only
-ever turned on (other things on the NIC may rely on it).
+ever turned on (other things on the NIC may rely on it). In ``secondary-ip`` mode nestnet owns
+the NIC ip configurations named with the route prefix; the primary and every other one are kept.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from ..errors import AzureError
 
 TAG_OWNER = "managed-by"
 TAG_FABRIC = "nestnet-fabric"
+# Azure's limit of ip configurations per NIC. The spec's azure.max_ip_configs is checked by
+# validate.py, but the Plan does not carry it, so the reconciler uses Azure's own limit.
+MAX_IP_CONFIGS = 256
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,16 @@ class WantRoute:
 
 
 @dataclass(frozen=True)
+class WantIpConfig:
+    """A secondary ip configuration nestnet wants on a host NIC (secondary-ip mode)."""
+
+    nic: str
+    name: str
+    ip: str
+    subnet: str  # the subnet the plan puts the host in: the NIC's primary must be there
+
+
+@dataclass(frozen=True)
 class Desired:
     fabric: str
     vnet: str
@@ -47,6 +61,9 @@ class Desired:
     subnets: tuple[str, ...]  # to associate with the table
     unassociated: tuple[str, ...]  # plan subnets that must not carry nestnet's table
     nics: tuple[str, ...]  # need IP forwarding
+    secondary: tuple[WantIpConfig, ...] = ()
+    managed_nics: tuple[str, ...] = ()  # NICs whose owned ip configurations nestnet reconciles
+    max_ip_configs: int = MAX_IP_CONFIGS
 
     @property
     def tags(self) -> dict[str, str]:
@@ -70,6 +87,9 @@ def desired(plan: Any) -> Desired:
         subnets=tuple(az.subnet_associations),
         unassociated=tuple(s for s in plan.subnets if s not in az.subnet_associations) if table else (),
         nics=tuple(az.nic_ip_forwarding),
+        secondary=tuple(WantIpConfig(x.nic, x.name, str(x.ip), x.subnet) for x in az.secondary_ips),
+        # Every host NIC, so that a host whose last VM went away loses its stale configurations.
+        managed_nics=tuple(h.nic for h in plan.hosts.values()) if plan.mode == "secondary-ip" else (),
     )
 
 
@@ -85,17 +105,29 @@ class Observed:
 @dataclass(frozen=True)
 class Change:
     action: str  # create | tag | add | update | delete | associate | dissociate | enable-ip-forwarding
-    kind: str  # route_table | route | subnet | nic
+    kind: str  # route_table | route | subnet | nic | ip_config
     name: str
     before: Mapping[str, Any] | None = None
     after: Mapping[str, Any] | None = None
+    nic: str | None = None  # the NIC an ip_config belongs to
 
     def to_dict(self) -> dict[str, Any]:
-        return {"action": self.action, "kind": self.kind, "name": self.name,
-                "before": dict(self.before) if self.before is not None else None,
-                "after": dict(self.after) if self.after is not None else None}
+        out = {"action": self.action, "kind": self.kind, "name": self.name,
+               "before": dict(self.before) if self.before is not None else None,
+               "after": dict(self.after) if self.after is not None else None}
+        if self.nic is not None:
+            out["nic"] = self.nic
+        return out
+
+    @property
+    def target_nic(self) -> str | None:
+        """The NIC this change is written to, if it is a NIC change."""
+        return self.nic if self.kind == "ip_config" else self.name if self.kind == "nic" else None
 
     def __str__(self) -> str:
+        if self.kind == "ip_config":
+            ips = " => ".join(d["privateIPAddress"] for d in (self.before, self.after) if d)
+            return f"{self.action} ip config {self.name} on {self.nic}: {ips}"
         if self.kind == "route":
             if self.before and self.after:
                 return f"{self.action} route {self.name}: {_hop(self.before)} => {_hop(self.after)}"
@@ -144,6 +176,7 @@ def diff(want: Desired, obs: Observed, table_id: str, *, prune_foreign: bool = F
     if want.table:
         changes += _table_changes(want, obs.table, prune_foreign, refusals)
     changes += _subnet_changes(want, obs.vnet, table_id, refusals)
+    changes += _ip_config_changes(want, obs.nics, refusals)
     for nic in want.nics:
         have = obs.nics.get(nic)
         if have is None:
@@ -240,6 +273,124 @@ def _subnet_changes(
     return out
 
 
+def _ip_configs(nic: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return list((nic.get("properties") or {}).get("ipConfigurations") or [])
+
+
+def _address(cfg: Mapping[str, Any]) -> str | None:
+    return (cfg.get("properties") or {}).get("privateIPAddress")
+
+
+def _primary(cfgs: list[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    # ARM marks one configuration primary; a NIC with a single one may omit the flag.
+    return next((c for c in cfgs if (c.get("properties") or {}).get("primary")), cfgs[0] if cfgs else None)
+
+
+def _ip_config_changes(want: Desired, nics: Mapping[str, Mapping[str, Any]], refusals: list[str]) -> list[Change]:
+    """Owned secondary ip configurations on the host NICs: add, re-address, delete stale ones."""
+    if not want.managed_nics:
+        return []
+    by_nic: dict[str, dict[str, WantIpConfig]] = {}
+    for w in want.secondary:
+        by_nic.setdefault(w.nic, {})[w.name.lower()] = w
+    out: list[Change] = []
+    released: set[tuple[str, str]] = set()  # (nic, config) whose address this diff frees
+    for nic_name in want.managed_nics:
+        nic = nics.get(nic_name)
+        if nic is None:
+            refusals.append(f"network interface {nic_name!r} was not found in the resource group")
+            continue
+        cfgs = _ip_configs(nic)
+        primary = _primary(cfgs)
+        wanted = by_nic.get(nic_name, {})
+        subnet_id = (((primary or {}).get("properties") or {}).get("subnet") or {}).get("id", "")
+        subnet = subnet_id.rsplit("/", 1)[-1]
+        for w in wanted.values():
+            if subnet.lower() != w.subnet.lower():
+                refusals.append(
+                    f"network interface {nic_name!r} is in subnet {subnet or '(none)'!r}, but the plan puts its "
+                    f"host in {w.subnet!r}: a secondary ip configuration must be in the NIC's subnet"
+                )
+                break
+        have = {c["name"].lower(): c for c in cfgs}
+        kept = 0  # the primary and foreign configurations
+        for key, c in have.items():
+            if c is primary:
+                kept += 1
+                if key in wanted:
+                    refusals.append(
+                        f"the primary ip configuration of {nic_name!r} is named {c['name']!r}, which nestnet "
+                        "wants for a secondary one; rename it or change azure.route_prefix"
+                    )
+            elif not owned(c["name"], want.route_prefix):
+                kept += 1
+            elif key not in wanted:
+                out.append(Change("delete", "ip_config", c["name"], {"privateIPAddress": _address(c)}, None, nic_name))
+                released.add((nic_name.lower(), key))
+        for key, w in wanted.items():
+            c = have.get(key)
+            if c is None:
+                out.append(Change("add", "ip_config", w.name, None, {"privateIPAddress": w.ip}, nic_name))
+            elif c is not primary and _address(c) != w.ip:
+                out.append(Change("update", "ip_config", c["name"], {"privateIPAddress": _address(c)},
+                                  {"privateIPAddress": w.ip}, nic_name))
+                released.add((nic_name.lower(), key))
+        total = kept + len(wanted)
+        if total > want.max_ip_configs:
+            refusals.append(
+                f"network interface {nic_name!r} would hold {total} ip configurations ({len(wanted)} nestnet, "
+                f"{kept} primary and foreign), over Azure's limit of {want.max_ip_configs} per NIC"
+            )
+    # An address may sit on one configuration only (ARM answers 400 PrivateIPAddressIsAllocated);
+    # only the NICs of this resource group are visible here, ARM checks the whole VNet.
+    holders: dict[str, tuple[str, str]] = {}
+    for n in nics.values():
+        for c in _ip_configs(n):
+            a = _address(c)
+            if a:
+                holders.setdefault(a, (n["name"], c["name"]))
+    for w in want.secondary:
+        h = holders.get(w.ip)
+        if h is None or (h[0].lower(), h[1].lower()) in released | {(w.nic.lower(), w.name.lower())}:
+            continue
+        refusals.append(
+            f"{w.ip} (ip configuration {w.name!r} on {w.nic!r}) is already used by ip configuration "
+            f"{h[1]!r} of network interface {h[0]!r}"
+        )
+    return out
+
+
+def nic_write_order(changes: list[Change]) -> list[tuple[str, bool]]:
+    """The NIC PUTs to make, in order: (nic, deletes_only).
+
+    A NIC that frees an address another NIC takes is written first (ARM refuses an address that
+    is still allocated). NICs that free addresses for each other in a cycle (hosts swapping
+    blocks) first get a PUT with only their deletions, then one with the rest.
+    """
+    nics = list(dict.fromkeys(c.target_nic for c in changes if c.target_nic))
+    frees: dict[str, set[str]] = {n: set() for n in nics}
+    takes: dict[str, set[str]] = {n: set() for n in nics}
+    for c in changes:
+        if c.kind != "ip_config" or c.nic is None:
+            continue
+        if c.before:
+            frees[c.nic].add(c.before["privateIPAddress"])
+        if c.after:
+            takes[c.nic].add(c.after["privateIPAddress"])
+    after = {n: {m for m in nics if m != n and takes[n] & frees[m]} for n in nics}  # n waits for these
+    order: list[tuple[str, bool]] = []
+    done: set[str] = set()
+    while len(done) < len(nics):
+        ready = [n for n in nics if n not in done and after[n] <= done]
+        if not ready:
+            stuck = [n for n in nics if n not in done]
+            order += [(n, True) for n in stuck] + [(n, False) for n in stuck]
+            break
+        order += [(n, False) for n in ready]
+        done.update(ready)
+    return order
+
+
 # -- bodies for the writes: built from the observed JSON plus exactly the listed changes --------
 
 _READONLY = ("etag", "provisioningState", "resourceGuid", "subnets")
@@ -288,10 +439,42 @@ def subnet_body(subnet: Mapping[str, Any], table_id: str | None) -> dict[str, An
     return body
 
 
-def nic_body(nic: Mapping[str, Any]) -> dict[str, Any]:
+def nic_body(nic: Mapping[str, Any], changes: list[Change]) -> dict[str, Any]:
+    """The NIC as read, with forwarding turned on and ip configurations edited as ``changes`` say.
+
+    Applying a change that is already true changes nothing, so a body built from a NIC re-read
+    after a 412 (or after a first, deletions-only PUT) is still right.
+    """
     body = copy.deepcopy(dict(nic))
     body.pop("etag", None)
     props = body.setdefault("properties", {})
     props.pop("provisioningState", None)
-    props["enableIPForwarding"] = True
+    cfgs = [c for c in props.get("ipConfigurations") or []]
+    for c in cfgs:
+        c.pop("etag", None)
+        (c.get("properties") or {}).pop("provisioningState", None)
+    primary = _primary(cfgs)
+    subnet = ((primary or {}).get("properties") or {}).get("subnet")
+    for ch in changes:
+        if ch.kind == "nic" and ch.action == "enable-ip-forwarding":
+            props["enableIPForwarding"] = True
+        elif ch.kind == "ip_config":
+            key = ch.name.lower()
+            i = next((i for i, c in enumerate(cfgs) if c["name"].lower() == key), None)
+            if ch.action == "delete":
+                if i is not None:
+                    del cfgs[i]
+            elif i is None:
+                cfgs.append({"name": ch.name, "properties": {
+                    "primary": False,
+                    "privateIPAllocationMethod": "Static",
+                    "privateIPAddress": ch.after["privateIPAddress"] if ch.after else None,
+                    "privateIPAddressVersion": "IPv4",
+                    "subnet": {"id": subnet["id"]} if subnet else None,
+                }})
+            elif ch.after:
+                p = cfgs[i].setdefault("properties", {})
+                p["privateIPAllocationMethod"] = "Static"
+                p["privateIPAddress"] = ch.after["privateIPAddress"]
+    props["ipConfigurations"] = cfgs
     return body

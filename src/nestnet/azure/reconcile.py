@@ -3,7 +3,8 @@
 Reads are three calls whatever the fabric's size (route table GET, VNet GET with its subnets,
 NIC list of the resource group). Writes: one PUT of the whole route table with ``If-Match`` (on
 412: re-read the table, recompute its changes, try again, a bounded number of times), one PUT
-per subnet to (dis)associate and one per NIC whose forwarding is off.
+per subnet to (dis)associate and one PUT per NIC that changes (forwarding off, or secondary ip
+configurations to add, re-address or delete), also ``If-Match``-guarded with the same retry.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from ..errors import AzureError
 from .arm import ArmClient, EtagMismatch
-from .diff import Change, Desired, Observed, desired, diff, nic_body, route_table_body, subnet_body
+from .diff import Change, Desired, Observed, desired, diff, nic_body, nic_write_order, route_table_body, subnet_body
 
 MAX_412_RETRIES = 5
 
@@ -21,7 +22,8 @@ MAX_412_RETRIES = 5
 def observe(client: ArmClient, want: Desired) -> Observed:
     table = client.get_route_table(want.table) if want.table else None
     vnet = client.get_vnet(want.vnet) if (want.subnets or want.unassociated or (want.table and not want.location)) else None
-    nics = {n["name"]: n for n in client.list_nics()} if want.nics else {}
+    # Secondary ip configurations need every NIC of the group: an address may be on any of them.
+    nics = {n["name"]: n for n in client.list_nics()} if (want.nics or want.managed_nics) else {}
     return Observed(table, vnet, nics)
 
 
@@ -88,14 +90,43 @@ def apply(
         if c.kind == "subnet":
             s = subnets[c.name]
             client.put_subnet(want.vnet, c.name, subnet_body(s, table_id if c.action == "associate" else None))
-        elif c.kind == "nic":
-            nic = obs.nics[c.name]
-            client.put_nic(c.name, nic_body(nic), nic.get("etag"))
-        else:
-            continue
-        out.writes += 1
-        out.applied.append(c)
+            out.writes += 1
+            out.applied.append(c)
+    _apply_nics(client, want, obs, changes, out, table_id, prune_foreign)
     return out
+
+
+def _apply_nics(
+    client: ArmClient, want: Desired, obs: Observed, changes: list[Change], out: Outcome, table_id: str,
+    prune_foreign: bool,
+) -> None:
+    """One etag-guarded PUT per NIC that changes, in an order where freed addresses go first."""
+    current = dict(obs.nics)  # each NIC as last read or written
+    pending = {n: [c for c in changes if c.target_nic == n] for n in {c.target_nic for c in changes} if n}
+    for nic, deletes_only in nic_write_order(changes):
+        todo = [c for c in pending[nic] if c.action == "delete"] if deletes_only else pending[nic]
+        for attempt in range(MAX_412_RETRIES + 1):
+            if not todo:
+                break
+            have = current[nic]
+            try:
+                current[nic] = client.put_nic(nic, nic_body(have, todo), have.get("etag"))
+                out.writes += 1
+                break
+            except EtagMismatch:
+                out.writes += 1
+                if attempt == MAX_412_RETRIES:
+                    raise AzureError(
+                        f"network interface {nic!r} kept changing under nestnet ({MAX_412_RETRIES + 1} tries); "
+                        "try again later"
+                    ) from None
+                # Someone else wrote the NIC: read it again and redo only this NIC's part.
+                out.retries_412 += 1
+                current[nic] = client.get_nic(nic)
+                fresh = diff(want, Observed(obs.table, obs.vnet, current), table_id, prune_foreign=prune_foreign)
+                todo = [c for c in fresh if c.target_nic == nic and (c.action == "delete" or not deletes_only)]
+        if not deletes_only:
+            out.applied += pending[nic]
 
 
 def _location(obs: Observed) -> str:
