@@ -23,7 +23,6 @@ from typing import Hashable, Iterator
 from .engine import Model, PairResult
 from .state import INTERNET, Firewall, HostState, State
 
-ANY = IPv4Network("0.0.0.0/0")
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from ..plan import Route
 from .state import (
     INTERNET,
     INTERNET_IP,
+    NESTNET_CHAIN,
     OUTBOUND_IP,
     FwdPacket,
     GuestState,
@@ -150,21 +151,6 @@ class Model:
             r = table[plen].get(d & (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF)
             if r is not None:
                 return r
-        return None
-
-    def owner_node(self, ip: IPv4Address) -> str | None:
-        s = self.state
-        for h in s.hosts.values():
-            if ip in h.local_addresses:
-                return h.name
-        g = self.guest_by_ip.get(ip)
-        if g is not None:
-            return g.name
-        for e in s.endpoints.values():
-            if e.ip == ip:
-                return e.name
-        if s.internet and ip == INTERNET_IP:
-            return INTERNET
         return None
 
     # ---------------------------------------------------------------- a ping
@@ -382,10 +368,13 @@ class Model:
         if rp is not None:
             raise _Dropped(Drop(h.name, rp[0], rp[1]))
         established = w.reply and h.name in w.flow.seen
-        why = h.firewall.drop_reason(FwdPacket(src, dst, dev, r.dev, established))
-        if why is not None:
+        dropped = h.firewall.drop_reason(FwdPacket(src, dst, dev, r.dev, established))
+        if dropped is not None:
+            why, chain = dropped
+            fix = (f"`nestnet host apply` on {h.name}" if chain == NESTNET_CHAIN
+                   else f"on {h.name}, remove that drop policy or let {h.block} through it (`nft list ruleset`)")
             raise _Dropped(Drop(h.name, f"{h.name}'s firewall drops forwarded {src} → {dst} ({dev} → {r.dev}): {why}",
-                                f"`nestnet host apply` on {h.name}"))
+                                fix))
         if not w.reply:
             w.flow.seen.add(h.name)
         w.hop(h.name, f"forwards {src} → {dst}")

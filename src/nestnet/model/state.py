@@ -32,6 +32,7 @@ INTERNET_IP = IPv4Address("203.0.113.10")
 OUTBOUND_IP = IPv4Address("198.51.100.1")
 
 Verdict = Literal["accept", "drop"]
+NESTNET_CHAIN = "nestnet"  # the name of nestnet's own forward chain in a Firewall
 
 
 def _in(ip: IPv4Address, nets: tuple[IPv4Network, ...] | None, negate: bool) -> bool:
@@ -94,13 +95,12 @@ class Firewall:
 
     chains: tuple[Chain, ...] = ()
 
-    def drop_reason(self, pkt: FwdPacket) -> str | None:
-        """None when every chain accepts ``pkt``; else what dropped it, in words."""
+    def drop_reason(self, pkt: FwdPacket) -> tuple[str, str] | None:
+        """None when every chain accepts ``pkt``; else (what dropped it in words, the chain)."""
         for c in self.chains:
             verdict, rule = c.decide(pkt)
             if verdict == "drop":
-                what = rule.why if rule is not None and rule.why else f"policy drop in {c.name}"
-                return what
+                return (rule.why if rule is not None and rule.why else f"policy drop in {c.name}"), c.name
         return None
 
 
@@ -233,9 +233,6 @@ class State:
             return INTERNET_IP
         raise KeyError(node)
 
-    def in_vnet(self, ip: IPv4Address) -> bool:
-        return any(ip in n for n in self.azure.address_space)
-
     @classmethod
     def from_plan(cls, plan: Plan) -> "State":
         return from_plan(plan)
@@ -265,7 +262,7 @@ def firewall_for(host: Host, fabric: tuple[IPv4Network, ...], vm_ips: tuple[IPv4
         FwRule("accept", dst=block, src=fabric),
         FwRule("drop", dst=block, why="its block may be reached only from the VNet and nested blocks"),
     ]
-    return Firewall((Chain("accept", tuple(rules), "nestnet"),))
+    return Firewall((Chain("accept", tuple(rules), NESTNET_CHAIN),))
 
 
 def masquerade_for(host: Host, fabric: tuple[IPv4Network, ...]) -> tuple[MasqRule, ...]:
