@@ -36,7 +36,8 @@ def _state(plan: Plan, host_name: str, root: str | Path) -> tuple[model.Desired,
     host = _host(plan, host_name)
     root = Path(root)
     want = model.desired(plan, host, observe.bridge_netfilter_sysctls())
-    seen = observe.observe(root, want.sysctl, want.files, ovs=host.bridge_type == "ovs")
+    ovs = host.bridge_type == "ovs"
+    seen = observe.observe(root, want.sysctl, want.files, ovs=ovs, flows_on=host.bridge if ovs and host.bridge_has_uplink else None)
     return want, seen, root
 
 

@@ -82,6 +82,9 @@ def _one(c: Change, root: Path) -> None:
             _check(run(["ovs-vsctl", "set", "bridge", act[1], f"other-config:hwaddr={act[2]}"]), f"ovs-vsctl set bridge {act[1]}")
         elif act[0] == "ovs-del":
             _check(run(["ovs-vsctl", "--if-exists", "del-br", act[1]]), f"ovs-vsctl del-br {act[1]}")
+    elif c.kind == "flows":
+        _, bridge, text = act
+        _check(run(["ovs-ofctl", "--bundle", "add-flows", bridge, "-"], input=text), f"ovs-ofctl add-flows {bridge}")
     elif c.kind == "sysctl":
         key, value = act
         try:

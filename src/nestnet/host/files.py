@@ -71,7 +71,7 @@ def _routes_dropin(routes: Iterable[WantRoute], dev: str) -> str:
 
 
 def render(
-    plan: Plan, host: Host, sysctl: Mapping[str, str], nft_body: str | None, routes: Collection[WantRoute]
+    plan: Plan, host: Host, sysctl: Mapping[str, str], nft_ruleset: str | None, routes: Collection[WantRoute]
 ) -> dict[str, File]:
     files: dict[str, File] = {
         "etc/iproute2/rt_protos.d/nestnet.conf": File(header(plan, host) + f"{ROUTE_PROTO}\t{ROUTE_PROTO_NAME}\n"),
@@ -108,13 +108,11 @@ def render(
         path = f"{NETWORKD}/10-netplan-{host.bridge}.network.d/50-nestnet.conf"
         base = files.get(path, File(header(plan, host))).content
         files[path] = File(base + f"\n[Address]\nAddress={host.bridge_address}/32\n")
-    if nft_body is not None:
-        from . import nft
-
-        files[NFT_FILE] = File(header(plan, host) + nft.ruleset(nft_body))
+    if nft_ruleset is not None:
+        files[NFT_FILE] = File(header(plan, host) + nft_ruleset)
         files[UNIT] = File(
             header(plan, host)
-            + "[Unit]\nDescription=nestnet firewall table (inet nestnet)\n"
+            + "[Unit]\nDescription=nestnet's nftables tables\n"
             "DefaultDependencies=no\nBefore=network-pre.target\nWants=network-pre.target\n"
             "After=local-fs.target\n\n"
             "[Service]\nType=oneshot\nRemainAfterExit=yes\n"

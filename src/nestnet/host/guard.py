@@ -1,8 +1,9 @@
 """Never lock out SSH: refuse a firewall change that could drop the current SSH session.
 
-nestnet's own table hooks only forward and postrouting, so it cannot touch a session that ends
-on this host; this guard keeps that true if a rule set (nestnet's or a future variant) grows an
-input or output chain: such a chain must accept the session's port before anything can drop.
+nestnet's inet table hooks only forward and postrouting, and its bridge table (L2 guards) drops
+only ARP on input/output, so neither can touch a session that ends on this host; this guard keeps
+that true as the rule sets change: an input or output chain must accept the session's port
+before any rule that could drop it.
 The session is taken from ``SSH_CONNECTION`` (client ip, port, server ip, port); without one,
 the spec's ``ssh_port`` is protected.
 """
@@ -31,8 +32,8 @@ def drops_ssh(ruleset: str, port: int) -> str | None:
             line = line.strip()
             if re.fullmatch(rf"tcp {direction} (\{{[^}}]*\b{port}\b[^}}]*\}}|{port}) (counter )?accept", line):
                 break
-            if line.endswith("drop") or line.endswith("reject"):
-                return name
+            if (line.endswith("drop") or line.endswith("reject")) and "arp" not in line.split():
+                return name  # anything but an ARP-only match might hit the session's packets
         else:
             if policy != "accept":
                 return name
@@ -46,6 +47,6 @@ def refuse_lockout(want: Desired, changes: list[Change]) -> None:
             chain = drops_ssh(c.action, port)
             if chain is not None:
                 raise HostError(
-                    f"refusing to load table inet nestnet: chain {chain!r} could drop the SSH session on "
+                    f"refusing to load nestnet's nftables tables: chain {chain!r} could drop the SSH session on "
                     f"port {port}; nothing was changed"
                 )

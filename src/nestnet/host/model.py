@@ -14,7 +14,7 @@ from typing import Any, Mapping, NamedTuple
 
 from ..errors import HostError
 from ..plan import ROUTE_PROTO, ROUTE_PROTO_NAME, Host, Plan
-from . import files, nft, ufw
+from . import files, nft, ovsflows, ufw
 from .rtnl import RT_TABLE_MAIN, KLink, KRoute, RouteOp
 
 ALIAS = "nestnet"  # ifalias of links nestnet created: what `remove` may delete
@@ -24,7 +24,7 @@ ALIAS = "nestnet"  # ifalias of links nestnet created: what `remove` may delete
 class Change:
     """One write. ``action`` is what execute.py runs; it is not part of the printed change."""
 
-    kind: str  # link | addr | sysctl | route | nft | file
+    kind: str  # link | addr | sysctl | route | flows | nft | file | ufw
     op: str  # add | set | replace | del
     key: str
     detail: str = ""
@@ -70,7 +70,7 @@ class Desired:
     bridge: Bridge
     routes: Mapping[tuple[int, int], WantRoute]  # by (network as int, prefix length)
     sysctl: Mapping[str, str]
-    nft_body: str | None  # None: the table must not exist (UFW hosts, remove)
+    nft: Mapping[str, str]  # family -> table text; families not here must have no nestnet table
     files: Mapping[str, files.File]  # path relative to root -> content
 
 
@@ -79,9 +79,10 @@ class Observed:
     links: Mapping[str, KLink]
     routes: tuple[KRoute, ...]
     sysctl: Mapping[str, str | None]  # None: the knob does not exist (yet)
-    nft_comment: str | None  # None: no table
+    nft_comments: Mapping[str, str | None]  # family -> comment of nestnet's table there (None: no table)
     files: Mapping[str, files.File | None]
     ovs_bridges: frozenset[str] = frozenset()  # read only on hosts with bridge_type ovs
+    ovs_flow_cookies: tuple[int, ...] = ()  # of nestnet's flows on an OVS bridge holding the uplink
     ufw_rules: str | None = None  # <root>/etc/ufw/before.rules, None if absent
     ufw_active: bool = False  # UFW enabled on this very system (root is /): reload after a change
 
@@ -96,7 +97,7 @@ def desired(plan: Plan, host: Host, extra_sysctl: Mapping[str, str] | None = Non
     br = Bridge(host.bridge, host.bridge_type, bridge_mac(host), host.bridge_address, host.bridge_has_uplink)
     sysctl = dict(host.sysctl)
     sysctl.update(extra_sysctl or {})
-    body = nft.render_table(plan, host) if host.firewall == "nftables" else None
+    tables = nft.tables(plan, host)
     routes = want_routes(host)
     return Desired(
         plan=plan,
@@ -104,8 +105,8 @@ def desired(plan: Plan, host: Host, extra_sysctl: Mapping[str, str] | None = Non
         bridge=br,
         routes=routes,
         sysctl=sysctl,
-        nft_body=body,
-        files=files.render(plan, host, sysctl, body, routes.values()),
+        nft=tables,
+        files=files.render(plan, host, sysctl, nft.ruleset(tables) if tables else None, routes.values()),
     )
 
 
@@ -136,7 +137,8 @@ def diff(want: Desired, seen: Observed) -> list[Change]:
     changes += _diff_links(want, seen)
     changes += _diff_sysctl(want.sysctl, seen.sysctl)
     changes += _diff_routes(want, seen)
-    changes += _diff_nft(want.nft_body, seen.nft_comment)
+    changes += _diff_flows(want, seen)
+    changes += _diff_nft(want.nft, seen.nft_comments)
     changes += diff_files(want.files, seen.files)
     changes += _diff_ufw(want, seen)
     return changes
@@ -179,6 +181,19 @@ def _diff_links(want: Desired, seen: Observed) -> list[Change]:
 
 
 _NO_BRNF = ("nf_call_iptables", "0", "nf_call_ip6tables", "0", "nf_call_arptables", "0")
+
+
+def _diff_flows(want: Desired, seen: Observed, remove: bool = False) -> list[Change]:
+    b = want.bridge
+    if b.type != "ovs" or not b.has_uplink:
+        return []
+    flows = [] if remove else ovsflows.flows(want.host)
+    cookies = sorted(int(f.split(",", 1)[0].removeprefix("cookie="), 16) for f in flows)
+    if sorted(seen.ovs_flow_cookies) == cookies:
+        return []
+    op = "del" if remove else "replace" if seen.ovs_flow_cookies else "add"
+    return [Change("flows", op, f"ovs {b.name} {ovsflows.MATCH}", f"{len(flows)} L2 guard flows",
+                   ("ovs-flows", b.name, ovsflows.bundle(flows)))]
 
 
 def _diff_sysctl(want: Mapping[str, str], seen: Mapping[str, str | None]) -> list[Change]:
@@ -230,16 +245,15 @@ def _diff_routes(want: Desired, seen: Observed) -> list[Change]:
     return dels + adds
 
 
-def _diff_nft(body: str | None, seen_comment: str | None) -> list[Change]:
-    if body is None:
-        if seen_comment is None:
-            return []
-        return [Change("nft", "del", f"table {nft.FAMILY} {nft.TABLE}", "", nft.delete_ruleset())]
-    want = nft.comment(body)
-    if seen_comment == want:
+def _diff_nft(tables: Mapping[str, str], seen: Mapping[str, str | None]) -> list[Change]:
+    have = {f: c for f, c in seen.items() if c is not None}
+    key = ", ".join(f"table {f} {nft.TABLE}" for f in sorted(set(tables) | set(have)))
+    if not tables:
+        return [Change("nft", "del", key, "", nft.delete_ruleset())] if have else []
+    c = nft.comment(dict(tables))
+    if have == {f: c for f in tables}:
         return []
-    op = "add" if seen_comment is None else "replace"
-    return [Change("nft", op, f"table {nft.FAMILY} {nft.TABLE}", want, nft.ruleset(body))]
+    return [Change("nft", "replace" if have else "add", key, c, nft.ruleset(dict(tables)))]
 
 
 def diff_files(want: Mapping[str, files.File], seen: Mapping[str, files.File | None]) -> list[Change]:
@@ -279,7 +293,8 @@ def removal(want: Desired, seen: Observed) -> list[Change]:
     revert at the next boot.
     """
     out = [_del(r) for r in seen.routes if r.proto == ROUTE_PROTO]
-    out += _diff_nft(None, seen.nft_comment)
+    out += _diff_flows(want, seen, remove=True)
+    out += _diff_nft({}, seen.nft_comments)
     b = want.bridge
     link = seen.links.get(b.name)
     if link is not None and link.alias == ALIAS and not b.has_uplink:

@@ -18,7 +18,6 @@ from ..plan import Host, Plan
 
 TABLE = "nestnet"
 FAMILY = "inet"
-HOOKS = ("forward", "postrouting")  # nothing on input/output: the table can never drop SSH to the host
 
 
 def fabric_prefixes(plan: Plan) -> list[IPv4Network]:
@@ -102,20 +101,64 @@ def render_table(plan: Plan, host: Host) -> str:
     return "\n".join(lines) + "\n"
 
 
-def digest(body: str) -> str:
-    return hashlib.sha256(body.encode()).hexdigest()[:16]
+def render_bridge(plan: Plan, host: Host) -> str:
+    """L2 guards for a Linux bridge that holds the uplink (DESIGN 3.4): nested VM ports and the
+    uplink never meet at L2 (the host routes between them), and no ARP about nested addresses
+    crosses the uplink (Azure answers every ARP and would take the traffic)."""
+    up, block = host.uplink, host.block
+    return "\n".join([
+        f"table bridge {TABLE} {{",
+        "\tchain forward {",
+        "\t\ttype filter hook forward priority filter; policy accept;",
+        f'\t\tiifname "{up}" counter drop',
+        f'\t\toifname "{up}" counter drop',
+        "\t}",
+        "\tchain input {",
+        "\t\ttype filter hook input priority filter; policy accept;",
+        f'\t\tiifname "{up}" arp saddr ip {block} counter drop',
+        "\t}",
+        "\tchain output {",
+        "\t\ttype filter hook output priority filter; policy accept;",
+        f'\t\toifname "{up}" arp daddr ip {block} counter drop',
+        f'\t\toifname "{up}" arp saddr ip {block} counter drop',
+        "\t}",
+        "}",
+    ]) + "\n"
 
 
-def comment(body: str) -> str:
-    """The table comment that identifies what was loaded: how ``diff`` compares without parsing."""
-    return f"nestnet {digest(body)}"
+FAMILIES = ("inet", "bridge")  # every family nestnet may have a table in
 
 
-def ruleset(body: str) -> str:
-    """An ``nft -f`` transaction that replaces the table atomically (create, delete, create)."""
-    with_comment = body.replace(f"table {FAMILY} {TABLE} {{\n", f'table {FAMILY} {TABLE} {{\n\tcomment "{comment(body)}"\n', 1)
-    return f"table {FAMILY} {TABLE} {{}}\ndelete table {FAMILY} {TABLE}\n{with_comment}"
+def tables(plan: Plan, host: Host) -> dict[str, str]:
+    """family -> table text, for the tables this host needs."""
+    out = {}
+    if host.firewall == "nftables":
+        out[FAMILY] = render_table(plan, host)
+    if host.bridge_has_uplink and host.bridge_type == "linux":
+        out["bridge"] = render_bridge(plan, host)
+    return out
+
+
+def digest(bodies: dict[str, str]) -> str:
+    return hashlib.sha256("".join(bodies[f] for f in sorted(bodies)).encode()).hexdigest()[:16]
+
+
+def comment(bodies: dict[str, str]) -> str:
+    """The comment every nestnet table gets: how ``diff`` compares without parsing rules."""
+    return f"nestnet {digest(bodies)}"
+
+
+def ruleset(bodies: dict[str, str]) -> str:
+    """One ``nft -f`` transaction: delete every nestnet table there is (create-then-delete never
+    fails), then load the wanted ones, each carrying the comment. Atomic: all or nothing."""
+    c = comment(bodies)
+    out = [delete_ruleset()]
+    for fam in FAMILIES:
+        if fam in bodies:
+            head = f"table {fam} {TABLE} {{\n"
+            out.append(bodies[fam].replace(head, f'{head}\tcomment "{c}"\n', 1))
+    return "".join(out)
 
 
 def delete_ruleset() -> str:
-    return f"table {FAMILY} {TABLE} {{}}\ndelete table {FAMILY} {TABLE}\n"
+    return "".join(f"table {fam} {TABLE} {{}}\ndelete table {fam} {TABLE}\n" for fam in FAMILIES)

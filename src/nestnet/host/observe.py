@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from ..errors import HostError
-from . import files, nft, rtnl, ufw
+from . import files, nft, ovsflows, rtnl, ufw
 from .model import Observed
 from .rtnl import KLink
 
@@ -49,12 +49,12 @@ def bridge_netfilter_sysctls() -> dict[str, str]:
     return {k: "0" for k in BRIDGE_NF if sysctl_path(k).exists()}
 
 
-def nft_comment() -> str | None:
-    """The comment of nestnet's table ("" if it has none), None if there is no table."""
+def nft_comments() -> dict[str, str | None]:
+    """family -> comment of nestnet's table there ("" if it has none, None if no table)."""
     try:
-        return rtnl.nft_table_comment(nft.FAMILY, nft.TABLE)
+        return {f: rtnl.nft_table_comment(f, nft.TABLE) for f in nft.FAMILIES}
     except OSError as exc:
-        raise HostError(f"reading table {nft.FAMILY} {nft.TABLE}: {exc}") from exc
+        raise HostError(f"reading nestnet's nftables tables: {exc}") from exc
 
 
 def routes() -> tuple[rtnl.KRoute, ...]:
@@ -71,14 +71,25 @@ def ovs_bridges() -> frozenset[str]:
     return frozenset(r.stdout.split())
 
 
-def observe(root: Path, sysctl_keys: Iterable[str], want_files: Mapping[str, files.File], ovs: bool = False) -> Observed:
+def ovs_flow_cookies(bridge: str) -> tuple[int, ...]:
+    r = run(["ovs-ofctl", "dump-flows", bridge, ovsflows.MATCH, "--no-stats"])
+    if r.returncode != 0:
+        raise HostError(f"ovs-ofctl dump-flows {bridge}: {r.stderr.strip()}")
+    return tuple(ovsflows.parse_cookies(r.stdout))
+
+
+def observe(
+    root: Path, sysctl_keys: Iterable[str], want_files: Mapping[str, files.File], ovs: bool = False, flows_on: str | None = None
+) -> Observed:
+    bridges = ovs_bridges() if ovs else frozenset()
     return Observed(
         links=links(),
         routes=routes(),
         sysctl=sysctls(sysctl_keys),
-        nft_comment=nft_comment(),
+        nft_comments=nft_comments(),
         files=files.read(root, want_files),
-        ovs_bridges=ovs_bridges() if ovs else frozenset(),
+        ovs_bridges=bridges,
+        ovs_flow_cookies=ovs_flow_cookies(flows_on) if flows_on in bridges else (),
         ufw_rules=_read(root / ufw.BEFORE_RULES),
         ufw_active=root.resolve() == Path("/") and "ENABLED=yes" in (_read(root / "etc/ufw/ufw.conf") or ""),
     )
