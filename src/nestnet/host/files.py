@@ -134,7 +134,9 @@ def sysctl_parts(key: str) -> list[str]:
 def _sysctl_key(key: str) -> str:
     # sysctl.d reads '/' as the separator when the key has one: needed for names with a dot.
     parts = sysctl_parts(key)
-    return "/".join(parts) if any("." in p for p in parts) else key
+    text = "/".join(parts) if any("." in p for p in parts) else key
+    # br_netfilter's keys exist only once the module is loaded: '-' lets systemd-sysctl skip them.
+    return "-" + text if key.startswith("net.bridge.") else text
 
 
 def read(root: Path, want: Mapping[str, File]) -> dict[str, File | None]:
