@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -69,11 +70,23 @@ def test_bridge_holding_the_uplink_comes_up(make_lab):
     assert "eth1" in master and "vn0" in master
 
 
-def test_ovs_hosts_are_refused_with_one_line(tmp_path):
+@pytest.mark.skipif(not shutil.which("ovs-vswitchd"), reason="Open vSwitch is not installed")
+def test_ovs_host_on_a_private_userspace_switch(make_lab):
     spec = seed()
-    spec["hosts"][0]["bridge_type"] = "ovs"
-    with pytest.raises(LabError, match="hosta: the lab does not emulate OVS bridges yet"):
-        lab.up(plan_of(tmp_path, spec))
+    spec["hosts"][1]["bridge_type"] = "ovs"
+    plan = make_lab(spec)
+    assert red(plan) == set()
+    ports = lab.exec_(plan, "hostb", ["ovs-vsctl", "list-ports", "nestbr0"]).stdout
+    assert ports.split() == ["vn0"]
+    # TCP too: the userspace datapath needs the veths' checksum offload off
+    server = ["python3", "-c", "import socket; s=socket.create_server(('0.0.0.0', 7000)); c=s.accept()[0]; c.sendall(b'ok')"]
+    srv = subprocess.Popen(["ip", "netns", "exec", Topology.from_plan(plan).ns("vmb"), *server])
+    try:
+        client = "import socket,time\nfor _ in range(50):\n try: print(socket.create_connection(('10.0.1.50', 7000), 2).recv(2).decode()); break\n except ConnectionRefusedError: time.sleep(0.05)"
+        assert lab.exec_(plan, "vma", ["python3", "-c", client]).stdout.strip() == "ok"
+    finally:
+        srv.kill()
+        srv.wait()
 
 
 def test_down_leaves_no_namespace_process_or_state(tmp_path):

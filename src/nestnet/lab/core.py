@@ -13,13 +13,14 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from ..errors import LabError, UsageError
 from ..faults import Fault
 from ..netns import list_names, run_in
 from ..plan import Plan
-from . import fabric, nodes
+from . import fabric, nodes, ovs
 from .azure import AzureState
 from .faultlab import apply_host_fault, azure_state_for, clear_host_faults, is_azure_fault
 from .sysio import NO_IPV6, Job, ip_batch, parallel, write_sysctls
@@ -27,22 +28,26 @@ from .topology import FABRIC, INTERNET, Topology, ns_prefix
 
 STATE_ROOT = Path("/run/nestnet/lab")
 TOOLS = ("ip", "nft", "fping")
+OVS_TOOLS = ("ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovsdb-tool", "ethtool")
 
 
 def state_dir(name: str) -> Path:
     return STATE_ROOT / name
 
 
-def host_root(name: str, host: str) -> Path:
-    return state_dir(name) / "hosts" / host
+def host_dirs(plan: Plan, host: str) -> tuple[str, str]:
+    """The host's root directory for nestnet's files, and its private OVS directory (short: the
+    OVS database socket path must fit in 108 bytes)."""
+    d = state_dir(plan.name)
+    return str(d / "hosts" / host), str(d / f"ovs{list(plan.hosts).index(host)}")
 
 
-def require_root() -> None:
+def require_root(tools: tuple[str, ...] = TOOLS) -> None:
     if not sys.platform.startswith("linux"):
         raise LabError("the lab needs Linux network namespaces")
     if os.geteuid() != 0:
         raise LabError("the lab needs root (network namespaces, veth, nftables): run it with sudo")
-    missing = [t for t in TOOLS if shutil.which(t) is None]
+    missing = [t for t in tools if shutil.which(t) is None]
     if missing:
         raise LabError(f"the lab needs {', '.join(missing)} (run scripts/system-deps)")
 
@@ -74,11 +79,10 @@ def _write_faults(name: str, faults: tuple[Fault, ...]) -> None:
 
 def up(plan: Plan, faults: tuple[Fault, ...] = ()) -> None:
     """Build the whole fabric for ``plan``; on any failure everything built so far is removed."""
-    require_root()
+    ovs_hosts = any(h.bridge_type == "ovs" for h in plan.hosts.values())
+    require_root(TOOLS + OVS_TOOLS if ovs_hosts else TOOLS)
     topo = Topology.from_plan(plan)
     for h in plan.hosts.values():
-        if h.bridge_type == "ovs":
-            raise LabError(f"host {h.name}: the lab does not emulate OVS bridges yet (bridge_type: ovs)")
         if h.firewall == "ufw":
             # ufw reads and writes the machine's /etc/ufw: a namespace alone does not isolate it.
             raise LabError(f"host {h.name}: the lab runs nftables hosts only (firewall: ufw is not isolated yet)")
@@ -109,7 +113,7 @@ def _build(plan: Plan, topo: Topology) -> None:
     jobs: list[Job] = [(topo.internet_ns, nodes.internet, ())]
     jobs += [(topo.ns(e), nodes.endpoint, (nics[e],)) for e in plan.endpoints]
     jobs += [
-        (topo.ns(h), nodes.host, (plan, topo, nics[h], str(host_root(plan.name, h)))) for h in plan.hosts
+        (topo.ns(h), nodes.host, (plan, topo, nics[h], *host_dirs(plan, h))) for h in plan.hosts
     ]
     parallel(jobs)
     parallel([(topo.ns(v), nodes.vm, (plan, v)) for v in plan.vms])
@@ -127,14 +131,17 @@ def down(plan_or_name: Plan | str) -> None:
     name = plan_or_name if isinstance(plan_or_name, str) else plan_or_name.name
     require_root()
     spaces = lab_namespaces(name)
+    killed: list[int] = []
     for ns in spaces:
         # A process left inside keeps the namespace alive after `ip netns del`.
         r = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True)
-        for pid in r.stdout.split():
+        for pid in map(int, r.stdout.split()):
             try:
-                os.kill(int(pid), signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
             except ProcessLookupError:
                 pass
+    _wait_gone(killed)
     if spaces:
         r = subprocess.run(
             ["ip", "-batch", "-"], input="".join(f"netns del {ns}\n" for ns in spaces), capture_output=True, text=True
@@ -142,6 +149,20 @@ def down(plan_or_name: Plan | str) -> None:
         if r.returncode != 0:
             raise LabError(f"removing lab {name}: {r.stderr.strip()}")
     shutil.rmtree(state_dir(name), ignore_errors=True)
+
+
+def _wait_gone(pids: list[int], timeout: float = 2.0) -> None:
+    """Until every killed process is gone (a zombie counts as gone: it holds no namespace)."""
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        while time.monotonic() < deadline:
+            try:
+                with open(f"/proc/{pid}/stat") as fh:
+                    if fh.read().rsplit(")", 1)[1].split()[0] == "Z":
+                        break
+            except FileNotFoundError:
+                break
+            time.sleep(0.005)
 
 
 def apply_fault(plan: Plan, fault: Fault) -> None:
@@ -170,7 +191,7 @@ def heal(plan: Plan) -> tuple[Fault, ...]:
         if not is_azure_fault(f):
             kinds[f.target] = (*kinds.get(f.target, ()), f.kind)
     parallel(
-        [(topo.ns(h), clear_host_faults, (plan, h, str(host_root(plan.name, h)), k)) for h, k in sorted(kinds.items())]
+        [(topo.ns(h), clear_host_faults, (plan, h, *host_dirs(plan, h), k)) for h, k in sorted(kinds.items())]
     )
     _write_faults(plan.name, ())
     _forget_neighbours(plan.name)
@@ -200,7 +221,10 @@ def exec_(plan: Plan, node: str, argv: list[str], *, capture: bool = True) -> su
     require_up(plan)
     if not argv:
         raise UsageError("lab exec: give a command after --")
+    env = None
+    if node in plan.hosts and plan.hosts[node].bridge_type == "ovs":
+        env = {**os.environ, **ovs.env(Path(host_dirs(plan, node)[1]))}  # its private OVS
     try:
-        return subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=capture, text=True)
+        return subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=capture, text=True, env=env)
     except OSError as exc:
         raise LabError(f"lab exec {node}: {exc}") from exc

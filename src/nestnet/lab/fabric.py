@@ -13,6 +13,7 @@ from ipaddress import IPv4Network
 
 from ..netns import run_in
 from .azure import AzureState, FabricChanges, FabricConfig, RouteKey, desired, diff, system_routes
+from .ovs import tx_checksum_off
 from .sysio import ip_batch, ip_json, nft, nft_json, write_sysctls
 from .topology import (
     INET_LINK_FABRIC,
@@ -116,6 +117,9 @@ def build(topo: Topology) -> None:
     port_sysctls = {f"net.ipv4.conf.{n.port}.{s}": v for n in topo.nics for s, v in PORT_SYSCTLS.items()}
     port_sysctls |= {f"net.ipv4.neigh.{n.port}.proxy_delay": "0" for n in topo.nics}
     write_sysctls(port_sysctls)
+    for n in topo.nics:
+        if n.ovs:
+            tx_checksum_off(n.port)
     nft(render_nft(topo))
 
 

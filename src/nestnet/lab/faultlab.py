@@ -8,10 +8,10 @@ reprograms the fabric from the plan and re-runs the host reconciler.
 from __future__ import annotations
 
 from ..faults import Fault
-from ..host import apply as host_apply
 from ..host import nft as host_nft
 from ..plan import ROUTE_PROTO, Plan
 from .azure import AzureState
+from .nodes import reconcile
 from .sysio import ip_batch, ip_json, nft, nft_json, run, write_sysctls
 
 AZURE_FAULTS = ("nic-forwarding-off", "no-route-table", "no-user-route")
@@ -73,7 +73,7 @@ def apply_host_fault(plan: Plan, f: Fault) -> None:
         raise ValueError(f.kind)
 
 
-def clear_host_faults(plan: Plan, host: str, root: str, kinds: tuple[str, ...]) -> None:
+def clear_host_faults(plan: Plan, host: str, root: str, ovs_dir: str, kinds: tuple[str, ...]) -> None:
     """Inside the host's namespace: remove the lab's fault table, then reconcile from the plan."""
     tables = set(run(["nft", "list", "tables"]).splitlines())
     drop = [f"inet {FAULT_TABLE}"]
@@ -84,4 +84,4 @@ def clear_host_faults(plan: Plan, host: str, root: str, kinds: tuple[str, ...]) 
     drop = [t for t in drop if f"table {t}" in tables]
     if drop:
         nft("".join(f"delete table {t}\n" for t in drop))
-    host_apply(plan, host, root=root)
+    reconcile(plan, host, root, ovs_dir)

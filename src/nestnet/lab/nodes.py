@@ -12,18 +12,22 @@ from pathlib import Path
 from ..guest import ip_commands
 from ..plan import Plan
 from ..host import apply as host_apply
+from . import ovs
 from .sysio import NO_IPV6, ip_batch, write_sysctls
 from .topology import INET_LINK_PEER, INET_LINK_PREFIX, INTERNET_IP, NicPort, Topology
 
 
 
+def _l3_lines(n: NicPort, dev: str) -> list[str]:
+    return [f"addr add {n.ip}/{n.prefix_len} dev {dev}", f"route add default via {n.gateway} dev {dev}"]
+
+
 def _nic_lines(n: NicPort, l3_dev: str | None = None) -> list[str]:
     """The NIC as Azure DHCP + cloud-init leave it: MAC (set at creation), address, default route.
 
-    ``l3_dev``: a bridge that holds the uplink and carries the address, as HPE VM Essentials or
-    netplan build it before nestnet runs; it keeps the NIC's MAC.
+    ``l3_dev``: a Linux bridge that holds the uplink and carries the address, as HPE VM Essentials
+    or netplan build it before nestnet runs; it keeps the NIC's MAC.
     """
-    dev = l3_dev or n.ifname
     lines = ["link set lo up", f"link set {n.ifname} up"]
     if l3_dev:
         lines += [
@@ -31,31 +35,52 @@ def _nic_lines(n: NicPort, l3_dev: str | None = None) -> list[str]:
             f"link set {n.ifname} master {l3_dev}",
             f"link set {l3_dev} up",
         ]
-    return lines + [f"addr add {n.ip}/{n.prefix_len} dev {dev}", f"route add default via {n.gateway} dev {dev}"]
+    return lines + _l3_lines(n, l3_dev or n.ifname)
 
 
-def host(plan: Plan, topo: Topology, nic: NicPort, root: str) -> None:
+def reconcile(plan: Plan, host_name: str, root: str, ovs_dir: str) -> None:
+    """nestnet's host reconciler, pointed at the host's private OVS when it has one."""
+    if plan.hosts[host_name].bridge_type == "ovs":
+        ovs.use(Path(ovs_dir))
+    host_apply(plan, host_name, root=root)
+
+
+def host(plan: Plan, topo: Topology, nic: NicPort, root: str, ovs_dir: str) -> None:
     write_sysctls(NO_IPV6)
     # br_netfilter, when loaded on the machine, makes bridged frames cross the nft forward hook
     # in new namespaces; an Ubuntu KVM host has it off unless something loads it.
     write_sysctls({"net.bridge.bridge-nf-call-iptables": "0"}, missing_ok=True)
     h = plan.hosts[nic.node]
-    ip_batch(_nic_lines(nic, h.bridge if h.bridge_has_uplink else None))
+    is_ovs = h.bridge_type == "ovs"
+    if is_ovs:
+        ovs.start(Path(ovs_dir))
+    if is_ovs and h.bridge_has_uplink:
+        ovs.tx_checksum_off(nic.ifname)
+        ip_batch(["link set lo up", f"link set {nic.ifname} up"])
+        ovs.add_bridge(h.bridge, nic.mac, [nic.ifname])
+        ip_batch([f"link set {h.bridge} up", *_l3_lines(nic, h.bridge)])
+    else:
+        ip_batch(_nic_lines(nic, h.bridge if h.bridge_has_uplink else None))
     Path(root).mkdir(parents=True, exist_ok=True)
-    host_apply(plan, nic.node, root=root)
+    reconcile(plan, h.name, root, ovs_dir)
+    ports = [p for p in topo.vm_ports if p.host == h.name]
     lines = []
-    for vp in (p for p in topo.vm_ports if p.host == h.name):
+    for vp in ports:
         vm = plan.vms[vp.vm]
-        lines += [
-            f"link add {vp.port} type veth peer name eth0 address {vm.mac} netns {topo.ns(vm.name)}",
-            f"link set {vp.port} master {h.bridge}",
-            f"link set {vp.port} up",
-        ]
+        lines.append(f"link add {vp.port} type veth peer name eth0 address {vm.mac} netns {topo.ns(vm.name)}")
+        lines += [] if is_ovs else [f"link set {vp.port} master {h.bridge}"]
+        lines.append(f"link set {vp.port} up")
     ip_batch(lines)
+    if is_ovs:
+        for vp in ports:
+            ovs.tx_checksum_off(vp.port)
+        ovs.add_ports(h.bridge, [vp.port for vp in ports])
 
 
 def vm(plan: Plan, name: str) -> None:
     write_sysctls(NO_IPV6)
+    if plan.hosts[plan.vms[name].host].bridge_type == "ovs":
+        ovs.tx_checksum_off("eth0")
     cmds = ip_commands(plan.vms[name], "eth0")
     ip_batch(["link set lo up", *(" ".join(c[1:]) for c in cmds)])
 

@@ -61,6 +61,7 @@ class NicPort:
     gateway: IPv4Address
     subnet: str
     secondary: tuple[IPv4Address, ...] = ()
+    ovs: bool = False  # the node side sits in an OVS bridge (userspace datapath)
 
     @property
     def ips(self) -> tuple[IPv4Address, ...]:
@@ -93,7 +94,7 @@ class Topology:
         nics = [
             NicPort(
                 h.name, h.nic, port_name(h.ip), h.uplink, nic_mac(h.ip), h.ip, h.prefix_len, h.gateway, h.subnet,
-                tuple(secondary.get(h.nic, ())),
+                tuple(secondary.get(h.nic, ())), h.bridge_type == "ovs" and h.bridge_has_uplink,
             )
             for h in plan.hosts.values()
         ]
