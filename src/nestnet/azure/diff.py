@@ -353,9 +353,14 @@ def _ip_config_changes(want: Desired, nics: Mapping[str, Mapping[str, Any]], ref
         h = holders.get(w.ip)
         if h is None or (h[0].lower(), h[1].lower()) in released | {(w.nic.lower(), w.name.lower())}:
             continue
+        # nestnet only edits the plan's host NICs: a host taken out of the plan keeps its configurations.
+        hint = (
+            " (nestnet's own, on a NIC that is not in the plan: delete it there first)"
+            if owned(h[1], want.route_prefix) and h[0] not in want.managed_nics else ""
+        )
         refusals.append(
             f"{w.ip} (ip configuration {w.name!r} on {w.nic!r}) is already used by ip configuration "
-            f"{h[1]!r} of network interface {h[0]!r}"
+            f"{h[1]!r} of network interface {h[0]!r}{hint}"
         )
     return out
 

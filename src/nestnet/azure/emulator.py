@@ -4,7 +4,9 @@ Faithful where the unmodified ``azure-mgmt-network`` client and nestnet's reconc
 resource ids, etags that change on every write, ``If-Match`` -> 412 with an ARM error body,
 writes as long-running operations (``Azure-AsyncOperation`` polled until ``Succeeded``, then the
 client's final GET), ``effectiveRouteTable`` as a POST with a ``Location`` result, 429 with
-``Retry-After`` on demand. State is one JSON file in the state directory, rewritten after every
+``Retry-After`` on demand, NIC ip configurations checked as ARM does (one primary, static
+addresses inside their subnet and not reserved, an address on one configuration of the VNet
+only: 400 ``PrivateIPAddressIsAllocated``; dynamic ones get the lowest free address). State is one JSON file in the state directory, rewritten after every
 write, so a restart keeps it. Pure request handling (``Arm.handle``) is apart from the HTTP
 server so both the CLI and tests run it the same way.
 """
@@ -20,7 +22,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from ipaddress import IPv4Address, ip_address, ip_network
+from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -96,6 +98,7 @@ class Arm:
         inject_429: float = 0.0,
         retry_after: str = "1",
         max_routes: int = 400,
+        max_ip_configs: int = 256,
         rng_seed: int | None = 0,
         on_change: Callable[["Arm"], None] | None = None,
     ):
@@ -104,6 +107,7 @@ class Arm:
         self.inject_429 = inject_429
         self.retry_after = retry_after
         self.max_routes = max_routes
+        self.max_ip_configs = max_ip_configs
         self.stats = Stats()
         self._rng = random.Random(rng_seed)
         self._lock = threading.RLock()
@@ -399,17 +403,7 @@ class Arm:
             props["subnets"] = [self._check_subnet(rid, s, res["etag"]) for s in props.get("subnets") or []]
         elif rtype == "networkinterfaces":
             props["enableIPForwarding"] = bool(props.get("enableIPForwarding", False))
-            cfgs = props.get("ipConfigurations") or []
-            if not cfgs:
-                raise ArmFailure(400, "NetworkInterfaceMustHaveIpConfiguration", f"{rid} needs an ipConfiguration.")
-            props["ipConfigurations"] = [
-                {
-                    "id": f"{rid}/ipConfigurations/{c.get('name', 'ipconfig1')}",
-                    "name": c.get("name", "ipconfig1"),
-                    "properties": {k: v for k, v in (c.get("properties") or {}).items() if k != "provisioningState"},
-                }
-                for c in cfgs
-            ]
+            props["ipConfigurations"] = self._check_ip_configs(rid, props.get("ipConfigurations") or [], existing, res["etag"])
         res["properties"] = props
         return res
 
@@ -458,6 +452,115 @@ class Arm:
                         "type": f"{NET}/routeTables/routes", "properties": props})
         return out
 
+    def _check_ip_configs(
+        self, nic_id: str, cfgs: list[dict[str, Any]], existing: dict[str, Any] | None, etag: str
+    ) -> list[dict[str, Any]]:
+        """A NIC's ip configurations as ARM checks them; dynamic addresses allocated lowest-first."""
+        if not cfgs:
+            raise ArmFailure(400, "NetworkInterfaceMustHaveIpConfiguration", f"{nic_id} needs an ipConfiguration.")
+        if len(cfgs) > self.max_ip_configs:
+            # ARM's exact code for this limit is not documented; the emulator names it plainly.
+            raise ArmFailure(
+                400, "IpConfigurationCountLimitReached",
+                f"Network interface {nic_id} would have {len(cfgs)} IP configurations; the limit is {self.max_ip_configs}.",
+            )
+        before = {c["name"].lower(): c for c in ((existing or {}).get("properties") or {}).get("ipConfigurations") or []}
+        out: list[dict[str, Any]] = []
+        names: set[str] = set()
+        for c in cfgs:
+            name = c.get("name") or ""
+            if not name or name.lower() in names:
+                raise ArmFailure(400, "InvalidRequestFormat", f"IP configuration name {name!r} is empty or repeated in {nic_id}.")
+            names.add(name.lower())
+            props = {k: v for k, v in (c.get("properties") or {}).items() if k != "provisioningState"}
+            out.append({"id": f"{nic_id}/ipConfigurations/{name}", "name": name, "etag": etag,
+                        "type": f"{NET}/networkInterfaces/ipConfigurations", "properties": props})
+        primaries = [c for c in out if c["properties"].get("primary")]
+        if len(out) == 1 and not primaries:
+            out[0]["properties"]["primary"] = True
+        elif len(primaries) != 1:
+            raise ArmFailure(
+                400, "NetworkInterfaceMustHaveOnePrimaryIpConfiguration",
+                f"Network interface {nic_id} has {len(primaries)} primary IP configurations; exactly one is required.",
+            )
+        taken = self._addresses_in_use(exclude_nic=nic_id)
+        mine: dict[str, str] = {}
+        dynamic: list[tuple[dict[str, Any], IPv4Network]] = []
+        for c in out:
+            p, cid = c["properties"], c["id"]
+            p.setdefault("primary", False)
+            p.setdefault("privateIPAddressVersion", "IPv4")
+            net, vnet_id = self._subnet_of(cid, p)
+            addr = p.get("privateIPAddress")
+            method = p.get("privateIPAllocationMethod") or ("Static" if addr else "Dynamic")
+            p["privateIPAllocationMethod"] = method
+            if method == "Dynamic":
+                # A dynamic address stays with its configuration across updates, as in Azure.
+                addr = _address_of(before.get(c["name"].lower()))
+                if not addr:
+                    dynamic.append((c, net))
+                    continue
+            elif not addr:
+                raise ArmFailure(400, "PrivateIPAddressMissing",
+                                 f"Private IP address is required when privateIPAllocationMethod is Static in IP configuration {cid}.")
+            self._claim(cid, str(addr), net, vnet_id, taken, mine)
+            p["privateIPAddress"] = str(addr)
+        for c, net in dynamic:
+            vnet_id = c["properties"]["subnet"]["id"].rsplit("/subnets/", 1)[0].lower()
+            used = {a for (v, a) in taken if v == vnet_id} | set(mine)
+            first = int(net.network_address) + 4  # Azure reserves the first four and the last address
+            free = next((str(IPv4Address(i)) for i in range(first, int(net.broadcast_address)) if str(IPv4Address(i)) not in used), None)
+            if free is None:
+                raise ArmFailure(400, "SubnetIsFull", f"Subnet {c['properties']['subnet']['id']} has no free address.")
+            self._claim(c["id"], free, net, vnet_id, taken, mine)
+            c["properties"]["privateIPAddress"] = free
+        return out
+
+    def _subnet_of(self, cid: str, p: dict[str, Any]) -> tuple[IPv4Network, str]:
+        subnet_id = str((p.get("subnet") or {}).get("id") or "")
+        vnet_id = subnet_id.rsplit("/subnets/", 1)[0]
+        vnet = self.resources.get(_key(vnet_id)) if "/subnets/" in subnet_id else None
+        sub = next((s for s in ((vnet or {}).get("properties") or {}).get("subnets") or []
+                    if s["id"].lower() == subnet_id.lower()), None)
+        if sub is None:
+            raise ArmFailure(400, "InvalidResourceReference", f"Subnet {subnet_id or '(none)'} referenced by {cid} was not found.")
+        p["subnet"] = {"id": sub["id"]}
+        return ip_network(sub["properties"]["addressPrefix"]), vnet_id.lower()
+
+    def _addresses_in_use(self, exclude_nic: str) -> dict[tuple[str, str], str]:
+        """(vnet id, address) -> the ip configuration that holds it, over every other NIC."""
+        out: dict[tuple[str, str], str] = {}
+        for r in self.resources.values():
+            if r["type"] != f"{NET}/networkInterfaces" or r["id"].lower() == exclude_nic.lower():
+                continue
+            for c in r["properties"].get("ipConfigurations") or []:
+                p = c.get("properties") or {}
+                subnet_id = str((p.get("subnet") or {}).get("id") or "")
+                if p.get("privateIPAddress"):
+                    out[(subnet_id.rsplit("/subnets/", 1)[0].lower(), str(p["privateIPAddress"]))] = c.get("id") or r["id"]
+        return out
+
+    @staticmethod
+    def _claim(
+        cid: str, addr: str, net: IPv4Network, vnet_id: str, taken: dict[tuple[str, str], str], mine: dict[str, str]
+    ) -> None:
+        try:
+            a = IPv4Address(addr)
+        except ValueError:
+            raise ArmFailure(400, "InvalidPrivateIPAddress", f"{addr!r} in IP configuration {cid} is not an IPv4 address.") from None
+        if a not in net:
+            raise ArmFailure(400, "PrivateIPAddressNotInSubnet",
+                             f"IP configuration {cid} has private IP address {addr}, which is not in subnet {net}.")
+        if int(a) - int(net.network_address) < 4 or a == net.broadcast_address:
+            raise ArmFailure(400, "PrivateIPAddressInReservedRange",
+                             f"Private IP address {addr} of IP configuration {cid} is in the reserved range of subnet {net}.")
+        holder = taken.get((vnet_id, addr)) or mine.get(addr)
+        if holder:
+            raise ArmFailure(400, "PrivateIPAddressIsAllocated",
+                             f"IP configuration {cid} is using the private IP address {addr} which is already allocated "
+                             f"to resource {holder}.")
+        mine[addr] = cid
+
     def _check_subnet(self, vnet_id: str, s: dict[str, Any], etag: str) -> dict[str, Any]:
         name = s.get("name") or ""
         props = {k: v for k, v in (s.get("properties") or {}).items() if k != "provisioningState"}
@@ -474,7 +577,8 @@ class Arm:
 
     def _effective(self, nic: dict[str, Any]) -> list[dict[str, Any]]:
         """Default routes of the NIC's VNet plus the user routes of its subnet's table."""
-        cfg = nic["properties"]["ipConfigurations"][0]["properties"]
+        cfgs = nic["properties"]["ipConfigurations"]
+        cfg = next((c for c in cfgs if c["properties"].get("primary")), cfgs[0])["properties"]
         subnet_id = (cfg.get("subnet") or {}).get("id", "")
         vnet_id = subnet_id.rsplit("/subnets/", 1)[0]
         vnet = self.resources.get(_key(vnet_id))
@@ -501,6 +605,10 @@ class Arm:
 def _eff(source: str, prefixes: list[str], hop: str, hop_ips: list[str] | None = None) -> dict[str, Any]:
     return {"source": source, "state": "Active", "addressPrefix": prefixes, "nextHopType": hop,
             "nextHopIpAddress": hop_ips or []}
+
+
+def _address_of(cfg: dict[str, Any] | None) -> str | None:
+    return ((cfg or {}).get("properties") or {}).get("privateIPAddress")
 
 
 def _error(code: str, message: str) -> dict[str, Any]:
