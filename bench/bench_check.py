@@ -2,14 +2,16 @@
 
 For 100/400/1000 hosts it prints: building the model's State from the Plan, the all-pairs check
 healthy and with two faults, the number of ordered pairs and classes, and the reference: what
-tracing every pair one by one would cost (per-pair trace time x pairs, from a sample).
-Plan loading (spec + IPAM) is bench_plan's business and is excluded. Asserts nothing.
+tracing every pair one by one would cost (per-pair trace time x pairs, from a sample), and the
+whole `nestnet check SPEC --json` command (interpreter start, spec, plan, check). Plan loading is
+bench_plan's business and is excluded from the other columns. Asserts nothing.
 Run: .venv/bin/python bench/bench_check.py
 """
 
 from __future__ import annotations
 
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,8 +39,8 @@ def timed(fn):
 
 def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="nestnet-bench-check-"))
-    print(f"{'fabric':>14} {'nodes':>6} {'pairs':>10} {'classes':>7} {'State':>7} {'check':>7} "
-          f"{'faulted':>8} {'1-by-1 (est.)':>14} {'speed-up':>9}")
+    print(f"{'fabric':>14} {'nodes':>6} {'pairs':>10} {'cls pairs':>9} {'State':>7} {'check':>7} "
+          f"{'faulted':>8} {'1-by-1 (est.)':>14} {'speed-up':>9} {'CLI':>7}")
     for hosts, vms in ((100, 16), (400, 16), (1000, 16)):
         spec = fabric(hosts, vms, plen=27, pool="10.64.0.0/12")
         spec["subnets"].append({"name": "mgmt", "prefix": "10.1.0.0/24"})
@@ -61,8 +63,13 @@ def main() -> None:
         per_pair = (time.perf_counter() - t) / len(sample)
         pairs = res.summary["pairs"]
         brute = per_pair * pairs
-        print(f"{hosts:>5} x {vms:>2} VMs {len(names) + 1:>6} {pairs:>10} {len(res.class_pairs):>7} "
-              f"{t_state:>6.3f}s {t_check:>6.3f}s {t_fault:>7.3f}s {brute:>13.0f}s {brute / t_check:>8.0f}x")
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "nestnet", "check", str(path), "--json"], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        t_cli = time.perf_counter() - t
+        print(f"{hosts:>5} x {vms:>2} VMs {len(names) + 1:>6} {pairs:>10} {len(res.class_pairs):>9} "
+              f"{t_state:>6.3f}s {t_check:>6.3f}s {t_fault:>7.3f}s {brute:>13.0f}s {brute / t_check:>8.0f}x "
+              f"{t_cli:>6.2f}s")
         print(f"{'':>14} faulted: {fres.summary['failed']} failed pairs in {len(fres.class_pairs)} class pairs")
 
 

@@ -120,6 +120,13 @@ def test_bridge_holding_the_uplink(make_plan):
     assert check(pvlan).all_ok
 
 
+def test_reserved_addresses_are_never_delivered(make_plan):
+    s = state_of(make_plan, base())
+    g = replace(s.guests["v2"], ip=IPv4Address("10.0.1.255"))
+    r = ping(replace(s, guests={**s.guests, "v2": g}), "v1", "v2")
+    assert not r.ok and r.dies_at == "azure:vm-subnet" and "reserved in subnet vm-subnet" in r.reason
+
+
 def test_internet_egress_is_translated_only_for_nic_addresses(make_plan):
     s = state_of(make_plan, base(), "no-masquerade:h1")
     r = ping(s, "v1", "internet")

@@ -2,7 +2,8 @@
 
 Every rule is a small function of the State and the packet, named after what it models:
 
-- Azure (DESIGN §3): the route table of the *source* subnet, longest prefix match with user >
+- Azure (DESIGN §3): reserved addresses (first four, last) are never delivered; the route table
+  of the *source* subnet, longest prefix match with user >
   system on ties; VnetLocal delivers by NIC ownership (primary/secondary IPs), VirtualAppliance to
   the NIC owning the next hop; the per-NIC source/destination check lifted only by IP forwarding;
   fake L2 (the fabric answers every ARP; frames with a foreign source MAC are dropped); internet
@@ -30,6 +31,7 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Iterator
 
 from ..plan import Route
+from ..validate import reserved_addresses
 from .state import (
     INTERNET,
     INTERNET_IP,
@@ -130,6 +132,7 @@ class Model:
         for g in state.guests.values():
             self.guests_of.setdefault(g.host, []).append(g)
         self.host_by_nic = {h.nic: h for h in state.hosts.values()}
+        self.reserved = {a: sub.name for sub in az.subnets.values() for a in reserved_addresses(sub.prefix)}
         self._tables: dict[str, dict[int, dict[int, Route]]] = {}
         self._lens: dict[str, list[int]] = {}
         self._user: dict[int, dict[int, list[UserRoute]]] = {}
@@ -426,6 +429,11 @@ class Model:
         if not nic.ip_forwarding and src not in nic.addresses:
             raise _Dropped(Drop(where, f"Azure drops at {nic.name}: IP forwarding is off and {src} is not one of its "
                                        "addresses", self._nic_fix(nic)))
+        reserved_in = self.reserved.get(dst)
+        if reserved_in is not None:
+            raise _Dropped(Drop(f"azure:{reserved_in}", f"Azure drops {dst}: it is reserved in subnet {reserved_in} "
+                                "(the first four and the last address of every subnet)",
+                                f"give the node owning {dst} an address outside Azure's reserved ones"))
         kind, prefix, ur = self._azure_route(nic.subnet, dst)
         if kind == "user":
             assert ur is not None
