@@ -141,3 +141,16 @@ def test_failure_midway_reports_and_rerun_converges(ns, make_plan, root):
     n.sh("ip", "link", "set", "eth1", "up")
     assert n.run(host.apply, plan, "h0", root)
     assert n.run(host.diff, plan, "h0", root) == []
+
+
+def test_a_rule_deleted_behind_nestnets_back_is_put_back(ns, make_plan, root):
+    n = ns()
+    plan = make_plan()
+    n.run(host.apply, plan, "h0", root)
+    handles = n.sh("nft", "-a", "list", "chain", "inet", "nestnet", "from_vms").stdout
+    handle = [line.split("# handle ")[1] for line in handles.splitlines() if "ip daddr @fabric accept" in line][0]
+    n.sh("nft", "delete", "rule", "inet", "nestnet", "from_vms", "handle", handle)
+    assert [c.kind for c in n.run(host.diff, plan, "h0", root)] == ["nft"]
+    n.run(host.apply, plan, "h0", root)
+    assert "ip daddr @fabric accept" in n.sh("nft", "list", "chain", "inet", "nestnet", "from_vms").stdout
+    assert n.run(host.diff, plan, "h0", root) == []

@@ -81,6 +81,7 @@ class Observed:
     sysctl: Mapping[str, str | None]  # None: the knob does not exist (yet)
     nft_comments: Mapping[str, str | None]  # family -> comment of nestnet's table there (None: no table)
     files: Mapping[str, files.File | None]
+    nft_rules: Mapping[str, int] = field(default_factory=dict)  # family -> rules in nestnet's table
     ovs_bridges: frozenset[str] = frozenset()  # read only on hosts with bridge_type ovs
     ovs_flow_cookies: tuple[int, ...] = ()  # of nestnet's flows on an OVS bridge holding the uplink
     ufw_rules: str | None = None  # <root>/etc/ufw/before.rules, None if absent
@@ -138,7 +139,7 @@ def diff(want: Desired, seen: Observed) -> list[Change]:
     changes += _diff_sysctl(want.sysctl, seen.sysctl)
     changes += _diff_routes(want, seen)
     changes += _diff_flows(want, seen)
-    changes += _diff_nft(want.nft, seen.nft_comments)
+    changes += _diff_nft(want.nft, seen.nft_comments, seen.nft_rules)
     changes += diff_files(want.files, seen.files)
     changes += _diff_ufw(want, seen)
     return changes
@@ -245,13 +246,16 @@ def _diff_routes(want: Desired, seen: Observed) -> list[Change]:
     return dels + adds
 
 
-def _diff_nft(tables: Mapping[str, str], seen: Mapping[str, str | None]) -> list[Change]:
+def _diff_nft(
+    tables: Mapping[str, str], seen: Mapping[str, str | None], rules: Mapping[str, int] | None = None
+) -> list[Change]:
     have = {f: c for f, c in seen.items() if c is not None}
     key = ", ".join(f"table {f} {nft.TABLE}" for f in sorted(set(tables) | set(have)))
     if not tables:
         return [Change("nft", "del", key, "", nft.delete_ruleset())] if have else []
     c = nft.comment(dict(tables))
-    if have == {f: c for f in tables}:
+    # Same comment = same text loaded; same rule count = nobody added or deleted a rule since.
+    if have == {f: c for f in tables} and all((rules or {}).get(f) == nft.rule_count(b) for f, b in tables.items()):
         return []
     return [Change("nft", "replace" if have else "add", key, c, nft.ruleset(dict(tables)))]
 

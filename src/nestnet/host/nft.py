@@ -139,6 +139,20 @@ def tables(plan: Plan, host: Host) -> dict[str, str]:
     return out
 
 
+def rule_count(body: str) -> int:
+    """Rules in a table text as rendered here (lines of chain blocks, bar their 'type' line)."""
+    n, in_chain = 0, False
+    for line in body.splitlines():
+        t = line.strip()
+        if t.startswith("chain "):
+            in_chain = True
+        elif t == "}":
+            in_chain = False
+        elif in_chain and t and not t.startswith("type "):
+            n += 1
+    return n
+
+
 def digest(bodies: dict[str, str]) -> str:
     return hashlib.sha256("".join(bodies[f] for f in sorted(bodies)).encode()).hexdigest()[:16]
 

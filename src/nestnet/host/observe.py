@@ -64,6 +64,13 @@ def routes() -> tuple[rtnl.KRoute, ...]:
         raise HostError(f"reading kernel routes: {exc}") from exc
 
 
+def nft_rules(comments: Mapping[str, str | None]) -> dict[str, int]:
+    try:
+        return {f: rtnl.nft_rule_count(f, nft.TABLE) for f, c in comments.items() if c is not None}
+    except OSError as exc:
+        raise HostError(f"reading nestnet's nftables rules: {exc}") from exc
+
+
 def ovs_bridges() -> frozenset[str]:
     r = run(["ovs-vsctl", "--timeout=5", "list-br"])
     if r.returncode != 0:
@@ -86,7 +93,8 @@ def observe(
         links=links(),
         routes=routes(),
         sysctl=sysctls(sysctl_keys),
-        nft_comments=nft_comments(),
+        nft_comments=(comments := nft_comments()),
+        nft_rules=nft_rules(comments),
         files=files.read(root, want_files),
         ovs_bridges=bridges,
         ovs_flow_cookies=ovs_flow_cookies(flows_on) if flows_on in bridges else (),
