@@ -59,15 +59,22 @@ def test_the_alternative_modes(make_lab, mode):
     assert red(plan) == (set() if mode == "secondary-ip" else inbound)
 
 
-def test_bridge_holding_the_uplink_comes_up(make_lab):
-    """Topology T2 (the seed's HPE `mgmt` bridge, as a Linux bridge): the lab builds the bridge
-    with the uplink and the address, as the OS would, then the host reconciler runs."""
+@pytest.mark.parametrize("bridge_type", ["linux", "ovs"])
+def test_bridge_holding_the_uplink_comes_up(make_lab, bridge_type):
+    """Topology T2 (the seed's HPE `mgmt` bridge): the lab builds the bridge with the uplink and
+    the address, as the OS would, then the host reconciler adds its L2 guards."""
+    if bridge_type == "ovs" and not shutil.which("ovs-vswitchd"):
+        pytest.skip("Open vSwitch is not installed")
     spec = seed()
-    spec["hosts"][0].update(bridge="mgmt", bridge_has_uplink=True)
+    spec["hosts"][0].update(bridge="mgmt", bridge_has_uplink=True, bridge_type=bridge_type)
     plan = make_lab(spec)
     assert red(plan) == set()
-    master = lab.exec_(plan, "hosta", ["ip", "-br", "link", "show", "master", "mgmt"]).stdout
-    assert "eth1" in master and "vn0" in master
+    if bridge_type == "linux":
+        ports = lab.exec_(plan, "hosta", ["ip", "-o", "link", "show", "master", "mgmt"]).stdout
+        ports = " ".join(line.split(":")[1].split("@")[0].strip() for line in ports.splitlines())
+    else:
+        ports = lab.exec_(plan, "hosta", ["ovs-vsctl", "list-ports", "mgmt"]).stdout
+    assert sorted(ports.split()) == ["eth1", "vn0"]
 
 
 @pytest.mark.skipif(not shutil.which("ovs-vswitchd"), reason="Open vSwitch is not installed")
