@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import subprocess
+import time
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
@@ -127,3 +129,40 @@ def ns():
     finally:
         for name in names:
             netns.delete(name)
+
+
+@pytest.fixture
+def ovs(tmp_path, monkeypatch):
+    """Yield a function that starts a private ovsdb-server + ovs-vswitchd inside a namespace
+    (userspace datapath: no OVS kernel module here); both are ended by PID afterwards."""
+    procs: list[subprocess.Popen] = []
+    run = tmp_path / "ovs"
+    run.mkdir()
+
+    def start(ns_name: str) -> None:
+        subprocess.run(["ovsdb-tool", "create", str(run / "conf.db"), "/usr/share/openvswitch/vswitch.ovsschema"], check=True)
+        env = {**os.environ, "OVS_RUNDIR": str(run), "OVS_LOGDIR": str(run), "OVS_DBDIR": str(run)}
+        sock = run / "db.sock"
+        procs.append(subprocess.Popen(
+            ["ip", "netns", "exec", ns_name, "ovsdb-server", str(run / "conf.db"), f"--remote=punix:{sock}",
+             f"--unixctl={run / 'ovsdb.ctl'}", f"--log-file={run / 'ovsdb.log'}"], env=env, stderr=subprocess.DEVNULL))
+        for _ in range(100):
+            if sock.exists():
+                break
+            time.sleep(0.02)
+        procs.append(subprocess.Popen(
+            ["ip", "netns", "exec", ns_name, "ovs-vswitchd", f"unix:{sock}", f"--unixctl={run / 'vswitchd.ctl'}",
+             f"--log-file={run / 'vswitchd.log'}"], env=env, stderr=subprocess.DEVNULL))
+        monkeypatch.setenv("OVS_RUNDIR", str(run))  # ovs-vsctl (ours and nestnet's) finds this db
+        subprocess.run(["ovs-vsctl", "--timeout=10", "init"], check=True)
+
+    try:
+        yield start
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
