@@ -15,6 +15,7 @@ import pytest
 
 from nestnet import lab
 from nestnet.errors import LabError, UsageError
+from nestnet.faults import Fault
 from nestnet.lab import fabric
 from nestnet.lab.core import state_dir
 from nestnet.lab.topology import Topology
@@ -166,3 +167,24 @@ def test_demo_passes_from_any_directory(tmp_path):
     assert "PASS web1: ping -c1 -W1 10.0.2.5" in r.stdout
     assert "25/25 pairs reachable" in r.stdout and "demo passed" in r.stdout
     assert not list(Path("/run/netns").glob("nn-hpe-vme-test.*"))
+
+
+def test_azure_api_mode_starts_empty_and_follows_whoever_programs_the_fabric(tmp_path):
+    plan = plan_of(tmp_path, seed())
+    try:
+        lab.up(plan, azure="api")
+        # nothing configured in Azure yet: no user routes, no IP forwarding, no associations
+        assert ("vma", "vmb") in red(plan) and ("hosta", "hostb") not in red(plan)
+        topo = Topology.from_plan(plan)
+        fabric.program_ns(topo, lab.AzureState.from_plan(plan))  # what the ARM emulator's hook does
+        assert red(plan) == set()
+        with pytest.raises(UsageError, match="ARM API"):
+            lab.apply_fault(plan, Fault("no-user-route", "hosta"))
+        lab.apply_fault(plan, Fault("ip-forward-off", "hosta"))
+        lab.heal(plan)  # heals the host, leaves Azure's side to the API
+        assert red(plan) == set()
+        fabric.program_ns(topo, lab.AzureState())
+        lab.heal(plan)
+        assert ("vma", "vmb") in red(plan)
+    finally:
+        lab.down(plan)

@@ -23,7 +23,12 @@ def lab() -> None:
 @lab.command("up")
 @spec_argument
 @click.option("--fault", "faults", multiple=True, metavar="KIND:TARGET", help="Start with this fault (repeatable).")
-def up(spec: str, faults: tuple[str, ...]) -> None:
+@click.option(
+    "--azure", "azure", type=click.Choice(["plan", "api"]), default="plan", show_default=True,
+    help="Where Azure's side comes from: the plan, or (api) nothing until "
+    "`nestnet azure emulator --seed SPEC --program-lab` programs it from the ARM emulator.",
+)
+def up(spec: str, faults: tuple[str, ...], azure: str) -> None:
     """Build the lab for SPEC: namespaces nn-<name>.<node>."""
     from .. import lab as labmod
     from ..faults import parse_faults
@@ -31,9 +36,12 @@ def up(spec: str, faults: tuple[str, ...]) -> None:
     plan = _plan(spec, write=True)
     warn_lines(plan.warnings)
     parsed = parse_faults(faults, plan)
-    labmod.up(plan, parsed)
+    labmod.up(plan, parsed, azure=azure)  # type: ignore[arg-type]
     n = len(plan.node_names)
-    note(f"lab {plan.name} is up: {len(plan.hosts)} hosts, {len(plan.vms)} VMs, {n - len(plan.hosts) - len(plan.vms)} endpoints, internet")
+    note(
+        f"lab {plan.name} is up: {len(plan.hosts)} hosts, {len(plan.vms)} VMs, "
+        f"{n - len(plan.hosts) - len(plan.vms)} endpoints, internet; Azure from the {azure}"
+    )
     for f in parsed:
         note(f"fault applied: {f}")
 

@@ -12,9 +12,11 @@ The Azure seam: the fabric's dynamic part is programmed from an ``AzureState`` (
 subnet associations, NICs with IP forwarding) by ``nestnet.lab.fabric.program_ns(topology,
 state)``, idempotently (observe, diff, change what differs). ``AzureState.from_plan(plan)`` is
 the planned state and faults remove parts of it; an emulated ARM endpoint can build an
-``AzureState`` from its own resources and call the same function.
+``AzureState`` from its own resources and call the same function: ``up(plan, azure="api")``
+starts the fabric with an empty Azure side for exactly that (``nestnet azure emulator --seed SPEC
+--program-lab``), and ``heal`` then leaves Azure's side alone.
 
-Python API: ``up(plan, faults=())``, ``down(plan_or_name)``, ``matrix(plan) -> [PairResult]``,
+Python API: ``up(plan, faults=(), azure="plan")``, ``down(plan_or_name)``, ``matrix(plan) -> [PairResult]``,
 ``apply_fault(plan, fault)``, ``heal(plan)``, ``exec_(plan, node, argv)``. All need root.
 """
 

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Literal
 
 from ..errors import LabError, UsageError
 from ..faults import Fault
@@ -77,8 +78,22 @@ def _write_faults(name: str, faults: tuple[Fault, ...]) -> None:
     (state_dir(name) / "faults.json").write_text(json.dumps(sorted(str(f) for f in set(faults))))
 
 
-def up(plan: Plan, faults: tuple[Fault, ...] = ()) -> None:
-    """Build the whole fabric for ``plan``; on any failure everything built so far is removed."""
+AzureSource = Literal["plan", "api"]
+
+
+def azure_source(name: str) -> AzureSource:
+    """Where the running lab's Azure side comes from: the plan, or the ARM emulator (``api``)."""
+    p = state_dir(name) / "azure"
+    return "api" if p.exists() and p.read_text().strip() == "api" else "plan"
+
+
+def up(plan: Plan, faults: tuple[Fault, ...] = (), azure: AzureSource = "plan") -> None:
+    """Build the whole fabric for ``plan``; on any failure everything built so far is removed.
+
+    ``azure="api"``: Azure's side starts empty (no route table, associations or IP forwarding)
+    and is programmed by whoever holds the Azure state, e.g. ``nestnet azure emulator --seed SPEC
+    --program-lab``; Azure-side faults are then made through the ARM API, not ``apply_fault``.
+    """
     ovs_hosts = any(h.bridge_type == "ovs" for h in plan.hosts.values())
     require_root(TOOLS + OVS_TOOLS if ovs_hosts else TOOLS)
     topo = Topology.from_plan(plan)
@@ -88,8 +103,13 @@ def up(plan: Plan, faults: tuple[Fault, ...] = ()) -> None:
             raise LabError(f"host {h.name}: the lab runs nftables hosts only (firewall: ufw is not isolated yet)")
     if is_up(plan.name):
         raise LabError(f"lab {plan.name} is already up: run nestnet lab down {plan.source or plan.name} first")
+    if azure == "api":
+        bad = [str(f) for f in faults if is_azure_fault(f)]
+        if bad:
+            raise UsageError(f"{', '.join(bad)}: with --azure api, change Azure through the ARM API instead")
     try:
-        _build(plan, topo)
+        _build(plan, topo, AzureState() if azure == "api" else AzureState.from_plan(plan))
+        (state_dir(plan.name) / "azure").write_text(azure)
         _write_faults(plan.name, ())
         for f in faults:
             apply_fault(plan, f)
@@ -98,7 +118,7 @@ def up(plan: Plan, faults: tuple[Fault, ...] = ()) -> None:
         raise
 
 
-def _build(plan: Plan, topo: Topology) -> None:
+def _build(plan: Plan, topo: Topology, azure: AzureState) -> None:
     state_dir(plan.name).mkdir(parents=True, exist_ok=True)
     names = [FABRIC, INTERNET, *plan.node_names]
     # `ip -batch` creates the namespace files only: nothing in the root namespace is configured.
@@ -117,7 +137,7 @@ def _build(plan: Plan, topo: Topology) -> None:
     ]
     parallel(jobs)
     parallel([(topo.ns(v), nodes.vm, (plan, v)) for v in plan.vms])
-    fabric.program_ns(topo, AzureState.from_plan(plan))
+    fabric.program_ns(topo, azure)
 
 
 def _fabric_job(topo: Topology) -> None:
@@ -171,6 +191,8 @@ def apply_fault(plan: Plan, fault: Fault) -> None:
     require_up(plan)
     topo = Topology.from_plan(plan)
     faults = tuple(sorted({*read_faults(plan.name), fault}))
+    if is_azure_fault(fault) and azure_source(plan.name) == "api":
+        raise UsageError(f"{fault}: lab {plan.name} takes Azure's state from the ARM API; change it there")
     if is_azure_fault(fault):
         fabric.program_ns(topo, azure_state_for(plan, faults))
     else:
@@ -185,7 +207,8 @@ def heal(plan: Plan) -> tuple[Fault, ...]:
     require_up(plan)
     topo = Topology.from_plan(plan)
     faults = read_faults(plan.name)
-    fabric.program_ns(topo, AzureState.from_plan(plan))
+    if azure_source(plan.name) == "plan":  # with the API, Azure's state is the emulator's to keep
+        fabric.program_ns(topo, AzureState.from_plan(plan))
     kinds: dict[str, tuple[str, ...]] = {}
     for f in faults:
         if not is_azure_fault(f):
