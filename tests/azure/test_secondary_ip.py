@@ -145,6 +145,24 @@ def test_vm_removed_loses_its_configuration_and_a_host_its_last_one(emulator, pl
     assert reconcile(client, smaller)[0] == []
 
 
+def test_routed_mode_removes_the_configurations_of_secondary_ip_mode(emulator, plan_of):
+    plan = plan_of(secondary_spec())
+    ep = emulator(plan)
+    client = ep.client(plan)
+    reconcile(client, plan)
+    add_foreign(ep, plan, NIC1, ("app-extra", "10.0.1.200"))
+    spec = secondary_spec()
+    spec["nested"]["mode"] = "routed"
+    changes, outcome = reconcile(client, plan_of(spec))
+    assert outcome.writes == 1 + 2 + 2  # the table, two subnets, one PUT per NIC
+    assert sorted((c.action, c.name) for c in changes if c.kind == "ip_config") == [
+        ("delete", "nestnet-web1"), ("delete", "nestnet-web2"), ("delete", "nestnet-web3")]
+    # Forwarding and the ip configurations of a NIC go in one PUT.
+    assert [c.kind for c in changes if c.target_nic == NIC1] == ["ip_config", "ip_config", "nic"]
+    assert configs(ep, plan, NIC1) == {"ipconfig1": PRIMARY1, "app-extra": secondary("10.0.1.200")}
+    assert set(configs(ep, plan, NIC2)) == {"ipconfig1"}
+
+
 def test_readdressed_vm_is_updated_in_place(emulator, plan_of):
     plan = plan_of(secondary_spec())
     ep = emulator(plan)

@@ -88,8 +88,9 @@ def desired(plan: Any) -> Desired:
         unassociated=tuple(s for s in plan.subnets if s not in az.subnet_associations) if table else (),
         nics=tuple(az.nic_ip_forwarding),
         secondary=tuple(WantIpConfig(x.nic, x.name, str(x.ip), x.subnet) for x in az.secondary_ips),
-        # Every host NIC, so that a host whose last VM went away loses its stale configurations.
-        managed_nics=tuple(h.nic for h in plan.hosts.values()) if plan.mode == "secondary-ip" else (),
+        # Every host NIC, so that a host whose last VM went away loses its stale configurations;
+        # in routed mode too, so that leaving secondary-ip mode removes them (nat mode reads nothing).
+        managed_nics=tuple(h.nic for h in plan.hosts.values()) if plan.mode != "nat" else (),
     )
 
 
