@@ -1,15 +1,18 @@
-"""nestnet's Azure side: reconcile the route table, subnet associations and NIC forwarding.
+"""nestnet's Azure side: reconcile the route table, subnet associations and NIC forwarding
+(routed mode) or the secondary ip configurations on the host NICs (secondary-ip mode).
 
-    diff.py       pure: desired state from the Plan, diff against observed ARM JSON, PUT bodies
+    diff.py       pure: desired state from the Plan, diff against observed ARM JSON, PUT bodies,
+                  the order of NIC writes (addresses freed before they are taken)
     arm.py        the seam: the only module importing the Azure SDK (lazily); errors -> AzureError
-    reconcile.py  observe (3 reads) -> diff -> apply (one etag-guarded route-table PUT, 412 retry)
+    reconcile.py  observe (<= 3 reads) -> diff -> apply (one etag-guarded PUT per route table and
+                  per changed NIC, re-read and retry on 412)
     export.py     Terraform (seed style) and az CLI script renderers
     emulator.py   an HTTPS ARM emulator the unmodified SDK works against
     labstate.py   the lab's AzureState read from the emulator (``lab up --azure api``)
 """
 
 from .arm import ArmClient, ArmSettings, EtagMismatch
-from .diff import Change, Desired, Observed, desired, diff
+from .diff import Change, Desired, Observed, WantIpConfig, desired, diff, nic_write_order
 from .export import az_script, terraform, write_export
 from .labstate import fabric_state_from_emulator, lab_programmer
 from .reconcile import apply, observe, plan_changes, reconcile
@@ -21,12 +24,14 @@ __all__ = [
     "Desired",
     "EtagMismatch",
     "Observed",
+    "WantIpConfig",
     "apply",
     "az_script",
     "desired",
     "diff",
     "fabric_state_from_emulator",
     "lab_programmer",
+    "nic_write_order",
     "observe",
     "plan_changes",
     "reconcile",

@@ -185,7 +185,7 @@ def diff(want: Desired, obs: Observed, table_id: str, *, prune_foreign: bool = F
         elif not (have.get("properties") or {}).get("enableIPForwarding"):
             changes.append(Change("enable-ip-forwarding", "nic", nic, {"enableIPForwarding": False}, {"enableIPForwarding": True}))
     if refusals:
-        raise AzureError("refusing to change anything: " + "; ".join(refusals))
+        raise AzureError("refusing to change anything: " + "; ".join(dict.fromkeys(refusals)))
     return changes
 
 

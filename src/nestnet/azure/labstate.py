@@ -4,6 +4,9 @@ The lab programs its ``fab`` namespace from an ``nestnet.lab.azure.AzureState`` 
 associated subnets, forwarding NICs). Here that state comes from what the emulator holds, so
 the lab's pings turn green only once ``nestnet azure apply`` has written it. Pure over the
 emulator's resources; ``fabric_state_from_emulator`` only reads its state file.
+
+Secondary ip configurations are not part of ``AzureState``: the lab's topology takes them from
+the plan, so in secondary-ip mode the lab delivers nested VM addresses whatever the emulator holds.
 """
 
 from __future__ import annotations
