@@ -154,3 +154,14 @@ def test_a_rule_deleted_behind_nestnets_back_is_put_back(ns, make_plan, root):
     n.run(host.apply, plan, "h0", root)
     assert "ip daddr @fabric accept" in n.sh("nft", "list", "chain", "inet", "nestnet", "from_vms").stdout
     assert n.run(host.diff, plan, "h0", root) == []
+
+
+def test_find_self_several_and_dry_run(ns, make_plan, root):
+    n = ns()
+    plan = make_plan()
+    changes = n.run(host.apply, plan, "h0", root, dry_run=True)
+    assert changes and routes(n) == set() and owned_files(root) == []
+    assert n.run(host.diff, plan, "h0", root) == changes
+    n.sh("ip", "addr", "add", "10.0.1.11/24", "dev", "eth1")
+    with pytest.raises(HostError, match=r"several hosts' IPs are local here \(h0, h1\)"):
+        n.run(host.find_self, plan)
