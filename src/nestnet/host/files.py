@@ -4,7 +4,8 @@
   ``10-netplan-<dev>.network``; a drop-in directory beside any copy of that name applies), each
   ``[Route]`` with ``Protocol=201`` so networkd configures, and so keeps, nestnet's routes even
   with ``ManageForeignRoutes=yes``;
-- the nested Linux bridge: nestnet's own ``.netdev``/``.network`` pair (fixed MAC, own-block route);
+- the nested bridge nestnet made: its own ``.network`` (own-block route, /32 in subnet style) and,
+  for a Linux bridge, ``.netdev`` (fixed MAC; OVS keeps its bridges in its own database);
 - sysctls: ``/etc/sysctl.d/60-nestnet.conf`` (systemd-sysctl also applies per-interface keys when
   the interface appears);
 - the nftables table: ``/etc/nestnet/firewall.nft`` loaded by ``nestnet-firewall.service``
@@ -53,7 +54,7 @@ class File:
 
 def header(plan: Plan, host: Host, comment: str = "#") -> str:
     return (
-        f"{comment} {MARK} (fabric {plan.name}, host {host.name}) from {plan.source or 'the plan'}.\n"
+        f"{comment} {MARK} (fabric {plan.name}, host {host.name}).\n"
         f"{comment} Do not edit: `nestnet host apply` rewrites it, `nestnet host remove` deletes it.\n"
     )
 
@@ -70,6 +71,12 @@ def _routes_dropin(routes: Iterable[WantRoute], dev: str) -> str:
     return "\n".join(out)
 
 
+def bridge_mac(host: Host) -> str:
+    """A fixed, locally administered MAC so the bridge's address never changes as ports join."""
+    b = host.ip.packed
+    return f"02:6e:{b[0]:02x}:{b[1]:02x}:{b[2]:02x}:{b[3]:02x}"
+
+
 def render(
     plan: Plan, host: Host, sysctl: Mapping[str, str], nft_ruleset: str | None, routes: Collection[WantRoute]
 ) -> dict[str, File]:
@@ -79,21 +86,18 @@ def render(
             header(plan, host) + "".join(f"{_sysctl_key(k)} = {v}\n" for k, v in sysctl.items())
         ),
     }
-    devs = sorted({r.dev for r in host.routes})
-    own_bridge = host.bridge_type == "linux" and not host.bridge_has_uplink
-    for dev in devs:
+    own_bridge = not host.bridge_has_uplink  # nestnet made it; one that holds the uplink is its owner's
+    for dev in sorted({r.dev for r in host.routes}):
         if dev == host.bridge and own_bridge:
             continue
         files[f"{NETWORKD}/10-netplan-{dev}.network.d/50-nestnet.conf"] = File(
             header(plan, host) + "\n" + _routes_dropin(routes, dev)
         )
     if own_bridge:
-        from .model import bridge_mac
-
-        files[f"{NETWORKD}/50-nestnet-{host.bridge}.netdev"] = File(
-            header(plan, host)
-            + f"[NetDev]\nName={host.bridge}\nKind=bridge\nMACAddress={bridge_mac(host)}\n"
-        )
+        if host.bridge_type == "linux":  # OVS keeps its bridges in its own database
+            files[f"{NETWORKD}/50-nestnet-{host.bridge}.netdev"] = File(
+                header(plan, host) + f"[NetDev]\nName={host.bridge}\nKind=bridge\nMACAddress={bridge_mac(host)}\n"
+            )
         net = [
             header(plan, host),
             f"[Match]\nName={host.bridge}\n",
@@ -103,11 +107,6 @@ def render(
             net.append(f"[Address]\nAddress={host.bridge_address}/32\n")
         net.append(_routes_dropin(routes, host.bridge))
         files[f"{NETWORKD}/50-nestnet-{host.bridge}.network"] = File("\n".join(net))
-    elif host.bridge_address is not None:
-        # The bridge belongs to someone else's config: add the address in the same drop-in.
-        path = f"{NETWORKD}/10-netplan-{host.bridge}.network.d/50-nestnet.conf"
-        base = files.get(path, File(header(plan, host))).content
-        files[path] = File(base + f"\n[Address]\nAddress={host.bridge_address}/32\n")
     if nft_ruleset is not None:
         files[NFT_FILE] = File(header(plan, host) + nft_ruleset)
         files[UNIT] = File(

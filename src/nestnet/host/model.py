@@ -88,14 +88,8 @@ class Observed:
     ufw_active: bool = False  # UFW enabled on this very system (root is /): reload after a change
 
 
-def bridge_mac(host: Host) -> str:
-    """A fixed, locally administered MAC so the bridge's address never changes as ports join."""
-    b = host.ip.packed
-    return f"02:6e:{b[0]:02x}:{b[1]:02x}:{b[2]:02x}:{b[3]:02x}"
-
-
 def desired(plan: Plan, host: Host, extra_sysctl: Mapping[str, str] | None = None) -> Desired:
-    br = Bridge(host.bridge, host.bridge_type, bridge_mac(host), host.bridge_address, host.bridge_has_uplink)
+    br = Bridge(host.bridge, host.bridge_type, files.bridge_mac(host), host.bridge_address, host.bridge_has_uplink)
     sysctl = dict(host.sysctl)
     sysctl.update(extra_sysctl or {})
     tables = nft.tables(plan, host)
