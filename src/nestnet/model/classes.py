@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
-from typing import Hashable, Iterator
+from typing import Callable, Hashable, Iterator
 
 from .engine import Model, PairResult
 from .state import INTERNET, Firewall, HostState, State
@@ -327,7 +327,9 @@ def check(state: State) -> CheckResult:
     return CheckResult(state, model, out, host_of)
 
 
-def _host_bound(x: NodeClass, y: NodeClass, on_host: dict, host_of: dict[str, str], verdict) -> list[ClassPair]:
+def _host_bound(
+    x: NodeClass, y: NodeClass, on_host: dict, host_of: dict[str, str], verdict: Callable[[str, str], bool]
+) -> list[ClassPair]:
     cx, cy = on_host[x.key], on_host[y.key]
     same = sum(n * cy.get(h, 0) for h, n in cx.items()) - (sum(cx.values()) if x is y else 0)
     total = sum(cx.values()) * sum(cy.values()) - (sum(cx.values()) if x is y else 0)
