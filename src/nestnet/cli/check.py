@@ -25,9 +25,11 @@ def check(spec: str, faults: tuple[str, ...], all_pairs: bool, trace: tuple[str,
     A pair passes when a ping's request and its reply both get through. Exit 0 when every pair
     passes, 1 when any fails, 2 on bad input.
 
-    Faults: nic-forwarding-off:HOST no-route-table:SUBNET no-user-route:HOST ip-forward-off:HOST
-    no-host-routes:HOST firewall-deny-routed:HOST rp-filter-strict:HOST no-proxy-arp:HOST
-    no-masquerade:HOST.
+    \b
+    Faults (what-ifs, the same as `nestnet lab fault`):
+      nic-forwarding-off:HOST  no-route-table:SUBNET  no-user-route:HOST
+      ip-forward-off:HOST  no-host-routes:HOST  firewall-deny-routed:HOST
+      rp-filter-strict:HOST  no-proxy-arp:HOST  no-masquerade:HOST
     """
     from ..faults import parse_faults
     from ..model import apply_faults, from_plan
