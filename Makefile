@@ -15,7 +15,7 @@ deps: $(BIN)/.installed
 	@scripts/system-deps
 
 demo: deps
-	$(BIN)/nestnet plan examples/seed.yaml
+	$(BIN)/nestnet lab demo
 
 test: deps
 	$(BIN)/python -m pytest -q
