@@ -21,9 +21,9 @@ from typing import Literal, Mapping
 
 from ..plan import Host, Plan, Route
 
-# nestnet.host does not install the L2 guards of DESIGN §3.4 (bridge holding the uplink) yet:
-# check tells the truth about such hosts until it does.
-HOST_L2_GUARDS = False
+# nestnet.host installs the L2 guards of DESIGN §3.4 on a bridge holding the uplink (nft bridge
+# table on Linux bridges, flows on OVS): VM ports and the uplink never meet at L2.
+HOST_L2_GUARDS = True
 
 # The internet node behind the fabric, as in the lab (DESIGN §5, reference up.sh).
 INTERNET = "internet"
