@@ -179,6 +179,7 @@ class AzurePlan:
     route_table: str | None
     route_prefix: str  # routes nestnet owns are named <route_prefix><host>
     max_routes: int
+    max_ip_configs: int  # per NIC (secondary-ip mode)
     routes: tuple[AzureRoute, ...]
     subnet_associations: tuple[str, ...]
     nic_ip_forwarding: tuple[str, ...]
@@ -194,6 +195,7 @@ class AzurePlan:
             "route_table": self.route_table,
             "route_prefix": self.route_prefix,
             "max_routes": self.max_routes,
+            "max_ip_configs": self.max_ip_configs,
             "routes": [r.to_dict() for r in self.routes],
             "subnet_associations": list(self.subnet_associations),
             "nic_ip_forwarding": list(self.nic_ip_forwarding),
@@ -436,6 +438,7 @@ def build_plan(fabric: Fabric, alloc: Allocation, source: str = "") -> Plan:
         route_table=az.route_table,
         route_prefix=az.route_prefix,
         max_routes=az.max_routes,
+        max_ip_configs=az.max_ip_configs,
         routes=aroutes,
         subnet_associations=assoc,
         nic_ip_forwarding=fwd,

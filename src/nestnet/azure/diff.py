@@ -19,8 +19,8 @@ from ..errors import AzureError
 
 TAG_OWNER = "managed-by"
 TAG_FABRIC = "nestnet-fabric"
-# Azure's limit of ip configurations per NIC. The spec's azure.max_ip_configs is checked by
-# validate.py, but the Plan does not carry it, so the reconciler uses Azure's own limit.
+# Azure's limit of ip configurations per NIC; the spec's azure.max_ip_configs (Plan.azure) may
+# lower it.
 MAX_IP_CONFIGS = 256
 
 
@@ -91,6 +91,7 @@ def desired(plan: Any) -> Desired:
         # Every host NIC, so that a host whose last VM went away loses its stale configurations;
         # in routed mode too, so that leaving secondary-ip mode removes them (nat mode reads nothing).
         managed_nics=tuple(h.nic for h in plan.hosts.values()) if plan.mode != "nat" else (),
+        max_ip_configs=getattr(az, "max_ip_configs", MAX_IP_CONFIGS),
     )
 
 
