@@ -77,3 +77,16 @@ def test_spoofed_source_is_dropped(ns, make_plan, root):
     assert drops(h, "forward") == 1
     # outside the block altogether: dropped (here the kernel's rp_filter may get to it first)
     assert not ping(vm, VNET_DST, src="10.0.1.200")
+
+
+def test_subnet_style_guest_reaches_its_own_subnet_by_proxy_arp(ns, make_plan, root):
+    """A /24 guest ARPs for 10.0.1.1 directly; only the host's proxy ARP makes that work."""
+    plan = make_plan(guest_style="subnet")
+    fab, h, vm = fabric(ns, plan, root)
+    assert vm.sh("ip", "-4", "addr", "show", "eth0").stdout.count("10.0.1.20/24") == 1
+    assert ping(vm, "10.0.1.1")
+    assert ping(vm, VNET_DST)
+    h.sh("sysctl", "-w", "net.ipv4.conf.nestbr0.proxy_arp=0")
+    vm.sh("ip", "neigh", "flush", "dev", "eth0")
+    assert not ping(vm, "10.0.1.1")
+    assert [c.key for c in h.run(host.diff, plan, "h0", root)] == ["net.ipv4.conf.nestbr0.proxy_arp"]
