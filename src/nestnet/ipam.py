@@ -151,7 +151,9 @@ def allocate(fabric: Fabric, lock: Lock, *, frozen: bool = False, lock_display: 
             why = f"is outside the pool {pool}"
         elif net.prefixlen != plen:
             why = f"is not a /{plen} (nested.block_prefix_len)"
-        else:
+        elif (int(net.network_address) - base) // size in blocked:
+            # an aligned block of the pool's size is free iff its candidate index is unmarked;
+            # the slow scan only runs to say what it collides with
             why = conflicts(h.name, net)
         if why:
             problems.append(

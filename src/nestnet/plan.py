@@ -8,7 +8,7 @@ the doctor all take a ``Plan``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from types import MappingProxyType
@@ -94,7 +94,7 @@ class Host:
     block: IPv4Network
     firewall: Literal["nftables", "ufw"]
     ssh_port: int
-    routes: tuple[Route, ...]  # every kernel route nestnet owns on this host
+    _routes: "HostRoutes" = field(repr=False, compare=False)
     sysctl: Mapping[str, str]
     bridge_address: IPv4Address | None  # host IP on the nested bridge (/32), subnet style
     masquerade: Literal["none", "outside-vnet", "all"]
@@ -104,6 +104,11 @@ class Host:
     def l3_dev(self) -> str:
         """The device that carries the host's VNet address (the bridge when it holds the uplink)."""
         return self.bridge if self.bridge_has_uplink else self.uplink
+
+    @property
+    def routes(self) -> tuple[Route, ...]:
+        """Every kernel route nestnet owns on this host (other hosts' blocks, then its own)."""
+        return self._routes.of(self.name)
 
     def to_dict(self, text: Any = str) -> dict[str, Any]:
         return {
@@ -282,6 +287,40 @@ class Plan:
         }
 
 
+class HostRoutes:
+    """Each host's routes, computed on first use.
+
+    N hosts own N*N routes in routed mode (a million for 1,000 hosts), while most consumers need
+    one host's: the host reconciler programs itself, the lab one namespace at a time.
+    """
+
+    __slots__ = ("_routed", "_hosts", "_index", "_cache")
+
+    def __init__(self, routed: bool, hosts: list[tuple[str, IPv4Network, IPv4Address, str, str, str, IPv4Address]]):
+        # (name, block, ip, subnet, l3 device, bridge, subnet gateway) per host, in plan order
+        self._routed = routed
+        self._hosts = hosts
+        self._index = {h[0]: i for i, h in enumerate(hosts)}
+        self._cache: dict[str, tuple[Route, ...]] = {}
+
+    def of(self, name: str) -> tuple[Route, ...]:
+        routes = self._cache.get(name)
+        if routes is None:
+            routes = self._cache[name] = self._build(name)
+        return routes
+
+    def _build(self, name: str) -> tuple[Route, ...]:
+        _, block, _, subnet, l3, bridge, gateway = self._hosts[self._index[name]]
+        out: list[Route] = []
+        if self._routed:
+            for other, oblock, oip, osubnet, *_ in self._hosts:
+                if other != name:
+                    # on-link only within one subnet; else Azure's gateway (and user route) delivers
+                    out.append(Route(oblock, l3, oip if osubnet == subnet else gateway))
+        out.append(Route(block, bridge))
+        return tuple(out)
+
+
 def vm_mac(ip: IPv4Address) -> str:
     """A stable, locally administered MAC for a nested VM (libvirt's 52:54:00 prefix)."""
     b = ip.packed
@@ -338,19 +377,20 @@ def build_plan(fabric: Fabric, alloc: Allocation, source: str = "") -> Plan:
     blocks = alloc.blocks
     hosts: dict[str, Host] = {}
     space = fabric.address_space
+    host_routes = HostRoutes(
+        mode == "routed",
+        [
+            (
+                hi.name, blocks[hi.name], hi.ip, hi.subnet,
+                host_specs[hi.name].bridge if host_specs[hi.name].bridge_has_uplink else host_specs[hi.name].uplink,
+                host_specs[hi.name].bridge, subnets[hi.subnet].gateway,
+            )
+            for hi in fabric.hosts.values()
+        ],
+    )
     for hi in fabric.hosts.values():
         hs = host_specs[hi.name]
         sub = subnets[hi.subnet]
-        l3 = hs.bridge if hs.bridge_has_uplink else hs.uplink
-        own = Route(blocks[hi.name], hs.bridge)
-        routes: list[Route] = []
-        if mode == "routed":
-            for other in fabric.hosts.values():
-                if other.name == hi.name:
-                    continue
-                via = other.ip if other.subnet == hi.subnet else sub.gateway
-                routes.append(Route(blocks[other.name], l3, via))
-        routes.append(own)
         sysctl = {"net.ipv4.ip_forward": "1", "net.ipv4.conf.all.rp_filter": "2"}
         bridge_address = None
         if style == "subnet":
@@ -377,7 +417,7 @@ def build_plan(fabric: Fabric, alloc: Allocation, source: str = "") -> Plan:
             block=blocks[hi.name],
             firewall=hs.firewall,
             ssh_port=hs.ssh_port,
-            routes=tuple(routes),
+            _routes=host_routes,
             sysctl=MappingProxyType(sysctl),
             bridge_address=bridge_address,
             masquerade=masq,
