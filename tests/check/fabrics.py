@@ -11,8 +11,8 @@ from nestnet.faults import FAULT_KINDS
 from nestnet.plan import Plan, load_plan
 
 
-def random_spec(rng: random.Random, name: str, modes: tuple[str, ...] = ("routed",), uplink_bridges: bool = False) -> dict:
-    """``uplink_bridges``: some hosts' bridges hold the uplink (the lab does not emulate that)."""
+def random_spec(rng: random.Random, name: str, modes: tuple[str, ...] = ("routed",), bridges: bool = False) -> dict:
+    """``bridges``: vary the hosts' bridges too (OVS; bridges holding the uplink)."""
     mode = rng.choice(modes)
     style = rng.choice(("onlink", "subnet")) if mode == "routed" else "onlink"
     n_hosts = rng.randint(2, 5)
@@ -26,8 +26,11 @@ def random_spec(rng: random.Random, name: str, modes: tuple[str, ...] = ("routed
         # subnet style needs every block inside its host's subnet: keep those hosts in sa
         sub = "sa" if style == "subnet" or mode == "secondary-ip" or rng.random() < 0.6 else "sb"
         third = 1 if sub == "sa" else 2
-        hosts.append({"name": f"h{i}", "ip": f"10.0.{third}.{4 + i}", "uplink": "eth1",
-                      "bridge_has_uplink": uplink_bridges and rng.random() < 0.4})
+        host = {"name": f"h{i}", "ip": f"10.0.{third}.{4 + i}", "uplink": "eth1"}
+        if bridges:
+            host["bridge_has_uplink"] = rng.random() < 0.3
+            host["bridge_type"] = rng.choice(("linux", "linux", "ovs"))
+        hosts.append(host)
     vms = []
     for i, h in enumerate(hosts):
         for j in range(rng.randint(0, 3)):

@@ -17,7 +17,7 @@ from .fabrics import random_faults, random_spec
 @pytest.mark.parametrize("seed", range(60))
 def test_classes_agree_with_brute_force(make_plan, seed):
     rng = random.Random(seed)
-    plan = make_plan(random_spec(rng, f"cls{seed}", ("routed", "routed", "nat", "secondary-ip"), uplink_bridges=True))
+    plan = make_plan(random_spec(rng, f"cls{seed}", ("routed", "routed", "nat", "secondary-ip"), bridges=True))
     state = apply_faults(from_plan(plan), parse_faults(random_faults(rng, plan, most=4), plan))
     model = Model(state)
     brute = {(a, b): model.ping(a, b).ok for a in state.node_names for b in (*state.node_names, "internet") if a != b}

@@ -32,6 +32,9 @@ lab = pytest.importorskip("nestnet.lab", reason="the lab (nestnet.lab) has not l
 FABRICS = int(os.environ.get("NESTNET_DIFF_FABRICS", "10"))
 SEED = int(os.environ.get("NESTNET_DIFF_SEED", "1000"))
 MODES = ("routed", "routed", "routed", "nat", "secondary-ip")
+# Linux bridges by default; NESTNET_DIFF_BRIDGES=1 adds OVS and bridges holding the uplink (slower:
+# a private OVS per host).
+BRIDGES = os.environ.get("NESTNET_DIFF_BRIDGES") == "1"
 
 
 def _no_redirects(plan) -> None:
@@ -48,7 +51,7 @@ def test_model_agrees_with_lab(tmp_path: Path) -> None:
     disagreements: list[str] = []
     for i in range(SEED, SEED + FABRICS):
         rng = random.Random(i)
-        spec = random_spec(rng, f"ckd{os.getpid() % 10000}-{i}", MODES)
+        spec = random_spec(rng, f"ckd{os.getpid() % 10000}-{i}", MODES, bridges=BRIDGES)
         plan = write_plan(tmp_path, spec)
         faults = parse_faults(random_faults(rng, plan), plan)
         state = apply_faults(from_plan(plan), faults)
