@@ -391,12 +391,24 @@ def build_plan(fabric: Fabric, alloc: Allocation, source: str = "") -> Plan:
     for hi in fabric.hosts.values():
         hs = host_specs[hi.name]
         sub = subnets[hi.subnet]
-        sysctl = {"net.ipv4.ip_forward": "1", "net.ipv4.conf.all.rp_filter": "2"}
+        sysctl = {
+            "net.ipv4.ip_forward": "1",
+            "net.ipv4.conf.all.rp_filter": "2",
+            # No ICMP redirects to guests: an onlink guest told "talk to your sibling directly"
+            # would bypass the host's forward chain (the kernel sends them if all OR the device
+            # says so, hence both).
+            "net.ipv4.conf.all.send_redirects": "0",
+            f"net.ipv4.conf.{hs.bridge}.send_redirects": "0",
+        }
         bridge_address = None
         if style == "subnet":
             bridge_address = hi.ip
             sysctl[f"net.ipv4.conf.{hs.bridge}.proxy_arp"] = "1"
             sysctl[f"net.ipv4.neigh.{hs.bridge}.proxy_delay"] = "0"
+            if hs.bridge_has_uplink:
+                # the subnet is routed out of the bridge itself: plain proxy ARP answers only
+                # for other devices
+                sysctl[f"net.ipv4.conf.{hs.bridge}.proxy_arp_pvlan"] = "1"
         if mode == "nat":
             masq = "all"
         elif spec.nested.egress == "masquerade-outside-vnet":

@@ -14,7 +14,6 @@ from nestnet.model.classes import check
 
 from .conftest import base
 from .fabrics import write_plan
-from .test_differential import _no_redirects
 
 lab = pytest.importorskip("nestnet.lab", reason="the lab (nestnet.lab) has not landed")
 
@@ -44,7 +43,6 @@ def test_each_fault_fails_exactly_the_pairs_the_lab_fails(tmp_path: Path, style:
     report = []
     try:
         lab.up(plan)
-        _no_redirects(plan)
         assert all(p.ok for p in lab.matrix(plan)), "the healthy lab is not all green"
         for fault in faults_for(plan):
             lab.apply_fault(plan, fault)

@@ -86,8 +86,6 @@ def test_observed_lab_host_checks_like_the_lab(tmp_path: Path, style: str) -> No
               "no-proxy-arp"]
     try:
         lab.up(plan)
-        lab.exec_(plan, "h1", ["sysctl", "-qw", "net.ipv4.conf.all.send_redirects=0",
-                               "net.ipv4.conf.nestbr0.send_redirects=0"])
         assert check(observe()).all_ok
         for kind in faults:
             lab.apply_fault(plan, Fault(kind, "h1"))
