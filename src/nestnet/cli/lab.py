@@ -25,8 +25,8 @@ def lab() -> None:
 @click.option("--fault", "faults", multiple=True, metavar="KIND:TARGET", help="Start with this fault (repeatable).")
 @click.option(
     "--azure", "azure", type=click.Choice(["plan", "api"]), default="plan", show_default=True,
-    help="Where Azure's side comes from: the plan, or (api) nothing until "
-    "`nestnet azure emulator --seed SPEC --program-lab` programs it from the ARM emulator.",
+    help="Where Azure's side comes from: the plan, or (api) an ARM emulator inside the lab's "
+    "internet, empty as Terraform left it, that `nestnet azure apply` on a lab host programs.",
 )
 def up(spec: str, faults: tuple[str, ...], azure: str) -> None:
     """Build the lab for SPEC: namespaces nn-<name>.<node>."""
@@ -44,6 +44,13 @@ def up(spec: str, faults: tuple[str, ...], azure: str) -> None:
     )
     for f in parsed:
         note(f"fault applied: {f}")
+    if azure == "api":
+        from ..lab.core import arm_env
+
+        env = " ".join(f"{k}={v}" for k, v in arm_env(plan).items())
+        host = next(iter(plan.hosts))
+        note(f"ARM emulator: {arm_env(plan)['NESTNET_ARM_ENDPOINT']} (from inside the lab); program Azure with")
+        note(f"  nestnet lab exec {spec} {host} -- env {env} nestnet azure apply {spec}")
 
 
 @lab.command("down")

@@ -25,7 +25,7 @@ from . import fabric, nodes, ovs
 from .azure import AzureState
 from .faultlab import apply_host_fault, azure_state_for, clear_host_faults, is_azure_fault
 from .sysio import NO_IPV6, Job, ip_batch, parallel, write_sysctls
-from .topology import FABRIC, INTERNET, Topology, ns_prefix
+from .topology import FABRIC, INTERNET, INTERNET_IP, Topology, ns_prefix
 
 STATE_ROOT = Path("/run/nestnet/lab")
 TOOLS = ("ip", "nft", "fping")
@@ -90,9 +90,12 @@ def azure_source(name: str) -> AzureSource:
 def up(plan: Plan, faults: tuple[Fault, ...] = (), azure: AzureSource = "plan") -> None:
     """Build the whole fabric for ``plan``; on any failure everything built so far is removed.
 
-    ``azure="api"``: Azure's side starts empty (no route table, associations or IP forwarding)
-    and is programmed by whoever holds the Azure state, e.g. ``nestnet azure emulator --seed SPEC
-    --program-lab``; Azure-side faults are then made through the ARM API, not ``apply_fault``.
+    ``azure="api"``: Azure's side starts empty (no route table, associations or IP forwarding,
+    as Terraform leaves it) and nestnet's ARM emulator runs inside the lab's ``internet``
+    namespace at https://203.0.113.10 — where ARM is for Azure VMs: on the internet, reached
+    through the fabric — seeded from the spec and programming the fabric on every write. So
+    ``nestnet azure apply`` run on a lab host (``lab exec``) is what turns the pings green.
+    Azure-side faults are then made through the ARM API, not ``apply_fault``.
     """
     ovs_hosts = any(h.bridge_type == "ovs" for h in plan.hosts.values())
     require_root(TOOLS + OVS_TOOLS if ovs_hosts else TOOLS)
@@ -110,6 +113,8 @@ def up(plan: Plan, faults: tuple[Fault, ...] = (), azure: AzureSource = "plan") 
     try:
         _build(plan, topo, AzureState() if azure == "api" else AzureState.from_plan(plan))
         (state_dir(plan.name) / "azure").write_text(azure)
+        if azure == "api":
+            _start_arm(plan, topo)
         _write_faults(plan.name, ())
         for f in faults:
             apply_fault(plan, f)
@@ -138,6 +143,48 @@ def _build(plan: Plan, topo: Topology, azure: AzureState) -> None:
     parallel(jobs)
     parallel([(topo.ns(v), nodes.vm, (plan, v)) for v in plan.vms])
     fabric.program_ns(topo, azure)
+
+
+ARM_PORT = 443
+
+
+def arm_env(plan: Plan) -> dict[str, str]:
+    """What a lab host needs to reach the lab's ARM emulator (``lab up --azure api``)."""
+    d = state_dir(plan.name) / "arm"
+    return {
+        "NESTNET_ARM_ENDPOINT": (d / "endpoint").read_text().strip(),
+        "NESTNET_ARM_CA_BUNDLE": str(d / "ca.pem"),
+        "NESTNET_ARM_TOKEN": "lab",  # the emulator takes any bearer token
+        "AZURE_SUBSCRIPTION_ID": plan.azure.subscription_id or "00000000-0000-0000-0000-000000000000",
+    }
+
+
+def _start_arm(plan: Plan, topo: Topology, timeout: float = 30.0) -> None:
+    """Run ``nestnet azure emulator`` inside the internet namespace; ``down`` ends it with the
+    namespace's other processes."""
+    if not plan.source:
+        raise LabError("--azure api needs the plan's spec file (the emulator is seeded from it)")
+    d = state_dir(plan.name) / "arm"
+    d.mkdir(parents=True, exist_ok=True)
+    log = open(d / "emulator.log", "w")
+    cmd = [
+        "ip", "netns", "exec", topo.internet_ns,
+        sys.executable, "-m", "nestnet", "azure", "emulator",
+        "--listen", f"{INTERNET_IP}:{ARM_PORT}", "--state-dir", str(d),
+        "--seed", str(Path(plan.source).resolve()), "--program-lab",
+    ]
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    (d / "pid").write_text(f"{proc.pid}\n")
+    deadline = time.monotonic() + timeout
+    while not (d / "endpoint").exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            tail = (d / "emulator.log").read_text().strip().splitlines()[-1:] or ["no output"]
+            raise LabError(f"the lab's ARM emulator did not start: {tail[0]}")
+        time.sleep(0.05)
 
 
 def _fabric_job(topo: Topology) -> None:
