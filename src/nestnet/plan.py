@@ -9,7 +9,7 @@ the doctor all take a ``Plan``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, collapse_addresses
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, Mapping, NamedTuple
@@ -239,6 +239,19 @@ class Plan:
     @property
     def blocks(self) -> tuple[IPv4Network, ...]:
         return tuple(h.block for h in self.hosts.values())
+
+    @property
+    def fabric_prefixes(self) -> tuple[IPv4Network, ...]:
+        """Where nested traffic goes without NAT: the VNet, the nested pool and every block
+        (the host firewall forwards to these; masquerade applies beyond them)."""
+        base = list(collapse_addresses([*self.address_space, self.pool]))
+        spans = [(int(n.network_address), int(n.broadcast_address)) for n in base]
+        # Blocks normally lie in the pool; plain ints keep this cheap on 1,000-host plans.
+        extra = [
+            b for b in self.blocks
+            if not any(a <= int(b.network_address) and int(b.broadcast_address) <= z for a, z in spans)
+        ]
+        return tuple(collapse_addresses([*base, *extra])) if extra else tuple(base)
 
     def in_vnet(self, ip: IPv4Address | IPv4Network) -> bool:
         if isinstance(ip, IPv4Network):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .output import console, emit_json, frozen_option, json_option, note, spec_argument, table, warn_lines
+from .output import console, emit_json, frozen_option, json_option, spec_argument, table, warn_lines
 
 FORMATS = ("ip", "netplan", "cloud-init", "libvirt")
 

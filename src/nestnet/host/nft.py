@@ -12,7 +12,7 @@ or established/related; everything else of the block's is dropped.
 from __future__ import annotations
 
 import hashlib
-from ipaddress import IPv4Network, collapse_addresses
+from ipaddress import IPv4Network
 
 from ..plan import Host, Plan
 
@@ -21,17 +21,8 @@ FAMILY = "inet"
 
 
 def fabric_prefixes(plan: Plan) -> list[IPv4Network]:
-    """Where nested traffic may go without NAT: the VNet, the nested pool and every block."""
-    base = list(collapse_addresses([*plan.address_space, plan.pool]))
-    spans = [(int(n.network_address), int(n.network_address) + (1 << (32 - n.prefixlen))) for n in base]
-    # Blocks normally lie in the pool; plain ints keep this cheap on 1,000-host plans.
-    extra = []
-    for b in plan.blocks:
-        lo = int(b.network_address)
-        hi = lo + (1 << (32 - b.prefixlen))
-        if not any(a <= lo and hi <= z for a, z in spans):
-            extra.append(b)
-    return list(collapse_addresses([*base, *extra])) if extra else base
+    """Where nested traffic may go without NAT (the Plan's ``fabric_prefixes``)."""
+    return list(plan.fabric_prefixes)
 
 
 def _set(items) -> str:

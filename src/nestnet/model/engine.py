@@ -422,7 +422,6 @@ class Model:
             yield from self._user[plen].get(d & (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF, ())
 
     def _azure_in(self, nic: NicState, pkt: list[IPv4Address], w: _Walk) -> str:
-        az = self.state.azure
         self._loop_guard(w, (AZURE, nic.name, pkt[0], pkt[1]))
         src, dst = pkt
         where = f"azure:{nic.name}"

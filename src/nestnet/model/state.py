@@ -16,7 +16,7 @@ live host or the lab reports. Everything here is immutable: what-ifs are ``State
 from __future__ import annotations
 
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network, collapse_addresses
+from ipaddress import IPv4Address, IPv4Network
 from typing import Literal, Mapping
 
 from ..plan import Host, Plan, Route
@@ -302,8 +302,7 @@ def from_plan(plan: Plan) -> State:
         nics=nics,
         resource_group=az.resource_group,
     )
-    # nestnet.host.nft.fabric_prefixes: where nested traffic may go without NAT
-    fabric = tuple(collapse_addresses([*plan.address_space, plan.pool, *plan.blocks]))
+    fabric = plan.fabric_prefixes  # where nested traffic may go without NAT
     hosts: dict[str, HostState] = {}
     for h in plan.hosts.values():
         subnet = plan.subnets[h.subnet].prefix
