@@ -16,32 +16,7 @@ from nestnet.azure.arm import ArmClient, ArmSettings
 from nestnet.azure.emulator import DEFAULT_SUBSCRIPTION, Arm, Emulator
 from nestnet.plan import Plan
 
-SEED = {
-    "version": 1,
-    "name": "hpe-vme-test",
-    "azure": {
-        "resource_group": "rg-hpe-vme-test",
-        "location": "eastus",
-        "vnet": "vme-vnet",
-        "address_space": ["10.0.0.0/16"],
-        "route_table": "vme-kvm-nested-vm-routes",
-    },
-    "subnets": [
-        {"name": "vm-subnet", "prefix": "10.0.1.0/24"},
-        {"name": "mgmt-subnet", "prefix": "10.0.2.0/24"},
-    ],
-    "nested": {"mode": "routed", "pool": "10.0.1.0/24", "block_prefix_len": 28, "guest_style": "onlink"},
-    "host_defaults": {"uplink": "eth1"},
-    "hosts": [
-        {"name": "vme-kvm-vm1", "ip": "10.0.1.10", "nic": "vme-kvm-vm1-vm-nic", "block": "10.0.1.16/28"},
-        {"name": "vme-kvm-vm2", "ip": "10.0.1.11", "nic": "vme-kvm-vm2-vm-nic", "block": "10.0.1.48/28"},
-    ],
-    "vms": [
-        {"name": "web1", "host": "vme-kvm-vm1", "ip": "10.0.1.20"},
-        {"name": "web2", "host": "vme-kvm-vm2", "ip": "10.0.1.50"},
-    ],
-    "endpoints": [{"name": "mgmt-vm", "ip": "10.0.2.5", "subnet": "mgmt-subnet"}],
-}
+from core.specs import SEED  # noqa: E402 - the seed fabric as data, shared by the test areas
 
 
 def seed_spec() -> dict:
