@@ -1,0 +1,89 @@
+"""``nestnet fleet inventory|playbook|apply``: apply the plan to every host through Ansible."""
+
+from __future__ import annotations
+
+import click
+
+from .output import emit_json, json_option, note, spec_argument, table, console, warn_lines
+
+out_option = click.option("--out", type=click.Path(dir_okay=False, path_type=str), help="Write to FILE instead of stdout.")
+
+
+@click.group()
+def fleet() -> None:
+    """Apply the plan to every host with ansible-playbook: each host gets the spec and its lock
+    and runs ``nestnet host apply`` itself. ``inventory`` and ``playbook`` print what ``apply``
+    runs, for use in your own Ansible."""
+
+
+def _write(text: str, out: str | None) -> None:
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    from ..errors import UsageError
+
+    try:
+        with open(out, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise UsageError(f"--out {out}: {exc.strerror}") from None
+
+
+def _plan(spec: str, write: bool = False):
+    from ..plan import load_plan
+
+    plan = load_plan(spec, write=write)
+    warn_lines(plan.warnings)
+    return plan
+
+
+@fleet.command()
+@spec_argument
+@out_option
+def inventory(spec: str, out: str | None) -> None:
+    """Print an Ansible inventory (YAML) of SPEC's hosts: group nestnet_hosts."""
+    from ..fleet import inventory as render
+    from ..fleet.run import dump
+
+    _write(dump(render(_plan(spec))), out)
+
+
+@fleet.command()
+@spec_argument
+@out_option
+def playbook(spec: str, out: str | None) -> None:
+    """Print the playbook apply runs. It needs the extra vars nestnet_spec_src and
+    nestnet_lock_src (controller paths; empty lock = none) and reads nestnet_install (pip|skip),
+    nestnet_pip_name, nestnet_command and nestnet_root (all with defaults)."""
+    from ..fleet import playbook as render
+    from ..fleet.run import dump
+
+    _plan(spec)  # a broken spec is an error here too
+    _write(dump(render()), out)
+
+
+@fleet.command(context_settings={"ignore_unknown_options": True})
+@spec_argument
+@click.option("--inventory", "inventory_file", type=click.Path(dir_okay=False, path_type=str),
+              help="Use this inventory (group nestnet_hosts) instead of one built from SPEC.")
+@click.option("--dry-run", is_flag=True, help="Check mode: each host runs nestnet host diff; nothing changes.")
+@json_option
+@click.argument("ansible_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- ANSIBLE ARGS...]")
+def apply(spec: str, inventory_file: str | None, dry_run: bool, as_json: bool, ansible_args: tuple[str, ...]) -> None:
+    """Make every host match SPEC (exit 1 if any host failed or was unreachable)."""
+    from .. import fleet as fl
+
+    plan = _plan(spec, write=True)  # the lock the hosts get must hold every allocation
+    results = fl.apply(plan, spec, inventory=inventory_file, dry_run=dry_run, extra_args=ansible_args)
+    if as_json:
+        emit_json({"dry_run": dry_run, "hosts": [r.to_dict() for r in results]})
+    else:
+        t = table(None, ["host", "status", "changes", "error"])
+        for r in results:
+            t.add_row(r.host, r.status, str(len(r.changes)), r.error)
+        console().print(t)
+        total = sum(len(r.changes) for r in results)
+        note(f"{total} changes {'pending (dry run)' if dry_run else 'made'} on {len(results)} hosts")
+    bad = [r for r in results if not r.good]
+    if bad:
+        raise click.exceptions.Exit(1)

@@ -1,0 +1,1 @@
+"""Ansible callback plugins shipped with nestnet (loaded by Ansible from this directory)."""

@@ -1,0 +1,95 @@
+"""Run ``ansible-playbook`` on the rendered inventory and playbook and read its JSON outcome."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from ..errors import OperationError, UsageError
+from ..ipam import lock_path
+from ..plan import Plan
+from . import render
+from .summary import HostResult, summarise
+
+CALLBACKS = Path(__file__).with_name("callback_plugins")
+
+
+class FleetError(OperationError):
+    """ansible-playbook could not run, or ran without producing an outcome."""
+
+
+def find_ansible_playbook() -> str:
+    """The venv's ``ansible-playbook`` (next to this Python) first, then ``PATH``."""
+    beside = Path(sys.executable).with_name("ansible-playbook")
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("ansible-playbook")
+    if found is None:
+        raise FleetError("ansible-playbook not found next to this Python or on PATH: pip install ansible-core")
+    return found
+
+
+def dump(data: object) -> str:
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=1000)
+
+
+def apply(
+    plan: Plan,
+    spec_path: str | Path,
+    *,
+    inventory: str | Path | None = None,
+    dry_run: bool = False,
+    extra_args: tuple[str, ...] = (),
+) -> list[HostResult]:
+    """Apply ``plan`` to every host in the inventory (default: one built from the plan)."""
+    spec = Path(spec_path).resolve()
+    lock = lock_path(spec)
+    if inventory is not None and not Path(inventory).is_file():
+        raise UsageError(f"--inventory {inventory}: no such file")
+    with tempfile.TemporaryDirectory(prefix="nestnet-fleet-") as tmp:
+        d = Path(tmp)
+        inv = Path(inventory).resolve() if inventory is not None else d / "inventory.yaml"
+        if inventory is None:
+            inv.write_text(dump(render.inventory(plan)))
+        (d / "playbook.yaml").write_text(dump(render.playbook()))
+        # Extra vars as a file: paths with spaces or quotes survive unharmed.
+        (d / "vars.json").write_text(json.dumps(
+            {"nestnet_spec_src": str(spec), "nestnet_lock_src": str(lock) if lock.exists() else ""}
+        ))
+        argv = [
+            find_ansible_playbook(), "-i", str(inv), str(d / "playbook.yaml"), "-e", f"@{d / 'vars.json'}",
+            *(["--check"] if dry_run else []), *extra_args,
+        ]
+        env = {
+            **os.environ,
+            "ANSIBLE_STDOUT_CALLBACK": "nestnet_json",
+            "ANSIBLE_CALLBACK_PLUGINS": str(CALLBACKS),
+            "ANSIBLE_RETRY_FILES_ENABLED": "False",
+            "ANSIBLE_NOCOLOR": "1",
+        }
+        try:
+            r = subprocess.run(argv, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
+        except OSError as exc:
+            raise FleetError(f"running {argv[0]}: {exc}") from exc
+    return summarise(_outcome(r), plan.hosts)
+
+
+def _outcome(r: subprocess.CompletedProcess) -> dict:
+    """The callback's document (the last stdout line); without one, ansible's own error line."""
+    last = r.stdout.strip().splitlines()[-1:] if r.stdout.strip() else []
+    try:
+        doc = json.loads(last[0]) if last else None
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict):
+        lines = [ln.strip() for ln in (r.stderr + "\n" + r.stdout).splitlines() if ln.strip()]
+        err = next((ln for ln in lines if ln.startswith("ERROR")), lines[-1] if lines else "no output")
+        raise FleetError(f"ansible-playbook exited {r.returncode}: {err}")
+    return doc
