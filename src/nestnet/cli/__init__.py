@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lab": ("nestnet.cli.lab:lab", "Emulate the fabric - Azure, hosts, nested VMs - in network namespaces."),
     "check": ("nestnet.cli.check:check", "Prove offline which pairs can reach each other, and why not."),
     "azure": ("nestnet.cli.azure:azure", "Reconcile the Azure route table, subnets and NICs; export Terraform/az."),
+    "fleet": ("nestnet.cli.fleet:fleet", "Apply the plan to every host through Ansible."),
 }
 
 
