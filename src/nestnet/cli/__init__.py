@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("nestnet.cli.check:check", "Prove offline which pairs can reach each other, and why not."),
     "azure": ("nestnet.cli.azure:azure", "Reconcile the Azure route table, subnets and NICs; export Terraform/az."),
     "fleet": ("nestnet.cli.fleet:fleet", "Apply the plan to every host through Ansible."),
+    "doctor": ("nestnet.cli.doctor:doctor", "Diagnose this live host: what breaks which pairs, and the fix."),
 }
 
 

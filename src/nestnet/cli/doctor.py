@@ -1,0 +1,80 @@
+"""``nestnet doctor``: diagnose this live host - what breaks which pairs, and the fix."""
+
+from __future__ import annotations
+
+import sys
+from itertools import islice
+
+import click
+
+from .output import console, emit_json, json_option, spec_argument, warn_lines
+
+ROWS = 40  # failed pairs shown to people; --json lists them all
+
+
+@click.command()
+@spec_argument
+@click.option("--host", "host_name", metavar="NAME", help="Which host this is (default: the one whose IP is local).")
+@click.option(
+    "--root", default="/", show_default=True, type=click.Path(file_okay=False, path_type=str),
+    help="Where nestnet's persistent files live (a lab host: /run/nestnet/lab/<name>/hosts/<host>).",
+)
+@json_option
+def doctor(spec: str, host_name: str | None, root: str, as_json: bool) -> None:
+    """Diagnose this KVM host against SPEC (run as root on the host).
+
+    Reads this host's kernel routes, forwarding/rp_filter/proxy ARP sysctls and nftables
+    ruleset, puts them into the model `nestnet check` uses (the other hosts, the guests and
+    Azure assumed as planned), and reports every failing pair that involves this host or its
+    VMs with the hop where it dies, the cause and the fix, plus what `nestnet host apply` would
+    change. Writes nothing. Exit 0 healthy, 1 problems found, 2 bad input.
+    """
+    from .. import doctor as doc
+    from ..plan import load_plan
+
+    plan = load_plan(spec, write=False)
+    name = doc.host_of(plan, host_name)
+    d = doc.run(plan, name, root)
+    if as_json:
+        emit_json(d.to_dict())
+    else:
+        warn_lines(d.warnings)
+        _print(d)
+    sys.exit(0 if d.healthy else 1)
+
+
+def _print(d) -> None:
+    out = console()
+    o = d.observed
+    nft = o["nft"]
+    proxy = next(k for k in o if k.startswith("proxy_arp("))
+    out.print(f"[bold]{d.host}[/]: " + ("[green]healthy[/]" if d.healthy else "[red]problems found[/]"))
+    out.print(
+        f"observed: ip_forward={o['ip_forward']} rp_filter={o['rp_filter']} {proxy}={o[proxy]}, "
+        f"{len(o['nestnet_routes'])} nestnet routes, nft: nestnet forward chain "
+        f"{'loaded' if nft['nestnet_forward_chain'] else 'MISSING'}, masquerade "
+        f"{'loaded' if nft['nestnet_masquerade'] else 'absent'}"
+        + (f", drop chains: {', '.join(nft['foreign_drop_chains'])}" if nft["foreign_drop_chains"] else ""),
+        markup=False,
+    )
+    out.print("[dim]assumed as planned: " + "; ".join(d.assumed) + "[/]")
+    if d.findings:
+        out.print("[bold]findings[/]")
+        for f in d.findings:
+            out.print(f"  [red]✗[/] {f}", highlight=False)
+    colour = "green" if not d.pairs else "red"
+    out.print(f"[{colour}]{d.checked - len(d.pairs)}/{d.checked} pairs involving {d.host} or its VMs ok[/]")
+    for p in islice(d.pairs, ROWS):
+        tag = " [dim](fails in the plan too: see nestnet check)[/]" if (p.src, p.dst) in d.planned_failures else ""
+        out.print(f"  [red]FAIL[/] {p.src} → {p.dst}  [dim](dies at {p.dies_at})[/]{tag}")
+        out.print(f"       {p.reason}", markup=False)
+    if len(d.pairs) > ROWS:
+        out.print(f"... and {len(d.pairs) - ROWS} more (--json lists them all; nestnet check --trace shows one)")
+    if d.drift:
+        out.print("[bold]what `nestnet host apply` would change[/]")
+        for c in d.drift:
+            sign = "-" if c["op"] == "del" else "~" if c["op"] in ("set", "replace") else "+"
+            out.print(f"  {sign} {c['kind']} {c['op']} {c['key']}" + (f" ({c['detail']})" if c["detail"] else ""),
+                      markup=False)
+    else:
+        out.print("nothing for `nestnet host apply` to change")

@@ -1,0 +1,193 @@
+"""``nestnet doctor``: diagnose the live host this runs on, with the same model as ``check``.
+
+    observe()                       -> HostObservation of the current network namespace (I/O)
+    diagnose(plan, host, obs, drift) -> Diagnosis (pure: model + findings)
+    run(plan, host, root)            -> both, plus the host reconciler's drift (I/O, no writes)
+
+Only this host is observed; the other hosts, the guests, the endpoints and Azure are taken from
+the plan and reported as "assumed as planned". The pairs checked are those with this host or one
+of its VMs at either end. Everything works on the *current* network namespace, so tests call
+``run`` inside a lab host with ``netns.run_in``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import HostError, UsageError
+from .model import INTERNET, HostObservation, PairResult, State, check, from_observation, from_plan, observe_host
+from .model.observed import sysctl_keys
+from .model.state import HostState
+from .plan import Plan
+
+RP_MODES = {0: "off", 1: "strict", 2: "loose"}
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    host: str
+    findings: tuple[str, ...]  # observed knobs that differ from the plan, one line each
+    pairs: tuple[PairResult, ...]  # failing pairs involving this host or its VMs
+    checked: int  # how many pairs involve this host or its VMs
+    planned_failures: frozenset[tuple[str, str]]  # of ``pairs``: those that fail in the plan too
+    drift: tuple[dict[str, str], ...]  # what `nestnet host apply` would change
+    observed: Mapping[str, Any]
+    assumed: tuple[str, ...]
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def healthy(self) -> bool:
+        return not self.pairs and not self.drift and not self.findings
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "healthy": self.healthy,
+            "observed": dict(self.observed),
+            "assumed_as_planned": list(self.assumed),
+            "findings": list(self.findings),
+            "checked_pairs": self.checked,
+            "pairs": [
+                {**p.to_dict(), "fails_in_plan_too": (p.src, p.dst) in self.planned_failures} for p in self.pairs
+            ],
+            "drift": list(self.drift),
+        }
+
+
+def host_of(plan: Plan, name: str | None) -> str:
+    """The host to diagnose: ``name`` (checked against the plan) or the one whose IP is local."""
+    if name is None:
+        from .host import find_self
+
+        return find_self(plan)
+    if name not in plan.hosts:
+        raise UsageError(f"host {name!r} is not in {plan.source or plan.name} (hosts: {', '.join(plan.hosts)})")
+    return name
+
+
+# --- observing (I/O, read-only) -------------------------------------------------------------
+
+def _output(argv: list[str]) -> str:
+    from .host.observe import run
+
+    r = run(argv)
+    if r.returncode != 0:
+        raise HostError(f"{' '.join(argv)}: {r.stderr.strip() or f'exit {r.returncode}'} (doctor needs root)")
+    return r.stdout
+
+
+def observe(planned: HostState) -> HostObservation:
+    """Kernel routes, the sysctls the model needs and the nftables ruleset of this namespace."""
+    from .host.observe import sysctls
+
+    routes = _output(["ip", "-j", "route", "show", "table", "main"])
+    values = {k: v for k, v in sysctls(sysctl_keys(planned)).items() if v is not None}
+    ruleset = _output(["nft", "-j", "list", "ruleset"])
+    return observe_host(routes, values, ruleset)
+
+
+def run(plan: Plan, host: str, root: str | Path = "/") -> Diagnosis:
+    """Observe this namespace as ``host``, diff it with the host reconciler, diagnose."""
+    from . import host as reconciler
+
+    state = from_plan(plan)
+    obs = observe(state.hosts[host])
+    drift = tuple(c.to_dict() for c in reconciler.diff(plan, host, root))
+    return diagnose(plan, host, obs, drift, state)
+
+
+# --- pure --------------------------------------------------------------------------------------
+
+def diagnose(
+    plan: Plan, host: str, obs: HostObservation, drift: tuple[dict[str, str], ...] = (), planned: State | None = None
+) -> Diagnosis:
+    planned = planned or from_plan(plan)
+    seen = from_observation(plan, {host: obs}, base=planned)
+    mine = {host, *plan.hosts[host].vms}
+    failing = tuple(p for p in check(seen).pairs() if p.src in mine or p.dst in mine)
+    in_plan = frozenset(
+        (p.src, p.dst) for p in check(planned).pairs() if p.src in mine or p.dst in mine
+    ) if failing else frozenset()
+    return Diagnosis(
+        host=host,
+        findings=tuple(findings(planned.hosts[host], seen.hosts[host], obs)),
+        pairs=failing,
+        checked=pair_count(seen, len(mine)),
+        planned_failures=in_plan & {(p.src, p.dst) for p in failing},
+        drift=drift,
+        observed=summary(seen.hosts[host], obs),
+        assumed=assumed(plan, host),
+        warnings=tuple(plan.warnings),
+    )
+
+
+def pair_count(state: State, k: int) -> int:
+    """Ordered pairs with one of ``k`` given nodes at either end (the internet is a destination)."""
+    n, i = len(state.node_names), int(state.internet)
+
+    def total(m: int) -> int:
+        return m * (m - 1) + m * i
+
+    return total(n) - total(n - k)
+
+
+def findings(want: HostState, got: HostState, obs: HostObservation) -> list[str]:
+    """What the host shows that the plan does not want, named the way an operator checks it."""
+    out: list[str] = []
+    if want.ip_forward and not got.ip_forward:
+        out.append("ip_forward is 0; the plan wants 1 (the host does not route for its VMs)")
+    if got.rp_filter != want.rp_filter:
+        out.append(
+            f"rp_filter is {got.rp_filter} ({RP_MODES.get(got.rp_filter, '?')}) at its strictest; the plan wants "
+            f"{want.rp_filter} ({RP_MODES.get(want.rp_filter, '?')})"
+        )
+    for knob, w, g in (("proxy_arp", want.proxy_arp, got.proxy_arp),
+                       ("proxy_arp_pvlan", want.proxy_arp_pvlan, got.proxy_arp_pvlan)):
+        if w != g:
+            out.append(f"{knob} is {int(g)} on {want.bridge}; the plan wants {int(w)}")
+    have = set(got.owned_routes)
+    for r in want.owned_routes:
+        if r not in have:
+            out.append(f"host route missing: {_route(r)} (proto nestnet)")
+    for r in got.owned_routes:
+        if r not in set(want.owned_routes):
+            out.append(f"stale nestnet route: {_route(r)}")
+    if want.firewall.chains and not obs.nestnet_forward:
+        out.append("nestnet's nftables forward chain (table inet nestnet) is not loaded")
+    for chain in obs.foreign_drops:
+        out.append(f"forward chain {chain} has policy drop: routed traffic stops there (UFW: default deny routed)")
+    if want.masquerade and not obs.nestnet_masquerade:
+        out.append("nestnet's masquerade rule is missing: nested VMs' internet traffic leaves untranslated")
+    return out
+
+
+def _route(r) -> str:
+    return f"{r.dst}" + (f" via {r.via}" if r.via else "") + f" dev {r.dev}"
+
+
+def summary(got: HostState, obs: HostObservation) -> dict[str, Any]:
+    return {
+        "ip_forward": int(got.ip_forward),
+        "rp_filter": got.rp_filter,
+        f"proxy_arp({got.bridge})": int(got.proxy_arp),
+        f"proxy_arp_pvlan({got.bridge})": int(got.proxy_arp_pvlan),
+        "sysctl": dict(obs.sysctl),
+        "nestnet_routes": [_route(r) for r in obs.owned_routes],
+        "other_routes": len(obs.other_routes),
+        "nft": {
+            "nestnet_forward_chain": obs.nestnet_forward,
+            "nestnet_masquerade": obs.nestnet_masquerade,
+            "foreign_drop_chains": list(obs.foreign_drops),
+        },
+    }
+
+
+def assumed(plan: Plan, host: str) -> tuple[str, ...]:
+    others = [h for h in plan.hosts if h != host]
+    out = ["Azure: route table, subnet associations, NIC IP forwarding"]
+    if others:
+        out.append("hosts " + ", ".join(others))
+    out.append(f"guests and endpoints (and the {INTERNET})")
+    return tuple(out)
