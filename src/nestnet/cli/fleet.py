@@ -73,7 +73,9 @@ def apply(spec: str, inventory_file: str | None, dry_run: bool, as_json: bool, a
     """Make every host match SPEC (exit 1 if any host failed or was unreachable)."""
     from .. import fleet as fl
 
-    plan = _plan(spec, write=True)  # the lock the hosts get must hold every allocation
+    # The lock the hosts get must hold every allocation; a dry run writes nothing, and the hosts
+    # then allocate from the same spec and lock exactly as this would have.
+    plan = _plan(spec, write=not dry_run)
     results = fl.apply(plan, spec, inventory=inventory_file, dry_run=dry_run, extra_args=ansible_args)
     if as_json:
         emit_json({"dry_run": dry_run, "hosts": [r.to_dict() for r in results]})

@@ -22,6 +22,17 @@ DEFAULTS: dict[str, str] = {
 }
 
 
+JSON_OUT = r"^\{.*\}$"  # nestnet's --json: one object on one line
+FAIL_MSG = (
+    "{%- set r = nn_result -%}"
+    "{%- set lines = (r.stderr_lines | default([]) | select('match', '^error: ') | map('regex_replace', '^error: ', '') | list)"
+    " + ((r.stderr_lines | default([]) | select('match', '.*\\S') | list)[-1:] if r.rc != 0 else [])"
+    " + ([(nestnet_command | default('nestnet')) ~ ': ' ~ r.msg] if r.msg | default('') not in ('', 'non-zero return code') else [])"
+    " + [('nestnet exited ' ~ r.rc) if r.rc != 0 else ('nestnet printed no JSON: ' ~ (r.stdout_lines[-1:] | join('')))] -%}"
+    "{{ lines | first }}"
+)
+
+
 def inventory(plan: Plan) -> dict[str, Any]:
     """Group ``nestnet_hosts``: each plan host by name, reached at its plan IP and SSH port."""
     hosts = {
@@ -95,15 +106,15 @@ def playbook() -> list[dict[str, Any]]:
             "register": "nn_result",
             "failed_when": False,
             # changed means nestnet changed something (or, dry run, would): its JSON says so.
-            "changed_when": "nn_result.rc == 0 and (nn_result.stdout | from_json).changes | length > 0",
+            "changed_when": f"nn_result.rc == 0 and nn_result.stdout is match({JSON_OUT!r})"
+            " and (nn_result.stdout | from_json).changes | length > 0",
         },
         {
             "name": "nestnet failed",
-            "ansible.builtin.fail": {
-                "msg": "{{ nn_result.stderr_lines | default([]) | select('match', '^error: ') | map('regex_replace', '^error: ', '')"
-                " | first | default(nn_result.msg | default('nestnet exited ' ~ nn_result.rc)) }}",
-            },
-            "when": "nn_result.rc != 0",
+            # One line: nestnet's own "error: ..." line, else (on a non-zero exit) stderr's last
+            # line, else the command module's message (e.g. no such file), else the exit status.
+            "ansible.builtin.fail": {"msg": FAIL_MSG},
+            "when": f"nn_result.rc != 0 or nn_result.stdout is not match({JSON_OUT!r})",
         },
     ]
     cleanup = {

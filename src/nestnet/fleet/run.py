@@ -90,6 +90,7 @@ def _outcome(r: subprocess.CompletedProcess) -> dict:
         doc = None
     if not isinstance(doc, dict):
         lines = [ln.strip() for ln in (r.stderr + "\n" + r.stdout).splitlines() if ln.strip()]
-        err = next((ln for ln in lines if ln.startswith("ERROR")), lines[-1] if lines else "no output")
+        # "ERROR! ..." (Ansible) or "ansible-playbook: error: ..." (its argument parser)
+        err = next((ln for ln in lines if ln.startswith("ERROR") or ": error: " in ln), lines[-1] if lines else "no output")
         raise FleetError(f"ansible-playbook exited {r.returncode}: {err}")
     return doc

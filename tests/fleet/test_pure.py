@@ -1,0 +1,164 @@
+"""Inventory, playbook and summary as data; the CLI's one-line errors; a real ansible-playbook
+run on the local connection (no root, no namespace: nestnet's command is replaced by a stand-in
+that fails or prints garbage, so nothing on this machine is reconciled)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nestnet.fleet import GROUP, HostResult, find_ansible_playbook, inventory, playbook, summarise
+from nestnet.fleet.render import APPLY_TASK
+from nestnet.fleet.run import dump
+from nestnet.plan import load_plan
+
+SEED = Path(__file__).parents[2] / "src" / "nestnet" / "examples" / "seed.yaml"
+NESTNET = str(Path(sys.executable).with_name("nestnet"))
+
+
+def nestnet(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([NESTNET, *args], capture_output=True, text=True, env=env)
+
+
+def test_inventory_names_every_host_at_its_plan_ip():
+    inv = inventory(load_plan(SEED, write=False))
+    assert inv == {
+        GROUP: {
+            "hosts": {
+                "vme-kvm-vm1": {"ansible_host": "10.0.1.10", "ansible_port": 22, "nestnet_block": "10.0.1.16/28"},
+                "vme-kvm-vm2": {"ansible_host": "10.0.1.11", "ansible_port": 22, "nestnet_block": "10.0.1.48/28"},
+            },
+            "vars": {"nestnet_fabric": "hpe-vme-test"},
+        }
+    }
+
+
+def test_cli_prints_what_apply_runs(tmp_path):
+    r = nestnet("fleet", "inventory", str(SEED))
+    assert r.returncode == 0 and yaml.safe_load(r.stdout) == inventory(load_plan(SEED, write=False))
+    out = tmp_path / "pb.yaml"
+    assert nestnet("fleet", "playbook", str(SEED), "--out", str(out)).returncode == 0
+    assert yaml.safe_load(out.read_text()) == playbook()
+    # Ansible itself accepts it
+    r = subprocess.run(
+        [find_ansible_playbook(), "--syntax-check", "-i", "localhost,", str(out)],
+        capture_output=True, text=True, env=ansible_env(tmp_path),
+    )
+    assert r.returncode == 0, r.stderr
+
+
+def test_the_playbook_reads_its_defaults_inline():
+    """Play vars would outrank the inventory: the knobs must be ``| default()``s, not play vars."""
+    play = playbook()[0]
+    assert set(play["vars"]) == {"nn_dir"}
+    text = dump(playbook())
+    for var in ("nestnet_install", "nestnet_pip_name", "nestnet_command", "nestnet_root"):
+        assert f"{var} | default(" in text
+
+
+def ev(host: str, task: str, status: str, **kw) -> dict:
+    return {"host": host, "task": task, "status": status, **kw}
+
+
+CHANGE = {"kind": "route", "op": "add", "key": "10.0.1.48/28", "detail": "via 10.0.1.11 dev eth1 proto nestnet"}
+
+SUMMARY_CASES = {
+    "changed": (
+        [ev("a", "the spec", "changed"), ev("a", APPLY_TASK, "changed", stdout=json.dumps({"host": "a", "changes": [CHANGE]}))],
+        HostResult("a", "changed", (CHANGE,)),
+    ),
+    "nothing to do": (
+        [ev("a", APPLY_TASK, "ok", stdout='{"host": "a", "changes": []}')],
+        HostResult("a", "ok"),
+    ),
+    "nestnet's error, one line": (
+        [ev("a", APPLY_TASK, "ok", stdout=""), ev("a", "nestnet failed", "failed", msg="host 'a': uplink 'eth1' does not exist here")],
+        HostResult("a", "failed", error="host 'a': uplink 'eth1' does not exist here"),
+    ),
+    "unreachable: the last line of ssh's story": (
+        [ev("a", "nestnet's directory", "unreachable", msg="Failed to connect to the host via ssh: \nssh: connect to host 10.0.1.10 port 22: No route to host")],
+        HostResult("a", "unreachable", error="ssh: connect to host 10.0.1.10 port 22: No route to host"),
+    ),
+    "garbage instead of JSON": (
+        [ev("a", APPLY_TASK, "ok", stdout="hello")],
+        HostResult("a", "failed", error="nestnet printed no JSON: 'hello'"),
+    ),
+    "never ran nestnet": (
+        [ev("a", "the spec", "ok")],
+        HostResult("a", "failed", error=f"task {APPLY_TASK!r} did not run"),
+    ),
+}
+
+
+@pytest.mark.parametrize("events,expected", SUMMARY_CASES.values(), ids=SUMMARY_CASES.keys())
+def test_summary(events, expected):
+    assert summarise({"events": events, "stats": {"a": {}}}, ["a"]) == [expected]
+
+
+def test_summary_keeps_plan_order_and_flags_hosts_ansible_never_saw():
+    doc = {"events": [ev("x", APPLY_TASK, "ok", stdout='{"changes": []}'), ev("b", APPLY_TASK, "ok", stdout='{"changes": []}')]}
+    got = summarise(doc, ["a", "b"])
+    assert [(r.host, r.status) for r in got] == [("a", "missing"), ("b", "ok"), ("x", "ok")]
+    assert [r.good for r in got] == [False, True, True]
+
+
+def ansible_env(tmp: Path) -> dict[str, str]:
+    return {**os.environ, "ANSIBLE_HOME": str(tmp / "ansible"), "ANSIBLE_LOCAL_TEMP": str(tmp / "ansible" / "tmp")}
+
+
+def local_inventory(tmp: Path, command: str) -> Path:
+    """Both seed hosts on Ansible's local connection, with a stand-in for nestnet."""
+    hv = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+          "nestnet_install": "skip", "nestnet_command": command}
+    inv = {GROUP: {"hosts": {h: {**hv, "nestnet_root": str(tmp / h)} for h in ("vme-kvm-vm1", "vme-kvm-vm2")}}}
+    path = tmp / "inventory.yaml"
+    path.write_text(yaml.safe_dump(inv))
+    return path
+
+
+@pytest.mark.parametrize("command,error", [("/bin/false", "nestnet exited 1"), ("/bin/echo", "nestnet printed no JSON")])
+def test_a_host_whose_nestnet_fails_is_failed_and_exit_is_1(tmp_path, command, error):
+    spec = tmp_path / "seed.yaml"
+    spec.write_text(SEED.read_text())
+    r = nestnet("fleet", "apply", str(spec), "--inventory", str(local_inventory(tmp_path, command)), "--json",
+                env=ansible_env(tmp_path))
+    assert r.returncode == 1, r.stderr
+    hosts = json.loads(r.stdout)["hosts"]
+    assert [h["status"] for h in hosts] == ["failed", "failed"]
+    assert all(h["error"].startswith(error) and "\n" not in h["error"] for h in hosts)
+    # the spec and the lock reached each host's directory
+    for h in ("vme-kvm-vm1", "vme-kvm-vm2"):
+        assert (tmp_path / h / "etc" / "nestnet" / "nestnet.yaml").read_text() == spec.read_text()
+
+
+def test_errors_are_one_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nname: x\nhosts: 3\n")
+    cases = [
+        (("fleet", "inventory", str(bad)), 2, None),
+        (("fleet", "apply", str(SEED), "--inventory", str(tmp_path / "nope.yaml")), 2,
+         f"error: --inventory {tmp_path / 'nope.yaml'}: no such file"),
+        (("fleet", "inventory", str(SEED), "--out", str(tmp_path / "no" / "dir.yaml")), 2,
+         f"error: --out {tmp_path / 'no' / 'dir.yaml'}: No such file or directory"),
+    ]
+    for args, code, line in cases:
+        r = nestnet(*args)
+        assert r.returncode == code, (args, r.stderr)
+        assert "Traceback" not in r.stderr and r.stderr.strip().splitlines()[-1].startswith("error: ")
+        if line:
+            assert r.stderr.strip().splitlines()[-1] == line
+
+
+def test_ansible_refusing_its_arguments_is_one_line(tmp_path):
+    spec = tmp_path / "seed.yaml"
+    spec.write_text(SEED.read_text())
+    r = nestnet("fleet", "apply", str(spec), "--", "--no-such-ansible-option", env=ansible_env(tmp_path))
+    assert r.returncode == 1
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ansible-playbook exited ") and "--no-such-ansible-option" in last
