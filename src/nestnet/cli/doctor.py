@@ -44,7 +44,8 @@ def doctor(spec: str, host_name: str | None, root: str, as_json: bool) -> None:
 
 
 def _print(d) -> None:
-    out = console()
+    out = console()  # soft wrap: long reasons stay one line for grep and copy
+    out.soft_wrap = True
     o = d.observed
     nft = o["nft"]
     proxy = next(k for k in o if k.startswith("proxy_arp("))

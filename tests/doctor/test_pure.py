@@ -1,0 +1,132 @@
+"""The doctor's pure part: an observation in, findings and failing pairs out - same verdicts as the
+what-if model (``nestnet check --fault``) for the same breakage. No root."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from nestnet.doctor import diagnose
+from nestnet.faults import Fault
+from nestnet.model import apply_fault, check, from_plan, observe_host
+from nestnet.model.observed import sysctl_keys
+from nestnet.model.state import HostState
+
+from .conftest import spec, write
+
+
+def _routes(h: HostState, drop: tuple = ()) -> str:
+    def row(r, proto: str) -> dict:
+        return {"dst": str(r.dst), "dev": r.dev, **({"gateway": str(r.via)} if r.via else {}), "protocol": proto}
+
+    return json.dumps([row(r, "201") for r in h.owned_routes if r.dst not in drop]
+                      + [row(r, "kernel") for r in h.other_routes])
+
+
+def _sysctl(h: HostState) -> dict[str, str]:
+    values = {k: "0" for k in sysctl_keys(h)}
+    values["net.ipv4.ip_forward"] = "1"
+    values["net.ipv4.conf.all.rp_filter"] = str(h.rp_filter)
+    values[f"net.ipv4.conf.{h.bridge}.proxy_arp"] = str(int(h.proxy_arp))
+    values[f"net.ipv4.conf.{h.bridge}.proxy_arp_pvlan"] = str(int(h.proxy_arp_pvlan))
+    return values
+
+
+def _nft(masquerade: bool = True, foreign_drop: bool = False) -> str:
+    items: list[dict] = [{"chain": {"family": "inet", "table": "nestnet", "name": "forward", "type": "filter",
+                                    "hook": "forward", "policy": "accept"}}]
+    if masquerade:
+        items.append({"rule": {"family": "inet", "table": "nestnet", "chain": "postrouting",
+                               "expr": [{"masquerade": None}]}})
+    if foreign_drop:
+        items.append({"chain": {"family": "ip", "table": "filter", "name": "FORWARD", "type": "filter",
+                                "hook": "forward", "policy": "drop"}})
+    return json.dumps({"nftables": items})
+
+
+@pytest.fixture(params=["onlink", "subnet"])
+def plan(request, tmp_path: Path):
+    return write(tmp_path, spec(request.param))[1]
+
+
+def _mine(plan) -> set[str]:
+    return {"h1", *plan.hosts["h1"].vms}
+
+
+def test_observation_as_planned_is_healthy(plan):
+    h = from_plan(plan).hosts["h1"]
+    d = diagnose(plan, "h1", observe_host(_routes(h), _sysctl(h), _nft()))
+    assert d.healthy, (d.findings, d.pairs)
+    # 6 nodes + the internet (a destination only): 6*5 + 6 pairs, of which 3*2 + 3 avoid h1, v1, v1b
+    assert d.checked == 36 - 9
+    assert d.to_dict()["healthy"] is True
+    assert any("h2" in a for a in d.assumed) and any("Azure" in a for a in d.assumed)
+
+
+@pytest.mark.parametrize("kind, needle", [
+    ("ip-forward-off", "ip_forward is 0"),
+    ("no-host-routes", "host route missing"),
+    ("firewall-deny-routed", "has policy drop"),
+    ("rp-filter-strict", "rp_filter is 1 (strict)"),
+    ("no-masquerade", "masquerade rule is missing"),
+    ("no-proxy-arp", "proxy_arp is 0 on"),
+])
+def test_each_fault_is_named_and_fails_the_same_pairs_as_the_what_if(plan, kind: str, needle: str):
+    h = from_plan(plan).hosts["h1"]
+    if kind == "no-proxy-arp" and not h.proxy_arp:
+        pytest.skip("onlink guests need no proxy ARP: nothing to break")
+    routes, sysctl, nft = _routes(h), _sysctl(h), _nft()
+    if kind == "ip-forward-off":
+        sysctl["net.ipv4.ip_forward"] = "0"
+    elif kind == "no-host-routes":
+        routes = _routes(h, drop=tuple(r.dst for r in h.owned_routes))
+    elif kind == "firewall-deny-routed":
+        nft = _nft(foreign_drop=True)
+    elif kind == "rp-filter-strict":
+        sysctl = {k: "1" if k.endswith("rp_filter") else v for k, v in sysctl.items()}
+    elif kind == "no-masquerade":
+        nft = _nft(masquerade=False)
+    else:
+        sysctl[f"net.ipv4.conf.{h.bridge}.proxy_arp"] = "0"
+    d = diagnose(plan, "h1", observe_host(routes, sysctl, nft))
+    assert any(needle in f for f in d.findings), d.findings
+    assert not d.healthy
+    what_if = check(apply_fault(from_plan(plan), Fault(kind, "h1")))
+    want = {(p.src, p.dst) for p in what_if.pairs() if {p.src, p.dst} & _mine(plan)}
+    assert {(p.src, p.dst) for p in d.pairs} == want
+    assert all(p.reason and p.dies_at for p in d.pairs)
+
+
+def test_a_pair_the_spec_itself_breaks_is_labelled(tmp_path: Path):
+    s = spec()
+    s["subnets"][1]["route_table"] = False  # mgmt-subnet without the table: replies to nested VMs die
+    plan = write(tmp_path, s)[1]
+    h = from_plan(plan).hosts["h1"]
+    d = diagnose(plan, "h1", observe_host(_routes(h), _sysctl(h), _nft()))
+    assert d.pairs and not d.findings
+    assert {(p.src, p.dst) for p in d.pairs} == set(d.planned_failures)
+    assert all(x["fails_in_plan_too"] for x in d.to_dict()["pairs"])
+
+
+def test_drift_alone_is_a_problem(plan):
+    h = from_plan(plan).hosts["h1"]
+    drift = ({"kind": "file", "op": "add", "key": "/etc/sysctl.d/60-nestnet.conf", "detail": ""},)
+    d = diagnose(plan, "h1", observe_host(_routes(h), _sysctl(h), _nft()), drift)
+    assert not d.pairs and not d.healthy and d.to_dict()["drift"] == list(drift)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "nestnet", "doctor", *args], capture_output=True, text=True)
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path):
+    path, _ = write(tmp_path, spec())
+    r = _cli(str(path), "--host", "nope")
+    assert r.returncode == 2 and "host 'nope' is not in" in r.stderr and "Traceback" not in r.stderr
+    r = _cli(str(tmp_path / "missing.yaml"))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
