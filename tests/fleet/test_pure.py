@@ -58,7 +58,7 @@ def test_the_playbook_reads_its_defaults_inline():
     play = playbook()[0]
     assert set(play["vars"]) == {"nn_dir"}
     text = dump(playbook())
-    for var in ("nestnet_install", "nestnet_pip_name", "nestnet_command", "nestnet_root"):
+    for var in ("nestnet_install", "nestnet_pip_name", "nestnet_command", "nestnet_root", "nestnet_become"):
         assert f"{var} | default(" in text
 
 
@@ -114,7 +114,7 @@ def ansible_env(tmp: Path) -> dict[str, str]:
 
 def local_inventory(tmp: Path, command: str) -> Path:
     """Both seed hosts on Ansible's local connection, with a stand-in for nestnet."""
-    hv = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+    hv = {"ansible_connection": "local", "ansible_user": "root", "ansible_python_interpreter": sys.executable,
           "nestnet_install": "skip", "nestnet_command": command}
     inv = {GROUP: {"hosts": {h: {**hv, "nestnet_root": str(tmp / h)} for h in ("vme-kvm-vm1", "vme-kvm-vm2")}}}
     path = tmp / "inventory.yaml"

@@ -128,6 +128,8 @@ def playbook() -> list[dict[str, Any]]:
             "name": "apply the nestnet plan",
             "hosts": GROUP,
             "gather_facts": False,
+            # nestnet changes routes and firewall: root. The seed logs in as a sudo user.
+            "become": "{{ nestnet_become | default((ansible_user | default('')) != 'root') }}",
             "vars": {"nn_dir": "{{ nn_scratch.path if ansible_check_mode else " + config_dir + " }}"},
             "tasks": [{"block": tasks, "always": [cleanup]}],
         }
