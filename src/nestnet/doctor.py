@@ -1,25 +1,27 @@
 """``nestnet doctor``: diagnose the live host this runs on, with the same model as ``check``.
 
-    observe()                       -> HostObservation of the current network namespace (I/O)
-    diagnose(plan, host, obs, drift) -> Diagnosis (pure: model + findings)
-    run(plan, host, root)            -> both, plus the host reconciler's drift (I/O, no writes)
+    observe(planned_host)                   -> HostObservation of the current network namespace (I/O)
+    observe_azure(plan, client)             -> the model's AzureState read through ARM (3 GETs)
+    diagnose(plan, host, obs, drift, azure) -> Diagnosis (pure: model + findings)
+    run(plan, host, root, azure_client)     -> all of it, plus the host reconciler's drift (no writes)
 
-Only this host is observed; the other hosts, the guests, the endpoints and Azure are taken from
-the plan and reported as "assumed as planned". The pairs checked are those with this host or one
-of its VMs at either end. Everything works on the *current* network namespace, so tests call
-``run`` inside a lab host with ``netns.run_in``.
+Only this host is observed (and Azure, when a client is given); the other hosts, the guests, the
+endpoints - and Azure otherwise - are taken from the plan and reported as "assumed as planned".
+The pairs checked are those with this host or one of its VMs at either end. Everything works on
+the *current* network namespace, so tests call ``run`` inside a lab host with ``netns.run_in``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import HostError, UsageError
 from .model import INTERNET, HostObservation, PairResult, State, check, from_observation, from_plan, observe_host
 from .model.observed import sysctl_keys
-from .model.state import HostState
+from .model.state import AzureState, HostState, UserRoute
 from .plan import Plan
 
 RP_MODES = {0: "off", 1: "strict", 2: "loose"}
@@ -88,23 +90,42 @@ def observe(planned: HostState) -> HostObservation:
     return observe_host(routes, values, ruleset)
 
 
-def run(plan: Plan, host: str, root: str | Path = "/") -> Diagnosis:
-    """Observe this namespace as ``host``, diff it with the host reconciler, diagnose."""
+def observe_azure(plan: Plan, client: Any) -> AzureState:
+    """Route table, subnet associations and NIC forwarding as ARM reports them (``ArmClient``)."""
+    az = plan.azure
+    table = client.get_route_table(az.route_table) if az.route_table else None
+    vnet = client.get_vnet(az.vnet)
+    nics = {n["name"]: n for n in client.list_nics()}
+    table_id = client.table_id(az.route_table) if az.route_table else ""
+    return azure_from_arm(from_plan(plan).azure, table, vnet, nics, table_id)
+
+
+def run(plan: Plan, host: str, root: str | Path = "/", azure_client: Any = None) -> Diagnosis:
+    """Observe this namespace as ``host`` (and Azure through ``azure_client``), diff it with the
+    host reconciler, diagnose."""
     from . import host as reconciler
 
     state = from_plan(plan)
     obs = observe(state.hosts[host])
+    azure = observe_azure(plan, azure_client) if azure_client is not None else None
     drift = tuple(c.to_dict() for c in reconciler.diff(plan, host, root))
-    return diagnose(plan, host, obs, drift, state)
+    return diagnose(plan, host, obs, drift, state, azure)
 
 
 # --- pure --------------------------------------------------------------------------------------
 
 def diagnose(
-    plan: Plan, host: str, obs: HostObservation, drift: tuple[dict[str, str], ...] = (), planned: State | None = None
+    plan: Plan,
+    host: str,
+    obs: HostObservation,
+    drift: tuple[dict[str, str], ...] = (),
+    planned: State | None = None,
+    azure: AzureState | None = None,
 ) -> Diagnosis:
+    """``azure``: Azure as observed (None: assumed as planned)."""
     planned = planned or from_plan(plan)
-    seen = from_observation(plan, {host: obs}, base=planned)
+    base = replace(planned, azure=azure) if azure is not None else planned
+    seen = from_observation(plan, {host: obs}, base=base)
     mine = {host, *plan.hosts[host].vms}
     failing = tuple(p for p in check(seen).pairs() if p.src in mine or p.dst in mine)
     in_plan = frozenset(
@@ -112,13 +133,14 @@ def diagnose(
     ) if failing else frozenset()
     return Diagnosis(
         host=host,
-        findings=tuple(findings(planned.hosts[host], seen.hosts[host], obs)),
+        findings=tuple(findings(planned.hosts[host], seen.hosts[host], obs)
+                       + (azure_findings(planned.azure, azure) if azure is not None else [])),
         pairs=failing,
         checked=pair_count(seen, len(mine)),
         planned_failures=in_plan & {(p.src, p.dst) for p in failing},
         drift=drift,
-        observed=summary(seen.hosts[host], obs),
-        assumed=assumed(plan, host),
+        observed=summary(seen.hosts[host], obs, azure),
+        assumed=assumed(plan, host, azure is not None),
         warnings=tuple(plan.warnings),
     )
 
@@ -167,8 +189,8 @@ def _route(r) -> str:
     return f"{r.dst}" + (f" via {r.via}" if r.via else "") + f" dev {r.dev}"
 
 
-def summary(got: HostState, obs: HostObservation) -> dict[str, Any]:
-    return {
+def summary(got: HostState, obs: HostObservation, azure: AzureState | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
         "ip_forward": int(got.ip_forward),
         "rp_filter": got.rp_filter,
         f"proxy_arp({got.bridge})": int(got.proxy_arp),
@@ -182,12 +204,74 @@ def summary(got: HostState, obs: HostObservation) -> dict[str, Any]:
             "foreign_drop_chains": list(obs.foreign_drops),
         },
     }
+    if azure is not None:
+        out["azure"] = {
+            "user_routes": [f"{r.name} {r.prefix} -> {r.next_hop_ip}" for r in azure.user_routes],
+            "associated_subnets": sorted(s.name for s in azure.subnets.values() if s.route_table),
+            "ip_forwarding_nics": sorted(n.name for n in azure.nics.values() if n.ip_forwarding),
+        }
+    return out
 
 
-def assumed(plan: Plan, host: str) -> tuple[str, ...]:
+def assumed(plan: Plan, host: str, azure_read: bool = False) -> tuple[str, ...]:
     others = [h for h in plan.hosts if h != host]
-    out = ["Azure: route table, subnet associations, NIC IP forwarding"]
+    out = [] if azure_read else ["Azure: route table, subnet associations, NIC IP forwarding"]
     if others:
         out.append("hosts " + ", ".join(others))
     out.append(f"guests and endpoints (and the {INTERNET})")
     return tuple(out)
+
+
+# --- Azure as ARM reports it (REST JSON, as nestnet.azure's reconciler reads it) ----------------
+
+def _props(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return (obj or {}).get("properties") or {}
+
+
+def azure_from_arm(
+    planned: AzureState,
+    table: Mapping[str, Any] | None,
+    vnet: Mapping[str, Any] | None,
+    nics: Mapping[str, Mapping[str, Any]],
+    table_id: str,
+) -> AzureState:
+    """The planned AzureState with ARM's routes, associations and NIC forwarding in place.
+
+    Only VirtualAppliance routes are modelled (what nestnet writes). NICs ARM does not list
+    (endpoints' NICs, whose names the spec does not give) keep their planned forwarding."""
+    routes = tuple(
+        UserRoute(r["name"], IPv4Network(p["addressPrefix"], strict=False), IPv4Address(p["nextHopIpAddress"]))
+        for r in _props(table).get("routes") or []
+        if (p := _props(r)).get("nextHopType", "").lower() == "virtualappliance" and p.get("nextHopIpAddress")
+    )
+    associated = {
+        s["name"] for s in _props(vnet).get("subnets") or []
+        if table_id and (_props(s).get("routeTable") or {}).get("id", "").lower() == table_id.lower()
+    }
+    return replace(
+        planned,
+        user_routes=routes,
+        subnets={k: replace(s, route_table=k in associated) for k, s in planned.subnets.items()},
+        nics={
+            k: replace(n, ip_forwarding=bool(_props(nics[k]).get("enableIPForwarding"))) if k in nics else n
+            for k, n in planned.nics.items()
+        },
+    )
+
+
+def azure_findings(want: AzureState, got: AzureState) -> list[str]:
+    out: list[str] = []
+    have = {r.prefix: r.next_hop_ip for r in got.user_routes}
+    for r in want.user_routes:
+        if r.prefix not in have:
+            out.append(f"Azure route table {want.route_table}: no route for {r.prefix} (the plan: {r.name} -> "
+                       f"VirtualAppliance {r.next_hop_ip})")
+        elif have[r.prefix] != r.next_hop_ip:
+            out.append(f"Azure route for {r.prefix} goes to {have[r.prefix]}; the plan wants {r.next_hop_ip}")
+    for name, s in want.subnets.items():
+        if s.route_table and not got.subnets[name].route_table:
+            out.append(f"Azure subnet {name} is not associated with route table {want.route_table}")
+    for name, n in want.nics.items():
+        if n.ip_forwarding and not got.nics[name].ip_forwarding:
+            out.append(f"Azure NIC {name}: IP forwarding is off")
+    return [f"{f} → `nestnet azure apply`" for f in out]

@@ -19,8 +19,13 @@ ROWS = 40  # failed pairs shown to people; --json lists them all
     "--root", default="/", show_default=True, type=click.Path(file_okay=False, path_type=str),
     help="Where nestnet's persistent files live (a lab host: /run/nestnet/lab/<name>/hosts/<host>).",
 )
+@click.option(
+    "--azure", "read_azure", is_flag=True,
+    help="Also read Azure (route table, subnet associations, NIC forwarding) through the ARM API instead "
+    "of assuming the plan; NESTNET_ARM_ENDPOINT etc. as for `nestnet azure`.",
+)
 @json_option
-def doctor(spec: str, host_name: str | None, root: str, as_json: bool) -> None:
+def doctor(spec: str, host_name: str | None, root: str, read_azure: bool, as_json: bool) -> None:
     """Diagnose this KVM host against SPEC (run as root on the host).
 
     Reads this host's kernel routes, forwarding/rp_filter/proxy ARP sysctls and nftables
@@ -34,7 +39,12 @@ def doctor(spec: str, host_name: str | None, root: str, as_json: bool) -> None:
 
     plan = load_plan(spec, write=False)
     name = doc.host_of(plan, host_name)
-    d = doc.run(plan, name, root)
+    client = None
+    if read_azure:
+        from ..azure.arm import ArmClient, ArmSettings
+
+        client = ArmClient(ArmSettings.from_env(plan.azure.resource_group, plan.azure.subscription_id))
+    d = doc.run(plan, name, root, client)
     if as_json:
         emit_json(d.to_dict())
     else:
@@ -58,6 +68,11 @@ def _print(d) -> None:
         + (f", drop chains: {', '.join(nft['foreign_drop_chains'])}" if nft["foreign_drop_chains"] else ""),
         markup=False,
     )
+    if "azure" in o:
+        az = o["azure"]
+        out.print(f"Azure (read through ARM): {len(az['user_routes'])} user routes, associated: "
+                  f"{', '.join(az['associated_subnets']) or 'none'}, IP forwarding on: "
+                  f"{', '.join(az['ip_forwarding_nics']) or 'none'}", markup=False)
     out.print("[dim]assumed as planned: " + "; ".join(d.assumed) + "[/]")
     if d.findings:
         out.print("[bold]findings[/]")
