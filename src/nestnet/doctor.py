@@ -228,6 +228,14 @@ def _props(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return (obj or {}).get("properties") or {}
 
 
+def _ipv4_net(text: str) -> IPv4Network | None:
+    """A route's prefix; None for what the model does not route (service tags, IPv6)."""
+    try:
+        return IPv4Network(text, strict=False)
+    except ValueError:
+        return None
+
+
 def azure_from_arm(
     planned: AzureState,
     table: Mapping[str, Any] | None,
@@ -240,9 +248,10 @@ def azure_from_arm(
     Only VirtualAppliance routes are modelled (what nestnet writes). NICs ARM does not list
     (endpoints' NICs, whose names the spec does not give) keep their planned forwarding."""
     routes = tuple(
-        UserRoute(r["name"], IPv4Network(p["addressPrefix"], strict=False), IPv4Address(p["nextHopIpAddress"]))
+        UserRoute(r["name"], net, IPv4Address(p["nextHopIpAddress"]))
         for r in _props(table).get("routes") or []
         if (p := _props(r)).get("nextHopType", "").lower() == "virtualappliance" and p.get("nextHopIpAddress")
+        and (net := _ipv4_net(p.get("addressPrefix", ""))) is not None
     )
     associated = {
         s["name"] for s in _props(vnet).get("subnets") or []

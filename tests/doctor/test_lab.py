@@ -103,3 +103,29 @@ def test_cli_in_a_lab_host_finds_itself(onlink_lab) -> None:
 
     lab.heal(plan)
     assert _cli(path, plan, "h2").returncode == 0
+
+
+def test_azure_read_through_the_labs_arm_api(tmp_path: Path) -> None:
+    from nestnet.lab.core import arm_env
+
+    path, plan = write(tmp_path, spec("onlink"))
+    try:
+        lab.up(plan, azure="api")  # Azure starts empty, as Terraform leaves it
+        env = ["env", *(f"{k}={v}" for k, v in arm_env(plan).items())]
+        doc = [*env, sys.executable, "-m", "nestnet", "doctor", str(path), "--root", host_dirs(plan, "h1")[0],
+               "--azure", "--json"]
+        r = lab.exec_(plan, "h1", doc)
+        assert r.returncode == 1, r.stdout + r.stderr
+        out = json.loads(r.stdout)
+        assert "Azure NIC h1-nic: IP forwarding is off → `nestnet azure apply`" in out["findings"]
+        assert out["observed"]["azure"]["user_routes"] == []
+        mine = {"h1", *plan.hosts["h1"].vms}
+        real = {(p.src, p.dst) for p in lab.matrix(plan) if not p.ok and {p.src, p.dst} & mine}
+        assert {(p["src"], p["dst"]) for p in out["pairs"]} == real and real
+
+        apply = lab.exec_(plan, "h1", [*env, sys.executable, "-m", "nestnet", "azure", "apply", str(path)])
+        assert apply.returncode == 0, apply.stdout + apply.stderr
+        r = lab.exec_(plan, "h1", doc)
+        assert r.returncode == 0 and json.loads(r.stdout)["healthy"], r.stdout + r.stderr
+    finally:
+        lab.down(plan)

@@ -130,3 +130,46 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path):
     assert r.returncode == 2 and "host 'nope' is not in" in r.stderr and "Traceback" not in r.stderr
     r = _cli(str(tmp_path / "missing.yaml"))
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
+def _arm(plan, forwarding: bool, routes: bool, associated: bool):
+    rt = plan.azure.route_table
+    table_id = f"/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/routeTables/{rt}"
+    table = {"name": rt, "properties": {"routes": [
+        {"name": r.name, "properties": {"addressPrefix": str(r.address_prefix), "nextHopType": "VirtualAppliance",
+                                        "nextHopIpAddress": str(r.next_hop_ip)}} for r in plan.azure.routes
+    ] * routes + [{"name": "tagged", "properties": {"addressPrefix": "AzureCloud", "nextHopType": "Internet"}},
+                  {"name": "v6", "properties": {"addressPrefix": "fd00::/64", "nextHopType": "VirtualAppliance",
+                                                "nextHopIpAddress": "fd00::4"}}]}}
+    vnet = {"properties": {"subnets": [
+        {"name": s, "properties": {"routeTable": {"id": table_id.upper()}} if associated else {}} for s in plan.subnets
+    ]}}
+    nics = {h.nic: {"name": h.nic, "properties": {"enableIPForwarding": forwarding}} for h in plan.hosts.values()}
+    return table, vnet, nics, table_id
+
+
+@pytest.mark.parametrize("broken, needle, fault", [
+    ({"forwarding": False}, "Azure NIC h1-nic: IP forwarding is off", "nic-forwarding-off:h1"),
+    ({"routes": False}, "no route for 10.0.1.128/28", "no-user-route:h1"),
+    ({"associated": False}, "Azure subnet mgmt-subnet is not associated", "no-route-table:mgmt-subnet"),
+])
+def test_azure_read_through_arm(tmp_path: Path, broken: dict, needle: str, fault: str):
+    from nestnet.doctor import azure_from_arm
+    from nestnet.faults import parse_faults
+
+    plan = write(tmp_path, spec())[1]
+    planned = from_plan(plan)
+    h = planned.hosts["h1"]
+    obs = observe_host(_routes(h), _sysctl(h), _nft())
+    healthy = azure_from_arm(planned.azure, *_arm(plan, True, True, True))
+    assert healthy == planned.azure
+    assert diagnose(plan, "h1", obs, azure=healthy).healthy
+    azure = azure_from_arm(planned.azure, *_arm(plan, **{"forwarding": True, "routes": True, "associated": True,
+                                                          **broken}))
+    d = diagnose(plan, "h1", obs, azure=azure)
+    assert any(needle in f and "nestnet azure apply" in f for f in d.findings), d.findings
+    assert not any("Azure:" in a for a in d.assumed)
+    # the what-if breaks only part of what ARM lacks (one NIC, route, subnet): its failures are a subset
+    what_if = check(apply_fault(planned, *parse_faults((fault,), plan)))
+    want = {(p.src, p.dst) for p in what_if.pairs() if {p.src, p.dst} & _mine(plan)}
+    assert want and want <= {(p.src, p.dst) for p in d.pairs}
