@@ -7,12 +7,13 @@ namespace); the lab is always brought down, pass or fail.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import yaml
@@ -129,6 +130,9 @@ def _wait_listening(d: Path, proc: subprocess.Popen, timeout: float = 10.0) -> N
 
 @pytest.fixture
 def fleet_lab(tmp_path: Path) -> Iterator[Fleet]:
+    missing = [t for t in (SSHD, "ssh", "ssh-keygen") if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)} (Debian: openssh-server, openssh-client)")
     name = f"f{os.getpid()}"[:24]
     spec = tmp_path / "fleet.yaml"
     spec.write_text(yaml.safe_dump({**SPEC, "name": name}, sort_keys=False))

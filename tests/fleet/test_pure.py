@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nestnet.fleet import GROUP, HostResult, find_ansible_playbook, inventory, playbook, summarise
+from nestnet.fleet import (
+    GROUP,
+    HostResult,
+    find_ansible_playbook,
+    inventory,
+    playbook,
+    summarise,
+)
 from nestnet.fleet.render import APPLY_TASK
 from nestnet.fleet.run import dump
 from nestnet.plan import load_plan
@@ -23,7 +30,7 @@ NESTNET = str(Path(sys.executable).with_name("nestnet"))
 
 
 def nestnet(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([NESTNET, *args], capture_output=True, text=True, env=env)
+    return subprocess.run([NESTNET, *args], capture_output=True, text=True, env=env, check=False)
 
 
 def test_inventory_names_every_host_at_its_plan_ip():
@@ -48,7 +55,7 @@ def test_cli_prints_what_apply_runs(tmp_path):
     # Ansible itself accepts it
     r = subprocess.run(
         [find_ansible_playbook(), "--syntax-check", "-i", "localhost,", str(out)],
-        capture_output=True, text=True, env=ansible_env(tmp_path),
+        capture_output=True, text=True, env=ansible_env(tmp_path), check=False,
     )
     assert r.returncode == 0, r.stderr
 

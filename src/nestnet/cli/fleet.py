@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import click
 
-from .output import emit_json, json_option, note, spec_argument, table, console, warn_lines
+from .output import (
+    console,
+    emit_json,
+    json_option,
+    note,
+    spec_argument,
+    table,
+    warn_lines,
+)
 
 out_option = click.option("--out", type=click.Path(dir_okay=False, path_type=str), help="Write to FILE instead of stdout.")
 

@@ -75,7 +75,7 @@ def apply(
             "ANSIBLE_NOCOLOR": "1",
         }
         try:
-            r = subprocess.run(argv, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
+            r = subprocess.run(argv, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, check=False)
         except OSError as exc:
             raise FleetError(f"running {argv[0]}: {exc}") from exc
     return summarise(_outcome(r), plan.hosts)
