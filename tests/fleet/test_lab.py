@@ -47,6 +47,11 @@ def test_fleet_apply_heals_every_host_and_a_second_run_changes_nothing(fleet_lab
         conf = f.host_root(h) / "etc" / "nestnet"
         assert not (conf / "nestnet.yaml").exists() and not (conf / "nestnet.lock").exists()
 
+    r = f.apply("--dry-run")  # people get the change lines, a table and a total
+    assert r.returncode == 0, r.stderr
+    assert "hosta: + route add 10.0.1.48/28 (via 10.0.1.11 dev eth1 proto nestnet)" in r.stdout
+    assert f"{sum(len(h['changes']) for h in hosts.values())} changes pending (dry run) on 2 hosts" in r.stderr
+
     r = f.apply("--json")
     assert r.returncode == 0, r.stderr
     applied = outcome(r)
@@ -66,9 +71,6 @@ def test_fleet_apply_heals_every_host_and_a_second_run_changes_nothing(fleet_lab
             "hosta": ("ok", []), "hostb": ("ok", [])
         }
 
-    # people get a table and a total
-    r = f.apply()
-    assert r.returncode == 0 and "0 changes made on 2 hosts" in r.stderr
 
 
 def test_failed_unreachable_and_missing_hosts_exit_1_with_one_line_each(fleet_lab: Fleet):

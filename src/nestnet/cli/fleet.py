@@ -92,6 +92,11 @@ def apply(spec: str, inventory_file: str | None, dry_run: bool, as_json: bool, a
         for r in results:
             t.add_row(r.host, r.status, str(len(r.changes)), r.error)
         console().print(t)
+        for r in results:  # the same lines `nestnet host apply` prints, per host
+            for c in r.changes:
+                mark = "-" if c["op"] == "del" else "~" if c["op"] in ("set", "replace") else "+"
+                detail = f" ({c['detail']})" if c.get("detail") else ""
+                click.echo(f"{r.host}: {mark} {c['kind']} {c['op']} {c['key']}{detail}")
         total = sum(len(r.changes) for r in results)
         note(f"{total} changes {'pending (dry run)' if dry_run else 'made'} on {len(results)} hosts")
     bad = [r for r in results if not r.good]
