@@ -13,13 +13,24 @@ the *current* network namespace, so tests call ``run`` inside a lab host with ``
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import HostError, UsageError
-from .model import INTERNET, HostObservation, PairResult, State, check, from_observation, from_plan, observe_host
+from .model import (
+    INTERNET,
+    HostObservation,
+    PairResult,
+    State,
+    check,
+    from_observation,
+    from_plan,
+    observe_host,
+)
 from .model.observed import sysctl_keys
 from .model.state import AzureState, HostState, UserRoute
 from .plan import Plan
@@ -40,8 +51,14 @@ class Diagnosis:
     warnings: tuple[str, ...] = field(default=())
 
     @property
+    def problems(self) -> tuple[PairResult, ...]:
+        """Failing pairs the plan itself would not fail: what this host (or Azure) breaks."""
+        return tuple(p for p in self.pairs if (p.src, p.dst) not in self.planned_failures)
+
+    @property
     def healthy(self) -> bool:
-        return not self.pairs and not self.drift and not self.findings
+        """The host is as planned: pairs the spec itself fails (``nestnet check``) do not count."""
+        return not self.problems and not self.drift and not self.findings
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -80,14 +97,15 @@ def _output(argv: list[str]) -> str:
     return r.stdout
 
 
-def observe(planned: HostState) -> HostObservation:
+def observe(plan: Plan, host: str, planned: HostState) -> HostObservation:
     """Kernel routes, the sysctls the model needs and the nftables ruleset of this namespace."""
     from .host.observe import sysctls
 
     routes = _output(["ip", "-j", "route", "show", "table", "main"])
     values = {k: v for k, v in sysctls(sysctl_keys(planned)).items() if v is not None}
     ruleset = _output(["nft", "-j", "list", "ruleset"])
-    return observe_host(routes, values, ruleset)
+    obs = observe_host(routes, values, ruleset)
+    return ufw_view(obs, ruleset, plan.hosts[host].block) if plan.hosts[host].firewall == "ufw" else obs
 
 
 def observe_azure(plan: Plan, client: Any) -> AzureState:
@@ -106,7 +124,7 @@ def run(plan: Plan, host: str, root: str | Path = "/", azure_client: Any = None)
     from . import host as reconciler
 
     state = from_plan(plan)
-    obs = observe(state.hosts[host])
+    obs = observe(plan, host, state.hosts[host])
     azure = observe_azure(plan, azure_client) if azure_client is not None else None
     drift = tuple(c.to_dict() for c in reconciler.diff(plan, host, root))
     return diagnose(plan, host, obs, drift, state, azure)
@@ -143,6 +161,35 @@ def diagnose(
         assumed=assumed(plan, host, azure is not None),
         warnings=tuple(plan.warnings),
     )
+
+
+def ufw_view(obs: HostObservation, nft_json: str, block: IPv4Network) -> HostObservation:
+    """A UFW host's observation: nestnet's rules live in UFW's iptables chains (nestnet.host.ufw),
+    which ``observe_host`` (it reads ``table inet nestnet``) does not see. Seen through
+    iptables-nft: nestnet's chains hooked into ``ufw-before-forward`` stand for nestnet's forward
+    chain, and then UFW's FORWARD policy drop ("default deny routed") is the plan, not a fault;
+    a MASQUERADE rule in ``ip nat`` for the block (or in ``nestnet-masq``) is its masquerade."""
+    rules = [i["rule"] for i in json.loads(nft_json or '{"nftables": []}')["nftables"] if "rule" in i]
+    hooked = any(
+        (r["family"], r["table"], r["chain"]) == ("ip", "filter", "ufw-before-forward")
+        and any(e.get("jump", {}).get("target") == "nestnet-from-vms" for e in r.get("expr", []))
+        for r in rules
+    )
+    from_block = {"prefix": {"addr": str(block.network_address), "len": block.prefixlen}}
+
+    def ours(r: dict) -> bool:  # nestnet's chain, or the block's source match (masquerade: all)
+        return r["chain"].startswith("nestnet-") or any(
+            e.get("match", {}).get("left", {}).get("payload", {}).get("field") == "saddr"
+            and e["match"].get("right") == from_block for e in r.get("expr", [])
+        )
+
+    masq = any(
+        (r["family"], r["table"]) == ("ip", "nat") and ours(r)
+        and any("masquerade" in e or e.get("xt", {}).get("name") == "MASQUERADE" for e in r.get("expr", []))
+        for r in rules
+    )
+    drops = tuple(d for d in obs.foreign_drops if not (hooked and d == "ip filter FORWARD"))
+    return replace(obs, nestnet_forward=hooked, nestnet_masquerade=masq, foreign_drops=drops)
 
 
 def pair_count(state: State, k: int) -> int:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -18,8 +18,8 @@ from nestnet.netns import run_in
 from .conftest import spec, write
 
 lab = pytest.importorskip("nestnet.lab")
-from nestnet.lab.core import host_dirs  # noqa: E402
-from nestnet.lab.topology import Topology  # noqa: E402
+from nestnet.lab.core import host_dirs
+from nestnet.lab.topology import Topology
 
 pytestmark = pytest.mark.root
 

@@ -78,10 +78,10 @@ def _print(d) -> None:
         out.print("[bold]findings[/]")
         for f in d.findings:
             out.print(f"  [red]✗[/] {f}", highlight=False)
-    colour = "green" if not d.pairs else "red"
+    colour = "green" if not d.problems else "red"
     out.print(f"[{colour}]{d.checked - len(d.pairs)}/{d.checked} pairs involving {d.host} or its VMs ok[/]")
     for p in islice(d.pairs, ROWS):
-        tag = " [dim](fails in the plan too: see nestnet check)[/]" if (p.src, p.dst) in d.planned_failures else ""
+        tag = " [dim](fails in the plan too: the spec's doing, see nestnet check)[/]" if (p.src, p.dst) in d.planned_failures else ""
         out.print(f"  [red]FAIL[/] {p.src} → {p.dst}  [dim](dies at {p.dies_at})[/]{tag}")
         out.print(f"       {p.reason}", markup=False)
     if len(d.pairs) > ROWS:

@@ -1,0 +1,76 @@
+"""A UFW host: nestnet's rules in UFW's iptables chains, read back through iptables-nft, count as
+nestnet's firewall (and UFW's own "default deny routed" as planned); without them, the doctor
+names the missing rules. Loaded with iptables-restore in a throwaway namespace, as UFW would."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from nestnet import netns
+from nestnet.doctor import diagnose, ufw_view
+from nestnet.host import ufw
+from nestnet.model import from_plan, observe_host
+
+from .conftest import spec, write
+from .test_pure import _routes, _sysctl
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(not Path("/etc/ufw/before.rules").exists() or not shutil.which("iptables-restore"),
+                       reason="UFW / iptables-nft not installed"),
+]
+
+
+@pytest.fixture
+def ns():
+    name = f"nndoc-ufw{os.getpid() % 100000}"
+    netns.add(name)
+    try:
+        yield name
+    finally:
+        netns.delete(name)
+
+
+def _load(ns: str, text: str) -> str:
+    """``text`` loaded as UFW does, FORWARD policy drop; the ruleset as ``nft -j`` shows it."""
+    netns.sh(ns, "iptables", "-N", "ufw-logging-deny")  # made by UFW's framework, not before.rules
+    netns.sh(ns, "iptables-restore", "--noflush", input=text)
+    netns.sh(ns, "iptables", "-P", "FORWARD", "DROP")
+    netns.sh(ns, "iptables", "-A", "FORWARD", "-j", "ufw-before-forward")
+    return netns.sh(ns, "nft", "-j", "list", "ruleset").stdout
+
+
+@pytest.mark.parametrize("masquerade", ["masquerade-outside-vnet", "none"])
+def test_nestnets_ufw_rules_count_as_its_firewall(tmp_path: Path, ns: str, masquerade: str):
+    s = spec()
+    s["host_defaults"]["firewall"] = "ufw"
+    s["nested"]["egress"] = masquerade
+    plan = write(tmp_path, s)[1]
+    h, host = from_plan(plan).hosts["h1"], plan.hosts["h1"]
+    nat, filt = ufw.blocks(plan, host)
+    ruleset = _load(ns, ufw.splice(Path("/etc/ufw/before.rules").read_text(), nat, filt))
+    raw = observe_host(_routes(h), _sysctl(h), ruleset)
+    assert raw.foreign_drops == ("ip filter FORWARD",) and not raw.nestnet_forward  # what observe_host sees
+    seen = ufw_view(raw, ruleset, host.block)
+    assert seen.nestnet_forward and not seen.foreign_drops
+    assert seen.nestnet_masquerade == (masquerade != "none")
+    d = diagnose(plan, "h1", seen)
+    assert d.healthy, (d.findings, [p.reason for p in d.problems][:3])
+    # egress none: the VMs' internet pairs fail by design, and only those
+    assert {(p.src, p.dst) for p in d.pairs} == ({("v1", "internet"), ("v1b", "internet")} if masquerade == "none" else set())
+
+
+def test_stock_ufw_without_nestnets_rules_is_named(tmp_path: Path, ns: str):
+    s = spec()
+    s["host_defaults"]["firewall"] = "ufw"
+    plan = write(tmp_path, s)[1]
+    h, host = from_plan(plan).hosts["h1"], plan.hosts["h1"]
+    ruleset = _load(ns, Path("/etc/ufw/before.rules").read_text())
+    d = diagnose(plan, "h1", ufw_view(observe_host(_routes(h), _sysctl(h), ruleset), ruleset, host.block))
+    assert any("ip filter FORWARD has policy drop" in f for f in d.findings), d.findings
+    assert any("masquerade rule is missing" in f for f in d.findings), d.findings
+    assert any(p.src == "v1" and p.dst == "v2" for p in d.pairs)
