@@ -24,6 +24,7 @@ from .errors import HostError, UsageError
 from .model import (
     INTERNET,
     HostObservation,
+    Model,
     PairResult,
     State,
     check,
@@ -146,16 +147,16 @@ def diagnose(
     seen = from_observation(plan, {host: obs}, base=base)
     mine = {host, *plan.hosts[host].vms}
     failing = tuple(p for p in check(seen).pairs() if p.src in mine or p.dst in mine)
-    in_plan = frozenset(
-        (p.src, p.dst) for p in check(planned).pairs() if p.src in mine or p.dst in mine
-    ) if failing else frozenset()
+    # Only the failing pairs are re-traced in the plan: cheaper than checking the whole plan again.
+    model = Model(planned) if failing else None
+    in_plan = frozenset((p.src, p.dst) for p in failing if model and not model.ping(p.src, p.dst).ok)
     return Diagnosis(
         host=host,
         findings=tuple(findings(planned.hosts[host], seen.hosts[host], obs)
                        + (azure_findings(planned.azure, azure) if azure is not None else [])),
         pairs=failing,
         checked=pair_count(seen, len(mine)),
-        planned_failures=in_plan & {(p.src, p.dst) for p in failing},
+        planned_failures=in_plan,
         drift=drift,
         observed=summary(seen.hosts[host], obs, azure),
         assumed=assumed(plan, host, azure is not None),
