@@ -1,6 +1,7 @@
 """``nestnet doctor``: diagnose the live host this runs on, with the same model as ``check``.
 
-    observe(planned_host)                   -> HostObservation of the current network namespace (I/O)
+    observe(plan, host, planned_host)       -> HostObservation of the current network namespace (I/O;
+                                               a UFW host through ``ufw_view``)
     observe_azure(plan, client)             -> the model's AzureState read through ARM (3 GETs)
     diagnose(plan, host, obs, drift, azure) -> Diagnosis (pure: model + findings)
     run(plan, host, root, azure_client)     -> all of it, plus the host reconciler's drift (no writes)
@@ -152,7 +153,7 @@ def diagnose(
     in_plan = frozenset((p.src, p.dst) for p in failing if model and not model.ping(p.src, p.dst).ok)
     return Diagnosis(
         host=host,
-        findings=tuple(findings(planned.hosts[host], seen.hosts[host], obs)
+        findings=tuple(findings(planned.hosts[host], seen.hosts[host], obs, plan.hosts[host].firewall == "ufw")
                        + (azure_findings(planned.azure, azure) if azure is not None else [])),
         pairs=failing,
         checked=pair_count(seen, len(mine)),
@@ -203,7 +204,7 @@ def pair_count(state: State, k: int) -> int:
     return total(n) - total(n - k)
 
 
-def findings(want: HostState, got: HostState, obs: HostObservation) -> list[str]:
+def findings(want: HostState, got: HostState, obs: HostObservation, ufw: bool = False) -> list[str]:
     """What the host shows that the plan does not want, named the way an operator checks it."""
     out: list[str] = []
     if want.ip_forward and not got.ip_forward:
@@ -221,11 +222,13 @@ def findings(want: HostState, got: HostState, obs: HostObservation) -> list[str]
     for r in want.owned_routes:
         if r not in have:
             out.append(f"host route missing: {_route(r)} (proto nestnet)")
+    planned_routes = set(want.owned_routes)
     for r in got.owned_routes:
-        if r not in set(want.owned_routes):
+        if r not in planned_routes:
             out.append(f"stale nestnet route: {_route(r)}")
     if want.firewall.chains and not obs.nestnet_forward:
-        out.append("nestnet's nftables forward chain (table inet nestnet) is not loaded")
+        out.append("nestnet's forward rules are not loaded (" + (
+            "its chains in UFW's before.rules: `ufw reload`" if ufw else "table inet nestnet") + ")")
     for chain in obs.foreign_drops:
         out.append(f"forward chain {chain} has policy drop: routed traffic stops there (UFW: default deny routed)")
     if want.masquerade and not obs.nestnet_masquerade:

@@ -71,6 +71,7 @@ def test_stock_ufw_without_nestnets_rules_is_named(tmp_path: Path, ns: str):
     h, host = from_plan(plan).hosts["h1"], plan.hosts["h1"]
     ruleset = _load(ns, Path("/etc/ufw/before.rules").read_text())
     d = diagnose(plan, "h1", ufw_view(observe_host(_routes(h), _sysctl(h), ruleset), ruleset, host.block))
+    assert any("forward rules are not loaded (its chains in UFW's before.rules" in f for f in d.findings), d.findings
     assert any("ip filter FORWARD has policy drop" in f for f in d.findings), d.findings
     assert any("masquerade rule is missing" in f for f in d.findings), d.findings
     assert any(p.src == "v1" and p.dst == "v2" for p in d.pairs)
