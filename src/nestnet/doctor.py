@@ -82,7 +82,10 @@ def host_of(plan: Plan, name: str | None) -> str:
     if name is None:
         from .host import find_self
 
-        return find_self(plan)
+        try:
+            return find_self(plan)
+        except HostError as exc:  # the user must say which host: bad input, not a broken host
+            raise UsageError(str(exc)) from None
     if name not in plan.hosts:
         raise UsageError(f"host {name!r} is not in {plan.source or plan.name} (hosts: {', '.join(plan.hosts)})")
     return name

@@ -4,6 +4,7 @@ exactly the ones the lab's real pings fail (of those involving the host); healed
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -129,3 +130,16 @@ def test_azure_read_through_the_labs_arm_api(tmp_path: Path) -> None:
         assert r.returncode == 0 and json.loads(r.stdout)["healthy"], r.stdout + r.stderr
     finally:
         lab.down(plan)
+
+
+def test_a_namespace_that_is_no_host_of_the_spec_is_bad_input(tmp_path: Path) -> None:
+    from nestnet import netns
+
+    path, _ = write(tmp_path, spec())
+    ns = f"nndoc-none{os.getpid() % 100000}"
+    netns.add(ns)
+    try:
+        r = netns.sh(ns, sys.executable, "-m", "nestnet", "doctor", str(path), check=False)
+    finally:
+        netns.delete(ns)
+    assert r.returncode == 2 and "pass --host NAME" in r.stderr and "Traceback" not in r.stderr, r.stderr
