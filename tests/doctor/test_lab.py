@@ -82,7 +82,8 @@ def test_fault_named_and_pairs_match_the_lab(subnet_lab, kind: str, needle: str)
 
 
 def _cli(path: Path, plan, host: str, *args: str) -> subprocess.CompletedProcess:
-    argv = [sys.executable, "-m", "nestnet", "doctor", str(path), "--root", host_dirs(plan, host)[0], *args]
+    # no --root: `lab exec` tells nestnet where the lab host's files are (NESTNET_ROOT)
+    argv = [sys.executable, "-m", "nestnet", "doctor", str(path), *args]
     return lab.exec_(plan, host, argv)
 
 

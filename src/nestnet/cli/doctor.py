@@ -16,8 +16,8 @@ ROWS = 40  # failed pairs shown to people; --json lists them all
 @spec_argument
 @click.option("--host", "host_name", metavar="NAME", help="Which host this is (default: the one whose IP is local).")
 @click.option(
-    "--root", default="/", show_default=True, type=click.Path(file_okay=False, path_type=str),
-    help="Where nestnet's persistent files live (a lab host: /run/nestnet/lab/<name>/hosts/<host>).",
+    "--root", default="/", show_default=True, envvar="NESTNET_ROOT", type=click.Path(file_okay=False, path_type=str),
+    help="Where nestnet's persistent files live ($NESTNET_ROOT; `nestnet lab exec` sets it for lab hosts).",
 )
 @click.option(
     "--azure", "read_azure", is_flag=True,

@@ -8,8 +8,8 @@ from .output import emit_json, json_option, note, spec_argument, warn_lines
 
 host_option = click.option("--host", "host_name", metavar="NAME", help="Which host this is (default: the one whose IP is local).")
 root_option = click.option(
-    "--root", default="/", show_default=True, type=click.Path(file_okay=False, path_type=str),
-    help="Write persistent files under this directory.",
+    "--root", default="/", show_default=True, envvar="NESTNET_ROOT", type=click.Path(file_okay=False, path_type=str),
+    help="Write persistent files under this directory ($NESTNET_ROOT; `nestnet lab exec` sets it for lab hosts).",
 )
 dry_run_option = click.option("--dry-run", is_flag=True, help="Print the changes, make none.")
 

@@ -292,8 +292,11 @@ def exec_(plan: Plan, node: str, argv: list[str], *, capture: bool = True) -> su
     if not argv:
         raise UsageError("lab exec: give a command after --")
     env = None
-    if node in plan.hosts and plan.hosts[node].bridge_type == "ovs":
-        env = {**os.environ, **ovs.env(Path(host_dirs(plan, node)[1]))}  # its private OVS
+    if node in plan.hosts:
+        # nestnet run on a lab host finds that host's files (host diff/apply, doctor) by itself
+        env = {**os.environ, "NESTNET_ROOT": host_dirs(plan, node)[0]}
+        if plan.hosts[node].bridge_type == "ovs":
+            env.update(ovs.env(Path(host_dirs(plan, node)[1])))  # its private OVS
     try:
         return subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=capture, text=True, env=env)
     except OSError as exc:
