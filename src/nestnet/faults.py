@@ -18,7 +18,7 @@ FAULT_KINDS: dict[str, tuple[str, str]] = {
     "no-host-routes": ("host", "every kernel route nestnet owns on the host is gone (own block's too)"),
     "firewall-deny-routed": ("host", "forward policy drop, without nestnet's rules"),
     "rp-filter-strict": ("host", "rp_filter=1 (strict) on the host"),
-    "no-proxy-arp": ("host", "proxy ARP off on the host's nested bridge"),
+    "no-proxy-arp": ("host", "proxy ARP off on the host's nested bridge (proxy_arp and proxy_arp_pvlan)"),
     "no-masquerade": ("host", "the host does not masquerade nested traffic leaving the VNet"),
 }
 

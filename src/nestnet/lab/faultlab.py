@@ -66,7 +66,8 @@ def apply_host_fault(plan: Plan, f: Fault) -> None:
         names = ["all", "default", *_links()]
         write_sysctls({f"net.ipv4.conf.{n}.rp_filter": "1" for n in names})
     elif f.kind == "no-proxy-arp":
-        write_sysctls({f"net.ipv4.conf.{h.bridge}.proxy_arp": "0"})
+        # both knobs: proxy_arp_pvlan alone answers for addresses routed back out the bridge
+        write_sysctls({f"net.ipv4.conf.{h.bridge}.proxy_arp": "0", f"net.ipv4.conf.{h.bridge}.proxy_arp_pvlan": "0"})
     elif f.kind == "no-masquerade":
         _delete_masquerade()
     else:  # pragma: no cover - parse_fault accepts only FAULT_KINDS

@@ -264,8 +264,10 @@ class Model:
 
     def _proxy_arp_refusal(self, h: HostState, tip: IPv4Address, sip: IPv4Address) -> tuple[str, str] | None:
         """Why ``h`` does not proxy-answer ARP for ``tip`` on its bridge (None: it answers)."""
+        # As the kernel's arp_process: proxy_arp answers for addresses routed out another device,
+        # proxy_arp_pvlan for those routed back out the bridge itself; either needs forwarding.
         fix = "`nestnet host apply`"
-        if not h.proxy_arp:
+        if not h.proxy_arp and not h.proxy_arp_pvlan:
             return (f"proxy ARP is off on {h.name}'s {h.bridge}",
                     f"{fix} or `sysctl -w net.ipv4.conf.{h.bridge}.proxy_arp=1` on {h.name}")
         if not h.ip_forward:
@@ -277,6 +279,9 @@ class Model:
         if r.dev == h.bridge and not h.proxy_arp_pvlan:
             return (f"{h.name} routes {tip} back out {h.bridge} and proxy_arp_pvlan is off (proxy ARP alone answers "
                     "only for other devices)", f"`sysctl -w net.ipv4.conf.{h.bridge}.proxy_arp_pvlan=1` on {h.name}")
+        if r.dev != h.bridge and not h.proxy_arp:
+            return (f"proxy ARP is off on {h.name}'s {h.bridge}",
+                    f"{fix} or `sysctl -w net.ipv4.conf.{h.bridge}.proxy_arp=1` on {h.name}")
         rp = self._rp_refusal(h, h.bridge, sip)
         if rp is not None:
             return rp

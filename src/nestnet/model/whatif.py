@@ -49,7 +49,7 @@ WHATIFS: dict[str, Callable[[State, str], State]] = {
         s, h, firewall=Firewall((*s.hosts[h].firewall.chains, Chain("drop", (), "a forward chain that is not nestnet's")))
     ),
     "rp-filter-strict": lambda s, h: _host(s, h, rp_filter=1),
-    "no-proxy-arp": lambda s, h: _host(s, h, proxy_arp=False),
+    "no-proxy-arp": lambda s, h: _host(s, h, proxy_arp=False, proxy_arp_pvlan=False),
     "no-masquerade": lambda s, h: _host(s, h, masquerade=()),
 }
 
