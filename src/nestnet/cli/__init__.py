@@ -1,7 +1,7 @@
 """The ``nestnet`` command: a thin layer that parses arguments, calls the library and prints.
 
 Subcommands live in their own modules and are imported only when used, so ``nestnet --help``
-stays fast (no pydantic, Azure SDK or pyroute2 at start-up).
+stays fast (no pydantic, Azure SDK or Ansible at start-up).
 """
 
 from __future__ import annotations
