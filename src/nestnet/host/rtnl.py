@@ -81,15 +81,15 @@ class NetlinkError(Exception):
         self.errno = errno
 
 
-def _open() -> socket.socket:
-    s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
+def _open(protocol: int = NETLINK_ROUTE) -> socket.socket:
+    s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, protocol)
     s.bind((0, 0))
     return s
 
 
-def _dump(mtype: int, req: bytes):
+def _dump(mtype: int, req: bytes, protocol: int = NETLINK_ROUTE):
     """Yield (data, body offset, end) of every message a dump request answers."""
-    with _open() as s:
+    with _open(protocol) as s:
         s.send(_HDR.pack(_HDR.size + len(req), mtype, NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + req)
         while True:
             data = s.recv(1 << 20)
@@ -360,21 +360,7 @@ def nft_rule_count(family: str, table: str) -> int:
     alen = 4 + len(attr)
     req = struct.pack("=BBH", NFPROTO[family], 0, 0) + _ATTR.pack(alen, NFTA_RULE_TABLE) + attr
     req += b"\0" * ((4 - alen % 4) % 4)
-    n = 0
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER) as s:
-        s.bind((0, 0))
-        s.send(_HDR.pack(_HDR.size + len(req), NFT_MSG_GETRULE, NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + req)
-        while True:
-            data = s.recv(1 << 20)
-            off = 0
-            while off + _HDR.size <= len(data):
-                mlen, t, _flags, _seq, _pid = _HDR.unpack_from(data, off)
-                if t == NLMSG_DONE:
-                    return n
-                if t == NLMSG_ERROR:
-                    (err,) = struct.unpack_from("=i", data, off + _HDR.size)
-                    if err == -2:
-                        return 0
-                    raise OSError(-err, os.strerror(-err))
-                n += 1
-                off += (mlen + 3) & ~3
+    try:
+        return sum(1 for _ in _dump(NFT_MSG_GETRULE, req, NETLINK_NETFILTER))
+    except FileNotFoundError:  # ENOENT: no such table
+        return 0
