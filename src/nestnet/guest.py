@@ -9,7 +9,6 @@ Two guest styles (DESIGN §4):
 
 from __future__ import annotations
 
-import json
 import shlex
 
 from .plan import VM, Plan
@@ -84,8 +83,3 @@ def render(plan: Plan, vm_name: str, fmt: str, iface: str = "eth0") -> str:
             "</interface>\n"
         )
     raise ValueError(f"unknown format {fmt!r}")
-
-
-def to_json(plan: Plan, vm_name: str, iface: str = "eth0") -> str:
-    vm = plan.vms[vm_name]
-    return json.dumps({"vm": vm.name, **vm.to_dict(), "commands": ip_commands(vm, iface)}, indent=2)

@@ -8,7 +8,7 @@ the doctor all take a ``Plan``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Network, collapse_addresses
 from pathlib import Path
 from types import MappingProxyType
@@ -33,13 +33,6 @@ class Route(NamedTuple):
     dst: IPv4Network
     dev: str
     via: IPv4Address | None = None
-
-    def to_dict(self) -> dict[str, str]:
-        d = {"dst": str(self.dst)}
-        if self.via is not None:
-            d["via"] = str(self.via)
-        d["dev"] = self.dev
-        return d
 
 
 class AzureRoute(NamedTuple):
@@ -226,12 +219,6 @@ class Plan:
     warnings: tuple[Problem, ...]
     source: str = ""  # the spec file this plan came from (for messages)
 
-    def node(self, name: str) -> Host | VM | Endpoint:
-        for table in (self.hosts, self.vms, self.endpoints):
-            if name in table:
-                return table[name]
-        raise KeyError(name)
-
     @property
     def node_names(self) -> tuple[str, ...]:
         return (*self.hosts, *self.vms, *self.endpoints)
@@ -252,17 +239,6 @@ class Plan:
             if not any(a <= int(b.network_address) and int(b.broadcast_address) <= z for a, z in spans)
         ]
         return tuple(collapse_addresses([*base, *extra])) if extra else tuple(base)
-
-    def in_vnet(self, ip: IPv4Address | IPv4Network) -> bool:
-        if isinstance(ip, IPv4Network):
-            return any(ip.subnet_of(s) for s in self.address_space)
-        return any(ip in s for s in self.address_space)
-
-    def host_of_ip(self, ip: IPv4Address) -> Host | None:
-        for h in self.hosts.values():
-            if h.ip == ip:
-                return h
-        return None
 
     def _hosts_dict(self) -> dict[str, Any]:
         # A fabric of N hosts has N*N routes over only N distinct blocks and IPs (the Route
@@ -570,15 +546,9 @@ def load_source(source: SpecSource, *, write: bool = True, frozen: bool = False)
     if changed and write and not frozen:
         write_lock(lpath, new_lock, source.path.name)
     located = tuple(source.locate(list(plan.warnings)))
-    plan = _with_warnings(plan, located)
+    plan = replace(plan, warnings=located)
     return Loaded(plan, changed, alloc.new)
 
 
 def load_plan(spec_path: str | Path, *, write: bool = True, frozen: bool = False) -> Plan:
     return load(spec_path, write=write, frozen=frozen).plan
-
-
-def _with_warnings(plan: Plan, warnings: tuple[Problem, ...]) -> Plan:
-    from dataclasses import replace
-
-    return replace(plan, warnings=warnings)

@@ -94,5 +94,3 @@ def vm_rm(spec_path: str | Path, name: str) -> Loaded:
     del vms[idx]
     return _commit(source, _dump(y, data))
 
-
-__all__ = ["vm_add", "vm_rm", "Problem", "SpecError"]
