@@ -4,10 +4,15 @@
      ├── SpecError               the user's spec/lock is wrong: exit 2, nothing changed
      │                           (carries every Problem found, one line each)
      ├── UsageError              a command-line value is wrong (unknown host, bad fault): exit 2
-     └── OperationError          the world refused (netlink, nft, Azure, lab): exit 1
-          ├── HostError
-          ├── AzureError
-          └── LabError
+     ├── OperationError          the world refused (netlink, nft, Azure, lab): exit 1
+     │    ├── HostError
+     │    ├── AzureError
+     │    └── LabError
+     └── ServiceError            could not reach or authorize Azure, a host or a service
+                                 (timeout, refused, 401/403, deadline passed): exit 3
+
+Exit codes: 0 ok; 1 "not healthy" / "changes pending" / the world refused; 2 bad input
+(nothing changed); 3 a service could not be reached or authorized; 70 a bug in nestnet.
 
 Errors from dependencies are converted at the edge (``raise HostError(...) from exc``) so the CLI
 can print one line and never a traceback for a known failure.
@@ -84,3 +89,13 @@ class AzureError(OperationError):
 
 class LabError(OperationError):
     """The namespace lab failed to come up, run or go down."""
+
+
+class ServiceError(NestnetError):
+    """Azure, a host or another service could not be reached or authorized in time: exit 3.
+
+    Kept apart from ``OperationError`` so that ``azure diff`` / ``doctor --azure`` can tell
+    "changes pending" (1) from "could not look" (3).
+    """
+
+    exit_code = 3
