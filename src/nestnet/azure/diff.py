@@ -131,6 +131,8 @@ class Change:
             ips = " => ".join(d["privateIPAddress"] for d in (self.before, self.after) if d)
             return f"{self.action} ip config {self.name} on {self.nic}: {ips}"
         if self.kind == "route":
+            if self.action == "adopt" and self.before and self.after:
+                return f"adopt route {self.before['name']} as {self.name}: {_hop(self.after)} (same next hop)"
             if self.before and self.after:
                 return f"{self.action} route {self.name}: {_hop(self.before)} => {_hop(self.after)}"
             return f"{self.action} route {self.name}: {_hop(self.after or self.before)}"
@@ -171,12 +173,17 @@ def owned(name: str, prefix: str) -> bool:
     return name.lower().startswith(prefix.lower())
 
 
-def diff(want: Desired, obs: Observed, table_id: str, *, prune_foreign: bool = False) -> list[Change]:
-    """The changes that make ARM match ``want``; raises AzureError for what nestnet must not do."""
+def diff(
+    want: Desired, obs: Observed, table_id: str, *, prune_foreign: bool = False, adopt: bool = False
+) -> list[Change]:
+    """The changes that make ARM match ``want``; raises AzureError for what nestnet must not do.
+
+    ``adopt``: a foreign route with a wanted prefix and the same next hop is renamed to
+    nestnet's name in the same table PUT (no moment without the route)."""
     refusals: list[str] = []
     changes: list[Change] = []
     if want.table:
-        changes += _table_changes(want, obs.table, prune_foreign, refusals)
+        changes += _table_changes(want, obs.table, prune_foreign, refusals, adopt)
     changes += _subnet_changes(want, obs.vnet, table_id, refusals)
     changes += _ip_config_changes(want, obs.nics, refusals)
     for nic in want.nics:
@@ -191,7 +198,7 @@ def diff(want: Desired, obs: Observed, table_id: str, *, prune_foreign: bool = F
 
 
 def _table_changes(
-    want: Desired, table: Mapping[str, Any] | None, prune_foreign: bool, refusals: list[str]
+    want: Desired, table: Mapping[str, Any] | None, prune_foreign: bool, refusals: list[str], adopt: bool = False
 ) -> list[Change]:
     assert want.table
     out: list[Change] = []
@@ -208,16 +215,25 @@ def _table_changes(
             out.append(Change("tag", "route_table", want.table, dict(tags), {**tags, **want.tags}))
         have = {r["name"].lower(): r for r in (table.get("properties") or {}).get("routes") or []}
     wanted = {r.name.lower(): r for r in want.routes}
+    by_net = {ip_network(w.address_prefix): w for w in want.routes}
+    adopted: set[str] = set()  # nestnet names (lower) whose route a foreign one becomes
     kept_foreign: list[Mapping[str, Any]] = []
     for key, r in have.items():
         if owned(r["name"], want.route_prefix):
             if key not in wanted:
                 out.append(Change("delete", "route", r["name"], _props(r), None))
+            continue
+        w = _adoptable(r, by_net) if adopt else None
+        if w is not None and w.name.lower() not in have and w.name.lower() not in adopted:
+            adopted.add(w.name.lower())
+            out.append(Change("adopt", "route", w.name, {"name": r["name"], **_props(r)}, w.props()))
         elif prune_foreign:
             out.append(Change("delete", "route", r["name"], _props(r), None))
         else:
             kept_foreign.append(r)
     for key, w in wanted.items():
+        if key in adopted:
+            continue
         if key not in have:
             out.append(Change("add", "route", w.name, None, w.props()))
         elif not _same_route(_props(have[key]), w):
@@ -229,9 +245,14 @@ def _table_changes(
         except ValueError:
             continue
         if net in wanted_nets:
+            w = by_net[net]
+            why = (
+                f"its next hop is {_hop(_props(r))}, not {_hop(w.props())}, so --adopt does not take it over"
+                if adopt else "run with --adopt to take over a route with the same next hop"
+            )
             refusals.append(
                 f"foreign route {r['name']!r} in {want.table!r} already covers {net}, which nestnet routes as "
-                f"{wanted_nets[net]!r} (remove it, or run with --prune-foreign)"
+                f"{wanted_nets[net]!r} ({why}; or remove it, or run with --prune-foreign)"
             )
     total = len(kept_foreign) + len(want.routes)
     if total > want.max_routes:
@@ -240,6 +261,16 @@ def _table_changes(
             f"{len(kept_foreign)} foreign), over max_routes {want.max_routes}"
         )
     return out
+
+
+def _adoptable(route: Mapping[str, Any], by_net: Mapping[Any, WantRoute]) -> WantRoute | None:
+    """The wanted route a foreign one can become: same prefix, same next hop."""
+    have = _props(route)
+    try:
+        w = by_net.get(ip_network(have["addressPrefix"], strict=False))
+    except ValueError:
+        return None
+    return w if w is not None and _same_route(have, w) else None
 
 
 def _subnet_changes(
@@ -426,6 +457,12 @@ def route_table_body(
         i = by_name.get(c.name.lower())
         if c.action == "delete" and i is not None:
             dropped.add(i)
+        elif c.action == "adopt" and c.before and c.after:
+            # The foreign route leaves and nestnet's arrives in this one PUT.
+            j = by_name.get(str(c.before["name"]).lower())
+            if j is not None:
+                dropped.add(j)
+            routes.append({"name": c.name, "properties": dict(c.after)})
         elif c.action == "update" and i is not None and c.after:
             routes[i] = {"name": routes[i]["name"], "properties": dict(c.after)}
         elif c.action == "add" and c.after:

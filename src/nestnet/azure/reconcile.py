@@ -41,11 +41,13 @@ class Outcome:
         }
 
 
-def plan_changes(client: ArmClient, plan: Any, *, prune_foreign: bool = False) -> tuple[Desired, Observed, list[Change]]:
+def plan_changes(
+    client: ArmClient, plan: Any, *, prune_foreign: bool = False, adopt: bool = False
+) -> tuple[Desired, Observed, list[Change]]:
     want = desired(plan)
     obs = observe(client, want)
     table_id = client.table_id(want.table) if want.table else ""
-    return want, obs, diff(want, obs, table_id, prune_foreign=prune_foreign)
+    return want, obs, diff(want, obs, table_id, prune_foreign=prune_foreign, adopt=adopt)
 
 
 def apply(
@@ -55,6 +57,7 @@ def apply(
     changes: list[Change],
     *,
     prune_foreign: bool = False,
+    adopt: bool = False,
 ) -> Outcome:
     """Execute ``changes`` (as computed by ``diff`` from ``obs``)."""
     out = Outcome()
@@ -81,7 +84,7 @@ def apply(
                 # Someone else wrote the table: read it again and redo only the table part.
                 out.retries_412 += 1
                 table = client.get_route_table(want.table)
-                fresh = diff(want, Observed(table, obs.vnet, obs.nics), table_id, prune_foreign=prune_foreign)
+                fresh = diff(want, Observed(table, obs.vnet, obs.nics), table_id, prune_foreign=prune_foreign, adopt=adopt)
                 table_changes = [c for c in fresh if c.kind in ("route_table", "route")]
                 if not table_changes:
                     break
@@ -136,6 +139,8 @@ def _location(obs: Observed) -> str:
     return str(loc)
 
 
-def reconcile(client: ArmClient, plan: Any, *, prune_foreign: bool = False) -> tuple[list[Change], Outcome]:
-    want, obs, changes = plan_changes(client, plan, prune_foreign=prune_foreign)
-    return changes, apply(client, want, obs, changes, prune_foreign=prune_foreign)
+def reconcile(
+    client: ArmClient, plan: Any, *, prune_foreign: bool = False, adopt: bool = False
+) -> tuple[list[Change], Outcome]:
+    want, obs, changes = plan_changes(client, plan, prune_foreign=prune_foreign, adopt=adopt)
+    return changes, apply(client, want, obs, changes, prune_foreign=prune_foreign, adopt=adopt)

@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "azure": ("nestnet.cli.azure:azure", "Reconcile the Azure route table, subnets and NICs; export Terraform/az."),
     "fleet": ("nestnet.cli.fleet:fleet", "Apply the plan to every host through Ansible."),
     "doctor": ("nestnet.cli.doctor:doctor", "Diagnose this live host: what breaks which pairs, and the fix."),
+    "import": ("nestnet.cli.importcmd:import_", "Write a spec + lock reproducing the fabric Azure has today."),
+    "rollout": ("nestnet.cli.rollout:rollout", "Bring Azure, then every host, to the spec; each step's changes and time."),
 }
 
 

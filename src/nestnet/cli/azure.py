@@ -13,6 +13,10 @@ from .output import console, emit_json, json_option, note, spec_argument, warn_l
 prune_option = click.option(
     "--prune-foreign", is_flag=True, help="Also delete routes in the table that nestnet does not own."
 )
+adopt_option = click.option(
+    "--adopt", is_flag=True,
+    help="Rename foreign routes with a wanted prefix and the same next hop to nestnet's names (same PUT).",
+)
 
 
 @click.group()
@@ -50,13 +54,14 @@ def _print_changes(changes: list, header: str) -> None:
 @spec_argument
 @json_option
 @prune_option
-def diff(spec: str, as_json: bool, prune_foreign: bool) -> None:
+@adopt_option
+def diff(spec: str, as_json: bool, prune_foreign: bool, adopt: bool) -> None:
     """Show what `apply` would change in Azure (exit 0: nothing to do, 1: changes pending)."""
     from ..azure.reconcile import plan_changes
     from ..plan import load_plan
 
     plan = load_plan(spec, write=False)
-    _, _, changes = plan_changes(_client(plan, False), plan, prune_foreign=prune_foreign)
+    _, _, changes = plan_changes(_client(plan, False), plan, prune_foreign=prune_foreign, adopt=adopt)
     if as_json:
         emit_json({"changes": [c.to_dict() for c in changes]})
     else:
@@ -69,7 +74,8 @@ def diff(spec: str, as_json: bool, prune_foreign: bool) -> None:
 @spec_argument
 @json_option
 @prune_option
-def apply(spec: str, as_json: bool, prune_foreign: bool) -> None:
+@adopt_option
+def apply(spec: str, as_json: bool, prune_foreign: bool, adopt: bool) -> None:
     """Apply exactly the changes `diff` shows: one PUT for the whole route table, then subnets and NICs."""
     from ..azure.reconcile import apply as do_apply
     from ..azure.reconcile import plan_changes
@@ -77,11 +83,11 @@ def apply(spec: str, as_json: bool, prune_foreign: bool) -> None:
 
     plan = load_plan(spec, write=False)
     client = _client(plan, progress=not as_json and sys.stderr.isatty())
-    want, obs, changes = plan_changes(client, plan, prune_foreign=prune_foreign)
+    want, obs, changes = plan_changes(client, plan, prune_foreign=prune_foreign, adopt=adopt)
     if not as_json:
         warn_lines(plan.warnings)
         _print_changes(changes, f"applying {len(changes)} change(s):")
-    outcome = do_apply(client, want, obs, changes, prune_foreign=prune_foreign)
+    outcome = do_apply(client, want, obs, changes, prune_foreign=prune_foreign, adopt=adopt)
     if as_json:
         emit_json({"changes": [c.to_dict() for c in changes], **outcome.to_dict()})
     elif changes:

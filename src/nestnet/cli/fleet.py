@@ -75,16 +75,19 @@ def playbook(spec: str, out: str | None) -> None:
 @click.option("--inventory", "inventory_file", type=click.Path(dir_okay=False, path_type=str),
               help="Use this inventory (group nestnet_hosts) instead of one built from SPEC.")
 @click.option("--dry-run", is_flag=True, help="Check mode: each host runs nestnet host diff; nothing changes.")
+@click.option("--adopt", is_flag=True, help="Each host takes over foreign routes with the same next hop (host apply --adopt).")
 @json_option
 @click.argument("ansible_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- ANSIBLE ARGS...]")
-def apply(spec: str, inventory_file: str | None, dry_run: bool, as_json: bool, ansible_args: tuple[str, ...]) -> None:
+def apply(
+    spec: str, inventory_file: str | None, dry_run: bool, adopt: bool, as_json: bool, ansible_args: tuple[str, ...]
+) -> None:
     """Make every host match SPEC (exit 1 if any host failed or was unreachable)."""
     from .. import fleet as fl
 
     # The lock the hosts get must hold every allocation; a dry run writes nothing, and the hosts
     # then allocate from the same spec and lock exactly as this would have.
     plan = _plan(spec, write=not dry_run)
-    results = fl.apply(plan, spec, inventory=inventory_file, dry_run=dry_run, extra_args=ansible_args)
+    results = fl.apply(plan, spec, inventory=inventory_file, dry_run=dry_run, extra_args=ansible_args, adopt=adopt)
     if as_json:
         emit_json({"dry_run": dry_run, "hosts": [r.to_dict() for r in results]})
     else:

@@ -12,6 +12,10 @@ root_option = click.option(
     help="Write persistent files under this directory ($NESTNET_ROOT; `nestnet lab exec` sets it for lab hosts).",
 )
 dry_run_option = click.option("--dry-run", is_flag=True, help="Print the changes, make none.")
+adopt_option = click.option(
+    "--adopt", is_flag=True,
+    help="Take over foreign routes with the same prefix and next hop (a hand-built fabric), atomically.",
+)
 
 
 @click.group()
@@ -43,13 +47,14 @@ def _print(changes, as_json: bool, verb: str, name: str) -> None:
 @host_option
 @root_option
 @dry_run_option
+@adopt_option
 @json_option
-def apply(spec: str, host_name: str | None, root: str, dry_run: bool, as_json: bool) -> None:
+def apply(spec: str, host_name: str | None, root: str, dry_run: bool, adopt: bool, as_json: bool) -> None:
     """Make this host match SPEC; prints exactly the changes made (a second run makes none)."""
     from .. import host as reconciler
 
     plan, name = _load(spec, host_name)
-    changes = reconciler.apply(plan, name, root, dry_run=dry_run)
+    changes = reconciler.apply(plan, name, root, dry_run=dry_run, adopt=adopt)
     _print(changes, as_json, "to make (dry run)" if dry_run else "made", name)
 
 
@@ -57,13 +62,14 @@ def apply(spec: str, host_name: str | None, root: str, dry_run: bool, as_json: b
 @spec_argument
 @host_option
 @root_option
+@adopt_option
 @json_option
-def diff(spec: str, host_name: str | None, root: str, as_json: bool) -> None:
+def diff(spec: str, host_name: str | None, root: str, adopt: bool, as_json: bool) -> None:
     """Show what apply would change on this host. Writes nothing."""
     from .. import host as reconciler
 
     plan, name = _load(spec, host_name)
-    _print(reconciler.diff(plan, name, root), as_json, "pending", name)
+    _print(reconciler.diff(plan, name, root, adopt=adopt), as_json, "pending", name)
 
 
 @host.command()

@@ -100,6 +100,8 @@ def playbook() -> list[dict[str, Any]]:
                     "{{ " + _var("nestnet_command") + " }}", "host",
                     "{{ 'diff' if ansible_check_mode else 'apply' }}", "{{ nn_dir }}/nestnet.yaml",
                     "--host", "{{ inventory_hostname }}", "--root", root, "--json",
+                    # argv has no optional items: without adoption the slot repeats --json.
+                    "{{ '--adopt' if (nestnet_adopt | default(false) | bool) else '--json' }}",
                 ],
             },
             "check_mode": False,

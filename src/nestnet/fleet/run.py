@@ -47,8 +47,12 @@ def apply(
     inventory: str | Path | None = None,
     dry_run: bool = False,
     extra_args: tuple[str, ...] = (),
+    adopt: bool = False,
 ) -> list[HostResult]:
-    """Apply ``plan`` to every host in the inventory (default: one built from the plan)."""
+    """Apply ``plan`` to every host in the inventory (default: one built from the plan).
+
+    ``adopt``: each host runs ``host apply --adopt`` (foreign routes with the same next hop
+    become nestnet's)."""
     spec = Path(spec_path).resolve()
     lock = lock_path(spec)
     if inventory is not None and not Path(inventory).is_file():
@@ -61,7 +65,8 @@ def apply(
         (d / "playbook.yaml").write_text(dump(render.playbook()))
         # Extra vars as a file: paths with spaces or quotes survive unharmed.
         (d / "vars.json").write_text(json.dumps(
-            {"nestnet_spec_src": str(spec), "nestnet_lock_src": str(lock) if lock.exists() else ""}
+            {"nestnet_spec_src": str(spec), "nestnet_lock_src": str(lock) if lock.exists() else "",
+             "nestnet_adopt": adopt}
         ))
         argv = [
             find_ansible_playbook(), "-i", str(inv), str(d / "playbook.yaml"), "-e", f"@{d / 'vars.json'}",

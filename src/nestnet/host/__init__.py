@@ -41,14 +41,17 @@ def _state(plan: Plan, host_name: str, root: str | Path) -> tuple[model.Desired,
     return want, seen, root
 
 
-def diff(plan: Plan, host_name: str, root: str | Path = "/") -> list[Change]:
+def diff(plan: Plan, host_name: str, root: str | Path = "/", adopt: bool = False) -> list[Change]:
     want, seen, _ = _state(plan, host_name, root)
-    return model.diff(want, seen)
+    return model.diff(want, seen, adopt)
 
 
-def apply(plan: Plan, host_name: str, root: str | Path = "/", dry_run: bool = False) -> list[Change]:
+def apply(
+    plan: Plan, host_name: str, root: str | Path = "/", dry_run: bool = False, adopt: bool = False
+) -> list[Change]:
+    """``adopt``: foreign routes with the same next hop as a wanted one become nestnet's."""
     want, seen, root = _state(plan, host_name, root)
-    changes = model.diff(want, seen)
+    changes = model.diff(want, seen, adopt)
     guard.refuse_lockout(want, changes)
     if not dry_run:
         execute(changes, root)

@@ -119,11 +119,12 @@ def _kroute_str(r: KRoute) -> str:
     return s
 
 
-def diff(want: Desired, seen: Observed) -> list[Change]:
+def diff(want: Desired, seen: Observed, adopt: bool = False) -> list[Change]:
     """The changes that turn ``seen`` into ``want``, in execution order.
 
     Raises ``HostError`` for what nestnet must not fix on its own: a missing uplink, a foreign
-    device where the bridge should be, a foreign route on a wanted destination.
+    device where the bridge should be, a foreign route on a wanted destination (with ``adopt``:
+    only one that sends the packet elsewhere; one with the same next hop is taken over).
     """
     h = want.host
     if h.uplink not in seen.links:
@@ -131,7 +132,7 @@ def diff(want: Desired, seen: Observed) -> list[Change]:
     changes: list[Change] = []
     changes += _diff_links(want, seen)
     changes += _diff_sysctl(want.sysctl, seen.sysctl)
-    changes += _diff_routes(want, seen)
+    changes += _diff_routes(want, seen, adopt)
     changes += _diff_flows(want, seen)
     changes += _diff_nft(want.nft, seen.nft_comments, seen.nft_rules)
     changes += diff_files(want.files, seen.files)
@@ -204,11 +205,16 @@ def _del(r: KRoute) -> Change:
     return Change("route", "del", key, _kroute_str(r), RouteOp("del", r.net, r.dev, r.gateway, r.proto, r.table, r.metric))
 
 
-def _diff_routes(want: Desired, seen: Observed) -> list[Change]:
+def _same_hop(r: KRoute, w: WantRoute) -> bool:
+    return r.dev == w.dev and r.via == (int(w.via) if w.via else 0)
+
+
+def _diff_routes(want: Desired, seen: Observed, adopt: bool = False) -> list[Change]:
     h = want.host
     wanted = want.routes
     mine: dict[tuple[int, int], KRoute] = {}
     dels: list[Change] = []
+    adopted: list[Change] = []
     for r in seen.routes:
         key = (r.dst, r.plen)
         if r.proto == ROUTE_PROTO:
@@ -218,11 +224,19 @@ def _diff_routes(want: Desired, seen: Observed) -> list[Change]:
                 dels.append(_del(r))
         elif r.table == RT_TABLE_MAIN and key in wanted:
             w = wanted[key]
+            if adopt and _same_hop(r, w):
+                adopted += _adopt(r, w)
+                mine[key] = KRoute(r.dst, r.plen, w.dev, r.via, ROUTE_PROTO, r.table, 0)  # after the adoption
+                continue
+            why = (
+                "it sends the packets elsewhere, so --adopt does not take it over"
+                if adopt else "run with --adopt to take over a route with the same next hop"
+            )
             raise HostError(
                 f"host {h.name}: route {_kroute_str(r)} is not nestnet's and conflicts with the "
-                f"wanted {w.dst_s} {_route_detail(w)}; delete it or change the plan"
+                f"wanted {w.dst_s} {_route_detail(w)} ({why}); delete it or change the plan"
             )
-    adds: list[Change] = []
+    adds: list[Change] = adopted
     for key, w in wanted.items():
         r = mine.get(key)
         if r is not None and r.dev == w.dev and r.via == (int(w.via) if w.via else 0) and r.metric == 0:
@@ -238,6 +252,19 @@ def _diff_routes(want: Desired, seen: Observed) -> list[Change]:
         else:
             adds.append(Change("route", "replace", w.dst_s, was, RouteOp("replace", w.dst, w.dev, w.via, ROUTE_PROTO)))
     return dels + adds
+
+
+def _adopt(r: KRoute, w: WantRoute) -> list[Change]:
+    """Take a foreign route with the same next hop into nestnet's protocol, with no gap.
+
+    ``RTM_NEWROUTE`` with ``NLM_F_REPLACE`` swaps the kernel's entry matching (table, prefix,
+    metric) in one step. A foreign route with another metric is not matched by that: nestnet's
+    (metric 0, preferred) goes in first and the foreign one goes after it.
+    """
+    detail = f"{_route_detail(w)} (adopted from {_kroute_str(r)})"
+    if r.metric == 0:
+        return [Change("route", "replace", w.dst_s, detail, RouteOp("replace", w.dst, w.dev, w.via, ROUTE_PROTO))]
+    return [Change("route", "add", w.dst_s, detail, RouteOp("add", w.dst, w.dev, w.via, ROUTE_PROTO)), _del(r)]
 
 
 def _diff_nft(
