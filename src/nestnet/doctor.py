@@ -21,7 +21,9 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
+from . import firewall
 from .errors import HostError, UsageError
+from .firewall import Policy
 from .model import (
     INTERNET,
     HostObservation,
@@ -110,7 +112,8 @@ def observe(plan: Plan, host: str, planned: HostState) -> HostObservation:
     values = {k: v for k, v in sysctls(sysctl_keys(planned)).items() if v is not None}
     ruleset = _output(["nft", "-j", "list", "ruleset"])
     obs = observe_host(routes, values, ruleset)
-    return ufw_view(obs, ruleset, plan.hosts[host].block) if plan.hosts[host].firewall == "ufw" else obs
+    h = plan.hosts[host]
+    return ufw_view(obs, ruleset, firewall.policy(plan, h)) if h.firewall == "ufw" else obs
 
 
 def observe_azure(plan: Plan, client: Any) -> AzureState:
@@ -168,22 +171,25 @@ def diagnose(
     )
 
 
-def ufw_view(obs: HostObservation, nft_json: str, block: IPv4Network) -> HostObservation:
-    """A UFW host's observation: nestnet's rules live in UFW's iptables chains (nestnet.host.ufw),
-    which ``observe_host`` (it reads ``table inet nestnet``) does not see. Seen through
-    iptables-nft: nestnet's chains hooked into ``ufw-before-forward`` stand for nestnet's forward
-    chain, and then UFW's FORWARD policy drop ("default deny routed") is the plan, not a fault;
-    a MASQUERADE rule in ``ip nat`` for the block (or in ``nestnet-masq``) is its masquerade."""
+def ufw_view(obs: HostObservation, nft_json: str, pol: Policy) -> HostObservation:
+    """A UFW host's observation: nestnet's rules live in UFW's iptables chains (nestnet.host.ufw
+    renders ``pol`` there), which ``observe_host`` (it reads ``table inet nestnet``) does not see.
+    Seen through iptables-nft: nestnet's chains hooked into UFW's forward chain stand for
+    nestnet's forward chain, and then UFW's FORWARD policy drop ("default deny routed") is the
+    plan, not a fault; a MASQUERADE rule in ``ip nat`` for the block (or in nestnet's masquerade
+    chain) is its masquerade."""
     rules = [i["rule"] for i in json.loads(nft_json or '{"nftables": []}')["nftables"] if "rule" in i]
+    entries = {firewall.ufw_chain(c.name) for c in pol.chains}
     hooked = any(
-        (r["family"], r["table"], r["chain"]) == ("ip", "filter", "ufw-before-forward")
-        and any(e.get("jump", {}).get("target") == "nestnet-from-vms" for e in r.get("expr", []))
+        (r["family"], r["table"], r["chain"]) == ("ip", "filter", firewall.UFW_HOOK)
+        and any(e.get("jump", {}).get("target") in entries for e in r.get("expr", []))
         for r in rules
     )
+    block = pol.block
     from_block = {"prefix": {"addr": str(block.network_address), "len": block.prefixlen}}
 
     def ours(r: dict) -> bool:  # nestnet's chain, or the block's source match (masquerade: all)
-        return r["chain"].startswith("nestnet-") or any(
+        return r["chain"].startswith(firewall.UFW_PREFIX) or any(
             e.get("match", {}).get("left", {}).get("payload", {}).get("field") == "saddr"
             and e["match"].get("right") == from_block for e in r.get("expr", [])
         )
@@ -231,7 +237,7 @@ def findings(want: HostState, got: HostState, obs: HostObservation, ufw: bool = 
             out.append(f"stale nestnet route: {_route(r)}")
     if want.firewall.chains and not obs.nestnet_forward:
         out.append("nestnet's forward rules are not loaded (" + (
-            "its chains in UFW's before.rules: `ufw reload`" if ufw else "table inet nestnet") + ")")
+            "its chains in UFW's before.rules: `ufw reload`" if ufw else f"table {firewall.FAMILY} {firewall.TABLE}") + ")")
     for chain in obs.foreign_drops:
         out.append(f"forward chain {chain} has policy drop: routed traffic stops there (UFW: default deny routed)")
     if want.masquerade and not obs.nestnet_masquerade:

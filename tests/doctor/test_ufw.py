@@ -12,6 +12,7 @@ import pytest
 
 from nestnet import netns
 from nestnet.doctor import diagnose, ufw_view
+from nestnet.firewall import policy
 from nestnet.host import ufw
 from nestnet.model import from_plan, observe_host
 
@@ -55,7 +56,7 @@ def test_nestnets_ufw_rules_count_as_its_firewall(tmp_path: Path, ns: str, masqu
     ruleset = _load(ns, ufw.splice(Path("/etc/ufw/before.rules").read_text(), nat, filt))
     raw = observe_host(_routes(h), _sysctl(h), ruleset)
     assert raw.foreign_drops == ("ip filter FORWARD",) and not raw.nestnet_forward  # what observe_host sees
-    seen = ufw_view(raw, ruleset, host.block)
+    seen = ufw_view(raw, ruleset, policy(plan, host))
     assert seen.nestnet_forward and not seen.foreign_drops
     assert seen.nestnet_masquerade == (masquerade != "none")
     d = diagnose(plan, "h1", seen)
@@ -70,7 +71,7 @@ def test_stock_ufw_without_nestnets_rules_is_named(tmp_path: Path, ns: str):
     plan = write(tmp_path, s)[1]
     h, host = from_plan(plan).hosts["h1"], plan.hosts["h1"]
     ruleset = _load(ns, Path("/etc/ufw/before.rules").read_text())
-    d = diagnose(plan, "h1", ufw_view(observe_host(_routes(h), _sysctl(h), ruleset), ruleset, host.block))
+    d = diagnose(plan, "h1", ufw_view(observe_host(_routes(h), _sysctl(h), ruleset), ruleset, policy(plan, host)))
     assert any("forward rules are not loaded (its chains in UFW's before.rules" in f for f in d.findings), d.findings
     assert any("ip filter FORWARD has policy drop" in f for f in d.findings), d.findings
     assert any("masquerade rule is missing" in f for f in d.findings), d.findings

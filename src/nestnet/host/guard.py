@@ -41,7 +41,7 @@ def drops_ssh(ruleset: str, port: int) -> str | None:
 
 
 def refuse_lockout(want: Desired, changes: list[Change]) -> None:
-    port = ssh_port(want.host.ssh_port)
+    port = ssh_port(want.policy.ssh_port)
     for c in changes:
         if c.kind == "nft" and isinstance(c.action, str):
             chain = drops_ssh(c.action, port)

@@ -13,6 +13,7 @@ from socket import inet_ntoa
 from typing import Any, Mapping, NamedTuple
 
 from ..errors import HostError
+from ..firewall import Policy, policy
 from ..plan import ROUTE_PROTO, ROUTE_PROTO_NAME, Host, Plan
 from . import files, nft, ovsflows, ufw
 from .rtnl import RT_TABLE_MAIN, KLink, KRoute, RouteOp
@@ -72,6 +73,7 @@ class Desired:
     sysctl: Mapping[str, str]
     nft: Mapping[str, str]  # family -> table text; families not here must have no nestnet table
     files: Mapping[str, files.File]  # path relative to root -> content
+    policy: Policy  # the firewall policy the nft tables / UFW rules are rendered from
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,8 @@ def desired(plan: Plan, host: Host, extra_sysctl: Mapping[str, str] | None = Non
     br = Bridge(host.bridge, host.bridge_type, files.bridge_mac(host), host.bridge_address, host.bridge_has_uplink)
     sysctl = dict(host.sysctl)
     sysctl.update(extra_sysctl or {})
-    tables = nft.tables(plan, host)
+    pol = policy(plan, host)
+    tables = nft.tables(plan, host, pol)
     routes = want_routes(host)
     return Desired(
         plan=plan,
@@ -102,6 +105,7 @@ def desired(plan: Plan, host: Host, extra_sysctl: Mapping[str, str] | None = Non
         sysctl=sysctl,
         nft=tables,
         files=files.render(plan, host, sysctl, nft.ruleset(tables) if tables else None, routes.values()),
+        policy=pol,
     )
 
 
@@ -300,7 +304,7 @@ def _diff_ufw(want: Desired, seen: Observed, remove: bool = False) -> list[Chang
             raise HostError(f"host {h.name}: firewall is ufw but /{ufw.BEFORE_RULES} does not exist; install UFW first")
         return []
     try:
-        new = ufw.splice(text, *ufw.blocks(want.plan, h)) if h.firewall == "ufw" and not remove else ufw.strip(text)
+        new = ufw.splice(text, *ufw.render_policy(want.policy, want.plan.name)) if h.firewall == "ufw" and not remove else ufw.strip(text)
     except ValueError as exc:
         raise HostError(f"host {h.name}: /{ufw.BEFORE_RULES}: {exc}") from None
     if new == text:

@@ -14,11 +14,8 @@ from __future__ import annotations
 import hashlib
 from ipaddress import IPv4Network
 
+from ..firewall import FAMILIES, FAMILY, TABLE, Policy, Rule, policy
 from ..plan import Host, Plan
-
-TABLE = "nestnet"
-FAMILY = "inet"
-
 
 def fabric_prefixes(plan: Plan) -> list[IPv4Network]:
     """Where nested traffic may go without NAT (the Plan's ``fabric_prefixes``)."""
@@ -30,66 +27,62 @@ def _set(items) -> str:
     return "{ " + ", ".join(items) + " }" if items else ""
 
 
-def render_table(plan: Plan, host: Host) -> str:
-    """The table's body, without the identifying comment (see ``ruleset``)."""
-    br = host.bridge
-    out = host.l3_dev
-    vm_ips = sorted(plan.vms[n].ip for n in host.vms)
+def _rule(p: Policy, r: Rule) -> str:
+    """One policy rule as an nft rule line (sets by name: @vms, @fabric)."""
+    m: list[str] = []
+    if r.iif:
+        m.append(f'iifname {"!= " if r.iif_not else ""}"{p.dev(r.iif)}"')
+    if r.oif:
+        m.append(f'oifname "{p.dev(r.oif)}"')
+    if r.ipv6:
+        m.append("meta nfproto ipv6")
+    for field, nets, neg in (("saddr", r.src, r.src_not), ("daddr", r.dst, False)):
+        if nets:
+            m.append(f"ip {field} {'!= ' if neg else ''}{p.block if nets == 'block' else '@' + nets}")
+    if r.established:
+        m.append("ct state established,related")
+    # drops are counted (`nft list` shows what the policy stopped); accepts are not
+    return " ".join([*m, "counter drop" if r.verdict == "drop" else "accept"])
+
+
+def render_policy(p: Policy) -> str:
+    """The ``table inet nestnet`` text of a policy, without the identifying comment."""
     lines = [
         f"table {FAMILY} {TABLE} {{",
         "\tset fabric {",
         "\t\ttype ipv4_addr; flags interval;",
-        f"\t\telements = {_set(fabric_prefixes(plan))}",
+        f"\t\telements = {_set(p.fabric)}",
         "\t}",
         "\tset vms {",
         "\t\ttype ipv4_addr;",
     ]
-    if vm_ips:
-        lines.append(f"\t\telements = {_set(vm_ips)}")
+    if p.vms:
+        lines.append(f"\t\telements = {_set(sorted(p.vms))}")
     lines += [
         "\t}",
         "\tchain forward {",
         "\t\ttype filter hook forward priority filter; policy accept;",
-    ]
-    if not host.bridge_has_uplink:
-        # Anti-spoofing: a nested VM sends only from its own address; the block never arrives
-        # from outside the bridge. (With the uplink in the bridge this is L2's job: DESIGN 3.4.)
-        lines += [
-            f'\t\tiifname "{br}" ip saddr != @vms counter drop',
-            f'\t\tiifname "{br}" meta nfproto ipv6 counter drop',
-            f'\t\tiifname != "{br}" ip saddr {host.block} counter drop',
-        ]
-    lines += [
-        f"\t\tip saddr {host.block} jump from_vms",
-        f"\t\tip daddr {host.block} jump to_vms",
-        "\t}",
-        "\tchain from_vms {",
-        "\t\tct state established,related accept",
-        "\t\tip daddr @fabric accept",
-    ]
-    if host.masquerade != "none":
-        lines.append(f'\t\toifname "{out}" accept')
-    lines += [
-        "\t\tcounter drop",
-        "\t}",
-        "\tchain to_vms {",
-        "\t\tct state established,related accept",
-        "\t\tip saddr @fabric accept",
-        "\t\tcounter drop",
+        *(f"\t\t{_rule(p, r)}" for r in p.guards),
+        *(f"\t\tip {'saddr' if c.enter == 'src' else 'daddr'} {p.block} jump {c.name}" for c in p.chains),
         "\t}",
     ]
-    if host.masquerade != "none":
+    for c in p.chains:
+        lines += [f"\tchain {c.name} {{", *(f"\t\t{_rule(p, r)}" for r in c.rules), "\t}"]
+    if p.masquerade != "none":
+        except_fabric = " ip daddr != @fabric" if p.masquerade == "outside-vnet" else ""
         lines += [
             "\tchain postrouting {",
             "\t\ttype nat hook postrouting priority srcnat; policy accept;",
+            f'\t\toifname "{p.out}" ip saddr {p.block}{except_fabric} masquerade',
+            "\t}",
         ]
-        if host.masquerade == "outside-vnet":
-            lines.append(f'\t\toifname "{out}" ip saddr {host.block} ip daddr != @fabric masquerade')
-        else:
-            lines.append(f'\t\toifname "{out}" ip saddr {host.block} masquerade')
-        lines.append("\t}")
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def render_table(plan: Plan, host: Host) -> str:
+    """The table's body, without the identifying comment (see ``ruleset``)."""
+    return render_policy(policy(plan, host))
 
 
 def render_bridge(plan: Plan, host: Host) -> str:
@@ -117,14 +110,11 @@ def render_bridge(plan: Plan, host: Host) -> str:
     ]) + "\n"
 
 
-FAMILIES = ("inet", "bridge")  # every family nestnet may have a table in
-
-
-def tables(plan: Plan, host: Host) -> dict[str, str]:
-    """family -> table text, for the tables this host needs."""
+def tables(plan: Plan, host: Host, pol: Policy | None = None) -> dict[str, str]:
+    """family -> table text, for the tables this host needs (``pol``: its policy, if made already)."""
     out = {}
     if host.firewall == "nftables":
-        out[FAMILY] = render_table(plan, host)
+        out[FAMILY] = render_policy(pol or policy(plan, host))
     if host.bridge_has_uplink and host.bridge_type == "linux":
         out["bridge"] = render_bridge(plan, host)
     return out

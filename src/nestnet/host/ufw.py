@@ -9,57 +9,70 @@ nestnet's markers is nestnet's; the rest of the file is left byte for byte.
 
 from __future__ import annotations
 
+from ..firewall import UFW_HOOK, UFW_MASQ, UFW_SPOOF, Policy, Rule, policy, ufw_chain
 from ..plan import Host, Plan
-from .nft import fabric_prefixes
 
 BEGIN = "# BEGIN nestnet"
 END = "# END nestnet"
 BEFORE_RULES = "etc/ufw/before.rules"
 
 
-def blocks(plan: Plan, host: Host) -> tuple[str, str]:
-    """(nat section, filter rules) for ``host``, each between markers."""
-    br, out, block = host.bridge, host.l3_dev, host.block
-    fabric = fabric_prefixes(plan)
+def _rules(p: Policy, chain: str, r: Rule) -> list[str]:
+    """One policy rule as ``-A`` lines of ``chain`` (iptables has no sets: a rule per prefix)."""
+    if r.ipv6:
+        return []  # before.rules is IPv4 (before6.rules is UFW's IPv6 file)
+    m = []
+    if r.iif:
+        m.append(f"{'! ' if r.iif_not else ''}-i {p.dev(r.iif)}")
+    if r.oif:
+        m.append(f"-o {p.dev(r.oif)}")
+    if r.established:
+        m.append("-m conntrack --ctstate RELATED,ESTABLISHED")
+    target = "ACCEPT" if r.verdict == "accept" else "DROP"
+    if r.src == "vms" and r.src_not:  # not one of the VMs: a chain of RETURNs, then the verdict
+        return [f"-A {chain} {' '.join(m)} -j {UFW_SPOOF}"]
+    for field, nets in (("-s", r.src), ("-d", r.dst)):
+        if nets:
+            return [f"-A {chain} {' '.join([*m, f'{field} {n}'])} -j {target}" for n in p.nets(nets)]
+    return [f"-A {chain} {' '.join([*m, f'-j {target}'])}"]
+
+
+def render_policy(p: Policy, fabric_name: str) -> tuple[str, str]:
+    """(nat section, filter rules) of a policy, each between markers."""
+    chains = p.chains
     f = [
-        f"{BEGIN} forward rules (fabric {plan.name}, host {host.name}); `nestnet host apply` rewrites them",
-        ":nestnet-spoof - [0:0]",
-        ":nestnet-from-vms - [0:0]",
-        ":nestnet-to-vms - [0:0]",
+        f"{BEGIN} forward rules (fabric {fabric_name}, host {p.host}); `nestnet host apply` rewrites them",
+        f":{UFW_SPOOF} - [0:0]",
+        *(f":{ufw_chain(c.name)} - [0:0]" for c in chains),
     ]
-    if not host.bridge_has_uplink:
-        f.append(f"-A ufw-before-forward -i {br} -j nestnet-spoof")
-        f += [f"-A nestnet-spoof -s {plan.vms[v].ip}/32 -j RETURN" for v in host.vms]
-        f.append("-A nestnet-spoof -j DROP")
-        f.append(f"-A ufw-before-forward ! -i {br} -s {block} -j DROP")
-    f += [
-        f"-A ufw-before-forward -s {block} -j nestnet-from-vms",
-        f"-A ufw-before-forward -d {block} -j nestnet-to-vms",
-        "-A nestnet-from-vms -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
-        *(f"-A nestnet-from-vms -d {n} -j ACCEPT" for n in fabric),
-    ]
-    if host.masquerade != "none":
-        f.append(f"-A nestnet-from-vms -o {out} -j ACCEPT")
-    f += [
-        "-A nestnet-from-vms -j DROP",
-        "-A nestnet-to-vms -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
-        *(f"-A nestnet-to-vms -s {n} -j ACCEPT" for n in fabric),
-        "-A nestnet-to-vms -j DROP",
-        END,
-    ]
+    for r in p.guards:
+        f += _rules(p, UFW_HOOK, r)
+        if r.src == "vms" and r.src_not:
+            f += [f"-A {UFW_SPOOF} -s {n} -j RETURN" for n in p.nets("vms")]
+            f.append(f"-A {UFW_SPOOF} -j {'DROP' if r.verdict == 'drop' else 'ACCEPT'}")
+    f += [f"-A {UFW_HOOK} {'-s' if c.enter == 'src' else '-d'} {p.block} -j {ufw_chain(c.name)}" for c in chains]
+    for c in chains:
+        for r in c.rules:
+            f += _rules(p, ufw_chain(c.name), r)
+    f.append(END)
     nat = ""
-    if host.masquerade != "none":
-        n = [f"{BEGIN} masquerade (fabric {plan.name}, host {host.name})", "*nat", ":POSTROUTING ACCEPT [0:0]"]
-        if host.masquerade == "outside-vnet":
-            n.append(":nestnet-masq - [0:0]")
-            n.append(f"-A POSTROUTING -o {out} -s {block} -j nestnet-masq")
-            n += [f"-A nestnet-masq -d {p} -j RETURN" for p in fabric]
-            n.append("-A nestnet-masq -j MASQUERADE")
+    if p.masquerade != "none":
+        n = [f"{BEGIN} masquerade (fabric {fabric_name}, host {p.host})", "*nat", ":POSTROUTING ACCEPT [0:0]"]
+        if p.masquerade == "outside-vnet":
+            n.append(f":{UFW_MASQ} - [0:0]")
+            n.append(f"-A POSTROUTING -o {p.out} -s {p.block} -j {UFW_MASQ}")
+            n += [f"-A {UFW_MASQ} -d {net} -j RETURN" for net in p.fabric]
+            n.append(f"-A {UFW_MASQ} -j MASQUERADE")
         else:
-            n.append(f"-A POSTROUTING -o {out} -s {block} -j MASQUERADE")
+            n.append(f"-A POSTROUTING -o {p.out} -s {p.block} -j MASQUERADE")
         n += ["COMMIT", END]
         nat = "\n".join(n) + "\n"
     return nat, "\n".join(f) + "\n"
+
+
+def blocks(plan: Plan, host: Host) -> tuple[str, str]:
+    """(nat section, filter rules) for ``host``, each between markers."""
+    return render_policy(policy(plan, host), plan.name)
 
 
 def strip(text: str) -> str:

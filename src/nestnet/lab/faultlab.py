@@ -8,7 +8,7 @@ reprograms the fabric from the plan and re-runs the host reconciler.
 from __future__ import annotations
 
 from ..faults import Fault
-from ..host import nft as host_nft
+from .. import firewall
 from ..plan import ROUTE_PROTO, Plan
 from .azure import AzureState
 from .nodes import reconcile
@@ -81,7 +81,7 @@ def clear_host_faults(plan: Plan, host: str, root: str, ovs_dir: str, kinds: tup
     if "no-masquerade" in kinds:
         # The reconciler knows its table by a digest comment, which a rule deleted behind its
         # back leaves in place: drop the table so the reconciler loads it afresh.
-        drop.append(f"{host_nft.FAMILY} {host_nft.TABLE}")
+        drop.append(f"{firewall.FAMILY} {firewall.TABLE}")
     drop = [t for t in drop if f"table {t}" in tables]
     if drop:
         nft("".join(f"delete table {t}\n" for t in drop))

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import Iterator
 
+from ..firewall import FwdPacket
 from ..plan import Route
 from ..validate import reserved_addresses
 from .state import (
@@ -37,7 +38,6 @@ from .state import (
     INTERNET_IP,
     NESTNET_CHAIN,
     OUTBOUND_IP,
-    FwdPacket,
     GuestState,
     HostState,
     NicState,

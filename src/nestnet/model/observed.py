@@ -18,10 +18,11 @@ from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any, Mapping
 
+from ..firewall import FAMILY, TABLE
 from ..plan import ROUTE_PROTO, ROUTE_PROTO_NAME, Plan, Route
 from .state import Chain, Firewall, HostState, State, from_plan
 
-NESTNET_TABLE = ("inet", "nestnet")
+NESTNET_TABLE = (FAMILY, TABLE)
 
 
 def sysctl_keys(host: HostState) -> list[str]:

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from typing import Literal, Mapping
 
-from ..plan import Host, Plan, Route
+from ..firewall import FORWARD_CHAIN, FwdPacket, FwRule, MasqRule, Policy, policy_for
+from ..plan import Plan, Route
 
 # nestnet.host installs the L2 guards of DESIGN §3.4 on a bridge holding the uplink (nft bridge
 # table on Linux bridges, flows on OVS): VM ports and the uplink never meet at L2.
@@ -31,47 +32,9 @@ INTERNET_IP = IPv4Address("203.0.113.10")
 # The address Azure's default outbound access translates NIC addresses to (lab: fab's pinet).
 OUTBOUND_IP = IPv4Address("198.51.100.1")
 
+# nestnet's forward chain, as the model names it (in findings and fixes).
+NESTNET_CHAIN = FORWARD_CHAIN
 Verdict = Literal["accept", "drop"]
-NESTNET_CHAIN = "nestnet"  # the name of nestnet's own forward chain in a Firewall
-
-
-def _in(ip: IPv4Address, nets: tuple[IPv4Network, ...] | None, negate: bool) -> bool:
-    return nets is None or (any(ip in n for n in nets) != negate)
-
-
-@dataclass(frozen=True, slots=True)
-class FwdPacket:
-    """What a forward chain sees of a packet."""
-
-    src: IPv4Address
-    dst: IPv4Address
-    iif: str
-    oif: str
-    established: bool  # part of a connection conntrack has seen (a reply)
-
-
-@dataclass(frozen=True, slots=True)
-class FwRule:
-    """One flattened forward rule (``None`` matches anything; ``*_not`` negates the match)."""
-
-    verdict: Verdict
-    src: tuple[IPv4Network, ...] | None = None
-    src_not: bool = False
-    dst: tuple[IPv4Network, ...] | None = None
-    iif: str | None = None
-    iif_not: bool = False
-    oif: str | None = None
-    established: bool = False  # matches only established/related packets
-    why: str = ""  # for people: what the rule is for
-
-    def matches(self, pkt: FwdPacket) -> bool:
-        return (
-            (not self.established or pkt.established)
-            and (self.iif is None or ((pkt.iif == self.iif) != self.iif_not))
-            and (self.oif is None or pkt.oif == self.oif)
-            and _in(pkt.src, self.src, self.src_not)
-            and _in(pkt.dst, self.dst, False)
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,18 +65,6 @@ class Firewall:
             if verdict == "drop":
                 return (rule.why if rule is not None and rule.why else f"policy drop in {c.name}"), c.name
         return None
-
-
-@dataclass(frozen=True, slots=True)
-class MasqRule:
-    """Masquerade (to the outgoing device's address) for new connections matching every field."""
-
-    src: tuple[IPv4Network, ...]
-    oif: str
-    dst_not: tuple[IPv4Network, ...] = ()  # except towards these
-
-    def matches(self, src: IPv4Address, dst: IPv4Address, oif: str) -> bool:
-        return oif == self.oif and _in(src, self.src, False) and not any(dst in n for n in self.dst_not)
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,39 +189,9 @@ class State:
         return from_plan(plan)
 
 
-def firewall_for(host: Host, fabric: tuple[IPv4Network, ...], vm_ips: tuple[IPv4Address, ...]) -> Firewall:
-    """The forward chain of nestnet's ``table inet nestnet`` (nestnet.host.nft), flattened:
-    anti-spoofing on the bridge, then the block's traffic only to/from the fabric (VNet, pool,
-    blocks), established/related, and out of the uplink when masquerading. Policy accept: it
-    judges only its own block's traffic."""
-    block, br = (host.block,), host.bridge
-    vms = tuple(IPv4Network(ip) for ip in vm_ips)
-    rules: list[FwRule] = []
-    if not host.bridge_has_uplink:
-        rules += [
-            FwRule("drop", iif=br, src=vms, src_not=True, why=f"anti-spoofing: only its VMs' addresses may come from {br}"),
-            FwRule("drop", iif=br, iif_not=True, src=block, why=f"anti-spoofing: its block may only come from {br}"),
-        ]
-    rules += [FwRule("accept", src=block, established=True), FwRule("accept", src=block, dst=fabric)]
-    egress = ""
-    if host.masquerade != "none":
-        rules.append(FwRule("accept", src=block, oif=host.l3_dev))
-        egress = f" or out of {host.l3_dev}"
-    rules += [
-        FwRule("drop", src=block, why=f"its block may go only to the VNet and nested blocks{egress}"),
-        FwRule("accept", dst=block, established=True),
-        FwRule("accept", dst=block, src=fabric),
-        FwRule("drop", dst=block, why="its block may be reached only from the VNet and nested blocks"),
-    ]
-    return Firewall((Chain("accept", tuple(rules), NESTNET_CHAIN),))
-
-
-def masquerade_for(host: Host, fabric: tuple[IPv4Network, ...]) -> tuple[MasqRule, ...]:
-    if host.masquerade == "outside-vnet":
-        return (MasqRule((host.block,), host.l3_dev, fabric),)
-    if host.masquerade == "all":
-        return (MasqRule((host.block,), host.l3_dev),)
-    return ()
+def firewall_of(p: Policy) -> Firewall:
+    """nestnet's forward chain (policy accept: it judges only its own block's traffic)."""
+    return Firewall((Chain("accept", p.flat(), NESTNET_CHAIN),))
 
 
 def from_plan(plan: Plan) -> State:
@@ -308,6 +229,7 @@ def from_plan(plan: Plan) -> State:
         subnet = plan.subnets[h.subnet].prefix
         other = (Route(subnet, h.l3_dev), Route(IPv4Network("0.0.0.0/0"), h.l3_dev, h.gateway))
         rp = int(h.sysctl.get("net.ipv4.conf.all.rp_filter", "0"))
+        fw = policy_for(h, fabric, tuple(plan.vms[v].ip for v in h.vms))
         hosts[h.name] = HostState(
             name=h.name,
             ip=h.ip,
@@ -327,8 +249,8 @@ def from_plan(plan: Plan) -> State:
             rp_filter=rp,
             proxy_arp=h.sysctl.get(f"net.ipv4.conf.{h.bridge}.proxy_arp") == "1",
             proxy_arp_pvlan=h.sysctl.get(f"net.ipv4.conf.{h.bridge}.proxy_arp_pvlan") == "1",
-            firewall=firewall_for(h, fabric, tuple(plan.vms[v].ip for v in h.vms)),
-            masquerade=masquerade_for(h, fabric),
+            firewall=firewall_of(fw),
+            masquerade=fw.masquerade_rules(),
         )
     guests = {
         v.name: GuestState(v.name, v.host, v.ip, v.prefix_len, v.gateway, v.guest_style == "onlink", v.mac)
