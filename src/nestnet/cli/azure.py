@@ -113,35 +113,45 @@ def export(spec: str, fmt: str, out_dir: str) -> None:
 @click.option("--listen", default="127.0.0.1:8443", show_default=True, help="IPv4:PORT (port 0: any free port).")
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=str), required=True)
 @click.option("--seed", "seed_spec", type=click.Path(dir_okay=False, path_type=str), help="Create the VNet, subnets and host NICs of this spec.")
-@click.option("--inject", "inject", help="429:RATE - answer that share of requests with 429 and Retry-After.")
-@click.option("--retry-after", default="1", show_default=True, help="Retry-After seconds sent with injected 429s.")
+@click.option("--inject", "inject", multiple=True, metavar="KIND:RATE",
+              help="Repeatable. KIND: 429 (throttled), 409 (AnotherOperationInProgress), canceled (the write's "
+              "operation ends Canceled, not applied), writer (another writer changes the resource between "
+              "read and write). RATE: share of requests, 0..1.")
+@click.option("--inject-seed", default=0, show_default=True, type=int, help="Seed of the injections' random draws.")
+@click.option("--retry-after", default="1", show_default=True, help="Retry-After seconds sent with injected 429s ('none': no header).")
 @click.option("--program-lab", is_flag=True, help="Make the running lab of --seed SPEC follow every write (lab up --azure api).")
 def emulator(
-    listen: str, state_dir: str, seed_spec: str | None, inject: str | None, retry_after: str, program_lab: bool
+    listen: str, state_dir: str, seed_spec: str | None, inject: tuple[str, ...], inject_seed: int, retry_after: str,
+    program_lab: bool,
 ) -> None:
-    """Run an emulated ARM endpoint (HTTPS; its CA in STATE_DIR/ca.pem, its URL in STATE_DIR/endpoint)."""
-    from pathlib import Path
+    """Run an emulated ARM endpoint (HTTPS; its CA in STATE_DIR/ca.pem, its URL in STATE_DIR/endpoint).
 
+    GET /_emulator/stats counts requests and what each injection did; POST /_emulator/inject
+    {"rates": {"409": 0.5}, "seed": 1} changes the injections while it runs.
+    """
     from ..azure.emulator import DEFAULT_SUBSCRIPTION, Arm, Emulator, parse_inject, parse_listen
     from ..errors import UsageError
 
     host, port = parse_listen(listen)
-    rate = parse_inject(inject) if inject else 0.0
+    rates = dict(parse_inject(v) for v in inject)
+    wait: str | None = None if retry_after.strip().lower() == "none" else retry_after
     try:
-        if float(retry_after) < 0:
+        if wait is not None and float(wait) < 0:
             raise ValueError
     except ValueError:
-        raise UsageError(f"--retry-after {retry_after!r}: expected a number of seconds >= 0") from None
-    d = Path(state_dir)
-    d.mkdir(parents=True, exist_ok=True)
-    arm = Arm(d, inject_429=rate, retry_after=retry_after)
-    sub = DEFAULT_SUBSCRIPTION
+        raise UsageError(f"--retry-after {retry_after!r}: expected a number of seconds >= 0, or none") from None
     if program_lab and not seed_spec:
         raise UsageError("--program-lab needs --seed SPEC (the lab's spec)")
+    plan = None
     if seed_spec:
         from ..plan import load_plan
 
         plan = load_plan(seed_spec, write=False)
+    arm = Arm(state_dir, inject=rates, retry_after=wait, rng_seed=inject_seed)  # takes the state dir's lock first
+    if arm.notice:
+        click.echo(f"nestnet azure emulator: {arm.notice}", err=True)
+    sub = DEFAULT_SUBSCRIPTION
+    if plan is not None:
         arm.seed(plan)
         sub = plan.azure.subscription_id or sub
         if program_lab:

@@ -1,0 +1,184 @@
+"""The Microsoft.Network resources the emulator stores: how a PUT body becomes the stored resource,
+how a stored resource is shown, effective routes, and seeding from a plan. Pure over the store's
+``resources`` mapping (lower-case id -> resource)."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from .common import DEFAULT_SUBSCRIPTION, NET, TYPES, ArmFailure, key, new_etag, parent_of, rid
+from .rules import IpConfigs, check_routes, check_subnet, check_tags, expect, subnet_prefix
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_routes: int = 400
+    max_ip_configs: int = 256
+
+
+def normalise(resources: Mapping[str, dict[str, Any]], rtype: str, res_id: str, name: str, body: Any,
+              existing: dict[str, Any] | None, limits: Limits) -> dict[str, Any]:
+    """Check a PUT body the way ARM would and return the resource to store (new etags)."""
+    body = expect(body, dict, "(request body)", optional=False)
+    props = dict(expect(body.get("properties"), dict, "properties") or {})
+    location = expect(body.get("location"), str, "location") or (existing or {}).get("location")
+    if not location:
+        raise ArmFailure(400, "LocationRequired", "The location property is required for this definition.")
+    etag = new_etag()
+    res: dict[str, Any] = {"id": res_id, "name": name, "type": f"{NET}/{TYPES[rtype]}", "location": location, "etag": etag}
+    tags = check_tags(body.get("tags"))
+    if tags is not None:
+        res["tags"] = tags
+    props.pop("provisioningState", None)
+    if rtype == "routetables":
+        props.pop("subnets", None)  # read-only back-references, computed on GET
+        props["routes"] = check_routes(res_id, props.get("routes"), limits.max_routes, etag)
+        props["disableBgpRoutePropagation"] = bool(expect(props.get("disableBgpRoutePropagation"), bool,
+                                                          "properties.disableBgpRoutePropagation"))
+    elif rtype == "virtualnetworks":
+        space = expect(props.get("addressSpace"), dict, "properties.addressSpace") or {}
+        props["addressSpace"] = {"addressPrefixes": list(expect(space.get("addressPrefixes"), list,
+                                                                "properties.addressSpace.addressPrefixes") or [])}
+        # As in Azure, a VNet's subnets carry the VNet's etag: any write changes all of them.
+        props["subnets"] = [check_subnet(resources, res_id, s, i, etag)
+                            for i, s in enumerate(expect(props.get("subnets"), list, "properties.subnets") or [])]
+    elif rtype == "networkinterfaces":
+        props["enableIPForwarding"] = bool(expect(props.get("enableIPForwarding"), bool, "properties.enableIPForwarding"))
+        props["ipConfigurations"] = IpConfigs(resources, res_id, limits.max_ip_configs).check(
+            props.get("ipConfigurations"), existing, etag)
+    props["provisioningState"] = "Succeeded"
+    res["properties"] = props
+    return res
+
+
+def with_tags(res: dict[str, Any], body: Any) -> dict[str, Any]:
+    """UpdateTags (PATCH): the resource with its tags replaced and a new etag (children follow)."""
+    body = expect(body, dict, "(request body)", optional=False)
+    out = copy.deepcopy(res)
+    out["tags"] = check_tags(body.get("tags")) or {}
+    _bump(out)
+    return out
+
+
+def _bump(res: dict[str, Any]) -> None:
+    etag = new_etag()
+    res["etag"] = etag
+    for child in ("subnets", "routes", "ipConfigurations"):
+        for c in (res.get("properties") or {}).get(child) or []:
+            c["etag"] = etag
+
+
+def subnets_using(resources: Mapping[str, dict[str, Any]], table_id: str) -> list[str]:
+    out = []
+    for r in resources.values():
+        if r["type"] != f"{NET}/virtualNetworks":
+            continue
+        for s in r["properties"].get("subnets", []):
+            ref = (s["properties"].get("routeTable") or {}).get("id", "")
+            if ref.lower() == table_id.lower():
+                out.append(s["id"])
+    return out
+
+
+def subnet_users(resources: Mapping[str, dict[str, Any]], subnet_id: str) -> list[str]:
+    """The ip configurations of every NIC in ``subnet_id``."""
+    out = []
+    for r in resources.values():
+        if r["type"] != f"{NET}/networkInterfaces":
+            continue
+        for c in r["properties"].get("ipConfigurations") or []:
+            if str(((c.get("properties") or {}).get("subnet") or {}).get("id", "")).lower() == subnet_id.lower():
+                out.append(c["id"])
+    return out
+
+
+def view(resources: Mapping[str, dict[str, Any]], res: dict[str, Any], updating: bool = False) -> dict[str, Any]:
+    out = copy.deepcopy(res)
+    if res["type"] == f"{NET}/routeTables":
+        out["properties"]["subnets"] = [{"id": s} for s in subnets_using(resources, res["id"])]
+    if updating:
+        out["properties"]["provisioningState"] = "Updating"
+    return out
+
+
+def view_child(c: dict[str, Any], updating: bool = False) -> dict[str, Any]:
+    out = copy.deepcopy(c)
+    if updating:
+        out["properties"]["provisioningState"] = "Updating"
+    return out
+
+
+def effective_routes(resources: Mapping[str, dict[str, Any]], nic: dict[str, Any]) -> list[dict[str, Any]]:
+    """Default routes of the NIC's VNet plus the user routes of its subnet's table."""
+    cfgs = nic["properties"]["ipConfigurations"]
+    cfg = next((c for c in cfgs if c["properties"].get("primary")), cfgs[0])["properties"]
+    subnet_id = (cfg.get("subnet") or {}).get("id", "")
+    vnet = resources.get(key(parent_of(subnet_id)))
+    out: list[dict[str, Any]] = []
+    if vnet:
+        for p in vnet["properties"]["addressSpace"]["addressPrefixes"]:
+            out.append(_eff("Default", [p], "VnetLocal"))
+    out.append(_eff("Default", ["0.0.0.0/0"], "Internet"))
+    sub = next((s for s in (vnet or {}).get("properties", {}).get("subnets", []) if s["id"].lower() == subnet_id.lower()), None)
+    ref = ((sub or {}).get("properties", {}).get("routeTable") or {}).get("id")
+    table = resources.get(key(ref)) if ref else None
+    for r in (table or {}).get("properties", {}).get("routes", []):
+        p = r["properties"]
+        hop_ips = [p["nextHopIpAddress"]] if p.get("nextHopIpAddress") else []
+        e = _eff("User", [p["addressPrefix"]], p["nextHopType"], hop_ips)
+        e["name"] = r["name"]
+        out.append(e)
+    return out
+
+
+def _eff(source: str, prefixes: list[str], hop: str, hop_ips: list[str] | None = None) -> dict[str, Any]:
+    return {"source": source, "state": "Active", "addressPrefix": prefixes, "nextHopType": hop,
+            "nextHopIpAddress": hop_ips or []}
+
+
+def seeded(resources: Mapping[str, dict[str, Any]], plan: Any) -> dict[str, dict[str, Any]]:
+    """The plan's VNet, subnets and host NICs (forwarding off, no routes) that are missing."""
+    az = plan.azure
+    sub = az.subscription_id or DEFAULT_SUBSCRIPTION
+    loc = az.location or "eastus"
+    rg = az.resource_group
+    out: dict[str, dict[str, Any]] = {}
+    vid = rid(sub, rg, "virtualnetworks", az.vnet)
+    if key(vid) not in resources:
+        vtag = new_etag()
+        out[key(vid)] = {
+            "id": vid, "name": az.vnet, "type": f"{NET}/virtualNetworks", "location": loc, "etag": vtag,
+            "properties": {
+                "provisioningState": "Succeeded",
+                "addressSpace": {"addressPrefixes": [str(n) for n in az.address_space]},
+                "subnets": [{"id": f"{vid}/subnets/{s.name}", "name": s.name, "etag": vtag,
+                             "type": f"{NET}/virtualNetworks/subnets",
+                             "properties": {"provisioningState": "Succeeded", "addressPrefix": str(s.prefix)}}
+                            for s in plan.subnets.values()],
+            },
+        }
+    for h in plan.hosts.values():
+        nid = rid(sub, rg, "networkinterfaces", h.nic)
+        if key(nid) in resources:
+            continue
+        etag = new_etag()
+        out[key(nid)] = {
+            "id": nid, "name": h.nic, "type": f"{NET}/networkInterfaces", "location": loc, "etag": etag,
+            "properties": {
+                "provisioningState": "Succeeded", "enableIPForwarding": False,
+                "ipConfigurations": [{
+                    "id": f"{nid}/ipConfigurations/ipconfig1", "name": "ipconfig1", "etag": etag,
+                    "type": f"{NET}/networkInterfaces/ipConfigurations",
+                    "properties": {"primary": True, "privateIPAddress": str(h.ip), "privateIPAllocationMethod": "Static",
+                                   "privateIPAddressVersion": "IPv4", "provisioningState": "Succeeded",
+                                   "subnet": {"id": f"{vid}/subnets/{h.subnet}"}},
+                }],
+            },
+        }
+    return out
+
+
+__all__ = ["Limits", "effective_routes", "normalise", "seeded", "subnet_prefix", "subnet_users", "subnets_using",
+           "view", "view_child", "with_tags"]

@@ -1,0 +1,333 @@
+"""ARM's rules for the requests the emulator accepts: api-versions, names, tags, body shapes, and
+the Microsoft.Network checks on route tables, subnets and NIC ip configurations.
+
+Pure functions over the stored resources; each refusal is an ``ArmFailure`` with ARM's status and
+code. Sources and assumptions: docs/decisions/0009-arm-emulator-fidelity.md.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
+from typing import Any, Mapping
+
+from ...azure_facts import first_assignable, is_reserved
+from .common import NET, ArmFailure, key, parent_of
+
+# Microsoft.Network api-versions (azure-rest-api-specs stable/ folders, plus those the current
+# azure-mgmt-network sends). A well-formed version newer than the newest listed one and not in the
+# future is taken as released after this list was written.
+KNOWN_API_VERSIONS = frozenset("""
+2015-05-01-preview 2015-06-15 2016-03-30 2016-06-01 2016-07-01 2016-08-01 2016-09-01 2016-10-01
+2016-11-01 2016-12-01 2017-03-01 2017-04-01 2017-06-01 2017-08-01 2017-09-01 2017-10-01 2017-11-01
+2018-01-01 2018-02-01 2018-03-01 2018-04-01 2018-06-01 2018-07-01 2018-08-01 2018-10-01 2018-11-01
+2018-12-01 2019-02-01 2019-04-01 2019-06-01 2019-07-01 2019-08-01 2019-09-01 2019-11-01 2019-12-01
+2020-01-01 2020-03-01 2020-04-01 2020-05-01 2020-06-01 2020-07-01 2020-08-01 2020-11-01 2021-02-01
+2021-03-01 2021-05-01 2021-08-01 2022-01-01 2022-05-01 2022-07-01 2022-09-01 2022-11-01 2023-02-01
+2023-04-01 2023-05-01 2023-06-01 2023-09-01 2023-11-01 2024-01-01 2024-03-01 2024-05-01 2024-07-01
+2024-10-01 2025-01-01 2025-03-01 2025-05-01 2025-07-01 2025-09-01 2026-01-01 2026-03-01
+""".split())
+_API_VERSION_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(-preview)?$")
+
+# Microsoft Learn, "Naming rules and restrictions for Azure resources" (Microsoft.Network):
+# alphanumerics, underscores, periods and hyphens; start with an alphanumeric; end with an
+# alphanumeric or underscore. Length: virtual networks 2-64, the others here 1-80.
+_NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?$")
+NAME_LENGTH = {"virtualNetworks": (2, 64)}
+DEFAULT_NAME_LENGTH = (1, 80)
+
+# Microsoft Learn, "Use tags to organize your Azure resources": 50 tags, name 512, value 256
+# characters; names may not contain < > % & \ ? /.
+MAX_TAGS, MAX_TAG_NAME, MAX_TAG_VALUE = 50, 512, 256
+_TAG_NAME_FORBIDDEN = re.compile(r"[<>%&\\?/\x00-\x1f]")
+
+NEXT_HOP_TYPES = ("VirtualAppliance", "VnetLocal", "Internet", "VirtualNetworkGateway", "None")
+
+
+def check_api_version(value: str | None, type_name: str, location: str = "global",
+                      today: _dt.date | None = None) -> None:
+    supported = ", ".join(sorted(KNOWN_API_VERSIONS, reverse=True))
+    if not value:
+        raise ArmFailure(400, "MissingApiVersionParameter",
+                         "The api-version query parameter (?api-version=) is required for all requests.")
+    m = _API_VERSION_RE.match(value)
+    try:
+        date = _dt.date(int(m[1]), int(m[2]), int(m[3])) if m else None
+    except ValueError:
+        date = None
+    if date is None:
+        raise ArmFailure(400, "InvalidApiVersionParameter",
+                         f"The api-version '{value}' is invalid. The supported versions are '{supported}'.")
+    newest = max(_dt.date.fromisoformat(v[:10]) for v in KNOWN_API_VERSIONS)
+    if value in KNOWN_API_VERSIONS or (not m[4] and newest < date <= (today or _dt.date.today())):
+        return
+    raise ArmFailure(
+        400, "NoRegisteredProviderFound",
+        f"No registered resource provider found for location '{location}' and API version '{value}' for type "
+        f"'{type_name}'. The supported api-versions are '{supported}'.",
+    )
+
+
+def check_name(type_name: str, name: str) -> None:
+    lo, hi = NAME_LENGTH.get(type_name, DEFAULT_NAME_LENGTH)
+    if not (lo <= len(name) <= hi and _NAME_RE.match(name)):
+        shown = name.encode("unicode_escape").decode("ascii")
+        raise ArmFailure(
+            400, "InvalidResourceName",
+            f"Resource name {shown} is invalid. The name can be up to {hi} characters long. It must begin with a word "
+            "character, and it must end with a word character or with '_'. The name may contain word characters or "
+            "'.', '-', '_'.",
+        )
+
+
+def wrong_type(path: str, expected: str, got: Any) -> ArmFailure:
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number"}
+    got_name = "null" if got is None else names.get(type(got), type(got).__name__)
+    return ArmFailure(400, "InvalidRequestFormat", "Cannot parse the request.", [
+        {"code": "InvalidJsonReferenceWrongType",
+         "message": f"Reference '{path}' has the wrong type. Expected type {expected}, got {got_name}."}])
+
+
+def expect(value: Any, kind: type, path: str, optional: bool = True) -> Any:
+    """``value`` if it has JSON type ``kind`` (or is null and optional), else ARM's 400."""
+    if value is None and optional:
+        return None
+    if kind is str and isinstance(value, str):
+        return value
+    if kind is bool and isinstance(value, bool):
+        return value
+    if kind in (dict, list) and isinstance(value, kind):
+        return value
+    raise wrong_type(path, {dict: "object", list: "array", str: "string", bool: "boolean"}[kind], value)
+
+
+def check_tags(tags: Any) -> dict[str, str] | None:
+    tags = expect(tags, dict, "tags")
+    if tags is None:
+        return None
+    if len(tags) > MAX_TAGS:
+        raise ArmFailure(400, "InvalidTagsCount",  # code assumed; the limit is documented
+                         f"The number of tags {len(tags)} exceeds the maximum of {MAX_TAGS} tags per resource.")
+    for name, value in tags.items():
+        expect(value, str, f"tags.{name}", optional=False)
+        if _TAG_NAME_FORBIDDEN.search(name):
+            raise ArmFailure(400, "InvalidTagNameCharacters",
+                             f"The tag names '{name[:80]}' have reserved characters '<,>,%,&,\\,?,/' or control characters.")
+        if len(name) > MAX_TAG_NAME:
+            raise ArmFailure(400, "InvalidTagNameLength",
+                             f"The tag name '{name[:40]}...' exceeds the maximum length of {MAX_TAG_NAME} characters.")
+        if len(value) > MAX_TAG_VALUE:
+            raise ArmFailure(400, "InvalidTagValueLength",
+                             f"The tag value of '{name[:40]}' exceeds the maximum length of {MAX_TAG_VALUE} characters.")
+    return dict(tags)
+
+
+def check_routes(table_id: str, routes: Any, max_routes: int, etag: str) -> list[dict[str, Any]]:
+    routes = expect(routes, list, "properties.routes") or []
+    if len(routes) > max_routes:
+        raise ArmFailure(400, "RouteTableRouteLimitReached",
+                         f"Route table {table_id} would have {len(routes)} routes; the limit is {max_routes}.")
+    seen_names: set[str] = set()
+    seen_prefixes: dict[str, str] = {}
+    out = []
+    for i, r in enumerate(routes):
+        expect(r, dict, f"properties.routes[{i}]", optional=False)
+        name = expect(r.get("name"), str, f"properties.routes[{i}].name") or ""
+        p = expect(r.get("properties"), dict, f"properties.routes[{i}].properties") or {}
+        if not name or name.lower() in seen_names:
+            raise ArmFailure(400, "InvalidRouteName", f"Route name {name!r} is empty or repeated in {table_id}.")
+        check_name("routes", name)
+        seen_names.add(name.lower())
+        prefix, hop, hop_ip = p.get("addressPrefix"), p.get("nextHopType"), p.get("nextHopIpAddress")
+        try:
+            net = ip_network(expect(prefix, str, f"properties.routes[{i}].properties.addressPrefix", optional=False),
+                             strict=True)
+        except ValueError:
+            raise ArmFailure(400, "InvalidRouteAddressPrefix",
+                             f"Route {name} has address prefix {prefix!r}, which is not a valid network address.") from None
+        if str(net) in seen_prefixes:
+            raise ArmFailure(400, "RouteConflict",
+                             f"Route {name} has the same address prefix {net} as route {seen_prefixes[str(net)]}.")
+        seen_prefixes[str(net)] = name
+        if hop not in NEXT_HOP_TYPES:
+            raise ArmFailure(400, "InvalidNextHopType", f"Route {name} has next hop type {hop!r}.")
+        if hop == "VirtualAppliance":
+            try:
+                ip_address(str(hop_ip))
+            except ValueError:
+                raise ArmFailure(400, "InvalidNextHopIpAddress",
+                                 f"Route {name} needs a next hop IP address, got {hop_ip!r}.") from None
+        props = {"addressPrefix": str(net), "nextHopType": hop, "provisioningState": "Succeeded"}
+        if hop_ip is not None and hop == "VirtualAppliance":
+            props["nextHopIpAddress"] = str(hop_ip)
+        # A route carries its table's etag, as a subnet carries its VNet's (assumed, see 0009).
+        out.append({"id": f"{table_id}/routes/{name}", "name": name, "etag": etag,
+                    "type": f"{NET}/routeTables/routes", "properties": props})
+    return out
+
+
+def check_subnet(resources: Mapping[str, dict[str, Any]], vnet_id: str, s: Any, i: int, etag: str) -> dict[str, Any]:
+    expect(s, dict, f"properties.subnets[{i}]", optional=False)
+    name = expect(s.get("name"), str, f"properties.subnets[{i}].name") or ""
+    check_name("subnets", name)
+    props = {k: v for k, v in (expect(s.get("properties"), dict, f"properties.subnets[{i}].properties") or {}).items()
+             if k != "provisioningState"}
+    where = f"properties.subnets[{i}].properties"
+    if props.get("addressPrefix") is None and props.get("addressPrefixes") is not None:
+        prefixes = expect(props["addressPrefixes"], list, f"{where}.addressPrefixes")
+    else:
+        prefixes = [expect(props.get("addressPrefix"), str, f"{where}.addressPrefix", optional=False)]
+    for prefix in prefixes:
+        try:
+            ip_network(expect(prefix, str, f"{where}.addressPrefixes", optional=False), strict=True)
+        except ValueError:
+            raise ArmFailure(400, "InvalidAddressPrefixFormat",
+                             f"Address prefix {prefix!r} of subnet {name} is not formatted correctly.") from None
+    ref = (expect(props.get("routeTable"), dict, f"properties.subnets[{i}].properties.routeTable") or {}).get("id")
+    if ref:
+        if key(str(ref)) not in resources:
+            raise ArmFailure(400, "InvalidResourceReference", f"Route table {ref} referenced by subnet {name} was not found.")
+        props["routeTable"] = {"id": resources[key(str(ref))]["id"]}
+    else:
+        props.pop("routeTable", None)
+    endpoints = expect(props.get("serviceEndpoints"), list, f"properties.subnets[{i}].properties.serviceEndpoints")
+    if endpoints is not None:
+        props["serviceEndpoints"] = [_service_endpoint(e, f"properties.subnets[{i}].properties.serviceEndpoints[{j}]")
+                                     for j, e in enumerate(endpoints)]
+    props["provisioningState"] = "Succeeded"
+    return {"id": f"{vnet_id}/subnets/{name}", "name": name, "etag": etag,
+            "type": f"{NET}/virtualNetworks/subnets", "properties": props}
+
+
+def _service_endpoint(e: Any, path: str) -> dict[str, Any]:
+    expect(e, dict, path, optional=False)
+    service = expect(e.get("service"), str, f"{path}.service", optional=False)
+    out = {"service": service, "provisioningState": "Succeeded"}
+    if e.get("locations") is not None:
+        out["locations"] = list(expect(e["locations"], list, f"{path}.locations"))
+    return out
+
+
+class IpConfigs:
+    """A NIC's ip configurations checked as ARM does; dynamic addresses allocated lowest-first."""
+
+    def __init__(self, resources: Mapping[str, dict[str, Any]], nic_id: str, max_ip_configs: int):
+        self.resources, self.nic_id, self.max = resources, nic_id, max_ip_configs
+
+    def check(self, cfgs: Any, existing: dict[str, Any] | None, etag: str) -> list[dict[str, Any]]:
+        cfgs = expect(cfgs, list, "properties.ipConfigurations") or []
+        nic_id = self.nic_id
+        if not cfgs:
+            raise ArmFailure(400, "NetworkInterfaceMustHaveIpConfiguration", f"{nic_id} needs an ipConfiguration.")
+        if len(cfgs) > self.max:
+            # ARM's exact code for this limit is not documented; the emulator names it plainly.
+            raise ArmFailure(400, "IpConfigurationCountLimitReached",
+                             f"Network interface {nic_id} would have {len(cfgs)} IP configurations; the limit is {self.max}.")
+        before = {c["name"].lower(): c for c in ((existing or {}).get("properties") or {}).get("ipConfigurations") or []}
+        out = self._entries(cfgs, etag)
+        primaries = [c for c in out if c["properties"].get("primary")]
+        if len(out) == 1 and not primaries:
+            out[0]["properties"]["primary"] = True
+        elif len(primaries) != 1:
+            raise ArmFailure(400, "NetworkInterfaceMustHaveOnePrimaryIpConfiguration",
+                             f"Network interface {nic_id} has {len(primaries)} primary IP configurations; exactly one is required.")
+        taken = self._addresses_in_use()
+        mine: dict[str, str] = {}
+        dynamic: list[tuple[dict[str, Any], IPv4Network, str]] = []
+        for c in out:
+            p, cid = c["properties"], c["id"]
+            p.setdefault("primary", False)
+            p.setdefault("privateIPAddressVersion", "IPv4")
+            net, vnet_id = self._subnet_of(cid, p)
+            addr = p.get("privateIPAddress")
+            method = p.get("privateIPAllocationMethod") or ("Static" if addr else "Dynamic")
+            p["privateIPAllocationMethod"] = method
+            if method == "Dynamic":
+                # A dynamic address stays with its configuration across updates, as in Azure.
+                addr = (((before.get(c["name"].lower()) or {}).get("properties")) or {}).get("privateIPAddress")
+                if not addr:
+                    dynamic.append((c, net, vnet_id))
+                    continue
+            elif not addr:
+                raise ArmFailure(400, "PrivateIPAddressMissing",
+                                 f"Private IP address is required when privateIPAllocationMethod is Static in IP configuration {cid}.")
+            self._claim(cid, str(addr), net, vnet_id, taken, mine)
+            p["privateIPAddress"] = str(addr)
+        for c, net, vnet_id in dynamic:
+            used = {a for (v, a) in taken if v == vnet_id} | set(mine)
+            free = next((str(IPv4Address(i)) for i in range(first_assignable(net), int(net.broadcast_address))
+                         if str(IPv4Address(i)) not in used), None)
+            if free is None:
+                raise ArmFailure(400, "SubnetIsFull", f"Subnet {c['properties']['subnet']['id']} has no free address.")
+            self._claim(c["id"], free, net, vnet_id, taken, mine)
+            c["properties"]["privateIPAddress"] = free
+        return out
+
+    def _entries(self, cfgs: list[Any], etag: str) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        names: set[str] = set()
+        for i, c in enumerate(cfgs):
+            expect(c, dict, f"properties.ipConfigurations[{i}]", optional=False)
+            name = expect(c.get("name"), str, f"properties.ipConfigurations[{i}].name") or ""
+            if not name or name.lower() in names:
+                raise ArmFailure(400, "InvalidRequestFormat",
+                                 f"IP configuration name {name!r} is empty or repeated in {self.nic_id}.")
+            check_name("ipConfigurations", name)
+            names.add(name.lower())
+            raw = expect(c.get("properties"), dict, f"properties.ipConfigurations[{i}].properties") or {}
+            props = {k: v for k, v in raw.items() if k != "provisioningState"}
+            expect(props.get("subnet"), dict, f"properties.ipConfigurations[{i}].properties.subnet")
+            out.append({"id": f"{self.nic_id}/ipConfigurations/{name}", "name": name, "etag": etag,
+                        "type": f"{NET}/networkInterfaces/ipConfigurations", "properties": props})
+        return out
+
+    def _subnet_of(self, cid: str, p: dict[str, Any]) -> tuple[IPv4Network, str]:
+        subnet_id = str((p.get("subnet") or {}).get("id") or "")
+        vnet_id = parent_of(subnet_id)
+        vnet = self.resources.get(key(vnet_id)) if vnet_id else None
+        sub = next((s for s in ((vnet or {}).get("properties") or {}).get("subnets") or []
+                    if s["id"].lower() == subnet_id.lower()), None)
+        if sub is None:
+            raise ArmFailure(400, "InvalidResourceReference", f"Subnet {subnet_id or '(none)'} referenced by {cid} was not found.")
+        p["subnet"] = {"id": sub["id"]}
+        return ip_network(subnet_prefix(sub)), vnet_id.lower()
+
+    def _addresses_in_use(self) -> dict[tuple[str, str], str]:
+        """(vnet id, address) -> the ip configuration that holds it, over every other NIC."""
+        out: dict[tuple[str, str], str] = {}
+        for r in self.resources.values():
+            if r["type"] != f"{NET}/networkInterfaces" or r["id"].lower() == self.nic_id.lower():
+                continue
+            for c in r["properties"].get("ipConfigurations") or []:
+                p = c.get("properties") or {}
+                subnet_id = str((p.get("subnet") or {}).get("id") or "")
+                if p.get("privateIPAddress"):
+                    out[(parent_of(subnet_id).lower(), str(p["privateIPAddress"]))] = c.get("id") or r["id"]
+        return out
+
+    @staticmethod
+    def _claim(cid: str, addr: str, net: IPv4Network, vnet_id: str,
+               taken: dict[tuple[str, str], str], mine: dict[str, str]) -> None:
+        try:
+            a = IPv4Address(addr)
+        except ValueError:
+            raise ArmFailure(400, "InvalidPrivateIPAddress", f"{addr!r} in IP configuration {cid} is not an IPv4 address.") from None
+        if a not in net:
+            raise ArmFailure(400, "PrivateIPAddressNotInSubnet",
+                             f"IP configuration {cid} has private IP address {addr}, which is not in subnet {net}.")
+        if is_reserved(a, net):
+            raise ArmFailure(400, "PrivateIPAddressInReservedRange",
+                             f"Private IP address {addr} of IP configuration {cid} is in the reserved range of subnet {net}.")
+        holder = taken.get((vnet_id, addr)) or mine.get(addr)
+        if holder:
+            raise ArmFailure(400, "PrivateIPAddressIsAllocated",
+                             f"IP configuration {cid} is using the private IP address {addr} which is already allocated "
+                             f"to resource {holder}.")
+        mine[addr] = cid
+
+
+def subnet_prefix(subnet: dict[str, Any]) -> str:
+    """A subnet's (first) address prefix: ``addressPrefix`` or the first of ``addressPrefixes``."""
+    p = subnet.get("properties") or {}
+    return str(p.get("addressPrefix") or (p.get("addressPrefixes") or ["0.0.0.0/32"])[0])

@@ -1,0 +1,28 @@
+"""Azure facts shared by the pure core and the ARM emulator (no I/O).
+
+Reserved addresses: "Azure reserves the first four and last IP address for a total of five IP
+addresses within each subnet" (Microsoft Learn, Virtual Network FAQ, "Are there any restrictions on
+using IP addresses within these subnets?"; DESIGN.md 3.5).
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Network
+
+RESERVED_AT_START = 4  # network address, default gateway, two for Azure DNS
+
+
+def reserved_addresses(prefix: IPv4Network) -> tuple[IPv4Address, ...]:
+    """Azure keeps the first four addresses and the last one of every subnet."""
+    base = int(prefix.network_address)
+    return tuple(IPv4Address(base + i) for i in range(RESERVED_AT_START)) + (prefix.broadcast_address,)
+
+
+def is_reserved(address: IPv4Address, prefix: IPv4Network) -> bool:
+    """True when ``address`` (inside ``prefix``) is one Azure keeps for itself."""
+    return int(address) - int(prefix.network_address) < RESERVED_AT_START or address == prefix.broadcast_address
+
+
+def first_assignable(prefix: IPv4Network) -> int:
+    """The lowest address Azure hands out dynamically (as an int)."""
+    return int(prefix.network_address) + RESERVED_AT_START
