@@ -28,7 +28,9 @@ def lab() -> None:
     help="Where Azure's side comes from: the plan, or (api) an ARM emulator inside the lab's "
     "internet, empty as Terraform left it, that `nestnet azure apply` on a lab host programs.",
 )
-def up(spec: str, faults: tuple[str, ...], azure: str) -> None:
+@click.option("--as-seed", is_flag=True, help="Hosts (and with --azure api, Azure) as the seed document's manual "
+              "procedure leaves them: plain `ip route add`, forwarding open, routes named to-<host>-nested; nothing of nestnet's.")
+def up(spec: str, faults: tuple[str, ...], azure: str, as_seed: bool) -> None:
     """Build the lab for SPEC: namespaces nn-<name>.<node>."""
     from .. import lab as labmod
     from ..faults import parse_faults
@@ -36,11 +38,12 @@ def up(spec: str, faults: tuple[str, ...], azure: str) -> None:
     plan = _plan(spec, write=True)
     warn_lines(plan.warnings)
     parsed = parse_faults(faults, plan)
-    labmod.up(plan, parsed, azure=azure)  # type: ignore[arg-type]
+    labmod.up(plan, parsed, azure=azure, as_seed=as_seed)  # type: ignore[arg-type]
     n = len(plan.node_names)
     note(
         f"lab {plan.name} is up: {len(plan.hosts)} hosts, {len(plan.vms)} VMs, "
         f"{n - len(plan.hosts) - len(plan.vms)} endpoints, internet; Azure from the {azure}"
+        + ("; built by hand as the seed document does" if as_seed else "")
     )
     for f in parsed:
         note(f"fault applied: {f}")
@@ -160,8 +163,15 @@ def heal(spec: str) -> None:
 
 
 @lab.command("demo")
-def demo() -> None:
+@click.option("--scenario", type=click.Choice(["seed", "adopt", "add-host"]), default="seed", show_default=True,
+              help="seed: the seed's verification; adopt: import + rollout --adopt of the hand-built seed under "
+              "continuous pings; add-host: host add + rollout, timed until every pair is green.")
+@json_option
+def demo(scenario: str, as_json: bool) -> None:
     """Bring up the seed fabric, run the seed's verification inside it, print the matrix, tear down."""
+    if scenario != "seed":
+        _scenario(scenario, as_json)
+        return
     from .. import lab as labmod
     from ..lab.demo import checks, run_checks, seed_plan
 
@@ -187,3 +197,26 @@ def demo() -> None:
     passed = all(c.ok for c in done) and all(p.ok for p in pairs)
     out.print("[bold green]demo passed[/]" if passed else "[bold red]demo failed[/]")
     sys.exit(0 if passed else 1)
+
+
+def _scenario(scenario: str, as_json: bool) -> None:
+    from importlib.resources import as_file, files
+    from pathlib import Path
+
+    from ..lab import scenarios
+
+    say = (lambda _m: None) if as_json else note
+    with as_file(files("nestnet") / "examples" / "seed.yaml") as seed:
+        run = scenarios.adopt if scenario == "adopt" else scenarios.add_host
+        outcome = run(Path(seed), say)
+    if as_json:
+        emit_json(outcome.doc)
+    else:
+        doc = outcome.doc
+        for k, v in doc.items():
+            if k not in ("pairs", "probes"):
+                click.echo(f"{k}: {v}")
+        from ..lab.matrix import PairResult
+
+        print_matrix([PairResult(p["src"], p["dst"], p["ok"]) for p in doc.get("pairs", [])])
+    sys.exit(0 if outcome.ok else 1)

@@ -165,8 +165,10 @@ def _diff_links(want: Desired, seen: Observed) -> list[Change]:
         else:
             act = ("ovs", b.name, b.mac)
         out.append(Change("link", "add", b.name, f"{b.type} bridge address {b.mac}", act))
-    elif not b.has_uplink:  # a bridge nestnet made: keep its MAC fixed
-        if link.mac != b.mac:
+    elif not b.has_uplink:
+        # A bridge nestnet made keeps its MAC fixed. One built by hand (no nestnet alias) keeps
+        # the MAC it has: changing it under running guests strands their ARP entries.
+        if link.mac != b.mac and link.alias == ALIAS:
             act = ("ip", ["link", "set", "dev", b.name, "address", b.mac]) if b.type == "linux" else ("ovs-mac", b.name, b.mac)
             out.append(Change("link", "set", b.name, f"address {b.mac}", act))
         if b.type == "linux" and link.nf_call_iptables:

@@ -87,7 +87,7 @@ def azure_source(name: str) -> AzureSource:
     return "api" if p.exists() and p.read_text().strip() == "api" else "plan"
 
 
-def up(plan: Plan, faults: tuple[Fault, ...] = (), azure: AzureSource = "plan") -> None:
+def up(plan: Plan, faults: tuple[Fault, ...] = (), azure: AzureSource = "plan", as_seed: bool = False) -> None:
     """Build the whole fabric for ``plan``; on any failure everything built so far is removed.
 
     ``azure="api"``: Azure's side starts empty (no route table, associations or IP forwarding,
@@ -96,6 +96,9 @@ def up(plan: Plan, faults: tuple[Fault, ...] = (), azure: AzureSource = "plan") 
     through the fabric — seeded from the spec and programming the fabric on every write. So
     ``nestnet azure apply`` run on a lab host (``lab exec``) is what turns the pings green.
     Azure-side faults are then made through the ARM API, not ``apply_fault``.
+
+    ``as_seed``: hosts (and, with ``azure="api"``, Azure) as the seed document's manual
+    procedure leaves them, not as nestnet would (``lab/seedbuilt.py``, ``azure/handbuilt.py``).
     """
     ovs_hosts = any(h.bridge_type == "ovs" for h in plan.hosts.values())
     require_root(TOOLS + OVS_TOOLS if ovs_hosts else TOOLS)
@@ -111,10 +114,12 @@ def up(plan: Plan, faults: tuple[Fault, ...] = (), azure: AzureSource = "plan") 
         if bad:
             raise UsageError(f"{', '.join(bad)}: with --azure api, change Azure through the ARM API instead")
     try:
-        _build(plan, topo, AzureState() if azure == "api" else AzureState.from_plan(plan))
+        _build(plan, topo, AzureState() if azure == "api" else AzureState.from_plan(plan), as_seed)
         (state_dir(plan.name) / "azure").write_text(azure)
         if azure == "api":
             _start_arm(plan, topo)
+            if as_seed:
+                run_in(topo.ns(next(iter(plan.hosts))), _build_azure_by_hand, plan, arm_env(plan))
         _write_faults(plan.name, ())
         for f in faults:
             apply_fault(plan, f)
@@ -123,7 +128,15 @@ def up(plan: Plan, faults: tuple[Fault, ...] = (), azure: AzureSource = "plan") 
         raise
 
 
-def _build(plan: Plan, topo: Topology, azure: AzureState) -> None:
+def _build_azure_by_hand(plan: Plan, env: dict[str, str]) -> None:
+    """Inside a lab host: the seed's route table, associations and forwarding, through ARM."""
+    from ..azure import handbuilt
+    from ..azure.arm import ArmClient, ArmSettings
+
+    handbuilt.build(ArmClient(ArmSettings.from_env(plan.azure.resource_group, plan.azure.subscription_id, env)), plan)
+
+
+def _build(plan: Plan, topo: Topology, azure: AzureState, as_seed: bool = False) -> None:
     state_dir(plan.name).mkdir(parents=True, exist_ok=True)
     names = [FABRIC, INTERNET, *plan.node_names]
     # `ip -batch` creates the namespace files only: nothing in the root namespace is configured.
@@ -138,7 +151,7 @@ def _build(plan: Plan, topo: Topology, azure: AzureState) -> None:
     jobs: list[Job] = [(topo.internet_ns, nodes.internet, ())]
     jobs += [(topo.ns(e), nodes.endpoint, (nics[e],)) for e in plan.endpoints]
     jobs += [
-        (topo.ns(h), nodes.host, (plan, topo, nics[h], *host_dirs(plan, h))) for h in plan.hosts
+        (topo.ns(h), nodes.host, (plan, topo, nics[h], *host_dirs(plan, h), as_seed)) for h in plan.hosts
     ]
     parallel(jobs)
     parallel([(topo.ns(v), nodes.vm, (plan, v)) for v in plan.vms])

@@ -45,7 +45,7 @@ def reconcile(plan: Plan, host_name: str, root: str, ovs_dir: str) -> None:
     host_apply(plan, host_name, root=root)
 
 
-def host(plan: Plan, topo: Topology, nic: NicPort, root: str, ovs_dir: str) -> None:
+def host(plan: Plan, topo: Topology, nic: NicPort, root: str, ovs_dir: str, as_seed: bool = False) -> None:
     write_sysctls(NO_IPV6)
     # br_netfilter, when loaded on the machine, makes bridged frames cross the nft forward hook
     # in new namespaces; an Ubuntu KVM host has it off unless something loads it.
@@ -62,7 +62,12 @@ def host(plan: Plan, topo: Topology, nic: NicPort, root: str, ovs_dir: str) -> N
     else:
         ip_batch(_nic_lines(nic, h.bridge if h.bridge_has_uplink else None))
     Path(root).mkdir(parents=True, exist_ok=True)
-    reconcile(plan, h.name, root, ovs_dir)
+    if as_seed:  # the seed's manual procedure instead of nestnet (lab up --as-seed)
+        from .seedbuilt import configure
+
+        configure(plan, h.name, root)
+    else:
+        reconcile(plan, h.name, root, ovs_dir)
     ports = [p for p in topo.vm_ports if p.host == h.name]
     lines = []
     for vp in ports:

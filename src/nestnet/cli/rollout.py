@@ -1,0 +1,71 @@
+"""``nestnet rollout``: Azure first, then every host - one command after a spec change."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from .output import emit_json, json_option, note, spec_argument, warn_lines
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@spec_argument
+@click.option("--adopt", is_flag=True, help="Take over hand-built routes with the same next hop (Azure and hosts).")
+@click.option("--dry-run", is_flag=True, help="Show each step's changes; change nothing.")
+@click.option("--inventory", "inventory_file", type=click.Path(dir_okay=False, path_type=str),
+              help="The Ansible inventory for the hosts step (default: one built from SPEC).")
+@json_option
+@click.argument("ansible_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- ANSIBLE ARGS...]")
+def rollout(spec: str, adopt: bool, dry_run: bool, inventory_file: str | None, as_json: bool,
+            ansible_args: tuple[str, ...]) -> None:
+    """Bring Azure and every host to SPEC: `azure apply`, then `fleet apply`.
+
+    Azure goes first so that a new host's block is routed before hosts route to it. Reports each
+    step's changes and the seconds it took; exit 1 if any host failed (Azure's refusals stop
+    the rollout before any host is touched).
+    """
+    from .. import fleet as fl
+    from ..azure.reconcile import apply as azure_apply
+    from ..azure.reconcile import plan_changes
+    from ..plan import load_plan
+    from .azure import _client
+
+    t0 = time.monotonic()
+    plan = load_plan(spec, write=not dry_run)
+    if not as_json:
+        warn_lines(plan.warnings)
+    client = _client(plan, progress=False)
+    want, obs, changes = plan_changes(client, plan, adopt=adopt)
+    writes = 0
+    if changes and not dry_run:
+        writes = azure_apply(client, want, obs, changes, adopt=adopt).writes
+    t1 = time.monotonic()
+    if not as_json:
+        for c in changes:
+            click.echo(f"azure: {c}")
+        note(f"azure: {len(changes)} changes {'pending (dry run)' if dry_run else 'made'} in {t1 - t0:.1f} s")
+    results = fl.apply(plan, spec, inventory=inventory_file, dry_run=dry_run, extra_args=ansible_args, adopt=adopt)
+    t2 = time.monotonic()
+    host_changes = sum(len(r.changes) for r in results)
+    if as_json:
+        emit_json({
+            "dry_run": dry_run,
+            "steps": [
+                {"step": "azure", "seconds": round(t1 - t0, 3), "writes": writes, "changes": [c.to_dict() for c in changes]},
+                {"step": "hosts", "seconds": round(t2 - t1, 3), "hosts": [r.to_dict() for r in results]},
+            ],
+            "seconds": round(t2 - t0, 3),
+        })
+    else:
+        for r in results:
+            for c in r.changes:
+                mark = "-" if c["op"] == "del" else "~" if c["op"] in ("set", "replace") else "+"
+                detail = f" ({c['detail']})" if c.get("detail") else ""
+                click.echo(f"{r.host}: {mark} {c['kind']} {c['op']} {c['key']}{detail}")
+            if not r.good:
+                click.echo(f"{r.host}: {r.status}: {r.error}")
+        note(f"hosts: {host_changes} changes {'pending (dry run)' if dry_run else 'made'} on {len(results)} hosts "
+             f"in {t2 - t1:.1f} s; rollout {t2 - t0:.1f} s")
+    if any(not r.good for r in results):
+        raise click.exceptions.Exit(1)
