@@ -32,9 +32,10 @@ def test_same_next_hop_is_adopted_atomically_and_then_stable(ns, make_plan, root
     assert all("adopted from" in c.detail for c in pending if c.kind == "route" and c.op != "del")
     applied = n.run(host.apply, plan, "h0", root, adopt=True)
     assert [(c.op, c.key) for c in applied if c.kind == "route"] == route_changes
-    assert routes(n) == {
+    # (a bridge without ports has no carrier: its route may show linkdown)
+    assert {r.removesuffix(" linkdown") for r in routes(n)} == {
         f"10.0.1.48/28 via 10.0.1.11 dev eth1 proto {ROUTE_PROTO}",
-        f"10.0.1.16/28 dev nestbr0 proto {ROUTE_PROTO} scope 253 linkdown",
+        f"10.0.1.16/28 dev nestbr0 proto {ROUTE_PROTO} scope 253",
     }
     assert not any(r.startswith(("10.0.1.48/28", "10.0.1.16/28")) and f"proto {ROUTE_PROTO}" not in r
                    for r in routes(n, None))
