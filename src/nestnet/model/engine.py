@@ -79,6 +79,7 @@ class PairResult:
     reason: str = ""
     hops: tuple[str, ...] = ()
     dies_at: str = ""
+    fix: str = ""  # the drop's fix alone (``reason`` ends with it), for reports
 
     def to_dict(self) -> dict:
         return {
@@ -88,6 +89,7 @@ class PairResult:
             "reason": self.reason,
             "hops": list(self.hops),
             "dies_at": self.dies_at,
+            "fix": self.fix,
         }
 
 
@@ -165,7 +167,7 @@ class Model:
         fwd = self._leg(src, a, b, flow, reply=False)
         hops = [f"request {src} → {dst}", *fwd.hops]
         if fwd.drop is not None:
-            return PairResult(src, dst, False, f"{src} → {dst}: {fwd.drop}", tuple(hops), fwd.drop.where)
+            return PairResult(src, dst, False, f"{src} → {dst}: {fwd.drop}", tuple(hops), fwd.drop.where, fwd.drop.fix)
         if fwd.reached != dst:
             why = f"{src} → {dst}: {b} is answered by {fwd.reached}, not {dst}"
             return PairResult(src, dst, False, why, tuple(hops), fwd.reached or "")
@@ -173,7 +175,7 @@ class Model:
         hops += [f"reply {dst} → {src}", *back.hops]
         if back.drop is not None:
             why = f"reply {dst} → {src}: {back.drop}"
-            return PairResult(src, dst, False, why, tuple(hops), back.drop.where)
+            return PairResult(src, dst, False, why, tuple(hops), back.drop.where, back.drop.fix)
         if back.reached != src or back.dst != a:
             why = f"reply {dst} → {src}: reaches {back.reached} as {back.dst}, not {src} at {a}"
             return PairResult(src, dst, False, why, tuple(hops), back.reached or "")
