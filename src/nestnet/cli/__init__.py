@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("nestnet.cli.doctor:doctor", "Diagnose this live host: what breaks which pairs, and the fix."),
     "import": ("nestnet.cli.importcmd:import_", "Write a spec + lock reproducing the fabric Azure has today."),
     "rollout": ("nestnet.cli.rollout:rollout", "Bring Azure, then every host, to the spec; each step's changes and time."),
+    "diagram": ("nestnet.cli.viz:diagram", "Draw the fabric (SVG, Mermaid, dot) with check's verdicts on it."),
+    "advise": ("nestnet.cli.advise:advise", "Recommend routed, nat or secondary-ip for your needs, with reasons."),
 }
 
 

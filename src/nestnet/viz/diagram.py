@@ -1,0 +1,442 @@
+"""``nestnet diagram``: the fabric as a graph, with check's verdicts on it.
+
+The VNet holds its subnets; a subnet holds its Azure gateway, its hosts (each with its nested
+VMs) and its endpoints; every gateway hangs off Azure's SDN, which reaches the internet. The
+route table sits beside the subnets, dashed lines to the subnets it is associated with. What the
+model says is off (NIC forwarding, a missing association, ``ip_forward``) is written on the
+element. Each failing pair marks the element where it dies (``dies_at``): red, with every
+such pair and its cause on hover (SVG ``<title>``) or in a note (Mermaid); the nodes at either
+end of a failing pair get an amber border, the others a green one.
+
+``build`` is pure; ``to_dot`` and ``to_mermaid`` are text; ``svg`` runs Graphviz's ``dot``
+(layout is Graphviz's job, never hand-placed) and writes the causes into the SVG.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass, field
+from xml.etree import ElementTree as ET
+
+from ..errors import OperationError
+from . import Verdicts
+
+NOTE_LINES = 6  # failing pairs listed per Mermaid note; the SVG title lists up to TITLE_LINES
+TITLE_LINES = 40
+
+FAIL, TOUCHED, OK, OFF = "fail", "touched", "ok", "off"
+COLOURS = {  # stroke, fill
+    FAIL: ("#c0392b", "#fde2df"),
+    TOUCHED: ("#d68910", "#ffffff"),
+    OK: ("#1e8449", "#ffffff"),
+}
+OFF_COLOUR = "#b9770e"
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    kind: str  # internet | azure | routes | gw | host | vm | ep
+    lines: tuple[str, ...]  # the first is the title
+    cluster: str | None = None
+    off: tuple[str, ...] = ()  # what is not as planned here, in words
+
+
+@dataclass(frozen=True)
+class Edge:
+    id: str
+    a: str
+    b: str
+    kind: str  # nic | bridge | sdn | assoc | egress
+    label: tuple[str, ...] = ()
+    off: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Cluster:
+    id: str
+    label: str
+    parent: str | None = None
+    off: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Diagram:
+    title: str
+    clusters: tuple[Cluster, ...]
+    nodes: tuple[Node, ...]
+    edges: tuple[Edge, ...]
+    # element id -> the failing pairs dying there: ("src → dst", cause)
+    marks: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    status: dict[str, str] = field(default_factory=dict)  # node id -> FAIL | TOUCHED | OK
+    by_design: tuple[str, ...] = ()  # failing pairs the mode cannot serve by design, not marked
+
+    def dying(self, element: str, most: int) -> list[str]:
+        """Lines for people: how many pairs die at ``element``, which (up to ``most``), and why."""
+        dying = self.marks.get(element, ())
+        if not dying:
+            return []
+        pairs = [p for p, _ in dying]
+        lines = [f"✗ {len(pairs)} failing pair{'s' if len(pairs) != 1 else ''} die here: "
+                 + ", ".join(pairs[:most]) + (f" and {len(pairs) - most} more" if len(pairs) > most else "")]
+        causes = list(dict.fromkeys(c for _, c in dying))
+        lines += [f"cause: {c}" for c in causes[:most]]
+        if len(causes) > most:
+            lines.append(f"... and {len(causes) - most} other causes")
+        return lines
+
+    def hover(self, element: str, base: str) -> str:
+        """What a person sees on hover: the element, then the failing pairs that die there and why."""
+        return "\n".join([base, *self.dying(element, TITLE_LINES)])
+
+
+def _id(kind: str, name: str = "") -> str:
+    # kinds contain no '-', so "<kind>-<name>" never collides across kinds
+    return f"{kind}-{name}" if name else kind
+
+
+def build(v: Verdicts) -> Diagram:
+    """Pure: the graph of ``v.plan`` as the faulted state has it, marked with ``v``'s verdicts."""
+    plan, st = v.plan, v.state
+    az = st.azure
+    clusters = [Cluster("vnet", f"VNet {plan.azure.vnet} · {', '.join(map(str, plan.address_space))}")]
+    nodes: list[Node] = [
+        Node("internet", "internet", ("internet", "203.0.113.10")),
+        Node("azure", "azure", ("Azure SDN", "routes by the source subnet's table"), "vnet"),
+    ]
+    # edges run top-down (Graphviz ranks an edge's first node above its second)
+    edges: list[Edge] = [Edge("egress", "internet", "azure", "egress", ("outbound: NIC addresses only",))]
+    routed = plan.mode == "routed"
+    if routed:
+        rt = az.route_table or "route table"
+        lines = [f"route table {rt}"]
+        lines += [f"{r.prefix} → {r.next_hop_ip}" for r in az.user_routes] or ["(no routes)"]
+        missing = [r for r in plan.azure.routes if r.address_prefix not in {u.prefix for u in az.user_routes}]
+        off = tuple(f"route {r.name} ({r.address_prefix}) missing" for r in missing)
+        nodes.append(Node("routes", "routes", tuple(lines), "vnet", off))
+    secondary = {s.nic: s for s in plan.azure.secondary_ips}
+    for s in plan.subnets.values():
+        sub = az.subnets[s.name]
+        cid = _id("subnet", s.name)
+        off: tuple[str, ...] = ()
+        if routed:
+            assoc = "route table associated" if sub.route_table else "route table NOT associated"
+            if s.route_table and not sub.route_table:
+                off = (f"subnet {s.name} is not associated with the route table",)
+        else:
+            assoc = f"no route table ({plan.mode})"
+        clusters.append(Cluster(cid, f"{s.name} · {s.prefix} · {assoc}", "vnet", off))
+        gw = _id("gw", s.name)
+        nodes.append(Node(gw, "gw", (f"gateway {s.gateway}",), cid))
+        edges.append(Edge(_id("sdn", s.name), "azure", gw, "sdn"))
+        if routed and sub.route_table:
+            edges.append(Edge(_id("assoc", s.name), "routes", gw, "assoc", ("associated",)))
+    for h in plan.hosts.values():
+        hs = st.hosts[h.name]
+        nic = az.nics[h.nic]
+        hc = _id("hostc", h.name)
+        clusters.append(Cluster(hc, "", _id("subnet", h.subnet)))  # the host and its VMs, boxed
+        off = () if hs.ip_forward else ("net.ipv4.ip_forward=0",)
+        bridge = f"bridge {h.bridge} ({h.bridge_type}{', holds ' + h.uplink if h.bridge_has_uplink else ''})"
+        lines = (h.name, f"{h.ip} on {h.uplink}", f"block {h.block}", bridge,
+                 f"ip_forward {'on' if hs.ip_forward else 'OFF'}")
+        nodes.append(Node(_id("host", h.name), "host", lines, hc, off))
+        planned_fwd = h.nic in plan.azure.nic_ip_forwarding
+        fwd = "on" if nic.ip_forwarding else "OFF" if planned_fwd else "off"
+        nic_lines = [h.nic, f"IP forwarding {fwd}"]
+        if h.nic in secondary:
+            n = sum(1 for s in plan.azure.secondary_ips if s.nic == h.nic)
+            nic_lines.append(f"+{n} secondary IP{'s' if n != 1 else ''}")
+        nic_off = () if nic.ip_forwarding or not planned_fwd else (
+            f"IP forwarding off on NIC {h.nic}",)
+        edges.append(Edge(_id("nic", h.name), _id("gw", h.subnet), _id("host", h.name), "nic", tuple(nic_lines), nic_off))
+        for vm in h.vms:
+            g = plan.vms[vm]
+            nodes.append(Node(_id("vm", vm), "vm", (vm, f"{g.ip}/{g.prefix_len}", f"gw {g.gateway}"), hc))
+            edges.append(Edge(_id("br", vm), _id("host", h.name), _id("vm", vm), "bridge", (h.bridge,)))
+    for e in plan.endpoints.values():
+        nodes.append(Node(_id("ep", e.name), "ep", (e.name, str(e.ip)), _id("subnet", e.subnet)))
+        edges.append(Edge(_id("nic", e.name), _id("gw", e.subnet), _id("ep", e.name), "nic"))
+    d = Diagram(f"{plan.name} ({plan.mode})", tuple(clusters), tuple(nodes), tuple(edges))
+    return _mark(d, v)
+
+
+def element_of(plan, state, dies_at: str) -> str:
+    """The diagram element a ``dies_at`` of the model names."""
+    kind, _, name = dies_at.partition(":")
+    if not name:
+        if dies_at in plan.hosts:
+            return _id("host", dies_at)
+        if dies_at in plan.vms:
+            return _id("vm", dies_at)
+        if dies_at in plan.endpoints:
+            return _id("ep", dies_at)
+        return "internet" if dies_at == "internet" else "azure"
+    if kind in plan.hosts:  # "<host>:<bridge>": the host's bridge
+        return _id("host", kind)
+    if kind == "azure":
+        if name == "internet":
+            return "egress"
+        if name in plan.subnets:
+            return _id("gw", name)
+        nic = state.azure.nics.get(name)
+        if nic is not None:
+            return _id("nic", nic.owner)
+        if any(r.name == name for r in state.azure.user_routes):
+            return "routes"
+    return "azure"
+
+
+def _mark(d: Diagram, v: Verdicts) -> Diagram:
+    from ..advise import not_served
+
+    marks: dict[str, list[tuple[str, str]]] = {}
+    touched: set[str] = set()
+    by_design: list[str] = []
+    for p in v.failed:
+        why_not = not_served(v.plan, p.src, p.dst)
+        if why_not:
+            by_design.append(f"{p.src} → {p.dst}")
+            continue
+        el = element_of(v.plan, v.state, p.dies_at)
+        why = (f"{p.src} → {p.dst}", cause_of(p))
+        marks.setdefault(el, []).append(why)
+        if el.startswith("nic-"):  # a NIC drop marks its owner too: that host is where to look
+            marks.setdefault(_node_of(v.plan, el[4:]), []).append(why)
+        touched.update(_node_of(v.plan, n) for n in (p.src, p.dst))
+    status = {}
+    for n in d.nodes:
+        if n.kind in ("azure", "routes", "gw"):
+            status[n.id] = FAIL if n.id in marks else ""
+            continue
+        status[n.id] = FAIL if n.id in marks else TOUCHED if n.id in touched else OK
+    return Diagram(d.title, d.clusters, d.nodes, d.edges, {k: tuple(x) for k, x in marks.items()}, status,
+                   tuple(by_design))
+
+
+def caption(d: Diagram) -> str:
+    if not d.by_design:
+        return ""
+    return (f"{len(d.by_design)} pairs fail by design of the mode (not marked): " + ", ".join(d.by_design[:NOTE_LINES])
+            + (f" and {len(d.by_design) - NOTE_LINES} more" if len(d.by_design) > NOTE_LINES else ""))
+
+
+def cause_of(p) -> str:
+    """A failed pair's reason without the leading "src → dst: " (or "reply dst → src: ")."""
+    for head in (f"{p.src} → {p.dst}: ", f"reply {p.dst} → {p.src}: "):
+        if p.reason.startswith(head):
+            return ("the reply: " if head.startswith("reply") else "") + p.reason[len(head):]
+    return p.reason
+
+
+def _node_of(plan, name: str) -> str:
+    if name in plan.hosts:
+        return _id("host", name)
+    if name in plan.vms:
+        return _id("vm", name)
+    if name in plan.endpoints:
+        return _id("ep", name)
+    return "internet"
+
+
+# ---------------------------------------------------------------- Graphviz
+
+SHAPES = {
+    "internet": 'shape=ellipse, style="filled", fillcolor="#eef3f8"',
+    "azure": 'shape=box, style="rounded,filled", fillcolor="#dbe9f6"',
+    "routes": 'shape=note, style="filled", fillcolor="#fffbe6"',
+    "gw": 'shape=box, style="rounded,filled", fillcolor="#eef3f8"',
+    "host": 'shape=box, style="filled", fillcolor="#ffffff"',
+    "vm": 'shape=box, style="rounded,filled", fillcolor="#ffffff"',
+    "ep": 'shape=box, style="rounded,filled", fillcolor="#ffffff"',
+}
+
+
+def _q(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def to_dot(d: Diagram) -> str:
+    """Graphviz text; deterministic for one input (golden-tested)."""
+    out = [
+        f"graph {_q(d.title)} {{",
+        '  graph [fontname="Helvetica,Arial,sans-serif", fontsize=11, rankdir=TB, nodesep=0.3, ranksep=0.45, '
+        'newrank=true, bgcolor="transparent"];',
+        '  node [fontname="Helvetica,Arial,sans-serif", fontsize=10, color="#5d6d7e", penwidth=1.2];',
+        '  edge [fontname="Helvetica,Arial,sans-serif", fontsize=9, color="#85929e", fontcolor="#566573"];',
+    ]
+    children: dict[str | None, list[Cluster]] = {}
+    for c in d.clusters:
+        children.setdefault(c.parent, []).append(c)
+    members: dict[str | None, list[Node]] = {}
+    for n in d.nodes:
+        members.setdefault(n.cluster, []).append(n)
+
+    def node_line(n: Node, pad: str) -> str:
+        attrs = [SHAPES[n.kind], f"id={_q(n.id)}", f"label={_q(chr(10).join(n.lines))}"]
+        st = d.status.get(n.id, "")
+        if st in COLOURS:
+            stroke, fill = COLOURS[st]
+            attrs.append(f'color="{stroke}"')
+            if st == FAIL:
+                attrs += [f'fillcolor="{fill}"', "penwidth=2.4"]
+        if n.off:
+            attrs.append(f'fontcolor="{OFF_COLOUR}"')
+        return f"{pad}{_q(n.id)} [{', '.join(attrs)}];"
+
+    def emit(parent: str | None, depth: int) -> None:
+        pad = "  " * depth
+        for n in members.get(parent, []):
+            out.append(node_line(n, pad))
+        for c in children.get(parent, []):
+            out.append(f"{pad}subgraph {_q('cluster_' + c.id)} {{")
+            style = 'style="rounded,dashed"' if c.id.startswith("hostc-") else 'style="rounded"'
+            colour = OFF_COLOUR if c.off else "#aab7c4"
+            out.append(f'{pad}  {style}; color="{colour}"; id={_q(c.id)}; label={_q(c.label)}; labeljust=l;')
+            if c.off:
+                out.append(f'{pad}  fontcolor="{OFF_COLOUR}";')
+            emit(c.id, depth + 1)
+            out.append(f"{pad}}}")
+
+    if caption(d):
+        out.append(f'  label={_q(caption(d))}; labelloc=b; fontcolor="#566573";')
+    emit(None, 1)
+    for e in d.edges:
+        attrs = [f"id={_q(e.id)}"]
+        if e.label:
+            attrs.append(f"label={_q(chr(10).join(e.label))}")
+        if e.kind == "assoc":
+            attrs += ["style=dashed", 'color="#b7950b"']
+        if e.off:
+            attrs += ["style=dashed", f'fontcolor="{OFF_COLOUR}"']
+        if e.id in d.marks:
+            attrs += [f'color="{COLOURS[FAIL][0]}"', "penwidth=2.4"]
+        out.append(f"  {_q(e.a)} -- {_q(e.b)} [{', '.join(attrs)}];")
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def svg(d: Diagram) -> str:
+    """The SVG Graphviz lays out, each element's ``<title>`` replaced by its hover text and its
+    class extended with its verdict (``fail``, ``touched``, ``ok``) for the report's styles."""
+    try:
+        r = subprocess.run(["dot", "-Tsvg"], input=to_dot(d), capture_output=True, text=True, timeout=120)
+    except FileNotFoundError:
+        raise OperationError(
+            "Graphviz's `dot` is not installed (apt-get install graphviz); --format dot or mermaid need nothing"
+        ) from None
+    if r.returncode != 0:
+        raise OperationError(f"dot -Tsvg failed: {r.stderr.strip() or f'exit {r.returncode}'}")
+    return annotate_svg(r.stdout, d)
+
+
+SVG_NS = "http://www.w3.org/2000/svg"
+XLINK_NS = "http://www.w3.org/1999/xlink"
+
+
+def annotate_svg(text: str, d: Diagram) -> str:
+    ET.register_namespace("", SVG_NS)
+    ET.register_namespace("xlink", XLINK_NS)
+    root = ET.fromstring(re.sub(r"<!DOCTYPE[^>]*>", "", text))
+    base = {n.id: "\n".join(n.lines) + (f"\nnot as planned: {'; '.join(n.off)}" if n.off else "") for n in d.nodes}
+    for e in d.edges:
+        base[e.id] = f"{e.a} — {e.b}" + (f": {' '.join(e.label)}" if e.label else "") + (
+            f"\nnot as planned: {'; '.join(e.off)}" if e.off else "")
+    for c in d.clusters:
+        base[c.id] = c.label + (f"\nnot as planned: {'; '.join(c.off)}" if c.off else "")
+    for g in root.iter(f"{{{SVG_NS}}}g"):
+        el = g.get("id")
+        if el not in base:
+            continue
+        title = g.find(f"{{{SVG_NS}}}title")
+        if title is not None:
+            title.text = d.hover(el, base[el])
+        classes = [g.get("class", "")]
+        st = d.status.get(el) or (FAIL if el in d.marks else "")
+        if st:
+            classes.append(st)
+        g.set("class", " ".join(c for c in classes if c))
+        g.set("data-element", el)
+    return ET.tostring(root, encoding="unicode")
+
+
+# ---------------------------------------------------------------- Mermaid
+
+
+def _mq(text: str) -> str:
+    """A Mermaid label: quoted, HTML-escaped, newlines as <br/>."""
+    t = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "#quot;")
+    return '"' + t.replace("\n", "<br/>") + '"'
+
+
+def to_mermaid(d: Diagram) -> str:
+    """A Mermaid flowchart (renders on GitHub and in Markdown); each failing element gets a note."""
+    ids: dict[str, str] = {}
+
+    def mid(x: str) -> str:
+        if x not in ids:
+            base = re.sub(r"[^A-Za-z0-9_]", "_", x)
+            cand, i = base, 1
+            while cand in ids.values():
+                i += 1
+                cand = f"{base}_{i}"
+            ids[x] = cand
+        return ids[x]
+
+    shapes = {"internet": ("((", "))"), "routes": ("[/", "/]"), "gw": ("([", "])")}
+    out = ["flowchart TB"]
+    children: dict[str | None, list[Cluster]] = {}
+    for c in d.clusters:
+        children.setdefault(c.parent, []).append(c)
+    members: dict[str | None, list[Node]] = {}
+    for n in d.nodes:
+        members.setdefault(n.cluster, []).append(n)
+
+    def emit(parent: str | None, depth: int) -> None:
+        pad = "    " * depth
+        for n in members.get(parent, []):
+            o, c = shapes.get(n.kind, ("[", "]"))
+            out.append(f"{pad}{mid(n.id)}{o}{_mq(chr(10).join(n.lines))}{c}")
+        for c in children.get(parent, []):
+            out.append(f"{pad}subgraph {mid(c.id)}[{_mq(c.label)}]")
+            emit(c.id, depth + 1)
+            out.append(f"{pad}end")
+
+    emit(None, 1)
+    red_links: list[int] = []
+    dashed_links: list[int] = []
+    for i, e in enumerate(d.edges):
+        arrow = "-.-" if e.kind == "assoc" or e.off else "---"
+        label = f"|{_mq(chr(10).join(e.label))}|" if e.label else ""
+        out.append(f"    {mid(e.a)} {arrow}{label} {mid(e.b)}")
+        if e.id in d.marks:
+            red_links.append(i)
+    n_links = len(d.edges)
+    notes = 0
+    by_id = {e.id: e for e in d.edges}
+    for el in d.marks:
+        if el in by_id and by_id[el].kind == "nic":
+            continue  # its owner node carries the note
+        notes += 1
+        note = f"note{notes}"
+        out.append(f"    {note}[{_mq(chr(10).join(d.dying(el, NOTE_LINES)))}]:::note")
+        target = by_id[el].b if el in by_id else el  # notes hang off a node; the red link shows the edge
+        out.append(f"    {mid(target)} -.- {note}")
+        dashed_links.append(n_links)
+        n_links += 1
+    if caption(d):
+        out.append(f"    by_design[{_mq(caption(d))}]:::note")
+    out += [
+        f"    classDef fail fill:{COLOURS[FAIL][1]},stroke:{COLOURS[FAIL][0]},stroke-width:2px",
+        f"    classDef touched stroke:{COLOURS[TOUCHED][0]},stroke-width:1.5px",
+        f"    classDef ok stroke:{COLOURS[OK][0]}",
+        "    classDef note fill:#fff8e1,stroke:#d68910,color:#6e2c00,text-align:left",
+    ]
+    for st in (FAIL, TOUCHED, OK):
+        members_ = [mid(n) for n, s in d.status.items() if s == st]
+        if members_:
+            out.append(f"    class {','.join(members_)} {st}")
+    if red_links:
+        out.append(f"    linkStyle {','.join(map(str, red_links))} stroke:{COLOURS[FAIL][0]},stroke-width:3px")
+    return "\n".join(out) + "\n"

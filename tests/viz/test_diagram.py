@@ -1,0 +1,91 @@
+"""The diagram: golden dot and Mermaid text for the seed (healthy, faulted, each mode); the SVG's
+structure (Graphviz versions differ in coordinates); every fault's failures land on an element."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+
+from nestnet.faults import FAULT_KINDS, parse_faults
+from nestnet.lab.demo import seed_plan
+from nestnet.viz import analyse
+from nestnet.viz import diagram as dg
+
+from .conftest import needs_dot
+
+GOLDEN = Path(__file__).parent / "golden"
+CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "case.txt").exists())
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def case_diagram(case: str) -> dg.Diagram:
+    args = dict(line.split(": ", 1) for line in (GOLDEN / case / "case.txt").read_text().splitlines() if line)
+    plan = seed_plan(args.get("mode", "routed"))
+    faults = parse_faults(args["fault"].split(), plan) if "fault" in args else ()
+    return dg.build(analyse(plan, faults))
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("fmt", ["dot", "mmd"])
+def test_golden(case: str, fmt: str) -> None:
+    d = case_diagram(case)
+    got = dg.to_dot(d) if fmt == "dot" else dg.to_mermaid(d)
+    expected = GOLDEN / case / f"expected.{fmt}"
+    if os.environ.get("NESTNET_UPDATE_GOLDEN"):
+        expected.write_text(got)
+    assert got == expected.read_text()
+
+
+def test_nic_forwarding_off_marks_the_host_and_its_nic(seed) -> None:
+    v = analyse(seed, parse_faults(["nic-forwarding-off:vme-kvm-vm2"], seed))
+    d = dg.build(v)
+    assert d.status["host-vme-kvm-vm2"] == dg.FAIL
+    assert d.status["host-vme-kvm-vm1"] == dg.TOUCHED  # an end of a failing pair, not where it dies
+    assert d.status["internet"] == dg.OK
+    dying = {p for p, _ in d.marks["nic-vme-kvm-vm2"]}
+    assert dying == {f"{p.src} → {p.dst}" for p in v.failed} and len(dying) == 6
+    assert all("IP forwarding is off" in c for _, c in d.marks["nic-vme-kvm-vm2"])
+    nic = next(e for e in d.edges if e.id == "nic-vme-kvm-vm2")
+    assert "IP forwarding OFF" in nic.label and nic.off
+
+
+def test_healthy_seed_has_no_marks(seed) -> None:
+    d = dg.build(analyse(seed))
+    assert d.marks == {}
+    assert {s for s in d.status.values() if s} == {dg.OK}
+
+
+@pytest.mark.parametrize("kind", sorted(FAULT_KINDS))
+def test_every_failure_lands_on_a_drawn_element(kind: str, seed) -> None:
+    target = "mgmt-subnet" if FAULT_KINDS[kind][0] == "subnet" else "vme-kvm-vm2"
+    v = analyse(seed, parse_faults([f"{kind}:{target}"], seed))
+    d = dg.build(v)
+    ids = {n.id for n in d.nodes} | {e.id for e in d.edges}
+    assert set(d.marks) <= ids
+    for p in v.failed:  # each failing pair is on the element named after the hop where it dies
+        el = dg.element_of(seed, v.state, p.dies_at)
+        assert (f"{p.src} → {p.dst}", dg.cause_of(p)) in d.marks[el]
+        if p.dies_at != "azure":
+            assert el != "azure", p.dies_at
+
+
+@needs_dot
+def test_svg_structure_and_titles(seed) -> None:
+    v = analyse(seed, parse_faults(["nic-forwarding-off:vme-kvm-vm2"], seed))
+    d = dg.build(v)
+    root = ET.fromstring(dg.svg(d))
+    groups = {g.get("id"): g for g in root.iter(f"{SVG}g") if g.get("data-element")}
+    assert {n.id for n in d.nodes} | {e.id for e in d.edges} <= set(groups)
+    host = groups["host-vme-kvm-vm2"]
+    assert "fail" in host.get("class").split()
+    title = host.find(f"{SVG}title").text
+    assert "6 failing pairs die here" in title and "vme-kvm-vm2-vm-nic" in title
+    assert "fail" in groups["nic-vme-kvm-vm2"].get("class").split()
+    assert "ok" in groups["internet"].get("class").split()
+    # every label is drawn as text
+    texts = " ".join(t.text or "" for t in root.iter(f"{SVG}text"))
+    for name in ("vme-kvm-vm1", "web2", "mgmt-vm", "10.0.1.48/28 → 10.0.1.11", "IP forwarding OFF"):
+        assert name in texts
