@@ -2,7 +2,7 @@
 
 Every claim is one rule below (a function of the needs, tested in tests/viz/test_advise.py) and
 names its source: the seed document's trade-offs ("Alternative Solutions" and "Recommendation")
-or Azure's published limits (docs/decisions/0009-viz-report-advise.md cites them). The choice
+or Azure's published limits (docs/decisions/0014-diagram-report-advise-demo.md cites them). The choice
 follows the seed's recommendation: NAT for simplicity when nothing outside a host must reach a
 nested VM or see its address; routes when something must; secondary IPs when routes cannot serve
 (more hosts than a route table holds) and the NICs can hold every VM.
@@ -22,7 +22,7 @@ MODES = ("routed", "nat", "secondary-ip")
 
 # Azure's limits (Microsoft Learn, "Azure subscription and service limits": networking limits).
 ROUTES_PER_TABLE = 400  # "User-defined routes per route table"
-ROUTES_PER_TABLE_MAX = 1000  # what nestnet's azure.max_routes accepts; see decision 0009
+ROUTES_PER_TABLE_MAX = 1000  # what nestnet's azure.max_routes accepts; see decision 0014
 IP_CONFIGS_PER_NIC = 256  # "Private IP addresses per network interface"
 PRIVATE_IPS_PER_VNET = 65536  # "Private IP addresses per virtual network"
 AZURE_RESERVED_PER_SUBNET = 5  # the first four and the last address of every subnet

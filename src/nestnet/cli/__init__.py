@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("nestnet.cli.importcmd:import_", "Write a spec + lock reproducing the fabric Azure has today."),
     "rollout": ("nestnet.cli.rollout:rollout", "Bring Azure, then every host, to the spec; each step's changes and time."),
     "diagram": ("nestnet.cli.viz:diagram", "Draw the fabric (SVG, Mermaid, dot) with check's verdicts on it."),
+    "report": ("nestnet.cli.viz:report", "Write one self-contained HTML page: diagram, plan, matrix, failures."),
     "advise": ("nestnet.cli.advise:advise", "Recommend routed, nat or secondary-ip for your needs, with reasons."),
 }
 

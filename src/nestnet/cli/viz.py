@@ -56,3 +56,46 @@ def diagram(spec: str, faults: tuple[str, ...], fmt: str, out: str | None) -> No
     d = dg.build(_verdicts(spec, faults))
     text = dg.svg(d) if fmt == "svg" else dg.to_mermaid(d) if fmt == "mermaid" else dg.to_dot(d)
     _write(out, text)
+
+
+def _lab_matrix(plan, faults) -> dict[tuple[str, str], bool]:
+    """The lab's verdicts with ``faults``: a running lab of the spec is used as it is (its faults
+    must be the ones asked for); otherwise one is brought up for this and always torn down."""
+    from .. import lab as labmod
+    from ..errors import UsageError
+
+    if labmod.is_up(plan.name):
+        running = labmod.read_faults(plan.name)
+        if tuple(sorted(running)) != tuple(sorted(faults)):
+            raise UsageError(
+                f"lab {plan.name} is up with faults {', '.join(map(str, running)) or 'none'}, not "
+                f"{', '.join(map(str, faults)) or 'none'}: pass the same --fault, or `nestnet lab down` it first"
+            )
+        note(f"using the running lab {plan.name}")
+        return {(p.src, p.dst): p.ok for p in labmod.matrix(plan)}
+    labmod.up(plan, tuple(faults))
+    try:
+        return {(p.src, p.dst): p.ok for p in labmod.matrix(plan)}
+    finally:
+        labmod.down(plan)
+
+
+@click.command()
+@spec_argument
+@fault_option
+@click.option("--lab", "with_lab", is_flag=True,
+              help="Also ping every pair in the lab (root; a running lab of SPEC is used, else one is brought "
+              "up with the same faults and torn down) and put its matrix beside check's.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The HTML file to write.")
+def report(spec: str, faults: tuple[str, ...], with_lab: bool, out: str) -> None:
+    """Write one self-contained HTML page for SPEC (no network fetches: inline SVG and CSS, no
+    scripts): the diagram, the plan (blocks, Azure routes, host routes, guest addresses), the
+    reachability matrix from `check` - with --lab the lab's beside it, disagreements marked - and
+    every failure with its hop, cause and fix. Exit 0 when written, 2 on bad input.
+    """
+    from ..viz import diagram as dg
+    from ..viz.report import render
+
+    v = _verdicts(spec, faults)
+    lab = _lab_matrix(v.plan, v.faults) if with_lab else None
+    _write(out, render(v, dg.svg(dg.build(v)), lab))

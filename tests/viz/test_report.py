@@ -1,0 +1,146 @@
+"""``nestnet report`` opened in a real browser: Debian's Chromium driven by Playwright, headless and
+offline (every request that is not the report file itself is blocked and recorded). The page must
+render with no console error and no fetch, the matrix must have one cell per ordered pair with
+the verdict classes check (and the lab) gave, and the diagram must mark where failures die."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nestnet.lab.demo import seed_spec
+
+from .conftest import unique_name
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+playwright = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install '.[test]')")
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists() or shutil.which("dot") is None,
+                                reason="needs Debian's chromium and graphviz (scripts/system-deps)")
+
+
+@dataclass
+class Opened:
+    page: object
+    console: list[str] = field(default_factory=list)  # errors and warnings from the console, page errors
+    fetched: list[str] = field(default_factory=list)  # every request that was not the file itself
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def open_page(browser):
+    pages = []
+
+    def open_(path: Path) -> Opened:
+        ctx = browser.new_context(offline=True, viewport={"width": 1400, "height": 900})
+        page = ctx.new_page()
+        pages.append(ctx)
+        o = Opened(page)
+        url = path.resolve().as_uri()
+
+        def route(r) -> None:
+            if r.request.url == url:
+                r.continue_()
+            else:
+                o.fetched.append(r.request.url)
+                r.abort()
+
+        ctx.route("**/*", route)
+        page.on("console", lambda m: o.console.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None)
+        page.on("pageerror", lambda e: o.console.append(f"pageerror: {e}"))
+        page.goto(url, wait_until="load")
+        return o
+
+    yield open_
+    for ctx in pages:
+        ctx.close()
+
+
+def report(tmp_path: Path, *args: str, mode: str = "routed") -> Path:
+    spec = tmp_path / "seed.yaml"
+    spec.write_text(yaml.safe_dump(seed_spec(mode, unique_name()), sort_keys=False))
+    out = tmp_path / "r.html"
+    r = subprocess.run([sys.executable, "-m", "nestnet", "report", str(spec), *args, "--out", str(out)],
+                       capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def cells(page, kind: str) -> dict[tuple[str, str], set[str]]:
+    got = page.eval_on_selector_all(
+        f'figure.matrix[data-kind="{kind}"] td[data-src]',
+        "els => els.map(e => [e.dataset.src, e.dataset.dst, e.className])",
+    )
+    out = {(s, d): set(c.split()) for s, d, c in got}
+    assert len(out) == len(got)  # one cell per pair
+    return out
+
+
+def test_harness_sees_a_fetch_and_a_console_error(open_page, tmp_path: Path) -> None:
+    """The offline guard and the console watch work: a page that fetches and fails is caught."""
+    bad = tmp_path / "bad.html"
+    bad.write_text('<!DOCTYPE html><img src="https://example.invalid/x.png"><script>console.error("boom")</script>')
+    o = open_page(bad)
+    assert o.fetched == ["https://example.invalid/x.png"]
+    assert any("boom" in c for c in o.console)
+
+
+@pytest.mark.root
+def test_seed_report_with_the_lab(open_page, tmp_path: Path) -> None:
+    o = open_page(report(tmp_path, "--lab"))
+    assert o.console == [] and o.fetched == []
+    page = o.page
+    assert page.title().startswith("nestnet report")
+    for kind in ("check", "lab"):
+        c = cells(page, kind)
+        assert len(c) == 25 and all(cls == {"cell", "ok"} for cls in c.values()), c
+    assert page.locator("td.disagree").count() == 0
+    assert page.locator("svg g.node").count() >= 9  # internet, azure, routes, 2 gateways, 2 hosts, 2 VMs, mgmt
+    assert page.locator("svg g.fail").count() == 0
+    assert page.locator("svg").first.bounding_box()["width"] > 400  # drawn, not collapsed
+    page.screenshot(path=str(tmp_path / "seed.png"), full_page=True)
+
+
+def test_fault_report_marks_the_host_and_the_failing_pairs(open_page, tmp_path: Path) -> None:
+    o = open_page(report(tmp_path, "--fault", "nic-forwarding-off:vme-kvm-vm2"))
+    assert o.console == [] and o.fetched == []
+    page = o.page
+    c = cells(page, "check")
+    assert len(c) == 25
+    failing = {k for k, cls in c.items() if "fail" in cls}
+    assert failing == {("vme-kvm-vm1", "web2"), ("web1", "web2"), ("web2", "vme-kvm-vm1"), ("web2", "web1"),
+                       ("web2", "mgmt-vm"), ("mgmt-vm", "web2")}
+    assert all(cls == {"cell", "ok"} for k, cls in c.items() if k not in failing)
+    host = page.locator('svg g[data-element="host-vme-kvm-vm2"]')
+    assert "fail" in host.get_attribute("class").split()
+    assert "6 failing pairs die here" in host.locator("title").text_content()
+    assert "fail" in page.locator('svg g[data-element="nic-vme-kvm-vm2"]').get_attribute("class").split()
+    assert "fail" not in page.locator('svg g[data-element="host-vme-kvm-vm1"]').get_attribute("class").split()
+    rows = page.locator("table.failures tbody tr")
+    assert rows.count() == 6
+    text = page.locator("table.failures").inner_text()
+    assert "azure:vme-kvm-vm2-vm-nic" in text and "--ip-forwarding true" in text and "IP forwarding is off" in text
+    assert page.locator('td[data-src="web1"][data-dst="web2"]').get_attribute("title").startswith("web1 → web2: Azure")
+
+
+def test_nat_report_shows_by_design_cells(open_page, tmp_path: Path) -> None:
+    o = open_page(report(tmp_path, mode="nat"))
+    assert o.console == [] and o.fetched == []
+    c = cells(o.page, "check")
+    design = {k for k, cls in c.items() if "by-design" in cls}
+    assert len(design) == 6 and all(d in ("web1", "web2") for _, d in design)
+    assert o.page.locator("svg g.fail").count() == 0  # by design is not a fault
