@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from nestnet.errors import HostError
-from nestnet.host import files, guard, model, nft, ufw
+from nestnet.host import desired, files, guard, nft, ufw
 
 
 def test_lockout_guard_reads_input_and_output_chains():
@@ -20,9 +20,9 @@ def test_lockout_guard_reads_input_and_output_chains():
 
 def test_lockout_guard_refuses_before_anything_changes(make_plan, monkeypatch):
     plan = make_plan()
-    want = model.desired(plan, plan.hosts["h0"])
+    want = desired.desired(plan, plan.hosts["h0"])
     body = 'table inet nestnet {\n\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n\t\ttcp dport 22 accept\n\t}\n}\n'
-    change = model.Change("nft", "replace", "table inet nestnet", "", body)
+    change = desired.Change("nft", "replace", "table inet nestnet", "", body)
     monkeypatch.setenv("SSH_CONNECTION", "10.0.2.5 50000 10.0.1.10 22")
     guard.refuse_lockout(want, [change])
     monkeypatch.setenv("SSH_CONNECTION", "10.0.2.5 50000 10.0.1.10 2222")
@@ -59,8 +59,8 @@ def test_diff_is_data(make_plan):
     from nestnet.host.rtnl import KLink
 
     plan = make_plan(guest_style="subnet")
-    want = model.desired(plan, plan.hosts["h0"])
-    seen = model.Observed({"eth1": KLink("eth1", "veth", "", True, "", frozenset(), None)}, (), {}, {}, {})
-    kinds = [c.kind for c in model.diff(want, seen)]
+    want = desired.desired(plan, plan.hosts["h0"])
+    seen = desired.Observed({"eth1": KLink("eth1", "veth", "", True, "", frozenset(), None)}, (), {}, {}, {})
+    kinds = [c.kind for c in desired.diff(want, seen)]
     assert kinds == sorted(kinds, key=["link", "addr", "sysctl", "route", "nft", "file"].index)
     assert {"link", "addr", "sysctl", "route", "nft", "file"} == set(kinds)

@@ -6,7 +6,7 @@
     find_self(plan)                -> the host whose Plan IP is on a local interface
 
 Everything works on the *current* network namespace (safe to call from ``netns.run_in``) and
-writes persistent files under ``root``. Observe (observe.py) -> pure diff (model.py) -> execute
+writes persistent files under ``root``. Observe (observe.py) -> pure diff (desired.py) -> execute
 (execute.py); the firewall text is nft.py, the files files.py, netlink for routes rtnl.py.
 """
 
@@ -16,9 +16,9 @@ from pathlib import Path
 
 from ..errors import HostError, UsageError
 from ..plan import Host, Plan
-from . import guard, model, observe
+from . import desired, guard, observe
 from .execute import ApplyError, execute
-from .model import Change
+from .desired import Change
 
 __all__ = ["ApplyError", "Change", "apply", "diff", "find_self", "remove"]
 
@@ -32,10 +32,10 @@ def _host(plan: Plan, host_name: str) -> Host:
         ) from None
 
 
-def _state(plan: Plan, host_name: str, root: str | Path) -> tuple[model.Desired, model.Observed, Path]:
+def _state(plan: Plan, host_name: str, root: str | Path) -> tuple[desired.Desired, desired.Observed, Path]:
     host = _host(plan, host_name)
     root = Path(root)
-    want = model.desired(plan, host, observe.bridge_netfilter_sysctls())
+    want = desired.desired(plan, host, observe.bridge_netfilter_sysctls())
     ovs = host.bridge_type == "ovs"
     seen = observe.observe(root, want.sysctl, want.files, ovs=ovs, flows_on=host.bridge if ovs and host.bridge_has_uplink else None)
     return want, seen, root
@@ -43,7 +43,7 @@ def _state(plan: Plan, host_name: str, root: str | Path) -> tuple[model.Desired,
 
 def diff(plan: Plan, host_name: str, root: str | Path = "/", adopt: bool = False) -> list[Change]:
     want, seen, _ = _state(plan, host_name, root)
-    return model.diff(want, seen, adopt)
+    return desired.diff(want, seen, adopt)
 
 
 def apply(
@@ -51,7 +51,7 @@ def apply(
 ) -> list[Change]:
     """``adopt``: foreign routes with the same next hop as a wanted one become nestnet's."""
     want, seen, root = _state(plan, host_name, root)
-    changes = model.diff(want, seen, adopt)
+    changes = desired.diff(want, seen, adopt)
     guard.refuse_lockout(want, changes)
     if not dry_run:
         execute(changes, root)
@@ -60,7 +60,7 @@ def apply(
 
 def remove(plan: Plan, host_name: str, root: str | Path = "/", dry_run: bool = False) -> list[Change]:
     want, seen, root = _state(plan, host_name, root)
-    changes = model.removal(want, seen)
+    changes = desired.removal(want, seen)
     if not dry_run:
         execute(changes, root)
     return changes

@@ -14,7 +14,7 @@ from typing import Sequence
 from ..errors import HostError
 from . import rtnl
 from .files import File
-from .model import ALIAS, Change
+from .desired import ALIAS, Change
 from .observe import run, sysctl_path
 
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Collection, Iterable, Mapping
 from ..plan import ROUTE_PROTO, ROUTE_PROTO_NAME, Host, Plan
 
 if TYPE_CHECKING:
-    from .model import WantRoute
+    from .desired import WantedKernelRoute
 
 MARK = "Managed by nestnet"
 NETWORKD = "etc/systemd/network"
@@ -59,7 +59,7 @@ def header(plan: Plan, host: Host, comment: str = "#") -> str:
     )
 
 
-def _routes_dropin(routes: Iterable[WantRoute], dev: str) -> str:
+def _routes_dropin(routes: Iterable[WantedKernelRoute], dev: str) -> str:
     out = []
     for r in routes:
         if r.dev != dev:
@@ -78,7 +78,7 @@ def bridge_mac(host: Host) -> str:
 
 
 def render(
-    plan: Plan, host: Host, sysctl: Mapping[str, str], nft_ruleset: str | None, routes: Collection[WantRoute]
+    plan: Plan, host: Host, sysctl: Mapping[str, str], nft_ruleset: str | None, routes: Collection[WantedKernelRoute]
 ) -> dict[str, File]:
     files: dict[str, File] = {
         "etc/iproute2/rt_protos.d/nestnet.conf": File(header(plan, host) + f"{ROUTE_PROTO}\t{ROUTE_PROTO_NAME}\n"),

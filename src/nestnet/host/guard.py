@@ -14,7 +14,7 @@ import os
 import re
 
 from ..errors import HostError
-from .model import Change, Desired
+from .desired import Change, Desired
 
 _CHAIN = re.compile(r"chain (\S+) \{\n\s*type filter hook (input|output) [^;]*;\s*policy (\w+);(.*?)\n\s*\}", re.S)
 

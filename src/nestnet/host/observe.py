@@ -8,7 +8,7 @@ from typing import Iterable, Mapping
 
 from ..errors import HostError
 from . import files, nft, ovsflows, rtnl, ufw
-from .model import Observed
+from .desired import Observed
 from .rtnl import KLink
 
 PROC_SYS = Path("/proc/sys")

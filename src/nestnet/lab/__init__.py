@@ -16,19 +16,19 @@ the planned state and faults remove parts of it; an emulated ARM endpoint can bu
 starts the fabric with an empty Azure side for exactly that (``nestnet azure emulator --seed SPEC
 --program-lab``), and ``heal`` then leaves Azure's side alone.
 
-Python API: ``up(plan, faults=(), azure="plan")``, ``down(plan_or_name)``, ``matrix(plan) -> [PairResult]``,
+Python API: ``up(plan, faults=(), azure="plan")``, ``down(plan_or_name)``, ``matrix(plan) -> [PingResult]``,
 ``apply_fault(plan, fault)``, ``heal(plan)``, ``exec_(plan, node, argv)``. All need root.
 """
 
 from .azure import AzureState
 from .core import apply_fault, down, exec_, heal, is_up, read_faults, up
-from .matrix import PairResult, matrix
+from .matrix import PingResult, matrix
 from .topology import INTERNET, Topology
 
 __all__ = [
     "INTERNET",
     "AzureState",
-    "PairResult",
+    "PingResult",
     "Topology",
     "apply_fault",
     "down",

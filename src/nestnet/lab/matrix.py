@@ -24,7 +24,7 @@ FPING = ("fping", "-a", "-q", "-r", "1", "-t", "300", "-i", "1")
 
 
 @dataclass(frozen=True, order=True)
-class PairResult:
+class PingResult:
     src: str
     dst: str
     ok: bool
@@ -46,17 +46,17 @@ def parse_alive(stdout: str) -> set[str]:
     return {line.split()[0] for line in stdout.splitlines() if line.strip()}
 
 
-def pairs_from(addrs: dict[str, IPv4Address], alive: dict[str, set[str]]) -> list[PairResult]:
+def pairs_from(addrs: dict[str, IPv4Address], alive: dict[str, set[str]]) -> list[PingResult]:
     """Pure: the ordered pairs from each source's set of answering addresses."""
     return [
-        PairResult(src, dst, str(ip) in alive[src])
+        PingResult(src, dst, str(ip) in alive[src])
         for src in alive
         for dst, ip in addrs.items()
         if dst != src
     ]
 
 
-def matrix(plan: Plan) -> list[PairResult]:
+def matrix(plan: Plan) -> list[PingResult]:
     require_up(plan)
     addrs = addresses(plan)
     procs = {}

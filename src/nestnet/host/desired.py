@@ -47,7 +47,7 @@ class Bridge:
     has_uplink: bool
 
 
-class WantRoute(NamedTuple):
+class WantedKernelRoute(NamedTuple):
     dst: IPv4Network
     dev: str
     via: IPv4Address | None
@@ -55,12 +55,12 @@ class WantRoute(NamedTuple):
     via_s: str | None
 
 
-def want_routes(host: Host) -> dict[tuple[int, int], WantRoute]:
+def want_routes(host: Host) -> dict[tuple[int, int], WantedKernelRoute]:
     out = {}
     for r in host.routes:
         net = r.dst.network_address
         via_s = inet_ntoa(r.via.packed) if r.via else None
-        out[(int(net), r.dst.prefixlen)] = WantRoute(r.dst, r.dev, r.via, f"{inet_ntoa(net.packed)}/{r.dst.prefixlen}", via_s)
+        out[(int(net), r.dst.prefixlen)] = WantedKernelRoute(r.dst, r.dev, r.via, f"{inet_ntoa(net.packed)}/{r.dst.prefixlen}", via_s)
     return out
 
 
@@ -69,7 +69,7 @@ class Desired:
     plan: Plan
     host: Host
     bridge: Bridge
-    routes: Mapping[tuple[int, int], WantRoute]  # by (network as int, prefix length)
+    routes: Mapping[tuple[int, int], WantedKernelRoute]  # by (network as int, prefix length)
     sysctl: Mapping[str, str]
     nft: Mapping[str, str]  # family -> table text; families not here must have no nestnet table
     files: Mapping[str, files.File]  # path relative to root -> content
@@ -109,7 +109,7 @@ def desired(plan: Plan, host: Host, extra_sysctl: Mapping[str, str] | None = Non
     )
 
 
-def _route_detail(w: WantRoute) -> str:
+def _route_detail(w: WantedKernelRoute) -> str:
     return (f"via {w.via_s} " if w.via_s else "") + f"dev {w.dev} proto {ROUTE_PROTO_NAME}"
 
 
@@ -211,7 +211,7 @@ def _del(r: KRoute) -> Change:
     return Change("route", "del", key, _kroute_str(r), RouteOp("del", r.net, r.dev, r.gateway, r.proto, r.table, r.metric))
 
 
-def _same_hop(r: KRoute, w: WantRoute) -> bool:
+def _same_hop(r: KRoute, w: WantedKernelRoute) -> bool:
     return r.dev == w.dev and r.via == (int(w.via) if w.via else 0)
 
 
@@ -260,7 +260,7 @@ def _diff_routes(want: Desired, seen: Observed, adopt: bool = False) -> list[Cha
     return dels + adds
 
 
-def _adopt(r: KRoute, w: WantRoute) -> list[Change]:
+def _adopt(r: KRoute, w: WantedKernelRoute) -> list[Change]:
     """Take a foreign route with the same next hop into nestnet's protocol, with no gap.
 
     ``RTM_NEWROUTE`` with ``NLM_F_REPLACE`` swaps the kernel's entry matching (table, prefix,
