@@ -123,7 +123,9 @@ def observe_azure(plan: Plan, client: Any) -> AzureState:
     vnet = client.get_vnet(az.vnet)
     nics = {n["name"]: n for n in client.list_nics()}
     table_id = client.table_id(az.route_table) if az.route_table else ""
-    return azure_from_arm(from_plan(plan).azure, table, vnet, nics, table_id)
+    from .azure.dataplane import azure_state
+
+    return azure_state(AzureState.from_plan(plan), table, vnet, nics, table_id)
 
 
 def run(plan: Plan, host: str, root: str | Path = "/", azure_client: Any = None) -> Diagnosis:
@@ -280,52 +282,6 @@ def assumed(plan: Plan, host: str, azure_read: bool = False) -> tuple[str, ...]:
         out.append("hosts " + ", ".join(others))
     out.append(f"guests and endpoints (and the {INTERNET})")
     return tuple(out)
-
-
-# --- Azure as ARM reports it (REST JSON, as nestnet.azure's reconciler reads it) ----------------
-
-def _props(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return (obj or {}).get("properties") or {}
-
-
-def _ipv4_net(text: str) -> IPv4Network | None:
-    """A route's prefix; None for what the model does not route (service tags, IPv6)."""
-    try:
-        return IPv4Network(text, strict=False)
-    except ValueError:
-        return None
-
-
-def azure_from_arm(
-    planned: AzureState,
-    table: Mapping[str, Any] | None,
-    vnet: Mapping[str, Any] | None,
-    nics: Mapping[str, Mapping[str, Any]],
-    table_id: str,
-) -> AzureState:
-    """The planned AzureState with ARM's routes, associations and NIC forwarding in place.
-
-    Only VirtualAppliance routes are modelled (what nestnet writes). NICs ARM does not list
-    (endpoints' NICs, whose names the spec does not give) keep their planned forwarding."""
-    routes = tuple(
-        UserRoute(r["name"], net, IPv4Address(p["nextHopIpAddress"]))
-        for r in _props(table).get("routes") or []
-        if (p := _props(r)).get("nextHopType", "").lower() == "virtualappliance" and p.get("nextHopIpAddress")
-        and (net := _ipv4_net(p.get("addressPrefix", ""))) is not None
-    )
-    associated = {
-        s["name"] for s in _props(vnet).get("subnets") or []
-        if table_id and (_props(s).get("routeTable") or {}).get("id", "").lower() == table_id.lower()
-    }
-    return replace(
-        planned,
-        user_routes=routes,
-        subnets={k: replace(s, route_table=k in associated) for k, s in planned.subnets.items()},
-        nics={
-            k: replace(n, ip_forwarding=bool(_props(nics[k]).get("enableIPForwarding"))) if k in nics else n
-            for k, n in planned.nics.items()
-        },
-    )
 
 
 def azure_findings(want: AzureState, got: AzureState) -> list[str]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, Mapping, NamedTuple
 
+from . import sysctl as sysctls
 from .errors import Problem, SpecError
 from .ipam import Allocation, allocate, lock_path, read_lock, write_lock
 from .spec import SpecSource, parse_yaml, read_source, structure
@@ -381,8 +382,8 @@ def build_plan(fabric: Fabric, alloc: Allocation, source: str = "") -> Plan:
         hs = host_specs[hi.name]
         sub = subnets[hi.subnet]
         sysctl = {
-            "net.ipv4.ip_forward": "1",
-            "net.ipv4.conf.all.rp_filter": "2",
+            sysctls.IP_FORWARD: "1",
+            sysctls.rp_filter(): "2",
             # No ICMP redirects to guests: an onlink guest told "talk to your sibling directly"
             # would bypass the host's forward chain (the kernel sends them if all OR the device
             # says so, hence both).
@@ -392,12 +393,12 @@ def build_plan(fabric: Fabric, alloc: Allocation, source: str = "") -> Plan:
         bridge_address = None
         if style == "subnet":
             bridge_address = hi.ip
-            sysctl[f"net.ipv4.conf.{hs.bridge}.proxy_arp"] = "1"
+            sysctl[sysctls.proxy_arp(hs.bridge)] = "1"
             sysctl[f"net.ipv4.neigh.{hs.bridge}.proxy_delay"] = "0"
             if hs.bridge_has_uplink:
                 # the subnet is routed out of the bridge itself: plain proxy ARP answers only
                 # for other devices
-                sysctl[f"net.ipv4.conf.{hs.bridge}.proxy_arp_pvlan"] = "1"
+                sysctl[sysctls.proxy_arp_pvlan(hs.bridge)] = "1"
         if mode == "nat":
             masq = "all"
         elif spec.nested.egress == "masquerade-outside-vnet":

@@ -158,17 +158,17 @@ def _arm(plan, forwarding: bool, routes: bool, associated: bool):
     ({"associated": False}, "Azure subnet mgmt-subnet is not associated", "no-route-table:mgmt-subnet"),
 ])
 def test_azure_read_through_arm(tmp_path: Path, broken: dict, needle: str, fault: str):
-    from nestnet.doctor import azure_from_arm
+    from nestnet.azure.dataplane import azure_state
     from nestnet.faults import parse_faults
 
     plan = write(tmp_path, spec())[1]
     planned = from_plan(plan)
     h = planned.hosts["h1"]
     obs = observe_host(_routes(h), _sysctl(h), _nft())
-    healthy = azure_from_arm(planned.azure, *_arm(plan, True, True, True))
+    healthy = azure_state(planned.azure, *_arm(plan, True, True, True))
     assert healthy == planned.azure
     assert diagnose(plan, "h1", obs, azure=healthy).healthy
-    azure = azure_from_arm(planned.azure, *_arm(plan, **{"forwarding": True, "routes": True, "associated": True,
+    azure = azure_state(planned.azure, *_arm(plan, **{"forwarding": True, "routes": True, "associated": True,
                                                           **broken}))
     d = diagnose(plan, "h1", obs, azure=azure)
     assert any(needle in f and "nestnet azure apply" in f for f in d.findings), d.findings

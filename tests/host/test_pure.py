@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from nestnet import sysctl
 from nestnet.errors import HostError
 from nestnet.host import desired, files, guard, nft, ufw
 
@@ -33,7 +34,7 @@ def test_lockout_guard_refuses_before_anything_changes(make_plan, monkeypatch):
 
 
 def test_sysctl_keys_with_dotted_interfaces():
-    assert files.sysctl_parts("net.ipv4.conf.eth1.100.proxy_arp") == ["net", "ipv4", "conf", "eth1.100", "proxy_arp"]
+    assert sysctl.parts("net.ipv4.conf.eth1.100.proxy_arp") == ["net", "ipv4", "conf", "eth1.100", "proxy_arp"]
     assert files._sysctl_key("net.ipv4.conf.eth1.100.proxy_arp") == "net/ipv4/conf/eth1.100/proxy_arp"
     assert files._sysctl_key("net.ipv4.ip_forward") == "net.ipv4.ip_forward"
     assert files._sysctl_key("net.bridge.bridge-nf-call-iptables") == "-net.bridge.bridge-nf-call-iptables"

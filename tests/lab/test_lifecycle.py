@@ -183,7 +183,7 @@ def test_azure_api_mode_starts_empty_and_follows_whoever_programs_the_fabric(tmp
         lab.apply_fault(plan, Fault("ip-forward-off", "hosta"))
         lab.heal(plan)  # heals the host, leaves Azure's side to the API
         assert red(plan) == set()
-        fabric.program_ns(topo, lab.AzureState())
+        fabric.program_ns(topo, lab.AzureState.from_plan(plan).unconfigured())
         lab.heal(plan)
         assert ("vma", "vmb") in red(plan)
     finally:

@@ -5,16 +5,17 @@ No root needed: these run everywhere.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Network
 
 import pytest
 
 from nestnet.errors import UsageError
 from nestnet.faults import Fault
-from nestnet.lab.azure import AzureState, FabricConfig, desired, diff
+from nestnet.lab.azure import AzureState, FabricConfig, desired, diff, with_faults
+from nestnet.model.state import UserRoute
 from nestnet.lab.demo import checks
 from nestnet.lab.fabric import render_nft
-from nestnet.lab.faultlab import azure_state_for
 from nestnet.lab.matrix import addresses, pairs_from, parse_alive
 from nestnet.lab.topology import INTERNET, Topology, nic_mac, ns_name, port_name
 
@@ -45,22 +46,30 @@ def test_reserved_node_names_are_refused(tmp_path):
 
 def test_planned_azure_state(plan):
     state = AzureState.from_plan(plan)
-    assert state.user_routes == {
+    assert {r.prefix: r.next_hop_ip for r in state.user_routes} == {
         IPv4Network("10.0.1.16/28"): IPv4Address("10.0.1.10"),
         IPv4Network("10.0.1.48/28"): IPv4Address("10.0.1.11"),
     }
-    assert state.associated_subnets == {"vm-subnet", "mgmt-subnet"}
-    assert state.ip_forwarding_nics == {"hosta-nic", "hostb-nic"}
+    assert _associated(state) == {"vm-subnet", "mgmt-subnet"}
+    assert _forwarding(state) == {"hosta-nic", "hostb-nic"}
+
+
+def _associated(state: AzureState) -> set[str]:
+    return {k for k, s in state.subnets.items() if s.route_table}
+
+
+def _forwarding(state: AzureState) -> set[str]:
+    return {k for k, n in state.nics.items() if n.ip_forwarding}
 
 
 def test_azure_faults_change_only_the_state_they_name(plan):
-    state = azure_state_for(
+    state = with_faults(
         plan, (Fault("nic-forwarding-off", "hostb"), Fault("no-route-table", "mgmt-subnet"), Fault("no-user-route", "hosta"))
     )
-    assert state.ip_forwarding_nics == {"hosta-nic"}
-    assert state.associated_subnets == {"vm-subnet"}
-    assert list(state.user_routes) == [IPv4Network("10.0.1.48/28")]
-    assert azure_state_for(plan, (Fault("ip-forward-off", "hosta"),)) == AzureState.from_plan(plan)
+    assert _forwarding(state) == {"hosta-nic"}
+    assert _associated(state) == {"vm-subnet"}
+    assert [r.prefix for r in state.user_routes] == [IPv4Network("10.0.1.48/28")]
+    assert with_faults(plan, (Fault("ip-forward-off", "hosta"),)) == AzureState.from_plan(plan)
 
 
 def test_route_table_is_system_routes_overlaid_by_user_routes(plan):
@@ -74,7 +83,7 @@ def test_route_table_is_system_routes_overlaid_by_user_routes(plan):
     assert want.rule_ports == {a, b, m}
     assert want.ipfwd_ports == {a, b}
     # a route to a next hop no NIC owns drops, as in Azure
-    lost = AzureState({IPv4Network("10.0.1.16/28"): IPv4Address("10.0.1.99")})
+    lost = replace(AzureState.from_plan(plan), user_routes=(UserRoute("r", IPv4Network("10.0.1.16/28"), IPv4Address("10.0.1.99")),))
     assert ("10.0.1.16/28", "blackhole", None, None) in desired(topo, lost).table
 
 
@@ -82,7 +91,7 @@ def test_diff_is_empty_when_observed_matches_and_minimal_otherwise(plan):
     topo = Topology.from_plan(plan)
     want = desired(topo, AzureState.from_plan(plan))
     assert not diff(want, want)
-    broken = desired(topo, azure_state_for(plan, (Fault("nic-forwarding-off", "hostb"),)))
+    broken = desired(topo, with_faults(plan, (Fault("nic-forwarding-off", "hostb"),)))
     ch = diff(want, broken)
     assert ch.add_ipfwd == (port_name(IPv4Address("10.0.1.11")),)
     assert not (ch.add_routes or ch.del_routes or ch.add_rules or ch.del_rules or ch.del_ipfwd)

@@ -8,13 +8,12 @@
                   per changed NIC, re-read and retry on 412)
     export.py     Terraform (seed style) and az CLI script renderers
     emulator.py   an HTTPS ARM emulator the unmodified SDK works against
-    labstate.py   the lab's AzureState read from the emulator (``lab up --azure api``)
+    dataplane.py  pure: ARM JSON -> the model's AzureState (routes, associations, NIC forwarding)
 """
 
 from .arm import ArmClient, ArmSettings, EtagMismatch
 from .diff import Change, Desired, Observed, WantIpConfig, desired, diff, nic_write_order
 from .export import az_script, terraform, write_export
-from .labstate import fabric_state_from_emulator, lab_programmer
 from .reconcile import apply, observe, plan_changes, reconcile
 
 __all__ = [
@@ -29,8 +28,6 @@ __all__ = [
     "az_script",
     "desired",
     "diff",
-    "fabric_state_from_emulator",
-    "lab_programmer",
     "nic_write_order",
     "observe",
     "plan_changes",

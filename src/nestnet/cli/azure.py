@@ -155,7 +155,7 @@ def emulator(
         arm.seed(plan)
         sub = plan.azure.subscription_id or sub
         if program_lab:
-            from ..azure.labstate import lab_programmer
+            from ..lab.azure import lab_programmer
             from ..lab.core import is_up
 
             if not is_up(plan.name):

@@ -11,11 +11,12 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+from .. import sysctl
 from ..errors import HostError
 from . import rtnl
 from .files import File
 from .desired import ALIAS, Change
-from .observe import run, sysctl_path
+from .observe import run
 
 
 class ApplyError(HostError):
@@ -88,7 +89,7 @@ def _one(c: Change, root: Path) -> None:
     elif c.kind == "sysctl":
         key, value = act
         try:
-            sysctl_path(key).write_text(value + "\n")
+            sysctl.path(key).write_text(value + "\n")
         except OSError as exc:
             raise HostError(f"sysctl {key}={value}: {exc.strerror}") from None
     elif c.kind == "nft":

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Collection, Iterable, Mapping
 
+from .. import sysctl
 from ..plan import ROUTE_PROTO, ROUTE_PROTO_NAME, Host, Plan
 
 if TYPE_CHECKING:
@@ -122,17 +123,9 @@ def render(
     return files
 
 
-def sysctl_parts(key: str) -> list[str]:
-    """``net.ipv4.conf.eth1.100.rp_filter`` -> [net, ipv4, conf, eth1.100, rp_filter]."""
-    parts = key.split(".")
-    if len(parts) > 5 and parts[0] == "net" and parts[2] in ("conf", "neigh"):
-        return [*parts[:3], ".".join(parts[3:-1]), parts[-1]]
-    return parts
-
-
 def _sysctl_key(key: str) -> str:
     # sysctl.d reads '/' as the separator when the key has one: needed for names with a dot.
-    parts = sysctl_parts(key)
+    parts = sysctl.parts(key)
     text = "/".join(parts) if any("." in p for p in parts) else key
     # br_netfilter's keys exist only once the module is loaded: '-' lets systemd-sysctl skip them.
     return "-" + text if key.startswith("net.bridge.") else text

@@ -6,12 +6,12 @@ import subprocess
 from pathlib import Path
 from typing import Iterable, Mapping
 
+from .. import sysctl
 from ..errors import HostError
 from . import files, nft, ovsflows, rtnl, ufw
 from .desired import Observed
 from .rtnl import KLink
 
-PROC_SYS = Path("/proc/sys")
 BRIDGE_NF = ("net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables", "net.bridge.bridge-nf-call-arptables")
 
 
@@ -29,15 +29,11 @@ def links() -> dict[str, KLink]:
         raise HostError(f"reading links: {exc}") from exc
 
 
-def sysctl_path(key: str) -> Path:
-    return PROC_SYS.joinpath(*files.sysctl_parts(key))
-
-
 def sysctls(keys: Iterable[str]) -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     for k in keys:
         try:
-            out[k] = sysctl_path(k).read_text().strip()
+            out[k] = sysctl.path(k).read_text().strip()
         except FileNotFoundError:
             out[k] = None
     return out
@@ -46,7 +42,7 @@ def sysctls(keys: Iterable[str]) -> dict[str, str | None]:
 def bridge_netfilter_sysctls() -> dict[str, str]:
     """br_netfilter, when loaded, sends bridged frames through the IPv4 forward hook of every
     table; nestnet turns that off (docs/decisions/0001)."""
-    return {k: "0" for k in BRIDGE_NF if sysctl_path(k).exists()}
+    return {k: "0" for k in BRIDGE_NF if sysctl.path(k).exists()}
 
 
 def nft_comments() -> dict[str, str | None]:

@@ -1,10 +1,12 @@
-"""Azure's control-plane state as the lab sees it, and what it means for the fabric (pure).
+"""Azure's control-plane state as the lab sees it, and what it means for the fabric (pure, bar
+the emulator reads at the end).
 
-``AzureState`` is the seam between "what Azure is configured to do" and the fabric namespace
-that does it. ``AzureState.from_plan(plan)`` is the planned state; faults remove things from it;
-an emulated ARM endpoint can build its own ``AzureState`` from the route table, subnet and NIC
-resources it holds and hand it to ``nestnet.lab.fabric.program(topology, state)``, which makes the
-fabric match it idempotently.
+The state is the model's ``nestnet.model.state.AzureState`` - one Azure state for check, doctor
+and lab. ``AzureState.from_plan(plan)`` is the planned state; Azure-side faults are the model's
+what-ifs (``with_faults``: the same code as ``check --fault``); with ``lab up --azure api`` the
+state comes from what the ARM emulator holds (``from_resources``, through the one ARM reader
+``nestnet.azure.dataplane``). ``nestnet.lab.fabric.program(topology, state)`` makes the fabric
+namespace match it idempotently.
 
 ``desired(topology, state)`` turns a state into the fabric's dynamic configuration, and
 ``diff(desired, observed)`` into the only changes needed. Both are pure.
@@ -12,47 +14,28 @@ fabric match it idempotently.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from ipaddress import IPv4Address, IPv4Network
-from typing import Any, Mapping
+import json
+import sys
+from dataclasses import dataclass
+from ipaddress import IPv4Network
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
+from ..faults import Fault
+from ..model.state import AzureState, from_plan
+from ..model.whatif import AZURE_FAULTS, apply_faults
 from ..plan import Plan
 from .topology import INET_LINK_PEER, INET_PORT, SINK, Topology
+
+if TYPE_CHECKING:
+    from ..azure.emulator import Arm
 
 DEFAULT = IPv4Network("0.0.0.0/0")
 
 
-@dataclass(frozen=True)
-class AzureState:
-    """The Azure resources that decide the data plane: nestnet's route table and the NICs."""
-
-    user_routes: Mapping[IPv4Network, IPv4Address] = field(default_factory=dict)  # prefix -> next hop
-    associated_subnets: frozenset[str] = frozenset()  # subnets using the route table
-    ip_forwarding_nics: frozenset[str] = frozenset()  # NICs whose src/dst check is lifted
-
-    @classmethod
-    def from_plan(cls, plan: Plan) -> AzureState:
-        return cls(
-            user_routes={r.address_prefix: r.next_hop_ip for r in plan.azure.routes},
-            associated_subnets=frozenset(plan.azure.subnet_associations),
-            ip_forwarding_nics=frozenset(plan.azure.nic_ip_forwarding),
-        )
-
-    def without_forwarding(self, nic: str) -> AzureState:
-        return replace(self, ip_forwarding_nics=self.ip_forwarding_nics - {nic})
-
-    def without_association(self, subnet: str) -> AzureState:
-        return replace(self, associated_subnets=self.associated_subnets - {subnet})
-
-    def without_route(self, prefix: IPv4Network) -> AzureState:
-        return replace(self, user_routes={p: nh for p, nh in self.user_routes.items() if p != prefix})
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "user_routes": {str(p): str(nh) for p, nh in sorted(self.user_routes.items())},
-            "associated_subnets": sorted(self.associated_subnets),
-            "ip_forwarding_nics": sorted(self.ip_forwarding_nics),
-        }
+def with_faults(plan: Plan, faults: Iterable[Fault]) -> AzureState:
+    """The planned Azure state with the Azure-side ``faults`` applied (the model's what-ifs)."""
+    return apply_faults(from_plan(plan), [f for f in faults if f.kind in AZURE_FAULTS]).azure
 
 
 # A route in the fabric's route-table table, compared on these fields only:
@@ -97,16 +80,18 @@ def system_routes(topo: Topology) -> dict[IPv4Network, RouteKey]:
 
 def desired(topo: Topology, state: AzureState) -> FabricConfig:
     table = system_routes(topo)
-    for prefix, hop in state.user_routes.items():
-        nic = topo.nic_of_ip(hop)
+    for r in state.user_routes:
+        nic = topo.nic_of_ip(r.next_hop_ip)
         # On an exact tie a user route beats a system route; a next hop no NIC owns drops.
-        table[prefix] = (
-            (str(prefix), "unicast", str(hop), nic.port) if nic else (str(prefix), "blackhole", None, None)
+        table[r.prefix] = (
+            (str(r.prefix), "unicast", str(r.next_hop_ip), nic.port) if nic else (str(r.prefix), "blackhole", None, None)
         )
+    associated = {name for name, s in state.subnets.items() if s.route_table}
+    forwarding = {name for name, n in state.nics.items() if n.ip_forwarding}
     return FabricConfig(
         table=frozenset(table.values()),
-        rule_ports=frozenset(n.port for n in topo.nics if n.subnet in state.associated_subnets),
-        ipfwd_ports=frozenset(n.port for n in topo.nics if n.nic in state.ip_forwarding_nics),
+        rule_ports=frozenset(n.port for n in topo.nics if n.subnet in associated),
+        ipfwd_ports=frozenset(n.port for n in topo.nics if n.nic in forwarding),
     )
 
 
@@ -119,3 +104,55 @@ def diff(want: FabricConfig, have: FabricConfig) -> FabricChanges:
         del_ipfwd=tuple(sorted(have.ipfwd_ports - want.ipfwd_ports)),
         add_ipfwd=tuple(sorted(want.ipfwd_ports - have.ipfwd_ports)),
     )
+
+
+# --- the ARM emulator's state (``lab up --azure api``) -----------------------------------------
+
+def from_resources(resources: Mapping[str, Mapping[str, Any]], plan: Plan) -> AzureState:
+    """The AzureState the emulator's resources give the plan's VNet, route table and NICs.
+
+    Secondary ip configurations are not read: the lab's topology takes them from the plan, so in
+    secondary-ip mode the lab delivers nested VM addresses whatever the emulator holds."""
+    from ..azure.dataplane import azure_state
+    from ..azure.emulator import DEFAULT_SUBSCRIPTION, NET
+
+    az = plan.azure
+    root = f"/subscriptions/{az.subscription_id or DEFAULT_SUBSCRIPTION}/resourceGroups/{az.resource_group}/providers/{NET}"
+    table_id = f"{root}/routeTables/{az.route_table}" if az.route_table else ""
+    nic_root = f"{root}/networkInterfaces/".lower()
+    nics = {r["name"]: r for k, r in resources.items() if k.startswith(nic_root)}
+    return azure_state(
+        AzureState.from_plan(plan),
+        resources.get(table_id.lower()) if table_id else None,
+        resources.get(f"{root}/virtualNetworks/{az.vnet}".lower()),
+        nics,
+        table_id,
+    )
+
+
+def from_emulator(state_dir: str | Path, plan: Plan) -> AzureState:
+    """Read ``STATE_DIR/state.json`` (as the emulator last wrote it) and return the AzureState."""
+    from ..azure.emulator import STATE_FILE
+
+    path = Path(state_dir) / STATE_FILE
+    resources = json.loads(path.read_text())["resources"] if path.exists() else {}
+    return from_resources(resources, plan)
+
+
+def lab_programmer(plan: Plan) -> Callable[["Arm"], None]:
+    """An ``Arm.on_change`` hook that makes the running lab's fabric namespace match the emulator.
+
+    Runs in the emulator's request thread after each accepted write; a failure is reported on
+    stderr and does not fail the ARM request (the write did happen, as it would in Azure).
+    """
+    from . import fabric
+
+    topo = Topology.from_plan(plan)
+
+    def program(arm: "Arm") -> None:
+        try:
+            fabric.program_ns(topo, from_resources(arm.resources, plan))
+        except Exception as exc:  # keep serving: the lab may have been torn down under us
+            print(f"nestnet azure emulator: programming lab {plan.name} failed: {exc}", file=sys.stderr, flush=True)
+
+    return program

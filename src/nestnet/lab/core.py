@@ -22,8 +22,8 @@ from ..faults import Fault
 from ..netns import list_names, run_in
 from ..plan import Plan
 from . import fabric, nodes, ovs
-from .azure import AzureState
-from .faultlab import apply_host_fault, azure_state_for, clear_host_faults, is_azure_fault
+from .azure import AzureState, with_faults
+from .faultlab import apply_host_fault, clear_host_faults, is_azure_fault
 from .sysio import NO_IPV6, Job, ip_batch, parallel, write_sysctls
 from .topology import FABRIC, INTERNET, INTERNET_IP, Topology, ns_prefix
 
@@ -114,7 +114,8 @@ def up(plan: Plan, faults: tuple[Fault, ...] = (), azure: AzureSource = "plan", 
         if bad:
             raise UsageError(f"{', '.join(bad)}: with --azure api, change Azure through the ARM API instead")
     try:
-        _build(plan, topo, AzureState() if azure == "api" else AzureState.from_plan(plan), as_seed)
+        planned = AzureState.from_plan(plan)
+        _build(plan, topo, planned.unconfigured() if azure == "api" else planned, as_seed)
         (state_dir(plan.name) / "azure").write_text(azure)
         if azure == "api":
             _start_arm(plan, topo)
@@ -163,12 +164,14 @@ ARM_PORT = 443
 
 def arm_env(plan: Plan) -> dict[str, str]:
     """What a lab host needs to reach the lab's ARM emulator (``lab up --azure api``)."""
+    from ..azure.emulator import DEFAULT_SUBSCRIPTION
+
     d = state_dir(plan.name) / "arm"
     return {
         "NESTNET_ARM_ENDPOINT": (d / "endpoint").read_text().strip(),
         "NESTNET_ARM_CA_BUNDLE": str(d / "ca.pem"),
         "NESTNET_ARM_TOKEN": "lab",  # the emulator takes any bearer token
-        "AZURE_SUBSCRIPTION_ID": plan.azure.subscription_id or "00000000-0000-0000-0000-000000000000",
+        "AZURE_SUBSCRIPTION_ID": plan.azure.subscription_id or DEFAULT_SUBSCRIPTION,
     }
 
 
@@ -254,7 +257,7 @@ def apply_fault(plan: Plan, fault: Fault) -> None:
     if is_azure_fault(fault) and azure_source(plan.name) == "api":
         raise UsageError(f"{fault}: lab {plan.name} takes Azure's state from the ARM API; change it there")
     if is_azure_fault(fault):
-        fabric.program_ns(topo, azure_state_for(plan, faults))
+        fabric.program_ns(topo, with_faults(plan, faults))
     else:
         run_in(topo.ns(fault.target), apply_host_fault, plan, fault)
     _write_faults(plan.name, faults)

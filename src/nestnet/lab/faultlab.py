@@ -1,38 +1,25 @@
 """The shared fault vocabulary (nestnet.faults), made real in the lab.
 
-Azure-side faults change the ``AzureState`` the fabric is programmed from; host-side faults
+Azure-side faults change the ``AzureState`` the fabric is programmed from, through the model's
+what-ifs (``nestnet.lab.azure.with_faults``, the same code as ``check --fault``); host-side faults
 change the host namespace behind nestnet's back, the way an operator or a reboot would. Healing
 reprograms the fabric from the plan and re-runs the host reconciler.
 """
 
 from __future__ import annotations
 
+from .. import firewall, sysctl
 from ..faults import Fault
-from .. import firewall
+from ..model.whatif import AZURE_FAULTS
 from ..plan import ROUTE_PROTO, Plan
-from .azure import AzureState
 from .nodes import reconcile
 from .sysio import ip_batch, ip_json, nft, nft_json, run, write_sysctls
 
-AZURE_FAULTS = ("nic-forwarding-off", "no-route-table", "no-user-route")
 FAULT_TABLE = "nestnet_labfault"  # the lab's own table: a plain drop policy, no nestnet rules
 
 
 def is_azure_fault(f: Fault) -> bool:
     return f.kind in AZURE_FAULTS
-
-
-def azure_state_for(plan: Plan, faults: tuple[Fault, ...]) -> AzureState:
-    """Pure: the planned Azure state with the Azure-side ``faults`` applied."""
-    state = AzureState.from_plan(plan)
-    for f in faults:
-        if f.kind == "nic-forwarding-off":
-            state = state.without_forwarding(plan.hosts[f.target].nic)
-        elif f.kind == "no-route-table":
-            state = state.without_association(f.target)
-        elif f.kind == "no-user-route":
-            state = state.without_route(plan.hosts[f.target].block)
-    return state
 
 
 def _links() -> list[str]:
@@ -53,7 +40,7 @@ def apply_host_fault(plan: Plan, f: Fault) -> None:
     """Inside the host's namespace."""
     h = plan.hosts[f.target]
     if f.kind == "ip-forward-off":
-        write_sysctls({"net.ipv4.ip_forward": "0"})
+        write_sysctls({sysctl.IP_FORWARD: "0"})
     elif f.kind == "no-host-routes":
         ip_batch([f"route flush proto {ROUTE_PROTO}"])
     elif f.kind == "firewall-deny-routed":
@@ -64,10 +51,10 @@ def apply_host_fault(plan: Plan, f: Fault) -> None:
     elif f.kind == "rp-filter-strict":
         # The kernel uses max(all, <dev>): strict everywhere, or a loose device wins.
         names = ["all", "default", *_links()]
-        write_sysctls({f"net.ipv4.conf.{n}.rp_filter": "1" for n in names})
+        write_sysctls({sysctl.rp_filter(n): "1" for n in names})
     elif f.kind == "no-proxy-arp":
         # both knobs: proxy_arp_pvlan alone answers for addresses routed back out the bridge
-        write_sysctls({f"net.ipv4.conf.{h.bridge}.proxy_arp": "0", f"net.ipv4.conf.{h.bridge}.proxy_arp_pvlan": "0"})
+        write_sysctls({sysctl.proxy_arp(h.bridge): "0", sysctl.proxy_arp_pvlan(h.bridge): "0"})
     elif f.kind == "no-masquerade":
         _delete_masquerade()
     else:  # pragma: no cover - parse_fault accepts only FAULT_KINDS

@@ -13,20 +13,17 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from .. import sysctl
 from ..errors import LabError
 from ..netns import run_in
 
 NO_IPV6 = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
 
 
-def sysctl_path(key: str) -> str:
-    return "/proc/sys/" + key.replace(".", "/")
-
-
 def write_sysctls(values: Mapping[str, str], *, missing_ok: bool = False) -> None:
     for key, value in values.items():
         try:
-            with open(sysctl_path(key), "w") as fh:
+            with open(sysctl.path(key), "w") as fh:
                 fh.write(value)
         except FileNotFoundError:
             if not missing_ok:
@@ -36,7 +33,7 @@ def write_sysctls(values: Mapping[str, str], *, missing_ok: bool = False) -> Non
 
 
 def read_sysctl(key: str) -> str:
-    with open(sysctl_path(key)) as fh:
+    with open(sysctl.path(key)) as fh:
         return fh.read().strip()
 
 

@@ -10,18 +10,18 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
 from ..errors import UsageError
+from ..model.state import INTERNET, INTERNET_IP, OUTBOUND_IP, OUTBOUND_NET
 from ..plan import Plan
 
 NS_PREFIX = "nn-"
 FABRIC = "fabric"
-INTERNET = "internet"
 RESERVED = (FABRIC, INTERNET)
 
 # The emulated internet: the fabric reaches it through the Internet system route (0.0.0.0/0).
-INTERNET_IP = IPv4Address("203.0.113.10")
-INET_LINK_FABRIC = "198.51.100.1"  # the fabric's public (SNAT) address
-INET_LINK_PEER = "198.51.100.254"
-INET_LINK_PREFIX = 24
+# Its address (INTERNET_IP) and the link to it are the model's, which the lab must match.
+INET_LINK_FABRIC = str(OUTBOUND_IP)  # the fabric's public (SNAT) address
+INET_LINK_PEER = str(OUTBOUND_NET[254])
+INET_LINK_PREFIX = OUTBOUND_NET.prefixlen
 INET_PORT = "pinet"
 SINK = "vnetsink"  # every unowned VNet address routes here: ARP answered, traffic dropped
 ROUTE_TABLE_ID = 100  # the Linux table that plays nestnet's Azure route table

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import Iterator
 
+from .. import sysctl
 from ..firewall import FwdPacket
 from ..plan import Route
 from ..validate import reserved_addresses
@@ -38,6 +39,7 @@ from .state import (
     INTERNET_IP,
     NESTNET_CHAIN,
     OUTBOUND_IP,
+    OUTBOUND_NET,
     GuestState,
     HostState,
     NicState,
@@ -46,7 +48,6 @@ from .state import (
 )
 
 MAX_HOPS = 32
-INTERNET_NET = IPv4Network("198.51.100.0/24")  # the only network the internet node reaches
 AZURE = "azure"
 
 
@@ -271,19 +272,19 @@ class Model:
         fix = "`nestnet host apply`"
         if not h.proxy_arp and not h.proxy_arp_pvlan:
             return (f"proxy ARP is off on {h.name}'s {h.bridge}",
-                    f"{fix} or `sysctl -w net.ipv4.conf.{h.bridge}.proxy_arp=1` on {h.name}")
+                    f"{fix} or `sysctl -w {sysctl.proxy_arp(h.bridge)}=1` on {h.name}")
         if not h.ip_forward:
-            return (f"{h.name} has net.ipv4.ip_forward=0 (proxy ARP answers only when forwarding)",
-                    f"{fix} or `sysctl -w net.ipv4.ip_forward=1` on {h.name}")
+            return (f"{h.name} has {sysctl.IP_FORWARD}=0 (proxy ARP answers only when forwarding)",
+                    f"{fix} or `sysctl -w {sysctl.IP_FORWARD}=1` on {h.name}")
         r = self.host_route(h, tip)
         if r is None:
             return f"{h.name} has no route to {tip}", fix
         if r.dev == h.bridge and not h.proxy_arp_pvlan:
             return (f"{h.name} routes {tip} back out {h.bridge} and proxy_arp_pvlan is off (proxy ARP alone answers "
-                    "only for other devices)", f"`sysctl -w net.ipv4.conf.{h.bridge}.proxy_arp_pvlan=1` on {h.name}")
+                    "only for other devices)", f"`sysctl -w {sysctl.proxy_arp_pvlan(h.bridge)}=1` on {h.name}")
         if r.dev != h.bridge and not h.proxy_arp:
             return (f"proxy ARP is off on {h.name}'s {h.bridge}",
-                    f"{fix} or `sysctl -w net.ipv4.conf.{h.bridge}.proxy_arp=1` on {h.name}")
+                    f"{fix} or `sysctl -w {sysctl.proxy_arp(h.bridge)}=1` on {h.name}")
         rp = self._rp_refusal(h, h.bridge, sip)
         if rp is not None:
             return rp
@@ -301,7 +302,7 @@ class Model:
         if h.rp_filter == 1 and back.dev != in_dev:
             return (
                 f"{h.name} has rp_filter=1 (strict) and its route back to {src} leaves by {back.dev}, not {in_dev}",
-                f"`nestnet host apply` or `sysctl -w net.ipv4.conf.all.rp_filter=2` on {h.name}",
+                f"`nestnet host apply` or `sysctl -w {sysctl.rp_filter()}=2` on {h.name}",
             )
         return None
 
@@ -369,8 +370,8 @@ class Model:
             w.hop(h.name, f"delivered ({dst} is local)")
             return h.name
         if not h.ip_forward:
-            raise _Dropped(Drop(h.name, f"{h.name} does not forward {src} → {dst}: net.ipv4.ip_forward=0",
-                                f"`nestnet host apply` or `sysctl -w net.ipv4.ip_forward=1` on {h.name}"))
+            raise _Dropped(Drop(h.name, f"{h.name} does not forward {src} → {dst}: {sysctl.IP_FORWARD}=0",
+                                f"`nestnet host apply` or `sysctl -w {sysctl.IP_FORWARD}=1` on {h.name}"))
         r = self.host_route(h, dst)
         if r is None:
             raise _Dropped(Drop(h.name, f"{h.name} has no route to {dst}", "`nestnet host apply`"))
@@ -517,7 +518,7 @@ class Model:
 
     def _internet_out(self, pkt: list[IPv4Address], w: _Walk) -> str:
         dst = pkt[1]
-        if dst not in INTERNET_NET:
+        if dst not in OUTBOUND_NET:
             raise _Dropped(Drop(INTERNET, f"the internet has no route to {dst} (no inbound path into the VNet)", ""))
         w.hop(INTERNET, f"{pkt[0]} → {dst} to Azure")
         if not (w.reply and AZURE in w.flow.seen):

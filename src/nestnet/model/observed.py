@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any, Mapping
 
+from .. import sysctl
 from ..firewall import FAMILY, TABLE
 from ..plan import ROUTE_PROTO, ROUTE_PROTO_NAME, Plan, Route
 from .state import Chain, Firewall, HostState, State, from_plan
@@ -27,10 +28,10 @@ NESTNET_TABLE = (FAMILY, TABLE)
 
 def sysctl_keys(host: HostState) -> list[str]:
     """The sysctls ``observe_host`` reads (ask the host for exactly these)."""
-    keys = ["net.ipv4.ip_forward", "net.ipv4.conf.all.rp_filter", "net.ipv4.conf.all.proxy_arp"]
+    keys = [sysctl.IP_FORWARD, sysctl.rp_filter(), sysctl.proxy_arp("all")]
     for dev in dict.fromkeys((host.l3_dev, host.bridge)):
-        keys.append(f"net.ipv4.conf.{dev}.rp_filter")
-    keys += [f"net.ipv4.conf.{host.bridge}.proxy_arp", f"net.ipv4.conf.{host.bridge}.proxy_arp_pvlan"]
+        keys.append(sysctl.rp_filter(dev))
+    keys += [sysctl.proxy_arp(host.bridge), sysctl.proxy_arp_pvlan(host.bridge)]
     return keys
 
 
@@ -97,10 +98,10 @@ def observed_host(planned: HostState, obs: HostObservation) -> HostState:
         planned,
         owned_routes=obs.owned_routes,
         other_routes=obs.other_routes,
-        ip_forward=on("net.ipv4.ip_forward"),
+        ip_forward=on(sysctl.IP_FORWARD),
         rp_filter=rp,
-        proxy_arp=on(f"net.ipv4.conf.{planned.bridge}.proxy_arp") or on("net.ipv4.conf.all.proxy_arp"),
-        proxy_arp_pvlan=on(f"net.ipv4.conf.{planned.bridge}.proxy_arp_pvlan"),
+        proxy_arp=on(sysctl.proxy_arp(planned.bridge)) or on(sysctl.proxy_arp("all")),
+        proxy_arp_pvlan=on(sysctl.proxy_arp_pvlan(planned.bridge)),
         firewall=Firewall(tuple(chains)),
         masquerade=planned.masquerade if obs.nestnet_masquerade else (),
     )

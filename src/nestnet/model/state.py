@@ -15,10 +15,11 @@ live host or the lab reports. Everything here is immutable: what-ifs are ``State
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv4Network
 from typing import Literal, Mapping
 
+from .. import sysctl as sysctls
 from ..firewall import FORWARD_CHAIN, FwdPacket, FwRule, MasqRule, Policy, policy_for
 from ..plan import Plan, Route
 
@@ -31,6 +32,8 @@ INTERNET = "internet"
 INTERNET_IP = IPv4Address("203.0.113.10")
 # The address Azure's default outbound access translates NIC addresses to (lab: fab's pinet).
 OUTBOUND_IP = IPv4Address("198.51.100.1")
+# The link between Azure's edge and the internet: the only network the internet node reaches.
+OUTBOUND_NET = IPv4Network("198.51.100.0/24")
 
 # nestnet's forward chain, as the model names it (in findings and fixes).
 NESTNET_CHAIN = FORWARD_CHAIN
@@ -99,6 +102,19 @@ class AzureState:
     user_routes: tuple[UserRoute, ...]
     nics: Mapping[str, NicState]
     resource_group: str = ""
+
+    @classmethod
+    def from_plan(cls, plan: Plan) -> "AzureState":
+        return azure_from_plan(plan)
+
+    def unconfigured(self) -> "AzureState":
+        """Azure before nestnet wrote anything: no user routes, no associations, no forwarding."""
+        return replace(
+            self,
+            user_routes=(),
+            subnets={k: replace(v, route_table=False) for k, v in self.subnets.items()},
+            nics={k: replace(v, ip_forwarding=False) for k, v in self.nics.items()},
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,8 +210,13 @@ def firewall_of(p: Policy) -> Firewall:
     return Firewall((Chain("accept", p.flat(), NESTNET_CHAIN),))
 
 
-def from_plan(plan: Plan) -> State:
-    """The desired state: what Azure and every host look like once nestnet has applied ``plan``."""
+def endpoint_nic(endpoint: str) -> str:
+    """Endpoints are plain Azure VMs; their NIC name is not in the spec."""
+    return f"{endpoint}-nic"
+
+
+def azure_from_plan(plan: Plan) -> AzureState:
+    """Azure once nestnet has applied ``plan``: the route table, associations, NIC forwarding."""
     az = plan.azure
     subnets = {
         s.name: SubnetState(s.name, s.prefix, s.gateway, s.name in az.subnet_associations)
@@ -210,12 +231,10 @@ def from_plan(plan: Plan) -> State:
         nics[h.nic] = NicState(
             h.nic, h.subnet, h.name, frozenset({h.ip, *secondary.get(h.nic, ())}), h.nic in forwarding
         )
-    endpoints: dict[str, EndpointState] = {}
     for e in plan.endpoints.values():
-        nic = f"{e.name}-nic"  # endpoints are plain Azure VMs; their NIC name is not in the spec
+        nic = endpoint_nic(e.name)
         nics[nic] = NicState(nic, e.subnet, e.name, frozenset({e.ip}), False)
-        endpoints[e.name] = EndpointState(e.name, e.ip, e.prefix_len, e.subnet, e.gateway, nic)
-    azure = AzureState(
+    return AzureState(
         address_space=plan.address_space,
         route_table=az.route_table,
         subnets=subnets,
@@ -223,12 +242,21 @@ def from_plan(plan: Plan) -> State:
         nics=nics,
         resource_group=az.resource_group,
     )
+
+
+def from_plan(plan: Plan) -> State:
+    """The desired state: what Azure and every host look like once nestnet has applied ``plan``."""
+    azure = azure_from_plan(plan)
+    endpoints = {
+        e.name: EndpointState(e.name, e.ip, e.prefix_len, e.subnet, e.gateway, endpoint_nic(e.name))
+        for e in plan.endpoints.values()
+    }
     fabric = plan.fabric_prefixes  # where nested traffic may go without NAT
     hosts: dict[str, HostState] = {}
     for h in plan.hosts.values():
         subnet = plan.subnets[h.subnet].prefix
         other = (Route(subnet, h.l3_dev), Route(IPv4Network("0.0.0.0/0"), h.l3_dev, h.gateway))
-        rp = int(h.sysctl.get("net.ipv4.conf.all.rp_filter", "0"))
+        rp = int(h.sysctl.get(sysctls.rp_filter(), "0"))
         fw = policy_for(h, fabric, tuple(plan.vms[v].ip for v in h.vms))
         hosts[h.name] = HostState(
             name=h.name,
@@ -245,10 +273,10 @@ def from_plan(plan: Plan) -> State:
             block=h.block,
             owned_routes=h.routes,
             other_routes=other,
-            ip_forward=h.sysctl.get("net.ipv4.ip_forward") == "1",
+            ip_forward=h.sysctl.get(sysctls.IP_FORWARD) == "1",
             rp_filter=rp,
-            proxy_arp=h.sysctl.get(f"net.ipv4.conf.{h.bridge}.proxy_arp") == "1",
-            proxy_arp_pvlan=h.sysctl.get(f"net.ipv4.conf.{h.bridge}.proxy_arp_pvlan") == "1",
+            proxy_arp=h.sysctl.get(sysctls.proxy_arp(h.bridge)) == "1",
+            proxy_arp_pvlan=h.sysctl.get(sysctls.proxy_arp_pvlan(h.bridge)) == "1",
             firewall=firewall_of(fw),
             masquerade=fw.masquerade_rules(),
         )

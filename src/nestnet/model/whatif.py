@@ -38,6 +38,9 @@ def _no_user_route(state: State, host: str) -> State:
     return replace(state, azure=replace(state.azure, user_routes=routes))
 
 
+# Faults on Azure's side (the rest are on a host).
+AZURE_FAULTS = ("nic-forwarding-off", "no-route-table", "no-user-route")
+
 WHATIFS: dict[str, Callable[[State, str], State]] = {
     "nic-forwarding-off": _nic_forwarding_off,
     "no-route-table": _no_route_table,
