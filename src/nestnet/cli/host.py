@@ -85,3 +85,42 @@ def remove(spec: str, host_name: str | None, root: str, dry_run: bool, as_json: 
     plan, name = _load(spec, host_name)
     changes = reconciler.remove(plan, name, root, dry_run=dry_run)
     _print(changes, as_json, "to make (dry run)" if dry_run else "made", name)
+
+
+@host.command("add")
+@spec_argument
+@click.argument("name")
+@click.option("--ip", required=True, help="The host NIC's primary private IP.")
+@click.option("--nic", default=None, help="Its Azure NIC (default <name>-nic).")
+@click.option("--subnet", default=None, help="Its subnet (default: the one holding --ip).")
+@click.option("--block", default=None, help="Pin its block (default: first free one, recorded in the lock).")
+@click.option("--uplink", default=None, help="Its uplink interface (default: host_defaults, else eth0).")
+@click.option("--bridge", default=None, help="The nested VMs' bridge.")
+@click.option("--bridge-type", type=click.Choice(["linux", "ovs"]), default=None)
+@click.option("--bridge-has-uplink/--no-bridge-has-uplink", default=None)
+@click.option("--firewall", type=click.Choice(["nftables", "ufw"]), default=None)
+@click.option("--ssh-port", type=int, default=None)
+@json_option
+def add(spec: str, name: str, ip: str, as_json: bool, **keys) -> None:
+    """Add host NAME to SPEC (comments and order kept); its block goes to the lock. Then
+    `nestnet rollout SPEC` routes it in Azure and on every host."""
+    from ..hostedit import host_add
+
+    plan = host_add(spec, name, ip, **keys).plan
+    h = plan.hosts[name]
+    if as_json:
+        emit_json({"host": name, **h.to_dict()})
+        return
+    click.echo(f"added host {name}: {h.ip} in {h.subnet}, block {h.block}, NIC {h.nic}")
+
+
+@host.command("rm")
+@spec_argument
+@click.argument("name")
+@click.option("--release-block", is_flag=True, help="Confirm that the host's block may go to the next host added.")
+def rm(spec: str, name: str, release_block: bool) -> None:
+    """Remove host NAME (and its lock entry) from SPEC; refused while VMs are on it."""
+    from ..hostedit import host_rm
+
+    _, block = host_rm(spec, name, release_block)
+    click.echo(f"removed host {name}; block {block} released")
