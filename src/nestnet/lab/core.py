@@ -87,7 +87,9 @@ def azure_source(name: str) -> AzureSource:
     return "api" if p.exists() and p.read_text().strip() == "api" else "plan"
 
 
-def up(plan: Plan, faults: tuple[Fault, ...] = (), azure: AzureSource = "plan", as_seed: bool = False) -> None:
+def up(
+    plan: Plan, faults: tuple[Fault, ...] = (), azure: AzureSource = "plan", as_seed: bool = False, bare: bool = False
+) -> None:
     """Build the whole fabric for ``plan``; on any failure everything built so far is removed.
 
     ``azure="api"``: Azure's side starts empty (no route table, associations or IP forwarding,
@@ -99,6 +101,7 @@ def up(plan: Plan, faults: tuple[Fault, ...] = (), azure: AzureSource = "plan", 
 
     ``as_seed``: hosts (and, with ``azure="api"``, Azure) as the seed document's manual
     procedure leaves them, not as nestnet would (``lab/seedbuilt.py``, ``azure/handbuilt.py``).
+    ``bare``: hosts as fresh machines (their VMs' bridge only), for nestnet to bring in.
     """
     ovs_hosts = any(h.bridge_type == "ovs" for h in plan.hosts.values())
     require_root(TOOLS + OVS_TOOLS if ovs_hosts else TOOLS)
@@ -115,7 +118,8 @@ def up(plan: Plan, faults: tuple[Fault, ...] = (), azure: AzureSource = "plan", 
             raise UsageError(f"{', '.join(bad)}: with --azure api, change Azure through the ARM API instead")
     try:
         planned = AzureState.from_plan(plan)
-        _build(plan, topo, planned.unconfigured() if azure == "api" else planned, as_seed)
+        hand = "seed" if as_seed else "bare" if bare else ""
+        _build(plan, topo, planned.unconfigured() if azure == "api" else planned, hand)
         (state_dir(plan.name) / "azure").write_text(azure)
         if azure == "api":
             _start_arm(plan, topo)
@@ -137,7 +141,7 @@ def _build_azure_by_hand(plan: Plan, env: dict[str, str]) -> None:
     handbuilt.build(ArmClient(ArmSettings.from_env(plan.azure.resource_group, plan.azure.subscription_id, env)), plan)
 
 
-def _build(plan: Plan, topo: Topology, azure: AzureState, as_seed: bool = False) -> None:
+def _build(plan: Plan, topo: Topology, azure: AzureState, hand: str = "") -> None:
     state_dir(plan.name).mkdir(parents=True, exist_ok=True)
     names = [FABRIC, INTERNET, *plan.node_names]
     # `ip -batch` creates the namespace files only: nothing in the root namespace is configured.
@@ -152,7 +156,7 @@ def _build(plan: Plan, topo: Topology, azure: AzureState, as_seed: bool = False)
     jobs: list[Job] = [(topo.internet_ns, nodes.internet, ())]
     jobs += [(topo.ns(e), nodes.endpoint, (nics[e],)) for e in plan.endpoints]
     jobs += [
-        (topo.ns(h), nodes.host, (plan, topo, nics[h], *host_dirs(plan, h), as_seed)) for h in plan.hosts
+        (topo.ns(h), nodes.host, (plan, topo, nics[h], *host_dirs(plan, h), hand)) for h in plan.hosts
     ]
     parallel(jobs)
     parallel([(topo.ns(v), nodes.vm, (plan, v)) for v in plan.vms])

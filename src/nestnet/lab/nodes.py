@@ -45,7 +45,9 @@ def reconcile(plan: Plan, host_name: str, root: str, ovs_dir: str) -> None:
     host_apply(plan, host_name, root=root)
 
 
-def host(plan: Plan, topo: Topology, nic: NicPort, root: str, ovs_dir: str, as_seed: bool = False) -> None:
+def host(plan: Plan, topo: Topology, nic: NicPort, root: str, ovs_dir: str, hand: str = "") -> None:
+    """``hand``: "seed" = as the seed's manual procedure leaves it; "bare" = a fresh host (its
+    VMs' bridge only); "" = configured by nestnet's host reconciler."""
     write_sysctls(NO_IPV6)
     # br_netfilter, when loaded on the machine, makes bridged frames cross the nft forward hook
     # in new namespaces; an Ubuntu KVM host has it off unless something loads it.
@@ -62,10 +64,14 @@ def host(plan: Plan, topo: Topology, nic: NicPort, root: str, ovs_dir: str, as_s
     else:
         ip_batch(_nic_lines(nic, h.bridge if h.bridge_has_uplink else None))
     Path(root).mkdir(parents=True, exist_ok=True)
-    if as_seed:  # the seed's manual procedure instead of nestnet (lab up --as-seed)
+    if hand == "seed":  # the seed's manual procedure instead of nestnet (lab up --as-seed)
         from .seedbuilt import configure
 
         configure(plan, h.name, root)
+    elif hand == "bare":
+        from .seedbuilt import configure_bare
+
+        configure_bare(plan, h.name)
     else:
         reconcile(plan, h.name, root, ovs_dir)
     ports = [p for p in topo.vm_ports if p.host == h.name]

@@ -80,3 +80,12 @@ def configure(plan: Plan, host: str, root: str) -> None:
         p = Path(root) / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(text)
+
+
+def configure_bare(plan: Plan, host: str) -> None:
+    """Inside the host's namespace: a fresh KVM host - its VMs' bridge, nothing else - for
+    ``host add`` to bring in."""
+    h = plan.hosts[host]
+    if h.bridge_type != "linux" or h.bridge_has_uplink:
+        raise LabError(f"host {host}: bare hosts have a Linux bridge without the uplink only")
+    ip_batch([f"link add {h.bridge} address {bridge_mac(plan, host)} type bridge", f"link set {h.bridge} up"])
