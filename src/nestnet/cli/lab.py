@@ -237,7 +237,7 @@ def _scenario(scenario: str, as_json: bool) -> None:
         for k, v in doc.items():
             if k not in ("pairs", "probes"):
                 click.echo(f"{k}: {v}")
-        from ..lab.matrix import PairResult
+        from ..lab.matrix import PingResult
 
-        print_matrix([PairResult(p["src"], p["dst"], p["ok"]) for p in doc.get("pairs", [])])
+        print_matrix([PingResult(p["src"], p["dst"], p["ok"]) for p in doc.get("pairs", [])])
     sys.exit(0 if outcome.ok else 1)

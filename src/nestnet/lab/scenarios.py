@@ -32,7 +32,7 @@ from ..errors import LabError
 from ..plan import Plan, load_plan
 from .core import arm_env, down, up
 from .fleetlab import NESTNET, FleetLab
-from .matrix import PairResult, matrix
+from .matrix import PingResult, matrix
 from .topology import Topology
 
 PROBE_PERIOD_MS = 25  # per target: 40 probes a second
@@ -193,7 +193,7 @@ def _host_defaults(spec: Path) -> dict[str, str]:
     return {k: str(v) for k, v in (data.get("host_defaults") or {}).items()}
 
 
-def red(pairs: list[PairResult]) -> list[PairResult]:
+def red(pairs: list[PingResult]) -> list[PingResult]:
     return [p for p in pairs if not p.ok]
 
 
