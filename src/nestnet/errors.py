@@ -33,12 +33,17 @@ class Problem:
     file: str = ""
     line: int | None = None
     severity: str = "error"  # "error" | "warning"
+    name: str = ""  # the host/VM/endpoint/subnet the path's index points at, for people
 
     def __str__(self) -> str:
         where = self.file or "<spec>"
         if self.line is not None:
             where += f":{self.line}"
-        path = f" {self.path}:" if self.path else ""
+        path = self.path
+        if self.name and "]" in path:  # vms[0].ip -> vms[0] (web1).ip
+            cut = path.index("]") + 1
+            path = f"{path[:cut]} ({self.name}){path[cut:]}"
+        path = f" {path}:" if path else ""
         return f"{where}:{path} {self.message}"
 
     def to_dict(self) -> dict[str, Any]:

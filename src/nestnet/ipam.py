@@ -1,12 +1,14 @@
 """Address allocation: host blocks from the pool, VM addresses from their host's block.
 
 Pure: takes the checked fabric and the previous lock, returns the allocation (and whether it
-differs from the lock). Rules:
+differs from the lock). Reading and writing the lock file is ``store.py``'s. Rules:
 - a pin in the spec wins; else the lock's entry is kept; else first fit;
 - blocks are aligned ``block_prefix_len`` networks inside the pool that overlap no other block,
   no host or endpoint address and no Azure-reserved address;
 - VM addresses lie inside their host's block, never on a host, endpoint, reserved or other VM
-  address; lock entries keep every VM where it was.
+  address; lock entries keep every VM where it was. A locked VM address inside another host's
+  block, or on a taken address, is an error (like a bad locked block); one outside every block
+  (its host's block was moved) is allocated again.
 """
 
 from __future__ import annotations
@@ -14,11 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
-
-import yaml
+from typing import Any
 
 from .errors import Problem, SpecError
-from .validate import Fabric
+from .validate import Fabric, VMInfo, vm_mac  # noqa: F401 - vm_mac re-exported
 
 LOCK_VERSION = 1
 
@@ -40,45 +41,48 @@ class Lock:
         lines += [f"  {k}: {v}" for k, v in sorted(self.vms.items())]
         return "\n".join(lines) + "\n"
 
+    def union(self, other: "Lock") -> "Lock":
+        """Every entry of both (``other`` wins): what a lock may hold while a spec edit is half done."""
+        return Lock({**self.blocks, **other.blocks}, {**self.vms, **other.vms})
+
 
 def lock_path(spec_path: str | Path) -> Path:
     p = Path(spec_path)
     return p.with_suffix(".lock") if p.suffix in (".yaml", ".yml") else p.with_name(p.name + ".lock")
 
 
-def read_lock(path: Path) -> Lock:
-    if not path.exists():
-        return Lock()
-    display = str(path)
+def parse_lock(text: str, display: str) -> Lock:
+    """A lock file's text as a Lock; SpecError (one line per problem) when it is not one."""
+    from .spec import parse_yaml
+
     try:
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader) or {}  # noqa: S506
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise SpecError([Problem("", f"lock file is not valid YAML ({exc}); delete it to re-allocate", display)]) from None
-    problems: list[Problem] = []
+        data = parse_yaml(text, display) or {}
+    except SpecError as exc:
+        raise SpecError(
+            [Problem("", f"lock file: {p.message}; delete it to re-allocate", display, p.line) for p in exc.problems]
+        ) from None
     if not isinstance(data, dict) or data.get("version") != LOCK_VERSION:
         raise SpecError([Problem("version", "not a nestnet lock file of version 1; delete it to re-allocate", display)])
-    blocks: dict[str, IPv4Network] = {}
-    vms: dict[str, IPv4Address] = {}
-    for key, target, parse in (("blocks", blocks, IPv4Network), ("vms", vms, IPv4Address)):
-        section = data.get(key) or {}
-        if not isinstance(section, dict):
-            problems.append(Problem(key, "must be a mapping of name: address", display))
-            continue
-        for name, value in section.items():
-            try:
-                target[str(name)] = parse(str(value))
-            except ValueError:
-                problems.append(Problem(f"{key}.{name}", f"{value!r} is not valid; delete the entry to re-allocate", display))
+    problems: list[Problem] = []
+    blocks = _lock_section(data, "blocks", IPv4Network, display, problems)
+    vms = _lock_section(data, "vms", IPv4Address, display, problems)
     if problems:
         raise SpecError(problems)
     return Lock(blocks, vms)
 
 
-def write_lock(path: Path, lock: Lock, spec_name: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(lock.render(spec_name), encoding="utf-8")
-    tmp.replace(path)
+def _lock_section(data: dict, key: str, parse: Any, display: str, problems: list[Problem]) -> dict:
+    section = data.get(key) or {}
+    out: dict[str, Any] = {}
+    if not isinstance(section, dict):
+        problems.append(Problem(key, "must be a mapping of name: address", display))
+        return out
+    for name, value in section.items():
+        try:
+            out[str(name)] = parse(str(value))
+        except ValueError:
+            problems.append(Problem(f"{key}.{name}", f"{value!r} is not valid; delete the entry to re-allocate", display))
+    return out
 
 
 @dataclass(frozen=True)
@@ -91,176 +95,210 @@ class Allocation:
         return Lock(dict(self.blocks), dict(self.vm_ips))
 
 
-def allocate(fabric: Fabric, lock: Lock, *, frozen: bool = False, lock_display: str = "") -> Allocation:
-    spec = fabric.spec
-    pool = fabric.pool
-    plen = spec.nested.block_prefix_len
-    size = 1 << (32 - plen)
-    base = int(pool.network_address)
-    ncand = pool.num_addresses // size
-    problems: list[Problem] = []
+class _Pool:
+    """The pool as aligned candidate blocks (indices), with what is taken already."""
 
-    taken_addr: set[int] = {int(h.ip) for h in fabric.hosts.values()}
-    taken_addr |= {int(e.ip) for e in fabric.endpoints.values()}
-    taken_addr |= {int(a) for a in fabric.reserved()}
+    def __init__(self, fabric: Fabric):
+        self.fabric = fabric
+        self.net = fabric.pool
+        self.plen = fabric.spec.nested.block_prefix_len
+        self.size = 1 << (32 - self.plen)
+        self.base = int(self.net.network_address)
+        self.ncand = self.net.num_addresses // self.size
+        taken = {int(h.ip) for h in fabric.hosts.values()}
+        taken |= {int(e.ip) for e in fabric.endpoints.values()}
+        self.taken_addr: set[int] = taken | {int(a) for a in fabric.reserved()}
+        # candidate indices that cannot be used (contain a taken address or overlap a used block)
+        self.blocked = {(a - self.base) // self.size for a in self.taken_addr if a - self.base in range(self.net.num_addresses)}
+        self.blocks: dict[str, IPv4Network] = {}
+        self.cursor = 0
 
-    # candidate indices that cannot be used (contain a taken address or overlap a used block)
-    blocked: set[int] = set()
-
-    def mark(net: IPv4Network) -> None:
+    def take(self, name: str, net: IPv4Network) -> None:
         lo, hi = int(net.network_address), int(net.broadcast_address)
-        first = max(0, (lo - base) // size)
-        last = min(ncand - 1, (hi - base) // size)
-        blocked.update(range(first, last + 1))
+        first = max(0, (lo - self.base) // self.size)
+        last = min(self.ncand - 1, (hi - self.base) // self.size)
+        self.blocked.update(range(first, last + 1))
+        self.blocks[name] = net
 
-    for a in taken_addr:
-        if base <= a < base + pool.num_addresses:
-            blocked.add((a - base) // size)
+    def is_free(self, net: IPv4Network) -> bool:
+        # an aligned block of the pool's size is free iff its candidate index is unmarked
+        return (int(net.network_address) - self.base) // self.size not in self.blocked
 
-    blocks: dict[str, IPv4Network] = {}
-    used: list[tuple[str, IPv4Network]] = []
-
-    def conflicts(name: str, net: IPv4Network) -> str | None:
+    def conflicts(self, name: str, net: IPv4Network) -> str | None:
         lo, hi = int(net.network_address), int(net.broadcast_address)
-        for other, onet in used:
+        for other, onet in self.blocks.items():
             if other != name and lo <= int(onet.broadcast_address) and int(onet.network_address) <= hi:
                 return f"overlaps the block of host {other!r} ({onet})"
-        hits = [a for a in taken_addr if lo <= a <= hi]
+        hits = [a for a in self.taken_addr if lo <= a <= hi]
         if hits:
             a = IPv4Address(min(hits))
-            what = _who(fabric, a)
-            return f"contains {a} ({what})"
+            return f"contains {a} ({_who(self.fabric, a)})"
         return None
 
-    # 1. pins
-    for h in fabric.hosts.values():
-        if h.pinned_block is not None:
-            why = conflicts(h.name, h.pinned_block)
-            if why:
-                problems.append(Problem(f"hosts[{h.index}].block", f"{h.pinned_block} {why}"))
-            blocks[h.name] = h.pinned_block
-            used.append((h.name, h.pinned_block))
-            mark(h.pinned_block)
-    # 2. lock entries for unpinned hosts
-    for h in fabric.hosts.values():
-        if h.name in blocks or h.name not in lock.blocks:
-            continue
-        net = lock.blocks[h.name]
-        why = None
-        if not net.subnet_of(pool):
-            why = f"is outside the pool {pool}"
-        elif net.prefixlen != plen:
-            why = f"is not a /{plen} (nested.block_prefix_len)"
-        elif (int(net.network_address) - base) // size in blocked:
-            # an aligned block of the pool's size is free iff its candidate index is unmarked;
-            # the slow scan only runs to say what it collides with
-            why = conflicts(h.name, net)
-        if why:
-            problems.append(
-                Problem(
-                    f"blocks.{h.name}",
-                    f"locked block {net} {why}; delete this entry from the lock to re-allocate",
-                    lock_display,
-                )
-            )
-            continue
-        blocks[h.name] = net
-        used.append((h.name, net))
-        mark(net)
-    # 3. first fit for the rest, in spec order
-    new: list[str] = []
-    cursor = 0
-    for h in fabric.hosts.values():
-        if h.name in blocks:
-            continue
-        while cursor < ncand and cursor in blocked:
-            cursor += 1
-        if cursor >= ncand:
-            problems.append(
-                Problem(
-                    f"hosts[{h.index}]",
-                    f"the pool {pool} has no free /{plen} left for host {h.name!r}; widen nested.pool or raise block_prefix_len",
-                )
-            )
-            continue
-        net = IPv4Network((base + cursor * size, plen))
-        blocked.add(cursor)
-        blocks[h.name] = net
-        used.append((h.name, net))
-        new.append(f"block {h.name}")
+    def first_free(self) -> IPv4Network | None:
+        while self.cursor < self.ncand and self.cursor in self.blocked:
+            self.cursor += 1
+        if self.cursor >= self.ncand:
+            return None
+        return IPv4Network((self.base + self.cursor * self.size, self.plen))
 
-    problems += _block_placement(fabric, blocks)
+
+def allocate(fabric: Fabric, lock: Lock, *, frozen: bool = False, lock_display: str = "") -> Allocation:
+    pool = _Pool(fabric)
+    new: list[str] = []
+    problems = _pin_blocks(pool)
+    problems += _locked_blocks(pool, lock, lock_display)
+    problems += _fit_blocks(pool, new)
+    problems += _block_placement(fabric, pool.blocks)
     if problems:
         raise SpecError(problems)
-
-    # VM addresses
     vm_ips: dict[str, IPv4Address] = {}
-    taken_vm: set[int] = set()
-    by_host: dict[str, list] = {}
+    by_host: dict[str, list[VMInfo]] = {}
     for v in fabric.vms.values():
         by_host.setdefault(v.host, []).append(v)
     for hname, vlist in by_host.items():
-        block = blocks[hname]
-        lo, hi = int(block.network_address), int(block.broadcast_address)
-        for v in vlist:  # pins first
-            if v.pinned_ip is not None:
-                a = int(v.pinned_ip)
-                if not lo <= a <= hi:
-                    problems.append(
-                        Problem(
-                            f"vms[{v.index}].ip",
-                            f"{v.pinned_ip} is outside host {hname!r}'s block {block}; pick an address in it or leave ip out",
-                        )
-                    )
-                vm_ips[v.name] = v.pinned_ip
-                taken_vm.add(a)
-        for v in vlist:  # then lock entries still valid
-            if v.name in vm_ips or v.name not in lock.vms:
-                continue
-            a = int(lock.vms[v.name])
-            if lo <= a <= hi and a not in taken_vm and a not in taken_addr:
-                vm_ips[v.name] = lock.vms[v.name]
-                taken_vm.add(a)
-        nxt = lo
-        for v in vlist:  # then lowest free address
-            if v.name in vm_ips:
-                continue
-            while nxt <= hi and (nxt in taken_vm or nxt in taken_addr):
-                nxt += 1
-            if nxt > hi:
-                problems.append(
-                    Problem(
-                        f"vms[{v.index}]",
-                        f"host {hname!r}'s block {block} has no free address left for VM {v.name!r}; "
-                        "raise nested.block_prefix_len's block size or move the VM",
-                    )
-                )
-                continue
-            vm_ips[v.name] = IPv4Address(nxt)
-            taken_vm.add(nxt)
-            new.append(f"vm {v.name}")
+        problems += _host_vm_ips(pool, hname, vlist, lock, vm_ips, new, lock_display)
     if problems:
         raise SpecError(problems)
-
+    blocks = {h: pool.blocks[h] for h in fabric.hosts}
+    vm_ips = {v: vm_ips[v] for v in fabric.vms if v in vm_ips}  # in spec order
     if frozen:
-        locked = lock.blocks
-        missing = [n for n in new]
-        missing += [f"block {h}" for h, b in blocks.items() if locked.get(h) != b and f"block {h}" not in new]
-        missing += [f"vm {v}" for v, a in vm_ips.items() if lock.vms.get(v) != a and f"vm {v}" not in new]
-        if missing:
-            raise SpecError(
-                [
-                    Problem(
-                        "",
-                        f"--frozen: the lock lacks {', '.join(sorted(missing))}; run without --frozen to allocate",
-                        lock_display,
-                    )
-                ]
-            )
-    # Keep VMs ordered as in the spec
-    vm_ips = {v: vm_ips[v] for v in fabric.vms if v in vm_ips}
-    blocks = {h: blocks[h] for h in fabric.hosts}
+        _check_frozen(lock, blocks, vm_ips, new, lock_display)
     return Allocation(blocks, vm_ips, tuple(new))
+
+
+def _pin_blocks(pool: _Pool) -> list[Problem]:
+    problems = []
+    for h in pool.fabric.hosts.values():
+        if h.pinned_block is not None:
+            why = pool.conflicts(h.name, h.pinned_block)
+            if why:
+                problems.append(Problem(f"hosts[{h.index}].block", f"{h.pinned_block} {why}", name=h.name))
+            pool.take(h.name, h.pinned_block)
+    return problems
+
+
+def _locked_blocks(pool: _Pool, lock: Lock, lock_display: str) -> list[Problem]:
+    """Lock entries for unpinned hosts, kept where they are if still valid."""
+    problems = []
+    for h in pool.fabric.hosts.values():
+        if h.name in pool.blocks or h.name not in lock.blocks:
+            continue
+        net = lock.blocks[h.name]
+        why = None
+        if not net.subnet_of(pool.net):
+            why = f"is outside the pool {pool.net}"
+        elif net.prefixlen != pool.plen:
+            why = f"is not a /{pool.plen} (nested.block_prefix_len)"
+        elif not pool.is_free(net):
+            why = pool.conflicts(h.name, net)  # the slow scan only runs to say what it hits
+        if why:
+            problems.append(
+                Problem(f"blocks.{h.name}", f"locked block {net} {why}; delete this entry from the lock to re-allocate", lock_display)
+            )
+            continue
+        pool.take(h.name, net)
+    return problems
+
+
+def _fit_blocks(pool: _Pool, new: list[str]) -> list[Problem]:
+    """First fit for the hosts left, in spec order."""
+    problems = []
+    for h in pool.fabric.hosts.values():
+        if h.name in pool.blocks:
+            continue
+        net = pool.first_free()
+        if net is None:
+            problems.append(
+                Problem(
+                    f"hosts[{h.index}]",
+                    f"the pool {pool.net} has no free /{pool.plen} left for host {h.name!r}; "
+                    "widen nested.pool or raise block_prefix_len",
+                    name=h.name,
+                )
+            )
+            continue
+        pool.take(h.name, net)
+        new.append(f"block {h.name}")
+    return problems
+
+
+def _host_vm_ips(
+    pool: _Pool, hname: str, vlist: list[VMInfo], lock: Lock,
+    vm_ips: dict[str, IPv4Address], new: list[str], lock_display: str,
+) -> list[Problem]:
+    """One host's VMs: pins first, then lock entries still valid, then the lowest free address."""
+    block = pool.blocks[hname]
+    lo, hi = int(block.network_address), int(block.broadcast_address)
+    taken = pool.taken_addr
+    used: set[int] = set()
+    problems = []
+    for v in vlist:
+        if v.pinned_ip is not None:
+            if not lo <= int(v.pinned_ip) <= hi:
+                problems.append(Problem(
+                    f"vms[{v.index}].ip",
+                    f"{v.pinned_ip} is outside the block {block} of host {hname!r}; pick an address in it or leave ip out",
+                    name=v.name,
+                ))
+            vm_ips[v.name] = v.pinned_ip
+            used.add(int(v.pinned_ip))
+    for v in vlist:
+        if v.name in vm_ips or v.name not in lock.vms:
+            continue
+        a = int(lock.vms[v.name])
+        why = _locked_vm_problem(pool, hname, a, lo <= a <= hi, a in used)
+        if why:
+            problems.append(Problem(
+                f"vms.{v.name}", f"locked address {lock.vms[v.name]} {why}; delete this entry from the lock to re-allocate",
+                lock_display,
+            ))
+        elif lo <= a <= hi:
+            vm_ips[v.name] = lock.vms[v.name]
+            used.add(a)
+    nxt = lo
+    for v in vlist:
+        if v.name in vm_ips:
+            continue
+        while nxt <= hi and (nxt in used or nxt in taken):
+            nxt += 1
+        if nxt > hi:
+            problems.append(Problem(
+                f"vms[{v.index}]",
+                f"the block {block} of host {hname!r} has no free address left for VM {v.name!r}; "
+                "lower nested.block_prefix_len for bigger blocks or move the VM",
+                name=v.name,
+            ))
+            continue
+        vm_ips[v.name] = IPv4Address(nxt)
+        used.add(nxt)
+        new.append(f"vm {v.name}")
+    return problems
+
+
+def _locked_vm_problem(pool: _Pool, hname: str, a: int, in_block: bool, used: bool) -> str | None:
+    if not in_block:
+        for other, onet in pool.blocks.items():
+            if other != hname and int(onet.network_address) <= a <= int(onet.broadcast_address):
+                return f"is in the block {onet} of host {other!r}, not of its host {hname!r}"
+        return None  # its host's block moved: allocate again
+    if used:
+        return "is pinned by another VM in the spec"
+    if a in pool.taken_addr:
+        return f"is taken ({_who(pool.fabric, IPv4Address(a))})"
+    return None
+
+
+def _check_frozen(
+    lock: Lock, blocks: dict[str, IPv4Network], vm_ips: dict[str, IPv4Address], new: list[str], lock_display: str
+) -> None:
+    missing = list(new)
+    missing += [f"block {h}" for h, b in blocks.items() if lock.blocks.get(h) != b and f"block {h}" not in new]
+    missing += [f"vm {v}" for v, a in vm_ips.items() if lock.vms.get(v) != a and f"vm {v}" not in new]
+    if missing:
+        raise SpecError([Problem(
+            "", f"--frozen: the lock lacks {', '.join(sorted(missing))}; run without --frozen to allocate", lock_display
+        )])
 
 
 def _block_placement(fabric: Fabric, blocks: dict[str, IPv4Network]) -> list[Problem]:
@@ -274,21 +312,13 @@ def _block_placement(fabric: Fabric, blocks: dict[str, IPv4Network]) -> list[Pro
         if block.subnet_of(sub):
             continue
         if nested.guest_style == "subnet":
-            out.append(
-                Problem(
-                    f"hosts[{h.index}].block",
-                    f"{block} is outside the host's subnet {sub}: guest_style 'subnet' gives guests the "
-                    "subnet's prefix, so blocks must lie in it; use guest_style 'onlink' or move the pool",
-                )
-            )
+            why = ("guest_style 'subnet' gives guests the subnet's prefix, so blocks must lie in it; "
+                   "use guest_style 'onlink' or move the pool")
         elif nested.mode == "secondary-ip":
-            out.append(
-                Problem(
-                    f"hosts[{h.index}].block",
-                    f"{block} is outside the host's subnet {sub}: secondary IP configurations must be "
-                    "addresses of the NIC's subnet; move nested.pool into the subnet",
-                )
-            )
+            why = "secondary IP configurations must be addresses of the NIC's subnet; move nested.pool into the subnet"
+        else:
+            continue
+        out.append(Problem(f"hosts[{h.index}].block", f"{block} is outside the host's subnet {sub}: {why}", name=h.name))
     return out
 
 
@@ -303,3 +333,4 @@ def _who(fabric: Fabric, a: IPv4Address) -> str:
         if a in s.prefix:
             return f"reserved by Azure in subnet {s.name}"
     return "taken"
+

@@ -1,24 +1,27 @@
 """The Plan: desired state of the whole fabric, pure data, the one source every consumer uses.
 
-``build_plan(fabric, allocation)`` is a pure function; ``load_plan(path)`` is the usual entry
-point (read spec, check it, read/write the lock, build). Nothing downstream re-reads the YAML or
+``build_plan(fabric, allocation)`` is a pure function; ``store.load_plan(path)`` is the usual
+entry point (read spec, check it, read/write the lock, build; re-exported here). Nothing downstream re-reads the YAML or
 derives an address on its own: renderers, the host and Azure reconcilers, ``check``, the lab and
 the doctor all take a ``Plan``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, collapse_addresses
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal, Mapping, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, Mapping, NamedTuple
 
 from . import sysctl as sysctls
-from .errors import Problem, SpecError
-from .ipam import Allocation, allocate, lock_path, read_lock, write_lock
-from .spec import SpecSource, parse_yaml, read_source, structure
-from .validate import Fabric, check, reserved_addresses
+from .errors import Problem
+from .ipam import Allocation
+from .spec import HostSpec
+from .validate import Fabric, HostInfo, reserved_addresses, vm_mac
+
+if TYPE_CHECKING:
+    from .store import Loaded
 
 Mode = Literal["routed", "nat", "secondary-ip"]
 GuestStyle = Literal["onlink", "subnet"]
@@ -311,100 +314,59 @@ class HostRoutes:
         return tuple(out)
 
 
-def vm_mac(ip: IPv4Address) -> str:
-    """A stable, locally administered MAC for a nested VM (libvirt's 52:54:00 prefix)."""
-    b = ip.packed
-    return f"52:54:00:{b[1]:02x}:{b[2]:02x}:{b[3]:02x}"
-
-
-def build_plan(fabric: Fabric, alloc: Allocation, source: str = "") -> Plan:
+def build_plan(fabric: Fabric, alloc: Allocation, source: str = "", warnings: list[Problem] | None = None) -> Plan:
+    """The Plan for a checked fabric and its allocation. ``warnings``: from
+    ``validate.check_allocation`` (all the spec's warnings); the fabric's own when omitted."""
     spec = fabric.spec
     mode: Mode = spec.nested.mode
-    style: GuestStyle = spec.nested.guest_style
-    problems: list[Problem] = []
-    warnings: list[Problem] = list(fabric.warnings)
-
     subnets = {
         s.name: Subnet(s.name, s.prefix, s.prefix.network_address + 1, s.route_table and mode == "routed")
         for s in fabric.subnets.values()
     }
-    host_specs = {h.name: h for h in spec.hosts}
+    hosts = _hosts(fabric, alloc, subnets)
+    vms = _vms(fabric, alloc, hosts)
+    endpoints = {
+        e.name: Endpoint(e.name, e.ip, e.subnet, subnets[e.subnet].prefix.prefixlen, subnets[e.subnet].gateway)
+        for e in fabric.endpoints.values()
+    }
+    return Plan(
+        version=spec.version,
+        name=spec.name,
+        mode=mode,
+        guest_style=spec.nested.guest_style,
+        egress=spec.nested.egress,
+        pool=fabric.pool,
+        block_prefix_len=spec.nested.block_prefix_len,
+        address_space=fabric.address_space,
+        subnets=MappingProxyType(subnets),
+        hosts=MappingProxyType(hosts),
+        vms=MappingProxyType(vms),
+        endpoints=MappingProxyType(endpoints),
+        azure=_azure(fabric, subnets, hosts, vms),
+        warnings=tuple(fabric.warnings if warnings is None else warnings),
+        source=source,
+    )
+
+
+def _hosts(fabric: Fabric, alloc: Allocation, subnets: dict[str, Subnet]) -> dict[str, Host]:
+    host_specs = {h.name: h for h in fabric.spec.hosts}
     vms_by_host: dict[str, list[str]] = {h: [] for h in fabric.hosts}
     for v in fabric.vms.values():
         vms_by_host[v.host].append(v.name)
-
-    # Checks that need the allocation.
-    nic_subnets = {h.subnet for h in fabric.hosts.values()} | {e.subnet for e in fabric.endpoints.values()}
-    for hi in fabric.hosts.values():
-        block = alloc.blocks[hi.name]
-        for s in subnets.values():
-            if s.name in nic_subnets and block.subnet_of(s.prefix) and mode != "nat":
-                mid = int(s.prefix.network_address) + s.prefix.num_addresses // 2
-                if int(block.network_address) < mid:
-                    warnings.append(
-                        Problem(
-                            f"hosts[{hi.index}].block",
-                            f"{block} sits in the lower half of NIC subnet {s.name!r} ({s.prefix}); Azure hands "
-                            "out dynamic NIC addresses from the lowest free one, so give NICs static addresses "
-                            "or move the pool to the top of the subnet",
-                            severity="warning",
-                        )
-                    )
-    if mode == "routed":
-        for i, s in enumerate(spec.subnets):
-            if not s.route_table and s.name in nic_subnets:
-                warnings.append(
-                    Problem(
-                        f"subnets[{i}].route_table",
-                        f"subnet {s.name!r} has machines but not the route table: Azure routes its traffic "
-                        "to nested blocks by system routes only, so they cannot reach nested VMs",
-                        severity="warning",
-                    )
-                )
-    if problems:
-        raise SpecError(problems)
-
     blocks = alloc.blocks
-    hosts: dict[str, Host] = {}
-    space = fabric.address_space
     host_routes = HostRoutes(
-        mode == "routed",
+        fabric.spec.nested.mode == "routed",
         [
-            (
-                hi.name, blocks[hi.name], hi.ip, hi.subnet,
-                host_specs[hi.name].bridge if host_specs[hi.name].bridge_has_uplink else host_specs[hi.name].uplink,
-                host_specs[hi.name].bridge, subnets[hi.subnet].gateway,
-            )
+            (hi.name, blocks[hi.name], hi.ip, hi.subnet, _l3_dev(host_specs[hi.name]),
+             host_specs[hi.name].bridge, subnets[hi.subnet].gateway)
             for hi in fabric.hosts.values()
         ],
     )
+    masq = _masquerade(fabric)
+    hosts: dict[str, Host] = {}
     for hi in fabric.hosts.values():
-        hs = host_specs[hi.name]
-        sub = subnets[hi.subnet]
-        sysctl = {
-            sysctls.IP_FORWARD: "1",
-            sysctls.rp_filter(): "2",
-            # No ICMP redirects to guests: an onlink guest told "talk to your sibling directly"
-            # would bypass the host's forward chain (the kernel sends them if all OR the device
-            # says so, hence both).
-            "net.ipv4.conf.all.send_redirects": "0",
-            f"net.ipv4.conf.{hs.bridge}.send_redirects": "0",
-        }
-        bridge_address = None
-        if style == "subnet":
-            bridge_address = hi.ip
-            sysctl[sysctls.proxy_arp(hs.bridge)] = "1"
-            sysctl[f"net.ipv4.neigh.{hs.bridge}.proxy_delay"] = "0"
-            if hs.bridge_has_uplink:
-                # the subnet is routed out of the bridge itself: plain proxy ARP answers only
-                # for other devices
-                sysctl[sysctls.proxy_arp_pvlan(hs.bridge)] = "1"
-        if mode == "nat":
-            masq = "all"
-        elif spec.nested.egress == "masquerade-outside-vnet":
-            masq = "outside-vnet"
-        else:
-            masq = "none"
+        hs, sub = host_specs[hi.name], subnets[hi.subnet]
+        sysctl, bridge_address = _sysctl(fabric, hi, hs)
         hosts[hi.name] = Host(
             name=hi.name,
             ip=hi.ip,
@@ -425,13 +387,46 @@ def build_plan(fabric: Fabric, alloc: Allocation, source: str = "") -> Plan:
             masquerade=masq,
             vms=tuple(vms_by_host[hi.name]),
         )
+    return hosts
 
-    macs = {s.name: s.mac for s in spec.vms if s.mac}
+
+def _l3_dev(hs: HostSpec) -> str:
+    return hs.bridge if hs.bridge_has_uplink else hs.uplink
+
+
+def _masquerade(fabric: Fabric) -> Literal["none", "outside-vnet", "all"]:
+    if fabric.spec.nested.mode == "nat":
+        return "all"
+    return "outside-vnet" if fabric.spec.nested.egress == "masquerade-outside-vnet" else "none"
+
+
+def _sysctl(fabric: Fabric, hi: HostInfo, hs: HostSpec) -> tuple[dict[str, str], IPv4Address | None]:
+    sysctl = {
+        sysctls.IP_FORWARD: "1",
+        sysctls.rp_filter(): "2",
+        # No ICMP redirects to guests: an onlink guest told "talk to your sibling directly"
+        # would bypass the host's forward chain (the kernel sends them if all OR the device
+        # says so, hence both).
+        "net.ipv4.conf.all.send_redirects": "0",
+        f"net.ipv4.conf.{hs.bridge}.send_redirects": "0",
+    }
+    if fabric.spec.nested.guest_style != "subnet":
+        return sysctl, None
+    sysctl[sysctls.proxy_arp(hs.bridge)] = "1"
+    sysctl[f"net.ipv4.neigh.{hs.bridge}.proxy_delay"] = "0"
+    if hs.bridge_has_uplink:
+        # the subnet is routed out of the bridge itself: plain proxy ARP answers only for other devices
+        sysctl[sysctls.proxy_arp_pvlan(hs.bridge)] = "1"
+    return sysctl, hi.ip
+
+
+def _vms(fabric: Fabric, alloc: Allocation, hosts: dict[str, Host]) -> dict[str, VM]:
+    style: GuestStyle = fabric.spec.nested.guest_style
+    macs = {s.name: s.mac for s in fabric.spec.vms if s.mac}
     vms: dict[str, VM] = {}
     for v in fabric.vms.values():
         h = hosts[v.host]
         ip = alloc.vm_ips[v.name]
-        mac = macs.get(v.name)
         vms[v.name] = VM(
             name=v.name,
             host=v.host,
@@ -439,44 +434,32 @@ def build_plan(fabric: Fabric, alloc: Allocation, source: str = "") -> Plan:
             prefix_len=32 if style == "onlink" else h.prefix_len,
             gateway=h.ip,
             guest_style=style,
-            mac=mac or vm_mac(ip),
+            mac=macs.get(v.name) or vm_mac(ip),
         )
+    return vms
 
-    seen_macs: dict[str, str] = {}
-    for v in vms.values():
-        if v.mac in seen_macs:
-            idx = fabric.vms[v.name].index
-            raise SpecError(
-                [Problem(f"vms[{idx}].mac", f"{v.mac} is also the MAC of VM {seen_macs[v.mac]!r}; give one a unique mac")]
-            )
-        seen_macs[v.mac] = v.name
 
-    endpoints = {
-        e.name: Endpoint(e.name, e.ip, e.subnet, subnets[e.subnet].prefix.prefixlen, subnets[e.subnet].gateway)
-        for e in fabric.endpoints.values()
-    }
-
-    az = spec.azure
+def _azure(fabric: Fabric, subnets: dict[str, Subnet], hosts: dict[str, Host], vms: dict[str, VM]) -> AzurePlan:
+    az, mode = fabric.spec.azure, fabric.spec.nested.mode
+    aroutes: tuple[AzureRoute, ...] = ()
+    assoc: tuple[str, ...] = ()
+    fwd: tuple[str, ...] = ()
     if mode == "routed":
-        aroutes = tuple(
-            AzureRoute(f"{az.route_prefix}{h.name}", h.block, h.ip) for h in hosts.values()
-        )
+        aroutes = tuple(AzureRoute(f"{az.route_prefix}{h.name}", h.block, h.ip) for h in hosts.values())
         assoc = tuple(s.name for s in subnets.values() if s.route_table)
         fwd = tuple(h.nic for h in hosts.values())
-    else:
-        aroutes, assoc, fwd = (), (), ()
-    secondary = ()
+    secondary: tuple[SecondaryIP, ...] = ()
     if mode == "secondary-ip":
         secondary = tuple(
             SecondaryIP(hosts[v.host].nic, f"{az.route_prefix}{v.name}", v.ip, hosts[v.host].subnet)
             for v in vms.values()
         )
-    azure = AzurePlan(
+    return AzurePlan(
         subscription_id=az.subscription_id,
         resource_group=az.resource_group,
         location=az.location,
         vnet=az.vnet,
-        address_space=space,
+        address_space=fabric.address_space,
         route_table=az.route_table,
         route_prefix=az.route_prefix,
         max_routes=az.max_routes,
@@ -486,69 +469,15 @@ def build_plan(fabric: Fabric, alloc: Allocation, source: str = "") -> Plan:
         nic_ip_forwarding=fwd,
         secondary_ips=secondary,
     )
-    return Plan(
-        version=spec.version,
-        name=spec.name,
-        mode=mode,
-        guest_style=style,
-        egress=spec.nested.egress,
-        pool=fabric.pool,
-        block_prefix_len=spec.nested.block_prefix_len,
-        address_space=space,
-        subnets=MappingProxyType(subnets),
-        hosts=MappingProxyType(hosts),
-        vms=MappingProxyType(vms),
-        endpoints=MappingProxyType(endpoints),
-        azure=azure,
-        warnings=tuple(warnings),
-        source=source,
-    )
 
 
-@dataclass(frozen=True)
-class Loaded:
-    plan: Plan
-    lock_changed: bool
-    new_allocations: tuple[str, ...]
+# Loading reads files, so it lives at the edge (store.py); these keep the old entry points.
 
 
-def load(
-    spec_path: str | Path,
-    *,
-    write: bool = True,
-    frozen: bool = False,
-) -> Loaded:
-    """Read and check the spec, allocate with its lock, build the Plan.
+def load(spec_path: str | Path, *, write: bool = True, frozen: bool = False) -> "Loaded":
+    from .store import load as _load
 
-    ``write``: record new allocations in the lock file (never with ``frozen``). Raises
-    ``SpecError`` with every problem, located in the file, when the spec is invalid.
-    """
-    source = read_source(spec_path)
-    return load_source(source, write=write, frozen=frozen)
-
-
-def load_source(source: SpecSource, *, write: bool = True, frozen: bool = False) -> Loaded:
-    data = parse_yaml(source.text, source.display)
-    shaped = structure(data, source)
-    fabric, problems = check(shaped.spec)
-    if shaped.problems or problems or fabric is None:
-        raise SpecError(shaped.problems + source.locate(problems))
-    lpath = lock_path(source.path)
-    lock = read_lock(lpath)
-    try:
-        alloc = allocate(fabric, lock, frozen=frozen, lock_display=str(lpath))
-        plan = build_plan(fabric, alloc, source.display)
-    except SpecError as exc:
-        raise SpecError(
-            [p if p.file else source.locate([p])[0] for p in exc.problems]
-        ) from None
-    new_lock = alloc.lock()
-    changed = new_lock != lock
-    if changed and write and not frozen:
-        write_lock(lpath, new_lock, source.path.name)
-    located = tuple(source.locate(list(plan.warnings)))
-    plan = replace(plan, warnings=located)
-    return Loaded(plan, changed, alloc.new)
+    return _load(spec_path, write=write, frozen=frozen)
 
 
 def load_plan(spec_path: str | Path, *, write: bool = True, frozen: bool = False) -> Plan:

@@ -123,15 +123,30 @@ class Spec(_Model):
 
 @dataclass
 class SpecSource:
-    """Where a spec came from: its path and text, for messages with line numbers."""
+    """Where a spec came from: its path and text, for messages with line numbers and names."""
 
     path: Path
     text: str
     _lines: dict[str, int] | None = field(default=None, repr=False)
+    _names: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def display(self) -> str:
         return str(self.path)
+
+    def note_names(self, data: Any) -> None:
+        """Remember which name each list entry has ("vms[0]" -> "web1") for messages."""
+        if not isinstance(data, dict):
+            return
+        for key in ("subnets", "hosts", "vms", "endpoints"):
+            items = data.get(key)
+            if isinstance(items, list):
+                for i, item in enumerate(items):
+                    if isinstance(item, dict) and isinstance(item.get("name"), str):
+                        self._names[f"{key}[{i}]"] = item["name"]
+
+    def name_of(self, path: str) -> str:
+        return self._names.get(path[: path.index("]") + 1], "") if "]" in path else ""
 
     def line_of(self, path: str) -> int | None:
         if self._lines is None:
@@ -147,7 +162,10 @@ class SpecSource:
 
     def locate(self, problems: list[Problem]) -> list[Problem]:
         return [
-            Problem(p.path, p.message, self.display, p.line or self.line_of(p.path), p.severity)
+            Problem(
+                p.path, p.message, self.display, p.line or self.line_of(p.path), p.severity,
+                p.name or self.name_of(p.path),
+            )
             for p in problems
         ]
 
@@ -194,9 +212,17 @@ class _Loader(yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoa
 
 
 def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    loader.flatten_mapping(node)
     out: dict[Any, Any] = {}
     for key_node, value_node in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            # '<<' copies another mapping in: the same sharing as anchors, refused the same way
+            raise yaml.constructor.ConstructorError(
+                None, None, "YAML merge keys (<<) are not supported; write the keys out", key_node.start_mark
+            )
+        if not isinstance(key_node, yaml.ScalarNode):
+            raise yaml.constructor.ConstructorError(
+                None, None, "complex keys ('? [a, b]') are not supported; use plain names as keys", key_node.start_mark
+            )
         key = loader.construct_object(key_node, deep=deep)
         if key in out:
             raise yaml.constructor.ConstructorError(
@@ -358,18 +384,3 @@ def _drop(data: Any, loc: tuple[Any, ...]) -> None:
         cur = cur[part]
     if isinstance(cur, dict):
         cur.pop(loc[-1], None)
-
-
-def read_source(path: str | Path) -> SpecSource:
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError([Problem("", "no such file", str(p))]) from None
-    except IsADirectoryError:
-        raise SpecError([Problem("", "is a directory, not a spec file", str(p))]) from None
-    except UnicodeDecodeError:
-        raise SpecError([Problem("", "not UTF-8 text", str(p))]) from None
-    except OSError as exc:
-        raise SpecError([Problem("", f"cannot read: {exc.strerror}", str(p))]) from None
-    return SpecSource(p, text)

@@ -1,18 +1,19 @@
 """Edit a spec file in place (``nestnet vm add|rm``), keeping the user's comments and order.
 
-The edited text is checked in full (spec + lock) before anything is written; on any problem the
-spec and the lock stay exactly as they were.
+The whole read-edit-check-write runs under the spec's writer lock (``store.exclusive``), so
+concurrent edits serialize. The edited text is checked in full (spec + lock) before anything is
+written; on any problem the spec and the lock stay exactly as they were.
 """
 
 from __future__ import annotations
 
 import io
+from ipaddress import IPv4Address
 from pathlib import Path
 
-from .errors import Problem, SpecError, UsageError
-from .ipam import lock_path, write_lock
-from .plan import Loaded, load_source
-from .spec import SpecSource, read_source
+from .errors import UsageError
+from .spec import NODE_NAME_RE
+from .store import Loaded, commit, exclusive, load_source, read_source
 
 
 def _rt():
@@ -31,66 +32,56 @@ def _dump(y, data) -> str:
     return buf.getvalue()
 
 
-def _commit(source: SpecSource, new_text: str) -> Loaded:
-    candidate = SpecSource(source.path, new_text)
-    try:
-        loaded = load_source(candidate, write=False)
-    except SpecError as exc:
-        # Line numbers of the unwritten candidate would point at nothing in the user's file.
-        raise SpecError(
-            [Problem(p.path, p.message, source.display, None, p.severity) for p in exc.problems]
-        ) from None
-    # Valid: write the spec, then the lock (both atomically, spec first so a crash in between
-    # leaves a spec whose missing lock entries are simply allocated again, identically).
-    tmp = source.path.with_name(source.path.name + ".tmp")
-    tmp.write_text(new_text, encoding="utf-8")
-    tmp.replace(source.path)
-    plan = loaded.plan
-    from .ipam import Lock
-
-    lock = Lock(
-        {h.name: h.block for h in plan.hosts.values()},
-        {v.name: v.ip for v in plan.vms.values()},
-    )
-    write_lock(lock_path(source.path), lock, source.path.name)
-    return loaded
+def _check_args(name: str, ip: str | None) -> None:
+    # Checked before they reach the YAML: '::1' in a flow mapping would read as a syntax error
+    # in the user's spec instead of naming the option.
+    if not NODE_NAME_RE.match(name):
+        raise UsageError(f"NAME: {name!r} is not a valid VM name (letters, digits, '-', at most 63)")
+    if ip is not None:
+        try:
+            IPv4Address(ip)
+        except ValueError:
+            raise UsageError(f"--ip: {ip!r} is not an IPv4 address") from None
 
 
 def vm_add(spec_path: str | Path, name: str, host: str, ip: str | None = None) -> Loaded:
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-    source = read_source(spec_path)
-    load_source(source, write=False)  # the spec must be valid before we edit it
-    y = _rt()
-    data = y.load(source.text)
-    hosts = [h.get("name") for h in data.get("hosts") or [] if isinstance(h, dict)]
-    if host not in hosts:
-        raise UsageError(f"{source.display}: no host named {host!r} (known: {', '.join(map(str, hosts))})")
-    vms = data.get("vms")
-    if vms is None:
-        vms = CommentedSeq()
-        data["vms"] = vms
-    if any(isinstance(v, dict) and v.get("name") == name for v in vms):
-        raise UsageError(f"{source.display}: a VM named {name!r} already exists")
-    entry = CommentedMap()
-    entry["name"] = name
-    entry["host"] = host
-    if ip is not None:
-        entry["ip"] = ip
-    entry.fa.set_flow_style()
-    vms.append(entry)
-    return _commit(source, _dump(y, data))
+    _check_args(name, ip)
+    path = Path(spec_path)
+    with exclusive(path):
+        source = read_source(path)
+        load_source(source, write=False)  # the spec must be valid before we edit it
+        y = _rt()
+        data = y.load(source.text)
+        hosts = [h.get("name") for h in data.get("hosts") or [] if isinstance(h, dict)]
+        if host not in hosts:
+            raise UsageError(f"--host: no host named {host!r} in {source.display} (known: {', '.join(map(str, hosts))})")
+        vms = data.get("vms")
+        if vms is None:
+            vms = data["vms"] = CommentedSeq()
+        if any(isinstance(v, dict) and v.get("name") == name for v in vms):
+            raise UsageError(f"{source.display}: a VM named {name!r} already exists")
+        entry = CommentedMap()
+        entry["name"] = name
+        entry["host"] = host
+        if ip is not None:
+            entry["ip"] = ip
+        entry.fa.set_flow_style()
+        vms.append(entry)
+        return commit(path, _dump(y, data), source.display)
 
 
 def vm_rm(spec_path: str | Path, name: str) -> Loaded:
-    source = read_source(spec_path)
-    load_source(source, write=False)
-    y = _rt()
-    data = y.load(source.text)
-    vms = data.get("vms") or []
-    idx = next((i for i, v in enumerate(vms) if isinstance(v, dict) and v.get("name") == name), None)
-    if idx is None:
-        raise UsageError(f"{source.display}: no VM named {name!r}")
-    del vms[idx]
-    return _commit(source, _dump(y, data))
-
+    path = Path(spec_path)
+    with exclusive(path):
+        source = read_source(path)
+        load_source(source, write=False)
+        y = _rt()
+        data = y.load(source.text)
+        vms = data.get("vms") or []
+        idx = next((i for i, v in enumerate(vms) if isinstance(v, dict) and v.get("name") == name), None)
+        if idx is None:
+            raise UsageError(f"{source.display}: no VM named {name!r}")
+        del vms[idx]
+        return commit(path, _dump(y, data), source.display)

@@ -1,8 +1,9 @@
 """What a spec means: addresses parsed, references resolved, every problem found at once.
 
 ``check(spec)`` returns a ``Fabric`` (the spec with parsed addresses and resolved subnets) plus the
-problems. Allocation of blocks and VM addresses is ``ipam.py``'s; checks that need the allocation
-(a VM inside its host's block, ...) run there and in ``plan.py``.
+problems, one small checker per spec section. Allocation of blocks and VM addresses is
+``ipam.py``'s; ``check_allocation`` then makes the checks and warnings that need the allocation.
+Every warning nestnet makes about a spec is made in this module.
 """
 
 from __future__ import annotations
@@ -11,24 +12,34 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
+from typing import Any
 
-from .errors import Problem
-from .spec import (
-    AZURE_NAME_RE,
-    FABRIC_NAME_RE,
-    IFNAME_RE,
-    MAC_RE,
-    NODE_NAME_RE,
-    Spec,
-)
+from .errors import Problem, SpecError
+from .spec import AZURE_NAME_RE, FABRIC_NAME_RE, IFNAME_RE, MAC_RE, NODE_NAME_RE, HostSpec, Spec
 
 GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+# Azure region names as ARM spells them: 'eastus', 'westeurope', 'eastus2euap'.
+LOCATION_RE = re.compile(r"^[a-z][a-z0-9]{1,39}$")
+# Interface names Linux gives a meaning of its own: /proc/sys/net/ipv4/conf/{all,default} and
+# the loopback device; a bridge or uplink called so breaks sysctls and routes.
+RESERVED_IFNAMES = frozenset({"all", "default", "lo"})
+# Ranges Azure refuses in a VNet's address space (VNet FAQ, "What address ranges can I use"):
+# multicast, broadcast, loopback, link-local and the platform's DNS/health address.
+AZURE_FORBIDDEN_SPACE = tuple(
+    IPv4Network(n) for n in ("224.0.0.0/4", "255.255.255.255/32", "127.0.0.0/8", "169.254.0.0/16", "168.63.129.16/32")
+)
 
 
 def reserved_addresses(prefix: IPv4Network) -> tuple[IPv4Address, ...]:
     """Azure keeps the first four addresses and the last one of every subnet."""
     base = int(prefix.network_address)
     return tuple(IPv4Address(base + i) for i in range(4)) + (prefix.broadcast_address,)
+
+
+def vm_mac(ip: IPv4Address) -> str:
+    """A stable, locally administered MAC for a nested VM (libvirt's 52:54:00 prefix)."""
+    b = ip.packed
+    return f"52:54:00:{b[1]:02x}:{b[2]:02x}:{b[3]:02x}"
 
 
 def parse_address(value: str, path: str, problems: list[Problem]) -> IPv4Address | None:
@@ -123,10 +134,72 @@ def _overlaps(a: IPv4Network, b: IPv4Network) -> bool:
     return a.network_address <= b.broadcast_address and b.network_address <= a.broadcast_address
 
 
-def check(spec: Spec) -> tuple[Fabric | None, list[Problem]]:
-    p: list[Problem] = []
-    warn: list[Problem] = []
+@dataclass
+class _Ctx:
+    """What the section checkers share: the problems so far and the names/addresses claimed."""
 
+    spec: Spec
+    p: list[Problem] = field(default_factory=list)
+    warn: list[Problem] = field(default_factory=list)
+    space: list[IPv4Network] = field(default_factory=list)
+    subnets: dict[str, SubnetInfo] = field(default_factory=dict)
+    pool: IPv4Network | None = None
+    reserved: dict[IPv4Address, str] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)  # node name -> path (hosts, VMs, endpoints)
+    ips: dict[IPv4Address, str] = field(default_factory=dict)
+    hosts: dict[str, HostInfo] = field(default_factory=dict)
+    vms: dict[str, VMInfo] = field(default_factory=dict)
+    endpoints: dict[str, EndpointInfo] = field(default_factory=dict)
+
+    def claim_name(self, name: str, path: str) -> bool:
+        if name in self.names:
+            self.p.append(Problem(path, f"{name!r} is already used by {self.names[name]}"))
+            return False
+        self.names[name] = path
+        return True
+
+    def claim_ip(self, ip: IPv4Address, path: str) -> None:
+        if ip in self.ips:
+            self.p.append(Problem(path, f"{ip} is already used by {self.ips[ip]}"))
+        else:
+            self.ips[ip] = path
+        if ip in self.reserved:
+            self.p.append(Problem(
+                path, f"{ip} is reserved by Azure in subnet {self.reserved[ip]!r} (first four and last address)"
+            ))
+
+    def resolve_subnet(self, ip: IPv4Address, given: str | None, path: str) -> str | None:
+        if given is not None:
+            sub = self.subnets.get(given)
+            if sub is None:
+                if not any(sp.name == given for sp in self.spec.subnets):  # else reported already
+                    self.p.append(Problem(f"{path}.subnet", f"{given!r} is not a subnet of this spec"))
+                return None
+            if ip not in sub.prefix:
+                self.p.append(Problem(f"{path}.ip", f"{ip} is not inside its subnet {given!r} ({sub.prefix})"))
+                return None
+            return given
+        found = [s.name for s in self.subnets.values() if ip in s.prefix]
+        if not found:
+            self.p.append(Problem(f"{path}.ip", f"{ip} is in no subnet of this spec; add its subnet or fix the address"))
+            return None
+        return found[0]
+
+
+def check(spec: Spec) -> tuple[Fabric | None, list[Problem]]:
+    ctx = _Ctx(spec)
+    for section in (_check_names, _check_space, _check_subnets, _check_pool, _check_hosts,
+                    _check_endpoints, _check_vms, _check_limits, _spec_warnings):
+        section(ctx)
+    if ctx.p or ctx.pool is None:
+        return None, ctx.p
+    fabric = Fabric(spec, tuple(ctx.space), ctx.pool, ctx.subnets, ctx.hosts, ctx.vms, ctx.endpoints, ctx.warn)
+    return fabric, ctx.p
+
+
+def _check_names(ctx: _Ctx) -> None:
+    """The fabric's name and the Azure section's names."""
+    spec, p = ctx.spec, ctx.p
     _name_check(
         spec.name, FABRIC_NAME_RE, "name",
         "fabric name: use a-z, 0-9 and '-', at most 24 characters, no leading/trailing '-'", p,
@@ -138,27 +211,41 @@ def check(spec: Spec) -> tuple[Fabric | None, list[Problem]]:
             _name_check(v, AZURE_NAME_RE, f"azure.{key}", "Azure name (letters, digits, '_', '.', '-')", p)
     if az.subscription_id is not None and not GUID_RE.match(az.subscription_id):
         p.append(Problem("azure.subscription_id", f"{az.subscription_id!r} is not a subscription GUID"))
-    mode = spec.nested.mode
-    if mode == "routed" and not az.route_table:
+    if az.location is not None and not LOCATION_RE.match(az.location):
+        p.append(Problem(
+            "azure.location",
+            f"{az.location!r} is not an Azure region name; write it as Azure spells it "
+            f"(lowercase letters and digits, e.g. 'eastus', 'westeurope')",
+        ))
+    if spec.nested.mode == "routed" and not az.route_table:
         p.append(Problem("azure.route_table", "required key 'route_table' is missing (needed in routed mode)"))
     if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,40}$", az.route_prefix):
         p.append(Problem("azure.route_prefix", f"{az.route_prefix!r} is not a valid route name prefix"))
 
-    space: list[IPv4Network] = []
-    for i, text in enumerate(az.address_space):
-        net = parse_network(text, f"azure.address_space[{i}]", p)
+
+def _check_space(ctx: _Ctx) -> None:
+    for i, text in enumerate(ctx.spec.azure.address_space):
+        path = f"azure.address_space[{i}]"
+        net = parse_network(text, path, ctx.p)
         if net is None:
             continue
-        for other in space:
+        bad = next((r for r in AZURE_FORBIDDEN_SPACE if _overlaps(net, r)), None)
+        if bad is not None:
+            ctx.p.append(Problem(path, f"{net} overlaps {bad}, which Azure does not allow in a VNet's address space"))
+            continue
+        for other in ctx.space:
             if _overlaps(net, other):
-                p.append(Problem(f"azure.address_space[{i}]", f"{net} overlaps {other}"))
-        space.append(net)
+                ctx.p.append(Problem(path, f"{net} overlaps {other}"))
+        ctx.space.append(net)
 
-    def in_space(net: IPv4Network) -> bool:
-        return any(net.subnet_of(s) for s in space)
 
-    subnets: dict[str, SubnetInfo] = {}
-    for i, s in enumerate(spec.subnets):
+def _in_space(ctx: _Ctx, net: IPv4Network) -> bool:
+    return any(net.subnet_of(s) for s in ctx.space)
+
+
+def _check_subnets(ctx: _Ctx) -> None:
+    p, subnets = ctx.p, ctx.subnets
+    for i, s in enumerate(ctx.spec.subnets):
         path = f"subnets[{i}]"
         _name_check(s.name, AZURE_NAME_RE, f"{path}.name", "Azure subnet name", p)
         if s.name in subnets:
@@ -169,127 +256,103 @@ def check(spec: Spec) -> tuple[Fabric | None, list[Problem]]:
             continue
         if net.prefixlen > 29:
             p.append(Problem(f"{path}.prefix", f"{net}: Azure's smallest IPv4 subnet is /29"))
-        if space and not in_space(net):
-            p.append(
-                Problem(f"{path}.prefix", f"{net} is outside the VNet address space ({', '.join(map(str, space))})")
-            )
+        if ctx.space and not _in_space(ctx, net):
+            p.append(Problem(
+                f"{path}.prefix", f"{net} is outside the VNet address space ({', '.join(map(str, ctx.space))})"
+            ))
         for other in subnets.values():
             if _overlaps(net, other.prefix):
                 p.append(Problem(f"{path}.prefix", f"{net} overlaps subnet {other.name!r} ({other.prefix})"))
         subnets[s.name] = SubnetInfo(s.name, net, s.route_table)
-
-    pool = parse_network(spec.nested.pool, "nested.pool", p)
-    if pool is not None and spec.nested.block_prefix_len < pool.prefixlen:
-        p.append(
-            Problem(
-                "nested.block_prefix_len",
-                f"{spec.nested.block_prefix_len}: blocks cannot be larger than the pool {pool}",
-            )
-        )
-
-    reserved: dict[IPv4Address, str] = {}
     for s in subnets.values():
         for a in reserved_addresses(s.prefix):
-            reserved[a] = s.name
+            ctx.reserved[a] = s.name
 
-    def resolve_subnet(ip: IPv4Address, given: str | None, path: str) -> str | None:
-        if given is not None:
-            sub = subnets.get(given)
-            if sub is None:
-                if any(sp.name == given for sp in spec.subnets):
-                    return None  # already reported
-                p.append(Problem(f"{path}.subnet", f"{given!r} is not a subnet of this spec"))
-                return None
-            if ip not in sub.prefix:
-                p.append(Problem(f"{path}.ip", f"{ip} is not inside its subnet {given!r} ({sub.prefix})"))
-                return None
-            return given
-        found = [s.name for s in subnets.values() if ip in s.prefix]
-        if not found:
-            p.append(Problem(f"{path}.ip", f"{ip} is in no subnet of this spec; add its subnet or fix the address"))
-            return None
-        return found[0]
 
-    names: dict[str, str] = {}  # node name -> path, shared by hosts, VMs and endpoints
-    ips: dict[IPv4Address, str] = {}
+def _check_pool(ctx: _Ctx) -> None:
+    nested = ctx.spec.nested
+    pool = ctx.pool = parse_network(nested.pool, "nested.pool", ctx.p)
+    if pool is None:
+        return
+    if nested.block_prefix_len < pool.prefixlen:
+        ctx.p.append(Problem(
+            "nested.block_prefix_len", f"{nested.block_prefix_len}: blocks cannot be larger than the pool {pool}"
+        ))
+    space = ", ".join(map(str, ctx.space))
+    if nested.mode == "nat":
+        # NATed guests live behind their host: a pool over VNet addresses would hide those from them
+        clash = next((s for s in ctx.space if _overlaps(pool, s)), None)
+        if clash is not None:
+            ctx.p.append(Problem("nested.pool", f"{pool} overlaps the VNet address space {clash}; in nat mode "
+                                                "pick a private range outside the VNet"))
+    elif ctx.space and not _in_space(ctx, pool):
+        ctx.p.append(Problem("nested.pool", f"{pool} is outside the VNet address space ({space}); nested "
+                                            f"addresses in {nested.mode} mode must be VNet addresses"))
 
-    def claim_name(name: str, path: str) -> bool:
-        if name in names:
-            p.append(Problem(path, f"{name!r} is already used by {names[name]}"))
-            return False
-        names[name] = path
-        return True
 
-    def claim_ip(ip: IPv4Address, path: str) -> None:
-        if ip in ips:
-            p.append(Problem(path, f"{ip} is already used by {ips[ip]}"))
-        else:
-            ips[ip] = path
-        if ip in reserved:
-            p.append(
-                Problem(
-                    path,
-                    f"{ip} is reserved by Azure in subnet {reserved[ip]!r} (first four and last address)",
-                )
-            )
-
-    hosts: dict[str, HostInfo] = {}
+def _check_hosts(ctx: _Ctx) -> None:
     nics: dict[str, str] = {}
-    for i, h in enumerate(spec.hosts):
-        path = f"hosts[{i}]"
-        _name_check(h.name, NODE_NAME_RE, f"{path}.name", "host name (a hostname label: letters, digits, '-')", p)
-        ok = claim_name(h.name, f"{path}.name")
-        nic = h.nic or f"{h.name}-nic"
-        _name_check(nic, AZURE_NAME_RE, f"{path}.nic", "Azure NIC name", p)
-        if nic in nics:
-            p.append(Problem(f"{path}.nic", f"{nic!r} is already the NIC of {nics[nic]}"))
-        nics[nic] = f"hosts[{i}]"
-        for key in ("uplink", "bridge"):
-            v = getattr(h, key)
-            if not IFNAME_RE.match(v):
-                p.append(Problem(f"{path}.{key}", f"{v!r} is not a valid Linux interface name (<= 15 characters, no '/' or spaces)"))
-        if h.uplink == h.bridge:
-            p.append(Problem(f"{path}.bridge", f"{h.bridge!r} is also the uplink; give the nested bridge its own name"))
-        ip = parse_address(h.ip, f"{path}.ip", p)
-        if ip is None:
-            continue
-        claim_ip(ip, f"{path}.ip")
-        sub = resolve_subnet(ip, h.subnet, path)
-        block = parse_network(h.block, f"{path}.block", p) if h.block is not None else None
-        if block is not None and pool is not None and not block.subnet_of(pool):
-            p.append(Problem(f"{path}.block", f"{block} is outside the pool {pool}; move the block or widen nested.pool"))
-        if sub is not None and ok:
-            hosts[h.name] = HostInfo(i, h.name, ip, sub, nic, block)
-        if h.bridge_has_uplink:
-            warn.append(
-                Problem(
-                    f"{path}.bridge_has_uplink",
-                    f"{h.bridge!r} holds the uplink {h.uplink!r}: nested VMs must not reach Azure at layer 2; "
-                    "nestnet adds L2 guards (Azure drops frames with a foreign source MAC)",
-                    severity="warning",
-                )
-            )
+    for i, h in enumerate(ctx.spec.hosts):
+        _check_host(ctx, i, h, nics)
 
-    endpoints: dict[str, EndpointInfo] = {}
-    for i, e in enumerate(spec.endpoints):
+
+def _check_host(ctx: _Ctx, i: int, h: HostSpec, nics: dict[str, str]) -> None:
+    p, path = ctx.p, f"hosts[{i}]"
+    _name_check(h.name, NODE_NAME_RE, f"{path}.name", "host name (a hostname label: letters, digits, '-')", p)
+    ok = ctx.claim_name(h.name, f"{path}.name")
+    nic = h.nic or f"{h.name}-nic"
+    _name_check(nic, AZURE_NAME_RE, f"{path}.nic", "Azure NIC name", p)
+    if nic in nics:
+        p.append(Problem(f"{path}.nic", f"{nic!r} is already the NIC of {nics[nic]}"))
+    nics[nic] = path
+    for key in ("uplink", "bridge"):
+        _check_ifname(getattr(h, key), f"{path}.{key}", p)
+    if h.uplink == h.bridge:
+        p.append(Problem(f"{path}.bridge", f"{h.bridge!r} is also the uplink; give the nested bridge its own name"))
+    ip = parse_address(h.ip, f"{path}.ip", p)
+    if ip is None:
+        return
+    ctx.claim_ip(ip, f"{path}.ip")
+    sub = ctx.resolve_subnet(ip, h.subnet, path)
+    block = parse_network(h.block, f"{path}.block", p) if h.block is not None else None
+    if block is not None and ctx.pool is not None and not block.subnet_of(ctx.pool):
+        p.append(Problem(f"{path}.block", f"{block} is outside the pool {ctx.pool}; move the block or widen nested.pool"))
+    if sub is not None and ok:
+        ctx.hosts[h.name] = HostInfo(i, h.name, ip, sub, nic, block)
+
+
+def _check_ifname(value: str, path: str, p: list[Problem]) -> None:
+    if not IFNAME_RE.match(value) or value in (".", ".."):
+        p.append(Problem(path, f"{value!r} is not a valid Linux interface name (<= 15 characters, no '/' or spaces)"))
+    elif value in RESERVED_IFNAMES:
+        p.append(Problem(path, f"{value!r} is a name Linux reserves ({', '.join(sorted(RESERVED_IFNAMES))}); "
+                               "pick another interface name"))
+
+
+def _check_endpoints(ctx: _Ctx) -> None:
+    p = ctx.p
+    for i, e in enumerate(ctx.spec.endpoints):
         path = f"endpoints[{i}]"
         _name_check(e.name, NODE_NAME_RE, f"{path}.name", "endpoint name (letters, digits, '-')", p)
-        ok = claim_name(e.name, f"{path}.name")
+        ok = ctx.claim_name(e.name, f"{path}.name")
         ip = parse_address(e.ip, f"{path}.ip", p)
         if ip is None:
             continue
-        claim_ip(ip, f"{path}.ip")
-        sub = resolve_subnet(ip, e.subnet, path)
+        ctx.claim_ip(ip, f"{path}.ip")
+        sub = ctx.resolve_subnet(ip, e.subnet, path)
         if sub is not None and ok:
-            endpoints[e.name] = EndpointInfo(i, e.name, ip, sub)
+            ctx.endpoints[e.name] = EndpointInfo(i, e.name, ip, sub)
 
-    vms: dict[str, VMInfo] = {}
-    for i, v in enumerate(spec.vms):
+
+def _check_vms(ctx: _Ctx) -> None:
+    p = ctx.p
+    host_names = {h.name for h in ctx.spec.hosts}
+    for i, v in enumerate(ctx.spec.vms):
         path = f"vms[{i}]"
         _name_check(v.name, NODE_NAME_RE, f"{path}.name", "VM name (letters, digits, '-')", p)
-        ok = claim_name(v.name, f"{path}.name")
-        if v.host not in hosts:
-            if not any(h.name == v.host for h in spec.hosts):
+        ok = ctx.claim_name(v.name, f"{path}.name")
+        if v.host not in ctx.hosts:
+            if v.host not in host_names:
                 p.append(Problem(f"{path}.host", f"{v.host!r} is not a host of this spec"))
             ok = False
         if v.mac is not None:
@@ -303,43 +366,102 @@ def check(spec: Spec) -> tuple[Fabric | None, list[Problem]]:
             if ip is None:
                 ok = False
             else:
-                claim_ip(ip, f"{path}.ip")
+                ctx.claim_ip(ip, f"{path}.ip")
         if ok:
-            vms[v.name] = VMInfo(i, v.name, v.host, ip)
+            ctx.vms[v.name] = VMInfo(i, v.name, v.host, ip)
 
-    if mode == "routed" and len(spec.hosts) > az.max_routes:
-        p.append(
-            Problem(
-                "hosts",
-                f"{len(spec.hosts)} hosts need {len(spec.hosts)} routes, more than azure.max_routes={az.max_routes} "
-                "(Azure's limit per route table); raise max_routes if your region allows 1,000, or split the fabric",
-            )
-        )
-    if mode == "secondary-ip":
-        per_host: dict[str, int] = {}
-        for v in spec.vms:
-            per_host[v.host] = per_host.get(v.host, 0) + 1
-        for h, n in per_host.items():
-            if n + 1 > az.max_ip_configs:
-                p.append(
-                    Problem(
-                        "vms",
-                        f"host {h!r} has {n} VMs: with its primary that is {n + 1} IP configurations, over "
-                        f"azure.max_ip_configs={az.max_ip_configs} (Azure's limit per NIC); use routed mode",
-                    )
-                )
 
-    if spec.nested.guest_style == "subnet":
-        warn.append(
-            Problem(
-                "nested.guest_style",
-                "'subnet': guests think the whole subnet is on-link, so each host answers ARP for it "
-                "(proxy_arp on the nested bridge; nestnet sets it). 'onlink' needs no proxy ARP",
+def _check_limits(ctx: _Ctx) -> None:
+    spec, az = ctx.spec, ctx.spec.azure
+    if spec.nested.mode == "routed" and len(spec.hosts) > az.max_routes:
+        ctx.p.append(Problem(
+            "hosts",
+            f"{len(spec.hosts)} hosts need {len(spec.hosts)} routes, more than azure.max_routes={az.max_routes} "
+            "(Azure's limit per route table); raise max_routes if your region allows 1,000, or split the fabric",
+        ))
+    if spec.nested.mode != "secondary-ip":
+        return
+    per_host: dict[str, int] = {}
+    for v in spec.vms:
+        per_host[v.host] = per_host.get(v.host, 0) + 1
+    for h, n in per_host.items():
+        if n + 1 > az.max_ip_configs:
+            ctx.p.append(Problem(
+                "vms",
+                f"host {h!r} has {n} VMs: with its primary that is {n + 1} IP configurations, over "
+                f"azure.max_ip_configs={az.max_ip_configs} (Azure's limit per NIC); use routed mode",
+            ))
+
+
+def _spec_warnings(ctx: _Ctx) -> None:
+    for i, h in enumerate(ctx.spec.hosts):
+        if h.bridge_has_uplink:
+            ctx.warn.append(Problem(
+                f"hosts[{i}].bridge_has_uplink",
+                f"{h.bridge!r} holds the uplink {h.uplink!r}: nested VMs must not reach Azure at layer 2; "
+                "nestnet adds L2 guards (Azure drops frames with a foreign source MAC)",
                 severity="warning",
-            )
-        )
+            ))
+    if ctx.spec.nested.guest_style == "subnet":
+        ctx.warn.append(Problem(
+            "nested.guest_style",
+            "'subnet': guests think the whole subnet is on-link, so each host answers ARP for it "
+            "(proxy_arp on the nested bridge; nestnet sets it). 'onlink' needs no proxy ARP",
+            severity="warning",
+        ))
 
-    if p or pool is None:
-        return None, p
-    fabric = Fabric(spec, tuple(space), pool, subnets, hosts, vms, endpoints, warn)
-    return fabric, p
+
+# --------------------------------------------------------------------------------------------
+# Checks that need the allocation
+
+
+def check_allocation(fabric: Fabric, alloc: Any) -> list[Problem]:
+    """Every warning about the spec (those of ``check`` and those that need the allocation);
+    raises SpecError for two VMs with one MAC. ``alloc``: an ``ipam.Allocation``."""
+    warnings = list(fabric.warnings)
+    _check_macs(fabric, alloc.vm_ips)
+    mode = fabric.spec.nested.mode
+    nic_subnets = {h.subnet for h in fabric.hosts.values()} | {e.subnet for e in fabric.endpoints.values()}
+    if mode != "nat":
+        warnings += _low_block_warnings(fabric, alloc.blocks, nic_subnets)
+    if mode == "routed":
+        for i, s in enumerate(fabric.spec.subnets):
+            if not s.route_table and s.name in nic_subnets:
+                warnings.append(Problem(
+                    f"subnets[{i}].route_table",
+                    f"subnet {s.name!r} has machines but not the route table: Azure routes its traffic "
+                    "to nested blocks by system routes only, so they cannot reach nested VMs",
+                    severity="warning",
+                ))
+    return warnings
+
+
+def _low_block_warnings(fabric: Fabric, blocks: dict[str, IPv4Network], nic_subnets: set[str]) -> list[Problem]:
+    out = []
+    subnets = [s for s in fabric.subnets.values() if s.name in nic_subnets]
+    for hi in fabric.hosts.values():
+        block = blocks[hi.name]
+        for s in subnets:
+            mid = int(s.prefix.network_address) + s.prefix.num_addresses // 2
+            if block.subnet_of(s.prefix) and int(block.network_address) < mid:
+                out.append(Problem(
+                    f"hosts[{hi.index}].block",
+                    f"{block} sits in the lower half of NIC subnet {s.name!r} ({s.prefix}); Azure hands "
+                    "out dynamic NIC addresses from the lowest free one, so give NICs static addresses "
+                    "or move the pool to the top of the subnet",
+                    severity="warning",
+                ))
+    return out
+
+
+def _check_macs(fabric: Fabric, vm_ips: dict[str, IPv4Address]) -> None:
+    macs = {s.name: s.mac for s in fabric.spec.vms if s.mac}
+    seen: dict[str, str] = {}
+    for name in fabric.vms:
+        mac = macs.get(name) or vm_mac(vm_ips[name])
+        if mac in seen:
+            idx = fabric.vms[name].index
+            raise SpecError(
+                [Problem(f"vms[{idx}].mac", f"{mac} is also the MAC of VM {seen[mac]!r}; give one a unique mac")]
+            )
+        seen[mac] = name

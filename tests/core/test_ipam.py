@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nestnet.errors import SpecError
-from nestnet.ipam import Lock, allocate, lock_path, read_lock
+from nestnet.ipam import Lock, allocate, lock_path
+from nestnet.store import read_lock
 from nestnet.plan import load
 from nestnet.spec import SpecSource, structure
 from nestnet.validate import check, reserved_addresses
@@ -63,7 +64,7 @@ offsets = st.lists(st.integers(min_value=4, max_value=254), min_size=1, max_size
 @given(
     offs=offsets,
     plen=st.sampled_from([26, 27, 28, 29, 30]),
-    pool=st.sampled_from(["10.0.1.0/24", "10.0.0.0/16", "10.0.1.128/25", "192.168.50.0/24"]),
+    pool=st.sampled_from(["10.0.1.0/24", "10.0.0.0/16", "10.0.1.128/25", "10.0.50.0/24"]),
     vms=st.integers(0, 2),
 )
 def test_blocks_are_disjoint_aligned_and_free(offs, plen, pool, vms):
@@ -182,3 +183,33 @@ def test_big_fabric_allocates(tmp_path):
     plan = load(write(tmp_path, big_fabric(300, 4))).plan
     assert len({h.block for h in plan.hosts.values()}) == 300
     assert len(plan.vms) == 1200
+
+
+@pytest.mark.parametrize("address,expected", [
+    ("10.0.1.50", "is in the block 10.0.1.48/28 of host 'vme-kvm-vm2', not of its host 'vme-kvm-vm1'"),
+    ("10.0.1.17", "is pinned by another VM in the spec"),
+])
+def test_locked_vm_entries_are_checked_like_blocks(tmp_path, address, expected):
+    d = seed()
+    del d["vms"][0]["ip"]
+    d["vms"].append({"name": "db1", "host": "vme-kvm-vm1", "ip": "10.0.1.17"})
+    spec = write(tmp_path, d)
+    load(spec)
+    lock = lock_path(spec)
+    text = lock.read_text()
+    lock.write_text(text.replace("web1: 10.0.1.16", f"web1: {address}"))
+    with pytest.raises(SpecError) as exc:
+        load(spec)
+    (p,) = exc.value.problems
+    assert p.file == str(lock) and p.path == "vms.web1" and expected in p.message and "delete this entry" in p.message
+    assert lock.read_text() != text  # the hand edit is left for the user to fix, not overwritten
+
+
+def test_locked_vm_outside_every_block_follows_its_host(tmp_path):
+    d = seed()
+    del d["vms"][0]["ip"]
+    spec = write(tmp_path, d)
+    load(spec)
+    d["hosts"][0]["block"] = "10.0.1.96/28"  # the user moved the block on purpose
+    write(tmp_path, d)
+    assert str(load(spec).plan.vms["web1"].ip) == "10.0.1.96"

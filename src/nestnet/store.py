@@ -1,0 +1,295 @@
+"""The spec and lock files on disk: the one module that reads and writes them (the edge).
+
+The pure core (spec, validate, ipam, plan) works on text and data; this module does the I/O,
+safely (docs/decisions/0009):
+
+- every writer (``plan`` recording allocations, ``vm add|rm``) holds an exclusive ``flock`` on a
+  sidecar file ``.<spec name>.flock`` beside the spec across its whole read-allocate-write, so
+  concurrent writers serialize and none loses work;
+- a file is replaced by writing an exclusively created temp file (random name, ``O_EXCL`` and
+  ``O_NOFOLLOW``, via ``mkstemp``) in the target's directory, ``fsync``, ``rename`` over the
+  target, ``fsync`` of the directory: readers see the old file or the new one, never a part;
+- a symlinked spec or lock is written through to its target, keeping its mode and owner;
+- the lock is written before the spec, so a crash in between leaves a lock entry the spec does
+  not name yet; the next write drops it (the lock is the source of truth for allocations).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import stat
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Iterator
+
+from .errors import OperationError, Problem, SpecError
+from .ipam import Allocation, Lock, allocate, lock_path, parse_lock
+from .plan import Plan, build_plan
+from .spec import SpecSource, parse_yaml, structure
+from .validate import check, check_allocation
+
+# How long a writer waits for another one (seconds); NESTNET_LOCK_TIMEOUT overrides.
+LOCK_TIMEOUT = 120.0
+
+
+def _bad(path: Path | str, message: str) -> SpecError:
+    return SpecError([Problem("", message, str(path))])
+
+
+def read_text(path: Path | str, *, missing_ok: bool = False) -> str | None:
+    """The UTF-8 text of a regular file (following symlinks); one-line SpecError otherwise.
+
+    Opened non-blocking and checked with fstat, so a FIFO or device given as a file is refused
+    instead of hanging the command.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        if missing_ok:
+            return None
+        raise _bad(path, "no such file") from None
+    except IsADirectoryError:
+        raise _bad(path, "is a directory, not a file") from None
+    except OSError as exc:
+        raise _bad(path, f"cannot read: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise _bad(path, "is a directory, not a file")
+        if not stat.S_ISREG(st.st_mode):
+            raise _bad(path, "is not a regular file (a FIFO, socket or device?); give a file")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise _bad(path, f"cannot read: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _bad(path, "not UTF-8 text") from None
+
+
+def read_source(path: str | Path) -> SpecSource:
+    return SpecSource(Path(path), read_text(path) or "")
+
+
+def read_lock(path: Path) -> Lock:
+    _refuse_dangling_link(path)
+    text = read_text(path, missing_ok=True)
+    return Lock() if text is None else parse_lock(text, str(path))
+
+
+def _refuse_dangling_link(path: Path) -> None:
+    if os.path.islink(path) and not os.path.exists(path):
+        raise _bad(path, f"is a symlink to a missing file ({os.readlink(path)}); remove it or create the target")
+
+
+def _write_target(path: Path) -> Path:
+    """Where writing ``path`` lands: through symlinks to an existing regular file, else ``path``."""
+    _refuse_dangling_link(path)
+    real = Path(os.path.realpath(path))
+    try:
+        st = os.stat(real)
+    except FileNotFoundError:
+        return real
+    except OSError as exc:
+        raise _bad(path, f"cannot write: {exc.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise _bad(path, "is not a regular file; refusing to replace it")
+    return real
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` (or a symlink's target) with ``text``, all or nothing, keeping mode/owner."""
+    target = _write_target(path)
+    try:
+        old = os.stat(target)
+    except FileNotFoundError:
+        old = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise _bad(path, f"cannot write in {target.parent}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(text.encode("utf-8"))
+            fh.flush()
+            _keep_mode_owner(fh.fileno(), old)
+            os.fsync(fh.fileno())
+        os.rename(tmp, target)
+    except BaseException as exc:
+        with _ignore(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise _bad(path, f"cannot write: {exc.strerror}") from None
+        raise
+    _fsync_dir(target.parent)
+
+
+def _keep_mode_owner(fd: int, old: os.stat_result | None) -> None:
+    if old is None:
+        os.fchmod(fd, 0o644 & ~_umask())
+        return
+    os.fchmod(fd, stat.S_IMODE(old.st_mode))
+    try:
+        os.fchown(fd, old.st_uid, old.st_gid)
+    except PermissionError:
+        pass  # not ours to give away: the file becomes the writer's, as with any editor
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(path: Path) -> None:
+    with _ignore(OSError):
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextmanager
+def _ignore(*kinds: type[BaseException]) -> Iterator[None]:
+    try:
+        yield
+    except kinds:
+        pass
+
+
+def flock_path(spec_path: Path) -> Path:
+    return spec_path.with_name(f".{spec_path.name}.flock")
+
+
+@contextmanager
+def exclusive(spec_path: Path) -> Iterator[None]:
+    """Hold the spec's writer lock (``flock`` on the sidecar) for the ``with`` block."""
+    path = flock_path(spec_path)
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as exc:
+        why = "is a symlink; remove it" if exc.errno == errno.ELOOP else f"cannot open: {exc.strerror}"
+        raise _bad(path, f"the writer lock {why}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _bad(path, "the writer lock is not a regular file; remove it")
+        _wait_flock(fd, path)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+def _wait_flock(fd: int, path: Path) -> None:
+    timeout = float(os.environ.get("NESTNET_LOCK_TIMEOUT") or LOCK_TIMEOUT)
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise OperationError(
+                    f"{path}: another process has held this spec's writer lock for {timeout:g} s; "
+                    "wait for it or raise NESTNET_LOCK_TIMEOUT"
+                ) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+
+# --------------------------------------------------------------------------------------------
+# Loading: spec + lock -> Plan
+
+
+@dataclass(frozen=True)
+class Loaded:
+    plan: Plan
+    lock_changed: bool
+    new_allocations: tuple[str, ...]
+    lock: Lock  # the allocation as a lock (what the lock file holds after this load)
+
+
+def plan_source(source: SpecSource, lock: Lock, *, frozen: bool = False, lock_display: str = "") -> Loaded:
+    """The Plan for a spec text and a lock (no I/O); SpecError names every problem."""
+    data = parse_yaml(source.text, source.display)
+    source.note_names(data)
+    shaped = structure(data, source)
+    fabric, problems = check(shaped.spec)
+    if shaped.problems or problems or fabric is None:
+        raise SpecError(shaped.problems + source.locate(problems))
+    try:
+        alloc: Allocation = allocate(fabric, lock, frozen=frozen, lock_display=lock_display)
+        warnings = check_allocation(fabric, alloc)
+        plan = build_plan(fabric, alloc, source.display, warnings)
+    except SpecError as exc:
+        raise SpecError([p if p.file else source.locate([p])[0] for p in exc.problems]) from None
+    plan = replace(plan, warnings=tuple(source.locate(list(plan.warnings))))
+    new_lock = alloc.lock()
+    return Loaded(plan, new_lock != lock, alloc.new, new_lock)
+
+
+def load_source(source: SpecSource, *, write: bool = True, frozen: bool = False) -> Loaded:
+    """Plan ``source`` with its lock; with ``write``, record new allocations in the lock file."""
+    lpath = lock_path(source.path)
+    loaded = plan_source(source, read_lock(lpath), frozen=frozen, lock_display=str(lpath))
+    if not (loaded.lock_changed and write and not frozen):
+        return loaded
+    # Something to record: redo the whole read-allocate-write under the writer lock, so a
+    # concurrent writer's allocation is seen and kept.
+    with exclusive(source.path):
+        source = read_source(source.path)
+        loaded = plan_source(source, read_lock(lpath), lock_display=str(lpath))
+        if loaded.lock_changed:
+            write_atomic(lpath, loaded.lock.render(source.path.name))
+    return loaded
+
+
+def load(spec_path: str | Path, *, write: bool = True, frozen: bool = False) -> Loaded:
+    """Read and check the spec, allocate with its lock, build the Plan.
+
+    ``write``: record new allocations in the lock file (never with ``frozen``). Raises
+    ``SpecError`` with every problem, located in the file, when the spec is invalid.
+    """
+    return load_source(read_source(spec_path), write=write, frozen=frozen)
+
+
+def load_plan(spec_path: str | Path, *, write: bool = True, frozen: bool = False) -> Plan:
+    return load(spec_path, write=write, frozen=frozen).plan
+
+
+def commit(spec_path: Path, new_text: str, edit_display: str) -> Loaded:
+    """Check an edited spec text in full with the current lock, then write lock and spec.
+
+    Call with ``exclusive(spec_path)`` held. The lock goes first (see the module docstring).
+    """
+    lpath = lock_path(spec_path)
+    candidate = SpecSource(spec_path, new_text)
+    old_lock = read_lock(lpath)
+    try:
+        loaded = plan_source(candidate, old_lock, lock_display=str(lpath))
+    except SpecError as exc:
+        # Line numbers of the unwritten candidate would point at nothing in the user's file.
+        raise SpecError(
+            [Problem(p.path, p.message, p.file if p.file != str(spec_path) else edit_display,
+                     None, p.severity, p.name) for p in exc.problems]
+        ) from None
+    # Lock first, holding the old entries too: a crash at any point leaves a lock that covers
+    # whichever spec is on disk (extra entries are ignored and dropped by the next write).
+    on_disk, union = old_lock, old_lock.union(loaded.lock)
+    if union != on_disk:
+        write_atomic(lpath, union.render(spec_path.name))
+        on_disk = union
+    write_atomic(spec_path, new_text)
+    if loaded.lock != on_disk:
+        write_atomic(lpath, loaded.lock.render(spec_path.name))
+    return loaded
