@@ -1,7 +1,7 @@
 """The spec and lock files on disk: the one module that reads and writes them (the edge).
 
 The pure core (spec, validate, ipam, plan) works on text and data; this module does the I/O,
-safely (docs/decisions/0009):
+safely (docs/decisions/0015):
 
 - every writer (``plan`` recording allocations, ``vm add|rm``) holds an exclusive ``flock`` on a
   sidecar file ``.<spec name>.flock`` beside the spec across its whole read-allocate-write, so

@@ -278,16 +278,14 @@ def _check_pool(ctx: _Ctx) -> None:
         ctx.p.append(Problem(
             "nested.block_prefix_len", f"{nested.block_prefix_len}: blocks cannot be larger than the pool {pool}"
         ))
-    space = ", ".join(map(str, ctx.space))
-    if nested.mode == "nat":
-        # NATed guests live behind their host: a pool over VNet addresses would hide those from them
-        clash = next((s for s in ctx.space if _overlaps(pool, s)), None)
-        if clash is not None:
-            ctx.p.append(Problem("nested.pool", f"{pool} overlaps the VNet address space {clash}; in nat mode "
-                                                "pick a private range outside the VNet"))
-    elif ctx.space and not _in_space(ctx, pool):
-        ctx.p.append(Problem("nested.pool", f"{pool} is outside the VNet address space ({space}); nested "
-                                            f"addresses in {nested.mode} mode must be VNet addresses"))
+    bad = next((r for r in AZURE_FORBIDDEN_SPACE if _overlaps(pool, r)), None)
+    if bad is not None:
+        ctx.p.append(Problem("nested.pool", f"{pool} overlaps {bad}, which cannot carry nested VM addresses"))
+    elif nested.mode != "nat" and ctx.space and not _in_space(ctx, pool):
+        # NATed guests hide behind their host; routed and secondary-ip ones are VNet addresses
+        ctx.p.append(Problem("nested.pool", f"{pool} is outside the VNet address space "
+                                            f"({', '.join(map(str, ctx.space))}); nested addresses in "
+                                            f"{nested.mode} mode must be VNet addresses"))
 
 
 def _check_hosts(ctx: _Ctx) -> None:

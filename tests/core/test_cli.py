@@ -124,3 +124,32 @@ def test_vm_config_unknown_vm(seed_copy):
 def test_vm_list_json(seed_copy):
     d = json.loads(nestnet("vm", "list", str(seed_copy), "--json").stdout)
     assert d["vms"]["web2"]["ip"] == "10.0.1.50"
+
+
+def test_warnings_once_count_elsewhere_quiet(seed_copy):
+    r = nestnet("validate", str(seed_copy))
+    assert [line.startswith("warning: ") for line in r.stderr.splitlines()] == [True, True], r.stderr
+    assert "hosts[0] (vme-kvm-vm1).block" in r.stderr  # errors and warnings name the entry
+    r = nestnet("vm", "list", str(seed_copy))
+    assert r.returncode == 0 and r.stderr.splitlines() == [
+        f"warning: 2 warnings about {seed_copy} (`nestnet validate {seed_copy}` lists them; -q hides this)"
+    ]
+    for args in (["-q", "vm", "list"], ["-q", "plan"], ["--quiet", "validate"]):
+        r = nestnet(*args, str(seed_copy))
+        assert r.returncode == 0 and "warning" not in r.stderr, (args, r.stderr)
+
+
+def test_help_lists_exit_codes():
+    r = nestnet("--help")
+    for line in ("0   ok", "1   not healthy", "2   bad input", "3   could not reach", "70  a bug"):
+        assert line in r.stdout
+
+
+def test_piped_output_does_not_wrap(tmp_path):
+    d = seed()
+    d["hosts"][0]["name"] = "h" * 60
+    d["vms"][0]["host"] = "h" * 60
+    r = nestnet("plan", str(write(tmp_path, d)))
+    assert r.returncode == 0, r.stderr
+    row = [line for line in r.stdout.splitlines() if line.startswith("h" * 60)]
+    assert row and "10.0.1.16/28" in row[0] and len(row[0]) > 80

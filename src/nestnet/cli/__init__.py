@@ -61,15 +61,27 @@ def _module_exists(target: str) -> bool:
         return False
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+EXIT_CODES = """\b
+Exit codes:
+  0   ok
+  1   not healthy / changes pending / the world refused (netlink, Azure, a host)
+  2   bad input: spec, lock or option (one line each; nothing changed)
+  3   could not reach or authorize Azure, a host or a service
+  70  a bug in nestnet (traceback saved to a file; please report it)"""
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
 @click.version_option(__version__, prog_name="nestnet")
-def cli() -> None:
+@click.option("--quiet", "-q", is_flag=True, help="Print no warnings about the spec (errors still print).")
+@click.pass_context
+def cli(ctx: click.Context, quiet: bool) -> None:
     """nestnet: real, routable VNet addresses for nested VMs on KVM hosts in Azure.
 
     One spec file (nestnet.yaml) drives everything: the plan, the Azure route table,
     every host's routes and firewall, the guests' config, an offline reachability proof
     and an emulated lab. Every command takes the spec file as its first argument.
     """
+    ctx.meta["nestnet.quiet"] = quiet
 
 
 def main(argv: list[str] | None = None) -> None:

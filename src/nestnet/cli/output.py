@@ -18,7 +18,11 @@ frozen_option = click.option(
 def console(stderr: bool = False):  # -> rich.console.Console
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty():
+        return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    # Piped or redirected: no wrapping at 80 columns in the middle of a command or a fix.
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=100_000)
 
 
 def table(title: str | None, columns: list[str]):  # -> rich.table.Table
@@ -37,10 +41,32 @@ def emit_json(obj: Any) -> None:
     sys.stdout.write("\n")
 
 
+# Commands whose job is to show the spec's warnings print each one; the others print a count.
+WARNING_COMMANDS = ("validate", "plan")
+
+
 def warn_lines(warnings) -> None:
+    """The one place the CLI prints warnings about the spec: once per command, none with
+    ``--quiet``, every line for ``validate``/``plan`` and a one-line count for the others."""
+    warnings = list(warnings)
+    ctx = click.get_current_context(silent=True)
+    root = ctx.find_root() if ctx is not None else None
+    meta = root.meta if root is not None else {}
+    if not warnings or meta.get("nestnet.quiet") or meta.get("nestnet.warned"):
+        return
+    meta["nestnet.warned"] = True
     color = sys.stderr.isatty()
-    for w in warnings:
-        click.secho(f"warning: {w}", err=True, fg="yellow" if color else None)
+    command = root.invoked_subcommand if root is not None else None
+    if command is None or command in WARNING_COMMANDS:
+        for w in warnings:
+            click.secho(f"warning: {w}", err=True, fg="yellow" if color else None)
+        return
+    spec = getattr(warnings[0], "file", "") or "SPEC"
+    n = len(warnings)
+    click.secho(
+        f"warning: {n} warning{'s' if n != 1 else ''} about {spec} (`nestnet validate {spec}` lists them; -q hides this)",
+        err=True, fg="yellow" if color else None,
+    )
 
 
 def note(text: str) -> None:
