@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, Mapping, NamedTuple
 from . import sysctl as sysctls
 from .errors import Problem
 from .ipam import Allocation
-from .spec import HostSpec
+from .spec import HostSpec, SpecSource
 from .validate import Fabric, HostInfo, reserved_addresses, vm_mac
 
 if TYPE_CHECKING:
@@ -482,3 +482,9 @@ def load(spec_path: str | Path, *, write: bool = True, frozen: bool = False) -> 
 
 def load_plan(spec_path: str | Path, *, write: bool = True, frozen: bool = False) -> Plan:
     return load(spec_path, write=write, frozen=frozen).plan
+
+
+def load_source(source: SpecSource, *, write: bool = True, frozen: bool = False) -> "Loaded":
+    from .store import load_source as _load_source
+
+    return _load_source(source, write=write, frozen=frozen)

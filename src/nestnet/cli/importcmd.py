@@ -30,6 +30,7 @@ def import_(rg: str, vnet: str, route_table: str | None, out: str, name: str | N
     from ..errors import UsageError
     from ..plan import load_plan, load_source
     from ..spec import SpecSource
+    from ..store import write_atomic
 
     path = Path(out)
     if path.exists():
@@ -46,10 +47,8 @@ def import_(rg: str, vnet: str, route_table: str | None, out: str, name: str | N
                  host_defaults=hd)
     load_source(SpecSource(path, imp.text), write=False)  # a spec nestnet itself refuses is never written
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(imp.text, encoding="utf-8")
-    tmp.replace(path)
-    load_plan(path, write=True)  # the lock
+    write_atomic(path, imp.text)  # exclusive temp file + rename: no planted *.tmp is followed
+    load_plan(path, write=True)  # the lock, under the spec's writer lock
     if as_json:
         emit_json({"spec": str(path), "hosts": imp.hosts, "endpoints": imp.endpoints, "skipped": imp.skipped})
         return

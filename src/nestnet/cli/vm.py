@@ -75,7 +75,10 @@ def config(spec: str, name: str, fmt: str, iface: str, frozen: bool) -> None:
     from ..guest import render
     from ..plan import load
 
-    plan = load(spec, frozen=frozen).plan
+    loaded = load(spec, write=False, frozen=frozen)
+    plan = loaded.plan
     if name not in plan.vms:
         raise UsageError(f"{spec}: no VM named {name!r} (known: {', '.join(plan.vms) or 'none'})")
+    if loaded.lock_changed and not frozen:
+        plan = load(spec).plan  # record the address it is about to be told (bad input wrote nothing)
     click.echo(render(plan, name, fmt, iface), nl=False)
