@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
-from .plan import Loaded, load_source
-from .spec import HostSpec, NODE_NAME_RE, read_source
-from .specedit import _commit, _dump, _rt
+from .spec import NODE_NAME_RE, HostSpec
+from .specedit import _dump, _rt
+from .store import Loaded, commit, exclusive, load_source, read_source
 
 HOST_KEYS = tuple(k for k in HostSpec.model_fields if k not in ("name", "ip"))
 
@@ -31,22 +31,24 @@ def host_add(spec_path: str | Path, name: str, ip: str, **keys: Any) -> Loaded:
     unknown = [k for k in keys if k not in HOST_KEYS]
     if unknown:
         raise UsageError(f"{unknown[0]}: not a host key (one of {', '.join(HOST_KEYS)})")
-    source = read_source(spec_path)
-    load_source(source, write=False)  # the spec must be valid before we edit it
-    y = _rt()
-    data = y.load(source.text)
-    hosts = data.get("hosts")
-    if any(isinstance(h, dict) and h.get("name") == name for h in hosts or []):
-        raise UsageError(f"{source.display}: a host named {name!r} already exists")
-    entry = CommentedMap()
-    entry["name"] = name
-    entry["ip"] = ip
-    for k in HOST_KEYS:  # in the spec's own key order
-        if keys.get(k) is not None:
-            entry[k] = keys[k]
-    entry.fa.set_flow_style()
-    hosts.append(entry)
-    return _commit(source, _dump(y, data))
+    path = Path(spec_path)
+    with exclusive(path):  # the whole read-edit-write, as vm add
+        source = read_source(path)
+        load_source(source, write=False)  # the spec must be valid before we edit it
+        y = _rt()
+        data = y.load(source.text)
+        hosts = data.get("hosts")
+        if any(isinstance(h, dict) and h.get("name") == name for h in hosts or []):
+            raise UsageError(f"{source.display}: a host named {name!r} already exists")
+        entry = CommentedMap()
+        entry["name"] = name
+        entry["ip"] = ip
+        for k in HOST_KEYS:  # in the spec's own key order
+            if keys.get(k) is not None:
+                entry[k] = keys[k]
+        entry.fa.set_flow_style()
+        hosts.append(entry)
+        return commit(path, _dump(y, data), source.display)
 
 
 def host_rm(spec_path: str | Path, name: str, release_block: bool = False) -> tuple[Loaded, str]:
@@ -56,7 +58,13 @@ def host_rm(spec_path: str | Path, name: str, release_block: bool = False) -> tu
     ``release_block``, because the block then goes back to the pool: the next ``host add`` may
     get it while guests configured with its addresses still run somewhere.
     """
-    source = read_source(spec_path)
+    path = Path(spec_path)
+    with exclusive(path):
+        return _host_rm(path, name, release_block)
+
+
+def _host_rm(path: Path, name: str, release_block: bool) -> tuple[Loaded, str]:
+    source = read_source(path)
     before = load_source(source, write=False).plan
     if name not in before.hosts:
         raise UsageError(f"{source.display}: no host named {name!r} (known: {', '.join(before.hosts)})")
@@ -74,4 +82,4 @@ def host_rm(spec_path: str | Path, name: str, release_block: bool = False) -> tu
     hosts = data.get("hosts") or []
     idx = next(i for i, h in enumerate(hosts) if isinstance(h, dict) and h.get("name") == name)
     del hosts[idx]
-    return _commit(source, _dump(y, data)), block
+    return commit(path, _dump(y, data), source.display), block
