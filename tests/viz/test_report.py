@@ -137,6 +137,18 @@ def test_fault_report_marks_the_host_and_the_failing_pairs(open_page, tmp_path: 
     assert page.locator('td[data-src="web1"][data-dst="web2"]').get_attribute("title").startswith("web1 → web2: Azure")
 
 
+@pytest.mark.root
+def test_fault_report_with_the_lab_agrees(open_page, tmp_path: Path) -> None:
+    o = open_page(report(tmp_path, "--lab", "--fault", "nic-forwarding-off:vme-kvm-vm2"))
+    assert o.console == [] and o.fetched == []
+    check, lab = cells(o.page, "check"), cells(o.page, "lab")
+    assert len(lab) == 25
+    assert {k for k, c in lab.items() if "fail" in c} == {k for k, c in check.items() if "fail" in c}
+    assert len([k for k, c in lab.items() if "fail" in c]) == 6
+    assert o.page.locator("td.disagree").count() == 0
+    assert o.page.locator("table.failures tbody tr").count() == 6
+
+
 def test_nat_report_shows_by_design_cells(open_page, tmp_path: Path) -> None:
     o = open_page(report(tmp_path, mode="nat"))
     assert o.console == [] and o.fetched == []

@@ -121,7 +121,9 @@ def build(v: Verdicts) -> Diagram:
         cid = _id("subnet", s.name)
         off: tuple[str, ...] = ()
         if routed:
-            assoc = "route table associated" if sub.route_table else "route table NOT associated"
+            # capitals only where the state differs from the plan (a fault), as for NIC forwarding
+            assoc = ("route table associated" if sub.route_table else
+                     "route table NOT associated" if s.route_table else "route table not associated")
             if s.route_table and not sub.route_table:
                 off = (f"subnet {s.name} is not associated with the route table",)
         else:
@@ -399,7 +401,7 @@ def to_mermaid(d: Diagram) -> str:
             o, c = shapes.get(n.kind, ("[", "]"))
             out.append(f"{pad}{mid(n.id)}{o}{_mq(chr(10).join(n.lines))}{c}")
         for c in children.get(parent, []):
-            out.append(f"{pad}subgraph {mid(c.id)}[{_mq(c.label)}]")
+            out.append(f"{pad}subgraph {mid(c.id)}[{_mq(c.label or ' ')}]")  # unlabelled shows its id
             emit(c.id, depth + 1)
             out.append(f"{pad}end")
 

@@ -75,8 +75,11 @@ def matrix_html(title: str, nodes: list[str], sources: list[str], verdict: Mappi
         rows.append(f'<tr><th class="row">{_e(s)}</th>{"".join(cells)}</tr>')
     total = len(verdict)
     green = sum(1 for v in verdict.values() if v)
+    designed = sum(1 for k, v in verdict.items() if not v and k in by_design)
+    more = f", {designed} by design" if designed else ""
     return (f'<figure class="matrix" data-kind="{kind}"><figcaption>{_e(title)} '
-            f'<span class="count {"good" if green == total else "bad"}">{green}/{total} ok</span></figcaption>'
+            f'<span class="count {"good" if green + designed == total else "bad"}">{green}/{total} ok{more}</span>'
+            '</figcaption>'
             f'<table class="matrix-table"><thead><tr><th class="corner">src \\ dst</th>{head}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table></figure>')
 
@@ -137,7 +140,7 @@ def render(v: Verdicts, svg: str, lab: Mapping[tuple[str, str], bool] | None = N
         frows.append([
             f'<span class="pair">{_e(p.src)} → {_e(p.dst)}</span>',
             _code(p.dies_at),
-            _e(cause) + (f'<div class="design">by design of {_e(plan.mode)}: {_e(design)}</div>' if design else ""),
+            _e(cause) + (f'<div class="design">by design: {_e(design)}</div>' if design else ""),
             _fix_html(fix) if fix else '<span class="muted">—</span>',
             *([_e(lab_says)] if lab is not None else []),
         ])
