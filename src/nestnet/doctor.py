@@ -136,7 +136,11 @@ def run(plan: Plan, host: str, root: str | Path = "/", azure_client: Any = None)
     state = from_plan(plan)
     obs = observe(plan, host, state.hosts[host])
     azure = observe_azure(plan, azure_client) if azure_client is not None else None
-    drift = tuple(c.to_dict() for c in reconciler.diff(plan, host, root))
+    try:
+        # adopt: a hand-built route with the planned next hop is drift to take over, not an error
+        drift = tuple(c.to_dict() for c in reconciler.diff(plan, host, root, adopt=True))
+    except HostError as exc:  # what apply would refuse is a finding, not a reason to stop diagnosing
+        drift = ({"kind": "refused", "op": "refused", "key": host, "detail": str(exc)},)
     return diagnose(plan, host, obs, drift, state, azure)
 
 

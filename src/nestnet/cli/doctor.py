@@ -45,11 +45,16 @@ def doctor(spec: str, host_name: str | None, root: str, read_azure: bool, as_jso
 
         client = ArmClient(ArmSettings.from_env(plan.azure.resource_group, plan.azure.subscription_id))
     d = doc.run(plan, name, root, client)
+    from ..host.leftovers import find
+
+    left = find(root, plan, name)  # advice only: they do not make the host unhealthy
     if as_json:
-        emit_json(d.to_dict())
+        emit_json({**d.to_dict(), "leftovers": left})
     else:
         warn_lines(d.warnings)
         _print(d)
+        for line in left:
+            click.echo(f"leftover of the manual set-up: {line}")
     sys.exit(0 if d.healthy else 1)
 
 

@@ -105,3 +105,39 @@ def apply(
     bad = [r for r in results if not r.good]
     if bad:
         raise click.exceptions.Exit(1)
+
+
+@fleet.command(context_settings={"ignore_unknown_options": True})
+@spec_argument
+@click.option("--inventory", "inventory_file", type=click.Path(dir_okay=False, path_type=str),
+              help="Use this inventory (group nestnet_hosts) instead of one built from SPEC.")
+@json_option
+@click.argument("ansible_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- ANSIBLE ARGS...]")
+def doctor(spec: str, inventory_file: str | None, as_json: bool, ansible_args: tuple[str, ...]) -> None:
+    """Run `nestnet doctor` on every host and merge the findings: per host, and the pairs that
+    fail anywhere. Changes nothing. Exit 0 when every host is healthy, 1 otherwise."""
+    from .. import fleet as fl
+    from ..fleet.summary import doctors, failing_anywhere
+
+    plan = _plan(spec)
+    results = doctors(fl.doctor(plan, spec, inventory=inventory_file, extra_args=ansible_args), plan.hosts)
+    failing = failing_anywhere(results)
+    if as_json:
+        emit_json({"hosts": [r.to_dict() for r in results], "failing_pairs": failing,
+                   "healthy": all(r.status == "healthy" for r in results)})
+    else:
+        t = table(None, ["host", "status", "findings", "failing pairs", "drift", "error"])
+        for r in results:
+            d = r.to_dict()
+            t.add_row(r.host, r.status, str(len(d["findings"])), str(len(d["pairs"])), str(len(d["drift"])), r.error)
+        console().print(t)
+        for r in results:
+            for f in r.to_dict()["findings"]:
+                click.echo(f"{r.host}: {f}")
+            for line in r.to_dict()["leftovers"]:
+                click.echo(f"{r.host}: leftover of the manual set-up: {line}")
+        for p in failing:
+            click.echo(f"FAIL {p['src']} -> {p['dst']} (seen by {', '.join(p['seen_by'])}; dies at {p['dies_at']}): {p['reason']}")
+        note(f"{sum(r.status == 'healthy' for r in results)}/{len(results)} hosts healthy, {len(failing)} pairs failing")
+    if any(r.status != "healthy" for r in results):
+        raise click.exceptions.Exit(1)

@@ -68,8 +68,17 @@ def diff(spec: str, host_name: str | None, root: str, adopt: bool, as_json: bool
     """Show what apply would change on this host. Writes nothing."""
     from .. import host as reconciler
 
+    from ..host.leftovers import find
+
     plan, name = _load(spec, host_name)
-    _print(reconciler.diff(plan, name, root, adopt=adopt), as_json, "pending", name)
+    changes = reconciler.diff(plan, name, root, adopt=adopt)
+    left = find(root, plan, name)
+    if as_json:
+        emit_json({"host": name, "changes": [c.to_dict() for c in changes], "leftovers": left})
+        return
+    _print(changes, False, "pending", name)
+    for line in left:
+        note(f"leftover of the manual set-up: {line}")
 
 
 @host.command()

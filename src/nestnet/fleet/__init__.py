@@ -12,7 +12,7 @@ delivers the files and collects the JSON each host prints (callback ``nestnet_js
 """
 
 from .render import GROUP, inventory, playbook
-from .run import FleetError, apply, find_ansible_playbook
+from .run import FleetError, apply, doctor, find_ansible_playbook
 from .summary import HostResult, summarise
 
-__all__ = ["GROUP", "FleetError", "HostResult", "apply", "find_ansible_playbook", "inventory", "playbook", "summarise"]
+__all__ = ["GROUP", "FleetError", "HostResult", "apply", "doctor", "find_ansible_playbook", "inventory", "playbook", "summarise"]

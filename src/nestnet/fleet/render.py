@@ -136,3 +136,60 @@ def playbook() -> list[dict[str, Any]]:
             "tasks": [{"block": tasks, "always": [cleanup]}],
         }
     ]
+
+
+DOCTOR_TASK = "nestnet doctor"
+
+
+def doctor_playbook() -> list[dict[str, Any]]:
+    """Copy the spec and its lock to a scratch directory on each host and run ``nestnet doctor
+    --json`` there (exit 1 = problems found, not a failure of the task). Nothing on the host
+    changes; the scratch directory is removed afterwards."""
+    root = "{{ " + _var("nestnet_root") + " }}"
+    tasks: list[dict[str, Any]] = [
+        {
+            "name": "scratch directory",
+            "ansible.builtin.tempfile": {"state": "directory", "prefix": "nestnet-"},
+            "register": "nn_scratch",
+        },
+        {
+            "name": "the spec",
+            "ansible.builtin.copy": {"src": "{{ nestnet_spec_src }}", "dest": "{{ nn_scratch.path }}/nestnet.yaml", "mode": "0644"},
+        },
+        {
+            "name": "the lock file",
+            "ansible.builtin.copy": {"src": "{{ nestnet_lock_src }}", "dest": "{{ nn_scratch.path }}/nestnet.lock", "mode": "0644"},
+            "when": "nestnet_lock_src | length > 0",
+        },
+        {
+            "name": DOCTOR_TASK,
+            "ansible.builtin.command": {
+                "argv": [
+                    "{{ " + _var("nestnet_command") + " }}", "doctor", "{{ nn_scratch.path }}/nestnet.yaml",
+                    "--host", "{{ inventory_hostname }}", "--root", root, "--json",
+                ],
+            },
+            "register": "nn_result",
+            "failed_when": False,
+            "changed_when": False,
+        },
+        {
+            "name": "nestnet failed",
+            "ansible.builtin.fail": {"msg": FAIL_MSG.replace("r.rc != 0", "r.rc not in (0, 1)")},
+            "when": f"nn_result.rc not in (0, 1) or nn_result.stdout is not match({JSON_OUT!r})",
+        },
+    ]
+    cleanup = {
+        "name": "remove the scratch directory",
+        "ansible.builtin.file": {"path": "{{ nn_scratch.path }}", "state": "absent"},
+        "when": "nn_scratch.path is defined",
+    }
+    return [
+        {
+            "name": "diagnose every nestnet host",
+            "hosts": GROUP,
+            "gather_facts": False,
+            "become": "{{ nestnet_become | default((ansible_user | default('')) != 'root') }}",
+            "tasks": [{"block": tasks, "always": [cleanup]}],
+        }
+    ]

@@ -53,6 +53,20 @@ def apply(
 
     ``adopt``: each host runs ``host apply --adopt`` (foreign routes with the same next hop
     become nestnet's)."""
+    doc = _run(plan, spec_path, render.playbook(), inventory, {"nestnet_adopt": adopt},
+               [*(["--check"] if dry_run else []), *extra_args])
+    return summarise(doc, plan.hosts)
+
+
+def doctor(
+    plan: Plan, spec_path: str | Path, *, inventory: str | Path | None = None, extra_args: tuple[str, ...] = ()
+) -> dict:
+    """Run ``nestnet doctor`` on every host; the callback's document (see ``summary.doctors``)."""
+    return _run(plan, spec_path, render.doctor_playbook(), inventory, {}, list(extra_args))
+
+
+def _run(plan: Plan, spec_path: str | Path, playbook: list, inventory: str | Path | None, extra_vars: dict,
+         args: list[str]) -> dict:
     spec = Path(spec_path).resolve()
     lock = lock_path(spec)
     if inventory is not None and not Path(inventory).is_file():
@@ -62,16 +76,12 @@ def apply(
         inv = Path(inventory).resolve() if inventory is not None else d / "inventory.yaml"
         if inventory is None:
             inv.write_text(dump(render.inventory(plan)))
-        (d / "playbook.yaml").write_text(dump(render.playbook()))
+        (d / "playbook.yaml").write_text(dump(playbook))
         # Extra vars as a file: paths with spaces or quotes survive unharmed.
         (d / "vars.json").write_text(json.dumps(
-            {"nestnet_spec_src": str(spec), "nestnet_lock_src": str(lock) if lock.exists() else "",
-             "nestnet_adopt": adopt}
+            {"nestnet_spec_src": str(spec), "nestnet_lock_src": str(lock) if lock.exists() else "", **extra_vars}
         ))
-        argv = [
-            find_ansible_playbook(), "-i", str(inv), str(d / "playbook.yaml"), "-e", f"@{d / 'vars.json'}",
-            *(["--check"] if dry_run else []), *extra_args,
-        ]
+        argv = [find_ansible_playbook(), "-i", str(inv), str(d / "playbook.yaml"), "-e", f"@{d / 'vars.json'}", *args]
         env = {
             **os.environ,
             "ANSIBLE_STDOUT_CALLBACK": "nestnet_json",
@@ -83,7 +93,7 @@ def apply(
             r = subprocess.run(argv, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, check=False)
         except OSError as exc:
             raise FleetError(f"running {argv[0]}: {exc}") from exc
-    return summarise(_outcome(r), plan.hosts)
+    return _outcome(r)
 
 
 def _outcome(r: subprocess.CompletedProcess) -> dict:

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .render import APPLY_TASK
+from .render import APPLY_TASK, DOCTOR_TASK
 
 Status = Literal["ok", "changed", "failed", "unreachable", "missing"]
 
@@ -62,3 +62,52 @@ def summarise(doc: dict[str, Any], plan_hosts: Iterable[str]) -> list[HostResult
             continue
         out.append(HostResult(host, "changed" if changes else "ok", changes))
     return out
+
+
+@dataclass(frozen=True)
+class DoctorResult:
+    host: str
+    status: str  # healthy | problems | failed | unreachable | missing
+    diagnosis: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.diagnosis
+        return {"host": self.host, "status": self.status, "error": self.error,
+                "findings": d.get("findings", []), "pairs": d.get("pairs", []), "drift": d.get("drift", []),
+                "leftovers": d.get("leftovers", [])}
+
+
+def doctors(doc: dict[str, Any], plan_hosts: Iterable[str]) -> list[DoctorResult]:
+    """One result per plan host from ``fleet doctor``'s document (pure)."""
+    events: list[dict[str, Any]] = doc.get("events", [])
+    stats: dict[str, dict[str, int]] = doc.get("stats", {})
+    out: list[DoctorResult] = []
+    for host in dict.fromkeys([*plan_hosts, *stats, *(e["host"] for e in events)]):
+        mine = [e for e in events if e["host"] == host]
+        if not mine and host not in stats:
+            out.append(DoctorResult(host, "missing", error="not in the inventory's group nestnet_hosts"))
+            continue
+        bad = next((e for e in mine if e["status"] in ("unreachable", "failed")), None)
+        if bad is not None:
+            out.append(DoctorResult(host, bad["status"], error=_one_line(bad.get("msg")) or f"task {bad['task']!r} failed"))
+            continue
+        ran = next((e for e in mine if e["task"] == DOCTOR_TASK and e["status"] in ("ok", "changed")), None)
+        try:
+            diag = json.loads((ran or {}).get("stdout", ""))
+        except ValueError:
+            out.append(DoctorResult(host, "failed", error=f"task {DOCTOR_TASK!r} printed no JSON"))
+            continue
+        out.append(DoctorResult(host, "healthy" if diag.get("healthy") else "problems", diag))
+    return out
+
+
+def failing_anywhere(results: Iterable[DoctorResult]) -> list[dict[str, Any]]:
+    """The pairs some host's doctor found failing, once each, with the hosts that saw them."""
+    seen: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in results:
+        for p in r.diagnosis.get("pairs", []):
+            entry = seen.setdefault((p["src"], p["dst"]), {"src": p["src"], "dst": p["dst"], "seen_by": [],
+                                                           "dies_at": p.get("dies_at"), "reason": p.get("reason")})
+            entry["seen_by"].append(r.host)
+    return list(seen.values())
