@@ -39,7 +39,7 @@ def test_seed_modes_keep_the_seed_fabric() -> None:
 
 
 def test_judge_flags_surprises_and_disagreement() -> None:
-    from nestnet.lab import PairResult as LabPair
+    from nestnet.lab import PingResult as LabPair
 
     plan = seed_plan("nat")
     lab = [LabPair("mgmt-vm", "web1", False), LabPair("web1", "mgmt-vm", True)]
