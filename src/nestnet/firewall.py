@@ -46,8 +46,16 @@ UFW_MASQ = UFW_PREFIX + "masq"
 FORWARD_CHAIN = "nestnet"  # the model's name for nestnet's forward chain (findings, fixes)
 
 
-def _in(ip: IPv4Address, nets: tuple[IPv4Network, ...] | None, negate: bool) -> bool:
-    return nets is None or (any(ip in n for n in nets) != negate)
+# What a rule matches addresses against: networks, or single addresses (a host's VMs: thousands
+# of /32 networks would cost more to build and compare than the set).
+Addresses = tuple[IPv4Network, ...] | frozenset[IPv4Address]
+
+
+def _in(ip: IPv4Address, nets: Addresses | None, negate: bool) -> bool:
+    if nets is None:
+        return True
+    found = ip in nets if isinstance(nets, frozenset) else any(ip in n for n in nets)
+    return found != negate
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +74,9 @@ class FwRule:
     """One flattened forward rule (``None`` matches anything; ``*_not`` negates the match)."""
 
     verdict: Verdict
-    src: tuple[IPv4Network, ...] | None = None
+    src: Addresses | None = None
     src_not: bool = False
-    dst: tuple[IPv4Network, ...] | None = None
+    dst: Addresses | None = None
     iif: str | None = None
     iif_not: bool = False
     oif: str | None = None
@@ -143,12 +151,12 @@ class Policy:
         """The block may leave by ``out`` to anywhere (it is masqueraded there)."""
         return self.masquerade != "none"
 
-    def nets(self, which: Nets) -> tuple[IPv4Network, ...]:
+    def nets(self, which: Nets) -> Addresses:
         if which == "block":
             return (self.block,)
         if which == "fabric":
             return self.fabric
-        return tuple(IPv4Network((int(ip), 32)) for ip in self.vms)
+        return frozenset(self.vms)
 
     def dev(self, which: Dev) -> str:
         return self.bridge if which == "bridge" else self.out

@@ -107,6 +107,14 @@ class Host:
         """Every kernel route nestnet owns on this host (other hosts' blocks, then its own)."""
         return self._routes.of(self.name)
 
+    @property
+    def routes_to_peers(self) -> bool:
+        """Whether ``routes`` holds one route per other host's block (routed mode), out of
+        ``l3_dev``: via that host's IP when both share a subnet, via the subnet's gateway
+        otherwise; its own block's route (out of the bridge) comes last either way. The model
+        reads this rule instead of a million routes (``nestnet.model.state.PlannedRoutes``)."""
+        return self._routes.routed
+
     def to_dict(self, text: Any = str) -> dict[str, Any]:
         return {
             "ip": str(self.ip),
@@ -295,6 +303,10 @@ class HostRoutes:
         self._hosts = hosts
         self._index = {h[0]: i for i, h in enumerate(hosts)}
         self._cache: dict[str, tuple[Route, ...]] = {}
+
+    @property
+    def routed(self) -> bool:
+        return self._routed
 
     def of(self, name: str) -> tuple[Route, ...]:
         routes = self._cache.get(name)

@@ -44,3 +44,24 @@ def test_a_fault_singles_out_its_host(make_plan):
     state = apply_faults(from_plan(plan), parse_faults(["ip-forward-off:x1"], plan))
     classes, _ = node_classes(state)
     assert ("x1",) in [c.members for c in classes if c.kind == "host"]
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_planned_routes_read_by_rule_sign_hosts_as_walking_them_does(make_plan, seed):
+    """The classes read a planned host's routes from the plan's rule (O(1)); the same host with
+    its routes as a plain tuple (as observed) must get the same signature and specials."""
+    from dataclasses import replace
+
+    from nestnet.model.classes import _Signer
+    from nestnet.model.state import PlannedRoutes
+
+    rng = random.Random(seed)
+    plan = make_plan(random_spec(rng, f"rule{seed}", ("routed", "routed", "nat", "secondary-ip"), bridges=True))
+    state = apply_faults(from_plan(plan), parse_faults(random_faults(rng, plan, most=3), plan))
+    walked = replace(state, hosts={n: replace(h, owned_routes=tuple(h.owned_routes)) for n, h in state.hosts.items()})
+    assert any(isinstance(h.owned_routes, PlannedRoutes) for h in state.hosts.values())
+    by_rule, by_walk = _Signer(state), _Signer(walked)
+    for name in state.hosts:
+        vm_ips = frozenset(g.ip for g in state.guests.values() if g.host == name)
+        assert by_rule.host_key(state.hosts[name], vm_ips) == by_walk.host_key(walked.hosts[name], vm_ips)
+    assert by_rule.special == by_walk.special

@@ -32,7 +32,7 @@ def _rules(p: Policy, chain: str, r: Rule) -> list[str]:
     if r.src == "vms" and r.src_not:  # not one of the VMs: a chain of RETURNs, then the verdict
         return [f"-A {chain} {' '.join(m)} -j {UFW_SPOOF}"]
     for field, nets in (("-s", r.src), ("-d", r.dst)):
-        if nets:
+        if nets:  # block or fabric: networks
             return [f"-A {chain} {' '.join([*m, f'{field} {n}'])} -j {target}" for n in p.nets(nets)]
     return [f"-A {chain} {' '.join([*m, f'-j {target}'])}"]
 
@@ -48,7 +48,7 @@ def render_policy(p: Policy, fabric_name: str) -> tuple[str, str]:
     for r in p.guards:
         f += _rules(p, UFW_HOOK, r)
         if r.src == "vms" and r.src_not:
-            f += [f"-A {UFW_SPOOF} -s {n} -j RETURN" for n in p.nets("vms")]
+            f += [f"-A {UFW_SPOOF} -s {ip}/32 -j RETURN" for ip in p.vms]
             f.append(f"-A {UFW_SPOOF} -j {'DROP' if r.verdict == 'drop' else 'ACCEPT'}")
     f += [f"-A {UFW_HOOK} {'-s' if c.enter == 'src' else '-d'} {p.block} -j {ufw_chain(c.name)}" for c in chains]
     for c in chains:

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv4Network
-from typing import Literal, Mapping
+from typing import Iterator, Literal, Mapping, Sequence
 
 from .. import sysctl as sysctls
 from ..firewall import FORWARD_CHAIN, FwdPacket, FwRule, MasqRule, Policy, policy_for
-from ..plan import Plan, Route
+from ..plan import Host, Plan, Route
 
 # nestnet.host installs the L2 guards of DESIGN §3.4 on a bridge holding the uplink (nft bridge
 # table on Linux bridges, flows on OVS): VM ports and the uplink never meet at L2.
@@ -117,6 +117,52 @@ class AzureState:
         )
 
 
+class PlannedRoutes(Sequence[Route]):
+    """A host's planned routes (``Host.routes``), built on first use. N hosts own N*N routes (a
+    million for 1,000) while ``check`` walks only the hosts its traces pass through; its classes
+    read the plan's rule (``Host.routes_to_peers``) instead of the routes."""
+
+    __slots__ = ("host", "_routes")
+
+    def __init__(self, host: Host):
+        self.host = host
+        self._routes: tuple[Route, ...] | None = None
+
+    def _all(self) -> tuple[Route, ...]:
+        if self._routes is None:
+            self._routes = self.host.routes
+        return self._routes
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return self._all()[i]
+
+    def __iter__(self) -> Iterator[Route]:
+        return iter(self._all())
+
+    def __contains__(self, r: object) -> bool:
+        return r in self._all()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (tuple, PlannedRoutes)):
+            return self._all() == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._all())
+
+    def __add__(self, other: Sequence[Route]) -> tuple[Route, ...]:
+        return self._all() + tuple(other)
+
+    def __radd__(self, other: Sequence[Route]) -> tuple[Route, ...]:
+        return tuple(other) + self._all()
+
+    def __repr__(self) -> str:
+        return f"PlannedRoutes({self.host.name!r})"
+
+
 @dataclass(frozen=True, slots=True)
 class HostState:
     name: str
@@ -131,7 +177,7 @@ class HostState:
     l2_guards: bool  # bridge_has_uplink only: VM ports cannot reach the uplink at L2
     bridge_address: IPv4Address | None  # /32 on the bridge (subnet style)
     block: IPv4Network
-    owned_routes: tuple[Route, ...]  # routes with nestnet's protocol
+    owned_routes: Sequence[Route]  # routes with nestnet's protocol (planned: PlannedRoutes)
     other_routes: tuple[Route, ...]  # connected, default and any foreign routes
     ip_forward: bool
     rp_filter: int  # effective for every device: max(conf.all, conf.<dev>)
@@ -150,7 +196,7 @@ class HostState:
 
     @property
     def routes(self) -> tuple[Route, ...]:
-        return self.owned_routes + self.other_routes
+        return tuple(self.owned_routes) + self.other_routes
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,7 +317,7 @@ def from_plan(plan: Plan) -> State:
             l2_guards=h.bridge_has_uplink and HOST_L2_GUARDS,
             bridge_address=h.bridge_address,
             block=h.block,
-            owned_routes=h.routes,
+            owned_routes=PlannedRoutes(h),
             other_routes=other,
             ip_forward=h.sysctl.get(sysctls.IP_FORWARD) == "1",
             rp_filter=rp,
