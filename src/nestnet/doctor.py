@@ -17,9 +17,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from . import firewall
 from .errors import HostError, UsageError
@@ -36,28 +35,73 @@ from .model import (
     observe_host,
 )
 from .model.observed import sysctl_keys
-from .model.state import AzureState, HostState, UserRoute
+from .model.classes import CheckResult
+from .model.state import AzureState, HostState
 from .plan import Plan
 
 RP_MODES = {0: "off", 1: "strict", 2: "loose"}
 
 
 @dataclass(frozen=True)
+class PairGroup:
+    """Failing pairs that fail alike: one class pair of ``check`` (same cause, same hop role),
+    all failing in the plan too or none. ``example`` is one of them, traced."""
+
+    example: PairResult
+    pairs: tuple[tuple[str, str], ...]  # (src, dst), in node order
+    in_plan: bool  # they fail in the plan too: the spec's doing (``nestnet check``)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pairs": len(self.pairs), "fails_in_plan_too": self.in_plan, "example": self.example.to_dict()}
+
+
+@dataclass(frozen=True)
 class Diagnosis:
     host: str
     findings: tuple[str, ...]  # observed knobs that differ from the plan, one line each
-    pairs: tuple[PairResult, ...]  # failing pairs involving this host or its VMs
+    groups: tuple[PairGroup, ...]  # failing pairs involving this host or its VMs, by cause
     checked: int  # how many pairs involve this host or its VMs
-    planned_failures: frozenset[tuple[str, str]]  # of ``pairs``: those that fail in the plan too
     drift: tuple[dict[str, str], ...]  # what `nestnet host apply` would change
     observed: Mapping[str, Any]
     assumed: tuple[str, ...]
     warnings: tuple[str, ...] = field(default=())
+    model: Model | None = field(default=None, repr=False, compare=False)  # the observed fabric's
+    traced: tuple[PairResult, ...] | None = field(default=None, repr=False, compare=False)
+
+    def __reduce__(self):  # pickled (out of a lab namespace): the pairs traced, without the model
+        return (Diagnosis, (self.host, self.findings, self.groups, self.checked, self.drift, dict(self.observed),
+                            self.assumed, self.warnings, None, self.pairs))
+
+    def trace(self, src: str, dst: str) -> PairResult:
+        """One pair traced through the observed fabric, with an honest fix."""
+        assert self.model is not None
+        return _honest_fix(self.model.ping(src, dst), self.host, self.drift)
 
     @property
-    def problems(self) -> tuple[PairResult, ...]:
-        """Failing pairs the plan itself would not fail: what this host (or Azure) breaks."""
-        return tuple(p for p in self.pairs if (p.src, p.dst) not in self.planned_failures)
+    def failing(self) -> int:
+        return sum(len(g.pairs) for g in self.groups)
+
+    @property
+    def planned_failures(self) -> frozenset[tuple[str, str]]:
+        """Failing pairs that fail in the plan too."""
+        return frozenset(p for g in self.groups if g.in_plan for p in g.pairs)
+
+    @property
+    def pairs(self) -> tuple[PairResult, ...]:
+        """Every failing pair, each traced for its own reason (costs a trace per pair: the
+        groups say the same in one trace per cause)."""
+        order = sorted((p for g in self.groups for p in g.pairs), key=self._order().__getitem__)
+        if self.model is None:
+            return self.traced or ()
+        return tuple(self.trace(a, b) for a, b in order)
+
+    def _order(self) -> dict[tuple[str, str], int]:
+        return {p: i for i, p in enumerate(p for g in self.groups for p in g.pairs)}
+
+    @property
+    def problems(self) -> tuple[PairGroup, ...]:
+        """Groups the plan itself would not fail: what this host (or Azure) breaks."""
+        return tuple(g for g in self.groups if not g.in_plan)
 
     @property
     def healthy(self) -> bool:
@@ -72,8 +116,11 @@ class Diagnosis:
             "assumed_as_planned": list(self.assumed),
             "findings": list(self.findings),
             "checked_pairs": self.checked,
+            "failed_pairs": self.failing,
+            "groups": [g.to_dict() for g in self.groups],
             "pairs": [
-                {**p.to_dict(), "fails_in_plan_too": (p.src, p.dst) in self.planned_failures} for p in self.pairs
+                {"src": a, "dst": b, "group": i, "fails_in_plan_too": g.in_plan}
+                for i, g in enumerate(self.groups) for a, b in g.pairs
             ],
             "drift": list(self.drift),
         }
@@ -159,22 +206,63 @@ def diagnose(
     base = replace(planned, azure=azure) if azure is not None else planned
     seen = from_observation(plan, {host: obs}, base=base)
     mine = {host, *plan.hosts[host].vms}
-    failing = tuple(p for p in check(seen).pairs() if p.src in mine or p.dst in mine)
-    # Only the failing pairs are re-traced in the plan: cheaper than checking the whole plan again.
-    model = Model(planned) if failing else None
-    in_plan = frozenset((p.src, p.dst) for p in failing if model and not model.ping(p.src, p.dst).ok)
+    res = check(seen)
+
+    def trace(a: str, b: str) -> PairResult:
+        return _honest_fix(res.model.ping(a, b), host, drift)
+
     return Diagnosis(
         host=host,
         findings=tuple(findings(planned.hosts[host], seen.hosts[host], obs, plan.hosts[host].firewall == "ufw")
                        + (azure_findings(planned.azure, azure) if azure is not None else [])),
-        pairs=failing,
+        groups=_groups(res, planned, mine, trace),
         checked=pair_count(seen, len(mine)),
-        planned_failures=in_plan,
         drift=drift,
         observed=summary(seen.hosts[host], obs, azure),
         assumed=assumed(plan, host, azure is not None),
         warnings=tuple(plan.warnings),
+        model=res.model,
     )
+
+
+def _groups(res: CheckResult, planned: State, mine: set[str],
+            trace: Callable[[str, str], PairResult]) -> tuple[PairGroup, ...]:
+    """The failing pairs with one of ``mine`` at either end, grouped as ``check`` classes them
+    and split by their verdict in the plan; one trace per group (1,000 hosts: a handful of
+    traces, not one per pair)."""
+    failing = res.failed_involving(mine)
+    if not failing:
+        return ()
+    in_plan = check(planned)  # verdicts by class: nothing traced
+    order = {n: i for i, n in enumerate((*res.state.node_names, INTERNET))}
+    groups: list[PairGroup] = []
+    for _, pairs in failing:
+        split: dict[bool, list[tuple[str, str]]] = {}
+        for a, b in pairs:
+            split.setdefault(not in_plan.ok(a, b), []).append((a, b))
+        for fails_in_plan, members in split.items():
+            members.sort(key=lambda p: (order[p[0]], order[p[1]]))
+            groups.append(PairGroup(trace(*members[0]), tuple(members), fails_in_plan))
+    groups.sort(key=lambda g: (order[g.pairs[0][0]], order[g.pairs[0][1]]))
+    return tuple(groups)
+
+
+APPLY = "`nestnet host apply`"
+
+
+def _honest_fix(p: PairResult, host: str, drift: tuple[dict[str, str], ...]) -> PairResult:
+    """A pair that dies on this host while ``nestnet host apply`` has nothing to change here must
+    not be told to run it (issue 16): keep the fix's alternative, or say so."""
+    if p.ok or drift or p.dies_at != host or not p.fix.startswith(APPLY):
+        return p
+    rest = p.fix[len(APPLY):]
+    if rest.startswith(" or "):
+        fix = rest[len(" or "):]
+    elif rest in ("", f" on {host}"):
+        fix = f"{APPLY} has nothing to change on {host}: the cause is outside what nestnet writes (see the findings)"
+    else:
+        return p
+    return replace(p, reason=p.reason[: len(p.reason) - len(p.fix)] + fix, fix=fix)
 
 
 def ufw_view(obs: HostObservation, nft_json: str, pol: Policy) -> HostObservation:

@@ -177,3 +177,48 @@ def test_azure_read_through_arm(tmp_path: Path, broken: dict, needle: str, fault
     what_if = check(apply_fault(planned, *parse_faults((fault,), plan)))
     want = {(p.src, p.dst) for p in what_if.pairs() if {p.src, p.dst} & _mine(plan)}
     assert want and want <= {(p.src, p.dst) for p in d.pairs}
+
+
+def _bigger(tmp_path: Path):
+    s = spec()
+    s["hosts"] += [{"name": f"x{i}", "ip": f"10.0.1.{20 + i}", "nic": f"x{i}-nic"} for i in range(5)]
+    s["vms"] += [{"name": f"x{i}v{j}", "host": f"x{i}"} for i in range(5) for j in range(2)]
+    return write(tmp_path, s)[1]
+
+
+def test_failing_pairs_are_grouped_by_cause_and_each_group_fails_alike(tmp_path: Path):
+    plan = _bigger(tmp_path)
+    h = from_plan(plan).hosts["h1"]
+    sysctl = {**_sysctl(h), "net.ipv4.ip_forward": "0"}
+    d = diagnose(plan, "h1", observe_host(_routes(h), sysctl, _nft()))
+    what_if = check(apply_fault(from_plan(plan), Fault("ip-forward-off", "h1")))
+    want = {(p.src, p.dst): p for p in what_if.pairs() if {p.src, p.dst} & _mine(plan)}
+    grouped = [p for g in d.groups for p in g.pairs]
+    assert len(grouped) == len(set(grouped)) == d.failing and set(grouped) == set(want)
+    assert len(d.groups) < len(grouped)  # one trace per cause, not per pair
+    for g in d.groups:  # every member dies where its group's example does, for the same reason
+        assert {want[p].dies_at for p in g.pairs} == {g.example.dies_at}
+        assert all(want[p].fix == want[g.pairs[0]].fix for p in g.pairs)
+    out = d.to_dict()
+    assert out["failed_pairs"] == len(want) and len(out["pairs"]) == len(want)
+    assert sum(g["pairs"] for g in out["groups"]) == len(want)
+    assert all(out["groups"][p["group"]]["example"]["reason"] for p in out["pairs"])
+
+
+@pytest.mark.parametrize("kind", ["ip-forward-off", "no-host-routes"])
+def test_host_apply_is_not_the_fix_when_it_has_nothing_to_change(plan, kind: str):
+    """Issue 16: no pair that dies on this host may say `nestnet host apply` while the doctor says
+    it has nothing to change; with drift, it is the fix."""
+    h = from_plan(plan).hosts["h1"]
+    routes, sysctl = _routes(h), _sysctl(h)
+    if kind == "ip-forward-off":
+        sysctl["net.ipv4.ip_forward"] = "0"
+    else:
+        routes = _routes(h, drop=tuple(r.dst for r in h.owned_routes))
+    obs = observe_host(routes, sysctl, _nft())
+    mine = [p for p in diagnose(plan, "h1", obs).pairs if p.dies_at == "h1"]
+    assert mine and not any("nestnet host apply`" in p.fix and "nothing to change" not in p.fix for p in mine)
+    assert all(p.reason.endswith(p.fix) for p in mine)
+    drift = ({"kind": "sysctl", "op": "set", "key": "net.ipv4.ip_forward", "detail": "0 -> 1"},)
+    with_drift = [p for p in diagnose(plan, "h1", obs, drift).pairs if p.dies_at == "h1"]
+    assert with_drift and all(p.fix.startswith("`nestnet host apply`") for p in with_drift)

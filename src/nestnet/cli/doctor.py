@@ -9,7 +9,7 @@ import click
 
 from .output import console, emit_json, json_option, spec_argument, warn_lines
 
-ROWS = 40  # failed pairs shown to people; --json lists them all
+ROWS = 40  # groups of failed pairs shown to people; --json lists every pair
 
 
 @click.command()
@@ -84,13 +84,15 @@ def _print(d) -> None:
         for f in d.findings:
             out.print(f"  [red]✗[/] {f}", highlight=False)
     colour = "green" if not d.problems else "red"
-    out.print(f"[{colour}]{d.checked - len(d.pairs)}/{d.checked} pairs involving {d.host} or its VMs ok[/]")
-    for p in islice(d.pairs, ROWS):
-        tag = " [dim](fails in the plan too: the spec's doing, see nestnet check)[/]" if (p.src, p.dst) in d.planned_failures else ""
-        out.print(f"  [red]FAIL[/] {p.src} → {p.dst}  [dim](dies at {p.dies_at})[/]{tag}")
+    out.print(f"[{colour}]{d.checked - d.failing}/{d.checked} pairs involving {d.host} or its VMs ok[/]")
+    for g in islice(d.groups, ROWS):
+        p = g.example
+        tag = " [dim](fails in the plan too: the spec's doing, see nestnet check)[/]" if g.in_plan else ""
+        more = f" [dim]and {len(g.pairs) - 1} more pairs alike[/]" if len(g.pairs) > 1 else ""
+        out.print(f"  [red]FAIL[/] {p.src} → {p.dst}{more}  [dim](dies at {p.dies_at})[/]{tag}")
         out.print(f"       {p.reason}", markup=False)
-    if len(d.pairs) > ROWS:
-        out.print(f"... and {len(d.pairs) - ROWS} more (--json lists them all; nestnet check --trace shows one)")
+    if len(d.groups) > ROWS:
+        out.print(f"... and {len(d.groups) - ROWS} more causes (--json lists every pair; nestnet check --trace shows one)")
     if d.drift:
         out.print("[bold]what `nestnet host apply` would change[/]")
         for c in d.drift:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
-from typing import Callable, Hashable, Iterator
+from typing import Callable, Collection, Hashable, Iterator
 
 from .engine import Model, PairResult
 from ..firewall import Addresses
@@ -71,6 +71,8 @@ class _Signer:
             self.user_by_prefix.setdefault(r.prefix, []).append(r)
             self.user_by_hop.setdefault(r.next_hop_ip, []).append(r)
         self._uniform_cache: dict[IPv4Network, bool] = {}
+        self._kinds: dict[int, tuple] = {}  # id(network) -> (network, its kind)
+        self._literal_nets: dict[int, tuple] = {}  # id(tuple of networks) -> (tuple, signature)
         for r in state.azure.user_routes:  # Azure's foreign routes touch every class alike unless partial
             if self.block_owner.get(r.prefix) is None:
                 self.literal_net(r.prefix)
@@ -114,17 +116,27 @@ class _Signer:
             self._uniform_cache[n] = ok
         return str(n)
 
+    def _kind(self, n: IPv4Network) -> tuple[str | None, frozenset[str], IPv4Address | None]:
+        """What ``n`` is, whoever looks: (owner of the block it is, subnets whose prefix it is,
+        node address if a /32 of one). Cached by identity: the same objects recur in every host."""
+        c = self._kinds.get(id(n))
+        if c is None or c[0] is not n:
+            node = n.network_address if n.prefixlen == 32 and n.network_address in self.ip_owner else None
+            subnets = frozenset(k for k, p in self.subnet_prefixes.items() if p == n)
+            c = self._kinds[id(n)] = (n, (self.block_owner.get(n), subnets, node))
+        return c[1]
+
     def net(self, h: HostState, n: IPv4Network) -> Hashable:
-        if n == h.block:
+        owner, subnets, node = self._kind(n)
+        if owner == h.name:  # its own block
             return "BLOCK"
-        if n == self.subnet_prefixes.get(h.subnet):
+        if h.subnet in subnets:
             return "SUBNET"
-        owner = self.block_owner.get(n)
         if owner is not None:
             self.special.add(owner)
             return ("block", owner)
-        if n.prefixlen == 32 and n.network_address in self.ip_owner:
-            return self.addr(h, n.network_address)
+        if node is not None:
+            return self.addr(h, node)
         return self.literal_net(n)
 
     def nets(self, h: HostState, ns: Addresses | None, vm_ips: frozenset) -> Hashable:
@@ -132,9 +144,15 @@ class _Signer:
             return None
         if isinstance(ns, frozenset):  # single addresses
             return "OWN_VMS" if ns and ns == vm_ips else tuple(sorted(str(self.addr(h, a)) for a in ns))
+        hit = self._literal_nets.get(id(ns))
+        if hit is not None and hit[0] is ns:  # e.g. the fabric prefixes every host's rules share
+            return hit[1]
         if ns and all(n.prefixlen == 32 and n.network_address in vm_ips for n in ns) and len(ns) == len(vm_ips):
             return "OWN_VMS"
-        return tuple(sorted((str(self.net(h, n)) for n in ns)))
+        out = tuple(sorted((str(self.net(h, n)) for n in ns)))
+        if all(n.prefixlen < 32 and self._kind(n) == (None, frozenset(), None) for n in ns):
+            self._literal_nets[id(ns)] = (ns, out)  # the same for every host
+        return out
 
     def dev(self, h: HostState, d: str | None) -> Hashable:
         return {h.uplink: "UPLINK", h.bridge: "BRIDGE"}.get(d or "", d)
@@ -298,6 +316,8 @@ class CheckResult:
         self.model = model
         self.class_pairs = class_pairs
         self._host_of = host_of
+        self._verdicts: dict | None = None
+        self._class_of: dict[str, Hashable] = {}
         total = sum(c.count for c in class_pairs)
         ok = sum(c.count for c in class_pairs if c.ok)
         self.summary = {"pairs": total, "ok": ok, "failed": total - ok}
@@ -314,6 +334,33 @@ class CheckResult:
                 if cp.same_host is not None and (self._host_of[a] == self._host_of[b]) != cp.same_host:
                     continue
                 yield a, b
+
+    def failed_involving(self, nodes: Collection[str]) -> list[tuple[ClassPair, list[tuple[str, str]]]]:
+        """Each failed class pair with its member pairs that have one of ``nodes`` at either end,
+        found without enumerating the class pair (O(len(nodes) x class size))."""
+        out = []
+        for cp in self.class_pairs:
+            if cp.ok:
+                continue
+            src, dst = set(cp.src.members), set(cp.dst.members)
+            found = {(a, b) for a in nodes if a in src for b in cp.dst.members}
+            found |= {(a, b) for b in nodes if b in dst for a in cp.src.members}
+            pairs = [
+                (a, b) for a, b in found
+                if a != b and (cp.same_host is None or (self._host_of[a] == self._host_of[b]) == cp.same_host)
+            ]
+            if pairs:
+                out.append((cp, pairs))
+        return out
+
+    def ok(self, a: str, b: str) -> bool:
+        """One pair's verdict, read from its class pair (nothing traced)."""
+        if self._verdicts is None:
+            self._class_of = {m: c.key for cp in self.class_pairs for c in (cp.src, cp.dst) for m in c.members}
+            self._verdicts = {(cp.src.key, cp.dst.key, cp.same_host): cp.ok for cp in self.class_pairs}
+        ha, hb = self._host_of.get(a), self._host_of.get(b)
+        same = None if ha is None or hb is None else ha == hb
+        return self._verdicts[(self._class_of[a], self._class_of[b], same)]
 
     def pairs(self, include_ok: bool = False) -> Iterator[PairResult]:
         """Concrete pairs in node order; failed ones re-traced for their exact reason and hops."""
