@@ -60,13 +60,14 @@ class Injector:
     rates: dict[str, float] = field(default_factory=dict)
     retry_after: str | None = "1"  # None: no Retry-After header on injected 429s
     seed: int | None = 0
+    clock: Any = time.monotonic  # the token buckets' clock (tests pass their own)
     counts: dict[str, Any] = field(default_factory=lambda: {
         "429": 0, "409": 0, "canceled": 0, "writer": {a: 0 for a in WRITER_ACTIONS}})
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
         self._tokens = {k: float(size) for k, (size, _) in BUCKETS.items()}
-        self._at = time.monotonic()
+        self._at = self.clock()
         self._foreign = 0
 
     def configure(self, rates: dict[str, float], seed: int | None = None, retry_after: str | None | bool = False) -> None:
@@ -87,7 +88,7 @@ class Injector:
     # -- ARM's rate-limit headers ---------------------------------------------------------------
     def remaining(self, kind: str) -> dict[str, str]:
         """Spend one token of ``kind`` (reads/writes) and report what is left, as ARM does."""
-        now = time.monotonic()
+        now = self.clock()
         for k, (size, refill) in BUCKETS.items():
             self._tokens[k] = min(float(size), self._tokens[k] + (now - self._at) * refill)
         self._at = now
