@@ -8,11 +8,12 @@ the doctor all take a ``Plan``.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, collapse_addresses
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal, Mapping, NamedTuple
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal, Mapping, NamedTuple
 
 from . import sysctl as sysctls
 from .errors import Problem
@@ -115,7 +116,7 @@ class Host:
         reads this rule instead of a million routes (``nestnet.model.state.PlannedRoutes``)."""
         return self._routes.routed
 
-    def to_dict(self, text: Any = str) -> dict[str, Any]:
+    def _head(self) -> dict[str, Any]:
         return {
             "ip": str(self.ip),
             "subnet": self.subnet,
@@ -129,16 +130,29 @@ class Host:
             "block": str(self.block),
             "firewall": self.firewall,
             "ssh_port": self.ssh_port,
-            "routes": [
-                {"dst": text(r.dst), "via": text(r.via), "dev": r.dev} if r.via is not None
-                else {"dst": text(r.dst), "dev": r.dev}
-                for r in self.routes
-            ],
+        }
+
+    def _tail(self) -> dict[str, Any]:
+        return {
             "sysctl": dict(self.sysctl),
             "bridge_address": str(self.bridge_address) if self.bridge_address else None,
             "masquerade": self.masquerade,
             "vms": list(self.vms),
         }
+
+    def to_dict(self, text: Any = str) -> dict[str, Any]:
+        routes = [
+            {"dst": text(r.dst), "via": text(r.via), "dev": r.dev} if r.via is not None
+            else {"dst": text(r.dst), "dev": r.dev}
+            for r in self.routes
+        ]
+        return {**self._head(), "routes": routes, **self._tail()}
+
+    def json_chunks(self, routes: Iterable[str]) -> Iterator[str]:
+        """The text of ``json.dumps(self.to_dict())`` in pieces, given the routes' JSON pieces."""
+        yield json.dumps(self._head())[:-1] + ', "routes": '
+        yield from routes
+        yield ", " + json.dumps(self._tail())[1:]
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,7 +280,7 @@ class Plan:
 
         return {h.name: h.to_dict(text) for h in self.hosts.values()}
 
-    def to_dict(self) -> dict[str, Any]:
+    def _head(self) -> dict[str, Any]:
         return {
             "version": self.version,
             "name": self.name,
@@ -281,11 +295,29 @@ class Plan:
                 for s in self.subnets.values()
             },
             "azure": self.azure.to_dict(),
-            "hosts": self._hosts_dict(),
+        }
+
+    def _tail(self) -> dict[str, Any]:
+        return {
             "vms": {v.name: v.to_dict() for v in self.vms.values()},
             "endpoints": {e.name: e.to_dict() for e in self.endpoints.values()},
             "warnings": [w.to_dict() for w in self.warnings],
         }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self._head(), "hosts": self._hosts_dict(), **self._tail()}
+
+    def json_chunks(self) -> Iterator[str]:
+        """The text of ``json.dumps(self.to_dict())`` in pieces, without a dict per route:
+        N hosts own N*N routes, written from shared fragments (``HostRoutes.json_chunks``)."""
+        yield json.dumps(self._head())[:-1] + ', "hosts": {'
+        for k, h in enumerate(self.hosts.values()):
+            yield (", " if k else "") + json.dumps(h.name) + ": "
+            yield from h.json_chunks(h._routes.json_chunks(h.name))
+        yield "}, " + json.dumps(self._tail())[1:]
+
+    def to_json(self) -> str:
+        return "".join(self.json_chunks())
 
 
 class HostRoutes:
@@ -295,7 +327,7 @@ class HostRoutes:
     one host's: the host reconciler programs itself, the lab one namespace at a time.
     """
 
-    __slots__ = ("_routed", "_hosts", "_index", "_cache")
+    __slots__ = ("_routed", "_hosts", "_index", "_cache", "_json")
 
     def __init__(self, routed: bool, hosts: list[tuple[str, IPv4Network, IPv4Address, str, str, str, IPv4Address]]):
         # (name, block, ip, subnet, l3 device, bridge, subnet gateway) per host, in plan order
@@ -303,6 +335,7 @@ class HostRoutes:
         self._hosts = hosts
         self._index = {h[0]: i for i, h in enumerate(hosts)}
         self._cache: dict[str, tuple[Route, ...]] = {}
+        self._json: dict[tuple[str, str, IPv4Address], tuple[str, list[tuple[int, int]]]] = {}
 
     @property
     def routed(self) -> bool:
@@ -313,6 +346,45 @@ class HostRoutes:
         if routes is None:
             routes = self._cache[name] = self._build(name)
         return routes
+
+    def json_chunks(self, name: str) -> Iterator[str]:
+        """The JSON text of ``name``'s routes (as in ``Host.to_dict()``), in pieces.
+
+        In routed mode host i's list is every other host's block via (its IP or its subnet's
+        gateway) on i's L3 device: one text for all hosts sharing (subnet, device, gateway),
+        rendered once; each host's list is that text with its own entry cut out.
+        """
+        i = self._index[name]
+        _, block, _, subnet, l3, bridge, gateway = self._hosts[i]
+        own = f'{{"dst": {json.dumps(str(block))}, "dev": {json.dumps(bridge)}}}'
+        if not self._routed or len(self._hosts) == 1:
+            yield f"[{own}]"
+            return
+        text, spans = self._group_text(subnet, l3, gateway)
+        start, end = spans[i]
+        yield "["
+        if i + 1 < len(spans):  # cut "frag_i, "
+            yield text[:start]
+            yield text[spans[i + 1][0]:]
+        else:  # the last one: cut ", frag_i"
+            yield text[:start - 2]
+        yield f", {own}]"
+
+    def _group_text(self, subnet: str, l3: str, gateway: IPv4Address) -> tuple[str, list[tuple[int, int]]]:
+        key = (subnet, l3, gateway)
+        got = self._json.get(key)
+        if got is None:
+            dev, gw = json.dumps(l3), json.dumps(str(gateway))
+            frags = [
+                f'{{"dst": {json.dumps(str(oblock))}, "via": {json.dumps(str(oip)) if osubnet == subnet else gw}, "dev": {dev}}}'
+                for _, oblock, oip, osubnet, *_rest in self._hosts
+            ]
+            spans, pos = [], 0
+            for f in frags:
+                spans.append((pos, pos + len(f)))
+                pos += len(f) + 2
+            got = self._json[key] = (", ".join(frags), spans)
+        return got
 
     def _build(self, name: str) -> tuple[Route, ...]:
         _, block, _, subnet, l3, bridge, gateway = self._hosts[self._index[name]]

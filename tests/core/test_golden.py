@@ -39,3 +39,29 @@ def test_plan_json(case, tmp_path):
     for vm in list(plan.vms)[:2]:
         for fmt in FORMATS:
             _compare(GOLDEN / case / f"expected-{vm}.{fmt}", render(plan, vm, fmt))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_plan_json_text_equals_the_dict(case, tmp_path):
+    """`plan --json` prints Plan.to_json(): the same text json.dumps gives for to_dict()."""
+    spec = tmp_path / "spec.yaml"
+    shutil.copy(GOLDEN / case / "spec.yaml", spec)
+    plan = load(spec).plan
+    assert plan.to_json() == json.dumps(plan.to_dict())
+
+
+def test_plan_json_text_two_subnets_and_bridges(tmp_path):
+    import yaml
+
+    from .specs import fabric
+
+    d = fabric(40, 1)
+    d["subnets"].append({"name": "other", "prefix": "10.2.0.0/24"})
+    for i, h in enumerate(d["hosts"][:12]):
+        h["ip"] = f"10.2.0.{i + 10}"
+    d["hosts"][3].update(bridge="br-x", bridge_has_uplink=True, uplink="eth9")
+    spec = tmp_path / "big.yaml"
+    spec.write_text(yaml.safe_dump(d))
+    plan = load(spec).plan
+    assert {h.subnet for h in plan.hosts.values()} == {"hosts", "other"}
+    assert plan.to_json() == json.dumps(plan.to_dict())

@@ -41,6 +41,18 @@ def emit_json(obj: Any) -> None:
     sys.stdout.write("\n")
 
 
+def emit_json_chunks(chunks, obj=None) -> None:
+    """Print compact JSON given as text pieces (rendered by its owner, e.g. a 60 MB plan);
+    at a terminal, ``obj()`` indented for a person instead."""
+    if sys.stdout.isatty() and obj is not None:
+        emit_json(obj())
+        return
+    write = sys.stdout.write
+    for chunk in chunks():
+        write(chunk)
+    write("\n")
+
+
 # Commands whose job is to show the spec's warnings print each one; the others print a count.
 WARNING_COMMANDS = ("validate", "plan")
 
