@@ -127,3 +127,28 @@ def test_cli() -> None:
     assert r.returncode == 0 and "use routed" in r.stdout and "mode: routed" in r.stdout
     r = nestnet("advise", "--inbound", "maybe")
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+NEEDS = [Needs(), Needs(False, False, 1, 1), Needs(True, False, 300, 2000), Needs(False, True, 65537, 401)]
+
+
+@pytest.mark.parametrize("fn", A.RULES, ids=lambda f: f.__name__)
+def test_each_rule_speaks_only_for_itself(fn) -> None:
+    """Every rule's findings carry its own name and a mode; rules that never rule out are the
+    seed's plain statements of what a mode needs or gives."""
+    name = fn.__name__.replace("_", "-")
+    found = [f for n in NEEDS for f in fn(n)]
+    assert found and all(f.rule == name and f.mode in A.MODES for f in found)
+    informational = {"nat-no-azure", "routed-inbound", "routed-forwarding", "secondary-ip-azure-per-vm"}
+    assert all(f.fits for f in found) is (name in informational)
+
+
+@pytest.mark.parametrize("name,words", [
+    ("nat-no-azure", ["no Azure change"]),
+    ("routed-inbound", ["reachable", "source IPs preserved"]),
+    ("routed-forwarding", ["IP forwarding", "block"]),
+    ("secondary-ip-azure-per-vm", ["Azure change"]),
+])
+def test_informational_rules_say_the_seeds_words(name: str, words: list[str]) -> None:
+    (f,) = rules_of(Needs(), name)
+    assert f.source == A.SEED and all(w in f.text for w in words)

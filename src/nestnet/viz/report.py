@@ -42,6 +42,7 @@ def _fix_html(fix: str) -> str:
 
 MAX_MATRIX_NODES = 80  # beyond this a matrix is unreadable (and megabytes): the failures list stays
 MAX_FAILURE_ROWS = 500
+MAX_HOST_ROUTE_TABLES = 12  # N hosts have N*N routes in routed mode
 
 
 def matrix_html(title: str, nodes: list[str], sources: list[str], verdict: Mapping[tuple[str, str], bool],
@@ -210,10 +211,13 @@ def _plan_html(plan) -> str:
         [[_e(s.nic), _e(s.name), _code(s.ip), _e(s.subnet)] for s in az.secondary_ips],
     ) if az.secondary_ips else ""
     host_routes = []
-    for h in plan.hosts.values():
+    for h in list(plan.hosts.values())[:MAX_HOST_ROUTE_TABLES]:
         rows = [[_code(r.dst), _e(r.dev), _code(r.via) if r.via else "—"] for r in h.routes]
         host_routes.append(f"<div><h4>{_e(h.name)}</h4>"
                            + _table(["destination", "device", "via"], rows, "host-routes") + "</div>")
+    if len(plan.hosts) > MAX_HOST_ROUTE_TABLES:
+        host_routes.append(f'<p class="muted">... and {len(plan.hosts) - MAX_HOST_ROUTE_TABLES} more hosts with '
+                           'the same pattern (<code>nestnet plan SPEC --json</code> lists them all)</p>')
     guests = _table(
         ["VM", "host", "address", "gateway", "style"],
         [[_e(g.name), _e(g.host), _code(f"{g.ip}/{g.prefix_len}"), _code(g.gateway), _e(g.guest_style)]
