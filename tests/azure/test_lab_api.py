@@ -108,14 +108,19 @@ def test_lab_up_azure_api_runs_arm_on_the_lab_internet(tmp_path):
         assert r.returncode == 0, r.stderr
         assert "nestnet azure apply" in r.stderr and "https://203.0.113.10:443" in r.stderr
         assert {("web1", "web2"), ("mgmt-vm", "web1")} <= red()  # Azure as Terraform left it
-        env = [f"{k}={v}" for k, v in arm_env(load_plan(path, write=False)).items()]
-        r = nestnet("lab", "exec", str(path), "vme-kvm-vm1", "--", "env", *env,
+        hint = [ln for ln in r.stderr.splitlines() if "nestnet azure apply" in ln]
+        assert hint == [f"  nestnet lab exec {path} vme-kvm-vm1 -- nestnet azure apply {path}"]
+        # lab exec on a host sets the lab's ARM environment itself: no env to copy.
+        r = nestnet("lab", "exec", str(path), "vme-kvm-vm1", "--",
                     sys.executable, "-m", "nestnet", "azure", "apply", str(path))
         assert r.returncode == 0, r.stderr + r.stdout
         assert red() == set()
-        r = nestnet("lab", "exec", str(path), "vme-kvm-vm2", "--", "env", *env,
+        r = nestnet("lab", "exec", str(path), "vme-kvm-vm2", "--",
                     sys.executable, "-m", "nestnet", "azure", "diff", str(path), "--json")
         assert r.returncode == 0 and json.loads(r.stdout)["changes"] == []
+        env = arm_env(load_plan(path, write=False))
+        r = nestnet("lab", "exec", str(path), "vme-kvm-vm2", "--", "printenv", "NESTNET_ARM_ENDPOINT")
+        assert r.stdout.strip() == env["NESTNET_ARM_ENDPOINT"] == "https://203.0.113.10:443"
     finally:
         nestnet("lab", "down", str(path))
     assert not [n for n in list_names() if spec["name"] in n]

@@ -50,10 +50,9 @@ def up(spec: str, faults: tuple[str, ...], azure: str, as_seed: bool) -> None:
     if azure == "api":
         from ..lab.core import arm_env
 
-        env = " ".join(f"{k}={v}" for k, v in arm_env(plan).items())
         host = next(iter(plan.hosts))
-        note(f"ARM emulator: {arm_env(plan)['NESTNET_ARM_ENDPOINT']} (from inside the lab); program Azure with")
-        note(f"  nestnet lab exec {spec} {host} -- env {env} nestnet azure apply {spec}")
+        note(f"ARM emulator: {arm_env(plan)['NESTNET_ARM_ENDPOINT']} (lab exec on a host points nestnet at it)")
+        note(f"  nestnet lab exec {spec} {host} -- nestnet azure apply {spec}")
 
 
 @lab.command("down")

@@ -317,6 +317,8 @@ def exec_(plan: Plan, node: str, argv: list[str], *, capture: bool = True) -> su
         env = {**os.environ, "NESTNET_ROOT": host_dirs(plan, node)[0]}
         if plan.hosts[node].bridge_type == "ovs":
             env.update(ovs.env(Path(host_dirs(plan, node)[1])))  # its private OVS
+        if azure_source(plan.name) == "api" and (state_dir(plan.name) / "arm" / "endpoint").exists():
+            env.update(arm_env(plan))  # a lab host's ARM is the lab's emulator: `nestnet azure ...` just works
     try:
         return subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=capture, text=True, env=env)
     except OSError as exc:
