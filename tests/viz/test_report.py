@@ -156,3 +156,26 @@ def test_nat_report_shows_by_design_cells(open_page, tmp_path: Path) -> None:
     design = {k for k, cls in c.items() if "by-design" in cls}
     assert len(design) == 6 and all(d in ("web1", "web2") for _, d in design)
     assert o.page.locator("svg g.fail").count() == 0  # by design is not a fault
+
+
+def test_disagreements_are_marked(open_page, tmp_path: Path) -> None:
+    """A lab verdict that differs from check's rings the cell in both matrices and lists the pair."""
+    from nestnet.lab.demo import seed_plan
+    from nestnet.viz import analyse
+    from nestnet.viz import diagram as dg
+    from nestnet.viz.report import render
+
+    v = analyse(seed_plan())
+    lab = {(p.src, p.dst): p.ok for p in v.pairs}
+    lab[("web1", "mgmt-vm")] = False  # as if the lab's ping got no reply
+    page_file = tmp_path / "d.html"
+    page_file.write_text(render(v, dg.svg(dg.build(v)), lab))
+    o = open_page(page_file)
+    assert o.console == [] and o.fetched == []
+    for kind in ("check", "lab"):
+        c = cells(o.page, kind)
+        assert {k for k, cls in c.items() if "disagree" in cls} == {("web1", "mgmt-vm")}
+    assert "fail" in cells(o.page, "lab")[("web1", "mgmt-vm")]
+    assert "1 disagreement" in o.page.locator("header").inner_text()
+    row = o.page.locator("table.failures tbody tr")
+    assert row.count() == 1 and "web1 → mgmt-vm" in row.inner_text() and "lab" in row.inner_text()

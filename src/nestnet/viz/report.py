@@ -19,6 +19,10 @@ from . import Verdicts
 from .diagram import cause_of
 
 
+def _s(items) -> str:
+    return "" if len(items) == 1 else "s"
+
+
 def _e(x: object) -> str:
     return escape(str(x), quote=True)
 
@@ -111,7 +115,7 @@ def render(v: Verdicts, svg: str, lab: Mapping[tuple[str, str], bool] | None = N
         summary.append(f'<span class="pill {"good" if lab_ok + len(by_design) == len(lab) else "bad"}">'
                        f'lab: {lab_ok}/{len(lab)} pairs ok</span>')
         summary.append(f'<span class="pill {"good" if not disagree else "bad"}">'
-                       f'{"lab and check agree" if not disagree else f"{len(disagree)} disagreements"}</span>')
+                       f'{"lab and check agree" if not disagree else f"{len(disagree)} disagreement{_s(disagree)}"}</span>')
     if v.faults:
         summary.append(f'<span class="pill warn">faults: {_e(faults)}</span>')
 
@@ -166,7 +170,7 @@ def render(v: Verdicts, svg: str, lab: Mapping[tuple[str, str], bool] | None = N
 <body>
 <header><h1>{_e(plan.name)} <span class="mode">{_e(plan.mode)}</span></h1>
 <p class="sub">{_e(plan.source or "")} · VNet {_e(plan.azure.vnet)} {_e(", ".join(map(str, plan.address_space)))}
- · {len(plan.hosts)} hosts, {len(plan.vms)} nested VMs, {len(plan.endpoints)} endpoints · faults: {_e(faults)}</p>
+ · {len(plan.hosts)} host{_s(plan.hosts)}, {len(plan.vms)} nested VM{_s(plan.vms)}, {len(plan.endpoints)} endpoint{_s(plan.endpoints)} · faults: {_e(faults)}</p>
 <p class="summary">{" ".join(summary)}</p></header>
 <main>
 <section id="diagram"><h2>Fabric</h2>
