@@ -145,6 +145,14 @@ class Policy:
     anti_spoof: bool  # False when the bridge holds the uplink: the L2 guards do it
     masquerade: Literal["none", "outside-vnet", "all"]
     ssh_port: int  # must stay reachable: no rule may drop it (host/guard.py)
+    # What lives here when VMs moved in or out (docs/decisions/0013): the block without the
+    # addresses that moved away, plus those that moved in. Empty: just the block.
+    here: tuple[IPv4Network, ...] = ()
+
+    @property
+    def local(self) -> tuple[IPv4Network, ...]:
+        """The prefixes the policy judges as this host's ("block" in the rules)."""
+        return self.here or (self.block,)
 
     @property
     def egress(self) -> bool:
@@ -153,7 +161,7 @@ class Policy:
 
     def nets(self, which: Nets) -> Addresses:
         if which == "block":
-            return (self.block,)
+            return self.local
         if which == "fabric":
             return self.fabric
         return frozenset(self.vms)
@@ -206,9 +214,9 @@ class Policy:
         src = self.nets(r.src) if r.src else None
         dst = self.nets(r.dst) if r.dst else None
         if enter == "src":
-            src = (self.block,)
+            src = self.local
         elif enter == "dst":
-            dst = (self.block,)
+            dst = self.local
         return FwRule(
             r.verdict, src, r.src_not, dst,
             self.dev(r.iif) if r.iif else None, r.iif_not,
@@ -217,9 +225,9 @@ class Policy:
 
     def masquerade_rules(self) -> tuple[MasqRule, ...]:
         if self.masquerade == "outside-vnet":
-            return (MasqRule((self.block,), self.out, self.fabric),)
+            return (MasqRule(self.local, self.out, self.fabric),)
         if self.masquerade == "all":
-            return (MasqRule((self.block,), self.out),)
+            return (MasqRule(self.local, self.out),)
         return ()
 
 
@@ -236,6 +244,7 @@ def policy_for(host: "Host", fabric: tuple[IPv4Network, ...], vm_ips: tuple[IPv4
         anti_spoof=not host.bridge_has_uplink,
         masquerade=host.masquerade,
         ssh_port=host.ssh_port,
+        here=host.local_prefixes if (host.away or host.here) else (),
     )
 
 

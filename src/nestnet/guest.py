@@ -5,6 +5,9 @@ Two guest styles (DESIGN §4):
   ``onlink``. The host needs no proxy ARP.
 - ``subnet``: address with the subnet's prefix and default via the host; the host answers ARP for
   the subnet on the nested bridge (proxy ARP).
+- ``shared``: as ``onlink``, but the gateway is 169.254.1.1, which every host's nested bridge
+  carries (with one MAC): the guest's config does not name its host, so it can move
+  (docs/decisions/0013).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ def ip_commands(vm: VM, iface: str = "eth0") -> list[list[str]]:
         ["ip", "link", "set", iface, "up"],
         ["ip", "addr", "replace", f"{vm.ip}/{vm.prefix_len}", "dev", iface],
     ]
-    if vm.guest_style == "onlink":
+    if vm.guest_style != "subnet":
         cmds += [
             ["ip", "route", "replace", str(vm.gateway), "dev", iface, "scope", "link"],
             ["ip", "route", "replace", "default", "via", str(vm.gateway), "dev", iface, "onlink"],
@@ -33,7 +36,7 @@ def ip_commands(vm: VM, iface: str = "eth0") -> list[list[str]]:
 
 
 def _routes(vm: VM) -> list[dict]:
-    if vm.guest_style == "onlink":
+    if vm.guest_style != "subnet":
         return [
             {"to": f"{vm.gateway}/32", "scope": "link"},
             {"to": "default", "via": str(vm.gateway), "on-link": True},

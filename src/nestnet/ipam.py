@@ -112,6 +112,7 @@ class _Pool:
         self.blocked = {(a - self.base) // self.size for a in self.taken_addr if a - self.base in range(self.net.num_addresses)}
         self.blocks: dict[str, IPv4Network] = {}
         self.cursor = 0
+        self.moved: set[int] = set()  # pinned addresses of VMs living outside their block
 
     def take(self, name: str, net: IPv4Network) -> None:
         lo, hi = int(net.network_address), int(net.broadcast_address)
@@ -153,6 +154,9 @@ def allocate(fabric: Fabric, lock: Lock, *, frozen: bool = False, lock_display: 
     if problems:
         raise SpecError(problems)
     vm_ips: dict[str, IPv4Address] = {}
+    # a VM may live outside its block, pinned (docs/decisions/0013): no other VM gets its address
+    pool.moved = {int(v.pinned_ip) for v in fabric.vms.values()
+                  if v.pinned_ip is not None and v.pinned_ip not in pool.blocks[v.host]}
     by_host: dict[str, list[VMInfo]] = {}
     for v in fabric.vms.values():
         by_host.setdefault(v.host, []).append(v)
@@ -235,10 +239,11 @@ def _host_vm_ips(
     problems = []
     for v in vlist:
         if v.pinned_ip is not None:
-            if not lo <= int(v.pinned_ip) <= hi:
+            if v.pinned_ip not in pool.net:  # outside its block but in the pool: an exception
                 problems.append(Problem(
                     f"vms[{v.index}].ip",
-                    f"{v.pinned_ip} is outside the block {block} of host {hname!r}; pick an address in it or leave ip out",
+                    f"{v.pinned_ip} is outside the nested pool {pool.net} (even a VM living outside its host's "
+                    f"block must be in it); pick an address in the block {block} of host {hname!r} or leave ip out",
                     name=v.name,
                 ))
             vm_ips[v.name] = v.pinned_ip
@@ -247,7 +252,7 @@ def _host_vm_ips(
         if v.name in vm_ips or v.name not in lock.vms:
             continue
         a = int(lock.vms[v.name])
-        why = _locked_vm_problem(pool, hname, a, lo <= a <= hi, a in used)
+        why = _locked_vm_problem(pool, hname, a, lo <= a <= hi, a in used or a in pool.moved)
         if why:
             problems.append(Problem(
                 f"vms.{v.name}", f"locked address {lock.vms[v.name]} {why}; delete this entry from the lock to re-allocate",
@@ -260,7 +265,7 @@ def _host_vm_ips(
     for v in vlist:
         if v.name in vm_ips:
             continue
-        while nxt <= hi and (nxt in used or nxt in taken):
+        while nxt <= hi and (nxt in used or nxt in taken or nxt in pool.moved):
             nxt += 1
         if nxt > hi:
             problems.append(Problem(

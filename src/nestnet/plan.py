@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal, Mapping, Nam
 from . import sysctl as sysctls
 from .errors import Problem
 from .ipam import Allocation
+from .mobility import SHARED_GATEWAY, Move, local_prefixes, moves, route_name
 from .spec import HostSpec, SpecSource
 from .validate import Fabric, HostInfo, reserved_addresses, vm_mac
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from .store import Loaded
 
 Mode = Literal["routed", "nat", "secondary-ip"]
-GuestStyle = Literal["onlink", "subnet"]
+GuestStyle = Literal["onlink", "subnet", "shared"]
 
 # The kernel route protocol number nestnet's routes carry (see docs/decisions/0001).
 ROUTE_PROTO = 201
@@ -97,6 +98,16 @@ class Host:
     bridge_address: IPv4Address | None  # host IP on the nested bridge (/32), subnet style
     masquerade: Literal["none", "outside-vnet", "all"]
     vms: tuple[str, ...]  # names of its nested VMs
+    migration_hook: bool = False  # install the libvirt qemu hook (docs/decisions/0013)
+    away: tuple[IPv4Address, ...] = ()  # addresses of its block whose VMs live on another host
+    here: tuple[IPv4Address, ...] = ()  # addresses from other blocks whose VMs live here
+
+    @property
+    def local_prefixes(self) -> tuple[IPv4Network, ...]:
+        """What lives here: the block without what moved away, plus what moved in."""
+        if not self.away and not self.here:
+            return (self.block,)
+        return local_prefixes(self.block, self.away, self.here)
 
     @property
     def l3_dev(self) -> str:
@@ -115,6 +126,11 @@ class Host:
         otherwise; its own block's route (out of the bridge) comes last either way. The model
         reads this rule instead of a million routes (``nestnet.model.state.PlannedRoutes``)."""
         return self._routes.routed
+
+    @property
+    def exception_routes(self) -> bool:
+        """Whether ``routes`` also holds /32s for VMs outside their block (after its own block)."""
+        return bool(self._routes.moves)
 
     def _head(self) -> dict[str, Any]:
         return {
@@ -138,6 +154,7 @@ class Host:
             "bridge_address": str(self.bridge_address) if self.bridge_address else None,
             "masquerade": self.masquerade,
             "vms": list(self.vms),
+            "migration_hook": self.migration_hook,
         }
 
     def to_dict(self, text: Any = str) -> dict[str, Any]:
@@ -244,6 +261,7 @@ class Plan:
     azure: AzurePlan
     warnings: tuple[Problem, ...]
     source: str = ""  # the spec file this plan came from (for messages)
+    moves: tuple[Move, ...] = ()  # VMs living outside their block (/32 exceptions)
 
     @property
     def node_names(self) -> tuple[str, ...]:
@@ -301,6 +319,7 @@ class Plan:
         return {
             "vms": {v.name: v.to_dict() for v in self.vms.values()},
             "endpoints": {e.name: e.to_dict() for e in self.endpoints.values()},
+            "exceptions": [m.to_dict() for m in self.moves],
             "warnings": [w.to_dict() for w in self.warnings],
         }
 
@@ -327,19 +346,29 @@ class HostRoutes:
     one host's: the host reconciler programs itself, the lab one namespace at a time.
     """
 
-    __slots__ = ("_routed", "_hosts", "_index", "_cache", "_json")
+    __slots__ = ("_routed", "_hosts", "_index", "_cache", "_json", "_moves")
 
-    def __init__(self, routed: bool, hosts: list[tuple[str, IPv4Network, IPv4Address, str, str, str, IPv4Address]]):
+    def __init__(
+        self,
+        routed: bool,
+        hosts: list[tuple[str, IPv4Network, IPv4Address, str, str, str, IPv4Address]],
+        moves: tuple[Move, ...] = (),
+    ):
         # (name, block, ip, subnet, l3 device, bridge, subnet gateway) per host, in plan order
         self._routed = routed
         self._hosts = hosts
         self._index = {h[0]: i for i, h in enumerate(hosts)}
         self._cache: dict[str, tuple[Route, ...]] = {}
+        self._moves = moves
         self._json: dict[tuple[str, str, IPv4Address], tuple[str, list[tuple[int, int]]]] = {}
 
     @property
     def routed(self) -> bool:
         return self._routed
+
+    @property
+    def moves(self) -> tuple[Move, ...]:
+        return self._moves
 
     def of(self, name: str) -> tuple[Route, ...]:
         routes = self._cache.get(name)
@@ -354,6 +383,10 @@ class HostRoutes:
         gateway) on i's L3 device: one text for all hosts sharing (subnet, device, gateway),
         rendered once; each host's list is that text with its own entry cut out.
         """
+        if self._moves:  # rare: the plain rendering, with the /32s after the host's own block
+            yield json.dumps([{"dst": str(r.dst), **({"via": str(r.via)} if r.via else {}), "dev": r.dev}
+                              for r in self.of(name)])
+            return
         i = self._index[name]
         _, block, _, subnet, l3, bridge, gateway = self._hosts[i]
         own = f'{{"dst": {json.dumps(str(block))}, "dev": {json.dumps(bridge)}}}'
@@ -395,6 +428,12 @@ class HostRoutes:
                     # on-link only within one subnet; else Azure's gateway (and user route) delivers
                     out.append(Route(oblock, l3, oip if osubnet == subnet else gateway))
         out.append(Route(block, bridge))
+        for m in self._moves:  # a /32 per exception: delivered here, or sent where the VM lives
+            if m.host == name:
+                out.append(Route(IPv4Network(m.ip), bridge))
+            else:
+                _, _, oip, osubnet, *_ = self._hosts[self._index[m.host]]
+                out.append(Route(IPv4Network(m.ip), l3, oip if osubnet == subnet else gateway))
         return tuple(out)
 
 
@@ -407,7 +446,8 @@ def build_plan(fabric: Fabric, alloc: Allocation, source: str = "", warnings: li
         s.name: Subnet(s.name, s.prefix, s.prefix.network_address + 1, s.route_table and mode == "routed")
         for s in fabric.subnets.values()
     }
-    hosts = _hosts(fabric, alloc, subnets)
+    moved = plan_moves(fabric, alloc)
+    hosts = _hosts(fabric, alloc, subnets, moved)
     vms = _vms(fabric, alloc, hosts)
     endpoints = {
         e.name: Endpoint(e.name, e.ip, e.subnet, subnets[e.subnet].prefix.prefixlen, subnets[e.subnet].gateway)
@@ -426,13 +466,20 @@ def build_plan(fabric: Fabric, alloc: Allocation, source: str = "", warnings: li
         hosts=MappingProxyType(hosts),
         vms=MappingProxyType(vms),
         endpoints=MappingProxyType(endpoints),
-        azure=_azure(fabric, subnets, hosts, vms),
+        azure=_azure(fabric, subnets, hosts, vms, moved),
         warnings=tuple(fabric.warnings if warnings is None else warnings),
         source=source,
+        moves=moved,
     )
 
 
-def _hosts(fabric: Fabric, alloc: Allocation, subnets: dict[str, Subnet]) -> dict[str, Host]:
+def plan_moves(fabric: Fabric, alloc: Allocation) -> tuple[Move, ...]:
+    """VMs living outside their host's block (validate.check_allocation refuses them outside
+    routed mode and over azure.max_routes)."""
+    return moves(((v.name, alloc.vm_ips[v.name], v.host) for v in fabric.vms.values()), alloc.blocks)
+
+
+def _hosts(fabric: Fabric, alloc: Allocation, subnets: dict[str, Subnet], moved: tuple[Move, ...]) -> dict[str, Host]:
     host_specs = {h.name: h for h in fabric.spec.hosts}
     vms_by_host: dict[str, list[str]] = {h: [] for h in fabric.hosts}
     for v in fabric.vms.values():
@@ -445,6 +492,7 @@ def _hosts(fabric: Fabric, alloc: Allocation, subnets: dict[str, Subnet]) -> dic
              host_specs[hi.name].bridge, subnets[hi.subnet].gateway)
             for hi in fabric.hosts.values()
         ],
+        moved,
     )
     masq = _masquerade(fabric)
     hosts: dict[str, Host] = {}
@@ -470,6 +518,9 @@ def _hosts(fabric: Fabric, alloc: Allocation, subnets: dict[str, Subnet]) -> dic
             bridge_address=bridge_address,
             masquerade=masq,
             vms=tuple(vms_by_host[hi.name]),
+            migration_hook=hs.migration_hook,
+            away=tuple(m.ip for m in moved if m.owner == hi.name),
+            here=tuple(m.ip for m in moved if m.host == hi.name),
         )
     return hosts
 
@@ -494,6 +545,8 @@ def _sysctl(fabric: Fabric, hi: HostInfo, hs: HostSpec) -> tuple[dict[str, str],
         "net.ipv4.conf.all.send_redirects": "0",
         f"net.ipv4.conf.{hs.bridge}.send_redirects": "0",
     }
+    if fabric.spec.nested.guest_style == "shared":
+        return sysctl, SHARED_GATEWAY  # every host answers for it: a guest can move unchanged
     if fabric.spec.nested.guest_style != "subnet":
         return sysctl, None
     sysctl[sysctls.proxy_arp(hs.bridge)] = "1"
@@ -515,21 +568,24 @@ def _vms(fabric: Fabric, alloc: Allocation, hosts: dict[str, Host]) -> dict[str,
             name=v.name,
             host=v.host,
             ip=ip,
-            prefix_len=32 if style == "onlink" else h.prefix_len,
-            gateway=h.ip,
+            prefix_len=h.prefix_len if style == "subnet" else 32,
+            gateway=SHARED_GATEWAY if style == "shared" else h.ip,
             guest_style=style,
             mac=macs.get(v.name) or vm_mac(ip),
         )
     return vms
 
 
-def _azure(fabric: Fabric, subnets: dict[str, Subnet], hosts: dict[str, Host], vms: dict[str, VM]) -> AzurePlan:
+def _azure(
+    fabric: Fabric, subnets: dict[str, Subnet], hosts: dict[str, Host], vms: dict[str, VM], moved: tuple[Move, ...]
+) -> AzurePlan:
     az, mode = fabric.spec.azure, fabric.spec.nested.mode
     aroutes: tuple[AzureRoute, ...] = ()
     assoc: tuple[str, ...] = ()
     fwd: tuple[str, ...] = ()
     if mode == "routed":
         aroutes = tuple(AzureRoute(f"{az.route_prefix}{h.name}", h.block, h.ip) for h in hosts.values())
+        aroutes += tuple(AzureRoute(route_name(az.route_prefix, m.vm), IPv4Network(m.ip), hosts[m.host].ip) for m in moved)
         assoc = tuple(s.name for s in subnets.values() if s.route_table)
         fwd = tuple(h.nic for h in hosts.values())
     secondary: tuple[SecondaryIP, ...] = ()

@@ -58,7 +58,7 @@ class NestedSpec(_Model):
     mode: Literal["routed", "nat", "secondary-ip"] = "routed"
     pool: str
     block_prefix_len: int = Field(28, ge=16, le=30)
-    guest_style: Literal["onlink", "subnet"] = "onlink"
+    guest_style: Literal["onlink", "subnet", "shared"] = "onlink"
     egress: Literal["masquerade-outside-vnet", "none"] = "masquerade-outside-vnet"
 
 
@@ -70,6 +70,7 @@ HOST_DEFAULTABLE = (
     "bridge_has_uplink",
     "firewall",
     "ssh_port",
+    "migration_hook",
 )
 
 
@@ -85,6 +86,7 @@ class HostSpec(_Model):
     block: str | None = None
     firewall: Literal["nftables", "ufw"] = "nftables"
     ssh_port: int = Field(22, ge=1, le=65535)
+    migration_hook: bool = False  # install the libvirt qemu hook for live migration (docs/decisions/0013)
 
 
 class VMSpec(_Model):

@@ -1,4 +1,4 @@
-"""Edit a spec file in place (``nestnet vm add|rm``), keeping the user's comments and order.
+"""Edit a spec file in place (``nestnet vm add|rm|move``), keeping the user's comments and order.
 
 The whole read-edit-check-write runs under the spec's writer lock (``store.exclusive``), so
 concurrent edits serialize. The edited text is checked in full (spec + lock) before anything is
@@ -85,3 +85,33 @@ def vm_rm(spec_path: str | Path, name: str) -> Loaded:
             raise UsageError(f"{source.display}: no VM named {name!r}")
         del vms[idx]
         return commit(path, _dump(y, data), source.display)
+
+
+def vm_move(spec_path: str | Path, name: str, to: str, renumber: bool = False) -> Loaded:
+    """Move VM NAME to host TO in the spec (docs/decisions/0013).
+
+    Without ``renumber`` the VM keeps its address, pinned in the spec: when it lies outside TO's
+    block the plan carries a /32 exception for it. With ``renumber`` the pin and the lock entry
+    go and the VM gets the lowest free address in TO's block.
+    """
+    path = Path(spec_path)
+    with exclusive(path):
+        source = read_source(path)
+        plan = load_source(source, write=False).plan
+        y = _rt()
+        data = y.load(source.text)
+        if to not in plan.hosts:
+            raise UsageError(f"--to: no host named {to!r} in {source.display} (known: {', '.join(plan.hosts)})")
+        vms = data.get("vms") or []
+        entry = next((v for v in vms if isinstance(v, dict) and v.get("name") == name), None)
+        if entry is None or name not in plan.vms:
+            raise UsageError(f"{source.display}: no VM named {name!r}")
+        vm = plan.vms[name]
+        if vm.host == to and not (renumber and vm.ip not in plan.hosts[to].block):
+            raise UsageError(f"{source.display}: VM {name!r} already lives on {to}")
+        entry["host"] = to
+        if renumber:
+            entry.pop("ip", None)
+        else:
+            entry["ip"] = str(vm.ip)
+        return commit(path, _dump(y, data), source.display, forget_vms=(name,) if renumber else ())

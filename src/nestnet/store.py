@@ -267,16 +267,19 @@ def load_plan(spec_path: str | Path, *, write: bool = True, frozen: bool = False
     return load(spec_path, write=write, frozen=frozen).plan
 
 
-def commit(spec_path: Path, new_text: str, edit_display: str) -> Loaded:
+def commit(spec_path: Path, new_text: str, edit_display: str, forget_vms: tuple[str, ...] = ()) -> Loaded:
     """Check an edited spec text in full with the current lock, then write lock and spec.
 
     Call with ``exclusive(spec_path)`` held. The lock goes first (see the module docstring).
+    ``forget_vms``: allocate these VMs again instead of reading their lock entries (vm move
+    --renumber).
     """
     lpath = lock_path(spec_path)
     candidate = SpecSource(spec_path, new_text)
     old_lock = read_lock(lpath)
+    use = Lock(old_lock.blocks, {k: v for k, v in old_lock.vms.items() if k not in forget_vms})
     try:
-        loaded = plan_source(candidate, old_lock, lock_display=str(lpath))
+        loaded = plan_source(candidate, use, lock_display=str(lpath))
     except SpecError as exc:
         # Line numbers of the unwritten candidate would point at nothing in the user's file.
         raise SpecError(

@@ -422,6 +422,7 @@ def check_allocation(fabric: Fabric, alloc: Any) -> list[Problem]:
     nic_subnets = {h.subnet for h in fabric.hosts.values()} | {e.subnet for e in fabric.endpoints.values()}
     if mode != "nat":
         warnings += _low_block_warnings(fabric, alloc.blocks, nic_subnets)
+    warnings += _move_problems(fabric, alloc)
     if mode == "routed":
         for i, s in enumerate(fabric.spec.subnets):
             if not s.route_table and s.name in nic_subnets:
@@ -432,6 +433,35 @@ def check_allocation(fabric: Fabric, alloc: Any) -> list[Problem]:
                     severity="warning",
                 ))
     return warnings
+
+
+def _move_problems(fabric: Fabric, alloc: Any) -> list[Problem]:
+    """VMs living outside their host's block (docs/decisions/0013): a warning each; refused
+    (SpecError) outside routed mode or when their /32 routes exceed azure.max_routes."""
+    from .mobility import moves
+
+    moved = moves(((v.name, alloc.vm_ips[v.name], v.host) for v in fabric.vms.values()), alloc.blocks)
+    if not moved:
+        return []
+    spec, first = fabric.spec, fabric.vms[moved[0].vm]
+    where = f"vms[{first.index}].host"
+    if spec.nested.mode != "routed":
+        raise SpecError([Problem(where, f"{first.name!r} ({moved[0].ip}) lives outside the block of host "
+                                        f"{first.host!r}: only routed mode can carry it (a /32 route), not "
+                                        f"{spec.nested.mode!r}; use vm move --renumber", name=first.name)])
+    need = len(fabric.hosts) + len(moved)
+    if need > spec.azure.max_routes:
+        raise SpecError([Problem(where, f"{len(fabric.hosts)} host blocks + {len(moved)} VMs outside their block "
+                                        f"need {need} routes, more than azure.max_routes={spec.azure.max_routes}; "
+                                        "renumber moved VMs into their host's block (vm move --renumber)",
+                                 name=first.name)])
+    return [
+        Problem(f"vms[{fabric.vms[m.vm].index}].ip",
+                f"{m.ip} lives on host {m.host!r}, outside its block {alloc.blocks[m.host]}: carried by a /32 "
+                "exception (an Azure route and a route on every host); `nestnet vm move --renumber` gives it "
+                "an address in the block", severity="warning", name=m.vm)
+        for m in moved
+    ]
 
 
 def _low_block_warnings(fabric: Fabric, blocks: dict[str, IPv4Network], nic_subnets: set[str]) -> list[Problem]:

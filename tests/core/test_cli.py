@@ -105,7 +105,7 @@ def test_vm_add_bad_input_changes_nothing(seed_copy):
     lock_before = seed_copy.with_suffix(".lock").read_text()
     for args, expected in (
         (["--host", "nope"], "no host named 'nope'"),
-        (["--host", "vme-kvm-vm1", "--ip", "10.0.1.99"], "outside the block 10.0.1.16/28 of host 'vme-kvm-vm1'"),
+        (["--host", "vme-kvm-vm1", "--ip", "10.0.3.99"], "outside the nested pool"),
         (["--host", "vme-kvm-vm1", "--ip", "10.0.1.20"], "already used"),
     ):
         r = nestnet("vm", "add", str(seed_copy), "x1", *args)

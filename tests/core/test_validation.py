@@ -59,7 +59,7 @@ CASES = [
     ("pool-exhausted", lambda d: _set("nested.pool", "10.0.1.224/27")(_set("hosts.0.block", _DELETE)(_set("hosts.1.block", _DELETE)(d))), "hosts[1]", "has no free /28"),
     ("block-len-vs-pool", _set("nested.block_prefix_len", 22), "nested.block_prefix_len", "larger than the pool"),
     ("max-routes", _set("azure.max_routes", 1), "hosts", "more than azure.max_routes=1"),
-    ("vm-ip-outside-block", _set("vms.0.ip", "10.0.1.40"), "vms[0].ip", "outside the block 10.0.1.16/28 of host 'vme-kvm-vm1'"),
+    ("vm-ip-outside-pool", _set("vms.0.ip", "10.0.3.40"), "vms[0].ip", "outside the nested pool 10.0.1.0/24"),
     ("vm-ip-dup", _set("vms.1.ip", "10.0.1.20"), "vms[1].ip", "already used by vms[0].ip"),
     ("vm-ip-is-host", _set("vms.0.ip", "10.0.1.10"), "vms[0].ip", "already used by hosts[0].ip"),
     ("vm-unknown-host", _set("vms.0.host", "nope"), "vms[0].host", "'nope' is not a host"),

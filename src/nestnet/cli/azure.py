@@ -120,9 +120,11 @@ def export(spec: str, fmt: str, out_dir: str) -> None:
 @click.option("--inject-seed", default=0, show_default=True, type=int, help="Seed of the injections' random draws.")
 @click.option("--retry-after", default="1", show_default=True, help="Retry-After seconds sent with injected 429s ('none': no header).")
 @click.option("--program-lab", is_flag=True, help="Make the running lab of --seed SPEC follow every write (lab up --azure api).")
+@click.option("--propagation-delay", type=click.FloatRange(min=0), default=0.0, show_default=True, metavar="SECONDS",
+              help="With --program-lab: writes reach the lab's data plane this much later, as on Azure.")
 def emulator(
     listen: str, state_dir: str, seed_spec: str | None, inject: tuple[str, ...], inject_seed: int, retry_after: str,
-    program_lab: bool,
+    program_lab: bool, propagation_delay: float,
 ) -> None:
     """Run an emulated ARM endpoint (HTTPS; its CA in STATE_DIR/ca.pem, its URL in STATE_DIR/endpoint).
 
@@ -160,7 +162,7 @@ def emulator(
 
             if not is_up(plan.name):
                 raise UsageError(f"--program-lab: lab {plan.name} is not up (nestnet lab up {seed_spec})")
-            arm.on_change = lab_programmer(plan)
+            arm.on_change = lab_programmer(plan, propagation_delay)
             arm.on_change(arm)  # the lab starts from what the emulator holds, not from the plan
     try:
         em = Emulator(arm, host, port)

@@ -86,6 +86,11 @@ def plan(spec: str, as_json: bool, frozen: bool) -> None:
         for v in p.vms.values():
             t.add_row(v.name, v.host, f"{v.ip}/{v.prefix_len}", str(v.gateway))
         out.print(t)
+    if p.moves:
+        t = table("Exceptions (a /32 each)", ["vm", "address", "lives on", "block of"])
+        for m in p.moves:
+            t.add_row(m.vm, str(m.ip), m.host, m.owner or "-")
+        out.print(t)
     if p.endpoints:
         t = table("Endpoints", ["endpoint", "address", "subnet"])
         for e in p.endpoints.values():

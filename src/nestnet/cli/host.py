@@ -1,6 +1,8 @@
-"""``nestnet host apply|diff|remove``: program this KVM host from the plan."""
+"""``nestnet host apply|diff|remove|hook``: program this KVM host from the plan."""
 
 from __future__ import annotations
+
+import sys
 
 import click
 
@@ -133,3 +135,27 @@ def rm(spec: str, name: str, release_block: bool) -> None:
 
     _, block = host_rm(spec, name, release_block)
     click.echo(f"removed host {name}; block {block} released")
+
+
+@host.command("hook", context_settings={"ignore_unknown_options": True})
+@spec_argument
+@host_option
+@root_option
+@click.argument("guest")
+@click.argument("operation")
+@click.argument("sub_operation")
+def hook(spec: str, host_name: str | None, root: str, guest: str, operation: str, sub_operation: str) -> None:
+    """What the libvirt qemu hook runs (hosts[].migration_hook): a move's steps at GUEST's
+    OPERATION/SUB_OPERATION; the domain XML on stdin. Exits 0 when there is nothing to do."""
+    from ..host import libvirt_hook, move
+
+    plan, name = _load(spec, host_name)
+    xml = "" if sys.stdin.isatty() else sys.stdin.read()
+    vm = libvirt_hook.vm_of(plan, guest, xml)
+    for step in libvirt_hook.steps(plan, name, vm, operation, sub_operation):
+        assert vm is not None
+        if step == "arrive":
+            move.arrive(plan, name, vm, root)
+        else:
+            move.depart(plan, name, vm)
+        note(f"{name}: {vm} {step} ({operation}/{sub_operation})")

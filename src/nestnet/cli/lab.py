@@ -30,7 +30,9 @@ def lab() -> None:
 )
 @click.option("--as-seed", is_flag=True, help="Hosts (and with --azure api, Azure) as the seed document's manual "
               "procedure leaves them: plain `ip route add`, forwarding open, routes named to-<host>-nested; nothing of nestnet's.")
-def up(spec: str, faults: tuple[str, ...], azure: str, as_seed: bool) -> None:
+@click.option("--propagation-delay", type=click.FloatRange(min=0), default=0.0, show_default=True, metavar="SECONDS",
+              help="With --azure api: route changes reach the lab's data plane this much later, as on Azure.")
+def up(spec: str, faults: tuple[str, ...], azure: str, as_seed: bool, propagation_delay: float) -> None:
     """Build the lab for SPEC: namespaces nn-<name>.<node>."""
     from .. import lab as labmod
     from ..faults import parse_faults
@@ -38,7 +40,7 @@ def up(spec: str, faults: tuple[str, ...], azure: str, as_seed: bool) -> None:
     plan = _plan(spec, write=True)
     warn_lines(plan.warnings)
     parsed = parse_faults(faults, plan)
-    labmod.up(plan, parsed, azure=azure, as_seed=as_seed)  # type: ignore[arg-type]
+    labmod.up(plan, parsed, azure=azure, as_seed=as_seed, propagation_delay=propagation_delay)  # type: ignore[arg-type]
     n = len(plan.node_names)
     note(
         f"lab {plan.name} is up: {len(plan.hosts)} hosts, {len(plan.vms)} VMs, "
@@ -240,3 +242,29 @@ def _scenario(scenario: str, as_json: bool) -> None:
 
         print_matrix([PingResult(p["src"], p["dst"], p["ok"]) for p in doc.get("pairs", [])])
     sys.exit(0 if outcome.ok else 1)
+
+
+@lab.command("migrate")
+@spec_argument
+@click.argument("vm")
+@click.option("--to", "to", required=True, help="The host the VM moves to.")
+@click.option("--azure", "azure", type=click.Choice(["plan", "api"]), default=None,
+              help="Expect the lab's Azure to come from the plan or the ARM API (as it was brought up).")
+@json_option
+def migrate(spec: str, vm: str, to: str, azure: str | None, as_json: bool) -> None:
+    """Live-migrate VM to host TO in the running lab, measuring the gap (the spec is updated)."""
+    from ..lab.migrate import migrate as run
+
+    res = run(spec, vm, to, azure)
+    if as_json:
+        emit_json(res.to_dict())
+    else:
+        click.echo(f"moved {vm} from {res.src_host} to {res.dst_host} (Azure from the {res.azure})")
+        for p in res.probes:
+            click.echo(f"  {p.src} -> {p.dst}: {p.sent} sent, {p.lost} lost, gap {p.gap_s:.2f} s")
+        bad = [p for p in res.pairs if not (p["ok"] and p["check"])]
+        click.echo(f"{len(res.pairs) - len(bad)}/{len(res.pairs)} pairs ok and as check says; gap {res.gap_s:.2f} s")
+        for p in bad:
+            click.echo(f"  FAIL {p['src']} -> {p['dst']} (lab {'ok' if p['ok'] else 'fails'}, check "
+                       f"{'agrees' if p['check'] else 'disagrees'})")
+    sys.exit(0 if res.ok else 1)

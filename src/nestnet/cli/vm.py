@@ -1,4 +1,4 @@
-"""``nestnet vm add|rm|list|config``."""
+"""``nestnet vm add|rm|list|config|move``."""
 
 from __future__ import annotations
 
@@ -82,3 +82,35 @@ def config(spec: str, name: str, fmt: str, iface: str, frozen: bool) -> None:
     if loaded.lock_changed and not frozen:
         plan = load(spec).plan  # record the address it is about to be told (bad input wrote nothing)
     click.echo(render(plan, name, fmt, iface), nl=False)
+
+
+@vm.command("move")
+@spec_argument
+@click.argument("name")
+@click.option("--to", "to", required=True, help="The host the VM now lives on.")
+@click.option("--renumber", is_flag=True, help="Give it an address in the new host's block (no /32 exception).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="ip", show_default=True,
+              help="Format of the guest config printed when it changes.")
+@json_option
+def move(spec: str, name: str, to: str, renumber: bool, fmt: str, as_json: bool) -> None:
+    """Move VM NAME to host TO in SPEC. It keeps its address (a /32 exception: an Azure route and
+    a route on every host) unless --renumber; its guest config is printed when it changes."""
+    from ..guest import render
+    from ..plan import load_plan
+    from ..specedit import vm_move
+
+    old = load_plan(spec, write=False).vms.get(name)
+    plan = vm_move(spec, name, to, renumber).plan
+    v = plan.vms[name]
+    exception = next((m for m in plan.moves if m.vm == name), None)
+    changed = old is None or (old.ip, old.gateway, old.prefix_len) != (v.ip, v.gateway, v.prefix_len)
+    config = render(plan, name, fmt) if changed else None
+    if as_json:
+        emit_json({"vm": name, **v.to_dict(), "exception": exception.to_dict() if exception else None,
+                   "guest_config_changed": changed, "guest_config": config})
+        return
+    how = (f"keeps {v.ip} (a /32 exception: Azure route and a route on every host)" if exception
+           else f"address {v.ip}/{v.prefix_len}")
+    click.echo(f"moved {name} to {to}: {how}; guest config {'changed' if changed else 'unchanged'}")
+    if config:
+        click.echo(config, nl=False)

@@ -14,6 +14,7 @@ from typing import Any, Mapping, NamedTuple
 
 from ..errors import HostError
 from ..firewall import Policy, policy
+from ..mobility import MOVE_PROTO
 from ..plan import ROUTE_PROTO, ROUTE_PROTO_NAME, Host, Plan
 from . import files, nft, ovsflows, ufw
 from .rtnl import RT_TABLE_MAIN, KLink, KRoute, RouteOp
@@ -223,7 +224,9 @@ def _diff_routes(want: Desired, seen: Observed, adopt: bool = False) -> list[Cha
     adopted: list[Change] = []
     for r in seen.routes:
         key = (r.dst, r.plen)
-        if r.proto == ROUTE_PROTO:
+        # MOVE_PROTO: a moved VM's /32 into the move tunnel (host/move.py); nestnet's too, and
+        # replaced by the planned route once apply runs again (after azure apply: docs/decisions/0013)
+        if r.proto in (ROUTE_PROTO, MOVE_PROTO):
             if r.table == RT_TABLE_MAIN and key in wanted:
                 mine[key] = r
             else:
@@ -323,7 +326,7 @@ def removal(want: Desired, seen: Observed) -> list[Change]:
     Sysctls stay as they are (their old values are unknown); without the sysctl.d file they
     revert at the next boot.
     """
-    out = [_del(r) for r in seen.routes if r.proto == ROUTE_PROTO]
+    out = [_del(r) for r in seen.routes if r.proto in (ROUTE_PROTO, MOVE_PROTO)]
     out += _diff_flows(want, seen, remove=True)
     out += _diff_nft({}, seen.nft_comments)
     b = want.bridge

@@ -124,4 +124,6 @@ def write_file(path: Path, f: File | None) -> None:
         os.symlink(f.link, tmp)
     else:
         tmp.write_text(f.content)
+        if f.executable:
+            os.chmod(tmp, 0o755)
     os.replace(tmp, path)

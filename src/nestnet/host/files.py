@@ -17,12 +17,14 @@ clean-up recognise them.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Collection, Iterable, Mapping
 
 from .. import sysctl
 from ..plan import ROUTE_PROTO, ROUTE_PROTO_NAME, Host, Plan
+from ..mobility import SHARED_GATEWAY, SHARED_GATEWAY_MAC
 
 if TYPE_CHECKING:
     from .desired import WantedKernelRoute
@@ -41,6 +43,7 @@ OWNED_GLOBS = (
     UNIT_LINK,
     f"{NETWORKD}/50-nestnet-*",
     f"{NETWORKD}/*.network.d/50-nestnet.conf",
+    "etc/libvirt/hooks/qemu.d/50-nestnet",
 )
 
 
@@ -48,9 +51,11 @@ OWNED_GLOBS = (
 class File:
     content: str = ""
     link: str | None = None  # a symlink to this target instead of content
+    executable: bool = False  # mode 0755 instead of 0644 (the libvirt hook)
 
     def describe(self) -> str:
-        return f"-> {self.link}" if self.link else f"{len(self.content.splitlines())} lines"
+        return f"-> {self.link}" if self.link else f"{len(self.content.splitlines())} lines" + (
+            ", executable" if self.executable else "")
 
 
 def header(plan: Plan, host: Host, comment: str = "#") -> str:
@@ -73,7 +78,10 @@ def _routes_dropin(routes: Iterable[WantedKernelRoute], dev: str) -> str:
 
 
 def bridge_mac(host: Host) -> str:
-    """A fixed, locally administered MAC so the bridge's address never changes as ports join."""
+    """A fixed, locally administered MAC so the bridge's address never changes as ports join;
+    with the shared gateway one MAC on every host, so a moved guest's ARP entry stays right."""
+    if host.bridge_address == SHARED_GATEWAY:
+        return SHARED_GATEWAY_MAC
     b = host.ip.packed
     return f"02:6e:{b[0]:02x}:{b[1]:02x}:{b[2]:02x}:{b[3]:02x}"
 
@@ -120,6 +128,10 @@ def render(
             "[Install]\nWantedBy=multi-user.target\n"
         )
         files[UNIT_LINK] = File(link=f"/{UNIT}")
+    if host.migration_hook:
+        from .libvirt_hook import HOOK_PATH, render as render_hook
+
+        files[HOOK_PATH] = File(render_hook(plan, host, header(plan, host)), executable=True)
     return files
 
 
@@ -147,5 +159,7 @@ def read(root: Path, want: Mapping[str, File]) -> dict[str, File | None]:
         except (FileNotFoundError, NotADirectoryError):
             seen[rel] = None
             continue
-        seen[rel] = File(text) if (MARK in text.split("\n", 1)[0] or rel in want) else None
+        lines = text.split("\n", 2)  # the marker is on the first line, or after a #! line
+        mine = MARK in (lines[1] if text.startswith("#!") and len(lines) > 1 else lines[0])
+        seen[rel] = File(text, executable=os.access(p, os.X_OK)) if (mine or rel in want) else None
     return seen

@@ -27,6 +27,11 @@ def _set(items) -> str:
     return "{ " + ", ".join(items) + " }" if items else ""
 
 
+def _local(p: Policy) -> str:
+    """The block, or an anonymous set when VMs moved in or out (docs/decisions/0013)."""
+    return "{ " + ", ".join(map(str, p.local)) + " }" if p.here else str(p.block)
+
+
 def _rule(p: Policy, r: Rule) -> str:
     """One policy rule as an nft rule line (sets by name: @vms, @fabric)."""
     m: list[str] = []
@@ -38,7 +43,7 @@ def _rule(p: Policy, r: Rule) -> str:
         m.append("meta nfproto ipv6")
     for field, nets, neg in (("saddr", r.src, r.src_not), ("daddr", r.dst, False)):
         if nets:
-            m.append(f"ip {field} {'!= ' if neg else ''}{p.block if nets == 'block' else '@' + nets}")
+            m.append(f"ip {field} {'!= ' if neg else ''}{_local(p) if nets == 'block' else '@' + nets}")
     if r.established:
         m.append("ct state established,related")
     # drops are counted (`nft list` shows what the policy stopped); accepts are not
@@ -63,7 +68,7 @@ def render_policy(p: Policy) -> str:
         "\tchain forward {",
         "\t\ttype filter hook forward priority filter; policy accept;",
         *(f"\t\t{_rule(p, r)}" for r in p.guards),
-        *(f"\t\tip {'saddr' if c.enter == 'src' else 'daddr'} {p.block} jump {c.name}" for c in p.chains),
+        *(f"\t\tip {'saddr' if c.enter == 'src' else 'daddr'} {_local(p)} jump {c.name}" for c in p.chains),
         "\t}",
     ]
     for c in p.chains:
@@ -73,7 +78,7 @@ def render_policy(p: Policy) -> str:
         lines += [
             "\tchain postrouting {",
             "\t\ttype nat hook postrouting priority srcnat; policy accept;",
-            f'\t\toifname "{p.out}" ip saddr {p.block}{except_fabric} masquerade',
+            f'\t\toifname "{p.out}" ip saddr {_local(p)}{except_fabric} masquerade',
             "\t}",
         ]
     lines.append("}")

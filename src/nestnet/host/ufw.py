@@ -50,7 +50,7 @@ def render_policy(p: Policy, fabric_name: str) -> tuple[str, str]:
         if r.src == "vms" and r.src_not:
             f += [f"-A {UFW_SPOOF} -s {ip}/32 -j RETURN" for ip in p.vms]
             f.append(f"-A {UFW_SPOOF} -j {'DROP' if r.verdict == 'drop' else 'ACCEPT'}")
-    f += [f"-A {UFW_HOOK} {'-s' if c.enter == 'src' else '-d'} {p.block} -j {ufw_chain(c.name)}" for c in chains]
+    f += [f"-A {UFW_HOOK} {'-s' if c.enter == 'src' else '-d'} {n} -j {ufw_chain(c.name)}" for c in chains for n in p.local]
     for c in chains:
         for r in c.rules:
             f += _rules(p, ufw_chain(c.name), r)
@@ -60,11 +60,11 @@ def render_policy(p: Policy, fabric_name: str) -> tuple[str, str]:
         n = [f"{BEGIN} masquerade (fabric {fabric_name}, host {p.host})", "*nat", ":POSTROUTING ACCEPT [0:0]"]
         if p.masquerade == "outside-vnet":
             n.append(f":{UFW_MASQ} - [0:0]")
-            n.append(f"-A POSTROUTING -o {p.out} -s {p.block} -j {UFW_MASQ}")
+            n += [f"-A POSTROUTING -o {p.out} -s {b} -j {UFW_MASQ}" for b in p.local]
             n += [f"-A {UFW_MASQ} -d {net} -j RETURN" for net in p.fabric]
             n.append(f"-A {UFW_MASQ} -j MASQUERADE")
         else:
-            n.append(f"-A POSTROUTING -o {p.out} -s {p.block} -j MASQUERADE")
+            n += [f"-A POSTROUTING -o {p.out} -s {b} -j MASQUERADE" for b in p.local]
         n += ["COMMIT", END]
         nat = "\n".join(n) + "\n"
     return nat, "\n".join(f) + "\n"

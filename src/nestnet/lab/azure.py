@@ -15,7 +15,10 @@ namespace match it idempotently.
 from __future__ import annotations
 
 import json
+import queue
 import sys
+import threading
+import time
 from dataclasses import dataclass
 from ipaddress import IPv4Network
 from pathlib import Path
@@ -139,20 +142,45 @@ def from_emulator(state_dir: str | Path, plan: Plan) -> AzureState:
     return from_resources(resources, plan)
 
 
-def lab_programmer(plan: Plan) -> Callable[["Arm"], None]:
+def lab_programmer(plan: Plan, delay: float = 0.0) -> Callable[["Arm"], None]:
     """An ``Arm.on_change`` hook that makes the running lab's fabric namespace match the emulator.
 
     Runs in the emulator's request thread after each accepted write; a failure is reported on
     stderr and does not fail the ARM request (the write did happen, as it would in Azure).
+
+    ``delay``: the data plane follows each write only ``delay`` seconds later, in write order
+    (ARM answers at once; Azure's route programming takes seconds - docs/decisions/0013). The
+    state is the one the write left, captured when it was accepted.
     """
     from . import fabric
 
     topo = Topology.from_plan(plan)
 
-    def program(arm: "Arm") -> None:
+    def apply(state: Any) -> None:
         try:
-            fabric.program_ns(topo, from_resources(arm.resources, plan))
+            fabric.program_ns(topo, state)
         except Exception as exc:  # keep serving: the lab may have been torn down under us
             print(f"nestnet azure emulator: programming lab {plan.name} failed: {exc}", file=sys.stderr, flush=True)
+
+    if delay <= 0:
+        return lambda arm: apply(from_resources(arm.resources, plan))
+    pending: "queue.Queue[tuple[float, Any]]" = queue.Queue()
+
+    def worker() -> None:
+        while True:
+            due, state = pending.get()
+            time.sleep(max(0.0, due - time.monotonic()))
+            apply(state)
+
+    threading.Thread(target=worker, name="propagation", daemon=True).start()
+    first = [True]
+
+    def program(arm: "Arm") -> None:
+        state = from_resources(arm.resources, plan)
+        if first[0]:  # the lab starts from what the emulator holds: no delay for that
+            first[0] = False
+            apply(state)
+            return
+        pending.put((time.monotonic() + delay, state))
 
     return program

@@ -88,7 +88,8 @@ def azure_source(name: str) -> AzureSource:
 
 
 def up(
-    plan: Plan, faults: tuple[Fault, ...] = (), azure: AzureSource = "plan", as_seed: bool = False, bare: bool = False
+    plan: Plan, faults: tuple[Fault, ...] = (), azure: AzureSource = "plan", as_seed: bool = False, bare: bool = False,
+    propagation_delay: float = 0.0,
 ) -> None:
     """Build the whole fabric for ``plan``; on any failure everything built so far is removed.
 
@@ -102,6 +103,7 @@ def up(
     ``as_seed``: hosts (and, with ``azure="api"``, Azure) as the seed document's manual
     procedure leaves them, not as nestnet would (``lab/seedbuilt.py``, ``azure/handbuilt.py``).
     ``bare``: hosts as fresh machines (their VMs' bridge only), for nestnet to bring in.
+    ``propagation_delay``: the emulator's writes reach the fabric that many seconds late.
     """
     ovs_hosts = any(h.bridge_type == "ovs" for h in plan.hosts.values())
     require_root(TOOLS + OVS_TOOLS if ovs_hosts else TOOLS)
@@ -122,7 +124,7 @@ def up(
         _build(plan, topo, planned.unconfigured() if azure == "api" else planned, hand)
         (state_dir(plan.name) / "azure").write_text(azure)
         if azure == "api":
-            _start_arm(plan, topo)
+            _start_arm(plan, topo, propagation_delay=propagation_delay)
             if as_seed:
                 run_in(topo.ns(next(iter(plan.hosts))), _build_azure_by_hand, plan, arm_env(plan))
         _write_faults(plan.name, ())
@@ -179,7 +181,7 @@ def arm_env(plan: Plan) -> dict[str, str]:
     }
 
 
-def _start_arm(plan: Plan, topo: Topology, timeout: float = 30.0) -> None:
+def _start_arm(plan: Plan, topo: Topology, timeout: float = 30.0, propagation_delay: float = 0.0) -> None:
     """Run ``nestnet azure emulator`` inside the internet namespace; ``down`` ends it with the
     namespace's other processes."""
     if not plan.source:
@@ -192,6 +194,7 @@ def _start_arm(plan: Plan, topo: Topology, timeout: float = 30.0) -> None:
         sys.executable, "-m", "nestnet", "azure", "emulator",
         "--listen", f"{INTERNET_IP}:{ARM_PORT}", "--state-dir", str(d),
         "--seed", str(Path(plan.source).resolve()), "--program-lab",
+        "--propagation-delay", str(propagation_delay),
     ]
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     log.close()

@@ -104,7 +104,8 @@ class Topology:
         ]
         vm_ports = []
         for h in plan.hosts.values():
-            vm_ports += [VMPort(vm, h.name, f"vn{i}") for i, vm in enumerate(h.vms)]
+            # named by the VM's address, not its index on the host: a VM that moves keeps its port
+            vm_ports += [VMPort(vm, h.name, "vn" + plan.vms[vm].ip.packed.hex()) for vm in h.vms]
         return cls(
             lab=plan.name,
             address_space=plan.address_space,

@@ -167,6 +167,8 @@ class _Signer:
         if not isinstance(pr, PlannedRoutes):
             return None
         ph = pr.host
+        if ph.exception_routes:  # /32s for moved VMs besides the rule: walk them all
+            return None
         if (ph.name, ph.l3_dev, ph.gateway, ph.block, ph.bridge) != (h.name, h.l3_dev, h.gateway, h.block, h.bridge):
             return None
         own = Route(ph.block, ph.bridge)

@@ -321,7 +321,7 @@ class Model:
             pkt[0] = h.ip
         if r.dev == h.l3_dev and not (h.bridge_has_uplink and nh in self.guest_by_ip
                                       and self.guest_by_ip[nh].host == h.name):
-            if dst in h.block:
+            if dst in h.block and dst not in h.away:
                 w.anomalies.append(
                     Drop(h.name, f"{h.name} sends {dst} of its own block {h.block} to Azure: route "
                                  f"`{h.block} dev {h.bridge}` is missing", f"`nestnet host apply` on {h.name}")
@@ -333,7 +333,12 @@ class Model:
             return self._azure_in(nic, pkt, w)
         if r.dev == h.bridge:
             g = self.guest_by_ip.get(nh)
-            if g is None or g.host != h.name:
+            if g is not None and g.host != h.name:  # it moved (an exception): this host must send it on
+                raise _Dropped(Drop(f"{h.name}:{h.bridge}",
+                                    f"{h.name} routes {dst} to {h.bridge} but {g.name} lives on {g.host}: "
+                                    f"{h.name} lacks the /32 that sends it there",
+                                    f"`nestnet host apply` on {h.name}"))
+            if g is None:
                 raise _Dropped(Drop(f"{h.name}:{h.bridge}",
                                     f"{h.name} routes {dst} to {h.bridge} but no VM there answers ARP for {nh}",
                                     f"check the VM owning {dst} runs on {h.name}"))

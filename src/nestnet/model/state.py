@@ -185,6 +185,7 @@ class HostState:
     proxy_arp_pvlan: bool  # also answer for addresses routed back out the bridge itself
     firewall: Firewall
     masquerade: tuple[MasqRule, ...]
+    away: frozenset[IPv4Address] = frozenset()  # addresses of its block whose VMs moved elsewhere
 
     @property
     def l3_dev(self) -> str:
@@ -325,9 +326,10 @@ def from_plan(plan: Plan) -> State:
             proxy_arp_pvlan=h.sysctl.get(sysctls.proxy_arp_pvlan(h.bridge)) == "1",
             firewall=firewall_of(fw),
             masquerade=fw.masquerade_rules(),
+            away=frozenset(h.away),
         )
     guests = {
-        v.name: GuestState(v.name, v.host, v.ip, v.prefix_len, v.gateway, v.guest_style == "onlink", v.mac)
+        v.name: GuestState(v.name, v.host, v.ip, v.prefix_len, v.gateway, v.guest_style != "subnet", v.mac)
         for v in plan.vms.values()
     }
     return State(

@@ -1,0 +1,78 @@
+"""The libvirt ``qemu`` hook that runs a move's host-side steps at the migration's phases.
+
+Opt-in per host (``hosts[].migration_hook: true``): ``nestnet host apply`` then writes
+``/etc/libvirt/hooks/qemu.d/50-nestnet`` (libvirt >= 6.5 runs every executable there, so a
+``/etc/libvirt/hooks/qemu`` of the user's own stays untouched). libvirt calls it with the guest's
+name, the operation and the sub-operation, the domain XML on stdin; it must be quick and must
+not call back into libvirt. The script only hands these to ``nestnet host hook``, which decides
+(``steps``, pure) and runs the steps of host/move.py. See docs/decisions/0013-vm-mobility.md.
+
+Phases (libvirt.org/hooks.html; only the destination is told about an incoming migration):
+
+    destination  migrate begin   arrive: the move tunnel (receive) + host apply -> local /32
+                 started begin   arrive again (idempotent; also covers a cold move: plain start)
+    source       stopped end     depart: the VM's /32 into the tunnel to the host the spec names
+
+The source learns the destination from the spec (libvirt does not tell it), so the spec and lock
+on every host must already say where the VM lives: ``nestnet vm move`` first, then copy them to
+``/etc/nestnet/`` on the hosts. The old host keeps tunnelling until ``nestnet host apply`` runs
+there after ``nestnet azure apply`` (it replaces the tunnel's route with the planned one).
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from typing import Literal
+
+from ..plan import Host, Plan
+
+HOOK_PATH = "etc/libvirt/hooks/qemu.d/50-nestnet"
+SPEC_PATH = "/etc/nestnet/nestnet.yaml"  # where fleet apply copies the spec
+PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+Step = Literal["arrive", "depart"]
+PHASES = ("migrate/begin", "started/begin", "stopped/end")
+
+
+def render(plan: Plan, host: Host, header: str) -> str:
+    """The hook script for ``host`` (``header``: the owned-file marker lines)."""
+    return (
+        "#!/bin/sh\n"
+        + header
+        + "# libvirt qemu hook: $1 guest, $2 operation, $3 sub-operation; the domain XML on stdin.\n"
+        "# Quick, and never calls back into libvirt (it would deadlock).\n"
+        'case "$2/$3" in\n'
+        f"    {'|'.join(PHASES)}) ;;\n"
+        "    *) exit 0 ;;\n"
+        "esac\n"
+        f"PATH={PATH}\n"
+        "export PATH\n"
+        f'exec nestnet host hook {SPEC_PATH} --host {host.name} -- "$1" "$2" "$3"\n'
+    )
+
+
+def vm_of(plan: Plan, guest: str, domain_xml: str) -> str | None:
+    """The spec's VM for a libvirt domain: by an interface's MAC, else by the domain's name."""
+    try:
+        root = ET.fromstring(domain_xml) if domain_xml.strip() else None
+    except ET.ParseError:
+        root = None
+    if root is not None:
+        macs = {m.get("address", "").lower() for m in root.iterfind("./devices/interface/mac")}
+        for v in plan.vms.values():
+            if v.mac in macs:
+                return v.name
+    return guest if guest in plan.vms else None
+
+
+def steps(plan: Plan, host: str, vm: str | None, operation: str, sub: str) -> tuple[Step, ...]:
+    """Pure: what this host does for ``vm`` at this phase."""
+    phase = f"{operation}/{sub}"
+    if vm is None or phase not in PHASES or plan.mode != "routed":
+        return ()
+    lives_here = plan.vms[vm].host == host
+    if phase in ("migrate/begin", "started/begin"):
+        return ("arrive",) if lives_here else ()
+    # stopped/end: it ran here; if the spec says it lives elsewhere now, Azure may still send its
+    # traffic here (the old route) until `azure apply` has propagated: forward it away
+    return () if lives_here else ("depart",)

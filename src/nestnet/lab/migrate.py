@@ -1,0 +1,266 @@
+"""``nestnet lab migrate``: what a live migration does, in the lab, with the gap measured.
+
+The guest keeps its namespace, addresses and MAC; its link (the host-side veth) moves from the old
+host's bridge to the new one's, as a live migration moves the guest's tap. Meanwhile nestnet's
+host-side steps run in the order of docs/decisions/0013 (the same functions the libvirt hook
+calls), and Azure's route change goes through the plan (the fabric is reprogrammed at once) or,
+with ``--azure api``, through ``nestnet azure apply`` against the lab's ARM emulator, whose
+``--propagation-delay`` makes the change take effect late, as on Azure.
+
+An endpoint and a nested VM on a third host ping the moving VM every 50 ms throughout; the gap is
+the longest run of lost replies. Afterwards every pair of the moved plan is probed (the matrix)
+and compared with ``check``'s verdict on the updated spec.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import LabError, UsageError
+from ..host import move
+from ..netns import run_in
+from ..plan import Plan, load_plan
+from . import fabric, nodes
+from .azure import AzureState
+from .core import arm_env, azure_source, host_dirs, require_root, require_up
+from .sysio import parallel, run
+from .topology import Topology
+
+INTERVAL = 0.05  # seconds between echo requests, per prober
+BASELINE = 1.0  # pinging before the move starts
+TAIL = 1.0  # and after it is over
+AZURE_TIMEOUT = 60.0
+
+
+@dataclass
+class Probe:
+    src: str
+    dst: str
+    sent: int = 0
+    lost: int = 0
+    gap_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"src": self.src, "dst": self.dst, "sent": self.sent, "lost": self.lost, "gap_s": round(self.gap_s, 3)}
+
+
+@dataclass
+class Result:
+    vm: str
+    src_host: str
+    dst_host: str
+    azure: str
+    probes: list[Probe]
+    pairs: list[dict[str, Any]]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def sent(self) -> int:
+        return sum(p.sent for p in self.probes)
+
+    @property
+    def lost(self) -> int:
+        return sum(p.lost for p in self.probes)
+
+    @property
+    def gap_s(self) -> float:
+        return max((p.gap_s for p in self.probes), default=0.0)
+
+    @property
+    def ok(self) -> bool:
+        return all(p["ok"] and p["check"] for p in self.pairs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sent": self.sent,
+            "lost": self.lost,
+            "gap_s": round(self.gap_s, 3),
+            "pairs": self.pairs,
+            "vm": self.vm,
+            "from": self.src_host,
+            "to": self.dst_host,
+            "azure": self.azure,
+            "probes": [p.to_dict() for p in self.probes],
+            "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
+        }
+
+
+_SEQ = re.compile(r"icmp_seq=(\d+)")
+_SENT = re.compile(r"(\d+) packets transmitted")
+
+
+def parse_ping(src: str, dst: str, out: str, interval: float = INTERVAL) -> Probe:
+    """Pure: sent, lost and the longest gap from ``ping -n -i`` output (ended by SIGINT).
+
+    Replies still unanswered at the very end (at most two intervals' worth: in flight when ping
+    was stopped) do not count as sent."""
+    got = sorted({int(m.group(1)) for m in _SEQ.finditer(out)})
+    m = _SENT.search(out)
+    sent = int(m.group(1)) if m else (got[-1] if got else 0)
+    last = got[-1] if got else 0
+    if 0 < sent - last <= 2:
+        sent = last
+    lost = sent - len([s for s in got if s <= sent])
+    marks = [0, *got, sent + 1] if got else [0, sent + 1]
+    gap = max((b - a - 1 for a, b in zip(marks, marks[1:])), default=0)
+    return Probe(src, dst, sent, lost, gap * interval)
+
+
+def probers(plan: Plan, vm: str, hosts: tuple[str, str]) -> list[str]:
+    """Who pings the moving VM: the first endpoint and the first VM on a third host."""
+    out = list(plan.endpoints)[:1]
+    third = [v.name for v in plan.vms.values() if v.host not in hosts and v.name != vm]
+    out += third[:1]
+    if len(out) < 2:
+        raise UsageError(
+            f"{plan.source or plan.name}: lab migrate needs an endpoint and a VM on a third host to ping {vm!r}"
+        )
+    return out
+
+
+def _refuse(plan: Plan, vm: str, to: str) -> str:
+    """The old host, after checking the move can run in the lab; UsageError (exit 2) if not."""
+    where = plan.source or plan.name
+    if vm not in plan.vms:
+        raise UsageError(f"{where}: no VM named {vm!r} (known: {', '.join(plan.vms) or 'none'})")
+    if to not in plan.hosts:
+        raise UsageError(f"{where}: no host named {to!r} (known: {', '.join(plan.hosts)})")
+    src = plan.vms[vm].host
+    if src == to:
+        raise UsageError(f"{where}: VM {vm!r} already lives on {to}")
+    if plan.guest_style != "shared":
+        raise UsageError(
+            f"{where}: nested.guest_style {plan.guest_style!r}: the guest's gateway is its host's own address, so "
+            "it cannot move unchanged; use guest_style 'shared' (docs/decisions/0013) or vm move --renumber"
+        )
+    for h in (src, to):
+        hp = plan.hosts[h]
+        if hp.bridge_type != "linux" or hp.bridge_has_uplink:
+            raise UsageError(f"{where}: host {h}: lab migrate moves guests between Linux bridges without the uplink")
+    return src
+
+
+class _Pingers:
+    def __init__(self, plan: Plan, topo: Topology, vm: str, sources: list[str]):
+        self.sources = sources
+        self.vm = vm
+        ip = str(plan.vms[vm].ip)
+        self.procs = [
+            subprocess.Popen(
+                ["ip", "netns", "exec", topo.ns(s), "ping", "-n", "-i", str(INTERVAL), "-W", "1", ip],
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            )
+            for s in sources
+        ]
+
+    def stop(self) -> list[Probe]:
+        out = []
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        for s, p in zip(self.sources, self.procs):
+            try:
+                text, _ = p.communicate(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                text, _ = p.communicate()
+            out.append(parse_ping(s, self.vm, text))
+        return out
+
+
+def _move_link(topo: Topology, vm: str, port: str, src: str, dst: str, bridge: str, forward: list[str]) -> None:
+    """The migration's switch-over: the guest's link leaves the old host (whose /32 then goes into
+    the tunnel, in the same ``ip`` process) and joins the new host's bridge."""
+    run(["ip", "-n", topo.ns(src), "-batch", "-"],
+        input="\n".join([f"link set {port} netns {topo.ns(dst)}", *forward]) + "\n", what="moving the guest's link")
+    run(["ip", "-n", topo.ns(dst), "-batch", "-"],
+        input=f"link set {port} master {bridge}\nlink set {port} up\n", what="attaching the guest's link")
+
+
+def _azure_api(plan: Plan, host: str) -> None:
+    env = {**os.environ, **arm_env(plan), "NESTNET_ROOT": host_dirs(plan, host)[0]}
+    r = subprocess.run(
+        ["ip", "netns", "exec", Topology.from_plan(plan).ns(host), sys.executable, "-m", "nestnet", "azure", "apply",
+         plan.source], capture_output=True, text=True, env=env,
+    )
+    if r.returncode != 0:
+        raise LabError(f"nestnet azure apply (from {host}) failed: {(r.stderr or r.stdout).strip()[-300:]}")
+
+
+def _wait_route(topo: Topology, plan: Plan, vm: str, timeout: float = AZURE_TIMEOUT) -> None:
+    """Until the fabric (Azure's data plane) routes the VM's /32 as the plan says: to its new host,
+    or (back in its own block) not at all."""
+    from .azure import desired
+
+    dst = f"{plan.vms[vm].ip}/32"
+    want = {r for r in desired(topo, AzureState.from_plan(plan)).table if r[0] == dst}
+    deadline = time.monotonic() + timeout
+    while {r for r in run_in(topo.fabric_ns, fabric.observe).table if r[0] == dst} != want:
+        if time.monotonic() > deadline:
+            raise LabError(f"Azure's route for {vm} ({dst}) did not reach the fabric within {timeout:.0f} s")
+        time.sleep(0.1)
+
+
+def _pairs(plan: Plan) -> list[dict[str, Any]]:
+    from ..model import Model, from_plan
+    from .matrix import matrix
+
+    model = Model(from_plan(plan))
+    return [{**p.to_dict(), "check": model.ping(p.src, p.dst).ok == p.ok} for p in sorted(matrix(plan))]
+
+
+def migrate(spec: str | Path, vm: str, to: str, azure: str | None = None) -> Result:
+    """Move VM to host TO in the running lab (and in the spec), measuring the gap."""
+    from ..specedit import vm_move
+
+    require_root()
+    before = load_plan(spec, write=False)
+    require_up(before)
+    src = _refuse(before, vm, to)
+    have = azure_source(before.name)
+    if azure is not None and azure != have:
+        raise UsageError(f"lab {before.name} takes Azure from {have!r}: bring it up with --azure {azure} to migrate so")
+    topo0 = Topology.from_plan(before)
+    sources = probers(before, vm, (src, to))
+    port = next(p.port for p in topo0.vm_ports if p.vm == vm)
+    plan = vm_move(spec, vm, to).plan  # the spec first, as the hook expects it on every host
+    topo = Topology.from_plan(plan)
+    t: dict[str, float] = {}
+    pingers = _Pingers(plan, topo, vm, sources)
+    try:
+        time.sleep(BASELINE)
+        t0 = time.monotonic()
+        # Prepare: the new host delivers locally and receives the tunnel; third hosts take the
+        # moved plan (Azure decides the path, so their /32 may come early); the old host's tunnel
+        # entries are ready.
+        root_to = host_dirs(plan, to)[0]
+        jobs = [(topo.ns(to), move.arrive, (plan, to, vm, root_to))]
+        jobs += [(topo.ns(h), nodes.reconcile, (plan, h, *host_dirs(plan, h))) for h in plan.hosts if h not in (src, to)]
+        parallel(jobs)
+        forward = run_in(topo.ns(src), move.prepare_departure, plan, src, vm)
+        t["prepare"] = time.monotonic() - t0
+        t1 = time.monotonic()
+        _move_link(topo, vm, port, src, to, plan.hosts[to].bridge, forward)
+        t["switch"] = time.monotonic() - t1
+        t2 = time.monotonic()
+        if have == "api":
+            _azure_api(plan, to)
+        else:
+            fabric.program_ns(topo, AzureState.from_plan(plan))
+        _wait_route(topo, plan, vm)
+        t["azure"] = time.monotonic() - t2
+        run_in(topo.ns(src), move.settle, plan, src, vm, host_dirs(plan, src)[0])
+        run_in(topo.ns(to), move.retire_tunnel)
+        time.sleep(TAIL)
+    finally:
+        probes = pingers.stop()
+    return Result(vm, src, to, have, probes, _pairs(plan), t)
+
