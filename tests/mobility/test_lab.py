@@ -82,7 +82,7 @@ def test_migrate_there_and_back_with_azure_from_the_plan(spec_file):
     lab.exec_(plan, "kvm1", ["ip", "route", "del", "10.0.1.130/32"])
     r = lab.exec_(plan, "kvm1", [sys.executable, "-m", "nestnet", "doctor", str(path), "--json"])
     assert r.returncode == 1
-    reasons = " ".join(p["reason"] for p in json.loads(r.stdout)["pairs"])
+    reasons = " ".join(g["example"]["reason"] for g in json.loads(r.stdout)["groups"])
     assert "web1 lives on kvm2: kvm1 lacks the /32 that sends it there" in reasons
     assert lab.exec_(plan, "kvm1", [sys.executable, "-m", "nestnet", "host", "apply", str(path)]).returncode == 0
     # and back to the original host: no exception left, every pair ok again

@@ -148,8 +148,14 @@ def test_check_cli_on_an_exception(tmp_path):
 
 
 def test_plan_shows_exceptions(tmp_path):
-    r = nestnet("plan", str(write(tmp_path, mobile(moved_to="kvm2"))))
+    path = write(tmp_path, mobile(moved_to="kvm2"))
+    r = nestnet("plan", str(path))
     assert r.returncode == 0 and "Exceptions" in r.stdout and "nestnet-web1.32" in r.stdout
+    r = nestnet("plan", str(path), "--json")
+    doc = json.loads(r.stdout)
+    assert doc == json.loads(json.dumps(load_plan(path, write=False).to_dict()))
+    assert {"dst": "10.0.1.130/32", "via": "10.0.1.11", "dev": "eth0"} in doc["hosts"]["kvm3"]["routes"]
+    assert doc["exceptions"] == [{"vm": "web1", "ip": "10.0.1.130", "host": "kvm2", "block_of": "kvm1"}]
 
 
 def test_vm_move_keeps_the_address(tmp_path):
