@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
-from .spec import NODE_NAME_RE, HostSpec
+from .spec import NODE_NAME_RE, HostSpec, SpecSource
 from .specedit import _dump, _rt
-from .store import Loaded, commit, exclusive, load_source, read_source
+from .store import Loaded, edit, load_source
 
 HOST_KEYS = tuple(k for k in HostSpec.model_fields if k not in ("name", "ip"))
 
@@ -31,9 +31,8 @@ def host_add(spec_path: str | Path, name: str, ip: str, **keys: Any) -> Loaded:
     unknown = [k for k in keys if k not in HOST_KEYS]
     if unknown:
         raise UsageError(f"{unknown[0]}: not a host key (one of {', '.join(HOST_KEYS)})")
-    path = Path(spec_path)
-    with exclusive(path):  # the whole read-edit-write, as vm add
-        source = read_source(path)
+
+    def make_text(source: SpecSource) -> str:
         load_source(source, write=False)  # the spec must be valid before we edit it
         y = _rt()
         data = y.load(source.text)
@@ -48,7 +47,9 @@ def host_add(spec_path: str | Path, name: str, ip: str, **keys: Any) -> Loaded:
                 entry[k] = keys[k]
         entry.fa.set_flow_style()
         hosts.append(entry)
-        return commit(path, _dump(y, data), source.display)
+        return _dump(y, data)
+
+    return edit(spec_path, make_text)  # the whole read-edit-write under the writer lock, as vm add
 
 
 def host_rm(spec_path: str | Path, name: str, release_block: bool = False) -> tuple[Loaded, str]:
@@ -58,28 +59,28 @@ def host_rm(spec_path: str | Path, name: str, release_block: bool = False) -> tu
     ``release_block``, because the block then goes back to the pool: the next ``host add`` may
     get it while guests configured with its addresses still run somewhere.
     """
-    path = Path(spec_path)
-    with exclusive(path):
-        return _host_rm(path, name, release_block)
+    released: list[str] = []
 
+    def make_text(source: SpecSource) -> str:
+        before = load_source(source, write=False).plan
+        if name not in before.hosts:
+            raise UsageError(f"{source.display}: no host named {name!r} (known: {', '.join(before.hosts)})")
+        vms = [v.name for v in before.vms.values() if v.host == name]
+        if vms:
+            raise UsageError(f"{source.display}: host {name!r} still runs VMs {', '.join(vms)}; remove them first (nestnet vm rm)")
+        block = str(before.hosts[name].block)
+        if not release_block:
+            raise UsageError(
+                f"{source.display}: removing host {name!r} releases its block {block} to the next host added; "
+                "pass --release-block once no guest uses its addresses"
+            )
+        released.append(block)
+        y = _rt()
+        data = y.load(source.text)
+        hosts = data.get("hosts") or []
+        idx = next(i for i, h in enumerate(hosts) if isinstance(h, dict) and h.get("name") == name)
+        del hosts[idx]
+        return _dump(y, data)
 
-def _host_rm(path: Path, name: str, release_block: bool) -> tuple[Loaded, str]:
-    source = read_source(path)
-    before = load_source(source, write=False).plan
-    if name not in before.hosts:
-        raise UsageError(f"{source.display}: no host named {name!r} (known: {', '.join(before.hosts)})")
-    vms = [v.name for v in before.vms.values() if v.host == name]
-    if vms:
-        raise UsageError(f"{source.display}: host {name!r} still runs VMs {', '.join(vms)}; remove them first (nestnet vm rm)")
-    block = str(before.hosts[name].block)
-    if not release_block:
-        raise UsageError(
-            f"{source.display}: removing host {name!r} releases its block {block} to the next host added; "
-            "pass --release-block once no guest uses its addresses"
-        )
-    y = _rt()
-    data = y.load(source.text)
-    hosts = data.get("hosts") or []
-    idx = next(i for i, h in enumerate(hosts) if isinstance(h, dict) and h.get("name") == name)
-    del hosts[idx]
-    return commit(path, _dump(y, data), source.display), block
+    loaded = edit(spec_path, make_text)
+    return loaded, released[-1]

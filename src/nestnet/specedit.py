@@ -1,6 +1,6 @@
 """Edit a spec file in place (``nestnet vm add|rm|move``), keeping the user's comments and order.
 
-The whole read-edit-check-write runs under the spec's writer lock (``store.exclusive``), so
+The whole read-edit-check-write runs under the spec's writer lock (``store.edit``), so
 concurrent edits serialize. The edited text is checked in full (spec + lock) before anything is
 written; on any problem the spec and the lock stay exactly as they were.
 """
@@ -12,8 +12,8 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 from .errors import UsageError
-from .spec import NODE_NAME_RE
-from .store import Loaded, commit, exclusive, load_source, read_source
+from .spec import NODE_NAME_RE, SpecSource
+from .store import Loaded, edit, load_source
 
 
 def _rt():
@@ -45,12 +45,11 @@ def _check_args(name: str, ip: str | None) -> None:
 
 
 def vm_add(spec_path: str | Path, name: str, host: str, ip: str | None = None) -> Loaded:
-    from ruamel.yaml.comments import CommentedMap, CommentedSeq
-
     _check_args(name, ip)
-    path = Path(spec_path)
-    with exclusive(path):
-        source = read_source(path)
+
+    def make_text(source: SpecSource) -> str:
+        from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
         load_source(source, write=False)  # the spec must be valid before we edit it
         y = _rt()
         data = y.load(source.text)
@@ -69,13 +68,13 @@ def vm_add(spec_path: str | Path, name: str, host: str, ip: str | None = None) -
             entry["ip"] = ip
         entry.fa.set_flow_style()
         vms.append(entry)
-        return commit(path, _dump(y, data), source.display)
+        return _dump(y, data)
+
+    return edit(spec_path, make_text)
 
 
 def vm_rm(spec_path: str | Path, name: str) -> Loaded:
-    path = Path(spec_path)
-    with exclusive(path):
-        source = read_source(path)
+    def make_text(source: SpecSource) -> str:
         load_source(source, write=False)
         y = _rt()
         data = y.load(source.text)
@@ -84,7 +83,9 @@ def vm_rm(spec_path: str | Path, name: str) -> Loaded:
         if idx is None:
             raise UsageError(f"{source.display}: no VM named {name!r}")
         del vms[idx]
-        return commit(path, _dump(y, data), source.display)
+        return _dump(y, data)
+
+    return edit(spec_path, make_text)
 
 
 def vm_move(spec_path: str | Path, name: str, to: str, renumber: bool = False) -> Loaded:
@@ -94,9 +95,7 @@ def vm_move(spec_path: str | Path, name: str, to: str, renumber: bool = False) -
     block the plan carries a /32 exception for it. With ``renumber`` the pin and the lock entry
     go and the VM gets the lowest free address in TO's block.
     """
-    path = Path(spec_path)
-    with exclusive(path):
-        source = read_source(path)
+    def make_text(source: SpecSource) -> str:
         plan = load_source(source, write=False).plan
         y = _rt()
         data = y.load(source.text)
@@ -114,4 +113,6 @@ def vm_move(spec_path: str | Path, name: str, to: str, renumber: bool = False) -
             entry.pop("ip", None)
         else:
             entry["ip"] = str(vm.ip)
-        return commit(path, _dump(y, data), source.display, forget_vms=(name,) if renumber else ())
+        return _dump(y, data)
+
+    return edit(spec_path, make_text, forget_vms=(name,) if renumber else ())

@@ -25,7 +25,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from .errors import OperationError, Problem, SpecError
 from .ipam import Allocation, Lock, allocate, lock_path, parse_lock
@@ -267,10 +267,26 @@ def load_plan(spec_path: str | Path, *, write: bool = True, frozen: bool = False
     return load(spec_path, write=write, frozen=frozen).plan
 
 
-def commit(spec_path: Path, new_text: str, edit_display: str, forget_vms: tuple[str, ...] = ()) -> Loaded:
-    """Check an edited spec text in full with the current lock, then write lock and spec.
+def edit(spec_path: str | Path, make_text: Callable[[SpecSource], str], forget_vms: tuple[str, ...] = ()) -> Loaded:
+    """Edit the spec: ``make_text(current source) -> new text`` (raising on bad input), checked
+    in full and written with its lock under the writer lock.
 
-    Call with ``exclusive(spec_path)`` held. The lock goes first (see the module docstring).
+    A dry run outside the lock comes first, so bad input leaves no trace at all (not even the
+    lock's sidecar file); the locked run then redoes the read and edit from scratch.
+    """
+    path = Path(spec_path)
+    source = read_source(path)
+    commit(path, make_text(source), source.display, forget_vms, write=False)
+    with exclusive(path):
+        source = read_source(path)
+        return commit(path, make_text(source), source.display, forget_vms)
+
+
+def commit(
+    spec_path: Path, new_text: str, edit_display: str, forget_vms: tuple[str, ...] = (), *, write: bool = True
+) -> Loaded:
+    """Check an edited spec text in full with the current lock, then (``write``) write lock and
+    spec. Call with ``exclusive(spec_path)`` held. The lock goes first (see the module docstring).
     ``forget_vms``: allocate these VMs again instead of reading their lock entries (vm move
     --renumber).
     """
@@ -286,6 +302,8 @@ def commit(spec_path: Path, new_text: str, edit_display: str, forget_vms: tuple[
             [Problem(p.path, p.message, p.file if p.file != str(spec_path) else edit_display,
                      None, p.severity, p.name) for p in exc.problems]
         ) from None
+    if not write:
+        return loaded
     # Lock first, holding the old entries too: a crash at any point leaves a lock that covers
     # whichever spec is on disk (extra entries are ignored and dropped by the next write).
     on_disk, union = old_lock, old_lock.union(loaded.lock)

@@ -153,3 +153,48 @@ def test_piped_output_does_not_wrap(tmp_path):
     assert r.returncode == 0, r.stderr
     row = [line for line in r.stdout.splitlines() if line.startswith("h" * 60)]
     assert row and "10.0.1.16/28" in row[0] and len(row[0]) > 80
+
+
+def _with(path: str, value):
+    def mutate(d):
+        cur = d
+        keys = path.split(".")
+        for k in keys[:-1]:
+            cur = cur[int(k)] if k.isdigit() else cur[k]
+        cur[keys[-1]] = value
+        return d
+
+    return mutate
+
+
+@pytest.mark.parametrize("mutate,key,value", [
+    (_with("nested.pool", "0.0.0.0/0"), "nested.pool", "0.0.0.0/0"),
+    (_with("nested.pool", "192.168.0.0/24"), "nested.pool", "192.168.0.0/24 is outside the VNet address space"),
+    (_with("azure.address_space", ["10.0.0.0/16", "0.0.0.0/0"]), "azure.address_space[1]", "0.0.0.0/0"),
+    (_with("hosts.0.bridge", "all"), "hosts[0] (vme-kvm-vm1).bridge", "'all'"),
+    (_with("hosts.1.bridge", "default"), "hosts[1] (vme-kvm-vm2).bridge", "'default'"),
+    (_with("azure.location", "east\x00us"), "azure.location", "'east\\x00us'"),
+    (_with("azure.location", "East US"), "azure.location", "'East US'"),
+])
+def test_issue16_values_refused_in_one_line(tmp_path, mutate, key, value):
+    spec = write(tmp_path, mutate(seed()))
+    assert nestnet("plan", str(spec)).returncode in (0, 2)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    for args in (["validate", str(spec)], ["plan", str(spec)],
+                 ["vm", "add", str(spec), "x1", "--host", "vme-kvm-vm1"], ["vm", "list", str(spec)]):
+        r = nestnet(*args)
+        lines = r.stderr.splitlines()  # one line per problem, each naming the file
+        assert r.returncode == 2 and lines and all(line.startswith(f"error: {spec}") for line in lines), r.stderr
+        assert any(f"{key}:" in line and value in line for line in lines), r.stderr
+        assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # not even the flock file
+
+
+def test_vm_add_ip_names_the_option(seed_copy):
+    nestnet("plan", str(seed_copy))
+    before = {p.name: p.read_bytes() for p in seed_copy.parent.iterdir()}
+    for ip in ("::1", "10.0.1", "x"):
+        r = nestnet("vm", "add", str(seed_copy), "x1", "--host", "vme-kvm-vm1", "--ip", ip)
+        assert r.returncode == 2 and r.stderr == f"error: --ip: {ip!r} is not an IPv4 address\n", r.stderr
+    r = nestnet("vm", "add", str(seed_copy), "a b", "--host", "vme-kvm-vm1")
+    assert r.returncode == 2 and "NAME: 'a b'" in r.stderr
+    assert {p.name: p.read_bytes() for p in seed_copy.parent.iterdir()} == before
