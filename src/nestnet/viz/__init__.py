@@ -11,6 +11,7 @@ do the rest of the I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 from ..faults import Fault
 from ..plan import Plan
@@ -21,16 +22,23 @@ class Verdicts:
     plan: Plan
     faults: tuple[Fault, ...]
     state: object  # nestnet.model.State, with the faults applied
-    pairs: tuple  # every ordered pair (nestnet.model PairResult), node order, failed ones traced
+    result: object  # nestnet.model.CheckResult: class verdicts, every pair on demand
+    failed: tuple  # the failing pairs (nestnet.model PairResult), node order, traced
 
     @property
-    def failed(self) -> tuple:
-        return tuple(p for p in self.pairs if not p.ok)
+    def total(self) -> int:
+        return self.result.summary["pairs"]
+
+    @property
+    def pairs(self) -> Iterator:
+        """Every ordered pair, node order (N*N of them: only for small fabrics, e.g. a matrix)."""
+        return self.result.pairs(include_ok=True)
 
 
 def analyse(plan: Plan, faults: tuple[Fault, ...] = ()) -> Verdicts:
-    """Run ``check`` on ``plan`` with ``faults``: every ordered pair, failures with hop and cause."""
+    """Run ``check`` on ``plan`` with ``faults``: class verdicts, failures with hop and cause."""
     from ..model import apply_faults, check, from_plan
 
     state = apply_faults(from_plan(plan), faults)
-    return Verdicts(plan, tuple(faults), state, tuple(check(state).pairs(include_ok=True)))
+    result = check(state)
+    return Verdicts(plan, tuple(faults), state, result, tuple(result.pairs()))

@@ -96,17 +96,20 @@ def render(v: Verdicts, svg: str, lab: Mapping[tuple[str, str], bool] | None = N
     plan = v.plan
     nodes = [*plan.node_names, INTERNET]
     sources = list(plan.node_names)
-    verdict = {(p.src, p.dst): p.ok for p in v.pairs}
-    reason = {(p.src, p.dst): cause_of(p) for p in v.pairs if not p.ok}
-    by_design = {k: w for k in verdict if (w := not_served(plan, *k))}
-    failed = [p for p in v.failed]
+    failed = list(v.failed)
+    small = len(nodes) <= MAX_MATRIX_NODES
+    # every pair only for a matrix (or a lab to compare with); else the failures and the counts
+    verdict = {(p.src, p.dst): p.ok for p in v.pairs} if small or lab is not None else {}
+    reason = {(p.src, p.dst): cause_of(p) for p in failed}
+    by_design = {k: w for p in failed if (w := not_served(plan, *(k := (p.src, p.dst))))}
     unexpected = [p for p in failed if (p.src, p.dst) not in by_design]
     disagree = sorted(k for k in verdict if lab is not None and lab.get(k) is not None and lab[k] != verdict[k])
+    total = v.total
 
     faults = ", ".join(map(str, v.faults)) or "none"
     summary = [
-        f'<span class="pill {"good" if not unexpected else "bad"}">check: {len(verdict) - len(failed)}/'
-        f'{len(verdict)} pairs ok</span>',
+        f'<span class="pill {"good" if not unexpected else "bad"}">check: {total - len(failed)}/'
+        f'{total} pairs ok</span>',
     ]
     if by_design:
         summary.append(f'<span class="pill muted">{len(by_design)} not served by design ({_e(plan.mode)})</span>')
@@ -119,14 +122,14 @@ def render(v: Verdicts, svg: str, lab: Mapping[tuple[str, str], bool] | None = N
     if v.faults:
         summary.append(f'<span class="pill warn">faults: {_e(faults)}</span>')
 
-    if len(nodes) > MAX_MATRIX_NODES:
+    if not small:
         matrices = [f'<p class="muted">{len(nodes)} nodes: too many for a readable matrix; '
                     f'{len(failed)} failing pairs are listed below (`nestnet check --all --json` has every pair).</p>']
     else:
         matrices = []
-    if len(nodes) <= MAX_MATRIX_NODES:
+    if small:
         matrices.append(matrix_html("nestnet check (the model)", nodes, sources, verdict, reason, by_design, lab, "check"))
-    if lab is not None and len(nodes) <= MAX_MATRIX_NODES:
+    if lab is not None and small:
         no_reply = {k: "no echo reply in the lab" for k, ok in lab.items() if not ok}
         matrices.append(matrix_html("nestnet lab matrix (real pings in namespaces)", nodes, sources, lab, no_reply,
                                     by_design, verdict, "lab"))
