@@ -89,3 +89,23 @@ def test_svg_structure_and_titles(seed) -> None:
     texts = " ".join(t.text or "" for t in root.iter(f"{SVG}text"))
     for name in ("vme-kvm-vm1", "web2", "mgmt-vm", "10.0.1.48/28 → 10.0.1.11", "IP forwarding OFF"):
         assert name in texts
+
+
+def test_many_vms_per_host_are_drawn_as_five_and_the_rest(tmp_path: Path) -> None:
+    import yaml
+
+    from nestnet.lab.demo import seed_spec
+    from nestnet.plan import load_plan
+
+    spec = seed_spec()
+    spec["vms"] += [{"name": f"x{i}", "host": "vme-kvm-vm2"} for i in range(8)]  # web2 + 8 on vm2
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(spec))
+    plan = load_plan(tmp_path / "s.yaml")
+    v = analyse(plan, parse_faults(["ip-forward-off:vme-kvm-vm1"], plan))
+    d = dg.build(v)
+    vms = [n for n in d.nodes if n.kind == "vm"]
+    assert [n.id for n in vms] == ["vm-web1", "vm-web2", "vm-x0", "vm-x1", "vm-x2", "vm-x3", "vms-vme-kvm-vm2"]
+    assert vms[-1].lines[0] == "+4 more VMs" and vms[-1].lines[1] == "x4 … x7"
+    ids = {n.id for n in d.nodes} | {e.id for e in d.edges}
+    assert set(d.status) <= ids and set(d.marks) <= ids
+    assert d.status["vms-vme-kvm-vm2"] == dg.TOUCHED  # x4..x7 cannot reach web1 through vm1

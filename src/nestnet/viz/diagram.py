@@ -24,6 +24,7 @@ from . import Verdicts
 
 NOTE_LINES = 6  # failing pairs listed per Mermaid note; the SVG title lists up to TITLE_LINES
 TITLE_LINES = 40
+VMS_DRAWN = 6  # per host; beyond, the first five and one node for the rest
 
 FAIL, TOUCHED, OK, OFF = "fail", "touched", "ok", "off"
 COLOURS = {  # stroke, fill
@@ -115,7 +116,9 @@ def build(v: Verdicts) -> Diagram:
         missing = [r for r in plan.azure.routes if r.address_prefix not in {u.prefix for u in az.user_routes}]
         off = tuple(f"route {r.name} ({r.address_prefix}) missing" for r in missing)
         nodes.append(Node("routes", "routes", tuple(lines), "vnet", off))
-    secondary = {s.nic: s for s in plan.azure.secondary_ips}
+    secondary: dict[str, int] = {}
+    for sip in plan.azure.secondary_ips:
+        secondary[sip.nic] = secondary.get(sip.nic, 0) + 1
     for s in plan.subnets.values():
         sub = az.subnets[s.name]
         cid = _id("subnet", s.name)
@@ -148,15 +151,22 @@ def build(v: Verdicts) -> Diagram:
         fwd = "on" if nic.ip_forwarding else "OFF" if planned_fwd else "off"
         nic_lines = [h.nic, f"IP forwarding {fwd}"]
         if h.nic in secondary:
-            n = sum(1 for s in plan.azure.secondary_ips if s.nic == h.nic)
+            n = secondary[h.nic]
             nic_lines.append(f"+{n} secondary IP{'s' if n != 1 else ''}")
         nic_off = () if nic.ip_forwarding or not planned_fwd else (
             f"IP forwarding off on NIC {h.nic}",)
         edges.append(Edge(_id("nic", h.name), _id("gw", h.subnet), _id("host", h.name), "nic", tuple(nic_lines), nic_off))
-        for vm in h.vms:
+        shown = h.vms if len(h.vms) <= VMS_DRAWN else h.vms[: VMS_DRAWN - 1]
+        for vm in shown:
             g = plan.vms[vm]
             nodes.append(Node(_id("vm", vm), "vm", (vm, f"{g.ip}/{g.prefix_len}", f"gw {g.gateway}"), hc))
             edges.append(Edge(_id("br", vm), _id("host", h.name), _id("vm", vm), "bridge", (h.bridge,)))
+        rest = h.vms[len(shown):]
+        if rest:  # one node stands for the rest: a host's VMs all sit alike behind its bridge
+            first, last = plan.vms[rest[0]], plan.vms[rest[-1]]
+            lines = (f"+{len(rest)} more VMs", f"{rest[0]} … {rest[-1]}", f"{first.ip} … {last.ip}")
+            nodes.append(Node(_id("vms", h.name), "vm", lines, hc))
+            edges.append(Edge(_id("brs", h.name), _id("host", h.name), _id("vms", h.name), "bridge", (h.bridge,)))
     for e in plan.endpoints.values():
         nodes.append(Node(_id("ep", e.name), "ep", (e.name, str(e.ip)), _id("subnet", e.subnet)))
         edges.append(Edge(_id("nic", e.name), _id("gw", e.subnet), _id("ep", e.name), "nic"))
@@ -171,7 +181,7 @@ def element_of(plan, state, dies_at: str) -> str:
         if dies_at in plan.hosts:
             return _id("host", dies_at)
         if dies_at in plan.vms:
-            return _id("vm", dies_at)
+            return _vm_node(plan, dies_at)
         if dies_at in plan.endpoints:
             return _id("ep", dies_at)
         return "internet" if dies_at == "internet" else "azure"
@@ -232,11 +242,19 @@ def cause_of(p) -> str:
     return p.reason
 
 
+def _vm_node(plan, vm: str) -> str:
+    """The node drawing ``vm``: its own, or its host's "+N more VMs"."""
+    host = plan.hosts[plan.vms[vm].host]
+    if len(host.vms) > VMS_DRAWN and host.vms.index(vm) >= VMS_DRAWN - 1:
+        return _id("vms", host.name)
+    return _id("vm", vm)
+
+
 def _node_of(plan, name: str) -> str:
     if name in plan.hosts:
         return _id("host", name)
     if name in plan.vms:
-        return _id("vm", name)
+        return _vm_node(plan, name)
     if name in plan.endpoints:
         return _id("ep", name)
     return "internet"
