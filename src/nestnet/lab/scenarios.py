@@ -138,6 +138,8 @@ def adopt(seed_spec: Path, say: Say, name: str | None = None) -> Outcome:
         with _lab(lab_plan, azure="api", as_seed=True):
             before = matrix(lab_plan)
             say(f"hand-built fabric: {sum(p.ok for p in before)}/{len(before)} pairs reachable")
+            if red(before):
+                return Outcome(False, {"error": "the hand-built fabric is not green", "pairs": [p.to_dict() for p in before]})
             fl = FleetLab(lab_plan, d)
             probes = Probes(lab_plan, d)
             try:
@@ -175,6 +177,7 @@ def adopt(seed_spec: Path, say: Say, name: str | None = None) -> Outcome:
             second = len(again["steps"][0]["changes"]) + sum(len(h["changes"]) for h in again["steps"][1]["hosts"])
             doc = {
                 **{k: counts[k] for k in ("lost", "sent")},
+                "pairs_before": f"{len(before)}/{len(before)} ok (hand-built)",
                 "pairs": [p.to_dict() for p in pairs],
                 "import_and_rollout_s": round(t1 - t0, 2),
                 "steps": [{"step": s["step"], "seconds": s["seconds"],
