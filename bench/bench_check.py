@@ -25,7 +25,7 @@ from core.specs import fabric  # noqa: E402
 
 from nestnet.faults import parse_faults  # noqa: E402
 from nestnet.model import Model, apply_faults, from_plan  # noqa: E402
-from nestnet.model.classes import check  # noqa: E402
+from nestnet.model.classes import reachability  # noqa: E402
 from nestnet.plan import load_plan  # noqa: E402
 
 
@@ -51,9 +51,9 @@ def main() -> None:
         plan = load_plan(path)
         t_load, _ = timed(lambda: load_plan(path, write=False))
         t_state, state = timed(lambda: from_plan(plan))
-        t_check, res = timed(lambda: check(from_plan(plan)))
+        t_check, res = timed(lambda: reachability(from_plan(plan)))
         faults = parse_faults(["nic-forwarding-off:h7", "no-host-routes:h3"], plan)
-        t_fault, fres = timed(lambda: check(apply_faults(from_plan(plan), faults)))
+        t_fault, fres = timed(lambda: reachability(apply_faults(from_plan(plan), faults)))
         assert res.all_ok and not fres.all_ok
         model = Model(state)
         names = list(state.node_names)

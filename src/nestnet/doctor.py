@@ -2,7 +2,7 @@
 
     observe(plan, host, planned_host)       -> HostObservation of the current network namespace (I/O;
                                                a UFW host through ``ufw_view``)
-    observe_azure(plan, client)             -> the model's AzureState read through ARM (3 GETs)
+    observe_cloud(plan, client)             -> the model's CloudState read through the cloud seam
     diagnose(plan, host, obs, drift, azure) -> Diagnosis (pure: model + findings)
     run(plan, host, root, azure_client)     -> all of it, plus the host reconciler's drift (no writes)
 
@@ -29,14 +29,14 @@ from .model import (
     Model,
     PairResult,
     State,
-    check,
+    reachability,
     from_observation,
     from_plan,
     observe_host,
 )
 from .model.observed import sysctl_keys
-from .model.classes import CheckResult
-from .model.state import AzureState, HostState
+from .model.classes import Reachability
+from .model.state import CloudState, HostState
 from .plan import Plan
 
 RP_MODES = {0: "off", 1: "strict", 2: "loose"}
@@ -163,16 +163,12 @@ def observe(plan: Plan, host: str, planned: HostState) -> HostObservation:
     return ufw_view(obs, ruleset, firewall.policy(plan, h)) if h.firewall == "ufw" else obs
 
 
-def observe_azure(plan: Plan, client: Any) -> AzureState:
-    """Route table, subnet associations and NIC forwarding as ARM reports them (``ArmClient``)."""
-    az = plan.azure
-    table = client.get_route_table(az.route_table) if az.route_table else None
-    vnet = client.get_vnet(az.vnet)
-    nics = {n["name"]: n for n in client.list_nics()}
-    table_id = client.table_id(az.route_table) if az.route_table else ""
-    from .azure.dataplane import azure_state
+def observe_cloud(plan: Plan, client: Any, cloud: str = "azure") -> CloudState:
+    """The cloud's data plane as its API reports it (Azure: route table, subnet associations and
+    NIC forwarding, 3 ARM reads), through the cloud seam."""
+    from .cloud import get
 
-    return azure_state(AzureState.from_plan(plan), table, vnet, nics, table_id)
+    return get(cloud).observed_state(plan, client)
 
 
 def run(plan: Plan, host: str, root: str | Path = "/", azure_client: Any = None) -> Diagnosis:
@@ -182,7 +178,7 @@ def run(plan: Plan, host: str, root: str | Path = "/", azure_client: Any = None)
 
     state = from_plan(plan)
     obs = observe(plan, host, state.hosts[host])
-    azure = observe_azure(plan, azure_client) if azure_client is not None else None
+    azure = observe_cloud(plan, azure_client) if azure_client is not None else None
     try:
         # adopt: a hand-built route with the planned next hop is drift to take over, not an error
         drift = tuple(c.to_dict() for c in reconciler.diff(plan, host, root, adopt=True))
@@ -199,14 +195,14 @@ def diagnose(
     obs: HostObservation,
     drift: tuple[dict[str, str], ...] = (),
     planned: State | None = None,
-    azure: AzureState | None = None,
+    azure: CloudState | None = None,
 ) -> Diagnosis:
     """``azure``: Azure as observed (None: assumed as planned)."""
     planned = planned or from_plan(plan)
     base = replace(planned, azure=azure) if azure is not None else planned
     seen = from_observation(plan, {host: obs}, base=base)
     mine = {host, *plan.hosts[host].vms}
-    res = check(seen)
+    res = reachability(seen)
 
     def trace(a: str, b: str) -> PairResult:
         return _honest_fix(res.model.ping(a, b), host, drift)
@@ -225,7 +221,7 @@ def diagnose(
     )
 
 
-def _groups(res: CheckResult, planned: State, mine: set[str],
+def _groups(res: Reachability, planned: State, mine: set[str],
             trace: Callable[[str, str], PairResult]) -> tuple[PairGroup, ...]:
     """The failing pairs with one of ``mine`` at either end, grouped as ``check`` classes them
     and split by their verdict in the plan; one trace per group (1,000 hosts: a handful of
@@ -233,7 +229,7 @@ def _groups(res: CheckResult, planned: State, mine: set[str],
     failing = res.failed_involving(mine)
     if not failing:
         return ()
-    in_plan = check(planned)  # verdicts by class: nothing traced
+    in_plan = reachability(planned)  # verdicts by class: nothing traced
     order = {n: i for i, n in enumerate((*res.state.node_names, INTERNET))}
     groups: list[PairGroup] = []
     for _, pairs in failing:
@@ -343,7 +339,7 @@ def _route(r) -> str:
     return f"{r.dst}" + (f" via {r.via}" if r.via else "") + f" dev {r.dev}"
 
 
-def summary(got: HostState, obs: HostObservation, azure: AzureState | None = None) -> dict[str, Any]:
+def summary(got: HostState, obs: HostObservation, azure: CloudState | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "ip_forward": int(got.ip_forward),
         "rp_filter": got.rp_filter,
@@ -376,7 +372,7 @@ def assumed(plan: Plan, host: str, azure_read: bool = False) -> tuple[str, ...]:
     return tuple(out)
 
 
-def azure_findings(want: AzureState, got: AzureState) -> list[str]:
+def azure_findings(want: CloudState, got: CloudState) -> list[str]:
     out: list[str] = []
     have = {r.prefix: r.next_hop_ip for r in got.user_routes}
     for r in want.user_routes:

@@ -9,13 +9,13 @@
 What it says (docs/decisions/0001): nestnet's forward chain has policy *accept* and judges only
 traffic from or to its own nested block. Anti-spoofing first (unless the bridge holds the uplink,
 where L2 guards do it): only the host's VMs' addresses come from the bridge, the block never
-comes from elsewhere. Then from the block only to the fabric (VNet + pool + blocks),
-established/related, and out of the uplink when masquerading; to the block only from the fabric
-or established/related. Masquerade: the block leaving ``out_dev``, except towards the fabric
-(``outside-vnet``) or always (``all``). SSH: no rule here may touch the host's own sessions
+comes from elsewhere. Then from the block only to the routed prefixes (VNet + pool + blocks:
+``Plan.routed_prefixes``), established/related, and out of the uplink when masquerading; to the
+block only from them or established/related. Masquerade: the block leaving ``out``, except
+towards them (``outside-vnet``) or always (``all``). SSH: no rule here may touch the host's own sessions
 (host/guard.py refuses a rendered table that could).
 
-Rules name their address sets and devices symbolically ("block", "vms", "fabric"; "bridge",
+Rules name their address sets and devices symbolically ("block", "vms", "routed"; "bridge",
 "out") so each renderer can write them its own way (an nft set, one iptables rule per prefix,
 a tuple of networks for the model).
 """
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from .plan import Host, Plan
 
 Verdict = Literal["accept", "drop"]
-Nets = Literal["block", "vms", "fabric"]
+Nets = Literal["block", "vms", "routed"]
 Dev = Literal["bridge", "out"]
 
 # nftables: nestnet's own table (every family it has one in) and its chains.
@@ -140,7 +140,7 @@ class Policy:
     bridge: str  # the nested bridge
     out: str  # the device that carries the host's VNet address (masquerade goes out of it)
     block: IPv4Network
-    fabric: tuple[IPv4Network, ...]  # where nested traffic may go without NAT
+    routed: tuple[IPv4Network, ...]  # where nested traffic goes without NAT (Plan.routed_prefixes)
     vms: tuple[IPv4Address, ...]  # the host's VMs, in plan order
     anti_spoof: bool  # False when the bridge holds the uplink: the L2 guards do it
     masquerade: Literal["none", "outside-vnet", "all"]
@@ -162,8 +162,8 @@ class Policy:
     def nets(self, which: Nets) -> Addresses:
         if which == "block":
             return self.local
-        if which == "fabric":
-            return self.fabric
+        if which == "routed":
+            return self.routed
         return frozenset(self.vms)
 
     def dev(self, which: Dev) -> str:
@@ -191,13 +191,13 @@ class Policy:
         return (
             SubChain("from_vms", "src", (
                 Rule("accept", established=True),
-                Rule("accept", dst="fabric"),
+                Rule("accept", dst="routed"),
                 *egress,
                 Rule("drop", why=f"its block may go only to the VNet and nested blocks{to}"),
             )),
             SubChain("to_vms", "dst", (
                 Rule("accept", established=True),
-                Rule("accept", src="fabric"),
+                Rule("accept", src="routed"),
                 Rule("drop", why="its block may be reached only from the VNet and nested blocks"),
             )),
         )
@@ -225,21 +225,21 @@ class Policy:
 
     def masquerade_rules(self) -> tuple[MasqRule, ...]:
         if self.masquerade == "outside-vnet":
-            return (MasqRule(self.local, self.out, self.fabric),)
+            return (MasqRule(self.local, self.out, self.routed),)
         if self.masquerade == "all":
             return (MasqRule(self.local, self.out),)
         return ()
 
 
-def policy_for(host: "Host", fabric: tuple[IPv4Network, ...], vm_ips: tuple[IPv4Address, ...]) -> Policy:
-    """``fabric``: the plan's ``fabric_prefixes`` (computed once per plan by callers doing many
+def policy_for(host: "Host", routed: tuple[IPv4Network, ...], vm_ips: tuple[IPv4Address, ...]) -> Policy:
+    """``routed``: the plan's ``routed_prefixes`` (computed once per plan by callers doing many
     hosts); ``vm_ips``: the host's VMs' addresses in plan order."""
     return Policy(
         host=host.name,
         bridge=host.bridge,
         out=host.l3_dev,
         block=host.block,
-        fabric=fabric,
+        routed=routed,
         vms=vm_ips,
         anti_spoof=not host.bridge_has_uplink,
         masquerade=host.masquerade,
@@ -249,4 +249,4 @@ def policy_for(host: "Host", fabric: tuple[IPv4Network, ...], vm_ips: tuple[IPv4
 
 
 def policy(plan: "Plan", host: "Host") -> Policy:
-    return policy_for(host, plan.fabric_prefixes, tuple(plan.vms[v].ip for v in host.vms))
+    return policy_for(host, plan.routed_prefixes, tuple(plan.vms[v].ip for v in host.vms))

@@ -272,7 +272,7 @@ class Plan:
         return tuple(h.block for h in self.hosts.values())
 
     @property
-    def fabric_prefixes(self) -> tuple[IPv4Network, ...]:
+    def routed_prefixes(self) -> tuple[IPv4Network, ...]:
         """Where nested traffic goes without NAT: the VNet, the nested pool and every block
         (the host firewall forwards to these; masquerade applies beyond them)."""
         base = list(collapse_addresses([*self.address_space, self.pool]))

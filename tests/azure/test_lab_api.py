@@ -9,7 +9,7 @@ import pytest
 from azure_helpers import seed_spec
 from nestnet import lab
 from nestnet.azure.reconcile import reconcile
-from nestnet.lab import fabric
+from nestnet.lab import sdn
 from nestnet.lab.azure import from_emulator
 from nestnet.lab.topology import Topology
 
@@ -29,11 +29,11 @@ def test_apply_against_the_emulator_makes_the_lab_green(emulator, plan_of):
     try:
         topo = Topology.from_plan(plan)
         # Azure as Terraform left it: no routes, no associations, forwarding off.
-        fabric.program_ns(topo, from_emulator(ep.arm.state_dir, plan))
+        sdn.program_ns(topo, from_emulator(ep.arm.state_dir, plan))
         broken = red(plan)
         assert ("web1", "web2") in broken and ("mgmt-vm", "web1") in broken
         reconcile(ep.client(plan), plan)
-        assert fabric.program_ns(topo, from_emulator(ep.arm.state_dir, plan))
+        assert sdn.program_ns(topo, from_emulator(ep.arm.state_dir, plan))
         assert red(plan) == set()
     finally:
         lab.down(plan)

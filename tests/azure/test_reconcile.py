@@ -243,13 +243,13 @@ def test_location_from_the_vnet_when_the_spec_has_none(emulator, plan_of):
 
 
 def test_lab_state_follows_the_emulator(emulator, plan_of):
-    from nestnet.lab.azure import AzureState, from_emulator
+    from nestnet.lab.azure import CloudState, from_emulator
 
     plan = plan_of(seed_spec())
     seen = []
     ep = emulator(plan, on_change=lambda arm: seen.append(len(arm.resources)))
     empty = from_emulator(ep.arm.state_dir, plan)
-    assert empty == AzureState.from_plan(plan).unconfigured()
+    assert empty == CloudState.from_plan(plan).unconfigured()
     reconcile(ep.client(plan), plan)
-    assert from_emulator(ep.arm.state_dir, plan) == AzureState.from_plan(plan)
+    assert from_emulator(ep.arm.state_dir, plan) == CloudState.from_plan(plan)
     assert len(seen) == 1 + 5  # the seed, then one notification per accepted write

@@ -8,7 +8,7 @@ import pytest
 
 from nestnet.faults import parse_faults
 from nestnet.model import Model, apply_faults, from_plan
-from nestnet.model.classes import check, node_classes
+from nestnet.model.classes import node_classes, reachability
 
 from .conftest import base
 from .fabrics import random_faults, random_spec
@@ -21,7 +21,7 @@ def test_classes_agree_with_brute_force(make_plan, seed):
     state = apply_faults(from_plan(plan), parse_faults(random_faults(rng, plan, most=4), plan))
     model = Model(state)
     brute = {(a, b): model.ping(a, b).ok for a in state.node_names for b in (*state.node_names, "internet") if a != b}
-    res = check(state)
+    res = reachability(state)
     got = {(p.src, p.dst): p.ok for p in res.pairs(include_ok=True)}
     assert got == brute
     assert res.summary == {"pairs": len(brute), "ok": sum(brute.values()), "failed": len(brute) - sum(brute.values())}

@@ -21,7 +21,7 @@ import pytest
 
 from nestnet.faults import parse_faults
 from nestnet.model import Model, apply_faults, from_plan
-from nestnet.model.classes import check
+from nestnet.model.classes import reachability
 
 from .fabrics import random_faults, random_spec, write_plan
 
@@ -46,7 +46,7 @@ def test_model_agrees_with_lab(tmp_path: Path) -> None:
         plan = write_plan(tmp_path, spec)
         faults = parse_faults(random_faults(rng, plan), plan)
         state = apply_faults(from_plan(plan), faults)
-        model = {(p.src, p.dst): p.ok for p in check(state).pairs(include_ok=True)}
+        model = {(p.src, p.dst): p.ok for p in reachability(state).pairs(include_ok=True)}
         try:
             lab.up(plan)
             for f in faults:

@@ -10,7 +10,7 @@ import pytest
 
 from nestnet.faults import FAULT_KINDS, Fault
 from nestnet.model import apply_fault, from_plan
-from nestnet.model.classes import check
+from nestnet.model.classes import reachability
 
 from .conftest import base
 from .fabrics import write_plan
@@ -48,7 +48,7 @@ def test_each_fault_fails_exactly_the_pairs_the_lab_fails(tmp_path: Path, style:
             lab.apply_fault(plan, fault)
             real = {(p.src, p.dst) for p in lab.matrix(plan) if not p.ok}
             lab.heal(plan)
-            failed = list(check(apply_fault(healthy, fault)).pairs())
+            failed = list(reachability(apply_fault(healthy, fault)).pairs())
             model = {(p.src, p.dst) for p in failed}
             report.append(f"{fault}: {len(real)} failed pairs")
             assert model == real, f"{fault}: model only {sorted(model - real)}, lab only {sorted(real - model)}"

@@ -10,7 +10,7 @@ import pytest
 
 from nestnet.faults import Fault
 from nestnet.model import from_plan
-from nestnet.model.classes import check
+from nestnet.model.classes import reachability
 from nestnet.model.observed import from_observation, observe_host, parse_nft, parse_routes, sysctl_keys
 
 from .conftest import base
@@ -59,9 +59,9 @@ def test_an_observation_equal_to_the_plan_checks_green(make_plan):
         {"rule": {"family": "inet", "table": "nestnet", "chain": "postrouting", "expr": [{"masquerade": None}]}},
     ]})
     seen = from_observation(plan, {"h1": observe_host(routes, sysctl, nft)})
-    assert check(seen).all_ok
+    assert reachability(seen).all_ok
     no_fwd = from_observation(plan, {"h1": observe_host(routes, {**sysctl, "net.ipv4.ip_forward": "0"}, nft)})
-    assert not check(no_fwd).all_ok
+    assert not reachability(no_fwd).all_ok
 
 
 @pytest.mark.root
@@ -86,10 +86,10 @@ def test_observed_lab_host_checks_like_the_lab(tmp_path: Path, style: str) -> No
               "no-proxy-arp"]
     try:
         lab.up(plan)
-        assert check(observe()).all_ok
+        assert reachability(observe()).all_ok
         for kind in faults:
             lab.apply_fault(plan, Fault(kind, "h1"))
-            seen = {(p.src, p.dst) for p in check(observe()).pairs()}
+            seen = {(p.src, p.dst) for p in reachability(observe()).pairs()}
             real = {(p.src, p.dst) for p in lab.matrix(plan) if not p.ok}
             lab.heal(plan)
             assert seen == real, f"{kind}: observed-model only {sorted(seen - real)}, lab only {sorted(real - seen)}"

@@ -7,7 +7,7 @@ from ipaddress import IPv4Address, IPv4Network
 
 from nestnet.faults import parse_faults
 from nestnet.model import Model, State, apply_faults, from_plan
-from nestnet.model.classes import check
+from nestnet.model.classes import reachability
 from nestnet.model.state import UserRoute
 
 from .conftest import base
@@ -19,7 +19,7 @@ def state_of(make_plan, spec: dict, *faults: str) -> State:
 
 
 def failed(state: State) -> set[tuple[str, str]]:
-    return {(p.src, p.dst) for p in check(state).pairs()}
+    return {(p.src, p.dst) for p in reachability(state).pairs()}
 
 
 def ping(state: State, a: str, b: str):
@@ -30,20 +30,20 @@ def ping(state: State, a: str, b: str):
 
 
 def test_seed_example_is_all_green(make_plan):
-    res = check(state_of(make_plan, base()))
+    res = reachability(state_of(make_plan, base()))
     # 4 nodes with a NIC or VM address ... 6 nodes, each to 5 others and the internet
     assert res.summary == {"pairs": 36, "ok": 36, "failed": 0}
 
 
 def test_subnet_style_is_all_green(make_plan):
-    assert check(state_of(make_plan, base(guest_style="subnet"))).all_ok
+    assert reachability(state_of(make_plan, base(guest_style="subnet"))).all_ok
 
 
 def test_secondary_ip_mode_is_all_green_without_ip_forwarding(make_plan):
     spec = base(mode="secondary-ip", pool="10.0.1.0/24")
     s = state_of(make_plan, spec)
     assert not any(n.ip_forwarding for n in s.azure.nics.values())
-    assert check(s).all_ok
+    assert reachability(s).all_ok
 
 
 # ---------------------------------------------------------------- Azure
@@ -105,14 +105,14 @@ def test_bridge_holding_the_uplink(make_plan):
     spec = base()
     spec["hosts"][0]["bridge_has_uplink"] = True
     s = state_of(make_plan, spec)
-    assert check(s).all_ok  # onlink guests ARP only for the host's own address
+    assert reachability(s).all_ok  # onlink guests ARP only for the host's own address
     spec = base(guest_style="subnet")
     spec["hosts"][0]["bridge_has_uplink"] = True
     s = state_of(make_plan, spec)
     # guarded, the host must answer ARP by proxy for addresses routed back out the same bridge
     # (checked on the kernel: without proxy_arp_pvlan the guest's ARP stays INCOMPLETE); the
     # Plan sets it for this shape
-    assert s.hosts["h1"].proxy_arp_pvlan and check(s).all_ok
+    assert s.hosts["h1"].proxy_arp_pvlan and reachability(s).all_ok
     no_pvlan = replace(s, hosts={**s.hosts, "h1": replace(s.hosts["h1"], proxy_arp_pvlan=False)})
     r = ping(no_pvlan, "v1", "h2")
     assert not r.ok and r.dies_at == "h1:nestbr0" and "proxy_arp_pvlan is off" in r.reason
@@ -139,7 +139,7 @@ def test_internet_egress_is_translated_only_for_nic_addresses(make_plan):
 
 
 def test_pairs_from_the_internet_are_not_checked(make_plan):
-    res = check(state_of(make_plan, base()))
+    res = reachability(state_of(make_plan, base()))
     assert all(p.src != "internet" for p in res.pairs(include_ok=True))
 
 
@@ -179,7 +179,7 @@ def test_no_host_routes_loops_through_azure(make_plan):
 
 
 def test_strict_rp_filter_drops_what_comes_in_the_wrong_way(make_plan):
-    assert check(state_of(make_plan, base(), "rp-filter-strict:h1")).all_ok  # symmetric routes pass
+    assert reachability(state_of(make_plan, base(), "rp-filter-strict:h1")).all_ok  # symmetric routes pass
     s = state_of(make_plan, base(), "rp-filter-strict:h1", "no-host-routes:h1")
     r = ping(s, "v1", "h2")
     assert not r.ok and "rp_filter=1 (strict)" in r.reason and "leaves by eth1, not nestbr0" in r.reason
@@ -207,7 +207,7 @@ def test_proxy_arp_is_what_subnet_style_guests_need(make_plan):
     assert ping(s, "v1", "h1").ok and ping(s, "v1", "v1b").ok
     assert ping(s, "h2", "v1").reason.startswith("reply v1 → h2:")  # the reply ARPs too
     onlink = state_of(make_plan, base(), "no-proxy-arp:h1")
-    assert check(onlink).all_ok
+    assert reachability(onlink).all_ok
 
 
 def test_host_answers_arp_for_its_own_vm_when_the_block_route_is_gone(make_plan):

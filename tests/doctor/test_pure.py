@@ -12,7 +12,8 @@ import pytest
 
 from nestnet.doctor import diagnose
 from nestnet.faults import Fault
-from nestnet.model import apply_fault, check, from_plan, observe_host
+from nestnet.model import apply_fault, from_plan, observe_host
+from nestnet.model import reachability
 from nestnet.model.observed import sysctl_keys
 from nestnet.model.state import HostState
 
@@ -99,7 +100,7 @@ def test_each_fault_is_named_and_fails_the_same_pairs_as_the_what_if(plan, kind:
     d = diagnose(plan, "h1", observe_host(routes, sysctl, nft))
     assert any(needle in f for f in d.findings), d.findings
     assert not d.healthy
-    what_if = check(apply_fault(from_plan(plan), Fault(kind, "h1")))
+    what_if = reachability(apply_fault(from_plan(plan), Fault(kind, "h1")))
     want = {(p.src, p.dst) for p in what_if.pairs() if {p.src, p.dst} & _mine(plan)}
     assert {(p.src, p.dst) for p in d.pairs} == want
     assert all(p.reason and p.dies_at for p in d.pairs)
@@ -174,7 +175,7 @@ def test_azure_read_through_arm(tmp_path: Path, broken: dict, needle: str, fault
     assert any(needle in f and "nestnet azure apply" in f for f in d.findings), d.findings
     assert not any("Azure:" in a for a in d.assumed)
     # the what-if breaks only part of what ARM lacks (one NIC, route, subnet): its failures are a subset
-    what_if = check(apply_fault(planned, *parse_faults((fault,), plan)))
+    what_if = reachability(apply_fault(planned, *parse_faults((fault,), plan)))
     want = {(p.src, p.dst) for p in what_if.pairs() if {p.src, p.dst} & _mine(plan)}
     assert want and want <= {(p.src, p.dst) for p in d.pairs}
 
@@ -191,7 +192,7 @@ def test_failing_pairs_are_grouped_by_cause_and_each_group_fails_alike(tmp_path:
     h = from_plan(plan).hosts["h1"]
     sysctl = {**_sysctl(h), "net.ipv4.ip_forward": "0"}
     d = diagnose(plan, "h1", observe_host(_routes(h), sysctl, _nft()))
-    what_if = check(apply_fault(from_plan(plan), Fault("ip-forward-off", "h1")))
+    what_if = reachability(apply_fault(from_plan(plan), Fault("ip-forward-off", "h1")))
     want = {(p.src, p.dst): p for p in what_if.pairs() if {p.src, p.dst} & _mine(plan)}
     grouped = [p for g in d.groups for p in g.pairs]
     assert len(grouped) == len(set(grouped)) == d.failing and set(grouped) == set(want)

@@ -50,9 +50,9 @@ def test_ufw_splice_strip_round_trip():
         ufw.splice("*nat\nCOMMIT\n", "", "")
 
 
-def test_fabric_prefixes_cover_blocks_outside_the_vnet(make_plan):
+def test_routed_prefixes_cover_blocks_outside_the_vnet(make_plan):
     plan = make_plan()
-    assert [str(n) for n in nft.fabric_prefixes(plan)] == ["10.0.0.0/16"]
+    assert [str(n) for n in plan.routed_prefixes] == ["10.0.0.0/16"]
 
 
 def test_diff_is_data(make_plan):

@@ -79,7 +79,7 @@ def test_nested_vm_bridged_onto_the_uplink_without_guards_cannot_send(make_lab):
     assert ping(host, "10.0.1.11"), "the host itself (the NIC's MAC) still gets through the same bridge"
     assert not ping(rogue, "10.0.1.11"), "the guest's own source MAC must be dropped by the fabric"
     counter = subprocess.run(
-        ["ip", "netns", "exec", topo.fabric_ns, "nft", "list", "counter", "netdev", "fabricmac", "macdrop"],
+        ["ip", "netns", "exec", topo.sdn_ns, "nft", "list", "counter", "netdev", "fabricmac", "macdrop"],
         capture_output=True, text=True, check=True,
     ).stdout
     assert "packets 0 " not in counter

@@ -16,7 +16,7 @@ import pytest
 from nestnet import lab
 from nestnet.errors import LabError, UsageError
 from nestnet.faults import Fault
-from nestnet.lab import fabric
+from nestnet.lab import sdn
 from nestnet.lab.core import state_dir
 from nestnet.lab.topology import Topology
 from nestnet.host import apply as host_apply
@@ -43,7 +43,7 @@ def test_three_host_fabric_is_all_green_and_reprogramming_changes_nothing(make_l
     assert len(pairs) == 7 * 7  # 7 nodes to each other and to the internet
     assert red(plan) == set()
     topo = Topology.from_plan(plan)
-    assert not fabric.program_ns(topo, lab.AzureState.from_plan(plan))
+    assert not sdn.program_ns(topo, lab.CloudState.from_plan(plan))
     # the host reconciler itself configured the hosts: a second run has nothing to do
     for h in plan.hosts:
         root = state_dir(plan.name) / "hosts" / h
@@ -176,14 +176,14 @@ def test_azure_api_mode_starts_empty_and_follows_whoever_programs_the_fabric(tmp
         # nothing configured in Azure yet: no user routes, no IP forwarding, no associations
         assert ("vma", "vmb") in red(plan) and ("hosta", "hostb") not in red(plan)
         topo = Topology.from_plan(plan)
-        fabric.program_ns(topo, lab.AzureState.from_plan(plan))  # what the ARM emulator's hook does
+        sdn.program_ns(topo, lab.CloudState.from_plan(plan))  # what the ARM emulator's hook does
         assert red(plan) == set()
         with pytest.raises(UsageError, match="ARM API"):
             lab.apply_fault(plan, Fault("no-user-route", "hosta"))
         lab.apply_fault(plan, Fault("ip-forward-off", "hosta"))
         lab.heal(plan)  # heals the host, leaves Azure's side to the API
         assert red(plan) == set()
-        fabric.program_ns(topo, lab.AzureState.from_plan(plan).unconfigured())
+        sdn.program_ns(topo, lab.CloudState.from_plan(plan).unconfigured())
         lab.heal(plan)
         assert ("vma", "vmb") in red(plan)
     finally:

@@ -12,10 +12,10 @@ import pytest
 
 from nestnet.errors import UsageError
 from nestnet.faults import Fault
-from nestnet.lab.azure import AzureState, FabricConfig, desired, diff, with_faults
+from nestnet.lab.azure import CloudState, SdnConfig, desired, diff, with_faults
 from nestnet.model.state import UserRoute
 from nestnet.lab.demo import checks
-from nestnet.lab.fabric import render_nft
+from nestnet.lab.sdn import render_nft
 from nestnet.lab.matrix import addresses, pairs_from, parse_alive
 from nestnet.lab.topology import INTERNET, Topology, nic_mac, ns_name, port_name
 
@@ -29,7 +29,7 @@ def plan(tmp_path):
 
 def test_names_are_derived_from_the_lab_name_and_fit_linux_limits(plan):
     topo = Topology.from_plan(plan)
-    assert topo.fabric_ns == f"nn-{plan.name}.fabric"
+    assert topo.sdn_ns == f"nn-{plan.name}.fabric"
     assert topo.ns("vma") == ns_name(plan.name, "vma")
     assert port_name(IPv4Address("255.255.255.255")) == "nffffffff"
     assert all(len(n.port) <= 15 for n in topo.nics)
@@ -46,7 +46,7 @@ def test_reserved_node_names_are_refused(tmp_path):
 
 
 def test_planned_azure_state(plan):
-    state = AzureState.from_plan(plan)
+    state = CloudState.from_plan(plan)
     assert {r.prefix: r.next_hop_ip for r in state.user_routes} == {
         IPv4Network("10.0.1.16/28"): IPv4Address("10.0.1.10"),
         IPv4Network("10.0.1.48/28"): IPv4Address("10.0.1.11"),
@@ -55,11 +55,11 @@ def test_planned_azure_state(plan):
     assert _forwarding(state) == {"hosta-nic", "hostb-nic"}
 
 
-def _associated(state: AzureState) -> set[str]:
+def _associated(state: CloudState) -> set[str]:
     return {k for k, s in state.subnets.items() if s.route_table}
 
 
-def _forwarding(state: AzureState) -> set[str]:
+def _forwarding(state: CloudState) -> set[str]:
     return {k for k, n in state.nics.items() if n.ip_forwarding}
 
 
@@ -70,12 +70,12 @@ def test_azure_faults_change_only_the_state_they_name(plan):
     assert _forwarding(state) == {"hosta-nic"}
     assert _associated(state) == {"vm-subnet"}
     assert [r.prefix for r in state.user_routes] == [IPv4Network("10.0.1.48/28")]
-    assert with_faults(plan, (Fault("ip-forward-off", "hosta"),)) == AzureState.from_plan(plan)
+    assert with_faults(plan, (Fault("ip-forward-off", "hosta"),)) == CloudState.from_plan(plan)
 
 
 def test_route_table_is_system_routes_overlaid_by_user_routes(plan):
     topo = Topology.from_plan(plan)
-    want = desired(topo, AzureState.from_plan(plan))
+    want = desired(topo, CloudState.from_plan(plan))
     a, b, m = (port_name(IPv4Address(ip)) for ip in ("10.0.1.10", "10.0.1.11", "10.0.2.5"))
     assert ("10.0.1.16/28", "unicast", "10.0.1.10", a) in want.table
     assert ("10.0.0.0/16", "unicast", None, "vnetsink") in want.table
@@ -84,19 +84,19 @@ def test_route_table_is_system_routes_overlaid_by_user_routes(plan):
     assert want.rule_ports == {a, b, m}
     assert want.ipfwd_ports == {a, b}
     # a route to a next hop no NIC owns drops, as in Azure
-    lost = replace(AzureState.from_plan(plan), user_routes=(UserRoute("r", IPv4Network("10.0.1.16/28"), IPv4Address("10.0.1.99")),))
+    lost = replace(CloudState.from_plan(plan), user_routes=(UserRoute("r", IPv4Network("10.0.1.16/28"), IPv4Address("10.0.1.99")),))
     assert ("10.0.1.16/28", "blackhole", None, None) in desired(topo, lost).table
 
 
 def test_diff_is_empty_when_observed_matches_and_minimal_otherwise(plan):
     topo = Topology.from_plan(plan)
-    want = desired(topo, AzureState.from_plan(plan))
+    want = desired(topo, CloudState.from_plan(plan))
     assert not diff(want, want)
     broken = desired(topo, with_faults(plan, (Fault("nic-forwarding-off", "hostb"),)))
     ch = diff(want, broken)
     assert ch.add_ipfwd == (port_name(IPv4Address("10.0.1.11")),)
     assert not (ch.add_routes or ch.del_routes or ch.add_rules or ch.del_rules or ch.del_ipfwd)
-    empty = FabricConfig(frozenset(), frozenset(), frozenset())
+    empty = SdnConfig(frozenset(), frozenset(), frozenset())
     assert len(diff(want, empty).add_routes) == len(want.table)
 
 

@@ -8,7 +8,7 @@
                   per changed NIC, re-read and retry on 412)
     export.py     Terraform (seed style) and az CLI script renderers
     emulator.py   an HTTPS ARM emulator the unmodified SDK works against
-    dataplane.py  pure: ARM JSON -> the model's AzureState (routes, associations, NIC forwarding)
+    dataplane.py  pure: ARM JSON -> the model's CloudState (routes, associations, NIC forwarding)
 """
 
 from .arm import ArmClient, ArmSettings, EtagMismatch

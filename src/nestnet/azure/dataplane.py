@@ -1,7 +1,7 @@
 """Azure as ARM reports it, in the model's shape: the one reader of ARM JSON for the data plane.
 
 ``azure_state(planned, table, vnet, nics, table_id)`` puts ARM's user routes, subnet associations
-and NIC IP forwarding into the planned ``nestnet.model.state.AzureState``. Pure: the caller does
+and NIC IP forwarding into the planned ``nestnet.model.state.CloudState``. Pure: the caller does
 the reads (``doctor --azure`` through ``ArmClient``: 3 GETs; the lab from the emulator's
 resources). The same JSON shapes as the SDK's ``as_dict()`` and the REST API (``properties``).
 """
@@ -12,7 +12,7 @@ from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any, Mapping
 
-from ..model.state import AzureState, UserRoute
+from ..model.state import CloudState, UserRoute
 
 
 def _props(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -46,13 +46,13 @@ def associated_subnets(vnet: Mapping[str, Any] | None, table_id: str) -> frozens
 
 
 def azure_state(
-    planned: AzureState,
+    planned: CloudState,
     table: Mapping[str, Any] | None,
     vnet: Mapping[str, Any] | None,
     nics: Mapping[str, Mapping[str, Any]],
     table_id: str,
-) -> AzureState:
-    """The planned AzureState with ARM's routes, associations and NIC forwarding in place.
+) -> CloudState:
+    """The planned CloudState with ARM's routes, associations and NIC forwarding in place.
 
     ``nics``: NIC name -> NIC resource. A NIC ARM does not list does not forward (it does not
     exist; endpoints' NICs, whose names the spec does not give, never forward in the plan)."""

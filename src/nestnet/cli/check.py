@@ -42,9 +42,9 @@ def check(spec: str, faults: tuple[str, ...], all_pairs: bool, trace: tuple[str,
         warn_lines(plan.warnings)
     if trace:
         sys.exit(_trace(state, plan, trace, as_json))
-    from ..model.classes import check as run_check
+    from ..model import reachability
 
-    res = run_check(state)
+    res = reachability(state)
     if as_json:
         emit_json({
             "summary": res.summary,

@@ -41,9 +41,9 @@ def doctor(spec: str, host_name: str | None, root: str, read_azure: bool, as_jso
     name = doc.host_of(plan, host_name)
     client = None
     if read_azure:
-        from ..azure.arm import ArmClient, ArmSettings
+        from ..cloud import get
 
-        client = ArmClient(ArmSettings.from_env(plan.azure.resource_group, plan.azure.subscription_id))
+        client = get().client(plan)
     d = doc.run(plan, name, root, client)
     from ..host.leftovers import find
 

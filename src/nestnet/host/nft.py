@@ -4,9 +4,9 @@ Policy (docs/decisions/0001): nestnet's forward chain has policy *accept* and dr
 from or to its own nested block. In nftables every base chain on a hook sees the packet; a drop
 anywhere is final but an accept only ends that chain, so a ``policy drop`` here would silently
 drop other tables' routed traffic (Docker, libvirt NAT, ...). What nestnet judges, it judges
-completely: from the block only to the fabric (VNet address space + nested pool + blocks),
-established/related, and out of the uplink when masquerading; to the block only from the fabric
-or established/related; everything else of the block's is dropped.
+completely (nestnet.firewall): from the block only to the routed prefixes (VNet address space +
+nested pool + blocks), established/related, and out of the uplink when masquerading; to the block
+only from them or established/related; everything else of the block's is dropped.
 """
 
 from __future__ import annotations
@@ -16,11 +16,6 @@ from ipaddress import IPv4Network
 
 from ..firewall import FAMILIES, FAMILY, TABLE, Policy, Rule, policy
 from ..plan import Host, Plan
-
-def fabric_prefixes(plan: Plan) -> list[IPv4Network]:
-    """Where nested traffic may go without NAT (the Plan's ``fabric_prefixes``)."""
-    return list(plan.fabric_prefixes)
-
 
 def _set(items) -> str:
     items = [str(i) for i in items]
@@ -32,8 +27,13 @@ def _local(p: Policy) -> str:
     return "{ " + ", ".join(map(str, p.local)) + " }" if p.here else str(p.block)
 
 
+# The policy's address sets as the table's named sets ("fabric" is the set's name on hosts:
+# renaming it would reload every host's table for nothing).
+_SETS = {"vms": "@vms", "routed": "@fabric"}
+
+
 def _rule(p: Policy, r: Rule) -> str:
-    """One policy rule as an nft rule line (sets by name: @vms, @fabric)."""
+    """One policy rule as an nft rule line."""
     m: list[str] = []
     if r.iif:
         m.append(f'iifname {"!= " if r.iif_not else ""}"{p.dev(r.iif)}"')
@@ -43,7 +43,7 @@ def _rule(p: Policy, r: Rule) -> str:
         m.append("meta nfproto ipv6")
     for field, nets, neg in (("saddr", r.src, r.src_not), ("daddr", r.dst, False)):
         if nets:
-            m.append(f"ip {field} {'!= ' if neg else ''}{_local(p) if nets == 'block' else '@' + nets}")
+            m.append(f"ip {field} {'!= ' if neg else ''}{_local(p) if nets == 'block' else _SETS[nets]}")
     if r.established:
         m.append("ct state established,related")
     # drops are counted (`nft list` shows what the policy stopped); accepts are not
@@ -56,7 +56,7 @@ def render_policy(p: Policy) -> str:
         f"table {FAMILY} {TABLE} {{",
         "\tset fabric {",
         "\t\ttype ipv4_addr; flags interval;",
-        f"\t\telements = {_set(p.fabric)}",
+        f"\t\telements = {_set(p.routed)}",
         "\t}",
         "\tset vms {",
         "\t\ttype ipv4_addr;",

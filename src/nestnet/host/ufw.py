@@ -32,7 +32,7 @@ def _rules(p: Policy, chain: str, r: Rule) -> list[str]:
     if r.src == "vms" and r.src_not:  # not one of the VMs: a chain of RETURNs, then the verdict
         return [f"-A {chain} {' '.join(m)} -j {UFW_SPOOF}"]
     for field, nets in (("-s", r.src), ("-d", r.dst)):
-        if nets:  # block or fabric: networks
+        if nets:  # block or routed: networks
             return [f"-A {chain} {' '.join([*m, f'{field} {n}'])} -j {target}" for n in p.nets(nets)]
     return [f"-A {chain} {' '.join([*m, f'-j {target}'])}"]
 
@@ -61,7 +61,7 @@ def render_policy(p: Policy, fabric_name: str) -> tuple[str, str]:
         if p.masquerade == "outside-vnet":
             n.append(f":{UFW_MASQ} - [0:0]")
             n += [f"-A POSTROUTING -o {p.out} -s {b} -j {UFW_MASQ}" for b in p.local]
-            n += [f"-A {UFW_MASQ} -d {net} -j RETURN" for net in p.fabric]
+            n += [f"-A {UFW_MASQ} -d {net} -j RETURN" for net in p.routed]
             n.append(f"-A {UFW_MASQ} -j MASQUERADE")
         else:
             n += [f"-A POSTROUTING -o {p.out} -s {b} -j MASQUERADE" for b in p.local]

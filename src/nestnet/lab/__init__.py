@@ -8,11 +8,11 @@
     nn-<name>.<vm>       a nested VM, configured by the ``ip`` guest config nestnet generates
     nn-<name>.<endpoint> another VNet VM (e.g. the mgmt VM) in its subnet
 
-The Azure seam: the fabric's dynamic part is programmed from an ``AzureState`` (user routes,
-subnet associations, NICs with IP forwarding) by ``nestnet.lab.fabric.program_ns(topology,
-state)``, idempotently (observe, diff, change what differs). ``AzureState.from_plan(plan)`` is
+The Azure seam: the fabric's dynamic part is programmed from a ``CloudState`` (user routes,
+subnet associations, NICs with IP forwarding) by ``nestnet.lab.sdn.program_ns(topology,
+state)``, idempotently (observe, diff, change what differs). ``CloudState.from_plan(plan)`` is
 the planned state and faults remove parts of it; an emulated ARM endpoint can build an
-``AzureState`` from its own resources and call the same function: ``up(plan, azure="api")``
+``CloudState`` from its own resources and call the same function: ``up(plan, azure="api")``
 starts the fabric with an empty Azure side for exactly that (``nestnet azure emulator --seed SPEC
 --program-lab``), and ``heal`` then leaves Azure's side alone.
 
@@ -20,14 +20,14 @@ Python API: ``up(plan, faults=(), azure="plan")``, ``down(plan_or_name)``, ``mat
 ``apply_fault(plan, fault)``, ``heal(plan)``, ``exec_(plan, node, argv)``. All need root.
 """
 
-from .azure import AzureState
+from .azure import CloudState
 from .core import apply_fault, down, exec_, heal, is_up, read_faults, up
 from .matrix import PingResult, matrix
 from .topology import INTERNET, Topology
 
 __all__ = [
     "INTERNET",
-    "AzureState",
+    "CloudState",
     "PingResult",
     "Topology",
     "apply_fault",

@@ -1,14 +1,14 @@
-"""Azure's control-plane state as the lab sees it, and what it means for the fabric (pure, bar
+"""Azure's control-plane state as the lab sees it, and what it means for the SDN namespace (pure, bar
 the emulator reads at the end).
 
-The state is the model's ``nestnet.model.state.AzureState`` - one Azure state for check, doctor
-and lab. ``AzureState.from_plan(plan)`` is the planned state; Azure-side faults are the model's
+The state is the model's ``nestnet.model.state.CloudState`` - one Azure state for check, doctor
+and lab. ``CloudState.from_plan(plan)`` is the planned state; Azure-side faults are the model's
 what-ifs (``with_faults``: the same code as ``check --fault``); with ``lab up --azure api`` the
 state comes from what the ARM emulator holds (``from_resources``, through the one ARM reader
-``nestnet.azure.dataplane``). ``nestnet.lab.fabric.program(topology, state)`` makes the fabric
+``nestnet.azure.dataplane``). ``nestnet.lab.sdn.program(topology, state)`` makes the SDN
 namespace match it idempotently.
 
-``desired(topology, state)`` turns a state into the fabric's dynamic configuration, and
+``desired(topology, state)`` turns a state into the SDN namespace's dynamic configuration, and
 ``diff(desired, observed)`` into the only changes needed. Both are pure.
 """
 
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from ..faults import Fault
-from ..model.state import AzureState, from_plan
+from ..model.state import CloudState, from_plan
 from ..model.whatif import AZURE_FAULTS, apply_faults
 from ..plan import Plan
 from .topology import INET_LINK_PEER, INET_PORT, SINK, Topology
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 DEFAULT = IPv4Network("0.0.0.0/0")
 
 
-def with_faults(plan: Plan, faults: Iterable[Fault]) -> AzureState:
+def with_faults(plan: Plan, faults: Iterable[Fault]) -> CloudState:
     """The planned Azure state with the Azure-side ``faults`` applied (the model's what-ifs)."""
     return apply_faults(from_plan(plan), [f for f in faults if f.kind in AZURE_FAULTS]).azure
 
@@ -47,7 +47,7 @@ RouteKey = tuple[str, str, str | None, str | None]
 
 
 @dataclass(frozen=True)
-class FabricConfig:
+class SdnConfig:
     """The fabric's state that depends on Azure's configuration."""
 
     table: frozenset[RouteKey]  # the route table's routes: system routes overlaid by user routes
@@ -56,7 +56,7 @@ class FabricConfig:
 
 
 @dataclass(frozen=True)
-class FabricChanges:
+class SdnChanges:
     del_routes: tuple[RouteKey, ...] = ()
     add_routes: tuple[RouteKey, ...] = ()
     del_rules: tuple[str, ...] = ()
@@ -81,7 +81,7 @@ def system_routes(topo: Topology) -> dict[IPv4Network, RouteKey]:
     return out
 
 
-def desired(topo: Topology, state: AzureState) -> FabricConfig:
+def desired(topo: Topology, state: CloudState) -> SdnConfig:
     table = system_routes(topo)
     for r in state.user_routes:
         nic = topo.nic_of_ip(r.next_hop_ip)
@@ -91,15 +91,15 @@ def desired(topo: Topology, state: AzureState) -> FabricConfig:
         )
     associated = {name for name, s in state.subnets.items() if s.route_table}
     forwarding = {name for name, n in state.nics.items() if n.ip_forwarding}
-    return FabricConfig(
+    return SdnConfig(
         table=frozenset(table.values()),
         rule_ports=frozenset(n.port for n in topo.nics if n.subnet in associated),
         ipfwd_ports=frozenset(n.port for n in topo.nics if n.nic in forwarding),
     )
 
 
-def diff(want: FabricConfig, have: FabricConfig) -> FabricChanges:
-    return FabricChanges(
+def diff(want: SdnConfig, have: SdnConfig) -> SdnChanges:
+    return SdnChanges(
         del_routes=tuple(sorted(have.table - want.table, key=str)),
         add_routes=tuple(sorted(want.table - have.table, key=str)),
         del_rules=tuple(sorted(have.rule_ports - want.rule_ports)),
@@ -111,8 +111,8 @@ def diff(want: FabricConfig, have: FabricConfig) -> FabricChanges:
 
 # --- the ARM emulator's state (``lab up --azure api``) -----------------------------------------
 
-def from_resources(resources: Mapping[str, Mapping[str, Any]], plan: Plan) -> AzureState:
-    """The AzureState the emulator's resources give the plan's VNet, route table and NICs.
+def from_resources(resources: Mapping[str, Mapping[str, Any]], plan: Plan) -> CloudState:
+    """The CloudState the emulator's resources give the plan's VNet, route table and NICs.
 
     Secondary ip configurations are not read: the lab's topology takes them from the plan, so in
     secondary-ip mode the lab delivers nested VM addresses whatever the emulator holds."""
@@ -125,7 +125,7 @@ def from_resources(resources: Mapping[str, Mapping[str, Any]], plan: Plan) -> Az
     nic_root = f"{root}/networkInterfaces/".lower()
     nics = {r["name"]: r for k, r in resources.items() if k.startswith(nic_root)}
     return azure_state(
-        AzureState.from_plan(plan),
+        CloudState.from_plan(plan),
         resources.get(table_id.lower()) if table_id else None,
         resources.get(f"{root}/virtualNetworks/{az.vnet}".lower()),
         nics,
@@ -133,8 +133,8 @@ def from_resources(resources: Mapping[str, Mapping[str, Any]], plan: Plan) -> Az
     )
 
 
-def from_emulator(state_dir: str | Path, plan: Plan) -> AzureState:
-    """Read ``STATE_DIR/state.json`` (as the emulator last wrote it) and return the AzureState."""
+def from_emulator(state_dir: str | Path, plan: Plan) -> CloudState:
+    """Read ``STATE_DIR/state.json`` (as the emulator last wrote it) and return the CloudState."""
     from ..azure.emulator import STATE_FILE
 
     path = Path(state_dir) / STATE_FILE
@@ -143,7 +143,7 @@ def from_emulator(state_dir: str | Path, plan: Plan) -> AzureState:
 
 
 def lab_programmer(plan: Plan, delay: float = 0.0) -> Callable[["Arm"], None]:
-    """An ``Arm.on_change`` hook that makes the running lab's fabric namespace match the emulator.
+    """An ``Arm.on_change`` hook that makes the running lab's SDN namespace match the emulator.
 
     Runs in the emulator's request thread after each accepted write; a failure is reported on
     stderr and does not fail the ARM request (the write did happen, as it would in Azure).
@@ -152,13 +152,13 @@ def lab_programmer(plan: Plan, delay: float = 0.0) -> Callable[["Arm"], None]:
     (ARM answers at once; Azure's route programming takes seconds - docs/decisions/0013). The
     state is the one the write left, captured when it was accepted.
     """
-    from . import fabric
+    from . import sdn
 
     topo = Topology.from_plan(plan)
 
     def apply(state: Any) -> None:
         try:
-            fabric.program_ns(topo, state)
+            sdn.program_ns(topo, state)
         except Exception as exc:  # keep serving: the lab may have been torn down under us
             print(f"nestnet azure emulator: programming lab {plan.name} failed: {exc}", file=sys.stderr, flush=True)
 

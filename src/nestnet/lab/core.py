@@ -21,11 +21,11 @@ from ..errors import LabError, UsageError
 from ..faults import Fault
 from ..netns import list_names, run_in
 from ..plan import Plan
-from . import fabric, nodes, ovs
-from .azure import AzureState, with_faults
+from . import nodes, ovs, sdn
+from .azure import CloudState, with_faults
 from .faultlab import apply_host_fault, clear_host_faults, is_azure_fault
 from .sysio import NO_IPV6, Job, ip_batch, parallel, write_sysctls
-from .topology import FABRIC, INTERNET, INTERNET_IP, Topology, ns_prefix
+from .topology import INTERNET, INTERNET_IP, SDN_NODE, Topology, ns_prefix
 
 STATE_ROOT = Path("/run/nestnet/lab")
 TOOLS = ("ip", "nft", "fping")
@@ -119,7 +119,7 @@ def up(
         if bad:
             raise UsageError(f"{', '.join(bad)}: with --azure api, change Azure through the ARM API instead")
     try:
-        planned = AzureState.from_plan(plan)
+        planned = CloudState.from_plan(plan)
         hand = "seed" if as_seed else "bare" if bare else ""
         _build(plan, topo, planned.unconfigured() if azure == "api" else planned, hand)
         (state_dir(plan.name) / "azure").write_text(azure)
@@ -143,9 +143,9 @@ def _build_azure_by_hand(plan: Plan, env: dict[str, str]) -> None:
     handbuilt.build(ArmClient(ArmSettings.from_env(plan.azure.resource_group, plan.azure.subscription_id, env)), plan)
 
 
-def _build(plan: Plan, topo: Topology, azure: AzureState, hand: str = "") -> None:
+def _build(plan: Plan, topo: Topology, azure: CloudState, hand: str = "") -> None:
     state_dir(plan.name).mkdir(parents=True, exist_ok=True)
-    names = [FABRIC, INTERNET, *plan.node_names]
+    names = [SDN_NODE, INTERNET, *plan.node_names]
     # `ip -batch` creates the namespace files only: nothing in the root namespace is configured.
     r = subprocess.run(
         ["ip", "-batch", "-"], input="".join(f"netns add {topo.ns(n)}\n" for n in names),
@@ -153,7 +153,7 @@ def _build(plan: Plan, topo: Topology, azure: AzureState, hand: str = "") -> Non
     )
     if r.returncode != 0:
         raise LabError(f"creating namespaces for lab {plan.name}: {r.stderr.strip()}")
-    run_in(topo.fabric_ns, _fabric_job, topo)
+    run_in(topo.sdn_ns, _sdn_job, topo)
     nics = {n.node: n for n in topo.nics}
     jobs: list[Job] = [(topo.internet_ns, nodes.internet, ())]
     jobs += [(topo.ns(e), nodes.endpoint, (nics[e],)) for e in plan.endpoints]
@@ -162,7 +162,7 @@ def _build(plan: Plan, topo: Topology, azure: AzureState, hand: str = "") -> Non
     ]
     parallel(jobs)
     parallel([(topo.ns(v), nodes.vm, (plan, v)) for v in plan.vms])
-    fabric.program_ns(topo, azure)
+    sdn.program_ns(topo, azure)
 
 
 ARM_PORT = 443
@@ -210,10 +210,10 @@ def _start_arm(plan: Plan, topo: Topology, timeout: float = 30.0, propagation_de
         time.sleep(0.05)
 
 
-def _fabric_job(topo: Topology) -> None:
+def _sdn_job(topo: Topology) -> None:
     write_sysctls(NO_IPV6)
     ip_batch(["link set lo up"])
-    fabric.build(topo)
+    sdn.build(topo)
 
 
 def down(plan_or_name: Plan | str) -> None:
@@ -264,7 +264,7 @@ def apply_fault(plan: Plan, fault: Fault) -> None:
     if is_azure_fault(fault) and azure_source(plan.name) == "api":
         raise UsageError(f"{fault}: lab {plan.name} takes Azure's state from the ARM API; change it there")
     if is_azure_fault(fault):
-        fabric.program_ns(topo, with_faults(plan, faults))
+        sdn.program_ns(topo, with_faults(plan, faults))
     else:
         run_in(topo.ns(fault.target), apply_host_fault, plan, fault)
     _write_faults(plan.name, faults)
@@ -278,7 +278,7 @@ def heal(plan: Plan) -> tuple[Fault, ...]:
     topo = Topology.from_plan(plan)
     faults = read_faults(plan.name)
     if azure_source(plan.name) == "plan":  # with the API, Azure's state is the emulator's to keep
-        fabric.program_ns(topo, AzureState.from_plan(plan))
+        sdn.program_ns(topo, CloudState.from_plan(plan))
     kinds: dict[str, tuple[str, ...]] = {}
     for f in faults:
         if not is_azure_fault(f):

@@ -14,8 +14,8 @@ from ..model.state import INTERNET, INTERNET_IP, OUTBOUND_IP, OUTBOUND_NET
 from ..plan import Plan
 
 NS_PREFIX = "nn-"
-FABRIC = "fabric"
-RESERVED = (FABRIC, INTERNET)
+SDN_NODE = "fabric"  # the namespace that plays Azure's SDN: nn-<lab>.fabric (its name on the system)
+RESERVED = (SDN_NODE, INTERNET)
 
 # The emulated internet: the fabric reaches it through the Internet system route (0.0.0.0/0).
 # Its address (INTERNET_IP) and the link to it are the model's, which the lab must match.
@@ -118,8 +118,8 @@ class Topology:
         return ns_name(self.lab, node)
 
     @property
-    def fabric_ns(self) -> str:
-        return self.ns(FABRIC)
+    def sdn_ns(self) -> str:
+        return self.ns(SDN_NODE)
 
     @property
     def internet_ns(self) -> str:

@@ -310,8 +310,9 @@ def node_classes(state: State) -> tuple[list[NodeClass], dict[str, str]]:
     return classes, host_of
 
 
-class CheckResult:
-    """Every ordered pair's verdict, by class; concrete pairs are produced on demand."""
+class Reachability:
+    """Every ordered pair's verdict (can a ping go and come back), by class; concrete pairs are
+    produced on demand. What ``nestnet check`` reports."""
 
     def __init__(self, state: State, model: Model, class_pairs: list[ClassPair], host_of: dict[str, str]):
         self.state = state
@@ -376,7 +377,7 @@ class CheckResult:
             yield PairResult(a, b, True) if ok else self.model.ping(a, b)
 
 
-def check(state: State) -> CheckResult:
+def reachability(state: State) -> Reachability:
     model = Model(state)
     classes, host_of = node_classes(state)
     # per host: how many members of each class sit on it
@@ -408,7 +409,7 @@ def check(state: State) -> CheckResult:
                 a = x.members[0]
                 b = next(m for m in y.members if m != a)
                 out.append(ClassPair(x, y, None, n, verdict(a, b), (a, b)))
-    return CheckResult(state, model, out, host_of)
+    return Reachability(state, model, out, host_of)
 
 
 def _host_bound(

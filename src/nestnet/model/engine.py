@@ -33,7 +33,6 @@ from typing import Iterator
 from .. import sysctl
 from ..firewall import FwdPacket
 from ..plan import Route
-from ..validate import reserved_addresses
 from .state import (
     INTERNET,
     INTERNET_IP,
@@ -135,7 +134,7 @@ class Model:
         for g in state.guests.values():
             self.guests_of.setdefault(g.host, []).append(g)
         self.host_by_nic = {h.nic: h for h in state.hosts.values()}
-        self.reserved = {a: sub.name for sub in az.subnets.values() for a in reserved_addresses(sub.prefix)}
+        self.reserved = {a: sub.name for sub in az.subnets.values() for a in sub.reserved}  # the cloud's
         self._tables: dict[str, dict[int, dict[int, Route]]] = {}
         self._lens: dict[str, list[int]] = {}
         self._user: dict[int, dict[int, list[UserRoute]]] = {}

@@ -2,7 +2,8 @@
 
 A ``State`` holds only facts the forwarding rules read, in one shape for both sources:
 
-- the Azure side (``AzureState``): subnets and their route-table association, the user routes of
+- the cloud side (``CloudState``, Azure's or another's through ``nestnet.cloud``): subnets and their
+  route-table association, the user routes of
   nestnet's route table, and every NIC (subnet, addresses incl. secondary IPs, IP forwarding);
 - per KVM host (``HostState``): local addresses, kernel routes (nestnet-owned and others, so the
   ``no-host-routes`` what-if just empties one tuple), ``ip_forward``, ``rp_filter``, proxy ARP on
@@ -20,6 +21,7 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Iterator, Literal, Mapping, Sequence
 
 from .. import sysctl as sysctls
+from ..azure_facts import reserved_addresses
 from ..firewall import FORWARD_CHAIN, FwdPacket, FwRule, MasqRule, Policy, policy_for
 from ..plan import Host, Plan, Route
 
@@ -85,6 +87,7 @@ class SubnetState:
     prefix: IPv4Network
     gateway: IPv4Address
     route_table: bool  # associated with nestnet's route table
+    reserved: tuple[IPv4Address, ...] = ()  # addresses the cloud never delivers (Azure: first four, last)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +98,7 @@ class UserRoute:
 
 
 @dataclass(frozen=True, slots=True)
-class AzureState:
+class CloudState:
     address_space: tuple[IPv4Network, ...]
     route_table: str | None
     subnets: Mapping[str, SubnetState]
@@ -104,10 +107,13 @@ class AzureState:
     resource_group: str = ""
 
     @classmethod
-    def from_plan(cls, plan: Plan) -> "AzureState":
-        return azure_from_plan(plan)
+    def from_plan(cls, plan: Plan, cloud: str = "azure") -> "CloudState":
+        """The planned data plane of ``plan`` in ``cloud`` (the cloud seam's ``planned_state``)."""
+        from ..cloud import get
 
-    def unconfigured(self) -> "AzureState":
+        return get(cloud).planned_state(plan)
+
+    def unconfigured(self) -> "CloudState":
         """Azure before nestnet wrote anything: no user routes, no associations, no forwarding."""
         return replace(
             self,
@@ -224,7 +230,7 @@ class EndpointState:
 @dataclass(frozen=True, slots=True)
 class State:
     name: str
-    azure: AzureState
+    azure: CloudState  # the cloud's data plane (Azure's, or another behind nestnet.cloud)
     hosts: Mapping[str, HostState]
     guests: Mapping[str, GuestState]
     endpoints: Mapping[str, EndpointState]
@@ -262,11 +268,11 @@ def endpoint_nic(endpoint: str) -> str:
     return f"{endpoint}-nic"
 
 
-def azure_from_plan(plan: Plan) -> AzureState:
+def azure_from_plan(plan: Plan) -> CloudState:
     """Azure once nestnet has applied ``plan``: the route table, associations, NIC forwarding."""
     az = plan.azure
     subnets = {
-        s.name: SubnetState(s.name, s.prefix, s.gateway, s.name in az.subnet_associations)
+        s.name: SubnetState(s.name, s.prefix, s.gateway, s.name in az.subnet_associations, reserved_addresses(s.prefix))
         for s in plan.subnets.values()
     }
     secondary: dict[str, set[IPv4Address]] = {}
@@ -281,7 +287,7 @@ def azure_from_plan(plan: Plan) -> AzureState:
     for e in plan.endpoints.values():
         nic = endpoint_nic(e.name)
         nics[nic] = NicState(nic, e.subnet, e.name, frozenset({e.ip}), False)
-    return AzureState(
+    return CloudState(
         address_space=plan.address_space,
         route_table=az.route_table,
         subnets=subnets,
@@ -291,20 +297,21 @@ def azure_from_plan(plan: Plan) -> AzureState:
     )
 
 
-def from_plan(plan: Plan) -> State:
-    """The desired state: what Azure and every host look like once nestnet has applied ``plan``."""
-    azure = azure_from_plan(plan)
+def from_plan(plan: Plan, cloud: str = "azure") -> State:
+    """The desired state: what the cloud and every host look like once nestnet has applied
+    ``plan``; the cloud's part through the cloud seam (``nestnet.cloud``)."""
+    azure = CloudState.from_plan(plan, cloud)
     endpoints = {
         e.name: EndpointState(e.name, e.ip, e.prefix_len, e.subnet, e.gateway, endpoint_nic(e.name))
         for e in plan.endpoints.values()
     }
-    fabric = plan.fabric_prefixes  # where nested traffic may go without NAT
+    routed = plan.routed_prefixes  # where nested traffic goes without NAT
     hosts: dict[str, HostState] = {}
     for h in plan.hosts.values():
         subnet = plan.subnets[h.subnet].prefix
         other = (Route(subnet, h.l3_dev), Route(IPv4Network("0.0.0.0/0"), h.l3_dev, h.gateway))
         rp = int(h.sysctl.get(sysctls.rp_filter(), "0"))
-        fw = policy_for(h, fabric, tuple(plan.vms[v].ip for v in h.vms))
+        fw = policy_for(h, routed, tuple(plan.vms[v].ip for v in h.vms))
         hosts[h.name] = HostState(
             name=h.name,
             ip=h.ip,

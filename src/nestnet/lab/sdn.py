@@ -1,10 +1,10 @@
-"""The fabric namespace: Azure's SDN emulated with Linux routing, proxy ARP and nftables.
+"""The SDN namespace (nn-<lab>.fabric): Azure's SDN emulated with Linux routing, proxy ARP and nftables.
 
-``build(topo)`` runs once inside the fabric namespace: ports, gateways, system routes, the static
+``build(topo)`` runs once inside the SDN namespace: ports, gateways, system routes, the static
 nft rules. ``program(topo, state)`` makes the parts that Azure's configuration decides (route
-table, subnet associations, NIC IP forwarding) match an ``AzureState``: it observes, diffs and
+table, subnet associations, NIC IP forwarding) match a ``CloudState``: it observes, diffs and
 changes only what differs, so a second call changes nothing. Call it from outside the namespace
-with ``program_ns`` (it forks into the fabric namespace).
+with ``program_ns`` (it forks into the SDN namespace).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from ipaddress import IPv4Network
 
 from ..netns import run_in
-from .azure import AzureState, FabricChanges, FabricConfig, RouteKey, desired, diff, system_routes
+from .azure import CloudState, SdnChanges, SdnConfig, RouteKey, desired, diff, system_routes
 from .ovs import tx_checksum_off
 from .sysio import ip_batch, ip_json, nft, nft_json, write_sysctls
 from .topology import (
@@ -95,7 +95,7 @@ def _route_line(verb: str, r: RouteKey) -> str:
 
 
 def build(topo: Topology) -> None:
-    """Inside the fabric namespace: ports, gateways, system routes and the static rules."""
+    """Inside the SDN namespace: ports, gateways, system routes and the static rules."""
     defaults = {f"net.ipv4.conf.{k}.{s}": v for k in ("all", "default") for s, v in PORT_SYSCTLS.items()}
     write_sysctls({"net.ipv4.ip_forward": "1", **defaults})
     lines = [f"addr add {gw}/32 dev lo" for gw in topo.gateways]
@@ -123,8 +123,8 @@ def build(topo: Topology) -> None:
     nft(render_nft(topo))
 
 
-def observe() -> FabricConfig:
-    """Inside the fabric namespace: the dynamic configuration as it is now."""
+def observe() -> SdnConfig:
+    """Inside the SDN namespace: the dynamic configuration as it is now."""
     table = set()
     # "table all" then filter: showing a table that holds no route yet is an error.
     for r in ip_json("route", "show", "table", "all"):
@@ -145,10 +145,10 @@ def observe() -> FabricConfig:
     for item in nft_json("list", "set", "inet", TABLE, "ipfwd")["nftables"]:
         if "set" in item:
             ipfwd.update(item["set"].get("elem", []))
-    return FabricConfig(frozenset(table), frozenset(rules), frozenset(ipfwd))
+    return SdnConfig(frozenset(table), frozenset(rules), frozenset(ipfwd))
 
 
-def apply_changes(ch: FabricChanges) -> None:
+def apply_changes(ch: SdnChanges) -> None:
     lines = [_route_line("del", r) for r in ch.del_routes]
     lines += [_route_line("add", r) for r in ch.add_routes]
     lines += [f"rule del pref {RULE_PREF} iif {p} lookup {ROUTE_TABLE_ID}" for p in ch.del_rules]
@@ -163,13 +163,13 @@ def apply_changes(ch: FabricChanges) -> None:
         nft("\n".join(cmds) + "\n")
 
 
-def program(topo: Topology, state: AzureState) -> FabricChanges:
-    """Inside the fabric namespace: make it match ``state``; returns what changed."""
+def program(topo: Topology, state: CloudState) -> SdnChanges:
+    """Inside the SDN namespace: make it match ``state``; returns what changed."""
     ch = diff(desired(topo, state), observe())
     if ch:
         apply_changes(ch)
     return ch
 
 
-def program_ns(topo: Topology, state: AzureState) -> FabricChanges:
-    return run_in(topo.fabric_ns, program, topo, state)
+def program_ns(topo: Topology, state: CloudState) -> SdnChanges:
+    return run_in(topo.sdn_ns, program, topo, state)

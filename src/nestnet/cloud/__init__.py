@@ -1,0 +1,74 @@
+"""The cloud seam: what nestnet needs from the cloud its KVM hosts run in, as one small protocol.
+
+In the style of flannel's backend interface: consumers (``check``'s model, the lab, the doctor,
+the CLI) ask ``get(name)`` for a ``Cloud`` and use only what is below; Azure (``cloud/azure.py``)
+is the first implementation, wrapping ``nestnet.azure`` without changing it. What a second cloud
+would have to provide (AWS, Google Cloud) is recorded in docs/decisions/0015-cloud-seam.md; a
+test-only second cloud (tests/check/test_cloud_seam.py) runs ``check``'s model unchanged.
+
+    control plane (``nestnet <cloud> diff|apply|export``):
+        client(plan, env)                    -> a client of the cloud's API (credentials from env)
+        desired(plan)                        -> what the cloud must hold (pure)
+        read(client, desired)                -> what it holds (a handful of reads)
+        diff(client, desired, observed)      -> the changes, in the order apply makes them (pure)
+        apply(client, desired, observed, changes) -> makes exactly those changes
+        export(plan, fmt)                    -> the same as text for other tools (Terraform, a script)
+    data plane (``check``, ``doctor``, ``lab``), in the model's one shape (``CloudState``):
+        planned_state(plan)                  -> the data plane once ``apply`` is done (pure)
+        observed_state(plan, client)         -> the data plane as the cloud's API reports it
+        reserved(prefix)                     -> addresses of a subnet the cloud never delivers
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Network
+from typing import TYPE_CHECKING, Any, Mapping, Protocol, runtime_checkable
+
+from ..errors import UsageError
+
+if TYPE_CHECKING:
+    from ..model.state import CloudState
+    from ..plan import Plan
+
+
+@runtime_checkable
+class Cloud(Protocol):
+    name: str  # as in `nestnet <name> apply`
+    export_formats: tuple[str, ...]
+
+    # control plane
+    def client(self, plan: "Plan", env: Mapping[str, str] | None = None) -> Any: ...
+    def desired(self, plan: "Plan") -> Any: ...
+    def read(self, client: Any, desired: Any) -> Any: ...
+    def diff(self, client: Any, desired: Any, observed: Any, **options: Any) -> list[Any]: ...
+    def apply(self, client: Any, desired: Any, observed: Any, changes: list[Any], **options: Any) -> Any: ...
+    def export(self, plan: "Plan", fmt: str) -> str: ...
+
+    # data plane
+    def planned_state(self, plan: "Plan") -> "CloudState": ...
+    def observed_state(self, plan: "Plan", client: Any) -> "CloudState": ...
+    def reserved(self, prefix: IPv4Network) -> tuple[IPv4Address, ...]: ...
+
+
+_CLOUDS: dict[str, Cloud] = {}
+DEFAULT = "azure"
+
+
+def register(cloud: Cloud) -> Cloud:
+    """Make ``cloud`` known by its name (a second registration of a name replaces the first)."""
+    _CLOUDS[cloud.name] = cloud
+    return cloud
+
+
+def get(name: str = DEFAULT) -> Cloud:
+    if name == DEFAULT and DEFAULT not in _CLOUDS:
+        from . import azure  # noqa: F401 - registers itself
+    try:
+        return _CLOUDS[name]
+    except KeyError:
+        raise UsageError(f"cloud {name!r} is not known (known: {', '.join(sorted(_CLOUDS)) or DEFAULT})") from None
+
+
+def names() -> tuple[str, ...]:
+    get()  # the default is always there
+    return tuple(sorted(_CLOUDS))

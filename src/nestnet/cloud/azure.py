@@ -1,0 +1,69 @@
+"""Azure behind the cloud seam: ``nestnet.azure`` (ARM reconciler, exports, the one ARM reader)
+and the model's Azure data plane, wrapped as they are. Imports of the SDK-facing modules stay
+lazy: ``check`` never loads them."""
+
+from __future__ import annotations
+
+import os
+from ipaddress import IPv4Address, IPv4Network
+from typing import Any, Mapping
+
+from ..azure_facts import reserved_addresses
+from ..model.state import CloudState, azure_from_plan
+from . import register
+
+
+class AzureCloud:
+    name = "azure"
+    export_formats = ("terraform", "az")
+
+    def client(self, plan: Any, env: Mapping[str, str] | None = None) -> Any:
+        from ..azure.arm import ArmClient, ArmSettings
+
+        return ArmClient(ArmSettings.from_env(plan.azure.resource_group, plan.azure.subscription_id,
+                                              os.environ if env is None else env))
+
+    def desired(self, plan: Any) -> Any:
+        from ..azure.diff import desired
+
+        return desired(plan)
+
+    def read(self, client: Any, desired: Any) -> Any:
+        from ..azure.reconcile import observe
+
+        return observe(client, desired)
+
+    def diff(self, client: Any, desired: Any, observed: Any, **options: Any) -> list[Any]:
+        from ..azure.diff import diff
+
+        return diff(desired, observed, client.table_id(desired.table) if desired.table else "", **options)
+
+    def apply(self, client: Any, desired: Any, observed: Any, changes: list[Any], **options: Any) -> Any:
+        from ..azure.reconcile import apply
+
+        return apply(client, desired, observed, changes, **options)
+
+    def export(self, plan: Any, fmt: str) -> str:
+        from ..azure.export import az_script, terraform
+
+        return {"terraform": terraform, "az": az_script}[fmt](plan)
+
+    def planned_state(self, plan: Any) -> CloudState:
+        return azure_from_plan(plan)
+
+    def observed_state(self, plan: Any, client: Any) -> CloudState:
+        """Route table, subnet associations and NIC forwarding as ARM reports them (3 GETs)."""
+        from ..azure.dataplane import azure_state
+
+        az = plan.azure
+        table = client.get_route_table(az.route_table) if az.route_table else None
+        vnet = client.get_vnet(az.vnet)
+        nics = {n["name"]: n for n in client.list_nics()}
+        table_id = client.table_id(az.route_table) if az.route_table else ""
+        return azure_state(self.planned_state(plan), table, vnet, nics, table_id)
+
+    def reserved(self, prefix: IPv4Network) -> tuple[IPv4Address, ...]:
+        return reserved_addresses(prefix)
+
+
+AZURE = register(AzureCloud())
