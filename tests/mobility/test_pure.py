@@ -21,7 +21,7 @@ from nestnet.host import files, libvirt_hook, move, nft, ufw
 from nestnet.lab.migrate import parse_ping
 from nestnet.mobility import SHARED_GATEWAY, SHARED_GATEWAY_MAC, local_prefixes
 from nestnet.model import Model, from_plan
-from nestnet.model.classes import check
+from nestnet.model.classes import reachability as check
 from nestnet.plan import Route, load_plan
 
 from .specs import mobile

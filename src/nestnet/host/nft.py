@@ -12,7 +12,6 @@ only from them or established/related; everything else of the block's is dropped
 from __future__ import annotations
 
 import hashlib
-from ipaddress import IPv4Network
 
 from ..firewall import FAMILIES, FAMILY, TABLE, Policy, Rule, policy
 from ..plan import Host, Plan

@@ -28,8 +28,8 @@ from ..errors import LabError, UsageError
 from ..host import move
 from ..netns import run_in
 from ..plan import Plan, load_plan
-from . import fabric, nodes
-from .azure import AzureState
+from . import nodes, sdn
+from .azure import CloudState
 from .core import arm_env, azure_source, host_dirs, require_root, require_up
 from .sysio import parallel, run
 from .topology import Topology
@@ -201,9 +201,9 @@ def _wait_route(topo: Topology, plan: Plan, vm: str, timeout: float = AZURE_TIME
     from .azure import desired
 
     dst = f"{plan.vms[vm].ip}/32"
-    want = {r for r in desired(topo, AzureState.from_plan(plan)).table if r[0] == dst}
+    want = {r for r in desired(topo, CloudState.from_plan(plan)).table if r[0] == dst}
     deadline = time.monotonic() + timeout
-    while {r for r in run_in(topo.fabric_ns, fabric.observe).table if r[0] == dst} != want:
+    while {r for r in run_in(topo.sdn_ns, sdn.observe).table if r[0] == dst} != want:
         if time.monotonic() > deadline:
             raise LabError(f"Azure's route for {vm} ({dst}) did not reach the fabric within {timeout:.0f} s")
         time.sleep(0.1)
@@ -254,7 +254,7 @@ def migrate(spec: str | Path, vm: str, to: str, azure: str | None = None) -> Res
         if have == "api":
             _azure_api(plan, to)
         else:
-            fabric.program_ns(topo, AzureState.from_plan(plan))
+            sdn.program_ns(topo, CloudState.from_plan(plan))
         _wait_route(topo, plan, vm)
         t["azure"] = time.monotonic() - t2
         run_in(topo.ns(src), move.settle, plan, src, vm, host_dirs(plan, src)[0])

@@ -22,7 +22,7 @@ class Verdicts:
     plan: Plan
     faults: tuple[Fault, ...]
     state: object  # nestnet.model.State, with the faults applied
-    result: object  # nestnet.model.CheckResult: class verdicts, every pair on demand
+    result: object  # nestnet.model.Reachability: class verdicts, every pair on demand
     failed: tuple  # the failing pairs (nestnet.model PairResult), node order, traced
 
     @property
