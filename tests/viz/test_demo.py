@@ -11,7 +11,7 @@ import pytest
 
 from nestnet.advise import not_served
 from nestnet.lab.demo import MODES, judge, passed, result, run_demo, seed_plan
-from nestnet.model import check, from_plan
+from nestnet.model import from_plan, reachability
 
 from .conftest import unique_name
 
@@ -20,7 +20,7 @@ from .conftest import unique_name
 def test_by_design_failures_are_exactly_checks(mode: str) -> None:
     """Pure: the model fails exactly the pairs the mode cannot serve by design (no lab needed)."""
     plan = seed_plan(mode)
-    res = list(check(from_plan(plan)).pairs(include_ok=True))
+    res = list(reachability(from_plan(plan)).pairs(include_ok=True))
     failed = {(p.src, p.dst) for p in res if not p.ok}
     designed = {(p.src, p.dst) for p in res if not_served(plan, p.src, p.dst)}
     assert failed == designed

@@ -144,7 +144,7 @@ def passed(pairs: list[DemoPair]) -> bool:
 def run_demo(plan: Plan, report: Callable[[Check], None] = lambda c: None) -> tuple[list[Check], list[DemoPair]]:
     """Bring the lab of ``plan`` up, run the seed's checks and the matrix, ask ``check``, tear down."""
     from .. import lab as labmod
-    from ..model import check, from_plan
+    from ..model import from_plan, reachability
 
     labmod.up(plan)
     try:
@@ -152,4 +152,4 @@ def run_demo(plan: Plan, report: Callable[[Check], None] = lambda c: None) -> tu
         lab_pairs = labmod.matrix(plan)
     finally:
         labmod.down(plan)
-    return done, judge(plan, lab_pairs, check(from_plan(plan)).pairs(include_ok=True))
+    return done, judge(plan, lab_pairs, reachability(from_plan(plan)).pairs(include_ok=True))

@@ -37,8 +37,8 @@ class Verdicts:
 
 def analyse(plan: Plan, faults: tuple[Fault, ...] = ()) -> Verdicts:
     """Run ``check`` on ``plan`` with ``faults``: class verdicts, failures with hop and cause."""
-    from ..model import apply_faults, check, from_plan
+    from ..model import apply_faults, from_plan, reachability
 
     state = apply_faults(from_plan(plan), faults)
-    result = check(state)
+    result = reachability(state)
     return Verdicts(plan, tuple(faults), state, result, tuple(result.pairs()))
