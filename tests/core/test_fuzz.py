@@ -50,10 +50,10 @@ PATHS = _paths(seed())
 def _mutate(doc: dict, path: tuple, value: Any, delete: bool) -> dict:
     cur: Any = doc
     for k in path[:-1]:  # an earlier mutation may have replaced a parent: then leave it
-        if not isinstance(cur, (dict, list)) or (isinstance(cur, list) and k >= len(cur)) or (isinstance(cur, dict) and k not in cur):
+        if not isinstance(cur, (dict, list)) or (isinstance(cur, list) and (not isinstance(k, int) or k >= len(cur))) or (isinstance(cur, dict) and k not in cur):
             return doc
         cur = cur[k]
-    if not isinstance(cur, (dict, list)) or (isinstance(cur, list) and path[-1] >= len(cur)):
+    if not isinstance(cur, (dict, list)) or (isinstance(cur, list) and (not isinstance(path[-1], int) or path[-1] >= len(cur))):
         return doc
     if delete and isinstance(cur, dict):
         cur.pop(path[-1], None)

@@ -142,6 +142,8 @@ def emulator(
             raise ValueError
     except ValueError:
         raise UsageError(f"--retry-after {retry_after!r}: expected a number of seconds >= 0, or none") from None
+    if propagation_delay and not program_lab:
+        raise UsageError("--propagation-delay: only with --program-lab (it delays the lab's data plane)")
     if program_lab and not seed_spec:
         raise UsageError("--program-lab needs --seed SPEC (the lab's spec)")
     plan = None

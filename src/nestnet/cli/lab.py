@@ -37,6 +37,10 @@ def up(spec: str, faults: tuple[str, ...], azure: str, as_seed: bool, propagatio
     from .. import lab as labmod
     from ..faults import parse_faults
 
+    if propagation_delay and azure != "api":
+        from ..errors import UsageError
+
+        raise UsageError("--propagation-delay: only with --azure api (with the plan, Azure's side is programmed at once)")
     plan = _plan(spec, write=True)
     warn_lines(plan.warnings)
     parsed = parse_faults(faults, plan)

@@ -40,14 +40,17 @@ def render(plan: Plan, host: Host, header: str) -> str:
         "#!/bin/sh\n"
         + header
         + "# libvirt qemu hook: $1 guest, $2 operation, $3 sub-operation; the domain XML on stdin.\n"
-        "# Quick, and never calls back into libvirt (it would deadlock).\n"
+        "# Quick, never calls back into libvirt (it would deadlock), and never fails: a non-zero exit\n"
+        "# would abort the start or migration of every guest, nestnet's or not.\n"
         'case "$2/$3" in\n'
         f"    {'|'.join(PHASES)}) ;;\n"
         "    *) exit 0 ;;\n"
         "esac\n"
         f"PATH={PATH}\n"
         "export PATH\n"
-        f'exec nestnet host hook {SPEC_PATH} --host {host.name} -- "$1" "$2" "$3"\n'
+        f'nestnet host hook {SPEC_PATH} --host {host.name} -- "$1" "$2" "$3" ||\n'
+        '    echo "nestnet: host hook failed for $1 ($2 $3), exit $?: see above" >&2\n'
+        "exit 0\n"
     )
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import LabError, UsageError
+from ..errors import HostError, LabError, UsageError
 from ..host import move
 from ..netns import run_in
 from ..plan import Plan, load_plan
@@ -260,6 +260,8 @@ def migrate(spec: str | Path, vm: str, to: str, azure: str | None = None) -> Res
         run_in(topo.ns(src), move.settle, plan, src, vm, host_dirs(plan, src)[0])
         run_in(topo.ns(to), move.retire_tunnel)
         time.sleep(TAIL)
+    except (LabError, HostError) as exc:
+        raise LabError(f"lab migrate {vm} to {to}: {exc} (the spec already says {vm} lives on {to})") from None
     finally:
         probes = pingers.stop()
     return Result(vm, src, to, have, probes, _pairs(plan), t)
