@@ -12,8 +12,12 @@ TYPES = {
     "virtualnetworks": "virtualNetworks",
     "networkinterfaces": "networkInterfaces",
     "routetables": "routeTables",
+    "networksecuritygroups": "networkSecurityGroups",
 }
-CHILDREN = {"virtualnetworks": "subnets", "routetables": "routes"}
+# Children written through their parent (PUT/DELETE), by parent type; and those only read.
+CHILDREN = {"virtualnetworks": "subnets", "routetables": "routes", "networksecuritygroups": "securityRules"}
+READ_ONLY_CHILDREN = {"networkinterfaces": "ipConfigurations", "networksecuritygroups": "defaultSecurityRules"}
+CHILD_SPELLING = {c.lower(): c for c in (*CHILDREN.values(), *READ_ONLY_CHILDREN.values())}
 DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 STATE_FILE = "state.json"
 API_VERSION = "2024-05-01"  # the version the emulator's answers follow (Location/Azure-AsyncOperation urls)

@@ -10,8 +10,9 @@
 - ``canceled``: a write accepted as usual, whose long-running operation then ends ``Canceled``
   (plain, or with detail ``CanceledAndSupersededDueToAnotherOperation``); nothing is applied.
 - ``writer``: another writer changes the resource between the client's read and its write:
-  a service endpoint on the subnet (or on a subnet of the VNet), a foreign route in the route
-  table, a tag on the NIC; each bumps the etags as ARM does. The client's write then meets that
+  an NSG of the resource group (when there is one and the subnet has none) or else a service
+  endpoint on the subnet (or on a subnet of the VNet), a foreign route in the route table, a tag
+  on the NIC; each bumps the etags as ARM does. The client's write then meets that
   change (412 when it sent ``If-Match``; otherwise it overwrites it, as ARM would).
 
 Draws come from one seeded ``random.Random``, so a test run is reproducible. Sources and
@@ -141,7 +142,7 @@ class Injector:
         return {"status": "Canceled", "error": err}
 
     # -- the other writer -----------------------------------------------------------------------
-    def other_writer(self, resource: dict[str, Any], subnet: str | None = None) -> str | None:
+    def other_writer(self, resource: dict[str, Any], subnet: str | None = None, nsgs: list[str] | tuple[str, ...] = ()) -> str | None:
         """Change ``resource`` (stored form) in place as another writer would; the action's name."""
         if not self.roll("writer"):
             return None
@@ -166,16 +167,21 @@ class Injector:
             target = target or (subnets[self._rng.randrange(len(subnets))] if subnets else None)
             if target is None:
                 return None
-            eps = target.setdefault("properties", {}).setdefault("serviceEndpoints", [])
-            have = {e.get("service") for e in eps}
-            service = next((s for s in SERVICES if s not in have), None)
-            if service is None:
-                return None
-            eps.append({"service": service, "locations": [resource.get("location", "eastus")],
-                        "provisioningState": "Succeeded"})
+            tprops = target.setdefault("properties", {})
+            if nsgs and not tprops.get("networkSecurityGroup"):
+                tprops["networkSecurityGroup"] = {"id": nsgs[0]}
+                action = "nsg"
+            else:
+                eps = tprops.setdefault("serviceEndpoints", [])
+                have = {e.get("service") for e in eps}
+                service = next((s for s in SERVICES if s not in have), None)
+                if service is None:
+                    return None
+                eps.append({"service": service, "locations": [resource.get("location", "eastus")],
+                            "provisioningState": "Succeeded"})
+                action = "service_endpoint"
             for s in subnets:
                 s["etag"] = etag
-            action = "service_endpoint"
         elif t.endswith("/networkInterfaces"):
             tags = resource.setdefault("tags", {})
             tags["other-writer"] = str(int(tags.get("other-writer", "0") or 0) + 1)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .common import API_VERSION, CHILDREN, NET, TYPES, ArmFailure, Reply, key, rid
+from .common import API_VERSION, CHILD_SPELLING, CHILDREN, NET, READ_ONLY_CHILDREN, TYPES, ArmFailure, Reply, key, rid
 from .faults import Injector
 from .resources import (Limits, effective_routes, normalise, seeded, subnet_users, subnets_using, view, view_child,
                         with_tags)
@@ -23,9 +23,10 @@ from .rules import check_api_version, check_name, wrong_type
 from .store import Store
 
 _RES = re.compile(
-    r"^/subscriptions/(?P<sub>[^/]+)/resourcegroups/(?P<rg>[^/]+)/providers/microsoft\.network/"
-    r"(?P<type>virtualnetworks|networkinterfaces|routetables)"
-    r"(?:/(?P<name>[^/]+)(?:/(?P<child>subnets|routes|effectiveroutetable)(?:/(?P<cname>[^/]+))?)?)?/?$",
+    r"^/subscriptions/(?P<sub>[^/]+)(?:/resourcegroups/(?P<rg>[^/]+))?/providers/microsoft\.network/"
+    r"(?P<type>virtualnetworks|networkinterfaces|routetables|networksecuritygroups)"
+    r"(?:/(?P<name>[^/]+)(?:/(?P<child>subnets|routes|securityrules|defaultsecurityrules|ipconfigurations"
+    r"|effectiveroutetable)(?:/(?P<cname>[^/]+))?)?)?/?$",
     re.IGNORECASE,
 )
 _OP = re.compile(
@@ -35,7 +36,8 @@ _OP = re.compile(
 )
 MAX_DEPTH = 64  # deeper JSON is refused (assumed: Json.NET's default MaxDepth, see 0009)
 _OPERATION = {"routetables": "RouteTable", "virtualnetworks": "VirtualNetwork", "networkinterfaces": "NetworkInterface",
-              "subnets": "Subnet", "routes": "Route"}
+              "networksecuritygroups": "NetworkSecurityGroup", "subnets": "Subnet", "routes": "Route",
+              "securityRules": "SecurityRule"}
 
 
 class Stats:
@@ -232,7 +234,10 @@ class Request:
     def __init__(self, arm: Arm, method: str, m: re.Match[str], headers: dict[str, str], body: bytes, base: str):
         self.arm, self.method, self.headers, self.body, self.base = arm, method, headers, body, base
         self.sub, self.rg, self.rtype = m["sub"], m["rg"], m["type"].lower()
-        self.name, self.child, self.cname = m["name"], (m["child"] or "").lower(), m["cname"]
+        child = (m["child"] or "").lower()
+        self.name, self.child, self.cname = m["name"], CHILD_SPELLING.get(child, child), m["cname"]
+        if self.rg is None and (self.name is not None or self.child):
+            raise ArmFailure(404, "InvalidResourceType", "A resource needs its resource group in the path.")
         self.resources = arm.resources
 
     def answer(self) -> Reply:
@@ -246,7 +251,7 @@ class Request:
             return self.arm.lro(202, None, self.base, self.sub, nic.get("location", "eastus"),
                                 result={"value": effective_routes(self.resources, nic)})
         if self.child:
-            if CHILDREN.get(self.rtype) != self.child:
+            if self.child not in (CHILDREN.get(self.rtype), READ_ONLY_CHILDREN.get(self.rtype)):
                 raise ArmFailure(404, "InvalidResourceType", f"{TYPES[self.rtype]} has no {self.child}.")
             return ChildRequest(self).answer()
         handler = {"GET": self._read, "PUT": self._put, "DELETE": self._delete, "PATCH": self._patch}.get(self.method)
@@ -257,6 +262,12 @@ class Request:
     def _collection(self) -> Reply:
         if self.method != "GET":
             raise ArmFailure(405, "MethodNotAllowed", f"{self.method} is not allowed on a collection.")
+        if self.rg is None:  # list-all: every resource group of the subscription
+            kind = f"{NET}/{TYPES[self.rtype]}".lower()
+            head = f"/subscriptions/{self.sub}/".lower()
+            items = [view(self.resources, r) for k, r in sorted(self.resources.items())
+                     if k.startswith(head) and r["type"].lower() == kind]
+            return Reply(200, {"value": items})
         prefix = key(rid(self.sub, self.rg, self.rtype, ""))
         items = [view(self.resources, r) for k, r in sorted(self.resources.items())
                  if k.startswith(prefix) and "/" not in k[len(prefix):]]
@@ -292,7 +303,7 @@ class Request:
         check_name(TYPES[self.rtype], self.name)
         existing = self.resources.get(key(self.rid))
         body = parse_json(self.body)
-        if existing is not None and self.arm.faults.other_writer(existing):
+        if existing is not None and self.arm.faults.other_writer(existing, nsgs=nsg_ids(self.resources, self.sub, self.rg)):
             self.arm._commit({key(self.rid): existing})  # the other writer's change is real: saved
         self.guard(existing, self.rid)
         res = normalise(self.resources, self.rtype, self.rid, self.name, body, existing, self.arm.limits)
@@ -307,14 +318,26 @@ class Request:
         if existing is None:
             return Reply(204)
         self.guard(existing, self.rid)
-        if self.rtype == "routetables" and subnets_using(self.resources, self.rid):
-            raise ArmFailure(400, "InUseRouteTableCannotBeDeleted",
-                             f"Route table {self.rid} is in use by subnets "
-                             f"{', '.join(subnets_using(self.resources, self.rid))} and cannot be deleted.")
+        self._refuse_in_use(existing)
         outcome = self.canceled(_OPERATION[self.rtype])
         if outcome is None:
             self.arm._commit({key(self.rid): None})
         return self.arm.lro(202, None, self.base, self.sub, self.location(existing), outcome=outcome)
+
+    def _refuse_in_use(self, existing: dict[str, Any]) -> None:
+        if self.rtype in ("routetables", "networksecuritygroups"):
+            prop = "routeTable" if self.rtype == "routetables" else "networkSecurityGroup"
+            users = subnets_using(self.resources, self.rid, prop)
+            if users:
+                code = "InUseRouteTableCannotBeDeleted" if prop == "routeTable" else "InUseNetworkSecurityGroupCannotBeDeleted"
+                raise ArmFailure(400, code, f"{TYPES[self.rtype]} {self.rid} is in use by subnets {', '.join(users)} "
+                                            "and cannot be deleted.")
+        if self.rtype == "virtualnetworks":
+            for s in existing["properties"].get("subnets") or []:
+                if subnet_users(self.resources, s["id"]):
+                    raise ArmFailure(400, "InUseSubnetCannotBeDeleted",
+                                     f"Subnet {s['name']} is in use by {', '.join(subnet_users(self.resources, s['id']))} "
+                                     "and cannot be deleted.")
 
     def _patch(self) -> Reply:
         existing = self._get(self.rid)
@@ -330,16 +353,19 @@ class ChildRequest:
     def __init__(self, req: Request):
         self.req = req
         self.parent = req._get(req.rid)
-        self.items: list[dict[str, Any]] = self.parent["properties"].setdefault(req.child, [])
+        self.items: list[dict[str, Any]] = self.parent["properties"].get(req.child) or []
 
     def answer(self) -> Reply:
         req = self.req
         if req.cname is None:
             if req.method != "GET":
                 raise ArmFailure(405, "MethodNotAllowed", f"{req.method} is not allowed on a collection.")
-            return Reply(200, {"value": [view_child(c) for c in self.items]})
+            return Reply(200, {"value": [view_child(req.resources, c) for c in self.items]})
         self.cid = f"{self.parent['id']}/{req.child}/{req.cname}"
+        writable = CHILDREN.get(req.rtype) == req.child
         handler = {"GET": self._read, "PUT": self._put, "DELETE": self._delete}.get(req.method)
+        if not writable and req.method != "GET":
+            handler = None
         if handler is None:
             raise ArmFailure(405, "MethodNotAllowed", f"{req.method} is not allowed here.")
         return handler()
@@ -351,7 +377,7 @@ class ChildRequest:
         idx = self._index()
         if idx is None:
             raise ArmFailure(404, "NotFound", f"Resource {self.cid} not found.")
-        return Reply(200, view_child(self.items[idx]))
+        return Reply(200, view_child(self.req.resources, self.items[idx]))
 
     def _rebuilt(self, new_items: list[dict[str, Any]]) -> dict[str, Any]:
         req = self.req
@@ -363,9 +389,10 @@ class ChildRequest:
         req, arm = self.req, self.req.arm
         check_name(req.child, req.cname)
         new = parse_json(req.body)
-        if arm.faults.other_writer(self.parent, subnet=req.cname if req.child == "subnets" else None):
+        if arm.faults.other_writer(self.parent, subnet=req.cname if req.child == "subnets" else None,
+                                   nsgs=nsg_ids(req.resources, req.sub, req.rg)):
             arm._commit({key(self.parent["id"]): self.parent})
-            self.items = self.parent["properties"][req.child]
+            self.items = self.parent["properties"].get(req.child) or []
         idx = self._index()
         existing = self.items[idx] if idx is not None else None
         arm.faults.conflict(req.base, req.sub, req.location(self.parent))
@@ -383,7 +410,8 @@ class ChildRequest:
         if outcome is None:
             arm._commit({key(self.parent["id"]): res})
         out = next(c for c in res["properties"][req.child] if c["name"].lower() == req.cname.lower())
-        return arm.lro(200 if existing else 201, view_child(out, updating=True), req.base, req.sub, res["location"],
+        return arm.lro(200 if existing else 201, view_child(req.resources, out, updating=True), req.base, req.sub,
+                       res["location"],
                        outcome=outcome)
 
     def _delete(self) -> Reply:
@@ -403,6 +431,12 @@ class ChildRequest:
         if outcome is None:
             arm._commit({key(self.parent["id"]): res})
         return arm.lro(202, None, req.base, req.sub, req.location(self.parent), outcome=outcome)
+
+
+def nsg_ids(resources: dict[str, dict[str, Any]], sub: str, rg: str) -> list[str]:
+    """The NSGs of a resource group (what another writer could attach to a subnet)."""
+    prefix = key(rid(sub, rg, "networksecuritygroups", ""))
+    return [r["id"] for k, r in sorted(resources.items()) if k.startswith(prefix) and "/" not in k[len(prefix):]]
 
 
 def parse_json(body: bytes) -> Any:

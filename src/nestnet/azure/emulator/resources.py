@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from .common import DEFAULT_SUBSCRIPTION, NET, TYPES, ArmFailure, key, new_etag, parent_of, rid
-from .rules import IpConfigs, check_routes, check_subnet, check_tags, expect, subnet_prefix
+from .rules import (IpConfigs, check_routes, check_security_rules, check_subnet, check_tags, default_security_rules,
+                    expect, subnet_prefix)
 
 
 @dataclass(frozen=True)
@@ -42,15 +43,37 @@ def normalise(resources: Mapping[str, dict[str, Any]], rtype: str, res_id: str, 
         props["addressSpace"] = {"addressPrefixes": list(expect(space.get("addressPrefixes"), list,
                                                                 "properties.addressSpace.addressPrefixes") or [])}
         # As in Azure, a VNet's subnets carry the VNet's etag: any write changes all of them.
-        props["subnets"] = [check_subnet(resources, res_id, s, i, etag)
+        props["subnets"] = [check_subnet(resources, res_id, s, i, etag, location)
                             for i, s in enumerate(expect(props.get("subnets"), list, "properties.subnets") or [])]
     elif rtype == "networkinterfaces":
-        props["enableIPForwarding"] = bool(expect(props.get("enableIPForwarding"), bool, "properties.enableIPForwarding"))
+        _nic_properties(props)
+        ref = (expect(props.get("networkSecurityGroup"), dict, "properties.networkSecurityGroup") or {}).get("id")
+        if ref and key(str(ref)) not in resources:
+            raise ArmFailure(400, "InvalidResourceReference", f"Network security group {ref} referenced by {res_id} was not found.")
+        if ref:
+            props["networkSecurityGroup"] = {"id": resources[key(str(ref))]["id"]}
         props["ipConfigurations"] = IpConfigs(resources, res_id, limits.max_ip_configs).check(
             props.get("ipConfigurations"), existing, etag)
+    elif rtype == "networksecuritygroups":
+        for read_only in ("defaultSecurityRules", "subnets", "networkInterfaces"):
+            props.pop(read_only, None)
+        props["flushConnection"] = bool(expect(props.get("flushConnection"), bool, "properties.flushConnection"))
+        props["securityRules"] = check_security_rules(res_id, props.get("securityRules"), etag)
+        props["defaultSecurityRules"] = default_security_rules(res_id, etag)
     props["provisioningState"] = "Succeeded"
     res["properties"] = props
     return res
+
+
+def _nic_properties(props: dict[str, Any]) -> None:
+    """The NIC settings Azure always answers with, defaulted as Azure does (2024-05-01 examples)."""
+    for flag in ("enableIPForwarding", "enableAcceleratedNetworking", "disableTcpStateTracking"):
+        props[flag] = bool(expect(props.get(flag), bool, f"properties.{flag}"))
+    dns = expect(props.get("dnsSettings"), dict, "properties.dnsSettings") or {}
+    servers = list(expect(dns.get("dnsServers"), list, "properties.dnsSettings.dnsServers") or [])
+    props["dnsSettings"] = {**dns, "dnsServers": servers, "appliedDnsServers": servers}
+    props["vnetEncryptionSupported"] = False
+    props.pop("virtualMachine", None)  # set by Compute when a VM takes the NIC, never by a NIC PUT
 
 
 def with_tags(res: dict[str, Any], body: Any) -> dict[str, Any]:
@@ -65,18 +88,19 @@ def with_tags(res: dict[str, Any], body: Any) -> dict[str, Any]:
 def _bump(res: dict[str, Any]) -> None:
     etag = new_etag()
     res["etag"] = etag
-    for child in ("subnets", "routes", "ipConfigurations"):
+    for child in ("subnets", "routes", "ipConfigurations", "securityRules", "defaultSecurityRules"):
         for c in (res.get("properties") or {}).get(child) or []:
             c["etag"] = etag
 
 
-def subnets_using(resources: Mapping[str, dict[str, Any]], table_id: str) -> list[str]:
+def subnets_using(resources: Mapping[str, dict[str, Any]], table_id: str, prop: str = "routeTable") -> list[str]:
+    """The subnets whose ``prop`` (routeTable, networkSecurityGroup) is ``table_id``."""
     out = []
     for r in resources.values():
         if r["type"] != f"{NET}/virtualNetworks":
             continue
         for s in r["properties"].get("subnets", []):
-            ref = (s["properties"].get("routeTable") or {}).get("id", "")
+            ref = (s["properties"].get(prop) or {}).get("id", "")
             if ref.lower() == table_id.lower():
                 out.append(s["id"])
     return out
@@ -95,16 +119,33 @@ def subnet_users(resources: Mapping[str, dict[str, Any]], subnet_id: str) -> lis
 
 
 def view(resources: Mapping[str, dict[str, Any]], res: dict[str, Any], updating: bool = False) -> dict[str, Any]:
+    """A stored resource as ARM shows it: with the back-references ARM computes."""
     out = copy.deepcopy(res)
-    if res["type"] == f"{NET}/routeTables":
-        out["properties"]["subnets"] = [{"id": s} for s in subnets_using(resources, res["id"])]
+    t = res["type"]
+    if t in (f"{NET}/routeTables", f"{NET}/networkSecurityGroups"):
+        prop = "routeTable" if t.endswith("/routeTables") else "networkSecurityGroup"
+        subnets = subnets_using(resources, res["id"], prop)
+        if subnets or prop == "routeTable":
+            out["properties"]["subnets"] = [{"id": s} for s in subnets]
+        nics = [n["id"] for n in resources.values() if n["type"] == f"{NET}/networkInterfaces" and str(
+            ((n["properties"].get("networkSecurityGroup") or {}).get("id") or "")).lower() == res["id"].lower()]
+        if nics:
+            out["properties"]["networkInterfaces"] = [{"id": n} for n in nics]
+    elif t == f"{NET}/virtualNetworks":
+        out["properties"]["subnets"] = [view_child(resources, s) for s in res["properties"].get("subnets") or []]
+        out["properties"].setdefault("virtualNetworkPeerings", [])
+        out["properties"].setdefault("dhcpOptions", {"dnsServers": []})
     if updating:
         out["properties"]["provisioningState"] = "Updating"
     return out
 
 
-def view_child(c: dict[str, Any], updating: bool = False) -> dict[str, Any]:
+def view_child(resources: Mapping[str, dict[str, Any]], c: dict[str, Any], updating: bool = False) -> dict[str, Any]:
     out = copy.deepcopy(c)
+    if c.get("type") == f"{NET}/virtualNetworks/subnets":
+        users = subnet_users(resources, c["id"])
+        if users:
+            out["properties"]["ipConfigurations"] = [{"id": u} for u in users]
     if updating:
         out["properties"]["provisioningState"] = "Updating"
     return out

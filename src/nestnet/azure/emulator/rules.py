@@ -99,7 +99,9 @@ def expect(value: Any, kind: type, path: str, optional: bool = True) -> Any:
         return value
     if kind in (dict, list) and isinstance(value, kind):
         return value
-    raise wrong_type(path, {dict: "object", list: "array", str: "string", bool: "boolean"}[kind], value)
+    if kind is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise wrong_type(path, {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer"}[kind], value)
 
 
 def check_tags(tags: Any) -> dict[str, str] | None:
@@ -167,12 +169,14 @@ def check_routes(table_id: str, routes: Any, max_routes: int, etag: str) -> list
     return out
 
 
-def check_subnet(resources: Mapping[str, dict[str, Any]], vnet_id: str, s: Any, i: int, etag: str) -> dict[str, Any]:
+def check_subnet(resources: Mapping[str, dict[str, Any]], vnet_id: str, s: Any, i: int, etag: str,
+                 location: str = "eastus") -> dict[str, Any]:
     expect(s, dict, f"properties.subnets[{i}]", optional=False)
     name = expect(s.get("name"), str, f"properties.subnets[{i}].name") or ""
     check_name("subnets", name)
+    # provisioningState and the NICs' back-references are ARM's to compute, never stored from a body.
     props = {k: v for k, v in (expect(s.get("properties"), dict, f"properties.subnets[{i}].properties") or {}).items()
-             if k != "provisioningState"}
+             if k not in ("provisioningState", "ipConfigurations")}
     where = f"properties.subnets[{i}].properties"
     if props.get("addressPrefix") is None and props.get("addressPrefixes") is not None:
         prefixes = expect(props["addressPrefixes"], list, f"{where}.addressPrefixes")
@@ -184,28 +188,99 @@ def check_subnet(resources: Mapping[str, dict[str, Any]], vnet_id: str, s: Any, 
         except ValueError:
             raise ArmFailure(400, "InvalidAddressPrefixFormat",
                              f"Address prefix {prefix!r} of subnet {name} is not formatted correctly.") from None
-    ref = (expect(props.get("routeTable"), dict, f"properties.subnets[{i}].properties.routeTable") or {}).get("id")
-    if ref:
-        if key(str(ref)) not in resources:
-            raise ArmFailure(400, "InvalidResourceReference", f"Route table {ref} referenced by subnet {name} was not found.")
-        props["routeTable"] = {"id": resources[key(str(ref))]["id"]}
-    else:
-        props.pop("routeTable", None)
-    endpoints = expect(props.get("serviceEndpoints"), list, f"properties.subnets[{i}].properties.serviceEndpoints")
+    for prop, what in (("routeTable", "Route table"), ("networkSecurityGroup", "Network security group")):
+        ref = (expect(props.get(prop), dict, f"{where}.{prop}") or {}).get("id")
+        if ref:
+            if key(str(ref)) not in resources:
+                raise ArmFailure(400, "InvalidResourceReference", f"{what} {ref} referenced by subnet {name} was not found.")
+            props[prop] = {"id": resources[key(str(ref))]["id"]}
+        else:
+            props.pop(prop, None)
+    subnet_id = f"{vnet_id}/subnets/{name}"
+    endpoints = expect(props.get("serviceEndpoints"), list, f"{where}.serviceEndpoints")
     if endpoints is not None:
-        props["serviceEndpoints"] = [_service_endpoint(e, f"properties.subnets[{i}].properties.serviceEndpoints[{j}]")
+        props["serviceEndpoints"] = [_service_endpoint(e, f"{where}.serviceEndpoints[{j}]", location)
                                      for j, e in enumerate(endpoints)]
+    delegations = expect(props.get("delegations"), list, f"{where}.delegations")
+    if delegations is not None:
+        props["delegations"] = [_delegation(d, f"{where}.delegations[{j}]", subnet_id, etag)
+                                for j, d in enumerate(delegations)]
     props["provisioningState"] = "Succeeded"
-    return {"id": f"{vnet_id}/subnets/{name}", "name": name, "etag": etag,
-            "type": f"{NET}/virtualNetworks/subnets", "properties": props}
+    return {"id": subnet_id, "name": name, "etag": etag, "type": f"{NET}/virtualNetworks/subnets", "properties": props}
 
 
-def _service_endpoint(e: Any, path: str) -> dict[str, Any]:
+def _service_endpoint(e: Any, path: str, location: str) -> dict[str, Any]:
     expect(e, dict, path, optional=False)
     service = expect(e.get("service"), str, f"{path}.service", optional=False)
-    out = {"service": service, "provisioningState": "Succeeded"}
-    if e.get("locations") is not None:
-        out["locations"] = list(expect(e["locations"], list, f"{path}.locations"))
+    # Azure fills the regions the endpoint covers; the VNet's region stands in for them.
+    locations = expect(e.get("locations"), list, f"{path}.locations")
+    return {"service": service, "locations": list(locations if locations is not None else [location]),
+            "provisioningState": "Succeeded"}
+
+
+def _delegation(d: Any, path: str, subnet_id: str, etag: str) -> dict[str, Any]:
+    expect(d, dict, path, optional=False)
+    name = expect(d.get("name"), str, f"{path}.name", optional=False)
+    props = expect(d.get("properties"), dict, f"{path}.properties") or {}
+    service = expect(props.get("serviceName"), str, f"{path}.properties.serviceName", optional=False)
+    actions = expect(props.get("actions"), list, f"{path}.properties.actions")
+    return {"name": name, "id": f"{subnet_id}/delegations/{name}", "etag": etag,
+            "type": f"{NET}/virtualNetworks/subnets/delegations",
+            "properties": {"serviceName": service, "actions": list(actions or []), "provisioningState": "Succeeded"}}
+
+
+# The six default rules of every NSG (Microsoft Learn, "Network security groups", default security
+# rules; the 2024-05-01 NetworkSecurityGroupCreate example).
+DEFAULT_SECURITY_RULES = (
+    ("AllowVnetInBound", "Allow inbound traffic from all VMs in VNET", "VirtualNetwork", "VirtualNetwork", "Allow", 65000, "Inbound"),
+    ("AllowAzureLoadBalancerInBound", "Allow inbound traffic from azure load balancer", "AzureLoadBalancer", "*", "Allow", 65001, "Inbound"),
+    ("DenyAllInBound", "Deny all inbound traffic", "*", "*", "Deny", 65500, "Inbound"),
+    ("AllowVnetOutBound", "Allow outbound traffic from all VMs to all VMs in VNET", "VirtualNetwork", "VirtualNetwork", "Allow", 65000, "Outbound"),
+    ("AllowInternetOutBound", "Allow outbound traffic from all VMs to Internet", "*", "Internet", "Allow", 65001, "Outbound"),
+    ("DenyAllOutBound", "Deny all outbound traffic", "*", "*", "Deny", 65500, "Outbound"),
+)
+PROTOCOLS = ("Tcp", "Udp", "Icmp", "Esp", "Ah", "*")
+
+
+def default_security_rules(nsg_id: str, etag: str) -> list[dict[str, Any]]:
+    return [{"name": n, "id": f"{nsg_id}/defaultSecurityRules/{n}", "etag": etag,
+             "type": f"{NET}/networkSecurityGroups/defaultSecurityRules",
+             "properties": {"provisioningState": "Succeeded", "description": d, "protocol": "*", "sourcePortRange": "*",
+                            "destinationPortRange": "*", "sourceAddressPrefix": src, "destinationAddressPrefix": dst,
+                            "access": a, "priority": p, "direction": dr}}
+            for n, d, src, dst, a, p, dr in DEFAULT_SECURITY_RULES]
+
+
+def check_security_rules(nsg_id: str, rules: Any, etag: str) -> list[dict[str, Any]]:
+    """An NSG's rules as ARM checks them (enumerations, priority 100-4096 unique per direction)."""
+    rules = expect(rules, list, "properties.securityRules") or []
+    out, names, priorities = [], set(), {}
+    for i, r in enumerate(rules):
+        where = f"properties.securityRules[{i}]"
+        expect(r, dict, where, optional=False)
+        name = expect(r.get("name"), str, f"{where}.name") or ""
+        check_name("securityRules", name)
+        if name.lower() in names:
+            raise ArmFailure(400, "InvalidRequestFormat", f"Security rule name {name!r} is repeated in {nsg_id}.")
+        names.add(name.lower())
+        p = {k: v for k, v in (expect(r.get("properties"), dict, f"{where}.properties") or {}).items()
+             if k != "provisioningState"}
+        for prop, allowed in (("protocol", PROTOCOLS), ("access", ("Allow", "Deny")), ("direction", ("Inbound", "Outbound"))):
+            if p.get(prop) not in allowed:
+                raise ArmFailure(400, "SecurityRuleParameterContainsUnsupportedValue",  # code assumed
+                                 f"Security rule {name} has {prop} {p.get(prop)!r}; allowed: {', '.join(allowed)}.")
+        prio = p.get("priority")
+        if not isinstance(prio, int) or isinstance(prio, bool) or not 100 <= prio <= 4096:
+            raise ArmFailure(400, "SecurityRuleInvalidPriority",  # code assumed; the range is documented
+                             f"Security rule {name} has priority {prio!r}; it must be between 100 and 4096.")
+        other = priorities.get((p["direction"], prio))
+        if other:
+            raise ArmFailure(400, "SecurityRuleConflict",  # code assumed
+                             f"Security rules {other} and {name} have the same priority {prio} and direction {p['direction']}.")
+        priorities[(p["direction"], prio)] = name
+        p["provisioningState"] = "Succeeded"
+        out.append({"name": name, "id": f"{nsg_id}/securityRules/{name}", "etag": etag,
+                    "type": f"{NET}/networkSecurityGroups/securityRules", "properties": p})
     return out
 
 
@@ -227,17 +302,22 @@ class IpConfigs:
         before = {c["name"].lower(): c for c in ((existing or {}).get("properties") or {}).get("ipConfigurations") or []}
         out = self._entries(cfgs, etag)
         primaries = [c for c in out if c["properties"].get("primary")]
-        if len(out) == 1 and not primaries:
+        if not primaries:  # Azure makes the first configuration primary (NetworkInterfaceCreate example)
             out[0]["properties"]["primary"] = True
+            primaries = [out[0]]
         elif len(primaries) != 1:
             raise ArmFailure(400, "NetworkInterfaceMustHaveOnePrimaryIpConfiguration",
                              f"Network interface {nic_id} has {len(primaries)} primary IP configurations; exactly one is required.")
         taken = self._addresses_in_use()
         mine: dict[str, str] = {}
         dynamic: list[tuple[dict[str, Any], IPv4Network, str]] = []
+        primary_subnet = dict((primaries or out)[0]["properties"].get("subnet") or {})
         for c in out:
             p, cid = c["properties"], c["id"]
+            if not (p.get("subnet") or {}).get("id"):
+                p["subnet"] = dict(primary_subnet)  # Azure puts a later configuration in the primary's subnet
             p.setdefault("primary", False)
+            p["provisioningState"] = "Succeeded"
             p.setdefault("privateIPAddressVersion", "IPv4")
             net, vnet_id = self._subnet_of(cid, p)
             addr = p.get("privateIPAddress")
@@ -256,6 +336,11 @@ class IpConfigs:
             p["privateIPAddress"] = str(addr)
         for c, net, vnet_id in dynamic:
             used = {a for (v, a) in taken if v == vnet_id} | set(mine)
+            length = expect(c["properties"].get("privateIPAddressPrefixLength"), int,
+                            "properties.ipConfigurations[].properties.privateIPAddressPrefixLength")
+            if length is not None:
+                c["properties"]["privateIPAddress"] = self._prefix(c, net, int(length), used, mine)
+                continue
             free = next((str(IPv4Address(i)) for i in range(first_assignable(net), int(net.broadcast_address))
                          if str(IPv4Address(i)) not in used), None)
             if free is None:
@@ -263,6 +348,20 @@ class IpConfigs:
             self._claim(c["id"], free, net, vnet_id, taken, mine)
             c["properties"]["privateIPAddress"] = free
         return out
+
+    @staticmethod
+    def _prefix(c: dict[str, Any], net: IPv4Network, length: int, used: set[str], mine: dict[str, str]) -> str:
+        """A dynamic IP prefix (privateIPAddressPrefixLength): the lowest aligned free block of the subnet."""
+        if not net.prefixlen <= length <= 32:
+            raise ArmFailure(400, "InvalidPrivateIPAddressPrefixLength",  # code assumed
+                             f"privateIPAddressPrefixLength {length} of {c['id']} does not fit subnet {net}.")
+        for block in net.subnets(new_prefix=length):
+            addrs = [str(a) for a in (block if block.num_addresses > 1 else [block.network_address])]
+            if not any(is_reserved(IPv4Address(a), net) or a in used for a in addrs):
+                for a in addrs:
+                    mine[a] = c["id"]
+                return f"{block.network_address}/{length}"
+        raise ArmFailure(400, "SubnetIsFull", f"Subnet {net} has no free /{length} for {c['id']}.")
 
     def _entries(self, cfgs: list[Any], etag: str) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -303,7 +402,9 @@ class IpConfigs:
                 p = c.get("properties") or {}
                 subnet_id = str((p.get("subnet") or {}).get("id") or "")
                 if p.get("privateIPAddress"):
-                    out[(parent_of(subnet_id).lower(), str(p["privateIPAddress"]))] = c.get("id") or r["id"]
+                    held = ip_network(str(p["privateIPAddress"]), strict=False)  # an address or an IP prefix
+                    for a in (held if held.num_addresses > 1 else [held.network_address]):
+                        out[(parent_of(subnet_id).lower(), str(a))] = c.get("id") or r["id"]
         return out
 
     @staticmethod
