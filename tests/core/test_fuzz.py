@@ -47,13 +47,19 @@ def _paths(node: Any, prefix: tuple = ()) -> list[tuple]:
 PATHS = _paths(seed())
 
 
+def _has(node: Any, key: Any) -> bool:
+    if isinstance(node, dict):
+        return key in node
+    return isinstance(node, list) and isinstance(key, int) and key < len(node)
+
+
 def _mutate(doc: dict, path: tuple, value: Any, delete: bool) -> dict:
     cur: Any = doc
     for k in path[:-1]:  # an earlier mutation may have replaced a parent: then leave it
-        if not isinstance(cur, (dict, list)) or (isinstance(cur, list) and (not isinstance(k, int) or k >= len(cur))) or (isinstance(cur, dict) and k not in cur):
+        if not _has(cur, k):
             return doc
         cur = cur[k]
-    if not isinstance(cur, (dict, list)) or (isinstance(cur, list) and (not isinstance(path[-1], int) or path[-1] >= len(cur))):
+    if not _has(cur, path[-1]):
         return doc
     if delete and isinstance(cur, dict):
         cur.pop(path[-1], None)
