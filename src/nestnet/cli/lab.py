@@ -188,7 +188,7 @@ def demo(mode: str, scenario: str, name: str | None, as_json: bool) -> None:
             from ..errors import UsageError
 
             raise UsageError(f"--scenario {scenario} runs the routed seed only; drop --mode {mode}")
-        _scenario(scenario, as_json)
+        _scenario(scenario, as_json, name)
         return
     from ..lab.demo import passed, result, run_demo, seed_plan
 
@@ -225,7 +225,7 @@ def demo(mode: str, scenario: str, name: str | None, as_json: bool) -> None:
     sys.exit(0 if ok else 1)
 
 
-def _scenario(scenario: str, as_json: bool) -> None:
+def _scenario(scenario: str, as_json: bool, name: str | None = None) -> None:
     from importlib.resources import as_file, files
     from pathlib import Path
 
@@ -234,7 +234,7 @@ def _scenario(scenario: str, as_json: bool) -> None:
     say = (lambda _m: None) if as_json else note
     with as_file(files("nestnet") / "examples" / "seed.yaml") as seed:
         run = scenarios.adopt if scenario == "adopt" else scenarios.add_host
-        outcome = run(Path(seed), say)
+        outcome = run(Path(seed), say, name=name)
     if as_json:
         emit_json(outcome.doc)
     else:
