@@ -61,6 +61,10 @@ CASES: dict[str, tuple[list[tuple[str, str, Any]], tuple[str, str, str | None]]]
     "NetworkInterfaceUpdateTags": ([RG1_VNET, ("PUT", f"{base()}/networkInterfaces/test-nic",
                                                _example("NetworkInterfaceCreate")["parameters"]["parameters"])],
                                    ("PATCH", f"{base()}/networkInterfaces/test-nic", "parameters")),
+    "NetworkInterfaceEffectiveRouteTableList": (
+        [RG1_VNET, ("PUT", f"{base()}/networkInterfaces/nic1", {"location": "eastus", "properties": {"ipConfigurations": [
+            {"name": "ipconfig1", "properties": {"subnet": {"id": f"{base()}/virtualNetworks/rg1-vnet/subnets/default"}}}]}})],
+        ("POST", f"{base()}/networkInterfaces/nic1/effectiveRouteTable", None)),
     "NetworkSecurityGroupCreate": ([], ("PUT", TESTNSG, "parameters")),
     "NetworkSecurityGroupCreateWithRule": ([], ("PUT", TESTNSG, "parameters")),
     "NetworkSecurityGroupGet": ([("PUT", TESTNSG, {"location": "westus", "properties": {"securityRules": [RULE1]}})],
@@ -120,6 +124,12 @@ def test_microsoft_example(tmp_path, name):
         doc = documented[str(status)]
         assert missing_keys(doc.get("body"), out) == [], f"{name}: keys missing from the answer"
         assert [h for h in doc.get("headers", {}) if h.lower() not in headers] == []
+        if status == 202 and "body" in documented.get("200", {}) and "location" in headers:  # the LRO result
+            status, _, result = request(ep, "GET", headers["location"].split(em.url, 1)[1], query="")
+            assert status == 200 and missing_keys(documented["200"]["body"], result) == [], name
+            prefixes = {(r["addressPrefix"][0], r["nextHopType"]) for r in result["value"]}
+            assert {(r["addressPrefix"][0], r["nextHopType"]) for r in documented["200"]["body"]["value"]
+                    if r["nextHopType"] != "VnetLocal"} <= prefixes
         if method == "PUT":  # the state the client's final GET reads has the documented keys too
             status, _, final = request(ep, "GET", path)
             assert status == 200 and missing_keys(doc.get("body"), final) == [], name

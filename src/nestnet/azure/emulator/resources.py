@@ -13,6 +13,9 @@ from .rules import (IpConfigs, check_routes, check_security_rules, check_subnet,
                     expect, subnet_prefix)
 
 
+DROPPED_BY_DEFAULT = ("10.0.0.0/8", "100.64.0.0/10", "172.16.0.0/12", "192.168.0.0/16")
+
+
 @dataclass(frozen=True)
 class Limits:
     max_routes: int = 400
@@ -162,6 +165,9 @@ def effective_routes(resources: Mapping[str, dict[str, Any]], nic: dict[str, Any
         for p in vnet["properties"]["addressSpace"]["addressPrefixes"]:
             out.append(_eff("Default", [p], "VnetLocal"))
     out.append(_eff("Default", ["0.0.0.0/0"], "Internet"))
+    # Azure's default routes that drop private and shared address space outside the VNet (Microsoft
+    # Learn, "Virtual network traffic routing"; NetworkInterfaceEffectiveRouteTableList example).
+    out += [_eff("Default", [p], "None") for p in DROPPED_BY_DEFAULT]
     sub = next((s for s in (vnet or {}).get("properties", {}).get("subnets", []) if s["id"].lower() == subnet_id.lower()), None)
     ref = ((sub or {}).get("properties", {}).get("routeTable") or {}).get("id")
     table = resources.get(key(ref)) if ref else None
