@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import io
 import json
 import ssl
 import urllib.request
@@ -61,8 +62,131 @@ class Endpoint:
         with urllib.request.urlopen(f"{self.url}/_emulator/stats", context=ctx, timeout=10) as r:
             return json.loads(r.read())
 
-    def sdk(self, plan: Plan) -> Any:
-        """The plain azure-mgmt-network client, for reading back what nestnet did."""
-        return self.client(plan).sdk
+    def sdk(self, plan: Plan) -> "PlainSdk":
+        """The plain azure-mgmt-network client (its default retries), for reading back what nestnet
+        did and for writing as another tool would; answers read as ARM's JSON (see ``Rest``)."""
+        from azure.mgmt.network import NetworkManagementClient
+
+        from nestnet.azure.arm import _StaticToken
+
+        return PlainSdk(NetworkManagementClient(
+            _StaticToken("test-token"), plan.azure.subscription_id or DEFAULT_SUBSCRIPTION, base_url=self.url,
+            credential_scopes=[f"{self.url}/.default"], connection_verify=self.ca, retry_backoff_factor=0.01))
+
+    def readdress_nic(self, plan: Plan, nic: str, ip: str) -> None:
+        """Give a host NIC another primary address, as its owner would (for the reality checks)."""
+        rg = plan.azure.resource_group
+        sdk = self.sdk(plan)
+        n = sdk.network_interfaces.get(rg, nic).json
+        for c in n["properties"]["ipConfigurations"]:
+            if c["properties"].get("primary"):
+                c["properties"]["privateIPAddress"] = ip
+        sdk.network_interfaces.begin_create_or_update(rg, nic, n).result()
 
 
+def _raw(pipeline_response: Any, deserialized: Any, headers: Any) -> Any:
+    text = pipeline_response.http_response.text()
+    return json.loads(text) if text else None
+
+
+class Rest:
+    """ARM JSON read with the SDK's attribute names (``t.properties.next_hop_ip_address``).
+
+    Tests must run against every azure-mgmt-network release from the floor up, whose models
+    differ (flattened snake_case in msrest-era releases, nested REST keys later): reading the wire
+    JSON with names matched case- and underscore-insensitively works for all of them.
+    """
+
+    def __init__(self, data: dict):
+        self.json = data
+
+    def __getattr__(self, name: str) -> Any:
+        want = name.replace("_", "").lower()
+        for k, v in self.json.items():
+            if k.replace("_", "").lower() == want:
+                return _wrap(v)
+        return None
+
+    def __eq__(self, other: object) -> bool:
+        return self.json == (other.json if isinstance(other, Rest) else other)
+
+    def __repr__(self) -> str:
+        return f"Rest({self.json!r})"
+
+
+def _wrap(v: Any) -> Any:
+    if isinstance(v, dict):
+        return Rest(v)
+    if isinstance(v, list):
+        return [_wrap(x) for x in v]
+    return v
+
+
+class _Poller:
+    def __init__(self, poller: Any):
+        self._poller = poller
+
+    def result(self) -> Any:
+        return _wrap(self._poller.result())
+
+
+class _Ops:
+    def __init__(self, ops: Any):
+        self._ops = ops
+
+    def __getattr__(self, name: str) -> Any:
+        fn = getattr(self._ops, name)
+        if name.startswith("begin_"):
+            def begun(*a: Any, **kw: Any) -> _Poller:
+                if a and isinstance(a[-1], dict):  # a JSON body goes as bytes, past any SDK model
+                    a = (*a[:-1], io.BytesIO(json.dumps(a[-1]).encode()))
+                    kw.setdefault("content_type", "application/json")
+                return _Poller(fn(*a, cls=_raw, **kw))
+            return begun
+        if name.startswith("list"):
+            def listed(*a: Any, **kw: Any) -> list:
+                pages: list = []
+                for _ in fn(*a, raw_response_hook=lambda r: pages.append(_raw(r, None, None)), **kw):
+                    pass
+                return [_wrap(x) for p in pages for x in (p or {}).get("value") or []]
+            return listed
+        return lambda *a, **kw: _wrap(fn(*a, cls=_raw, **kw))
+
+
+class PlainSdk:
+    def __init__(self, client: Any):
+        self.client = client
+
+    def __getattr__(self, name: str) -> _Ops:
+        return _Ops(getattr(self.client, name))
+
+
+def write_between(ep: Endpoint, method: str, path_part: str, action: Any, times: int = 1) -> list[int]:
+    """Run ``action()`` (another writer, through the emulator itself) right before the emulator
+    handles the next ``times`` requests ``method`` whose path contains ``path_part``: a change that
+    lands between nestnet's fresh GET and its PUT. Returns a one-item list counting the runs."""
+    arm = ep.arm
+    inner = arm.handle
+    done = [0]
+
+    def handle(m: str, target: str, headers: dict, body: bytes, base: str) -> Any:
+        if m == method and path_part.lower() in target.lower() and done[0] < times:
+            done[0] += 1
+            action()
+        return inner(m, target, headers, body, base)
+
+    arm.handle = handle  # type: ignore[method-assign]
+    return done
+
+
+def arm_put(ep: Endpoint, path: str, body: dict, headers: dict | None = None) -> Any:
+    """A write straight into the emulated ARM (as another client's request would arrive)."""
+    url = f"{path}?api-version=2024-05-01"
+    return ep.arm.handle("PUT", url, {"authorization": "Bearer other", **(headers or {})},
+                         json.dumps(body).encode(), ep.url)
+
+
+def arm_get(ep: Endpoint, path: str) -> dict:
+    r = ep.arm.handle("GET", f"{path}?api-version=2024-05-01", {"authorization": "Bearer other"}, b"", ep.url)
+    assert r.status == 200, r.body
+    return r.body

@@ -40,7 +40,7 @@ def test_etags_if_match_412_and_arm_errors(emulator, plan_of):
     assert exc.value.status_code == 400 and exc.value.error.code == "InvalidRouteAddressPrefix"
     # A table in use by a subnet cannot be deleted.
     vnet = sdk.virtual_networks.get(rg, plan.azure.vnet)
-    sub = vnet.properties.subnets[0].as_dict()
+    sub = vnet.properties.subnets[0].json
     sub["properties"]["routeTable"] = {"id": t2.id}
     sdk.subnets.begin_create_or_update(rg, plan.azure.vnet, sub["name"], sub).result()
     with pytest.raises(HttpResponseError) as exc:
@@ -124,7 +124,8 @@ def test_cli_errors_are_one_line(tmp_path):
     spec = write_spec(tmp_path / "seed.yaml", seed_spec())
     env = {**os.environ, "NESTNET_ARM_ENDPOINT": "http://127.0.0.1:1", "AZURE_SUBSCRIPTION_ID": "s"}
     r = subprocess.run([*NESTNET, "azure", "diff", str(spec)], capture_output=True, text=True, env=env)
-    assert r.returncode == 1 and r.stderr.strip().splitlines()[-1].startswith("error: NESTNET_ARM_ENDPOINT")
+    # A bad endpoint is bad input: exit 2, one line naming the variable.
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("error: NESTNET_ARM_ENDPOINT")
     assert "Traceback" not in r.stderr
     r = subprocess.run([*NESTNET, "azure", "emulator", "--listen", "nowhere", "--state-dir", str(tmp_path / "s")],
                        capture_output=True, text=True)

@@ -10,7 +10,7 @@ import pytest
 from nestnet.azure.arm import ArmClient, ArmSettings
 from nestnet.azure.diff import TAG_FABRIC
 from nestnet.azure.reconcile import apply, plan_changes, reconcile
-from nestnet.errors import AzureError
+from nestnet.errors import AzureError, ServiceError, UsageError
 
 from azure_helpers import fabric_spec, seed_spec
 
@@ -77,10 +77,11 @@ def test_foreign_route_is_kept_unless_pruned(emulator, plan_of):
     ).result()
     _, _, changes = plan_changes(client, plan)
     assert changes == []
-    # A change to nestnet's own routes keeps the foreign one.
+    # A change to nestnet's own routes keeps the foreign one: the host's NIC got a new address.
     spec = seed_spec()
     spec["hosts"][1]["ip"] = "10.0.1.12"
     plan2 = plan_of(spec)
+    ep.readdress_nic(plan, "vme-kvm-vm2-vm-nic", "10.0.1.12")
     changes, _ = reconcile(client, plan2)
     assert [(c.action, c.name) for c in changes] == [("update", "nestnet-vme-kvm-vm2")]
     _, routes, _, _ = read_back(ep, plan2)
@@ -182,6 +183,7 @@ def test_over_limit_is_refused_before_any_write(emulator, plan_of):
     spec = fabric_spec(3, max_routes=4)
     spec["hosts"][0]["ip"] = "10.0.0.100"  # a change that would otherwise be written
     changed = plan_of(spec)
+    ep.readdress_nic(plan, "h0-nic", "10.0.0.100")
     before = ep.stats()
     with pytest.raises(AzureError, match=r"would hold 5 routes \(3 nestnet, 2 foreign\), over max_routes 4"):
         reconcile(client, changed)
@@ -219,11 +221,11 @@ def test_tls_is_verified_and_http_refused(emulator, plan_of, tmp_path):
     ep = emulator(plan)
     other_ca = emulator(None).ca  # a CA that did not sign this endpoint's certificate
     bad = ArmClient(ArmSettings(ep.url, "00000000-0000-0000-0000-000000000000", az_rg(plan), other_ca, "t"))
-    with pytest.raises(AzureError, match="cannot reach ARM"):
+    with pytest.raises(ServiceError, match="cannot reach ARM"):
         bad.get_vnet(plan.azure.vnet)
-    with pytest.raises(AzureError, match="must be an https:// URL"):
+    with pytest.raises(UsageError, match="must be an https:// URL"):
         ArmSettings.from_env("rg", "sub", {"NESTNET_ARM_ENDPOINT": ep.url.replace("https", "http")})
-    with pytest.raises(AzureError, match="no subscription"):
+    with pytest.raises(UsageError, match="no subscription"):
         ArmSettings.from_env("rg", None, {})
 
 

@@ -14,7 +14,7 @@ import hcl2
 import pytest
 from azure.core.exceptions import HttpResponseError
 
-from azure_helpers import seed_spec
+from azure_helpers import seed_spec, write_between
 from nestnet.azure.diff import Change, Observed, desired, diff, nic_write_order
 from nestnet.azure.export import az_script, terraform, write_export
 from nestnet.azure.reconcile import apply, plan_changes, reconcile
@@ -66,7 +66,7 @@ def add_foreign(ep, plan, nic, *cfgs):
     """Someone else adds ip configurations to ``nic`` (name, address) with the plain SDK."""
     sdk = ep.sdk(plan)
     rg = plan.azure.resource_group
-    body = sdk.network_interfaces.get(rg, nic).as_dict()
+    body = sdk.network_interfaces.get(rg, nic).json
     subnet = body["properties"]["ipConfigurations"][0]["properties"]["subnet"]
     for name, address in cfgs:
         body["properties"]["ipConfigurations"].append({"name": name, "properties": {
@@ -109,7 +109,8 @@ def test_create_from_nothing_then_second_run_changes_nothing(emulator, plan_of):
     changes, outcome = reconcile(client, plan)
     assert changes == [] and outcome.writes == 0
     d = delta(before, ep.stats())
-    assert d["writes"] == 0 and d["reads"] == 1  # one NIC list, whatever the fabric's size
+    # One VNet GET (region and address space checked) and one NIC list, whatever the fabric's size.
+    assert d["writes"] == 0 and d["reads"] == 2
 
 
 def test_foreign_ip_configurations_are_kept_and_stale_owned_ones_removed(emulator, plan_of):
@@ -229,7 +230,7 @@ def test_address_taken_after_the_read_is_refused_by_arm_in_one_line(emulator, pl
         plan_changes(client, plan)
 
 
-def test_concurrent_nic_change_412_rereads_and_keeps_the_other_writer(emulator, plan_of):
+def test_concurrent_nic_change_is_kept_by_the_fresh_read(emulator, plan_of):
     plan = plan_of(secondary_spec())
     ep = emulator(plan)
     client = ep.client(plan)
@@ -237,6 +238,23 @@ def test_concurrent_nic_change_412_rereads_and_keeps_the_other_writer(emulator, 
     add_foreign(ep, plan, NIC1, ("someone-else", "10.0.1.99"))
     before = ep.stats()
     outcome = apply(client, want, obs, changes)
+    # The NIC PUT is built from a GET made just before it: the other writer's change is in it.
+    assert outcome.retries_412 == 0 and delta(before, ep.stats())["precondition_failed"] == 0
+    assert configs(ep, plan, NIC1) == {"ipconfig1": PRIMARY1, "someone-else": secondary("10.0.1.99"),
+                                       "nestnet-web1": secondary("10.0.1.20"), "nestnet-web3": secondary("10.0.1.21")}
+    assert plan_changes(client, plan)[2] == []
+
+
+def test_nic_change_between_get_and_put_412_rereads_and_keeps_the_other_writer(emulator, plan_of):
+    plan = plan_of(secondary_spec())
+    ep = emulator(plan)
+    client = ep.client(plan)
+    want, obs, changes = plan_changes(client, plan)
+    # Another writer lands between nestnet's fresh GET of the NIC and its PUT.
+    ran = write_between(ep, "PUT", f"networkInterfaces/{NIC1}", lambda: add_foreign(ep, plan, NIC1, ("someone-else", "10.0.1.99")))
+    before = ep.stats()
+    outcome = apply(client, want, obs, changes)
+    assert ran == [1]
     assert outcome.retries_412 == 1 and delta(before, ep.stats())["precondition_failed"] == 1
     assert configs(ep, plan, NIC1) == {"ipconfig1": PRIMARY1, "someone-else": secondary("10.0.1.99"),
                                        "nestnet-web1": secondary("10.0.1.20"), "nestnet-web3": secondary("10.0.1.21")}
@@ -304,7 +322,7 @@ def test_emulator_checks_ip_configurations_like_arm(emulator, plan_of):
     assert refused(("last", "10.0.1.255")) == "PrivateIPAddressInReservedRange"
     sdk = ep.sdk(plan)
     rg = plan.azure.resource_group
-    body = sdk.network_interfaces.get(rg, NIC1).as_dict()
+    body = sdk.network_interfaces.get(rg, NIC1).json
     body["properties"]["ipConfigurations"].append(
         {"name": "second-primary", "properties": {"primary": True, "privateIPAddress": "10.0.1.31",
                                                   "subnet": body["properties"]["ipConfigurations"][0]["properties"]["subnet"]}})
@@ -312,7 +330,7 @@ def test_emulator_checks_ip_configurations_like_arm(emulator, plan_of):
         sdk.network_interfaces.begin_create_or_update(rg, NIC1, body).result()
     assert exc.value.error.code == "NetworkInterfaceMustHaveOnePrimaryIpConfiguration"
     # A dynamic configuration gets the lowest free address after the four reserved ones.
-    body = sdk.network_interfaces.get(rg, NIC1).as_dict()
+    body = sdk.network_interfaces.get(rg, NIC1).json
     body["properties"]["ipConfigurations"].append(
         {"name": "dyn", "properties": {"privateIPAllocationMethod": "Dynamic",
                                        "subnet": body["properties"]["ipConfigurations"][0]["properties"]["subnet"]}})

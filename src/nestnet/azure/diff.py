@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from ipaddress import ip_network
 from typing import Any, Mapping
 
-from ..errors import AzureError
+from ..errors import AzureError, UsageError
 
 TAG_OWNER = "managed-by"
 TAG_FABRIC = "nestnet-fabric"
@@ -64,6 +64,10 @@ class Desired:
     secondary: tuple[WantIpConfig, ...] = ()
     managed_nics: tuple[str, ...] = ()  # NICs whose owned ip configurations nestnet reconciles
     max_ip_configs: int = MAX_IP_CONFIGS
+    # For the reality checks: what the spec says Azure looks like.
+    address_space: tuple[str, ...] = ()
+    host_ips: tuple[tuple[str, str, str], ...] = ()  # (host, nic, primary address)
+    source: str = "spec"
 
     @property
     def tags(self) -> dict[str, str]:
@@ -92,6 +96,9 @@ def desired(plan: Any) -> Desired:
         # in routed mode too, so that leaving secondary-ip mode removes them (nat mode reads nothing).
         managed_nics=tuple(h.nic for h in plan.hosts.values()) if plan.mode != "nat" else (),
         max_ip_configs=getattr(az, "max_ip_configs", MAX_IP_CONFIGS),
+        address_space=tuple(str(n) for n in az.address_space),
+        host_ips=tuple((h.name, h.nic, str(h.ip)) for h in plan.hosts.values()) if plan.mode != "nat" else (),
+        source=plan.source or "spec",
     )
 
 
@@ -173,13 +180,56 @@ def owned(name: str, prefix: str) -> bool:
     return name.lower().startswith(prefix.lower())
 
 
+def _norm_location(loc: str) -> str:
+    # ARM names regions "westeurope"; people and the portal write "West Europe".
+    return "".join(loc.split()).lower()
+
+
+def check_reality(want: Desired, obs: Observed) -> None:
+    """The spec's picture of Azure against ARM's: region, VNet address space, host NIC addresses.
+
+    A mismatch means the plan would write routes to addresses no NIC owns (a black hole) or a
+    table ARM cannot attach: UsageError (exit 2) naming both values, before any write.
+    """
+    bad: list[str] = []
+    vnet = obs.vnet
+    if vnet is not None:
+        loc = vnet.get("location")
+        if want.location and loc and _norm_location(want.location) != _norm_location(str(loc)):
+            bad.append(f"azure.location is {want.location!r} but virtual network {want.vnet!r} is in {loc!r} "
+                       "(a route table must be in its subnets' region)")
+        space = ((vnet.get("properties") or {}).get("addressSpace") or {}).get("addressPrefixes")
+        if want.address_space and isinstance(space, list):
+            try:
+                have = sorted({ip_network(str(p), strict=False) for p in space}, key=str)
+            except ValueError:
+                have = []
+            spec = sorted({ip_network(p) for p in want.address_space}, key=str)
+            if have and have != spec:
+                bad.append(f"azure.address_space is {', '.join(map(str, spec))} but virtual network {want.vnet!r} "
+                           f"has {', '.join(map(str, have))}")
+    for host, nic_name, ip in want.host_ips:
+        nic = obs.nics.get(nic_name)
+        if nic is None:
+            continue  # reported by the diff as not found
+        primary = _primary(_ip_configs(nic))
+        real = _address(primary) if primary else None
+        if real and real != ip:
+            bad.append(f"host {host!r} has ip {ip} in the spec but its NIC {nic_name!r} has primary address {real} "
+                       "in Azure (routes to it would be a black hole)")
+    if bad:
+        raise UsageError(f"{want.source}: the spec does not match Azure, nothing changed: " + "; ".join(bad))
+
+
 def diff(
     want: Desired, obs: Observed, table_id: str, *, prune_foreign: bool = False, adopt: bool = False
 ) -> list[Change]:
-    """The changes that make ARM match ``want``; raises AzureError for what nestnet must not do.
+    """The changes that make ARM match ``want``; raises AzureError for what nestnet must not do,
+    UsageError when the spec does not describe the Azure it finds (``check_reality``).
 
     ``adopt``: a foreign route with a wanted prefix and the same next hop is renamed to
     nestnet's name in the same table PUT (no moment without the route)."""
+    check_reality(want, obs)
     refusals: list[str] = []
     changes: list[Change] = []
     if want.table:

@@ -1,19 +1,27 @@
 """observe -> diff -> apply against ARM, through the ``ArmClient`` seam.
 
 Reads are three calls whatever the fabric's size (route table GET, VNet GET with its subnets,
-NIC list of the resource group). Writes: one PUT of the whole route table with ``If-Match`` (on
-412: re-read the table, recompute its changes, try again, a bounded number of times), one PUT
-per subnet to (dis)associate and one PUT per NIC that changes (forwarding off, or secondary ip
-configurations to add, re-address or delete), also ``If-Match``-guarded with the same retry.
+NIC list of the resource group). Writes, each guarded by ``If-Match`` with the etag of the read
+its body was built from:
+
+- one PUT of the whole route table, built from the observed table;
+- one PUT per subnet to (dis)associate and one PUT per NIC that changes, each built from a GET
+  of that subnet / NIC made just before it (nestnet does not own them: everything else on them
+  is kept as ARM last showed it).
+
+On 412 (someone wrote in between) the resource is read again and only nestnet's change is
+re-applied to the fresh copy, a bounded number of times. When ARM says "busy" (429, 409
+AnotherOperationInProgress, 5xx, an operation canceled by another one) nestnet waits as told or
+backs off, reads again and retries until the client's deadline, then stops with one line (exit 3).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import AzureError
-from .arm import ArmClient, EtagMismatch
+from .arm import ArmBusy, ArmClient, EtagMismatch
 from .diff import Change, Desired, Observed, desired, diff, nic_body, nic_write_order, route_table_body, subnet_body
 
 MAX_412_RETRIES = 5
@@ -21,7 +29,8 @@ MAX_412_RETRIES = 5
 
 def observe(client: ArmClient, want: Desired) -> Observed:
     table = client.get_route_table(want.table) if want.table else None
-    vnet = client.get_vnet(want.vnet) if (want.subnets or want.unassociated or (want.table and not want.location)) else None
+    # The VNet always: its region and address space are checked against the spec before any write.
+    vnet = client.get_vnet(want.vnet) if (want.table or want.nics or want.managed_nics or want.subnets) else None
     # Secondary ip configurations need every NIC of the group: an address may be on any of them.
     nics = {n["name"]: n for n in client.list_nics()} if (want.nics or want.managed_nics) else {}
     return Observed(table, vnet, nics)
@@ -32,12 +41,14 @@ class Outcome:
     applied: list[Change] = field(default_factory=list)
     writes: int = 0
     retries_412: int = 0
+    busy_retries: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "applied": [c.to_dict() for c in self.applied],
             "writes": self.writes,
             "retries_412": self.retries_412,
+            "busy_retries": self.busy_retries,
         }
 
 
@@ -48,6 +59,48 @@ def plan_changes(
     obs = observe(client, want)
     table_id = client.table_id(want.table) if want.table else ""
     return want, obs, diff(want, obs, table_id, prune_foreign=prune_foreign, adopt=adopt)
+
+
+def _guarded(
+    client: ArmClient,
+    out: Outcome,
+    what: str,
+    read: Callable[[int], Any],
+    build: Callable[[Any, int], dict[str, Any] | None],
+    put: Callable[[dict[str, Any], str | None], Any],
+) -> bool:
+    """Read, build the body from that read, PUT it with If-Match on the read's etag.
+
+    ``read(n)``/``build(current, n)`` get the number of the try (0: the first); ``build`` returns
+    None when nothing is left to do on the fresh copy. 412: read again and rebuild (at most
+    MAX_412_RETRIES times). Busy: wait (Retry-After or back-off), read again, rebuild, until the
+    client's deadline. Returns whether a PUT succeeded.
+    """
+    tries = busy = 0
+    while True:
+        current = read(tries + busy)
+        body = build(current, tries + busy)
+        if body is None:
+            return False
+        etag = (current or {}).get("etag") if isinstance(current, dict) else None
+        try:
+            put(body, etag)
+            out.writes += 1
+            return True
+        except ArmBusy as exc:
+            # Not counted as a write: ARM did not take it (counted in busy_retries).
+            client.wait_busy(exc, busy)
+            busy += 1
+            out.busy_retries += 1
+        except EtagMismatch:
+            out.writes += 1
+            if tries == MAX_412_RETRIES:
+                raise AzureError(
+                    f"{what} kept changing under nestnet ({MAX_412_RETRIES + 1} tries); nothing of it was lost, "
+                    "try again later"
+                ) from None
+            tries += 1
+            out.retries_412 += 1
 
 
 def apply(
@@ -64,39 +117,52 @@ def apply(
     table_changes = [c for c in changes if c.kind in ("route_table", "route")]
     table_id = client.table_id(want.table) if want.table else ""
     if table_changes and want.table:
-        table = obs.table
-        for attempt in range(MAX_412_RETRIES + 1):
-            location = want.location or _location(obs)
-            body = route_table_body(want, table, table_changes, location)
-            etag = table.get("etag") if table else None
-            try:
-                client.put_route_table(want.table, body, etag)
-                out.writes += 1
-                out.applied += table_changes
-                break
-            except EtagMismatch:
-                out.writes += 1
-                if attempt == MAX_412_RETRIES:
-                    raise AzureError(
-                        f"route table {want.table!r} kept changing under nestnet ({MAX_412_RETRIES + 1} tries); "
-                        "try again later"
-                    ) from None
-                # Someone else wrote the table: read it again and redo only the table part.
-                out.retries_412 += 1
-                table = client.get_route_table(want.table)
+        table_name = want.table
+        location = want.location or _location(obs)
+
+        def read_table(n: int) -> Any:
+            # The first PUT is built from the table the diff was shown for; later ones from a fresh GET.
+            return obs.table if n == 0 else client.get_route_table(table_name)
+
+        def build_table(table: Any, n: int) -> dict[str, Any] | None:
+            todo = table_changes
+            if n:
                 fresh = diff(want, Observed(table, obs.vnet, obs.nics), table_id, prune_foreign=prune_foreign, adopt=adopt)
-                table_changes = [c for c in fresh if c.kind in ("route_table", "route")]
-                if not table_changes:
-                    break
-    subnets = {s["name"]: s for s in ((obs.vnet or {}).get("properties") or {}).get("subnets") or []}
+                todo = [c for c in fresh if c.kind in ("route_table", "route")]
+            return route_table_body(want, table, todo, location) if todo else None
+
+        _guarded(client, out, f"route table {table_name!r}", read_table, build_table,
+                 lambda body, etag: client.put_route_table(table_name, body, etag))
+        out.applied += table_changes
     for c in changes:
         if c.kind == "subnet":
-            s = subnets[c.name]
-            client.put_subnet(want.vnet, c.name, subnet_body(s, table_id if c.action == "associate" else None))
-            out.writes += 1
+            _write_subnet(client, out, want, c, table_id)
             out.applied.append(c)
     _apply_nics(client, want, obs, changes, out, table_id, prune_foreign)
+    out.busy_retries += client.busy_retries
+    client.busy_retries = 0
     return out
+
+
+def _write_subnet(client: ArmClient, out: Outcome, want: Desired, c: Change, table_id: str) -> None:
+    """(Dis)associate one subnet: GET it, change only ``routeTable``, PUT with its etag."""
+
+    def build(subnet: Any, n: int) -> dict[str, Any] | None:
+        current = (((subnet or {}).get("properties") or {}).get("routeTable") or {}).get("id")
+        ours = bool(current) and current.lower() == table_id.lower()
+        if c.action == "associate":
+            if ours:
+                return None  # someone did it meanwhile
+            if current:
+                raise AzureError(
+                    f"subnet {c.name!r} was associated with route table {current.rsplit('/', 1)[-1]!r} while nestnet "
+                    "was working; nestnet does not replace it"
+                )
+            return subnet_body(subnet, table_id)
+        return subnet_body(subnet, None) if ours else None
+
+    _guarded(client, out, f"subnet {c.name!r} of {want.vnet!r}", lambda n: client.get_subnet(want.vnet, c.name), build,
+             lambda body, etag: client.put_subnet(want.vnet, c.name, body, etag))
 
 
 def _apply_nics(
@@ -104,30 +170,23 @@ def _apply_nics(
     prune_foreign: bool,
 ) -> None:
     """One etag-guarded PUT per NIC that changes, in an order where freed addresses go first."""
-    current = dict(obs.nics)  # each NIC as last read or written
     pending = {n: [c for c in changes if c.target_nic == n] for n in {c.target_nic for c in changes} if n}
     for nic, deletes_only in nic_write_order(changes):
-        todo = [c for c in pending[nic] if c.action == "delete"] if deletes_only else pending[nic]
-        for attempt in range(MAX_412_RETRIES + 1):
-            if not todo:
-                break
-            have = current[nic]
-            try:
-                current[nic] = client.put_nic(nic, nic_body(have, todo), have.get("etag"))
-                out.writes += 1
-                break
-            except EtagMismatch:
-                out.writes += 1
-                if attempt == MAX_412_RETRIES:
-                    raise AzureError(
-                        f"network interface {nic!r} kept changing under nestnet ({MAX_412_RETRIES + 1} tries); "
-                        "try again later"
-                    ) from None
-                # Someone else wrote the NIC: read it again and redo only this NIC's part.
-                out.retries_412 += 1
-                current[nic] = client.get_nic(nic)
-                fresh = diff(want, Observed(obs.table, obs.vnet, current), table_id, prune_foreign=prune_foreign)
+        first = [c for c in pending[nic] if c.action == "delete"] if deletes_only else pending[nic]
+
+        def build(have: Any, n: int, nic: str = nic, deletes_only: bool = deletes_only,
+                  first: list[Change] = first) -> dict[str, Any] | None:
+            todo = first
+            if n:
+                # Someone else wrote the NIC: redo only this NIC's part of the diff on the fresh copy.
+                fresh = diff(want, Observed(obs.table, obs.vnet, {**obs.nics, nic: have}), table_id,
+                             prune_foreign=prune_foreign)
                 todo = [c for c in fresh if c.target_nic == nic and (c.action == "delete" or not deletes_only)]
+            # nic_body applies each change idempotently to the NIC as just read.
+            return nic_body(have, todo) if todo else None
+
+        _guarded(client, out, f"network interface {nic!r}", lambda n, nic=nic: client.get_nic(nic), build,
+                 lambda body, etag, nic=nic: client.put_nic(nic, body, etag))
         if not deletes_only:
             out.applied += pending[nic]
 
