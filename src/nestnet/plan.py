@@ -225,6 +225,9 @@ class AzurePlan:
     subnet_associations: tuple[str, ...]
     nic_ip_forwarding: tuple[str, ...]
     secondary_ips: tuple[SecondaryIP, ...]
+    cloud: str = "public"  # azure.cloud; arm_endpoint / authority_host override it
+    arm_endpoint: str | None = None
+    authority_host: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -608,6 +611,9 @@ def _azure(
         subnet_associations=assoc,
         nic_ip_forwarding=fwd,
         secondary_ips=secondary,
+        cloud=az.cloud,
+        arm_endpoint=az.arm_endpoint,
+        authority_host=az.authority_host,
     )
 
 

@@ -46,6 +46,10 @@ class AzureSpec(_Model):
     max_routes: int = Field(400, ge=1, le=1000)
     max_ip_configs: int = Field(256, ge=1, le=256)
     route_prefix: str = "nestnet-"
+    # Which Azure cloud ARM and the credential talk to; arm_endpoint/authority_host override it.
+    cloud: Literal["public", "usgov", "china"] = "public"
+    arm_endpoint: str | None = None
+    authority_host: str | None = None
 
 
 class SubnetSpec(_Model):

@@ -190,3 +190,24 @@ def arm_get(ep: Endpoint, path: str) -> dict:
     r = ep.arm.handle("GET", f"{path}?api-version=2024-05-01", {"authorization": "Bearer other"}, b"", ep.url)
     assert r.status == 200, r.body
     return r.body
+
+
+def fake_az(tmp_path: Path, state: dict | None = None) -> tuple[dict[str, str], Path, Path]:
+    """Put the stateful fake `az` (tests/azure/fake_az.py) first on PATH.
+
+    Returns (env, log of argv lists, state file). ``state``: Azure as it is before the script runs
+    (``{"routeTables": {...}, "subnets": {"vnet/subnet": {...}}, "nics": {...}}``).
+    """
+    import os
+    import sys
+
+    bin_dir = tmp_path / "fakebin"
+    bin_dir.mkdir(exist_ok=True)
+    az = bin_dir / "az"
+    az.write_text(f"#!/bin/sh\nexec {sys.executable} {Path(__file__).parent / 'fake_az.py'} \"$@\"\n")
+    az.chmod(0o755)
+    log, state_path = tmp_path / "az.log", tmp_path / "az-state.json"
+    state_path.write_text(json.dumps(state or {}))
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_AZ_LOG": str(log),
+           "FAKE_AZ_STATE": str(state_path)}
+    return env, log, state_path

@@ -13,7 +13,7 @@ from pathlib import Path
 import hcl2
 import pytest
 
-from azure_helpers import seed_spec
+from azure_helpers import fake_az, seed_spec
 from nestnet.azure.export import az_script, terraform, write_export
 from nestnet.errors import UsageError
 from nestnet.plan import AzureRoute
@@ -97,17 +97,13 @@ def test_az_script_passes_hostile_names_verbatim(seed_plan, tmp_path):
     plan = hostile_plan(seed_plan)
     script = write_export(plan, "az", tmp_path / "out")
     subprocess.run(["bash", "-n", str(script)], check=True)
-    fake = tmp_path / "bin" / "az"
-    fake.parent.mkdir()
-    log = tmp_path / "az.log"
-    fake.write_text(f"#!{sys.executable}\nimport json, sys\nopen({str(log)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n")
-    fake.chmod(0o755)
-    env = {**os.environ, "PATH": f"{fake.parent}:{os.environ['PATH']}"}
+    h = HOSTILE
+    env, log, _ = fake_az(tmp_path, {"subnets": {f"{h['vnet']}/{h['subnet']}": {}}, "nics": {h["nic"]: {}}})
     subprocess.run(["bash", str(script)], check=True, cwd=tmp_path, env=env)
     calls = [json.loads(line) for line in log.read_text().splitlines()]
-    h = HOSTILE
     common = ["--subscription", "sub $(id)", "--resource-group", h["rg"]]
     assert calls == [
+        ["network", "route-table", "show", *common, "--name", h["table"], "--output", "none"],
         ["network", "route-table", "create", *common, "--name", h["table"], "--location", "eastus",
          "--tags", "managed-by=nestnet", f"nestnet-fabric={h['fabric']}"],
         ["network", "route-table", "route", "create", *common, "--route-table-name", h["table"], "--name", h["route"],
@@ -136,3 +132,69 @@ def test_terraform_quotes_hostile_names(seed_plan):
 def test_export_needs_routed_mode(seed_plan):
     with pytest.raises(UsageError, match="routed mode"):
         terraform(replace(seed_plan, mode="nat"))
+
+
+def test_az_script_twice_keeps_foreign_routes_and_changes_nothing(seed_plan, tmp_path):
+    """Run against the stateful fake `az`: a table that exists with a foreign route, subnets with
+    settings of their own. Twice: the foreign route and settings survive, the second run changes
+    no state. The fake's `route-table create` drops routes as ARM's bare PUT does (checked last)."""
+    script = write_export(seed_plan, "az", tmp_path / "out")
+    foreign = {"addressPrefix": "192.168.0.0/16", "nextHopType": "VirtualAppliance", "nextHopIpAddress": "10.0.2.4"}
+    before = {
+        "routeTables": {"vme-kvm-nested-vm-routes": {"location": "eastus", "tags": {"owner": "netops"},
+                                                      "routes": {"to-onprem": foreign}}},
+        "subnets": {"vme-vnet/vm-subnet": {"serviceEndpoints": ["Microsoft.Storage"]}, "vme-vnet/mgmt-subnet": {}},
+        "nics": {"vme-kvm-vm1-vm-nic": {"tags": {"team": "a"}}, "vme-kvm-vm2-vm-nic": {}},
+    }
+    env, log, state_path = fake_az(tmp_path, before)
+    subprocess.run(["bash", str(script)], check=True, env=env)
+    first = json.loads(state_path.read_text())
+    table = first["routeTables"]["vme-kvm-nested-vm-routes"]
+    assert table["routes"]["to-onprem"] == foreign and table["tags"] == {"owner": "netops"}
+    assert set(table["routes"]) == {"to-onprem", "nestnet-vme-kvm-vm1", "nestnet-vme-kvm-vm2"}
+    assert first["subnets"]["vme-vnet/vm-subnet"] == {"serviceEndpoints": ["Microsoft.Storage"],
+                                                      "routeTable": "vme-kvm-nested-vm-routes"}
+    assert first["nics"]["vme-kvm-vm1-vm-nic"] == {"tags": {"team": "a"}, "enableIPForwarding": True}
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert ["network", "route-table", "create"] not in [c[:3] for c in calls]  # the table existed
+    subprocess.run(["bash", str(script)], check=True, env=env)
+    second = json.loads(state_path.read_text())
+    assert {k: v for k, v in second.items() if k != "writes"} == {k: v for k, v in first.items() if k != "writes"}
+    # On a missing table the script creates it (tagged) and then adds the routes.
+    (tmp_path / "empty").mkdir()
+    env2, _, state2 = fake_az(tmp_path / "empty", {"subnets": before["subnets"], "nics": before["nics"]})
+    subprocess.run(["bash", str(script)], check=True, env=env2)
+    created = json.loads(state2.read_text())["routeTables"]["vme-kvm-nested-vm-routes"]
+    assert created["tags"] == {"managed-by": "nestnet", "nestnet-fabric": "hpe-vme-test"}
+    assert set(created["routes"]) == {"nestnet-vme-kvm-vm1", "nestnet-vme-kvm-vm2"}
+    # The trap the script avoids: the bare `route-table create` the seed's Solution 3 runs drops routes.
+    subprocess.run(["az", "network", "route-table", "create", "--resource-group", "rg-hpe-vme-test",
+                    "--name", "vme-kvm-nested-vm-routes", "--location", "eastus"], check=True, env=env)
+    assert json.loads(state_path.read_text())["routeTables"]["vme-kvm-nested-vm-routes"]["routes"] == {}
+
+
+def test_az_script_stops_when_it_cannot_tell_whether_the_table_exists(seed_plan, tmp_path):
+    script = write_export(seed_plan, "az", tmp_path / "out")
+    env, log, _ = fake_az(tmp_path, {})
+    bad = tmp_path / "fakebin" / "az"
+    bad.write_text("#!/bin/sh\necho \"$@\" >> \"$FAKE_AZ_LOG\"\necho 'AuthorizationFailed' >&2\nexit 1\n")
+    r = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env)
+    assert r.returncode == 1 and "cannot tell whether the route table exists" in r.stderr
+    assert len(log.read_text().splitlines()) == 1  # only the show: nothing written
+
+
+def test_terraform_association_inline_or_resource(seed_plan):
+    inline = terraform(seed_plan, "inline")
+    doc = hcl2.loads(inline)
+    types = {k.strip('"') for block in doc["resource"] for k in block}
+    assert "azurerm_subnet_route_table_association" not in types and "data" not in doc
+    loc = {k: v for block in doc["locals"] for k, v in block.items()}
+    assert loc["nestnet_route_table_id"] == "${azurerm_route_table.nestnet.id}"
+    assert [hcl_value(x) for x in loc["nestnet_route_table_subnets"]] == ["vm-subnet", "mgmt-subnet"]
+    assert "route_table_id = local.nestnet_route_table_id" in inline
+    resource = terraform(seed_plan, "resource")
+    assert resource == terraform(seed_plan) and "--tf-association inline" in resource
+    # Rendering is deterministic: exporting twice writes the same file.
+    assert terraform(seed_plan, "inline") == inline
+    with pytest.raises(UsageError, match="--tf-association 'both'"):
+        terraform(seed_plan, "both")

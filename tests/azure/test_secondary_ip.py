@@ -14,7 +14,7 @@ import hcl2
 import pytest
 from azure.core.exceptions import HttpResponseError
 
-from azure_helpers import seed_spec, write_between
+from azure_helpers import fake_az, seed_spec, write_between
 from nestnet.azure.diff import Change, Observed, desired, diff, nic_write_order
 from nestnet.azure.export import az_script, terraform, write_export
 from nestnet.azure.reconcile import apply, plan_changes, reconcile
@@ -461,19 +461,21 @@ def test_az_script_golden_and_runs_against_a_recording_az(sec_plan, tmp_path):
     hostile = replace(sec_plan, azure=replace(sec_plan.azure, resource_group="rg'; touch PWNED; echo '",
                                               subscription_id="sub $(id)"))
     script = write_export(hostile, "az", tmp_path / "out")
-    fake = tmp_path / "bin" / "az"
-    fake.parent.mkdir()
-    log = tmp_path / "az.log"
-    fake.write_text(f"#!{sys.executable}\nimport json, sys\nopen({str(log)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n")
-    fake.chmod(0o755)
-    subprocess.run(["bash", str(script)], check=True, cwd=tmp_path,
-                   env={**os.environ, "PATH": f"{fake.parent}:{os.environ['PATH']}"})
+    env, log, state = fake_az(tmp_path, {"nics": {NIC1: {}, NIC2: {}}})
+    subprocess.run(["bash", str(script)], check=True, cwd=tmp_path, env=env)
     calls = [json.loads(line) for line in log.read_text().splitlines()]
     common = ["--subscription", "sub $(id)", "--resource-group", "rg'; touch PWNED; echo '"]
-    assert calls[0] == ["network", "nic", "ip-config", "create", *common, "--nic-name", NIC1, "--name", "nestnet-web1",
+    assert calls[1] == ["network", "nic", "ip-config", "create", *common, "--nic-name", NIC1, "--name", "nestnet-web1",
                         "--private-ip-address", "10.0.1.20", "--private-ip-address-version", "IPv4"]
-    assert [(c[-7], c[-5]) for c in calls] == [(NIC1, "nestnet-web1"), (NIC2, "nestnet-web2"), (NIC1, "nestnet-web3")]
+    creates = [c for c in calls if c[3] == "create"]
+    assert [(c[-7], c[-5]) for c in creates] == [(NIC1, "nestnet-web1"), (NIC2, "nestnet-web2"), (NIC1, "nestnet-web3")]
     assert not list(tmp_path.glob("PWNED*"))
+    # Run again: every configuration exists, so nothing is created and the state is unchanged.
+    first = state.read_text()
+    subprocess.run(["bash", str(script)], check=True, cwd=tmp_path, env=env)
+    again = [json.loads(line) for line in log.read_text().splitlines()][len(calls):]
+    assert [c[3] for c in again] == ["show"] * 3
+    assert json.loads(state.read_text())["nics"] == json.loads(first)["nics"]
 
 
 def test_nat_mode_has_nothing_to_export(sec_plan):

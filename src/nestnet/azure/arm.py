@@ -121,6 +121,16 @@ class ArmSettings:
         return cls(endpoint, sub, resource_group, ca, env.get("NESTNET_ARM_TOKEN") or None, authority, timeout)
 
 
+def settings_for(plan: Any, env: Mapping[str, str] = os.environ, timeout: float | None = None) -> ArmSettings:
+    """The plan's ARM settings: its resource group, subscription and cloud, plus the environment."""
+    az = plan.azure
+    return ArmSettings.from_env(
+        az.resource_group, az.subscription_id, env,
+        cloud=getattr(az, "cloud", None), arm_endpoint=getattr(az, "arm_endpoint", None),
+        authority_host=getattr(az, "authority_host", None), timeout=timeout,
+    )
+
+
 def parse_timeout(name: str, value: str) -> float:
     try:
         t = float(value)

@@ -89,9 +89,8 @@ def _guarded(
             return True
         except ArmBusy as exc:
             # Not counted as a write: ARM did not take it (counted in busy_retries).
-            client.wait_busy(exc, busy)
+            client.wait_busy(exc, busy)  # counted in client.busy_retries
             busy += 1
-            out.busy_retries += 1
         except EtagMismatch:
             out.writes += 1
             if tries == MAX_412_RETRIES:
@@ -114,6 +113,7 @@ def apply(
 ) -> Outcome:
     """Execute ``changes`` (as computed by ``diff`` from ``obs``)."""
     out = Outcome()
+    busy_before = client.busy_retries
     table_changes = [c for c in changes if c.kind in ("route_table", "route")]
     table_id = client.table_id(want.table) if want.table else ""
     if table_changes and want.table:
@@ -139,8 +139,7 @@ def apply(
             _write_subnet(client, out, want, c, table_id)
             out.applied.append(c)
     _apply_nics(client, want, obs, changes, out, table_id, prune_foreign)
-    out.busy_retries += client.busy_retries
-    client.busy_retries = 0
+    out.busy_retries = client.busy_retries - busy_before
     return out
 
 

@@ -13,6 +13,11 @@ from .output import console, emit_json, json_option, note, spec_argument, warn_l
 prune_option = click.option(
     "--prune-foreign", is_flag=True, help="Also delete routes in the table that nestnet does not own."
 )
+timeout_option = click.option(
+    "--timeout", "timeout", metavar="SECONDS", default=None,
+    help="Give up after this long, retries included (default: NESTNET_ARM_TIMEOUT, else 300); "
+    "each request also times out (connect 10 s, read 60 s, or what is left).",
+)
 adopt_option = click.option(
     "--adopt", is_flag=True,
     help="Rename foreign routes with a wanted prefix and the same next hop to nestnet's names (same PUT).",
@@ -23,16 +28,21 @@ adopt_option = click.option(
 def azure() -> None:
     """Reconcile the Azure route table, subnet associations and NIC forwarding; export them.
 
-    The ARM endpoint comes from NESTNET_ARM_ENDPOINT (default: public Azure), TLS is verified
-    against NESTNET_ARM_CA_BUNDLE if set, NESTNET_ARM_TOKEN gives a static token (emulators),
-    AZURE_SUBSCRIPTION_ID the subscription when the spec has none.
+    The cloud comes from the spec's azure.cloud (public, usgov, china) or azure.arm_endpoint and
+    azure.authority_host; NESTNET_ARM_ENDPOINT overrides the endpoint, TLS is verified against
+    NESTNET_ARM_CA_BUNDLE if set, NESTNET_ARM_TOKEN gives a static token (emulators),
+    AZURE_SUBSCRIPTION_ID the subscription when the spec has none, NESTNET_ARM_TIMEOUT the deadline.
+
+    Exit codes: 0 nothing to do / done; 1 changes pending (diff) or ARM refused a change;
+    2 bad input, or the spec does not match Azure (region, address space, a NIC's address),
+    nothing written; 3 Azure could not be reached, authorized or brought to the plan in time.
     """
 
 
-def _client(plan: Any, progress: bool):
-    from ..azure.arm import ArmClient, ArmSettings
+def _client(plan: Any, progress: bool, timeout: str | None = None):
+    from ..azure.arm import ArmClient, parse_timeout, settings_for
 
-    settings = ArmSettings.from_env(plan.azure.resource_group, plan.azure.subscription_id)
+    settings = settings_for(plan, timeout=parse_timeout("--timeout", timeout) if timeout is not None else None)
 
     def show(msg: str) -> AbstractContextManager[Any]:
         # Long-running ARM operations take seconds: say what we are waiting for.
@@ -55,13 +65,18 @@ def _print_changes(changes: list, header: str) -> None:
 @json_option
 @prune_option
 @adopt_option
-def diff(spec: str, as_json: bool, prune_foreign: bool, adopt: bool) -> None:
-    """Show what `apply` would change in Azure (exit 0: nothing to do, 1: changes pending)."""
+@timeout_option
+def diff(spec: str, as_json: bool, prune_foreign: bool, adopt: bool, timeout: str | None) -> None:
+    """Show what `apply` would change in Azure.
+
+    Exit 0: nothing to do; 1: changes pending (drift); 2: bad input or the spec does not match
+    Azure; 3: Azure could not be reached or authorized (so CI can tell drift from an outage).
+    """
     from ..azure.reconcile import plan_changes
     from ..plan import load_plan
 
     plan = load_plan(spec, write=False)
-    _, _, changes = plan_changes(_client(plan, False), plan, prune_foreign=prune_foreign, adopt=adopt)
+    _, _, changes = plan_changes(_client(plan, False, timeout), plan, prune_foreign=prune_foreign, adopt=adopt)
     if as_json:
         emit_json({"changes": [c.to_dict() for c in changes]})
     else:
@@ -75,14 +90,20 @@ def diff(spec: str, as_json: bool, prune_foreign: bool, adopt: bool) -> None:
 @json_option
 @prune_option
 @adopt_option
-def apply(spec: str, as_json: bool, prune_foreign: bool, adopt: bool) -> None:
-    """Apply exactly the changes `diff` shows: one PUT for the whole route table, then subnets and NICs."""
+@timeout_option
+def apply(spec: str, as_json: bool, prune_foreign: bool, adopt: bool, timeout: str | None) -> None:
+    """Apply exactly the changes `diff` shows: one PUT for the whole route table, then subnets and NICs.
+
+    Each subnet and NIC is read again just before its write and written with If-Match, so a
+    change someone else made meanwhile is kept. Exit 0 done, 1 ARM refused, 2 bad input or the
+    spec does not match Azure (nothing written), 3 Azure unreachable or still busy at --timeout.
+    """
     from ..azure.reconcile import apply as do_apply
     from ..azure.reconcile import plan_changes
     from ..plan import load_plan
 
     plan = load_plan(spec, write=False)
-    client = _client(plan, progress=not as_json and sys.stderr.isatty())
+    client = _client(plan, progress=not as_json and sys.stderr.isatty(), timeout=timeout)
     want, obs, changes = plan_changes(client, plan, prune_foreign=prune_foreign, adopt=adopt)
     if not as_json:
         warn_lines(plan.warnings)
@@ -92,6 +113,7 @@ def apply(spec: str, as_json: bool, prune_foreign: bool, adopt: bool) -> None:
         emit_json({"changes": [c.to_dict() for c in changes], **outcome.to_dict()})
     elif changes:
         extra = f", {outcome.retries_412} retried after a concurrent change" if outcome.retries_412 else ""
+        extra += f", {outcome.busy_retries} retried while Azure was busy" if outcome.busy_retries else ""
         click.echo(f"done: {outcome.writes} write(s){extra}")
 
 
@@ -99,13 +121,23 @@ def apply(spec: str, as_json: bool, prune_foreign: bool, adopt: bool) -> None:
 @spec_argument
 @click.option("--format", "fmt", type=click.Choice(["terraform", "az"]), required=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=str), required=True)
-def export(spec: str, fmt: str, out_dir: str) -> None:
-    """Write the Azure side as Terraform (DIR/nestnet.tf) or an az CLI script (DIR/nestnet-az.sh)."""
+@click.option(
+    "--tf-association", type=click.Choice(["resource", "inline"]), default="resource", show_default=True,
+    help="Terraform: attach the table with azurerm_subnet_route_table_association resources (subnets that are "
+    "azurerm_subnet resources or outside Terraform), or inline via route_table_id in the subnet blocks of your "
+    "azurerm_virtual_network (subnets declared inline there).",
+)
+def export(spec: str, fmt: str, out_dir: str, tf_association: str) -> None:
+    """Write the Azure side as Terraform (DIR/nestnet.tf) or an az CLI script (DIR/nestnet-az.sh).
+
+    Both are safe to run again: the az script creates the route table only when it is missing and
+    never removes what it did not write.
+    """
     from ..azure.export import write_export
     from ..plan import load_plan
 
     plan = load_plan(spec, write=False)
-    path = write_export(plan, fmt, out_dir)
+    path = write_export(plan, fmt, out_dir, tf_association)
     note(f"wrote {path}")
 
 

@@ -6,8 +6,20 @@
 set -euo pipefail
 
 # nestnet-web1 on host vme-kvm-vm1
-az network nic ip-config create --resource-group rg-hpe-vme-test --nic-name vme-kvm-vm1-vm-nic --name nestnet-web1 --private-ip-address 10.0.1.20 --private-ip-address-version IPv4
+rc=0
+az network nic ip-config show --resource-group rg-hpe-vme-test --nic-name vme-kvm-vm1-vm-nic --name nestnet-web1 --output none || rc=$?
+if [ "$rc" -eq 3 ]; then
+  az network nic ip-config create --resource-group rg-hpe-vme-test --nic-name vme-kvm-vm1-vm-nic --name nestnet-web1 --private-ip-address 10.0.1.20 --private-ip-address-version IPv4
+elif [ "$rc" -ne 0 ]; then exit "$rc"; fi
 # nestnet-web2 on host vme-kvm-vm2
-az network nic ip-config create --resource-group rg-hpe-vme-test --nic-name vme-kvm-vm2-vm-nic --name nestnet-web2 --private-ip-address 10.0.1.50 --private-ip-address-version IPv4
+rc=0
+az network nic ip-config show --resource-group rg-hpe-vme-test --nic-name vme-kvm-vm2-vm-nic --name nestnet-web2 --output none || rc=$?
+if [ "$rc" -eq 3 ]; then
+  az network nic ip-config create --resource-group rg-hpe-vme-test --nic-name vme-kvm-vm2-vm-nic --name nestnet-web2 --private-ip-address 10.0.1.50 --private-ip-address-version IPv4
+elif [ "$rc" -ne 0 ]; then exit "$rc"; fi
 # nestnet-web3 on host vme-kvm-vm1
-az network nic ip-config create --resource-group rg-hpe-vme-test --nic-name vme-kvm-vm1-vm-nic --name nestnet-web3 --private-ip-address 10.0.1.21 --private-ip-address-version IPv4
+rc=0
+az network nic ip-config show --resource-group rg-hpe-vme-test --nic-name vme-kvm-vm1-vm-nic --name nestnet-web3 --output none || rc=$?
+if [ "$rc" -eq 3 ]; then
+  az network nic ip-config create --resource-group rg-hpe-vme-test --nic-name vme-kvm-vm1-vm-nic --name nestnet-web3 --private-ip-address 10.0.1.21 --private-ip-address-version IPv4
+elif [ "$rc" -ne 0 ]; then exit "$rc"; fi

@@ -37,6 +37,11 @@ resource "azurerm_route" "route_nestnet_vme_kvm_vm2" {
   next_hop_in_ip_address = "10.0.1.11"
 }
 
+# Subnet associations as azurerm_subnet_route_table_association resources (--tf-association
+# resource): right when the subnets are azurerm_subnet resources or live outside Terraform.
+# If they are inline `subnet` blocks of an azurerm_virtual_network, export with
+# --tf-association inline instead: azurerm says not to mix the two.
+
 data "azurerm_subnet" "subnet_vm_subnet" {
   name                 = "vm-subnet"
   virtual_network_name = "vme-vnet"
