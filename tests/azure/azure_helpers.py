@@ -107,6 +107,10 @@ class Rest:
                 return _wrap(v)
         return None
 
+    def as_dict(self) -> dict:
+        """ARM's JSON (REST key names), whatever the SDK release."""
+        return self.json
+
     def __eq__(self, other: object) -> bool:
         return self.json == (other.json if isinstance(other, Rest) else other)
 

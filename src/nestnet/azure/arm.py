@@ -329,7 +329,7 @@ class ArmClient:
                                self.rg, name, _body(body), content_type="application/json", headers=headers,
                                cls=_raw, **t))
 
-    def put_subnet(self, vnet: str, name: str, body: dict[str, Any], etag: str | None) -> dict[str, Any]:
+    def put_subnet(self, vnet: str, name: str, body: dict[str, Any], etag: str | None = None) -> dict[str, Any]:
         # Built from a GET made just before, guarded by the etag of that GET (412 if anyone wrote
         # the subnet, or its VNet, since; see docs/decisions/0009-azure-shared-subscription.md).
         headers = {"If-Match": etag} if etag else {}
