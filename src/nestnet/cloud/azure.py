@@ -18,10 +18,10 @@ class AzureCloud:
     export_formats = ("terraform", "az")
 
     def client(self, plan: Any, env: Mapping[str, str] | None = None) -> Any:
-        from ..azure.arm import ArmClient, ArmSettings
+        from ..azure.arm import ArmClient, settings_for
 
-        return ArmClient(ArmSettings.from_env(plan.azure.resource_group, plan.azure.subscription_id,
-                                              os.environ if env is None else env))
+        # The spec's azure.cloud (endpoint and authority) and the environment, as for `azure diff`.
+        return ArmClient(settings_for(plan, os.environ if env is None else env))
 
     def desired(self, plan: Any) -> Any:
         from ..azure.diff import desired
