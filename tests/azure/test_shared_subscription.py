@@ -31,7 +31,7 @@ from azure_helpers import arm_get, fabric_spec, seed_spec, write_between, write_
 from nestnet.azure.arm import ArmClient, ArmSettings, settings_for
 from nestnet.azure.emulator import DEFAULT_SUBSCRIPTION, Reply
 from nestnet.azure.reconcile import apply, plan_changes, reconcile
-from nestnet.errors import ServiceError, UsageError
+from nestnet.errors import UsageError
 
 NESTNET = [sys.executable, "-m", "nestnet"]
 NIC1, NIC2 = "vme-kvm-vm1-vm-nic", "vme-kvm-vm2-vm-nic"

@@ -245,21 +245,24 @@ class ArmClient:
         """Sleep as ARM asked (or back off) if the deadline allows; else raise the one-line ServiceError."""
         delay = exc.retry_after if exc.retry_after is not None else min(self.settings.backoff * 2 ** attempt, 30.0)
         if time.monotonic() + delay > self.deadline:
+            waited = self.settings.timeout - self.remaining()
             raise ServiceError(
-                f"{exc} - still busy after {self.settings.timeout:g}s (--timeout / NESTNET_ARM_TIMEOUT); try again later"
+                f"{exc} - still busy after {waited:.0f}s, and waiting {delay:g}s more would pass the deadline of "
+                f"{self.settings.timeout:g}s (--timeout / NESTNET_ARM_TIMEOUT); try again later"
             ) from exc
         self.busy_retries += 1
         time.sleep(delay)
 
     def _read(self, what: str, call: Callable[[dict[str, float]], Any], missing_ok: bool = False) -> Any:
-        for attempt in range(10_000):
+        attempt = 0
+        while True:  # ends: wait_busy raises once the deadline would pass
             try:
                 with _converted(what, missing_ok) as box:
                     box.value = call(self._timeouts())
                 return box.value
             except ArmBusy as exc:
                 self.wait_busy(exc, attempt)
-        raise AssertionError("unreachable")  # pragma: no cover
+                attempt += 1
 
     def _lro(self, what: str, poller: Any) -> Any:
         # The SDK polls in a thread; give it what is left of the deadline.
