@@ -105,6 +105,12 @@ class Rest:
         for k, v in self.json.items():
             if k.replace("_", "").lower() == want:
                 return _wrap(v)
+        # Flattened access (``table.routes``), as the SDK models also offer it.
+        props = self.json.get("properties")
+        if isinstance(props, dict):
+            for k, v in props.items():
+                if k.replace("_", "").lower() == want:
+                    return _wrap(v)
         return None
 
     def as_dict(self) -> dict:
