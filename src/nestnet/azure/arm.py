@@ -334,7 +334,7 @@ class ArmClient:
 
     def put_subnet(self, vnet: str, name: str, body: dict[str, Any], etag: str | None = None) -> dict[str, Any]:
         # Built from a GET made just before, guarded by the etag of that GET (412 if anyone wrote
-        # the subnet, or its VNet, since; see docs/decisions/0016-azure-shared-subscription.md).
+        # the subnet, or its VNet, since; see docs/decisions/0021-azure-shared-subscription.md).
         headers = {"If-Match": etag} if etag else {}
         return self._write(f"PUT subnet {name!r} of {vnet!r}", f"PUT subnet {vnet}/{name}", lambda t:
                            self.sdk.subnets.begin_create_or_update(
