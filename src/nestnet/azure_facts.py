@@ -26,3 +26,17 @@ def is_reserved(address: IPv4Address, prefix: IPv4Network) -> bool:
 def first_assignable(prefix: IPv4Network) -> int:
     """The lowest address Azure hands out dynamically (as an int)."""
     return int(prefix.network_address) + RESERVED_AT_START
+
+
+# Azure's default system routes with next hop None (Microsoft Learn, "Virtual network traffic
+# routing" -> "Default": "Azure adds more default system routes for different Azure
+# capabilities" ... 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16 and 100.64.0.0/10 -> None: "traffic
+# routed to the None next hop type is dropped"). Inside the VNet's own space the VNet route wins
+# (longest prefix; on a tie Azure turns the route into a VNet route).
+NONE_ROUTES = tuple(IPv4Network(p) for p in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"))
+
+
+def none_routes(address_space: tuple[IPv4Network, ...]) -> tuple[IPv4Network, ...]:
+    """The None routes a VNet with ``address_space`` keeps: those its own space does not cover
+    (a VNet prefix inside one, such as 10.0.0.0/16, wins by longest prefix and needs no exception)."""
+    return tuple(n for n in NONE_ROUTES if not any(n.subnet_of(s) for s in address_space))

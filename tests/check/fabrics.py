@@ -70,3 +70,33 @@ def write_plan(tmp: Path, spec: dict) -> Plan:
     path = tmp / f"{spec['name']}.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return load_plan(path)
+
+
+def random_nsgs(rng: random.Random, state):
+    """``state.azure`` with 1-3 random NSGs (rules naming nodes' addresses, subnets, blocks and
+    service tags; some for TCP or port 22, which a ping never matches) on random subnets and NICs."""
+    from dataclasses import replace
+
+    from nestnet.model.nsg import Nsg, NsgRule
+
+    az = state.azure
+    prefixes = [str(state.address_of(n)) for n in state.node_names]
+    prefixes += [str(s.prefix) for s in az.subnets.values()] + [str(h.block) for h in state.hosts.values()]
+    prefixes += ["VirtualNetwork", "Internet", "*", "203.0.113.0/24"]
+    nsgs = {}
+    for k in range(rng.randint(1, 3)):
+        rules, used = [], set()
+        for j in range(rng.randint(0, 4)):
+            direction = rng.choice(("Inbound", "Outbound"))
+            prio = rng.choice([p for p in range(100, 1100, 100) if (direction, p) not in used])
+            used.add((direction, prio))
+            rules.append(NsgRule(
+                f"r{j}", prio, direction, rng.choice(("Allow", "Deny", "Deny")), rng.choice(("*", "*", "Icmp", "Tcp")),
+                (rng.choice(prefixes),), (rng.choice(prefixes),), ("*",), (rng.choice(("*", "*", "*", "22")),)))
+        nsgs[f"nsg{k}"] = Nsg(f"nsg{k}", tuple(rules))
+    pick = [None, None, *nsgs]
+    return replace(
+        az, nsgs=nsgs,
+        subnets={k: replace(s, nsg=rng.choice(pick)) for k, s in az.subnets.items()},
+        nics={k: replace(n, nsg=rng.choice(pick)) for k, n in az.nics.items()},
+    )

@@ -11,7 +11,7 @@ from nestnet.model import Model, apply_faults, from_plan
 from nestnet.model.classes import node_classes, reachability
 
 from .conftest import base
-from .fabrics import random_faults, random_spec
+from .fabrics import random_faults, random_nsgs, random_spec
 
 
 @pytest.mark.parametrize("seed", range(60))
@@ -25,6 +25,20 @@ def test_classes_agree_with_brute_force(make_plan, seed):
     got = {(p.src, p.dst): p.ok for p in res.pairs(include_ok=True)}
     assert got == brute
     assert res.summary == {"pairs": len(brute), "ok": sum(brute.values()), "failed": len(brute) - sum(brute.values())}
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_classes_agree_with_brute_force_with_nsgs(make_plan, seed):
+    from dataclasses import replace
+
+    rng = random.Random(1000 + seed)
+    plan = make_plan(random_spec(rng, f"nsg{seed}", ("routed", "routed", "nat", "secondary-ip"), bridges=True))
+    state = apply_faults(from_plan(plan), parse_faults(random_faults(rng, plan, most=2), plan))
+    state = replace(state, azure=random_nsgs(rng, state))
+    model = Model(state)
+    brute = {(a, b): model.ping(a, b).ok for a in state.node_names for b in (*state.node_names, "internet") if a != b}
+    got = {(p.src, p.dst): p.ok for p in reachability(state).pairs(include_ok=True)}
+    assert got == brute
 
 
 def test_regular_fabric_collapses_to_few_classes(make_plan):

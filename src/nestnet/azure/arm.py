@@ -302,6 +302,11 @@ class ArmClient:
         nics = self._read(f"list network interfaces in resource group {self.rg!r}", call)
         return [_checked("network interface", n, "ipConfigurations") for n in nics]
 
+    def list_nsgs(self) -> list[dict[str, Any]]:
+        with _converted(f"list network security groups in resource group {self.rg!r}") as box:
+            box.value = [n.as_dict() for n in self.sdk.network_security_groups.list(self.rg)]
+        return box.value
+
     def get_nic(self, name: str) -> dict[str, Any]:
         return _checked("network interface", self._read(
             f"GET network interface {name!r} in resource group {self.rg!r}",

@@ -12,6 +12,7 @@ from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any, Mapping
 
+from ..model.nsg import Nsg, NsgRule
 from ..model.state import CloudState, UserRoute
 
 
@@ -65,4 +66,123 @@ def azure_state(
             k: replace(n, ip_forwarding=k in nics and bool(_props(nics[k]).get("enableIPForwarding")))
             for k, n in planned.nics.items()
         },
+    )
+
+
+# --- network security groups ------------------------------------------------------------------
+
+def _flat(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """ARM's ``properties`` (REST, SDK ``as_dict()`` keeps it flat already) or the object itself
+    (``az network nsg list -o json`` prints the properties flattened)."""
+    return obj.get("properties") or obj
+
+
+def _list(p: Mapping[str, Any], one: str, many: str) -> tuple[str, ...]:
+    values = [v for v in (p.get(many) or []) if isinstance(v, str)]
+    single = p.get(one)
+    if isinstance(single, str) and single:
+        values.insert(0, single)
+    return tuple(values) or ("*",)
+
+
+def _snake(p: Mapping[str, Any], camel: str) -> Any:
+    """SDK ``as_dict()`` writes snake_case keys; REST and az write camelCase."""
+    snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in camel)
+    return p.get(camel, p.get(snake))
+
+
+def security_rule(r: Mapping[str, Any], default: bool = False) -> NsgRule:
+    """One ARM security rule; raises KeyError/ValueError/TypeError on a malformed one."""
+    p = _flat(r)
+    g = {k: _snake(p, k) for k in (
+        "priority", "direction", "access", "protocol", "sourceAddressPrefix", "sourceAddressPrefixes",
+        "destinationAddressPrefix", "destinationAddressPrefixes", "sourcePortRange", "sourcePortRanges",
+        "destinationPortRange", "destinationPortRanges")}
+    direction = str(g["direction"]).capitalize()
+    access = str(g["access"]).capitalize()
+    if direction not in ("Inbound", "Outbound"):
+        raise ValueError(f"direction {g['direction']!r} is not Inbound or Outbound")
+    if access not in ("Allow", "Deny"):
+        raise ValueError(f"access {g['access']!r} is not Allow or Deny")
+    prio = g["priority"]
+    if not isinstance(prio, int) or isinstance(prio, bool):
+        raise ValueError(f"priority {prio!r} is not an integer")
+    if not isinstance(r.get("name"), str):
+        raise ValueError("the rule has no name")
+    return NsgRule(
+        name=r["name"], priority=prio, direction=direction,  # type: ignore[arg-type]
+        access=access, protocol=str(g["protocol"] or "*"),  # type: ignore[arg-type]
+        sources=_list(g, "sourceAddressPrefix", "sourceAddressPrefixes"),
+        destinations=_list(g, "destinationAddressPrefix", "destinationAddressPrefixes"),
+        source_ports=_list(g, "sourcePortRange", "sourcePortRanges"),
+        destination_ports=_list(g, "destinationPortRange", "destinationPortRanges"),
+        default=default,
+    )
+
+
+def _last(ref: Any) -> tuple[str, str] | None:
+    """(parent path, name) of an ARM id ``.../virtualNetworks/V/subnets/S`` or ``.../networkInterfaces/N``."""
+    rid = ref.get("id") if isinstance(ref, Mapping) else None
+    if not isinstance(rid, str) or "/" not in rid:
+        return None
+    parent, _, name = rid.rstrip("/").rpartition("/")
+    return parent.lower(), name
+
+
+def nsgs_from_arm(items: Any, vnet: str) -> tuple[dict[str, Nsg], dict[str, str], dict[str, str]]:
+    """NSGs as ARM lists them (``az network nsg list -o json``, the SDK's ``as_dict()`` or REST):
+    (NSGs by name, subnet of ``vnet`` -> NSG, NIC -> NSG) from each NSG's ``subnets[].id`` and
+    ``networkInterfaces[].id``. Raises ValueError naming the NSG and rule that cannot be read.
+    User rules only: Azure's default rules are the same in every NSG (``nsg.DEFAULT_RULES``)."""
+    if not isinstance(items, list):
+        raise ValueError("expected a JSON list of network security groups (`az network nsg list -o json`)")
+    nsgs: dict[str, Nsg] = {}
+    subnets: dict[str, str] = {}
+    nics: dict[str, str] = {}
+    for i, item in enumerate(items):
+        if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
+            raise ValueError(f"[{i}]: not a network security group (no name)")
+        name = item["name"]
+        p = _flat(item)
+        rules = []
+        for j, r in enumerate(_snake(p, "securityRules") or []):
+            try:
+                rules.append(security_rule(r))
+            except (AttributeError, ValueError, TypeError) as exc:
+                rname = r.get("name", "?") if isinstance(r, Mapping) else "?"
+                raise ValueError(f"[{i}] {name}: securityRules[{j}] {rname}: {exc}") from None
+        nsgs[name] = Nsg(name, tuple(rules))
+        for ref in _snake(p, "subnets") or []:
+            got = _last(ref)
+            if got and got[0].endswith(f"/virtualnetworks/{vnet.lower()}/subnets"):
+                subnets[got[1]] = name
+        for ref in _snake(p, "networkInterfaces") or []:
+            got = _last(ref)
+            if got and got[0].endswith("/networkinterfaces"):
+                nics[got[1]] = name
+    return nsgs, subnets, nics
+
+
+def _own_nsg(obj: Mapping[str, Any] | None) -> str | None:
+    got = _last(_snake(_flat(obj or {}), "networkSecurityGroup"))
+    return got[1] if got else None
+
+
+def with_nsgs(state: CloudState, items: Any, vnet: str,
+              vnet_body: Mapping[str, Any] | None = None,
+              nic_bodies: Mapping[str, Mapping[str, Any]] | None = None) -> CloudState:
+    """``state`` with ARM's NSGs attached to its subnets and NICs. Attachments come from each NSG's
+    back-references and, when given, from the subnets' and NICs' own ``networkSecurityGroup``."""
+    nsgs, by_subnet, by_nic = nsgs_from_arm(items, vnet)
+    for s in _snake(_flat(vnet_body or {}), "subnets") or []:
+        if (n := _own_nsg(s)) is not None:
+            by_subnet[s["name"]] = n
+    for k, body in (nic_bodies or {}).items():
+        if (n := _own_nsg(body)) is not None:
+            by_nic[k] = n
+    return replace(
+        state,
+        nsgs=nsgs,
+        subnets={k: replace(s, nsg=by_subnet.get(k)) for k, s in state.subnets.items()},
+        nics={k: replace(n, nsg=by_nic.get(k)) for k, n in state.nics.items()},
     )

@@ -18,12 +18,18 @@ ROWS = 40  # failed pairs shown to people; --json lists them all
               help="What-if: break the model like `nestnet lab fault` would (repeatable).")
 @click.option("--all", "all_pairs", is_flag=True, help="List every pair, not only the failed ones.")
 @click.option("--trace", nargs=2, metavar="SRC DST", help="Show one ping hop by hop, request and reply.")
+@click.option("--azure", "read_azure", is_flag=True,
+              help="Read Azure (route table, subnet associations, NIC forwarding, NSGs) through the ARM API "
+              "instead of assuming the plan; NESTNET_ARM_ENDPOINT etc. as for `nestnet azure`.")
+@click.option("--nsgs", "nsgs_file", metavar="FILE",
+              help="Network security groups as `az network nsg list -o json` prints them (offline).")
 @json_option
-def check(spec: str, faults: tuple[str, ...], all_pairs: bool, trace: tuple[str, str] | None, as_json: bool) -> None:
+def check(spec: str, faults: tuple[str, ...], all_pairs: bool, trace: tuple[str, str] | None,
+          read_azure: bool, nsgs_file: str | None, as_json: bool) -> None:
     """Check every ordered pair of nodes of SPEC (hosts, VMs, endpoints, to the internet).
 
     A pair passes when a ping's request and its reply both get through. Exit 0 when every pair
-    passes, 1 when any fails, 2 on bad input.
+    passes, 1 when any fails, 2 on bad input, 3 when Azure cannot be read (--azure).
 
     \b
     Faults (what-ifs, the same as `nestnet lab fault`):
@@ -37,7 +43,17 @@ def check(spec: str, faults: tuple[str, ...], all_pairs: bool, trace: tuple[str,
 
     plan = load_plan(spec, write=False)
     parsed = parse_faults(faults, plan)
-    state = apply_faults(from_plan(plan), parsed)
+    state = from_plan(plan)
+    if read_azure:
+        from dataclasses import replace
+
+        from ..cloud import get
+
+        cloud = get()
+        state = replace(state, azure=cloud.observed_state(plan, cloud.client(plan)))
+    if nsgs_file:
+        state = _with_nsgs_file(state, plan, nsgs_file)
+    state = apply_faults(state, parsed)
     if not as_json:
         warn_lines(plan.warnings)
     if trace:
@@ -54,6 +70,26 @@ def check(spec: str, faults: tuple[str, ...], all_pairs: bool, trace: tuple[str,
     else:
         _print(res, parsed, all_pairs)
     sys.exit(0 if res.all_ok else 1)
+
+
+def _with_nsgs_file(state, plan, path: str):
+    """``state`` with the NSGs of ``path`` (ARM JSON) on its subnets and NICs."""
+    import json
+    from dataclasses import replace
+
+    from ..azure.dataplane import with_nsgs
+    from ..errors import UsageError
+
+    try:
+        items = json.loads(open(path, encoding="utf-8").read())
+    except OSError as exc:
+        raise UsageError(f"--nsgs {path}: cannot read it ({exc.strerror})") from None
+    except ValueError as exc:
+        raise UsageError(f"--nsgs {path}: not JSON ({exc})") from None
+    try:
+        return replace(state, azure=with_nsgs(state.azure, items, plan.azure.vnet))
+    except ValueError as exc:
+        raise UsageError(f"--nsgs {path}: {exc}") from None
 
 
 def _trace(state, plan, pair: tuple[str, str], as_json: bool) -> int:

@@ -52,15 +52,17 @@ class AzureCloud:
         return azure_from_plan(plan)
 
     def observed_state(self, plan: Any, client: Any) -> CloudState:
-        """Route table, subnet associations and NIC forwarding as ARM reports them (3 GETs)."""
-        from ..azure.dataplane import azure_state
+        """Route table, subnet associations, NIC forwarding and the NSGs on subnets and NICs as ARM
+        reports them (4 reads)."""
+        from ..azure.dataplane import azure_state, with_nsgs
 
         az = plan.azure
         table = client.get_route_table(az.route_table) if az.route_table else None
         vnet = client.get_vnet(az.vnet)
         nics = {n["name"]: n for n in client.list_nics()}
         table_id = client.table_id(az.route_table) if az.route_table else ""
-        return azure_state(self.planned_state(plan), table, vnet, nics, table_id)
+        state = azure_state(self.planned_state(plan), table, vnet, nics, table_id)
+        return with_nsgs(state, client.list_nsgs(), az.vnet, vnet, nics)
 
     def reserved(self, prefix: IPv4Network) -> tuple[IPv4Address, ...]:
         return reserved_addresses(prefix)

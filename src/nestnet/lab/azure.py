@@ -24,6 +24,7 @@ from ipaddress import IPv4Network
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
+from ..azure_facts import none_routes
 from ..faults import Fault
 from ..model.state import CloudState, from_plan
 from ..model.whatif import AZURE_FAULTS, apply_faults
@@ -78,6 +79,8 @@ def system_routes(topo: Topology) -> dict[IPv4Network, RouteKey]:
         for s in n.secondary:  # delivered to the NIC that owns the IP configuration
             out[IPv4Network(s)] = (f"{s}/32", "unicast", str(n.ip), n.port)
     out[DEFAULT] = ("0.0.0.0/0", "unicast", INET_LINK_PEER, INET_PORT)
+    for n in none_routes(tuple(topo.address_space)):  # Azure drops these private ranges (next hop None)
+        out[n] = (str(n), "blackhole", None, None)
     return out
 
 

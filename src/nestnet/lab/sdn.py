@@ -111,7 +111,10 @@ def build(topo: Topology) -> None:
         f"link set {INET_PORT} up",
     ]
     # Azure's system routes in the main table: what a subnet without the route table sees.
-    for dst, _, via, dev in system_routes(topo).values():
+    for dst, kind, via, dev in system_routes(topo).values():
+        if kind == "blackhole":  # next hop None
+            lines.append(f"route add blackhole {dst}")
+            continue
         lines.append(f"route add {dst}" + (f" via {via}" if via else "") + f" dev {dev}")
     ip_batch(lines)
     port_sysctls = {f"net.ipv4.conf.{n.port}.{s}": v for n in topo.nics for s, v in PORT_SYSCTLS.items()}

@@ -73,6 +73,7 @@ class _Signer:
         self._uniform_cache: dict[IPv4Network, bool] = {}
         self._kinds: dict[int, tuple] = {}  # id(network) -> (network, its kind)
         self._literal_nets: dict[int, tuple] = {}  # id(tuple of networks) -> (tuple, signature)
+        self._nsg_literals(state)
         for r in state.azure.user_routes:  # Azure's foreign routes touch every class alike unless partial
             if self.block_owner.get(r.prefix) is None:
                 self.literal_net(r.prefix)
@@ -81,6 +82,24 @@ class _Signer:
                 self.special.add(owner)
                 if r.prefix in self.block_owner:
                     self.special.add(self.block_owner[r.prefix])
+
+    def _nsg_literals(self, state: State) -> None:
+        """A node a rule of an attached NSG names by address (not by service tag or 0/0) is special."""
+        az = state.azure
+        attached = {s.nsg for s in az.subnets.values()} | {n.nsg for n in az.nics.values()}
+        nets = set()
+        for name in attached - {None}:
+            nsg = az.nsgs.get(name)  # type: ignore[arg-type]
+            for r in nsg.rules if nsg is not None else ():
+                for p in (*r.sources, *r.destinations):
+                    try:
+                        n = IPv4Network(p.strip(), strict=False)
+                    except ValueError:
+                        continue
+                    if n.prefixlen:
+                        nets.add(n)
+        for n in nets:
+            self.special.update(owner for ip, owner in self.ip_owner.items() if ip in n)
 
     # ---- symbols relative to one host
 
@@ -228,6 +247,7 @@ class _Signer:
             extra = nic.addresses - {h.ip}
             nic_sig = (
                 nic.ip_forwarding,
+                nic.nsg,
                 "OWN_VMS" if extra and extra == vm_ips else tuple(sorted(str(self.addr(h, a)) for a in extra)),
             )
         own_routes = tuple(sorted(str(self.addr(h, r.next_hop_ip)) for r in self.user_by_prefix.get(h.block, ())))

@@ -33,6 +33,7 @@ from typing import Iterator
 from .. import sysctl
 from ..firewall import FwdPacket
 from ..plan import Route
+from .nsg import Direction, Nsg, decide
 from .state import (
     INTERNET,
     INTERNET_IP,
@@ -139,6 +140,7 @@ class Model:
         self._lens: dict[str, list[int]] = {}
         self._user: dict[int, dict[int, list[UserRoute]]] = {}
         self._user_lens: list[int] = []
+        self.tags = az.tags
 
     # ---------------------------------------------------------------- lookups
 
@@ -415,6 +417,9 @@ class Model:
         zero = IPv4Network("0.0.0.0/0")
         cand0 = (0, 0, "internet", zero, None)
         best = cand0 if best is None or cand0[:2] > best[:2] else best
+        for n in az.none_routes:  # system routes to None; a VNet prefix of equal length wins
+            if dst in n and n.prefixlen > best[0]:
+                best = (n.prefixlen, 0, "none", n, None)
         sub = az.subnets.get(subnet)
         if sub is not None and sub.route_table:
             for r in self._user_routes_for(dst):
@@ -445,6 +450,7 @@ class Model:
             raise _Dropped(Drop(f"azure:{reserved_in}", f"Azure drops {dst}: it is reserved in subnet {reserved_in} "
                                 "(the first four and the last address of every subnet)",
                                 f"give the node owning {dst} an address outside Azure's reserved ones"))
+        self._nsgs(nic, "Outbound", pkt, w)
         kind, prefix, ur = self._azure_route(nic.subnet, dst)
         if kind == "user":
             assert ur is not None
@@ -454,6 +460,10 @@ class Model:
                 raise _Dropped(Drop(f"azure:{ur.name}", f"Azure drops {dst}: user route {ur.name} points to "
                                     f"{ur.next_hop_ip}, which no NIC owns", "`nestnet azure apply`"))
             return self._azure_out(target, pkt, w)
+        if kind == "none":
+            raise _Dropped(Drop(f"azure:{nic.subnet}", f"Azure drops {dst} from {nic.subnet}: its system route {prefix} "
+                                "has next hop None (outside the VNet's address space)",
+                                f"add {dst}'s network to the VNet's address space (or peer it), or a user route for it"))
         if kind == "vnet":
             target = self.owner_nic.get(dst)
             if target is None:
@@ -461,6 +471,50 @@ class Model:
             w.hop("azure", f"{nic.subnet}: {dst} is in the VNet ({prefix}), owned by NIC {target.name}")
             return self._azure_out(target, pkt, w)
         return self._azure_to_internet(pkt, w, nic)
+
+    def _nsgs(self, nic: NicState, direction: Direction, pkt: list[IPv4Address], w: _Walk) -> None:
+        """Azure's network security groups on ``nic``'s way: inbound the subnet's then the NIC's,
+        outbound the NIC's then the subnet's. Stateful per NIC: a reply of a flow the NIC let
+        through (either way) passes without rules."""
+        az = self.state.azure
+        sub = az.subnets.get(nic.subnet)
+        attached = [("NIC", nic.name, nic.nsg), ("subnet", nic.subnet, sub.nsg if sub is not None else None)]
+        if direction == "Inbound":
+            attached.reverse()
+        attached = [a for a in attached if a[2]]
+        if not attached:
+            return
+        key = f"nsg:{nic.name}"
+        if w.reply and key in w.flow.seen:
+            w.hop("azure", f"{nic.name}: reply of an allowed flow (NSGs are stateful)")
+            return
+        src, dst = pkt
+        for what, name, nsg_name in attached:
+            assert nsg_name is not None
+            nsg = az.nsgs.get(nsg_name)
+            if nsg is None:  # attached but unknown (not read): Azure would know it; we cannot judge
+                raise _Dropped(Drop(f"azure:{nsg_name}", f"{what} {name} has NSG {nsg_name}, whose rules are unknown",
+                                    "read the NSGs too (`--azure` or `--nsgs FILE`)"))
+            rule = decide(nsg, direction, src, dst, self.tags)
+            if rule.access == "Deny":
+                raise _Dropped(Drop(f"azure:{nsg_name}",
+                                    f"Azure drops {src} → {dst} ({direction.lower()}, {what} {name}): NSG {nsg_name} "
+                                    f"rule {rule.name} (priority {rule.priority}, Deny)",
+                                    self._nsg_fix(nsg, rule, direction, src, dst)))
+            w.hop("azure", f"NSG {nsg_name} ({what} {name}) {direction.lower()}: {rule.name} allows")
+        if not w.reply:
+            w.flow.seen.add(key)
+
+    def _nsg_fix(self, nsg: Nsg, rule, direction: Direction, src: IPv4Address, dst: IPv4Address) -> str:
+        rg = self.state.azure.resource_group or "RG"
+        if not rule.default:
+            return (f"remove or narrow the rule (`az network nsg rule delete -g {rg} --nsg-name {nsg.name} "
+                    f"-n {rule.name}`), or allow {src} → {dst} with a priority number below {rule.priority}")
+        used = {r.priority for r in nsg.rules if r.direction == direction}
+        prio = next((p for p in range(100, 4097) if p not in used), 4096)
+        return (f"`az network nsg rule create -g {rg} --nsg-name {nsg.name} -n allow-{src}-{dst} --priority {prio} "
+                f"--direction {direction} --access Allow --protocol '*' --source-address-prefixes {src} "
+                f"--destination-address-prefixes {dst}`")
 
     def _nic_fix(self, nic: NicState) -> str:
         rg = self.state.azure.resource_group or "RG"
@@ -490,6 +544,7 @@ class Model:
         if not target.ip_forwarding and dst not in target.addresses:
             raise _Dropped(Drop(f"azure:{target.name}", f"Azure drops at {target.name}: IP forwarding is off and {dst} "
                                 "is not one of its addresses", self._nic_fix(target)))
+        self._nsgs(target, "Inbound", pkt, w)
         s = self.state
         h = self.host_by_nic.get(target.name)
         if h is not None:

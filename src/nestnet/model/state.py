@@ -16,14 +16,15 @@ live host or the lab reports. Everything here is immutable: what-ifs are ``State
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Network
 from typing import Iterator, Literal, Mapping, Sequence
 
 from .. import sysctl as sysctls
-from ..azure_facts import reserved_addresses
+from ..azure_facts import none_routes, reserved_addresses
 from ..firewall import FORWARD_CHAIN, FwdPacket, FwRule, MasqRule, Policy, policy_for
 from ..plan import Host, Plan, Route
+from .nsg import Nsg, Tags
 
 # nestnet.host installs the L2 guards of DESIGN §3.4 on a bridge holding the uplink (nft bridge
 # table on Linux bridges, flows on OVS): VM ports and the uplink never meet at L2.
@@ -79,6 +80,7 @@ class NicState:
     owner: str  # the node (host or endpoint) behind the NIC
     addresses: frozenset[IPv4Address]  # primary and secondary IP configurations
     ip_forwarding: bool
+    nsg: str | None = None  # the network security group on the NIC (a key of CloudState.nsgs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +90,7 @@ class SubnetState:
     gateway: IPv4Address
     route_table: bool  # associated with nestnet's route table
     reserved: tuple[IPv4Address, ...] = ()  # addresses the cloud never delivers (Azure: first four, last)
+    nsg: str | None = None  # the network security group on the subnet (a key of CloudState.nsgs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +108,15 @@ class CloudState:
     user_routes: tuple[UserRoute, ...]
     nics: Mapping[str, NicState]
     resource_group: str = ""
+    nsgs: Mapping[str, Nsg] = field(default_factory=dict)  # by name; attached through subnets and NICs
+    peered_space: tuple[IPv4Network, ...] = ()  # address spaces of peered VNets (VirtualNetwork tag)
+    none_routes: tuple[IPv4Network, ...] = ()  # system routes that drop (Azure: 10/8, 172.16/12, ...)
+
+    @property
+    def tags(self) -> Tags:
+        """The service tags' addresses: ``VirtualNetwork`` is the VNet's space, peered spaces and the
+        prefixes of user-defined routes (so nested blocks count)."""
+        return Tags((*self.address_space, *self.peered_space, *(r.prefix for r in self.user_routes)))
 
     @classmethod
     def from_plan(cls, plan: Plan, cloud: str = "azure") -> "CloudState":
@@ -294,6 +306,7 @@ def azure_from_plan(plan: Plan) -> CloudState:
         user_routes=tuple(UserRoute(r.name, r.address_prefix, r.next_hop_ip) for r in az.routes),
         nics=nics,
         resource_group=az.resource_group,
+        none_routes=none_routes(tuple(plan.address_space)),
     )
 
 
