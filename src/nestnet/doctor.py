@@ -275,13 +275,16 @@ def ufw_view(obs: HostObservation, nft_json: str, pol: Policy) -> HostObservatio
         and any(e.get("jump", {}).get("target") in entries for e in r.get("expr", []))
         for r in rules
     )
-    block = pol.block
-    from_block = {"prefix": {"addr": str(block.network_address), "len": block.prefixlen}}
+    # the block, or with moved VMs what lives here (one iptables rule per prefix; a /32 is shown bare)
+    from_block = [
+        str(n.network_address) if n.prefixlen == 32 else {"prefix": {"addr": str(n.network_address), "len": n.prefixlen}}
+        for n in pol.local
+    ]
 
     def ours(r: dict) -> bool:  # nestnet's chain, or the block's source match (masquerade: all)
         return r["chain"].startswith(firewall.UFW_PREFIX) or any(
             e.get("match", {}).get("left", {}).get("payload", {}).get("field") == "saddr"
-            and e["match"].get("right") == from_block for e in r.get("expr", [])
+            and e["match"].get("right") in from_block for e in r.get("expr", [])
         )
 
     masq = any(

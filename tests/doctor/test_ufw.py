@@ -76,3 +76,22 @@ def test_stock_ufw_without_nestnets_rules_is_named(tmp_path: Path, ns: str):
     assert any("ip filter FORWARD has policy drop" in f for f in d.findings), d.findings
     assert any("masquerade rule is missing" in f for f in d.findings), d.findings
     assert any(p.src == "v1" and p.dst == "v2" for p in d.pairs)
+
+
+@pytest.mark.parametrize("host_name", ["h1", "h2"])
+def test_ufw_rules_with_a_moved_vm_count_as_its_firewall(tmp_path: Path, ns: str, host_name: str):
+    """v1b (in h1's block) lives on h2: h1 judges its block without it, h2 its block plus it, one
+    iptables rule per prefix (a /32 among them); the doctor still recognises them as nestnet's."""
+    s = spec()
+    s["host_defaults"]["firewall"] = "ufw"
+    s["vms"][1]["host"] = "h2"
+    plan = write(tmp_path, s)[1]
+    assert [m.vm for m in plan.moves] == ["v1b"]
+    h, host = from_plan(plan).hosts[host_name], plan.hosts[host_name]
+    nat, filt = ufw.blocks(plan, host)
+    assert ("-s 10.0.1.131/32" in nat) == (host_name == "h2")
+    ruleset = _load(ns, ufw.splice(Path("/etc/ufw/before.rules").read_text(), nat, filt))
+    seen = ufw_view(observe_host(_routes(h), _sysctl(h), ruleset), ruleset, policy(plan, host))
+    assert seen.nestnet_forward and seen.nestnet_masquerade and not seen.foreign_drops
+    d = diagnose(plan, host_name, seen)
+    assert d.healthy, (d.findings, [p.reason for p in d.problems][:3])
