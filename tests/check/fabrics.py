@@ -83,9 +83,16 @@ def random_nsgs(rng: random.Random, state):
     prefixes = [str(state.address_of(n)) for n in state.node_names]
     prefixes += [str(s.prefix) for s in az.subnets.values()] + [str(h.block) for h in state.hosts.values()]
     prefixes += ["VirtualNetwork", "Internet", "*", "203.0.113.0/24"]
+    nodes = [str(state.address_of(n)) for n in state.node_names]
     nsgs = {}
     for k in range(rng.randint(1, 3)):
         rules, used = [], set()
+        # one deny naming a node, so that most fabrics have a pair an NSG drops
+        direction = rng.choice(("Inbound", "Outbound"))
+        used.add((direction, 4000))
+        ends = [rng.choice(nodes), rng.choice(("*", "VirtualNetwork", rng.choice(nodes)))]
+        rng.shuffle(ends)
+        rules.append(NsgRule("deny-node", 4000, direction, "Deny", "*", (ends[0],), (ends[1],)))
         for j in range(rng.randint(0, 4)):
             direction = rng.choice(("Inbound", "Outbound"))
             prio = rng.choice([p for p in range(100, 1100, 100) if (direction, p) not in used])
@@ -94,7 +101,7 @@ def random_nsgs(rng: random.Random, state):
                 f"r{j}", prio, direction, rng.choice(("Allow", "Deny", "Deny")), rng.choice(("*", "*", "Icmp", "Tcp")),
                 (rng.choice(prefixes),), (rng.choice(prefixes),), ("*",), (rng.choice(("*", "*", "*", "22")),)))
         nsgs[f"nsg{k}"] = Nsg(f"nsg{k}", tuple(rules))
-    pick = [None, None, *nsgs]
+    pick = [None, *nsgs]
     return replace(
         az, nsgs=nsgs,
         subnets={k: replace(s, nsg=rng.choice(pick)) for k, s in az.subnets.items()},

@@ -23,7 +23,7 @@ from nestnet.faults import parse_faults
 from nestnet.model import Model, apply_faults, from_plan
 from nestnet.model.classes import reachability
 
-from .fabrics import random_faults, random_spec, write_plan
+from .fabrics import random_faults, random_nsgs, random_spec, write_plan
 
 lab = pytest.importorskip("nestnet.lab", reason="the lab (nestnet.lab) has not landed")
 
@@ -33,24 +33,48 @@ MODES = ("routed", "routed", "routed", "nat", "secondary-ip")
 # Linux bridges by default; NESTNET_DIFF_BRIDGES=1 adds OVS and bridges holding the uplink (slower:
 # a private OVS per host).
 BRIDGES = os.environ.get("NESTNET_DIFF_BRIDGES") == "1"
+# Fabrics with random NSGs (on subnets and NICs, enforced by the lab's fabric with conntrack).
+NSG_FABRICS = int(os.environ.get("NESTNET_DIFF_NSG_FABRICS", "4"))
 
 
 @pytest.mark.root
 @pytest.mark.slow
 def test_model_agrees_with_lab(tmp_path: Path) -> None:
-    compared = racy = 0
+    _differential(tmp_path, range(SEED, SEED + FABRICS), nsgs=False)
+
+
+@pytest.mark.root
+@pytest.mark.slow
+def test_model_agrees_with_lab_with_nsgs(tmp_path: Path) -> None:
+    _differential(tmp_path, range(SEED + 5000, SEED + 5000 + NSG_FABRICS), nsgs=True)
+
+
+def _differential(tmp_path: Path, seeds: range, nsgs: bool) -> None:
+    from dataclasses import replace
+
+    from nestnet.lab import sdn
+    from nestnet.lab.topology import Topology
+
+    compared = racy = by_nsg = 0
     disagreements: list[str] = []
-    for i in range(SEED, SEED + FABRICS):
+    FABRICS = len(seeds)
+    for i in seeds:
         rng = random.Random(i)
         spec = random_spec(rng, f"ckd{os.getpid() % 10000}-{i}", MODES, bridges=BRIDGES)
         plan = write_plan(tmp_path, spec)
         faults = parse_faults(random_faults(rng, plan), plan)
         state = apply_faults(from_plan(plan), faults)
-        model = {(p.src, p.dst): p.ok for p in reachability(state).pairs(include_ok=True)}
+        if nsgs:
+            state = replace(state, azure=random_nsgs(rng, state))
+        verdicts = list(reachability(state).pairs(include_ok=True))
+        by_nsg += sum("NSG" in p.reason for p in verdicts)
+        model = {(p.src, p.dst): p.ok for p in verdicts}
         try:
             lab.up(plan)
             for f in faults:
                 lab.apply_fault(plan, f)
+            if nsgs:  # the fabric as the faulted state with its NSGs (what the emulator would hold)
+                sdn.program_ns(Topology.from_plan(plan), state.azure)
             real = {(p.src, p.dst): p.ok for p in lab.matrix(plan)}
         finally:
             lab.down(plan)
@@ -73,6 +97,7 @@ def test_model_agrees_with_lab(tmp_path: Path) -> None:
                 )
     print(
         f"differential: {FABRICS} fabrics, {compared - racy} pairs compared, {len(disagreements)} disagreements, "
-        f"{racy} ARP races not compared"
+        f"{racy} ARP races not compared" + (f", {by_nsg} pairs an NSG drops in the model" if nsgs else "")
     )
     assert not disagreements, "\n".join(disagreements)
+    assert by_nsg or not nsgs, "no NSG dropped anything: the NSG fabrics test nothing"

@@ -19,7 +19,7 @@ import queue
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
@@ -54,6 +54,8 @@ class SdnConfig:
     table: frozenset[RouteKey]  # the route table's routes: system routes overlaid by user routes
     rule_ports: frozenset[str]  # ports whose traffic is routed by the route table
     ipfwd_ports: frozenset[str]  # ports whose src/dst check is lifted
+    nsg_sig: str = ""  # signature of the NSG table ("" none)
+    nsg_text: str = field(default="", compare=False)  # desired only: the table's text
 
 
 @dataclass(frozen=True)
@@ -64,9 +66,11 @@ class SdnChanges:
     add_rules: tuple[str, ...] = ()
     del_ipfwd: tuple[str, ...] = ()
     add_ipfwd: tuple[str, ...] = ()
+    nsg_text: str | None = None  # the NSG table to load ("" deletes it); None: unchanged
 
     def __bool__(self) -> bool:
-        return any((self.del_routes, self.add_routes, self.del_rules, self.add_rules, self.del_ipfwd, self.add_ipfwd))
+        return any((self.del_routes, self.add_routes, self.del_rules, self.add_rules, self.del_ipfwd, self.add_ipfwd,
+                    self.nsg_text is not None))
 
 
 def system_routes(topo: Topology) -> dict[IPv4Network, RouteKey]:
@@ -98,6 +102,8 @@ def desired(topo: Topology, state: CloudState) -> SdnConfig:
         table=frozenset(table.values()),
         rule_ports=frozenset(n.port for n in topo.nics if n.subnet in associated),
         ipfwd_ports=frozenset(n.port for n in topo.nics if n.nic in forwarding),
+        nsg_sig=nsg_signature(nsgs := render_nsgs(topo, state)),
+        nsg_text=nsgs,
     )
 
 
@@ -109,6 +115,7 @@ def diff(want: SdnConfig, have: SdnConfig) -> SdnChanges:
         add_rules=tuple(sorted(want.rule_ports - have.rule_ports)),
         del_ipfwd=tuple(sorted(have.ipfwd_ports - want.ipfwd_ports)),
         add_ipfwd=tuple(sorted(want.ipfwd_ports - have.ipfwd_ports)),
+        nsg_text=want.nsg_text if want.nsg_sig != have.nsg_sig else None,
     )
 
 
@@ -119,21 +126,25 @@ def from_resources(resources: Mapping[str, Mapping[str, Any]], plan: Plan) -> Cl
 
     Secondary ip configurations are not read: the lab's topology takes them from the plan, so in
     secondary-ip mode the lab delivers nested VM addresses whatever the emulator holds."""
-    from ..azure.dataplane import azure_state
+    from ..azure.dataplane import azure_state, with_nsgs
     from ..azure.emulator import DEFAULT_SUBSCRIPTION, NET
 
     az = plan.azure
     root = f"/subscriptions/{az.subscription_id or DEFAULT_SUBSCRIPTION}/resourceGroups/{az.resource_group}/providers/{NET}"
     table_id = f"{root}/routeTables/{az.route_table}" if az.route_table else ""
     nic_root = f"{root}/networkInterfaces/".lower()
-    nics = {r["name"]: r for k, r in resources.items() if k.startswith(nic_root)}
-    return azure_state(
+    nics = {r["name"]: r for k, r in resources.items() if k.startswith(nic_root) and "/" not in k[len(nic_root):]}
+    nsg_root = f"{root}/networkSecurityGroups/".lower()
+    nsgs = [r for k, r in resources.items() if k.startswith(nsg_root) and "/" not in k[len(nsg_root):]]
+    vnet = resources.get(f"{root}/virtualNetworks/{az.vnet}".lower())
+    state = azure_state(
         CloudState.from_plan(plan),
         resources.get(table_id.lower()) if table_id else None,
-        resources.get(f"{root}/virtualNetworks/{az.vnet}".lower()),
+        vnet,
         nics,
         table_id,
     )
+    return with_nsgs(state, nsgs, az.vnet, vnet, nics)
 
 
 def from_emulator(state_dir: str | Path, plan: Plan) -> CloudState:
@@ -187,3 +198,110 @@ def lab_programmer(plan: Plan, delay: float = 0.0) -> Callable[["Arm"], None]:
         pending.put((time.monotonic() + delay, state))
 
     return program
+
+
+# --- network security groups (docs/decisions/0021) ---------------------------------------------
+
+NSG_TABLE = "fabnsg"
+_L4 = {"tcp": "tcp", "udp": "udp", "icmp": "icmp", "esp": "esp", "ah": "ah"}
+
+
+def _alternatives(prefixes: tuple[str, ...], vnet: str) -> list[str]:
+    """nft matches (without the ``ip saddr``/``ip daddr``) any of which stands for ``prefixes``;
+    [] when none can match (another service tag, an ASG)."""
+    from ..model.nsg import AZURE_LOAD_BALANCER
+
+    cidrs, out = [], []
+    for p in prefixes:
+        low = p.strip().lower()
+        if low in ("*", "any", "0.0.0.0/0"):
+            return [""]
+        if low == "virtualnetwork":
+            out.append(f"@{vnet}")
+        elif low == "internet":
+            out.append(f"!= @{vnet}")
+        elif low == "azureloadbalancer":
+            cidrs.append(str(AZURE_LOAD_BALANCER))
+        else:
+            try:
+                cidrs.append(str(IPv4Network(p.strip(), strict=False)))
+            except ValueError:
+                continue
+    if cidrs:
+        out.append("{ " + ", ".join(cidrs) + " }")
+    return out
+
+
+def _ports(ranges: tuple[str, ...]) -> str | None:
+    if any(r.strip() == "*" for r in ranges):
+        return None
+    return "{ " + ", ".join(r.strip() for r in ranges) + " }"
+
+
+def _rule_lines(r, vnet: str) -> list[str]:
+    verdict = "return" if r.access == "Allow" else "drop"
+    proto = r.protocol.lower()
+    head = ""
+    if proto != "*":
+        if proto not in _L4:
+            return []
+        head = f"meta l4proto {_L4[proto]} "
+    sports, dports = _ports(r.source_ports), _ports(r.destination_ports)
+    if sports or dports:
+        if proto in ("icmp", "esp", "ah"):
+            return []  # no ports in these headers: the rule never matches
+        if proto == "*":
+            head = "meta l4proto { tcp, udp } "
+        head += (f"th sport {sports} " if sports else "") + (f"th dport {dports} " if dports else "")
+    lines = []
+    for s in _alternatives(r.sources, vnet):
+        for d in _alternatives(r.destinations, vnet):
+            m = (f"ip saddr {s} " if s else "") + (f"ip daddr {d} " if d else "")
+            lines.append(f"\t\t{head}{m}counter {verdict} comment \"{r.name}\"")
+    return lines
+
+
+def render_nsgs(topo: Topology, state: CloudState) -> str:
+    """The ``table inet fabnsg`` text enforcing ``state``'s NSGs on the fabric's ports, or "" when
+    no NSG is attached. Stateful by conntrack: a packet of an established flow passes; a new one
+    meets, leaving its NIC, the NIC's then the subnet's outbound rules, and arriving at its NIC the
+    subnet's then the NIC's inbound rules. A rule chain returns on Allow and drops on Deny, so
+    every NSG on the way must allow. The last chain's name carries a signature of the text."""
+    import hashlib
+
+    from ..model.nsg import DEFAULT_RULES
+
+    owner_nic = {n.owner: n for n in state.nics.values()}
+    per_port: list[tuple[str, str | None, str | None]] = []  # (port, subnet NSG, NIC NSG)
+    for n in topo.nics:
+        nic = owner_nic.get(n.node)
+        sub = state.subnets.get(n.subnet)
+        per_port.append((n.port, sub.nsg if sub is not None else None, nic.nsg if nic is not None else None))
+    used = sorted({g for _, s, c in per_port for g in (s, c) if g})
+    if not used:
+        return ""
+    vnet = "vnet"
+    chains, index = [], {name: i for i, name in enumerate(used)}
+    for name in used:
+        nsg = state.nsgs.get(name)
+        for direction in ("Inbound", "Outbound"):
+            rules = nsg.ordered(direction) if nsg is not None else tuple(  # unknown: its DenyAll only
+                r for r in DEFAULT_RULES if r.direction == direction and r.priority == 65500)
+            body = [line for r in rules for line in _rule_lines(r, vnet)]
+            chains.append(f"\tchain n{index[name]}_{direction[:3].lower()} {{ # {name}\n" + "\n".join(body) + "\n\t}")
+    base = ["\t\ttype filter hook forward priority filter; policy accept;", "\t\tct state established,related accept"]
+    for port, sub, nic in per_port:  # leaving the NIC: NIC then subnet
+        base += [f"\t\tiifname \"{port}\" jump n{index[g]}_out" for g in (nic, sub) if g]
+    for port, sub, nic in per_port:  # arriving at the NIC: subnet then NIC
+        base += [f"\t\toifname \"{port}\" jump n{index[g]}_inb" for g in (sub, nic) if g]
+    space = ", ".join(str(n) for n in state.tags.virtual_network)
+    text = (f"table inet {NSG_TABLE} {{\n\tset {vnet} {{ type ipv4_addr; flags interval; auto-merge; "
+            f"elements = {{ {space} }} }}\n" + "\n".join(chains) + "\n\tchain forward {\n" + "\n".join(base) + "\n\t}\n}\n")
+    sig = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return text[:-2] + f"\tchain sig_{sig} {{\n\t}}\n}}\n"
+
+
+def nsg_signature(text: str) -> str:
+    """The signature ``render_nsgs`` put into ``text`` ("" for no table)."""
+    i = text.find("chain sig_")
+    return text[i + 10:i + 26] if i >= 0 else ""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from ipaddress import IPv4Network
 
 from ..netns import run_in
-from .azure import CloudState, SdnChanges, SdnConfig, RouteKey, desired, diff, system_routes
+from .azure import NSG_TABLE, CloudState, SdnChanges, SdnConfig, RouteKey, desired, diff, system_routes
 from .ovs import tx_checksum_off
 from .sysio import ip_batch, ip_json, nft, nft_json, write_sysctls
 from .topology import (
@@ -148,7 +148,13 @@ def observe() -> SdnConfig:
     for item in nft_json("list", "set", "inet", TABLE, "ipfwd")["nftables"]:
         if "set" in item:
             ipfwd.update(item["set"].get("elem", []))
-    return SdnConfig(frozenset(table), frozenset(rules), frozenset(ipfwd))
+    sig = ""
+    if any(t.get("table", {}).get("name") == NSG_TABLE for t in nft_json("list", "tables")["nftables"]):
+        for item in nft_json("list", "table", "inet", NSG_TABLE)["nftables"]:
+            name = item.get("chain", {}).get("name", "")
+            if name.startswith("sig_"):
+                sig = name[4:]
+    return SdnConfig(frozenset(table), frozenset(rules), frozenset(ipfwd), sig)
 
 
 def apply_changes(ch: SdnChanges) -> None:
@@ -162,6 +168,8 @@ def apply_changes(ch: SdnChanges) -> None:
         cmds.append(f"delete element inet {TABLE} ipfwd {{ {', '.join(_q(p) for p in ch.del_ipfwd)} }}")
     if ch.add_ipfwd:
         cmds.append(f"add element inet {TABLE} ipfwd {{ {', '.join(_q(p) for p in ch.add_ipfwd)} }}")
+    if ch.nsg_text is not None:  # the whole NSG table in one transaction (conntrack entries stay)
+        cmds.append(f"table inet {NSG_TABLE}\ndelete table inet {NSG_TABLE}\n{ch.nsg_text}")
     if cmds:
         nft("\n".join(cmds) + "\n")
 
