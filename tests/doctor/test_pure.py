@@ -223,3 +223,27 @@ def test_host_apply_is_not_the_fix_when_it_has_nothing_to_change(plan, kind: str
     drift = ({"kind": "sysctl", "op": "set", "key": "net.ipv4.ip_forward", "detail": "0 -> 1"},)
     with_drift = [p for p in diagnose(plan, "h1", obs, drift).pairs if p.dies_at == "h1"]
     assert with_drift and all(p.fix.startswith("`nestnet host apply`") for p in with_drift)
+
+
+def test_azure_read_with_an_nsg_names_it(tmp_path: Path):
+    """doctor --azure reads NSGs too (issue 10): a rule denying mgmt -> v1 fails that pair, named."""
+    from nestnet.azure.dataplane import azure_state, with_nsgs
+
+    plan = write(tmp_path, spec())[1]
+    planned = from_plan(plan)
+    h = planned.hosts["h1"]
+    obs = observe_host(_routes(h), _sysctl(h), _nft())
+    table, vnet, nics, table_id = _arm(plan, True, True, True)
+    sub_id = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/vnet/subnets/vm-subnet"
+    vnet["properties"]["subnets"][0]["properties"]["networkSecurityGroup"] = {"id": "/x/networkSecurityGroups/vm-nsg"}
+    nsgs = [{"name": "vm-nsg", "properties": {"securityRules": [{"name": "deny-mgmt-v1", "properties": {
+        "priority": 100, "direction": "Inbound", "access": "Deny", "protocol": "*", "sourceAddressPrefix": "10.0.2.5",
+        "destinationAddressPrefix": "10.0.1.130", "sourcePortRange": "*", "destinationPortRange": "*"}}],
+        "subnets": [{"id": sub_id}]}}]
+    assert plan.subnets["vm-subnet"]  # the rule's subnet is the one h1 and v1 sit in
+    azure = with_nsgs(azure_state(planned.azure, table, vnet, nics, table_id), nsgs, plan.azure.vnet, vnet, nics)
+    assert azure.subnets["vm-subnet"].nsg == "vm-nsg"
+    d = diagnose(plan, "h1", obs, azure=azure)
+    assert {(p.src, p.dst) for p in d.pairs if not p.ok} == {("mgmt", "v1")}
+    assert "NSG vm-nsg rule deny-mgmt-v1" in next(p.reason for p in d.pairs if not p.ok)
+    assert not d.healthy
