@@ -22,7 +22,7 @@ SEED = Path(__file__).parents[1] / "examples" / "seed.yaml"
 
 def main() -> int:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 1
-    seen = []
+    seen, cpu = [], []
     for i in range(rounds):
         o = scenarios.add_host(SEED, lambda _m: None, name=f"bah{os.getpid()}{i}"[:24])
         if not o.ok:
@@ -32,10 +32,13 @@ def main() -> int:
         seen.append(o.doc["convergence_s"])
         print(f"round {i}: convergence {o.doc['convergence_s']:.1f} s = spec edits {t['spec_edit_s']:.2f} + azure "
               f"{t['rollout_azure_s']:.2f} + hosts (ansible) {t['rollout_hosts_s']:.2f} + rollout process "
-              f"{t['rollout_other_s']:.2f} + matrix {t['matrix_s']:.2f} ({t['matrix_rounds']} rounds)")
+              f"{t['rollout_other_s']:.2f} + matrix {t['matrix_s']:.2f} ({t['matrix_rounds']} rounds); "
+              f"hosts step CPU: controller (ansible-playbook tree) {t['hosts_controller_cpu_s']:.2f} s + hosts' sshd trees "
+              f"{t['hosts_remote_cpu_s']:.2f} s")
+        cpu.append(t["hosts_controller_cpu_s"] + t["hosts_remote_cpu_s"])
     med = statistics.median(seen)
     print(f"add-host convergence median {med:.1f} s over {rounds} round(s); goal {GOAL:.0f} s: {med / GOAL:.2f}x of it; "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus")
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus; hosts step CPU median {statistics.median(cpu):.1f} s")
     return 0
 
 

@@ -4,6 +4,7 @@ that fails or prints garbage, so nothing on this machine is reconciled)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -21,7 +22,7 @@ from nestnet.fleet import (
     playbook,
     summarise,
 )
-from nestnet.fleet.render import APPLY_TASK
+from nestnet.fleet.render import APPLY_TASK, DELIVER
 from nestnet.fleet.run import dump
 from nestnet.plan import load_plan
 
@@ -63,10 +64,41 @@ def test_cli_prints_what_apply_runs(tmp_path):
 def test_the_playbook_reads_its_defaults_inline():
     """Play vars would outrank the inventory: the knobs must be ``| default()``s, not play vars."""
     play = playbook()[0]
-    assert set(play["vars"]) == {"nn_dir"}
+    assert "vars" not in play
     text = dump(playbook())
     for var in ("nestnet_install", "nestnet_pip_name", "nestnet_command", "nestnet_root", "nestnet_become"):
         assert f"{var} | default(" in text
+
+
+def deliver(d: Path, check: str, cmd: list[str], spec: str, lock: str | None) -> subprocess.CompletedProcess:
+    """The playbook's one remote step, run here as the host would run it."""
+    payload = base64.b64encode(json.dumps({"spec": spec, "lock": lock}).encode()).decode() + "\n"
+    return subprocess.run([sys.executable, "-c", DELIVER, str(d), check, *cmd], input=payload,
+                          capture_output=True, text=True, check=False)
+
+
+def test_deliver_writes_spec_and_lock_then_runs_the_command_on_them(tmp_path):
+    d = tmp_path / "root" / "etc" / "nestnet"
+    spec = "version: 1  # {{ not a template }} é\n"
+    r = deliver(d, "0", ["/bin/sh", "-c", 'cat "$1"; exit 3', "sh", "{spec}"], spec, "lock: 1\n")
+    assert (r.returncode, r.stdout) == (3, spec)  # the command read the delivered spec; its status passes through
+    assert (d / "nestnet.yaml").read_text() == spec and (d / "nestnet.lock").read_text() == "lock: 1\n"
+    assert oct((d / "nestnet.yaml").stat().st_mode & 0o777) == "0o644"
+    before = (d / "nestnet.yaml").stat().st_ino
+    # same spec again: the file is left alone; no lock now: the stale one goes
+    assert deliver(d, "0", ["/bin/true"], spec, None).returncode == 0
+    assert (d / "nestnet.yaml").stat().st_ino == before and not (d / "nestnet.lock").exists()
+    assert sorted(p.name for p in d.iterdir()) == ["nestnet.yaml"]
+
+
+def test_deliver_in_check_mode_leaves_nothing_and_a_missing_command_is_one_line(tmp_path):
+    d = tmp_path / "etc" / "nestnet"
+    r = deliver(d, "1", ["/bin/sh", "-c", 'cat "$1" "${1%.yaml}.lock"; echo "$1" >&2', "sh", "{spec}"], "s\n", "l\n")
+    assert r.returncode == 0 and r.stdout == "s\nl\n"
+    scratch = Path(r.stderr.strip()).parent
+    assert not d.exists() and not scratch.exists()
+    r = deliver(d, "0", [str(tmp_path / "no-nestnet"), "host"], "s\n", None)
+    assert r.returncode == 127 and r.stderr == f"{tmp_path / 'no-nestnet'}: No such file or directory\n"
 
 
 def ev(host: str, task: str, status: str, **kw) -> dict:
@@ -132,7 +164,8 @@ def local_inventory(tmp: Path, command: str) -> Path:
 @pytest.mark.parametrize("command,error", [("/bin/false", "nestnet exited 1"), ("/bin/echo", "nestnet printed no JSON")])
 def test_a_host_whose_nestnet_fails_is_failed_and_exit_is_1(tmp_path, command, error):
     spec = tmp_path / "seed.yaml"
-    spec.write_text(SEED.read_text())
+    # what looks like a template arrives as written, byte for byte, trailing blank line included
+    spec.write_text(SEED.read_text() + "# {{ not_a_var }} {% raw %} ü\n\n")
     r = nestnet("fleet", "apply", str(spec), "--inventory", str(local_inventory(tmp_path, command)), "--json",
                 env=ansible_env(tmp_path))
     assert r.returncode == 1, r.stderr

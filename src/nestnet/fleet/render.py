@@ -46,17 +46,79 @@ def _var(name: str) -> str:
     return f"{name} | default({DEFAULTS[name]!r})"
 
 
-def playbook() -> list[dict[str, Any]]:
-    """Copy the spec and its lock to each host, then run ``nestnet host apply`` there.
+# Runs on each host, with the Python Ansible runs modules with (stdlib only): writes the spec and
+# lock that arrive on stdin (base64 of {"spec": text, "lock": text or null}) into DIR, or, for a
+# dry run or doctor (CHECK=1), into a scratch directory removed afterwards; then runs the command
+# with "{spec}" replaced by the spec's path and exits with its status. One module run per host
+# instead of six (directory, two copies each with a stat, stale-lock removal, the command).
+DELIVER = """\
+import base64, json, os, shutil, subprocess, sys, tempfile
+d, check, cmd = sys.argv[1], sys.argv[2] == "1", sys.argv[3:]
+files = json.loads(base64.b64decode(sys.stdin.read()).decode("utf-8"))
+rc = 1
+try:
+    if check:
+        d = tempfile.mkdtemp(prefix="nestnet-")
+    else:
+        os.makedirs(d, mode=0o755, exist_ok=True)
+    for name, text in (("nestnet.yaml", files["spec"]), ("nestnet.lock", files["lock"])):
+        p = os.path.join(d, name)
+        if text is None:
+            # a stale lock from an earlier spec would allocate differently from the controller
+            if os.path.lexists(p):
+                os.unlink(p)
+            continue
+        try:
+            with open(p, encoding="utf-8", newline="") as f:
+                same = f.read() == text
+        except (OSError, ValueError):
+            same = False
+        if not same:  # an unchanged file stays untouched; a changed one is replaced whole
+            tmp = os.path.join(d, "." + name + ".tmp")
+            with open(tmp, "w", encoding="utf-8", newline="") as f:
+                f.write(text)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, p)
+    cmd = [os.path.join(d, "nestnet.yaml") if a == "{spec}" else a for a in cmd]
+    try:
+        rc = subprocess.call(cmd)
+    except OSError as e:
+        sys.stderr.write("%s: %s\\n" % (cmd[0], e.strerror))
+        rc = 127
+except OSError as e:
+    sys.stderr.write("%s: %s\\n" % (e.filename or d, e.strerror))
+finally:
+    if check:
+        shutil.rmtree(d, ignore_errors=True)
+sys.exit(rc)
+"""
+# The Python that runs DELIVER: the inventory's interpreter when it names one, else python3.
+PYTHON = "{{ ansible_python_interpreter if (ansible_python_interpreter | default('')) is match('/') else 'python3' }}"
+# DELIVER's stdin, read on the controller (exact bytes: no rstrip; an empty lock path = no lock).
+PAYLOAD = (
+    "{{ {'spec': lookup('file', nestnet_spec_src, rstrip=False),"
+    " 'lock': (lookup('file', nestnet_lock_src, rstrip=False) if nestnet_lock_src | length > 0 else none)}"
+    " | to_json | b64encode }}"
+)
 
-    In check mode (``--check``, nestnet's ``--dry-run``) the files go to a scratch directory that
-    is removed afterwards and the host runs ``nestnet host diff``: the host's config is untouched,
-    yet the diff is against this spec. The copies therefore run with ``check_mode: false``.
-    Variables ``nestnet_spec_src`` / ``nestnet_lock_src`` (the controller's files; an empty lock
-    means the spec has none) come from ``fleet apply`` as extra vars.
+
+def _deliver_and_run(check: str, argv: list[str]) -> dict[str, Any]:
+    config_dir = "{{ ((" + _var("nestnet_root") + ") | regex_replace('/+$', '')) ~ '/etc/nestnet' }}"
+    return {"argv": [PYTHON, "-c", DELIVER, config_dir, check, *argv], "stdin": PAYLOAD}
+
+
+def playbook() -> list[dict[str, Any]]:
+    """Deliver the spec and its lock to each host and run ``nestnet host apply`` there, in one
+    module run per host (``DELIVER``).
+
+    The files go to ``<nestnet_root>/etc/nestnet/nestnet.{yaml,lock}``. In check mode
+    (``--check``, nestnet's ``--dry-run``) they go to a scratch directory that is removed
+    afterwards and the host runs ``nestnet host diff``: the host's config is untouched, yet the
+    diff is against this spec; the task therefore runs with ``check_mode: false``. Variables
+    ``nestnet_spec_src`` / ``nestnet_lock_src`` (the controller's files; an empty lock means the
+    spec has none) come from ``fleet apply`` as extra vars.
     """
     root = "{{ " + _var("nestnet_root") + " }}"
-    config_dir = "((" + _var("nestnet_root") + ") | regex_replace('/+$', '')) ~ '/etc/nestnet'"
     tasks: list[dict[str, Any]] = [
         {
             "name": "nestnet is installed",
@@ -64,46 +126,14 @@ def playbook() -> list[dict[str, Any]]:
             "when": f"({_var('nestnet_install')}) == 'pip'",
         },
         {
-            "name": "scratch directory for the dry run",
-            "ansible.builtin.tempfile": {"state": "directory", "prefix": "nestnet-"},
-            "check_mode": False,
-            "register": "nn_scratch",
-            "when": "ansible_check_mode",
-        },
-        {
-            "name": "nestnet's directory",
-            "ansible.builtin.file": {"path": "{{ nn_dir }}", "state": "directory", "mode": "0755"},
-            "check_mode": False,
-        },
-        {
-            "name": "the spec",
-            "ansible.builtin.copy": {"src": "{{ nestnet_spec_src }}", "dest": "{{ nn_dir }}/nestnet.yaml", "mode": "0644"},
-            "check_mode": False,
-        },
-        {
-            "name": "the lock file",
-            "ansible.builtin.copy": {"src": "{{ nestnet_lock_src }}", "dest": "{{ nn_dir }}/nestnet.lock", "mode": "0644"},
-            "check_mode": False,
-            "when": "nestnet_lock_src | length > 0",
-        },
-        {
-            # A stale lock left from an earlier spec would allocate differently from the controller.
-            "name": "no stale lock file",
-            "ansible.builtin.file": {"path": "{{ nn_dir }}/nestnet.lock", "state": "absent"},
-            "check_mode": False,
-            "when": "nestnet_lock_src | length == 0",
-        },
-        {
             "name": APPLY_TASK,
-            "ansible.builtin.command": {
-                "argv": [
-                    "{{ " + _var("nestnet_command") + " }}", "host",
-                    "{{ 'diff' if ansible_check_mode else 'apply' }}", "{{ nn_dir }}/nestnet.yaml",
-                    "--host", "{{ inventory_hostname }}", "--root", root, "--json",
-                    # argv has no optional items: without adoption the slot repeats --json.
-                    "{{ '--adopt' if (nestnet_adopt | default(false) | bool) else '--json' }}",
-                ],
-            },
+            "ansible.builtin.command": _deliver_and_run("{{ '1' if ansible_check_mode else '0' }}", [
+                "{{ " + _var("nestnet_command") + " }}", "host",
+                "{{ 'diff' if ansible_check_mode else 'apply' }}", "{spec}",
+                "--host", "{{ inventory_hostname }}", "--root", root, "--json",
+                # argv has no optional items: without adoption the slot repeats --json.
+                "{{ '--adopt' if (nestnet_adopt | default(false) | bool) else '--json' }}",
+            ]),
             "check_mode": False,
             "register": "nn_result",
             "failed_when": False,
@@ -119,12 +149,6 @@ def playbook() -> list[dict[str, Any]]:
             "when": f"nn_result.rc != 0 or nn_result.stdout is not match({JSON_OUT!r})",
         },
     ]
-    cleanup = {
-        "name": "remove the scratch directory",
-        "ansible.builtin.file": {"path": "{{ nn_scratch.path }}", "state": "absent"},
-        "check_mode": False,
-        "when": "ansible_check_mode and nn_scratch.path is defined",
-    }
     return [
         {
             "name": "apply the nestnet plan",
@@ -132,8 +156,7 @@ def playbook() -> list[dict[str, Any]]:
             "gather_facts": False,
             # nestnet changes routes and firewall: root. The seed logs in as a sudo user.
             "become": "{{ nestnet_become | default((ansible_user | default('')) != 'root') }}",
-            "vars": {"nn_dir": "{{ nn_scratch.path if ansible_check_mode else " + config_dir + " }}"},
-            "tasks": [{"block": tasks, "always": [cleanup]}],
+            "tasks": tasks,
         }
     ]
 
@@ -142,33 +165,18 @@ DOCTOR_TASK = "nestnet doctor"
 
 
 def doctor_playbook() -> list[dict[str, Any]]:
-    """Copy the spec and its lock to a scratch directory on each host and run ``nestnet doctor
-    --json`` there (exit 1 = problems found, not a failure of the task). Nothing on the host
-    changes; the scratch directory is removed afterwards."""
+    """Deliver the spec and its lock to a scratch directory on each host and run ``nestnet doctor
+    --json`` there (exit 1 = problems found, not a failure of the task), in one module run per
+    host. Nothing on the host changes; the scratch directory is removed afterwards."""
     root = "{{ " + _var("nestnet_root") + " }}"
     tasks: list[dict[str, Any]] = [
         {
-            "name": "scratch directory",
-            "ansible.builtin.tempfile": {"state": "directory", "prefix": "nestnet-"},
-            "register": "nn_scratch",
-        },
-        {
-            "name": "the spec",
-            "ansible.builtin.copy": {"src": "{{ nestnet_spec_src }}", "dest": "{{ nn_scratch.path }}/nestnet.yaml", "mode": "0644"},
-        },
-        {
-            "name": "the lock file",
-            "ansible.builtin.copy": {"src": "{{ nestnet_lock_src }}", "dest": "{{ nn_scratch.path }}/nestnet.lock", "mode": "0644"},
-            "when": "nestnet_lock_src | length > 0",
-        },
-        {
             "name": DOCTOR_TASK,
-            "ansible.builtin.command": {
-                "argv": [
-                    "{{ " + _var("nestnet_command") + " }}", "doctor", "{{ nn_scratch.path }}/nestnet.yaml",
-                    "--host", "{{ inventory_hostname }}", "--root", root, "--json",
-                ],
-            },
+            "ansible.builtin.command": _deliver_and_run("1", [
+                "{{ " + _var("nestnet_command") + " }}", "doctor", "{spec}",
+                "--host", "{{ inventory_hostname }}", "--root", root, "--json",
+            ]),
+            "check_mode": False,
             "register": "nn_result",
             "failed_when": False,
             "changed_when": False,
@@ -179,17 +187,12 @@ def doctor_playbook() -> list[dict[str, Any]]:
             "when": f"nn_result.rc not in (0, 1) or nn_result.stdout is not match({JSON_OUT!r})",
         },
     ]
-    cleanup = {
-        "name": "remove the scratch directory",
-        "ansible.builtin.file": {"path": "{{ nn_scratch.path }}", "state": "absent"},
-        "when": "nn_scratch.path is defined",
-    }
     return [
         {
             "name": "diagnose every nestnet host",
             "hosts": GROUP,
             "gather_facts": False,
             "become": "{{ nestnet_become | default((ansible_user | default('')) != 'root') }}",
-            "tasks": [{"block": tasks, "always": [cleanup]}],
+            "tasks": tasks,
         }
     ]

@@ -8,6 +8,7 @@ emulated fabric and points each at its lab root, and runs nestnet commands from 
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -113,6 +114,32 @@ class FleetLab:
     def nestnet(self, *args: str, arm: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         """``nestnet ARGS`` run on the controller (the mgmt VM), with Ansible's and ARM's env."""
         return exec_(self.plan, self.controller, ["env", *self.env(arm), NESTNET, *args])
+
+    def remote_cpu_s(self) -> float:
+        """User+sys seconds the hosts' sshd trees have used so far (sessions, modules, ``nestnet
+        host apply``). Every live process of a tree counts its own and its reaped children's
+        time; sessions Ansible's ControlPersist keeps open are still alive, hence the walk."""
+        stats: dict[int, tuple[int, int]] = {}  # pid -> (ppid, ticks)
+        for d in Path("/proc").iterdir():
+            if not d.name.isdigit():
+                continue
+            try:
+                f = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            # after "(comm)": state ppid ... ; fields 14-17 of stat: utime stime cutime cstime
+            stats[int(d.name)] = (int(f[1]), sum(int(x) for x in f[11:15]))
+        kids: dict[int, list[int]] = {}
+        for pid, (ppid, _) in stats.items():
+            kids.setdefault(ppid, []).append(pid)
+        todo = [p.pid for p in self.procs.values()]  # `ip netns exec` execs sshd: the PID is sshd's
+        total = 0
+        while todo:
+            pid = todo.pop()
+            if pid in stats:
+                total += stats[pid][1]
+                todo.extend(kids.get(pid, []))
+        return total / os.sysconf("SC_CLK_TCK")
 
     def close(self) -> None:
         for p in self.procs.values():

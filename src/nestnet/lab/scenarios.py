@@ -242,8 +242,10 @@ def add_host(seed_spec: Path, say: Say, name: str | None = None, green_timeout: 
                 plan4 = load_plan(spec, write=False)
                 inv = fl.inventory(plan4)
                 t1 = time.monotonic()
+                remote0 = fl.remote_cpu_s()
                 r = _check(fl.nestnet("rollout", str(spec), "--json", "--inventory", str(inv), arm=arm), "rollout")
                 t2 = time.monotonic()
+                remote_cpu = fl.remote_cpu_s() - remote0
                 roll = json.loads(r.stdout)
                 rounds = 0
                 while True:
@@ -266,6 +268,10 @@ def add_host(seed_spec: Path, say: Say, name: str | None = None, green_timeout: 
                     "rollout_azure_s": roll["steps"][0]["seconds"],
                     "rollout_hosts_s": roll["steps"][1]["seconds"],
                     "rollout_other_s": round((t2 - t1) - roll["steps"][0]["seconds"] - roll["steps"][1]["seconds"], 2),
+                    # CPU (user+sys), which load does not inflate: ansible-playbook's tree on the
+                    # controller, and what the hosts' sshd trees used (modules, `nestnet host apply`).
+                    "hosts_controller_cpu_s": roll["steps"][1].get("cpu_s"),
+                    "hosts_remote_cpu_s": round(remote_cpu, 2),
                     "matrix_s": round(t3 - t2, 2),
                     "matrix_rounds": rounds,
                 },
