@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
+from .azure_facts import reserved_addresses  # noqa: F401 - one definition, re-exported
 from .errors import Problem, SpecError
 from .spec import AZURE_NAME_RE, FABRIC_NAME_RE, IFNAME_RE, MAC_RE, NODE_NAME_RE, HostSpec, Spec
 
@@ -28,12 +29,6 @@ RESERVED_IFNAMES = frozenset({"all", "default", "lo"})
 AZURE_FORBIDDEN_SPACE = tuple(
     IPv4Network(n) for n in ("224.0.0.0/4", "255.255.255.255/32", "127.0.0.0/8", "169.254.0.0/16", "168.63.129.16/32")
 )
-
-
-def reserved_addresses(prefix: IPv4Network) -> tuple[IPv4Address, ...]:
-    """Azure keeps the first four addresses and the last one of every subnet."""
-    base = int(prefix.network_address)
-    return tuple(IPv4Address(base + i) for i in range(4)) + (prefix.broadcast_address,)
 
 
 def vm_mac(ip: IPv4Address) -> str:
