@@ -1,0 +1,58 @@
+"""The spec's fast YAML reader (libyaml events -> data) gives exactly what the full loader gives,
+and leaves every document it does not handle to the full loader (same data, same refusals)."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nestnet.errors import SpecError
+from nestnet.spec import _fast_load, _Loader, _Unusual, parse_yaml
+
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=12),
+    st.sampled_from(["10.0.0.1", "yes", "No", "0x1f", "1_000", "~", "2001-12-14", ".inf", "=", "<<", "0o7"]),
+    st.dates(min_value=datetime.date(1970, 1, 1)),
+)
+data = st.recursive(
+    scalars, lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=6), kids, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data, st.sampled_from([False, True]))
+def test_fast_reader_equals_full_loader(value, flow):
+    text = yaml.safe_dump(value, default_flow_style=flow)
+    want = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader subclass
+    got = _fast_load(text)
+    assert repr(got) == repr(want)
+
+
+@pytest.mark.parametrize("text, refusal", [
+    ("a: 1\na: 2", "duplicate key 'a'"),
+    ("{1: x, 1: y}", "duplicate key 1"),
+    ("<<: {a: 1}", "merge keys"),
+    ("? [a]\n: 1", "complex keys"),
+    ("a: &x [1]\nb: *x", "anchors and aliases"),
+    ("a: !custom 1", "could not determine a constructor"),
+    ("--- 1\n--- 2", "but found another document"),
+    ("a: b: c", "mapping values are not allowed"),
+])
+def test_unusual_documents_go_to_the_full_loader(text, refusal):
+    with pytest.raises(_Unusual):
+        _fast_load(text)
+    with pytest.raises(SpecError) as err:
+        parse_yaml(text, "f.yaml")
+    assert refusal in str(err.value.problems[0].message)
+
+
+def test_explicit_tags_are_read_by_the_full_loader():
+    with pytest.raises(_Unusual):
+        _fast_load("a: !!str 1")
+    assert parse_yaml("a: !!str 1", "f.yaml") == {"a": "1"}
+    assert parse_yaml("", "f.yaml") is None
