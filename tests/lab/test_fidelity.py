@@ -92,3 +92,35 @@ def test_nested_vms_reach_the_internet_only_with_egress_masquerade(make_lab, egr
     plan = make_lab(spec)
     expected = set() if egress != "none" else {("vma", "internet"), ("vmb", "internet")}
     assert red(plan) == expected
+
+
+def test_private_ranges_outside_the_vnet_die_in_azure_not_on_the_internet(make_lab):
+    """Azure's default None routes (10/8, 172.16/12, 192.168/16, 100.64/10 outside the VNet): a nested
+    VM's packet to 192.168.5.5, masqueraded by its host, is dropped by the fabric; nothing of it
+    leaves towards the internet. The model says the same, naming the route."""
+    import json
+    from ipaddress import IPv4Address
+
+    from nestnet.lab.topology import INET_PORT
+    from nestnet.model import Model, from_plan
+    from nestnet.model.engine import _Flow
+
+    plan = make_lab(seed())
+    topo = Topology.from_plan(plan)
+
+    def tx_to_internet() -> int:
+        out = subprocess.run(["ip", "-n", topo.sdn_ns, "-s", "-j", "link", "show", INET_PORT],
+                             capture_output=True, text=True, check=True).stdout
+        return json.loads(out)[0]["stats64"]["tx"]["packets"]
+
+    def ping(dst: str) -> bool:
+        return subprocess.run(["ip", "netns", "exec", topo.ns("vma"), "ping", "-c2", "-i0.2", "-W1", dst],
+                              capture_output=True).returncode == 0
+
+    before = tx_to_internet()
+    assert not ping("192.168.5.5") and not ping("100.64.1.1")
+    assert tx_to_internet() == before, "the fabric sent a None-route destination to the internet"
+    assert ping("203.0.113.10") and tx_to_internet() > before  # the counter does count internet traffic
+    vma = plan.vms["vma"]
+    leg = Model(from_plan(plan))._leg("vma", vma.ip, IPv4Address("192.168.5.5"), _Flow(), reply=False)
+    assert leg.drop is not None and "192.168.0.0/16 has next hop None" in leg.drop.why
