@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import Problem, SpecError
-from .validate import Fabric, VMInfo, vm_mac  # noqa: F401 - vm_mac re-exported
+from .validate import ResolvedSpec, VMInfo, vm_mac  # noqa: F401 - vm_mac re-exported
 
 LOCK_VERSION = 1
 
@@ -98,7 +98,7 @@ class Allocation:
 class _Pool:
     """The pool as aligned candidate blocks (indices), with what is taken already."""
 
-    def __init__(self, fabric: Fabric):
+    def __init__(self, fabric: ResolvedSpec):
         self.fabric = fabric
         self.net = fabric.pool
         self.plen = fabric.spec.nested.block_prefix_len
@@ -144,7 +144,7 @@ class _Pool:
         return IPv4Network((self.base + self.cursor * self.size, self.plen))
 
 
-def allocate(fabric: Fabric, lock: Lock, *, frozen: bool = False, lock_display: str = "") -> Allocation:
+def allocate(fabric: ResolvedSpec, lock: Lock, *, frozen: bool = False, lock_display: str = "") -> Allocation:
     pool = _Pool(fabric)
     new: list[str] = []
     problems = _pin_blocks(pool)
@@ -306,7 +306,7 @@ def _check_frozen(
         )])
 
 
-def _block_placement(fabric: Fabric, blocks: dict[str, IPv4Network]) -> list[Problem]:
+def _block_placement(fabric: ResolvedSpec, blocks: dict[str, IPv4Network]) -> list[Problem]:
     """Modes and guest styles that need each block inside its host's subnet."""
     out: list[Problem] = []
     nested = fabric.spec.nested
@@ -327,7 +327,7 @@ def _block_placement(fabric: Fabric, blocks: dict[str, IPv4Network]) -> list[Pro
     return out
 
 
-def _who(fabric: Fabric, a: IPv4Address) -> str:
+def _who(fabric: ResolvedSpec, a: IPv4Address) -> str:
     for h in fabric.hosts.values():
         if h.ip == a:
             return f"host {h.name}"

@@ -20,7 +20,7 @@ from .errors import Problem
 from .ipam import Allocation
 from .mobility import SHARED_GATEWAY, Move, local_prefixes, moves, route_name
 from .spec import HostSpec, SpecSource
-from .validate import Fabric, HostInfo, reserved_addresses, vm_mac
+from .validate import ResolvedSpec, HostInfo, reserved_addresses, vm_mac
 
 if TYPE_CHECKING:
     from .store import Loaded
@@ -440,7 +440,7 @@ class HostRoutes:
         return tuple(out)
 
 
-def build_plan(fabric: Fabric, alloc: Allocation, source: str = "", warnings: list[Problem] | None = None) -> Plan:
+def build_plan(fabric: ResolvedSpec, alloc: Allocation, source: str = "", warnings: list[Problem] | None = None) -> Plan:
     """The Plan for a checked fabric and its allocation. ``warnings``: from
     ``validate.check_allocation`` (all the spec's warnings); the fabric's own when omitted."""
     spec = fabric.spec
@@ -476,13 +476,13 @@ def build_plan(fabric: Fabric, alloc: Allocation, source: str = "", warnings: li
     )
 
 
-def plan_moves(fabric: Fabric, alloc: Allocation) -> tuple[Move, ...]:
+def plan_moves(fabric: ResolvedSpec, alloc: Allocation) -> tuple[Move, ...]:
     """VMs living outside their host's block (validate.check_allocation refuses them outside
     routed mode and over azure.max_routes)."""
     return moves(((v.name, alloc.vm_ips[v.name], v.host) for v in fabric.vms.values()), alloc.blocks)
 
 
-def _hosts(fabric: Fabric, alloc: Allocation, subnets: dict[str, Subnet], moved: tuple[Move, ...]) -> dict[str, Host]:
+def _hosts(fabric: ResolvedSpec, alloc: Allocation, subnets: dict[str, Subnet], moved: tuple[Move, ...]) -> dict[str, Host]:
     host_specs = {h.name: h for h in fabric.spec.hosts}
     vms_by_host: dict[str, list[str]] = {h: [] for h in fabric.hosts}
     for v in fabric.vms.values():
@@ -532,13 +532,13 @@ def _l3_dev(hs: HostSpec) -> str:
     return hs.bridge if hs.bridge_has_uplink else hs.uplink
 
 
-def _masquerade(fabric: Fabric) -> Literal["none", "outside-vnet", "all"]:
+def _masquerade(fabric: ResolvedSpec) -> Literal["none", "outside-vnet", "all"]:
     if fabric.spec.nested.mode == "nat":
         return "all"
     return "outside-vnet" if fabric.spec.nested.egress == "masquerade-outside-vnet" else "none"
 
 
-def _sysctl(fabric: Fabric, hi: HostInfo, hs: HostSpec) -> tuple[dict[str, str], IPv4Address | None]:
+def _sysctl(fabric: ResolvedSpec, hi: HostInfo, hs: HostSpec) -> tuple[dict[str, str], IPv4Address | None]:
     sysctl = {
         sysctls.IP_FORWARD: "1",
         sysctls.rp_filter(): "2",
@@ -560,7 +560,7 @@ def _sysctl(fabric: Fabric, hi: HostInfo, hs: HostSpec) -> tuple[dict[str, str],
     return sysctl, hi.ip
 
 
-def _vms(fabric: Fabric, alloc: Allocation, hosts: dict[str, Host]) -> dict[str, VM]:
+def _vms(fabric: ResolvedSpec, alloc: Allocation, hosts: dict[str, Host]) -> dict[str, VM]:
     style: GuestStyle = fabric.spec.nested.guest_style
     macs = {s.name: s.mac for s in fabric.spec.vms if s.mac}
     vms: dict[str, VM] = {}
@@ -580,7 +580,7 @@ def _vms(fabric: Fabric, alloc: Allocation, hosts: dict[str, Host]) -> dict[str,
 
 
 def _azure(
-    fabric: Fabric, subnets: dict[str, Subnet], hosts: dict[str, Host], vms: dict[str, VM], moved: tuple[Move, ...]
+    fabric: ResolvedSpec, subnets: dict[str, Subnet], hosts: dict[str, Host], vms: dict[str, VM], moved: tuple[Move, ...]
 ) -> AzurePlan:
     az, mode = fabric.spec.azure, fabric.spec.nested.mode
     aroutes: tuple[AzureRoute, ...] = ()

@@ -1,6 +1,6 @@
 """What a spec means: addresses parsed, references resolved, every problem found at once.
 
-``check(spec)`` returns a ``Fabric`` (the spec with parsed addresses and resolved subnets) plus the
+``check(spec)`` returns a ``ResolvedSpec`` (the spec with parsed addresses and resolved subnets) plus the
 problems, one small checker per spec section. Allocation of blocks and VM addresses is
 ``ipam.py``'s; ``check_allocation`` then makes the checks and warnings that need the allocation.
 Every warning nestnet makes about a spec is made in this module.
@@ -101,7 +101,7 @@ class EndpointInfo:
 
 
 @dataclass
-class Fabric:
+class ResolvedSpec:
     """The spec with its addresses parsed; produced only when there are no errors."""
 
     spec: Spec
@@ -181,14 +181,14 @@ class _Ctx:
         return found[0]
 
 
-def check(spec: Spec) -> tuple[Fabric | None, list[Problem]]:
+def check(spec: Spec) -> tuple[ResolvedSpec | None, list[Problem]]:
     ctx = _Ctx(spec)
     for section in (_check_names, _check_space, _check_subnets, _check_pool, _check_hosts,
                     _check_endpoints, _check_vms, _check_limits, _spec_warnings):
         section(ctx)
     if ctx.p or ctx.pool is None:
         return None, ctx.p
-    fabric = Fabric(spec, tuple(ctx.space), ctx.pool, ctx.subnets, ctx.hosts, ctx.vms, ctx.endpoints, ctx.warn)
+    fabric = ResolvedSpec(spec, tuple(ctx.space), ctx.pool, ctx.subnets, ctx.hosts, ctx.vms, ctx.endpoints, ctx.warn)
     return fabric, ctx.p
 
 
@@ -408,7 +408,7 @@ def _spec_warnings(ctx: _Ctx) -> None:
 # Checks that need the allocation
 
 
-def check_allocation(fabric: Fabric, alloc: Any) -> list[Problem]:
+def check_allocation(fabric: ResolvedSpec, alloc: Any) -> list[Problem]:
     """Every warning about the spec (those of ``check`` and those that need the allocation);
     raises SpecError for two VMs with one MAC. ``alloc``: an ``ipam.Allocation``."""
     warnings = list(fabric.warnings)
@@ -430,7 +430,7 @@ def check_allocation(fabric: Fabric, alloc: Any) -> list[Problem]:
     return warnings
 
 
-def _move_problems(fabric: Fabric, alloc: Any) -> list[Problem]:
+def _move_problems(fabric: ResolvedSpec, alloc: Any) -> list[Problem]:
     """VMs living outside their host's block (docs/decisions/0013): a warning each; refused
     (SpecError) outside routed mode or when their /32 routes exceed azure.max_routes."""
     from .mobility import moves
@@ -459,7 +459,7 @@ def _move_problems(fabric: Fabric, alloc: Any) -> list[Problem]:
     ]
 
 
-def _low_block_warnings(fabric: Fabric, blocks: dict[str, IPv4Network], nic_subnets: set[str]) -> list[Problem]:
+def _low_block_warnings(fabric: ResolvedSpec, blocks: dict[str, IPv4Network], nic_subnets: set[str]) -> list[Problem]:
     out = []
     subnets = [s for s in fabric.subnets.values() if s.name in nic_subnets]
     for hi in fabric.hosts.values():
@@ -477,7 +477,7 @@ def _low_block_warnings(fabric: Fabric, blocks: dict[str, IPv4Network], nic_subn
     return out
 
 
-def _check_macs(fabric: Fabric, vm_ips: dict[str, IPv4Address]) -> None:
+def _check_macs(fabric: ResolvedSpec, vm_ips: dict[str, IPv4Address]) -> None:
     macs = {s.name: s.mac for s in fabric.spec.vms if s.mac}
     seen: dict[str, str] = {}
     for name in fabric.vms:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from xml.etree import ElementTree as ET
 
 from ..errors import OperationError
+from ..model.state import INTERNET_IP
 from . import Verdicts
 
 NOTE_LINES = 6  # failing pairs listed per Mermaid note; the SVG title lists up to TITLE_LINES
@@ -103,7 +104,7 @@ def build(v: Verdicts) -> Diagram:
     az = st.azure
     clusters = [Cluster("vnet", f"VNet {plan.azure.vnet} · {', '.join(map(str, plan.address_space))}")]
     nodes: list[Node] = [
-        Node("internet", "internet", ("internet", "203.0.113.10")),
+        Node("internet", "internet", ("internet", str(INTERNET_IP))),
         Node("azure", "azure", ("Azure SDN", "routes by the source subnet's table"), "vnet"),
     ]
     # edges run top-down (Graphviz ranks an edge's first node above its second)
