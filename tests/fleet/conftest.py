@@ -20,11 +20,10 @@ import yaml
 
 from nestnet import lab
 from nestnet.lab.core import host_dirs
+from nestnet.lab.fleetlab import NESTNET, SSHD, SSHD_CONFIG
 from nestnet.lab.topology import Topology
 from nestnet.plan import Plan, load_plan
 
-NESTNET = str(Path(sys.executable).with_name("nestnet"))
-SSHD = "/usr/sbin/sshd"
 
 SPEC = {
     "version": 1,
@@ -44,18 +43,6 @@ SPEC = {
     "endpoints": [{"name": "mgmt-vm", "ip": "10.0.2.5", "subnet": "mgmt-subnet"}],
 }
 
-SSHD_CONFIG = """\
-ListenAddress {ip}:22
-HostKey {d}/host_key
-PidFile {d}/sshd.pid
-AuthorizedKeysFile {d}/authorized_keys
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-Subsystem sftp internal-sftp
-"""
 
 
 @dataclass

@@ -178,14 +178,8 @@ def build(v: Verdicts) -> Diagram:
 def element_of(plan, state, dies_at: str) -> str:
     """The diagram element a ``dies_at`` of the model names."""
     kind, _, name = dies_at.partition(":")
-    if not name:
-        if dies_at in plan.hosts:
-            return _id("host", dies_at)
-        if dies_at in plan.vms:
-            return _vm_node(plan, dies_at)
-        if dies_at in plan.endpoints:
-            return _id("ep", dies_at)
-        return "internet" if dies_at == "internet" else "azure"
+    if not name:  # a node; what is none of the plan's nodes nor the internet died in Azure's SDN
+        return _node_of(plan, dies_at, other="internet" if dies_at == "internet" else "azure")
     if kind in plan.hosts:  # "<host>:<bridge>": the host's bridge
         return _id("host", kind)
     if kind == "azure":
@@ -251,14 +245,15 @@ def _vm_node(plan, vm: str) -> str:
     return _id("vm", vm)
 
 
-def _node_of(plan, name: str) -> str:
+def _node_of(plan, name: str, other: str = "internet") -> str:
+    """The diagram element of a host, VM or endpoint named ``name``; ``other`` for any other name."""
     if name in plan.hosts:
         return _id("host", name)
     if name in plan.vms:
         return _vm_node(plan, name)
     if name in plan.endpoints:
         return _id("ep", name)
-    return "internet"
+    return other
 
 
 # ---------------------------------------------------------------- Graphviz
