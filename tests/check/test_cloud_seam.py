@@ -1,7 +1,7 @@
 """The cloud seam holds: a second cloud that exists only here plugs in through ``nestnet.cloud``,
 and ``check``'s model (``from_plan`` -> ``reachability``) runs on it unchanged.
 
-``ToyCloud`` is shaped like Google Cloud (docs/decisions/0015-cloud-seam.md): routes belong to
+``ToyCloud`` is shaped like Google Cloud (docs/decisions/0016-cloud-seam.md): routes belong to
 the whole network, so every subnet uses them (no per-subnet association); a NIC forwards when the
 instance may forward (``canIpForward``); each subnet keeps its first two and last two addresses.
 Its API is a dict in memory that fails the way an API would (an unknown NIC is an error).

@@ -3,7 +3,7 @@
 In the style of flannel's backend interface: consumers (``check``'s model, the lab, the doctor,
 the CLI) ask ``get(name)`` for a ``Cloud`` and use only what is below; Azure (``cloud/azure.py``)
 is the first implementation, wrapping ``nestnet.azure`` without changing it. What a second cloud
-would have to provide (AWS, Google Cloud) is recorded in docs/decisions/0015-cloud-seam.md; a
+would have to provide (AWS, Google Cloud) is recorded in docs/decisions/0016-cloud-seam.md; a
 test-only second cloud (tests/check/test_cloud_seam.py) runs ``check``'s model unchanged.
 
     control plane (``nestnet <cloud> diff|apply|export``):

@@ -200,7 +200,7 @@ def lab_programmer(plan: Plan, delay: float = 0.0) -> Callable[["Arm"], None]:
     return program
 
 
-# --- network security groups (docs/decisions/0021) ---------------------------------------------
+# --- network security groups (docs/decisions/0022) ---------------------------------------------
 
 NSG_TABLE = "fabnsg"
 _L4 = {"tcp": "tcp", "udp": "udp", "icmp": "icmp", "esp": "esp", "ah": "ah"}

@@ -1,4 +1,4 @@
-"""Network security groups as Azure evaluates them (docs/decisions/0021-nsgs-and-default-routes.md).
+"""Network security groups as Azure evaluates them (docs/decisions/0022-nsgs-and-default-routes.md).
 
 Pure: an ``Nsg`` is its user rules; Azure's six default rules (65000, 65001, 65500 each way) are
 added by ``rules()``. ``decide(direction, src, dst, tags)`` walks the rules of that direction by
