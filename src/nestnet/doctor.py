@@ -67,10 +67,12 @@ class Diagnosis:
     warnings: tuple[str, ...] = field(default=())
     model: Model | None = field(default=None, repr=False, compare=False)  # the observed fabric's
     traced: tuple[PairResult, ...] | None = field(default=None, repr=False, compare=False)
+    forwards: tuple[Any, ...] = ()  # nat mode: this host's port forwards (forwards.ForwardResult)
+    planned_forward_failures: frozenset[tuple[str, str, int]] = frozenset()  # (src, vm, port)
 
     def __reduce__(self):  # pickled (out of a lab namespace): the pairs traced, without the model
         return (Diagnosis, (self.host, self.findings, self.groups, self.checked, self.drift, dict(self.observed),
-                            self.assumed, self.warnings, None, self.pairs))
+                            self.assumed, self.warnings, None, self.pairs, self.forwards, self.planned_forward_failures))
 
     def trace(self, src: str, dst: str) -> PairResult:
         """One pair traced through the observed fabric, with an honest fix."""
@@ -106,7 +108,11 @@ class Diagnosis:
     @property
     def healthy(self) -> bool:
         """The host is as planned: pairs the spec itself fails (``nestnet check``) do not count."""
-        return not self.problems and not self.drift and not self.findings
+        return not self.problems and not self.drift and not self.findings and not self.forward_problems
+
+    @property
+    def forward_problems(self) -> tuple[Any, ...]:
+        return tuple(f for f in self.forwards if not f.ok and (f.src, f.vm, f.port) not in self.planned_forward_failures)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -123,6 +129,7 @@ class Diagnosis:
                 for i, g in enumerate(self.groups) for a, b in g.pairs
             ],
             "drift": list(self.drift),
+            "forwards": [f.to_dict() for f in self.forwards],
         }
 
 
@@ -184,7 +191,12 @@ def run(plan: Plan, host: str, root: str | Path = "/", azure_client: Any = None)
         drift = tuple(c.to_dict() for c in reconciler.diff(plan, host, root, adopt=True))
     except HostError as exc:  # what apply would refuse is a finding, not a reason to stop diagnosing
         drift = ({"kind": "refused", "op": "refused", "key": host, "detail": str(exc)},)
-    return diagnose(plan, host, obs, drift, state, azure)
+    dnat = None
+    if any(plan.vms[v].forwards for v in plan.hosts[host].vms) and plan.hosts[host].firewall == "nftables":
+        from .forwards import dnat_ports
+
+        dnat = dnat_ports(_output(["nft", "-j", "list", "ruleset"]))
+    return diagnose(plan, host, obs, drift, state, azure, dnat)
 
 
 # --- pure --------------------------------------------------------------------------------------
@@ -196,8 +208,10 @@ def diagnose(
     drift: tuple[dict[str, str], ...] = (),
     planned: State | None = None,
     azure: CloudState | None = None,
+    dnat: frozenset[tuple[str, int]] | None = None,
 ) -> Diagnosis:
-    """``azure``: Azure as observed (None: assumed as planned)."""
+    """``azure``: Azure as observed (None: assumed as planned); ``dnat``: the DNAT rules seen."""
+    from . import forwards
     planned = planned or from_plan(plan)
     base = replace(planned, azure=azure) if azure is not None else planned
     seen = from_observation(plan, {host: obs}, base=base)
@@ -218,6 +232,10 @@ def diagnose(
         assumed=assumed(plan, host, azure is not None),
         warnings=tuple(plan.warnings),
         model=res.model,
+        forwards=tuple(fwd := forwards.check(seen, plan, vms=plan.hosts[host].vms, dnat=dnat)),
+        planned_forward_failures=frozenset(
+            (f.src, f.vm, f.port) for f in forwards.check(planned, plan, vms=plan.hosts[host].vms) if not f.ok
+        ) if any(not f.ok for f in fwd) else frozenset(),
     )
 
 

@@ -40,6 +40,7 @@ FAMILIES = ("inet", "bridge")
 # UFW: nestnet's chains are hooked into this chain of UFW's before.rules; each is named
 # UFW_PREFIX + the nft chain name with '-' for '_' (from_vms -> nestnet-from-vms).
 UFW_HOOK = "ufw-before-forward"
+UFW_INPUT = "ufw-before-input"  # DHCP and DNS for the nested VMs (UFW denies incoming by default)
 UFW_PREFIX = "nestnet-"
 UFW_SPOOF = UFW_PREFIX + "spoof"
 UFW_MASQ = UFW_PREFIX + "masq"
@@ -153,6 +154,14 @@ class Policy:
     def local(self) -> tuple[IPv4Network, ...]:
         """The prefixes the policy judges as this host's ("block" in the rules)."""
         return self.here or (self.block,)
+    host_ip: IPv4Address | None = None  # where its DNS forwarder answers the VMs: the bridge's address
+    # nat mode's inbound port forwards: (proto, host port, VM address, VM port), DNAT on ``out``
+    forwards: tuple[tuple[str, int, IPv4Address, int], ...] = ()
+
+    @property
+    def services_in(self) -> tuple[tuple[str, int, IPv4Address | None], ...]:
+        """(proto, port, destination) the host serves its VMs on the bridge: DHCP, DNS."""
+        return (("udp", 67, None), ("udp", 53, self.host_ip), ("tcp", 53, self.host_ip))
 
     @property
     def egress(self) -> bool:
@@ -231,7 +240,10 @@ class Policy:
         return ()
 
 
-def policy_for(host: "Host", routed: tuple[IPv4Network, ...], vm_ips: tuple[IPv4Address, ...]) -> Policy:
+def policy_for(
+    host: "Host", routed: tuple[IPv4Network, ...], vm_ips: tuple[IPv4Address, ...],
+    forwards: tuple[tuple[str, int, IPv4Address, int], ...] = (),
+) -> Policy:
     """``routed``: the plan's ``routed_prefixes`` (computed once per plan by callers doing many
     hosts); ``vm_ips``: the host's VMs' addresses in plan order."""
     return Policy(
@@ -245,8 +257,12 @@ def policy_for(host: "Host", routed: tuple[IPv4Network, ...], vm_ips: tuple[IPv4
         masquerade=host.masquerade,
         ssh_port=host.ssh_port,
         here=host.local_prefixes if (host.away or host.here) else (),
+        host_ip=host.bridge_address or host.ip,
+        forwards=forwards,
     )
 
 
 def policy(plan: "Plan", host: "Host") -> Policy:
-    return policy_for(host, plan.routed_prefixes, tuple(plan.vms[v].ip for v in host.vms))
+    vms = [plan.vms[v] for v in host.vms]
+    fwd = tuple((f.proto, f.host_port, v.ip, f.port) for v in vms for f in v.forwards)
+    return policy_for(host, plan.routed_prefixes, tuple(v.ip for v in vms), fwd)

@@ -8,6 +8,9 @@ Two guest styles (DESIGN §4):
 - ``shared``: as ``onlink``, but the gateway is 169.254.1.1, which every host's nested bridge
   carries (with one MAC): the guest's config does not name its host, so it can move
   (docs/decisions/0013).
+Every format names the host's DNS forwarder as the name server (Azure DNS does not answer nested
+addresses; docs/decisions/0011), and the search domains. The same values come by DHCP from the
+host (host/dhcp.py), so a guest that asks DHCP gets exactly what these files say.
 """
 
 from __future__ import annotations
@@ -35,6 +38,29 @@ def ip_commands(vm: VM, iface: str = "eth0") -> list[list[str]]:
     return cmds
 
 
+def resolv_conf(vm: VM) -> str:
+    """/etc/resolv.conf for a guest without a resolver manager."""
+    lines = [f"search {' '.join(vm.search)}"] if vm.search else []
+    return "\n".join(lines + [f"nameserver {a}" for a in vm.nameservers]) + "\n"
+
+
+def _dns_lines(vm: VM, iface: str) -> list[str]:
+    """Shell lines for the ``ip`` format: systemd-resolved when it runs, else resolv.conf."""
+    if not vm.nameservers:
+        return []
+    q = shlex.quote
+    resolved = [f"resolvectl dns {q(iface)} {' '.join(str(a) for a in vm.nameservers)}"]
+    if vm.search:
+        resolved.append(f"resolvectl domain {q(iface)} {' '.join(q(d) for d in vm.search)}")
+    return [
+        "if command -v resolvectl >/dev/null 2>&1 && resolvectl status >/dev/null 2>&1; then",
+        *(f"  {line}" for line in resolved),
+        "else",
+        f"  printf '%s\\n' {' '.join(q(line) for line in resolv_conf(vm).splitlines())} > /etc/resolv.conf",
+        "fi",
+    ]
+
+
 def _routes(vm: VM) -> list[dict]:
     if vm.guest_style != "subnet":
         return [
@@ -51,6 +77,11 @@ def _ethernet(vm: VM, iface: str, match: bool) -> dict:
         eth["set-name"] = iface
     eth["addresses"] = [f"{vm.ip}/{vm.prefix_len}"]
     eth["routes"] = _routes(vm)
+    if vm.nameservers:
+        ns: dict = {"addresses": [str(a) for a in vm.nameservers]}
+        if vm.search:
+            ns["search"] = list(vm.search)
+        eth["nameservers"] = ns
     return eth
 
 
@@ -68,6 +99,7 @@ def render(plan: Plan, vm_name: str, fmt: str, iface: str = "eth0") -> str:
     if fmt == "ip":
         lines = [f"# {header}", "set -e"]
         lines += [" ".join(shlex.quote(a) for a in c) for c in ip_commands(vm, iface)]
+        lines += _dns_lines(vm, iface)
         return "\n".join(lines) + "\n"
     if fmt == "netplan":
         doc = {"network": {"version": 2, "ethernets": {iface: _ethernet(vm, iface, match=False)}}}
@@ -77,8 +109,12 @@ def render(plan: Plan, vm_name: str, fmt: str, iface: str = "eth0") -> str:
         return f"# {header}\n# cloud-init network-config (version 2)\n" + _yaml(doc)
     if fmt == "libvirt":
         vport = "\n  <virtualport type='openvswitch'/>" if host.bridge_type == "ovs" else ""
+        dns = ", ".join(str(a) for a in vm.nameservers)
+        search = f", search {' '.join(vm.search)}" if vm.search else ""
         return (
             f"<!-- {header} -->\n"
+            f"<!-- the guest gets {vm.ip}/{vm.prefix_len} by DHCP from nestnet on {host.bridge} (a static lease for"
+            f" this MAC), with name server {dns}{search} -->\n"
             "<interface type='bridge'>\n"
             f"  <mac address='{vm.mac}'/>\n"
             f"  <source bridge='{host.bridge}'/>{vport}\n"

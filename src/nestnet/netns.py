@@ -39,7 +39,14 @@ def add(name: str) -> None:
 
 
 def delete(name: str) -> None:
+    """Delete the namespace and end the processes left inside it (they would keep it alive)."""
     if exists(name):
+        r = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True)
+        for pid in map(int, r.stdout.split()):
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
         subprocess.run(["ip", "netns", "del", name], capture_output=True, text=True)
 
 

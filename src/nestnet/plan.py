@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal, Mapping, NamedTuple
 
 from . import sysctl as sysctls
-from .errors import Problem
+from .errors import Problem, SpecError
 from .ipam import Allocation
 from .mobility import SHARED_GATEWAY, Move, local_prefixes, moves, route_name
 from .spec import HostSpec, SpecSource
@@ -31,6 +31,10 @@ GuestStyle = Literal["onlink", "subnet", "shared"]
 # The kernel route protocol number nestnet's routes carry (see docs/decisions/0001).
 ROUTE_PROTO = 201
 ROUTE_PROTO_NAME = "nestnet"
+
+# Azure DNS (the virtual public IP every VM reaches): the hosts' forwarders ask it, from the
+# host's own address, for their nested VMs (docs/decisions/0011).
+AZURE_DNS = IPv4Address("168.63.129.16")
 
 
 class Route(NamedTuple):
@@ -95,7 +99,7 @@ class Host:
     ssh_port: int
     _routes: "HostRoutes" = field(repr=False, compare=False)
     sysctl: Mapping[str, str]
-    bridge_address: IPv4Address | None  # host IP on the nested bridge (/32), subnet style
+    bridge_address: IPv4Address | None  # host IP on the nested bridge (/32): DHCP answers there
     masquerade: Literal["none", "outside-vnet", "all"]
     vms: tuple[str, ...]  # names of its nested VMs
     migration_hook: bool = False  # install the libvirt qemu hook (docs/decisions/0013)
@@ -108,6 +112,8 @@ class Host:
         if not self.away and not self.here:
             return (self.block,)
         return local_prefixes(self.block, self.away, self.here)
+    # DHCP on the nested bridge (host/dhcp.py): address runs leased to unknown MACs, if any
+    dhcp_ranges: tuple[tuple[IPv4Address, IPv4Address], ...] = ()
 
     @property
     def l3_dev(self) -> str:
@@ -155,6 +161,7 @@ class Host:
             "masquerade": self.masquerade,
             "vms": list(self.vms),
             "migration_hook": self.migration_hook,
+            "dhcp_ranges": [[str(a), str(z)] for a, z in self.dhcp_ranges],
         }
 
     def to_dict(self, text: Any = str) -> dict[str, Any]:
@@ -172,6 +179,17 @@ class Host:
         yield ", " + json.dumps(self._tail())[1:]
 
 
+class Forward(NamedTuple):
+    """An inbound port forward (nat mode): ``host_port`` on the host's address -> ``port`` on the VM."""
+
+    port: int
+    host_port: int
+    proto: str = "tcp"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"port": self.port, "host_port": self.host_port, "proto": self.proto}
+
+
 @dataclass(frozen=True, slots=True)
 class VM:
     name: str
@@ -181,6 +199,9 @@ class VM:
     gateway: IPv4Address  # its host's IP
     guest_style: GuestStyle
     mac: str
+    nameservers: tuple[IPv4Address, ...] = ()  # its host's forwarder
+    search: tuple[str, ...] = ()
+    forwards: tuple[Forward, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -190,6 +211,9 @@ class VM:
             "gateway": str(self.gateway),
             "guest_style": self.guest_style,
             "mac": self.mac,
+            "nameservers": [str(a) for a in self.nameservers],
+            "search": list(self.search),
+            "forwards": [f.to_dict() for f in self.forwards],
         }
 
 
@@ -228,6 +252,7 @@ class AzurePlan:
     cloud: str = "public"  # azure.cloud; arm_endpoint / authority_host override it
     arm_endpoint: str | None = None
     authority_host: str | None = None
+    private_dns_zone: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -244,6 +269,7 @@ class AzurePlan:
             "subnet_associations": list(self.subnet_associations),
             "nic_ip_forwarding": list(self.nic_ip_forwarding),
             "secondary_ips": [s.to_dict() for s in self.secondary_ips],
+            "private_dns_zone": self.private_dns_zone,
         }
 
 
@@ -265,6 +291,7 @@ class Plan:
     warnings: tuple[Problem, ...]
     source: str = ""  # the spec file this plan came from (for messages)
     moves: tuple[Move, ...] = ()  # VMs living outside their block (/32 exceptions)
+    dns_search: tuple[str, ...] = ()  # search domains handed to nested VMs
 
     @property
     def node_names(self) -> tuple[str, ...]:
@@ -324,6 +351,7 @@ class Plan:
             "endpoints": {e.name: e.to_dict() for e in self.endpoints.values()},
             "exceptions": [m.to_dict() for m in self.moves],
             "warnings": [w.to_dict() for w in self.warnings],
+            "dns_search": list(self.dns_search),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -452,6 +480,7 @@ def build_plan(fabric: ResolvedSpec, alloc: Allocation, source: str = "", warnin
     moved = plan_moves(fabric, alloc)
     hosts = _hosts(fabric, alloc, subnets, moved)
     vms = _vms(fabric, alloc, hosts)
+    search = _search(fabric)
     endpoints = {
         e.name: Endpoint(e.name, e.ip, e.subnet, subnets[e.subnet].prefix.prefixlen, subnets[e.subnet].gateway)
         for e in fabric.endpoints.values()
@@ -473,6 +502,7 @@ def build_plan(fabric: ResolvedSpec, alloc: Allocation, source: str = "", warnin
         warnings=tuple(fabric.warnings if warnings is None else warnings),
         source=source,
         moves=moved,
+        dns_search=search,
     )
 
 
@@ -498,6 +528,10 @@ def _hosts(fabric: ResolvedSpec, alloc: Allocation, subnets: dict[str, Subnet], 
         moved,
     )
     masq = _masquerade(fabric)
+    # Never leased dynamically: planned VMs, NICs, endpoints, Azure's reserved addresses.
+    taken = {int(a) for a in alloc.vm_ips.values()} | {int(h.ip) for h in fabric.hosts.values()}
+    taken |= {int(e.ip) for e in fabric.endpoints.values()}
+    taken |= {int(a) for s in subnets.values() for a in s.reserved}
     hosts: dict[str, Host] = {}
     for hi in fabric.hosts.values():
         hs, sub = host_specs[hi.name], subnets[hi.subnet]
@@ -524,8 +558,34 @@ def _hosts(fabric: ResolvedSpec, alloc: Allocation, subnets: dict[str, Subnet], 
             migration_hook=hs.migration_hook,
             away=tuple(m.ip for m in moved if m.owner == hi.name),
             here=tuple(m.ip for m in moved if m.host == hi.name),
+            dhcp_ranges=free_runs(blocks[hi.name], taken) if _dynamic(fabric, hs) else (),
         )
     return hosts
+
+
+def free_runs(block: IPv4Network, taken: set[int]) -> tuple[tuple[IPv4Address, IPv4Address], ...]:
+    """The runs of addresses in ``block`` (bar its first and last) that nothing is planned on."""
+    runs: list[tuple[IPv4Address, IPv4Address]] = []
+    start = None
+    lo, hi = int(block.network_address) + 1, int(block.broadcast_address) - 1
+    for a in range(lo, hi + 2):
+        free = a <= hi and a not in taken
+        if free and start is None:
+            start = a
+        elif not free and start is not None:
+            runs.append((IPv4Address(start), IPv4Address(a - 1)))
+            start = None
+    return tuple(runs)
+
+
+def _dynamic(fabric: Fabric, hs: HostSpec) -> bool:
+    return hs.dhcp_dynamic if hs.dhcp_dynamic is not None else fabric.spec.nested.dhcp.dynamic
+
+
+def _search(fabric: Fabric) -> tuple[str, ...]:
+    zone = fabric.spec.azure.private_dns_zone
+    given = fabric.spec.nested.dns_search
+    return tuple(given if given is not None else ([zone] if zone else []))
 
 
 def _l3_dev(hs: HostSpec) -> str:
@@ -548,10 +608,12 @@ def _sysctl(fabric: ResolvedSpec, hi: HostInfo, hs: HostSpec) -> tuple[dict[str,
         "net.ipv4.conf.all.send_redirects": "0",
         f"net.ipv4.conf.{hs.bridge}.send_redirects": "0",
     }
+    # The host's address on a bridge it owns, in both styles: its DHCP server answers there (a
+    # DHCP server needs an address on the interface; docs/decisions/0011).
     if fabric.spec.nested.guest_style == "shared":
         return sysctl, SHARED_GATEWAY  # every host answers for it: a guest can move unchanged
     if fabric.spec.nested.guest_style != "subnet":
-        return sysctl, None
+        return sysctl, None if hs.bridge_has_uplink else hi.ip
     sysctl[sysctls.proxy_arp(hs.bridge)] = "1"
     sysctl[f"net.ipv4.neigh.{hs.bridge}.proxy_delay"] = "0"
     if hs.bridge_has_uplink:
@@ -563,6 +625,8 @@ def _sysctl(fabric: ResolvedSpec, hi: HostInfo, hs: HostSpec) -> tuple[dict[str,
 def _vms(fabric: ResolvedSpec, alloc: Allocation, hosts: dict[str, Host]) -> dict[str, VM]:
     style: GuestStyle = fabric.spec.nested.guest_style
     macs = {s.name: s.mac for s in fabric.spec.vms if s.mac}
+    search = _search(fabric)
+    forwards_of = _forwards(fabric, hosts)
     vms: dict[str, VM] = {}
     for v in fabric.vms.values():
         h = hosts[v.host]
@@ -572,11 +636,48 @@ def _vms(fabric: ResolvedSpec, alloc: Allocation, hosts: dict[str, Host]) -> dic
             host=v.host,
             ip=ip,
             prefix_len=h.prefix_len if style == "subnet" else 32,
-            gateway=SHARED_GATEWAY if style == "shared" else h.ip,
+            gateway=(gw := SHARED_GATEWAY if style == "shared" else h.ip),
             guest_style=style,
             mac=macs.get(v.name) or vm_mac(ip),
+            nameservers=(gw,),  # the host's forwarder answers on the gateway address (host/dhcp.py)
+            search=search,
+            forwards=forwards_of.get(v.name, ()),
         )
     return vms
+
+
+def _forwards(fabric: Fabric, hosts: Mapping[str, Host]) -> dict[str, tuple[Forward, ...]]:
+    """Each VM's port forwards, checked: nat mode only, one owner per host port, never SSH."""
+    spec = fabric.spec
+    out: dict[str, tuple[Forward, ...]] = {}
+    problems: list[Problem] = []
+    taken: dict[tuple[str, str, int], str] = {}
+    for i, v in enumerate(spec.vms):
+        fws = []
+        for j, f in enumerate(v.forwards):
+            path = f"vms[{i}].forwards[{j}]"
+            fw = Forward(f.port, f.host_port or f.port, f.proto)
+            if spec.nested.mode != "nat":
+                problems.append(Problem(path, f"port forwards are for nested.mode nat; in {spec.nested.mode} mode "
+                                              f"the VM's own address {v.name!r} is reachable: remove the forward"))
+                continue
+            host = hosts.get(v.host)
+            if host is not None and fw.proto == "tcp" and fw.host_port == host.ssh_port:
+                problems.append(Problem(f"{path}.host_port", f"{fw.host_port} is the SSH port of host {v.host!r}; "
+                                                             "forwarding it would cut SSH to the host: pick another"))
+                continue
+            key = (v.host, fw.proto, fw.host_port)
+            if key in taken:
+                problems.append(Problem(f"{path}.host_port", f"{fw.proto} {fw.host_port} on host {v.host!r} is "
+                                                             f"already forwarded to VM {taken[key]!r}: pick another"))
+                continue
+            taken[key] = v.name
+            fws.append(fw)
+        if fws:
+            out[v.name] = tuple(fws)
+    if problems:
+        raise SpecError(problems)
+    return out
 
 
 def _azure(
@@ -614,6 +715,7 @@ def _azure(
         cloud=az.cloud,
         arm_endpoint=az.arm_endpoint,
         authority_host=az.authority_host,
+        private_dns_zone=az.private_dns_zone,
     )
 
 

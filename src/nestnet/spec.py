@@ -12,10 +12,10 @@ import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import Problem, SpecError
 
@@ -30,6 +30,15 @@ AZURE_NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,78}[A-Za-z0-9_])?$"
 # Linux interface names: at most 15 bytes, no '/', whitespace or ':'.
 IFNAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$")
 MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+# A DNS domain (zone or search domain): dot-separated labels, no trailing dot.
+DOMAIN_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$")
+
+
+def _domain(v: str) -> str:
+    v = v.lower()
+    if not DOMAIN_RE.match(v):
+        raise ValueError("not a DNS domain (labels of a-z, 0-9, '-', at least two, no trailing dot)")
+    return v
 
 
 class _Model(BaseModel):
@@ -50,6 +59,12 @@ class AzureSpec(_Model):
     cloud: Literal["public", "usgov", "china"] = "public"
     arm_endpoint: str | None = None
     authority_host: str | None = None
+    private_dns_zone: str | None = None  # nested VMs' A records kept there by `azure apply`
+
+    @field_validator("private_dns_zone")
+    @classmethod
+    def _zone(cls, v: str | None) -> str | None:
+        return _domain(v) if isinstance(v, str) else v
 
 
 class SubnetSpec(_Model):
@@ -58,12 +73,18 @@ class SubnetSpec(_Model):
     route_table: bool = True
 
 
+class DhcpSpec(_Model):
+    dynamic: bool = False  # also lease the free part of each host's block to unknown MACs
+
+
 class NestedSpec(_Model):
     mode: Literal["routed", "nat", "secondary-ip"] = "routed"
     pool: str
     block_prefix_len: int = Field(28, ge=16, le=30)
     guest_style: Literal["onlink", "subnet", "shared"] = "onlink"
     egress: Literal["masquerade-outside-vnet", "none"] = "masquerade-outside-vnet"
+    dhcp: DhcpSpec = Field(default_factory=DhcpSpec)
+    dns_search: list[Annotated[str, AfterValidator(_domain)]] | None = None  # default: [azure.private_dns_zone]
 
 
 HOST_DEFAULTABLE = (
@@ -91,6 +112,13 @@ class HostSpec(_Model):
     firewall: Literal["nftables", "ufw"] = "nftables"
     ssh_port: int = Field(22, ge=1, le=65535)
     migration_hook: bool = False  # install the libvirt qemu hook for live migration (docs/decisions/0013)
+    dhcp_dynamic: bool | None = None  # this host's nested.dhcp.dynamic
+
+
+class ForwardSpec(_Model):
+    port: int = Field(ge=1, le=65535)  # on the VM
+    host_port: int | None = Field(None, ge=1, le=65535)  # on its host's address; default: port
+    proto: Literal["tcp", "udp"] = "tcp"
 
 
 class VMSpec(_Model):
@@ -98,6 +126,7 @@ class VMSpec(_Model):
     host: str
     ip: str | None = None
     mac: str | None = None
+    forwards: list[ForwardSpec] = Field(default_factory=list)  # nested.mode nat: DNAT on the host
 
     @field_validator("mac")
     @classmethod
@@ -367,8 +396,10 @@ _FIELDS_AT: dict[str, type[BaseModel]] = {
     "azure": AzureSpec,
     "subnets": SubnetSpec,
     "nested": NestedSpec,
+    "nested.dhcp": DhcpSpec,
     "hosts": HostSpec,
     "vms": VMSpec,
+    "vms.forwards": ForwardSpec,
     "endpoints": EndpointSpec,
 }
 

@@ -63,7 +63,7 @@ def test_plan_json_holds_the_seed_design(seed_copy):
     assert h1["sysctl"]["net.ipv4.ip_forward"] == "1"
     assert d["vms"]["web1"] == {
         "host": "vme-kvm-vm1", "ip": "10.0.1.20", "prefix_len": 32, "gateway": "10.0.1.10",
-        "guest_style": "onlink", "mac": "52:54:00:00:01:14",
+        "guest_style": "onlink", "mac": "52:54:00:00:01:14", "nameservers": ["10.0.1.10"], "search": [], "forwards": [],
     }
     assert seed_copy.with_suffix(".lock").exists()
 

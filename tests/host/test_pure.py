@@ -63,5 +63,5 @@ def test_diff_is_data(make_plan):
     want = desired.desired(plan, plan.hosts["h0"])
     seen = desired.Observed({"eth1": KLink("eth1", "veth", "", True, "", frozenset(), None)}, (), {}, {}, {})
     kinds = [c.kind for c in desired.diff(want, seen)]
-    assert kinds == sorted(kinds, key=["link", "addr", "sysctl", "route", "nft", "file"].index)
-    assert {"link", "addr", "sysctl", "route", "nft", "file"} == set(kinds)
+    assert kinds == sorted(kinds, key=["link", "addr", "sysctl", "route", "nft", "file", "service"].index)
+    assert {"link", "addr", "sysctl", "route", "nft", "file", "service"} == set(kinds)

@@ -25,7 +25,7 @@ def test_first_apply_then_nothing(ns, make_plan, root):
     n = ns()
     plan = make_plan()
     changes = n.run(host.apply, plan, "h0", root)
-    assert {c.kind for c in changes} == {"link", "sysctl", "route", "nft", "file"}
+    assert {c.kind for c in changes} == {"link", "addr", "sysctl", "route", "nft", "file", "service"}
     assert routes(n) == {"10.0.1.48/28 via 10.0.1.11 dev eth1 proto 201", "10.0.1.16/28 dev nestbr0 proto 201 scope 253 linkdown"}
     assert n.sh("cat", "/proc/sys/net/ipv4/ip_forward").stdout.strip() == "1"
     link = n.run(observe.links)["nestbr0"]
@@ -95,7 +95,7 @@ def test_remove_leaves_nothing_owned(ns, make_plan, root):
     plan = make_plan()
     n.run(host.apply, plan, "h0", root)
     changes = n.run(host.remove, plan, "h0", root)
-    assert {c.kind for c in changes} == {"route", "nft", "link", "file"}
+    assert {c.kind for c in changes} == {"service", "route", "nft", "link", "file"}
     assert routes(n) == set()
     assert owned_files(root) == []
     assert "nestnet" not in n.sh("nft", "list", "tables").stdout

@@ -64,10 +64,10 @@ def make_lab(tmp_path: Path) -> Iterator[Callable[[dict], Plan]]:
     """``make_lab(spec_dict)`` brings a lab up; every one is brought down at the end, pass or fail."""
     made: list[Plan] = []
 
-    def make(spec: dict) -> Plan:
+    def make(spec: dict, **kw) -> Plan:
         plan = plan_of(tmp_path, spec)
         made.append(plan)
-        lab.up(plan)
+        lab.up(plan, **kw)
         return plan
 
     try:

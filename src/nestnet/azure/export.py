@@ -334,11 +334,15 @@ def write_export(plan: Any, fmt: str, out_dir: str | Path, tf_association: str =
     d = Path(out_dir)
     d.mkdir(parents=True, exist_ok=True)
     if fmt == "terraform":
+        from .privatedns import terraform as dns_tf
+
         path = d / TF_FILE
-        path.write_text(terraform(plan, tf_association))
+        path.write_text(terraform(plan, tf_association) + dns_tf(plan))
     elif fmt == "az":
+        from .privatedns import az_lines
+
         path = d / AZ_FILE
-        path.write_text(az_script(plan))
+        path.write_text(az_script(plan) + az_lines(plan))
         path.chmod(0o755)
     else:
         raise UsageError(f"--format {fmt!r}: expected terraform or az")

@@ -58,7 +58,9 @@ def plan_changes(
     want = desired(plan)
     obs = observe(client, want)
     table_id = client.table_id(want.table) if want.table else ""
-    return want, obs, diff(want, obs, table_id, prune_foreign=prune_foreign, adopt=adopt)
+    from . import privatedns  # nested VMs' A records, when the spec names a private DNS zone
+
+    return want, obs, diff(want, obs, table_id, prune_foreign=prune_foreign, adopt=adopt) + privatedns.plan_changes(client, plan)
 
 
 def _guarded(
@@ -140,6 +142,11 @@ def apply(
             out.applied.append(c)
     _apply_nics(client, want, obs, changes, out, table_id, prune_foreign)
     out.busy_retries = client.busy_retries - busy_before
+    from . import privatedns
+
+    dns = privatedns.apply(client, want.fabric, changes)
+    out.writes += len(dns)
+    out.applied += dns
     return out
 
 

@@ -60,16 +60,32 @@ def check(spec: str, faults: tuple[str, ...], all_pairs: bool, trace: tuple[str,
         sys.exit(_trace(state, plan, trace, as_json))
     from ..model import reachability
 
+    from .. import forwards
+
     res = reachability(state)
+    fwd = forwards.check(state, plan)  # nat mode's port forwards, from every endpoint
     if as_json:
         emit_json({
             "summary": res.summary,
             "faults": [str(f) for f in parsed],
             "pairs": [p.to_dict() for p in res.pairs(include_ok=all_pairs)],
+            "forwards": [f.to_dict() for f in fwd],
         })
     else:
         _print(res, parsed, all_pairs)
-    sys.exit(0 if res.all_ok else 1)
+        _print_forwards(fwd)
+    sys.exit(0 if res.all_ok and all(f.ok for f in fwd) else 1)
+
+
+def _print_forwards(fwd) -> None:
+    out = console()
+    for f in fwd:
+        head = f"forward {f.src} → {f.vm}:{f.port} via host port {f.proto}/{f.host_port}"
+        if f.ok:
+            out.print(f"  [green]ok[/]   {head}", highlight=False)
+        else:
+            out.print(f"  [red]FAIL[/] {head}", highlight=False)
+            out.print(f"       {f.reason}", markup=False)
 
 
 def _with_nsgs_file(state, plan, path: str):

@@ -93,6 +93,11 @@ def _print(d) -> None:
         out.print(f"       {p.reason}", markup=False)
     if len(d.groups) > ROWS:
         out.print(f"... and {len(d.groups) - ROWS} more causes (--json lists every pair; nestnet check --trace shows one)")
+    for f in d.forwards:  # nat mode's port forwards to this host's VMs
+        head = f"forward {f.src} → {f.vm}:{f.port} via {f.proto}/{f.host_port}"
+        out.print(f"  [green]ok[/]   {head}" if f.ok else f"  [red]FAIL[/] {head}", highlight=False)
+        if not f.ok:
+            out.print(f"       {f.reason}", markup=False)
     if d.drift:
         out.print("[bold]what `nestnet host apply` would change[/]")
         for c in d.drift:

@@ -32,7 +32,12 @@ def lab() -> None:
               "procedure leaves them: plain `ip route add`, forwarding open, routes named to-<host>-nested; nothing of nestnet's.")
 @click.option("--propagation-delay", type=click.FloatRange(min=0), default=0.0, show_default=True, metavar="SECONDS",
               help="With --azure api: route changes reach the lab's data plane this much later, as on Azure.")
-def up(spec: str, faults: tuple[str, ...], azure: str, as_seed: bool, propagation_delay: float) -> None:
+@click.option(
+    "--guests", type=click.Choice(["static", "dhcp"]), default="static", show_default=True,
+    help="How nested VMs get their network: the `ip` guest config, or only a DHCP client (udhcpc) "
+    "asking their host's DHCP server.",
+)
+def up(spec: str, faults: tuple[str, ...], azure: str, as_seed: bool, propagation_delay: float, guests: str) -> None:
     """Build the lab for SPEC: namespaces nn-<name>.<node>."""
     from .. import lab as labmod
     from ..faults import parse_faults
@@ -44,11 +49,13 @@ def up(spec: str, faults: tuple[str, ...], azure: str, as_seed: bool, propagatio
     plan = _plan(spec, write=True)
     warn_lines(plan.warnings)
     parsed = parse_faults(faults, plan)
-    labmod.up(plan, parsed, azure=azure, as_seed=as_seed, propagation_delay=propagation_delay)  # type: ignore[arg-type]
+    labmod.up(plan, parsed, azure=azure, as_seed=as_seed, propagation_delay=propagation_delay,  # type: ignore[arg-type]
+              guests=guests)  # type: ignore[arg-type]
     n = len(plan.node_names)
     note(
         f"lab {plan.name} is up: {len(plan.hosts)} hosts, {len(plan.vms)} VMs, "
-        f"{n - len(plan.hosts) - len(plan.vms)} endpoints, internet; Azure from the {azure}"
+        f"{n - len(plan.hosts) - len(plan.vms)} endpoints, internet; Azure from the {azure}; "
+        f"guests {'by DHCP' if guests == 'dhcp' else 'static'}"
         + ("; built by hand as the seed document does" if as_seed else "")
     )
     for f in parsed:
@@ -133,6 +140,38 @@ def matrix(spec: str, as_json: bool) -> None:
     else:
         print_matrix(pairs)
     sys.exit(0 if all(p.ok for p in pairs) else 1)
+
+
+@lab.command("services")
+@spec_argument
+@json_option
+def services(spec: str, as_json: bool) -> None:
+    """For every nested VM: its DHCP lease is the plan's address; a VNet name, the internet's name
+    and (with a private zone) another VM's name resolve; an HTTP GET by name to the lab's internet
+    answers; every NAT forward answers from an endpoint. Exit 1 unless all are ok."""
+    from rich.text import Text
+
+    from ..lab import services as svc
+
+    plan = _plan(spec)
+    res = svc.run(plan)
+    if as_json:
+        emit_json({"vms": {v: r.to_dict() for v, r in res.items()}})
+    else:
+        def mark(ok: bool) -> Text:
+            return Text("ok", style="green") if ok else Text("FAIL", style="bold red")
+
+        t = table(None, ["vm", "dhcp lease", "dns", "http", "forwards"])
+        for v, r in res.items():
+            fw = Text(", ".join(f"{p} {'ok' if ok else 'FAIL'}" for p, ok in r.forwards) or "-")
+            t.add_row(v, Text.assemble(mark(r.dhcp_ok), f" {r.ip or 'none'}"), mark(r.dns_ok), mark(r.http_ok), fw)
+        out = console()
+        out.print(t)
+        for v, r in res.items():
+            for name, (want, got) in r.names.items():
+                if want != got:
+                    out.print(f"{v}: {name} resolved to {got or 'nothing'}, want {want}", style="red", markup=False)
+    sys.exit(0 if all(r.ok for r in res.values()) else 1)
 
 
 def _fault_kinds() -> str:

@@ -16,7 +16,7 @@ from ..errors import HostError
 from ..firewall import Policy, policy
 from ..mobility import MOVE_PROTO
 from ..plan import ROUTE_PROTO, ROUTE_PROTO_NAME, Host, Plan
-from . import files, nft, ovsflows, ufw
+from . import dhcp, files, nft, ovsflows, ufw
 from .rtnl import RT_TABLE_MAIN, KLink, KRoute, RouteOp
 
 ALIAS = "nestnet"  # ifalias of links nestnet created: what `remove` may delete
@@ -26,7 +26,7 @@ ALIAS = "nestnet"  # ifalias of links nestnet created: what `remove` may delete
 class Change:
     """One write. ``action`` is what execute.py runs; it is not part of the printed change."""
 
-    kind: str  # link | addr | sysctl | route | flows | nft | file | ufw
+    kind: str  # link | addr | sysctl | route | flows | nft | file | ufw | service
     op: str  # add | set | replace | del
     key: str
     detail: str = ""
@@ -76,6 +76,10 @@ class Desired:
     files: Mapping[str, files.File]  # path relative to root -> content
     policy: Policy  # the firewall policy the nft tables / UFW rules are rendered from
 
+    @property
+    def dhcp_digest(self) -> str:
+        return dhcp.digest(self.files[dhcp.CONF].content)
+
 
 @dataclass(frozen=True)
 class Observed:
@@ -89,6 +93,7 @@ class Observed:
     ovs_flow_cookies: tuple[int, ...] = ()  # of nestnet's flows on an OVS bridge holding the uplink
     ufw_rules: str | None = None  # <root>/etc/ufw/before.rules, None if absent
     ufw_active: bool = False  # UFW enabled on this very system (root is /): reload after a change
+    dhcp: dhcp.Running | None = None  # nestnet's dnsmasq, when it runs
 
 
 def desired(plan: Plan, host: Host, extra_sysctl: Mapping[str, str] | None = None) -> Desired:
@@ -142,7 +147,17 @@ def diff(want: Desired, seen: Observed, adopt: bool = False) -> list[Change]:
     changes += _diff_nft(want.nft, seen.nft_comments, seen.nft_rules)
     changes += diff_files(want.files, seen.files)
     changes += _diff_ufw(want, seen)
+    changes += _diff_dhcp(want, seen)
     return changes
+
+
+def _diff_dhcp(want: Desired, seen: Observed) -> list[Change]:
+    """dnsmasq runs with the wanted config: started, or restarted after its config changed."""
+    d = want.dhcp_digest
+    if seen.dhcp is not None and seen.dhcp.digest == d:
+        return []
+    op = "start" if seen.dhcp is None else "restart"
+    return [Change("service", op, dhcp.UNIT_NAME, f"DHCP + DNS on {want.host.bridge}, config {d}", ("start", d))]
 
 
 def _diff_links(want: Desired, seen: Observed) -> list[Change]:
@@ -326,7 +341,8 @@ def removal(want: Desired, seen: Observed) -> list[Change]:
     Sysctls stay as they are (their old values are unknown); without the sysctl.d file they
     revert at the next boot.
     """
-    out = [_del(r) for r in seen.routes if r.proto in (ROUTE_PROTO, MOVE_PROTO)]
+    out = [Change("service", "stop", dhcp.UNIT_NAME, "and forget its leases", ("remove", None))] if seen.dhcp is not None else []
+    out += [_del(r) for r in seen.routes if r.proto in (ROUTE_PROTO, MOVE_PROTO)]
     out += _diff_flows(want, seen, remove=True)
     out += _diff_nft({}, seen.nft_comments)
     b = want.bridge

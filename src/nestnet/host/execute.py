@@ -13,7 +13,7 @@ from typing import Sequence
 
 from .. import sysctl
 from ..errors import HostError
-from . import rtnl
+from . import dhcp, rtnl
 from .files import File
 from .desired import ALIAS, Change
 from .observe import run
@@ -97,6 +97,9 @@ def _one(c: Change, root: Path) -> None:
     elif c.kind == "file":
         path, f = act
         write_file(root / path, f)
+    elif c.kind == "service":
+        what, dig = act
+        dhcp.start(root, dig) if what == "start" else dhcp.stop(root, forget=what == "remove")
     elif c.kind == "ufw":
         _check(run(["ufw", *act[1:]]), "ufw " + " ".join(act[1:]))
     else:  # a Change kind without an executor is a programming error

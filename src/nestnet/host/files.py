@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Collection, Iterable, Mapping
 from .. import sysctl
 from ..plan import ROUTE_PROTO, ROUTE_PROTO_NAME, Host, Plan
 from ..mobility import SHARED_GATEWAY, SHARED_GATEWAY_MAC
+from . import dhcp
 
 if TYPE_CHECKING:
     from .desired import WantedKernelRoute
@@ -44,6 +45,7 @@ OWNED_GLOBS = (
     f"{NETWORKD}/50-nestnet-*",
     f"{NETWORKD}/*.network.d/50-nestnet.conf",
     "etc/libvirt/hooks/qemu.d/50-nestnet",
+    *dhcp.FILES,
 )
 
 
@@ -132,6 +134,7 @@ def render(
         from .libvirt_hook import HOOK_PATH, render as render_hook
 
         files[HOOK_PATH] = File(render_hook(plan, host, header(plan, host)), executable=True)
+    files.update(dhcp.files(plan, host, header(plan, host), File))
     return files
 
 
@@ -152,7 +155,7 @@ def read(root: Path, want: Mapping[str, File]) -> dict[str, File | None]:
     for rel in paths:
         p = root / rel
         if p.is_symlink():
-            seen[rel] = File(link=str(p.readlink())) if rel in want or rel == UNIT_LINK else None
+            seen[rel] = File(link=str(p.readlink())) if rel in want or rel in (UNIT_LINK, dhcp.UNIT_LINK) else None
             continue
         try:
             text = p.read_text()

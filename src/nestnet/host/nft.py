@@ -72,6 +72,16 @@ def render_policy(p: Policy) -> str:
     ]
     for c in p.chains:
         lines += [f"\tchain {c.name} {{", *(f"\t\t{_rule(p, r)}" for r in c.rules), "\t}"]
+    if p.forwards:
+        # nat mode's port forwards: the host's address and port -> the VM's (to_vms accepts the
+        # VNet as source; replies go back through conntrack)
+        lines += [
+            "\tchain prerouting {",
+            "\t\ttype nat hook prerouting priority dstnat; policy accept;",
+            *(f'\t\tiifname "{p.out}" ip daddr {p.host_ip} {proto} dport {hp} dnat ip to {ip}:{port}'
+              for proto, hp, ip, port in p.forwards),
+            "\t}",
+        ]
     if p.masquerade != "none":
         except_fabric = " ip daddr != @fabric" if p.masquerade == "outside-vnet" else ""
         lines += [

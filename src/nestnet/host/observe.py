@@ -8,7 +8,7 @@ from typing import Iterable, Mapping
 
 from .. import sysctl
 from ..errors import HostError
-from . import files, nft, ovsflows, rtnl, ufw
+from . import dhcp, files, nft, ovsflows, rtnl, ufw
 from .desired import Observed
 from .rtnl import KLink
 
@@ -96,6 +96,7 @@ def observe(
         ovs_flow_cookies=ovs_flow_cookies(flows_on) if flows_on in bridges else (),
         ufw_rules=_read(root / ufw.BEFORE_RULES),
         ufw_active=root.resolve() == Path("/") and "ENABLED=yes" in (_read(root / "etc/ufw/ufw.conf") or ""),
+        dhcp=dhcp.observe(root),
     )
 
 

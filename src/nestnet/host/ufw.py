@@ -9,7 +9,7 @@ nestnet's markers is nestnet's; the rest of the file is left byte for byte.
 
 from __future__ import annotations
 
-from ..firewall import UFW_HOOK, UFW_MASQ, UFW_SPOOF, Policy, Rule, policy, ufw_chain
+from ..firewall import UFW_HOOK, UFW_INPUT, UFW_MASQ, UFW_SPOOF, Policy, Rule, policy, ufw_chain
 from ..plan import Host, Plan
 
 BEGIN = "# BEGIN nestnet"
@@ -54,16 +54,25 @@ def render_policy(p: Policy, fabric_name: str) -> tuple[str, str]:
     for c in chains:
         for r in c.rules:
             f += _rules(p, ufw_chain(c.name), r)
+    # DHCP and DNS the host serves its VMs (docs/decisions/0011): UFW denies incoming otherwise
+    f += [
+        f"-A {UFW_INPUT} -i {p.bridge}{f' -d {dst}' if dst else ''} -p {proto} --dport {port} -j ACCEPT"
+        for proto, port, dst in p.services_in
+    ]
     f.append(END)
     nat = ""
-    if p.masquerade != "none":
+    if p.masquerade != "none" or p.forwards:
         n = [f"{BEGIN} masquerade (fabric {fabric_name}, host {p.host})", "*nat", ":POSTROUTING ACCEPT [0:0]"]
+        if p.forwards:
+            n.append(":PREROUTING ACCEPT [0:0]")
+            n += [f"-A PREROUTING -i {p.out} -d {p.host_ip} -p {proto} --dport {hp} -j DNAT --to-destination {ip}:{port}"
+                  for proto, hp, ip, port in p.forwards]
         if p.masquerade == "outside-vnet":
             n.append(f":{UFW_MASQ} - [0:0]")
             n += [f"-A POSTROUTING -o {p.out} -s {b} -j {UFW_MASQ}" for b in p.local]
             n += [f"-A {UFW_MASQ} -d {net} -j RETURN" for net in p.routed]
             n.append(f"-A {UFW_MASQ} -j MASQUERADE")
-        else:
+        elif p.masquerade == "all":
             n += [f"-A POSTROUTING -o {p.out} -s {b} -j MASQUERADE" for b in p.local]
         n += ["COMMIT", END]
         nat = "\n".join(n) + "\n"

@@ -176,8 +176,15 @@ def lab_programmer(plan: Plan, delay: float = 0.0) -> Callable[["Arm"], None]:
         except Exception as exc:  # keep serving: the lab may have been torn down under us
             print(f"nestnet azure emulator: programming lab {plan.name} failed: {exc}", file=sys.stderr, flush=True)
 
+    def zone(arm: "Arm") -> None:  # the lab's Azure DNS answers from the emulator's zone, at once
+        if plan.azure.private_dns_zone:
+            from ..azure.emulator.privatedns import a_records
+            from .dns import write_zone
+
+            write_zone(plan, a_records(arm.resources, plan.azure.private_dns_zone))
+
     if delay <= 0:
-        return lambda arm: apply(from_resources(arm.resources, plan))
+        return lambda arm: (zone(arm), apply(from_resources(arm.resources, plan)))[1]
     pending: "queue.Queue[tuple[float, Any]]" = queue.Queue()
 
     def worker() -> None:
@@ -190,6 +197,7 @@ def lab_programmer(plan: Plan, delay: float = 0.0) -> Callable[["Arm"], None]:
     first = [True]
 
     def program(arm: "Arm") -> None:
+        zone(arm)
         state = from_resources(arm.resources, plan)
         if first[0]:  # the lab starts from what the emulator holds: no delay for that
             first[0] = False

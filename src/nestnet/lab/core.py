@@ -19,9 +19,10 @@ from typing import Literal
 
 from ..errors import LabError, UsageError
 from ..faults import Fault
+from ..guest import resolv_conf
 from ..netns import list_names, run_in
 from ..plan import Plan
-from . import nodes, ovs, sdn
+from . import apps, dhcpclient, dns, nodes, ovs, sdn
 from .azure import CloudState, with_faults
 from .faultlab import apply_host_fault, clear_host_faults, is_azure_fault
 from .sysio import NO_IPV6, Job, ip_batch, parallel, write_sysctls
@@ -79,6 +80,7 @@ def _write_faults(name: str, faults: tuple[Fault, ...]) -> None:
 
 
 AzureSource = Literal["plan", "api"]
+GuestConfig = Literal["static", "dhcp"]
 
 
 def azure_source(name: str) -> AzureSource:
@@ -87,9 +89,20 @@ def azure_source(name: str) -> AzureSource:
     return "api" if p.exists() and p.read_text().strip() == "api" else "plan"
 
 
+def guest_config(name: str) -> GuestConfig:
+    p = state_dir(name) / "guests"
+    return "dhcp" if p.exists() and p.read_text().strip() == "dhcp" else "static"
+
+
+def resolv_paths(plan: Plan) -> dict[str, Path]:
+    topo = Topology.from_plan(plan)
+    return {v: dns.ETC_NETNS / topo.ns(v) / "resolv.conf" for v in plan.vms}
+
+
 def up(
     plan: Plan, faults: tuple[Fault, ...] = (), azure: AzureSource = "plan", as_seed: bool = False, bare: bool = False,
     propagation_delay: float = 0.0,
+    guests: GuestConfig = "static",
 ) -> None:
     """Build the whole fabric for ``plan``; on any failure everything built so far is removed.
 
@@ -104,6 +117,8 @@ def up(
     procedure leaves them, not as nestnet would (``lab/seedbuilt.py``, ``azure/handbuilt.py``).
     ``bare``: hosts as fresh machines (their VMs' bridge only), for nestnet to bring in.
     ``propagation_delay``: the emulator's writes reach the fabric that many seconds late.
+    ``guests="dhcp"``: every nested VM configures itself only through a DHCP client (udhcpc)
+    talking to its host's DHCP server; else (``static``) by the ``ip`` guest config.
     """
     ovs_hosts = any(h.bridge_type == "ovs" for h in plan.hosts.values())
     require_root(TOOLS + OVS_TOOLS if ovs_hosts else TOOLS)
@@ -121,8 +136,12 @@ def up(
     try:
         planned = CloudState.from_plan(plan)
         hand = "seed" if as_seed else "bare" if bare else ""
-        _build(plan, topo, planned.unconfigured() if azure == "api" else planned, hand)
+        # Azure's side from the plan includes the private zone's records; with the API, the zone
+        # holds what azure apply writes there
+        zone = dns.zone_records(plan) if azure == "plan" else {}
+        _build(plan, topo, planned.unconfigured() if azure == "api" else planned, hand, guests, zone)
         (state_dir(plan.name) / "azure").write_text(azure)
+        (state_dir(plan.name) / "guests").write_text(guests)
         if azure == "api":
             _start_arm(plan, topo, propagation_delay=propagation_delay)
             if as_seed:
@@ -143,7 +162,9 @@ def _build_azure_by_hand(plan: Plan, env: dict[str, str]) -> None:
     handbuilt.build(ArmClient(ArmSettings.from_env(plan.azure.resource_group, plan.azure.subscription_id, env)), plan)
 
 
-def _build(plan: Plan, topo: Topology, azure: CloudState, hand: str = "") -> None:
+def _build(
+    plan: Plan, topo: Topology, azure: CloudState, hand: str = "", guests: GuestConfig = "static", zone=None
+) -> None:
     state_dir(plan.name).mkdir(parents=True, exist_ok=True)
     names = [SDN_NODE, INTERNET, *plan.node_names]
     # `ip -batch` creates the namespace files only: nothing in the root namespace is configured.
@@ -161,8 +182,16 @@ def _build(plan: Plan, topo: Topology, azure: CloudState, hand: str = "") -> Non
         (topo.ns(h), nodes.host, (plan, topo, nics[h], *host_dirs(plan, h), hand)) for h in plan.hosts
     ]
     parallel(jobs)
-    parallel([(topo.ns(v), nodes.vm, (plan, v)) for v in plan.vms])
+    parallel([(topo.ns(v), nodes.vm, (plan, v, guests == "dhcp")) for v in plan.vms])
     sdn.program_ns(topo, azure)
+    dns.start(plan, topo, zone or {})
+    resolv = resolv_paths(plan)
+    for v, path in resolv.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(resolv_conf(plan.vms[v]) if guests == "static" else "")
+    if guests == "dhcp":
+        dhcpclient.run(plan, topo, list(plan.vms), state_dir(plan.name), apply=True, resolv=resolv)
+    apps.start(plan, topo, state_dir(plan.name))
 
 
 ARM_PORT = 443
@@ -232,6 +261,7 @@ def down(plan_or_name: Plan | str) -> None:
             except ProcessLookupError:
                 pass
     _wait_gone(killed)
+    dns.remove_resolv(ns_prefix(name))
     if spaces:
         r = subprocess.run(
             ["ip", "-batch", "-"], input="".join(f"netns del {ns}\n" for ns in spaces), capture_output=True, text=True

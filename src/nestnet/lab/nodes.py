@@ -88,11 +88,12 @@ def host(plan: Plan, topo: Topology, nic: NicPort, root: str, ovs_dir: str, hand
         ovs.add_ports(h.bridge, [vp.port for vp in ports])
 
 
-def vm(plan: Plan, name: str) -> None:
+def vm(plan: Plan, name: str, dhcp: bool = False) -> None:
+    """``dhcp``: leave eth0 to the guest's DHCP client (lab/dhcpclient.py)."""
     write_sysctls(NO_IPV6)
     if plan.hosts[plan.vms[name].host].bridge_type == "ovs":
         ovs.tx_checksum_off("eth0")
-    cmds = ip_commands(plan.vms[name], "eth0")
+    cmds = [] if dhcp else ip_commands(plan.vms[name], "eth0")
     ip_batch(["link set lo up", *(" ".join(c[1:]) for c in cmds)])
 
 

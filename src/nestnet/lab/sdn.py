@@ -12,6 +12,7 @@ from __future__ import annotations
 from ipaddress import IPv4Network
 
 from ..netns import run_in
+from ..plan import AZURE_DNS
 from .azure import NSG_TABLE, CloudState, SdnChanges, SdnConfig, RouteKey, desired, diff, system_routes
 from .ovs import tx_checksum_off
 from .sysio import ip_batch, ip_json, nft, nft_json, write_sysctls
@@ -58,6 +59,13 @@ table inet {TABLE} {{
 	counter dstchk {{ }}
 	counter inetdrop {{ }}
 	counter inetin {{ }}
+	counter dnsdrop {{ }}
+	chain input {{
+		type filter hook input priority filter; policy accept;
+		# Azure DNS answers only sources the arriving NIC owns (ASSUMPTION, docs/decisions/0011)
+		ip daddr {AZURE_DNS} iifname != @nics counter name dnsdrop drop
+		ip daddr {AZURE_DNS} iifname . ip saddr != @nic_ips counter name dnsdrop drop
+	}}
 	chain forward {{
 		type filter hook forward priority filter; policy accept;
 		# source check: a NIC sends only from its own IPs, unless IP forwarding is on
@@ -99,6 +107,7 @@ def build(topo: Topology) -> None:
     defaults = {f"net.ipv4.conf.{k}.{s}": v for k in ("all", "default") for s, v in PORT_SYSCTLS.items()}
     write_sysctls({"net.ipv4.ip_forward": "1", **defaults})
     lines = [f"addr add {gw}/32 dev lo" for gw in topo.gateways]
+    lines.append(f"addr add {AZURE_DNS}/32 dev lo")  # Azure DNS's virtual IP (lab/dns.py)
     lines += [f"link add {SINK} type ifb", f"link set {SINK} up"]
     for n in topo.nics:
         lines += [

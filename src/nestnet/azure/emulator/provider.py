@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from . import privatedns
 from .common import API_VERSION, CHILD_SPELLING, CHILDREN, NET, READ_ONLY_CHILDREN, TYPES, ArmFailure, Reply, key, rid
 from .faults import Injector
 from .resources import (Limits, effective_routes, normalise, seeded, subnet_users, subnets_using, view, view_child,
@@ -123,7 +124,7 @@ class Arm:
     def seed(self, plan: Any) -> None:
         """Create the plan's VNet, subnets and host NICs (forwarding off, no routes) if missing."""
         with self._lock:
-            self._commit(seeded(self.resources, plan))
+            self._commit({**seeded(self.resources, plan), **privatedns.seeded(self.resources, plan)})
 
     # -- the request pipeline ---------------------------------------------------------------------
     def handle(self, method: str, target: str, headers: dict[str, str], body: bytes, base: str) -> Reply:
@@ -166,6 +167,10 @@ class Arm:
                   write: bool) -> Reply:
         if not headers.get("authorization", "").startswith("Bearer "):
             raise ArmFailure(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
+        dns = privatedns.PATH.match(path)  # Microsoft.Network/privateDnsZones: its own module
+        if dns:
+            return privatedns.handle(self.resources, self._commit, method, dns, query, headers,
+                                     parse_json(body) if method in ("PUT", "PATCH") else None)
         versions = parse_qs(query).get("api-version")
         m = _RES.match(path)
         check_api_version(versions[-1] if versions else None, TYPES.get((m["type"] if m else "").lower(), "operations"))
