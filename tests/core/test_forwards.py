@@ -47,7 +47,7 @@ def test_forwards_in_the_plan_and_the_one_policy(tmp_path):
 
 
 @pytest.mark.parametrize("mutate, path, needle", [
-    (lambda d: d["nested"].update(mode="routed") or d["azure"].update(route_table="rt"),
+    (lambda d: d["nested"].update(mode="routed", pool="10.0.1.0/24") or d["azure"].update(route_table="rt"),
      "vms[0].forwards[0]", "for nested.mode nat"),
     (lambda d: d["vms"][0]["forwards"].append({"port": 22, "host_port": 22}), "vms[0].forwards[2].host_port", "SSH port"),
     (lambda d: d["vms"][0]["forwards"].append({"port": 81, "host_port": 8080}), "vms[0].forwards[2].host_port",
