@@ -35,7 +35,7 @@ import pytest
 import yaml
 
 from nestnet.errors import HostError
-from nestnet.host import desired, files, nft, ovsflows, ufw
+from nestnet.host import desired, dhcp, files, nft, ovsflows, ufw
 from nestnet.host.rtnl import RT_TABLE_MAIN, KLink, KRoute
 from nestnet.plan import ROUTE_PROTO, load_plan
 
@@ -69,6 +69,7 @@ def applied(want: desired.Desired, ufw_text: str | None) -> desired.Observed:
         if ovs and b.has_uplink else (),
         ufw_rules=ufw.splice(ufw_text, *ufw.render_policy(want.policy, want.plan.name))
         if ufw_text is not None and h.firewall == "ufw" else ufw_text,
+        dhcp=dhcp.Running(4242, want.dhcp_digest),  # its dnsmasq runs with the wanted config
     )
 
 
