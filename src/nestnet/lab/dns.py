@@ -93,7 +93,7 @@ def start(plan: Plan, topo: Topology, zone: Mapping[str, IPv4Address]) -> None:
     (d / "zone.hosts").write_text(hosts_text(zone))
     domains = [vnet_suffix(plan), INTERNET_DOMAIN, *([plan.azure.private_dns_zone] if plan.azure.private_dns_zone else [])]
     cmd = [
-        "ip", "netns", "exec", topo.fabric_ns, "dnsmasq",
+        "ip", "netns", "exec", topo.sdn_ns, "dnsmasq",
         "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
         f"--listen-address={AZURE_DNS}", "--bind-interfaces",
         f"--addn-hosts={d / 'vnet.hosts'}", f"--addn-hosts={d / 'zone.hosts'}",
