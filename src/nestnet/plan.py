@@ -578,11 +578,11 @@ def free_runs(block: IPv4Network, taken: set[int]) -> tuple[tuple[IPv4Address, I
     return tuple(runs)
 
 
-def _dynamic(fabric: Fabric, hs: HostSpec) -> bool:
+def _dynamic(fabric: ResolvedSpec, hs: HostSpec) -> bool:
     return hs.dhcp_dynamic if hs.dhcp_dynamic is not None else fabric.spec.nested.dhcp.dynamic
 
 
-def _search(fabric: Fabric) -> tuple[str, ...]:
+def _search(fabric: ResolvedSpec) -> tuple[str, ...]:
     zone = fabric.spec.azure.private_dns_zone
     given = fabric.spec.nested.dns_search
     return tuple(given if given is not None else ([zone] if zone else []))
@@ -646,7 +646,7 @@ def _vms(fabric: ResolvedSpec, alloc: Allocation, hosts: dict[str, Host]) -> dic
     return vms
 
 
-def _forwards(fabric: Fabric, hosts: Mapping[str, Host]) -> dict[str, tuple[Forward, ...]]:
+def _forwards(fabric: ResolvedSpec, hosts: Mapping[str, Host]) -> dict[str, tuple[Forward, ...]]:
     """Each VM's port forwards, checked: nat mode only, one owner per host port, never SSH."""
     spec = fabric.spec
     out: dict[str, tuple[Forward, ...]] = {}
