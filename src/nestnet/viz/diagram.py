@@ -93,6 +93,17 @@ class Diagram:
         return "\n".join([base, *self.dying(element, TITLE_LINES)])
 
 
+def _nesting(d: Diagram) -> tuple[dict[str | None, list[Cluster]], dict[str | None, list[Node]]]:
+    """Each cluster's sub-clusters and nodes (key None: the top level), in the diagram's order."""
+    children: dict[str | None, list[Cluster]] = {}
+    for c in d.clusters:
+        children.setdefault(c.parent, []).append(c)
+    members: dict[str | None, list[Node]] = {}
+    for n in d.nodes:
+        members.setdefault(n.cluster, []).append(n)
+    return children, members
+
+
 def _id(kind: str, name: str = "") -> str:
     # kinds contain no '-', so "<kind>-<name>" never collides across kinds
     return f"{kind}-{name}" if name else kind
@@ -282,12 +293,7 @@ def to_dot(d: Diagram) -> str:
         '  node [fontname="Helvetica,Arial,sans-serif", fontsize=10, color="#5d6d7e", penwidth=1.2];',
         '  edge [fontname="Helvetica,Arial,sans-serif", fontsize=9, color="#85929e", fontcolor="#566573"];',
     ]
-    children: dict[str | None, list[Cluster]] = {}
-    for c in d.clusters:
-        children.setdefault(c.parent, []).append(c)
-    members: dict[str | None, list[Node]] = {}
-    for n in d.nodes:
-        members.setdefault(n.cluster, []).append(n)
+    children, members = _nesting(d)
 
     def node_line(n: Node, pad: str) -> str:
         attrs = [SHAPES[n.kind], f"id={_q(n.id)}", f"label={_q(chr(10).join(n.lines))}"]
@@ -402,12 +408,7 @@ def to_mermaid(d: Diagram) -> str:
 
     shapes = {"internet": ("((", "))"), "routes": ("[/", "/]"), "gw": ("([", "])")}
     out = ["flowchart TB"]
-    children: dict[str | None, list[Cluster]] = {}
-    for c in d.clusters:
-        children.setdefault(c.parent, []).append(c)
-    members: dict[str | None, list[Node]] = {}
-    for n in d.nodes:
-        members.setdefault(n.cluster, []).append(n)
+    children, members = _nesting(d)
 
     def emit(parent: str | None, depth: int) -> None:
         pad = "    " * depth
