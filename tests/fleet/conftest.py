@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ import yaml
 
 from nestnet import lab
 from nestnet.lab.core import host_dirs
-from nestnet.lab.fleetlab import NESTNET, SSHD, SSHD_CONFIG
+from nestnet.lab.fleetlab import NESTNET, SSHD, SSHD_CONFIG, ansible_env, inventory_vars
 from nestnet.lab.topology import Topology
 from nestnet.plan import Plan, load_plan
 
@@ -66,27 +65,14 @@ class Fleet:
         for name, hv in group["hosts"].items():
             if name in self.plan.hosts:
                 hv["nestnet_root"] = str(self.host_root(name))
-        group["vars"].update(
-            ansible_user="root",
-            ansible_ssh_private_key_file=str(self.key),
-            ansible_ssh_common_args="-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=5",
-            ansible_python_interpreter=sys.executable,
-            nestnet_install="skip",  # the lab's hosts share this machine's filesystem and venv
-            nestnet_command=NESTNET,
-        )
+        group["vars"].update(inventory_vars(self.key))
         path = self.tmp / f"inventory-{len(list(self.tmp.glob('inventory-*')))}.yaml"
         path.write_text(yaml.safe_dump(inv))
         return path
 
     def apply(self, *args: str, inventory: Path | None = None) -> subprocess.CompletedProcess:
         """``nestnet fleet apply`` run from the mgmt VM, the fabric's Ansible controller."""
-        env = {
-            "ANSIBLE_HOME": str(self.tmp / "ansible"),
-            "ANSIBLE_LOCAL_TEMP": str(self.tmp / "ansible" / "tmp"),
-            "ANSIBLE_REMOTE_TEMP": str(self.tmp / "remote"),
-            "ANSIBLE_PIPELINING": "True",
-            "ANSIBLE_SSH_CONTROL_PATH_DIR": str(self.tmp / "cp"),
-        }
+        env = ansible_env(self.tmp)
         argv = [
             "env", *(f"{k}={v}" for k, v in env.items()),
             NESTNET, "fleet", "apply", str(self.spec), "--inventory", str(inventory or self.inventory()), *args,

@@ -38,6 +38,29 @@ Subsystem sftp internal-sftp
 """
 
 
+def inventory_vars(key: Path) -> dict[str, str]:
+    """What a lab adds to ``fleet inventory``'s vars: root with the lab's key, no host key checks."""
+    return {
+        "ansible_user": "root",
+        "ansible_ssh_private_key_file": str(key),
+        "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=5",
+        "ansible_python_interpreter": sys.executable,
+        "nestnet_install": "skip",  # the lab's hosts share this machine's filesystem and venv
+        "nestnet_command": NESTNET,
+    }
+
+
+def ansible_env(d: Path) -> dict[str, str]:
+    """Ansible's environment for a controller whose scratch space is ``d``."""
+    return {
+        "ANSIBLE_HOME": str(d / "ansible"),
+        "ANSIBLE_LOCAL_TEMP": str(d / "ansible" / "tmp"),
+        "ANSIBLE_REMOTE_TEMP": str(d / "remote"),
+        "ANSIBLE_PIPELINING": "True",
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(d / "cp"),
+    }
+
+
 class FleetLab:
     def __init__(self, lab_plan: Plan, workdir: Path):
         missing = [t for t in (SSHD, "ssh", "ssh-keygen") if shutil.which(t) is None]
@@ -88,27 +111,13 @@ class FleetLab:
             if lab_host is None:
                 raise LabError(f"host {name} ({hv['ansible_host']}) is not a machine of lab {self.plan.name}")
             hv["nestnet_root"] = host_dirs(self.plan, lab_host)[0]
-        group["vars"].update(
-            ansible_user="root",
-            ansible_ssh_private_key_file=str(self.key),
-            ansible_ssh_common_args="-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=5",
-            ansible_python_interpreter=sys.executable,
-            nestnet_install="skip",  # the lab's hosts share this machine's filesystem and venv
-            nestnet_command=NESTNET,
-        )
+        group["vars"].update(inventory_vars(self.key))
         path = self.dir / f"inventory-{len(list(self.dir.glob('inventory-*')))}.yaml"
         path.write_text(yaml.safe_dump(inv))
         return path
 
     def env(self, arm: dict[str, str] | None = None) -> list[str]:
-        env = {
-            "ANSIBLE_HOME": str(self.dir / "ansible"),
-            "ANSIBLE_LOCAL_TEMP": str(self.dir / "ansible" / "tmp"),
-            "ANSIBLE_REMOTE_TEMP": str(self.dir / "remote"),
-            "ANSIBLE_PIPELINING": "True",
-            "ANSIBLE_SSH_CONTROL_PATH_DIR": str(self.dir / "cp"),
-            **(arm or {}),
-        }
+        env = {**ansible_env(self.dir), **(arm or {})}
         return [f"{k}={v}" for k, v in env.items()]
 
     def nestnet(self, *args: str, arm: dict[str, str] | None = None) -> subprocess.CompletedProcess:
