@@ -45,8 +45,9 @@ def timed(fn):
     return best, out
 
 
-# `check --json` on 1,000 x 16 at a489d56 (before issue 15's speed work), best of 2 on this machine.
-BEFORE_CPU, BEFORE_WALL = 1.47, 3.98
+# `check --json` on 1,000 x 16 (with its lock file) at a489d56, before issue 15's speed work, as this
+# bench measured it with --before on the loaded build machine.
+BEFORE_CPU, BEFORE_WALL = 1.61, 3.89
 
 
 def cli_run(path: Path, src: str | None = None) -> tuple[float, float]:
