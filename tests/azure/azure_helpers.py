@@ -6,9 +6,13 @@ import copy
 import io
 import json
 import ssl
+import subprocess
+import sys
+import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import yaml
@@ -221,3 +225,19 @@ def fake_az(tmp_path: Path, state: dict | None = None) -> tuple[dict[str, str], 
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_AZ_LOG": str(log),
            "FAKE_AZ_STATE": str(state_path)}
     return env, log, state_path
+
+
+def start_emulator_process(state: Path, *args: str) -> tuple[subprocess.Popen, SimpleNamespace]:
+    """``nestnet azure emulator`` as its own process on a free loopback port; ``(proc, ep)`` once it
+    has written its endpoint (``ep.url``, ``ep.ca``). The caller stops it by PID."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nestnet", "azure", "emulator", "--listen", "127.0.0.1:0", "--state-dir", str(state), *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 20
+    while not (state / "endpoint").exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"emulator did not start: {proc.communicate()}")
+        time.sleep(0.05)
+    return proc, SimpleNamespace(url=(state / "endpoint").read_text().strip(), ca=str(state / "ca.pem"))

@@ -8,13 +8,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from azure.core.exceptions import HttpResponseError
 
-from azure_helpers import Endpoint, seed_spec, write_spec
+from azure_helpers import Endpoint, seed_spec, start_emulator_process, write_spec
 from nestnet.azure.emulator import DEFAULT_SUBSCRIPTION, Arm, Emulator
 
 NESTNET = [sys.executable, "-m", "nestnet"]
@@ -76,18 +75,9 @@ def test_state_survives_a_restart(tmp_path, plan_of):
 
 
 def _start_cli_emulator(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, dict[str, str]]:
-    state = tmp_path / "state"
-    proc = subprocess.Popen([*NESTNET, "azure", "emulator", "--listen", "127.0.0.1:0", "--state-dir", str(state), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 20
-    while not (state / "endpoint").exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError(f"emulator did not start: {proc.communicate()}")
-        time.sleep(0.05)
-    env = {**os.environ, "NESTNET_ARM_ENDPOINT": (state / "endpoint").read_text().strip(),
-           "NESTNET_ARM_CA_BUNDLE": str(state / "ca.pem"), "NESTNET_ARM_TOKEN": "cli-test",
-           "AZURE_SUBSCRIPTION_ID": DEFAULT_SUBSCRIPTION}
+    proc, ep = start_emulator_process(tmp_path / "state", *args)
+    env = {**os.environ, "NESTNET_ARM_ENDPOINT": ep.url, "NESTNET_ARM_CA_BUNDLE": ep.ca,
+           "NESTNET_ARM_TOKEN": "cli-test", "AZURE_SUBSCRIPTION_ID": DEFAULT_SUBSCRIPTION}
     return proc, env
 
 

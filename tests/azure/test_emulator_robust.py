@@ -9,29 +9,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from azure_helpers import seed_spec, write_spec
+from azure_helpers import seed_spec, start_emulator_process, write_spec
 from emulator_http import arm_path, raw_exchange, request
 from nestnet.plan import load_plan
 
 NESTNET = [sys.executable, "-m", "nestnet", "azure", "emulator"]
-
-
-def _start(state: Path, *args: str) -> tuple[subprocess.Popen, SimpleNamespace]:
-    proc = subprocess.Popen([*NESTNET, "--listen", "127.0.0.1:0", "--state-dir", str(state), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 20
-    while not (state / "endpoint").exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError(f"emulator did not start: {proc.communicate()}")
-        time.sleep(0.05)
-    return proc, SimpleNamespace(url=(state / "endpoint").read_text().strip(), ca=str(state / "ca.pem"))
 
 
 def _stop(proc: subprocess.Popen) -> str:
@@ -49,7 +36,7 @@ def served(tmp_path):
     """A seeded emulator process; yields (endpoint, plan, state dir); its stderr is checked at the end."""
     spec = write_spec(tmp_path / "seed.yaml", seed_spec())
     state = tmp_path / "state"
-    proc, ep = _start(state, "--seed", str(spec))
+    proc, ep = start_emulator_process(state, "--seed", str(spec))
     plan = load_plan(spec, write=False)
     yield ep, plan, state
     err = _stop(proc)
@@ -236,7 +223,7 @@ def test_a_damaged_state_file_is_kept_aside_and_the_emulator_starts_empty(tmp_pa
     state = tmp_path / "state"
     state.mkdir()
     (state / "state.json").write_bytes(damage)
-    proc, ep = _start(state)
+    proc, ep = start_emulator_process(state)
     try:
         status, _, doc = request(ep, "GET", "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/routeTables")
         assert status == 200 and doc == {"value": []}
