@@ -15,7 +15,9 @@ Exit codes: 0 ok; 1 "not healthy" / "changes pending" / the world refused; 2 bad
 (nothing changed); 3 a service could not be reached or authorized; 70 a bug in nestnet.
 
 Errors from dependencies are converted at the edge (``raise HostError(...) from exc``) so the CLI
-can print one line and never a traceback for a known failure.
+can print one line and never a traceback for a known failure. A path the user gives is checked
+when the command line is parsed (``cli.output.UserPath``); an ``OSError`` on it later is still
+bad input (2), and click's own errors are one line too.
 """
 
 from __future__ import annotations

@@ -199,7 +199,7 @@ def test_cli_nsgs_file(make_plan, tmp_path):
 
 
 @pytest.mark.parametrize("content, message", [
-    (None, "cannot read it"),
+    (None, "no such file"),
     ("{not json", "not JSON"),
     ('{"a": 1}', "expected a JSON list"),
     ('[{"name": "n", "securityRules": [{"name": "r", "priority": "high", "direction": "Inbound", "access": "Deny"}]}]',

@@ -185,7 +185,7 @@ def test_errors_are_one_line(tmp_path):
         (("fleet", "apply", str(SEED), "--inventory", str(tmp_path / "nope.yaml")), 2,
          f"error: --inventory {tmp_path / 'nope.yaml'}: no such file"),
         (("fleet", "inventory", str(SEED), "--out", str(tmp_path / "no" / "dir.yaml")), 2,
-         f"error: --out {tmp_path / 'no' / 'dir.yaml'}: No such file or directory"),
+         f"error: --out {tmp_path / 'no' / 'dir.yaml'}: no directory {tmp_path / 'no'} to write it in"),
     ]
     for args, code, line in cases:
         r = nestnet(*args)

@@ -44,6 +44,20 @@ class LazyGroup(click.Group):
         module, attr = entry[0].split(":")
         return getattr(importlib.import_module(module), attr)
 
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            # A path the user gave that the OS refused (a full disk, a read-only mount, a file
+            # where a directory must be): bad input naming it, exit 2. Any other OSError escaping
+            # to here is an edge that did not convert it: a bug (70).
+            from .output import user_path_error
+
+            err = user_path_error(ctx, exc)
+            if err is None:
+                raise
+            raise err from None
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Short help from the table above: listing commands must not import them.
         rows = [(n, COMMANDS[n][1]) for n in self.list_commands(ctx)]
@@ -95,8 +109,11 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
-    except click.ClickException as exc:
+    except getattr(click.exceptions, "NoArgsIsHelpError", ()) as exc:  # `nestnet host`: its help (click >= 8.2)
         exc.show()
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        click.secho(f"error: {_click_message(exc)}", err=True, fg="red" if sys.stderr.isatty() else None)
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
@@ -119,6 +136,18 @@ def main(argv: list[str] | None = None) -> None:
         )
         sys.exit(70)
     sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _click_message(exc: click.ClickException) -> str:
+    """Click's error as one line: the option or argument, the problem (with the value), and for a
+    malformed command line where to look; never the usage block."""
+    msg = " ".join(exc.format_message().split()).rstrip(".")  # "Choose from:\n\ta,\n\tb" -> one line
+    if isinstance(exc, click.BadParameter) and not isinstance(exc, click.MissingParameter) and exc.param is not None:
+        from .output import _hint
+
+        return f"{_hint(exc.param)}: {' '.join(exc.message.split()).rstrip('.')}"
+    ctx = getattr(exc, "ctx", None)
+    return f"{msg} (see '{ctx.command_path} --help')" if ctx is not None else msg
 
 
 def _print_error(exc: Exception) -> None:

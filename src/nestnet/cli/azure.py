@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .output import console, emit_json, json_option, note, spec_argument, warn_lines
+from .output import UserPath, console, emit_json, json_option, note, spec_argument, warn_lines
 
 prune_option = click.option(
     "--prune-foreign", is_flag=True, help="Also delete routes in the table that nestnet does not own."
@@ -120,7 +120,7 @@ def apply(spec: str, as_json: bool, prune_foreign: bool, adopt: bool, timeout: s
 @azure.command()
 @spec_argument
 @click.option("--format", "fmt", type=click.Choice(["terraform", "az"]), required=True)
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=str), required=True)
+@click.option("--out", "out_dir", type=UserPath("dir"), required=True, help="The directory to write into (created if missing).")
 @click.option(
     "--tf-association", type=click.Choice(["resource", "inline"]), default="resource", show_default=True,
     help="Terraform: attach the table with azurerm_subnet_route_table_association resources (subnets that are "
@@ -143,8 +143,8 @@ def export(spec: str, fmt: str, out_dir: str, tf_association: str) -> None:
 
 @azure.command()
 @click.option("--listen", default="127.0.0.1:8443", show_default=True, help="IPv4:PORT (port 0: any free port).")
-@click.option("--state-dir", type=click.Path(file_okay=False, path_type=str), required=True)
-@click.option("--seed", "seed_spec", type=click.Path(dir_okay=False, path_type=str), help="Create the VNet, subnets and host NICs of this spec.")
+@click.option("--state-dir", type=UserPath("dir"), required=True)
+@click.option("--seed", "seed_spec", type=UserPath("in"), help="Create the VNet, subnets and host NICs of this spec.")
 @click.option("--inject", "inject", multiple=True, metavar="KIND:RATE",
               help="Repeatable. KIND: 429 (throttled), 409 (AnotherOperationInProgress), canceled (the write's "
               "operation ends Canceled, not applied), writer (another writer changes the resource between "

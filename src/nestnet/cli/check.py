@@ -7,7 +7,7 @@ from itertools import islice
 
 import click
 
-from .output import console, emit_json, json_option, spec_argument, warn_lines
+from .output import UserPath, console, emit_json, json_option, spec_argument, warn_lines
 
 ROWS = 40  # failed pairs shown to people; --json lists them all
 
@@ -21,7 +21,7 @@ ROWS = 40  # failed pairs shown to people; --json lists them all
 @click.option("--azure", "read_azure", is_flag=True,
               help="Read Azure (route table, subnet associations, NIC forwarding, NSGs) through the ARM API "
               "instead of assuming the plan; NESTNET_ARM_ENDPOINT etc. as for `nestnet azure`.")
-@click.option("--nsgs", "nsgs_file", metavar="FILE",
+@click.option("--nsgs", "nsgs_file", metavar="FILE", type=UserPath("in"),
               help="Network security groups as `az network nsg list -o json` prints them (offline).")
 @json_option
 def check(spec: str, faults: tuple[str, ...], all_pairs: bool, trace: tuple[str, str] | None,

@@ -7,7 +7,7 @@ from itertools import islice
 
 import click
 
-from .output import console, emit_json, json_option, spec_argument, warn_lines
+from .output import UserPath, console, emit_json, json_option, spec_argument, warn_lines
 
 ROWS = 40  # groups of failed pairs shown to people; --json lists every pair
 
@@ -16,7 +16,7 @@ ROWS = 40  # groups of failed pairs shown to people; --json lists every pair
 @spec_argument
 @click.option("--host", "host_name", metavar="NAME", help="Which host this is (default: the one whose IP is local).")
 @click.option(
-    "--root", default="/", show_default=True, envvar="NESTNET_ROOT", type=click.Path(file_okay=False, path_type=str),
+    "--root", default="/", show_default=True, envvar="NESTNET_ROOT", type=UserPath("dir", remember=False, writable=False),
     help="Where nestnet's persistent files live ($NESTNET_ROOT; `nestnet lab exec` sets it for lab hosts).",
 )
 @click.option(

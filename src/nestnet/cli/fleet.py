@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .output import (
+    UserPath,
     console,
     emit_json,
     json_option,
@@ -14,7 +15,7 @@ from .output import (
     warn_lines,
 )
 
-out_option = click.option("--out", type=click.Path(dir_okay=False, path_type=str), help="Write to FILE instead of stdout.")
+out_option = click.option("--out", type=UserPath("out"), help="Write to FILE instead of stdout.")
 
 
 @click.group()
@@ -28,13 +29,8 @@ def _write(text: str, out: str | None) -> None:
     if out is None:
         click.echo(text, nl=False)
         return
-    from ..errors import UsageError
-
-    try:
-        with open(out, "w", encoding="utf-8") as fh:
-            fh.write(text)
-    except OSError as exc:
-        raise UsageError(f"--out {out}: {exc.strerror}") from None
+    with open(out, "w", encoding="utf-8") as fh:  # an OSError names --out, exit 2 (cli.output.UserPath)
+        fh.write(text)
 
 
 def _plan(spec: str, write: bool = False):
@@ -72,7 +68,7 @@ def playbook(spec: str, out: str | None) -> None:
 
 @fleet.command(context_settings={"ignore_unknown_options": True})
 @spec_argument
-@click.option("--inventory", "inventory_file", type=click.Path(dir_okay=False, path_type=str),
+@click.option("--inventory", "inventory_file", type=UserPath("in"),
               help="Use this inventory (group nestnet_hosts) instead of one built from SPEC.")
 @click.option("--dry-run", is_flag=True, help="Check mode: each host runs nestnet host diff; nothing changes.")
 @click.option("--adopt", is_flag=True, help="Each host takes over foreign routes with the same next hop (host apply --adopt).")
@@ -109,7 +105,7 @@ def apply(
 
 @fleet.command(context_settings={"ignore_unknown_options": True})
 @spec_argument
-@click.option("--inventory", "inventory_file", type=click.Path(dir_okay=False, path_type=str),
+@click.option("--inventory", "inventory_file", type=UserPath("in"),
               help="Use this inventory (group nestnet_hosts) instead of one built from SPEC.")
 @json_option
 @click.argument("ansible_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- ANSIBLE ARGS...]")

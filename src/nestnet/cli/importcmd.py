@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import click
 
-from .output import emit_json, json_option, note
+from .output import UserPath, emit_json, json_option, note
 
 
 @click.command("import")
 @click.option("--resource-group", "rg", required=True, help="The resource group of the VNet, route table and NICs.")
 @click.option("--vnet", required=True, help="The virtual network.")
 @click.option("--route-table", default=None, help="The route table (default: the one the VNet's subnets use).")
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=str),
+@click.option("--out", "out", required=True, type=UserPath("new"),
               help="The spec to write (its lock goes beside it); must not exist.")
 @click.option("--name", default=None, help="The fabric's name (default: from the route table's name).")
 @click.option("--host-default", "host_defaults", multiple=True, metavar="KEY=VALUE",

@@ -3,12 +3,98 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import sys
 from typing import Any
 
 import click
 
-spec_argument = click.argument("spec", type=click.Path(dir_okay=False, path_type=str))
+PATHS_KEY = "nestnet.paths"  # ctx.meta: (absolute path, option, value) of every UserPath given
+
+
+class UserPath(click.Path):
+    """A path given on the command line, checked when the arguments are parsed - before anything
+    runs or changes - so a mistake is one line naming the option, the path and why, exit 2.
+
+    ``kind``: ``in`` an existing file to read; ``out`` a file to write in an existing directory;
+    ``new`` a file to write whose missing directories are created; ``dir`` a directory, created if
+    missing. For ``out``/``new``/``dir`` nothing may be in the way (a file where a directory must
+    be) and, unless ``writable=False``, the directory written in must be writable. With
+    ``remember`` (the default) an ``OSError`` on the path or below it later in the command is
+    still about the user's path, not a bug: ``user_path_error`` makes it exit 2 too.
+    """
+
+    def __init__(self, kind: str, remember: bool = True, writable: bool = True):
+        assert kind in ("in", "out", "new", "dir")
+        self.kind, self.remember, self.writable = kind, remember, writable
+        super().__init__(dir_okay=kind == "dir", file_okay=kind != "dir", path_type=str)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from ..errors import UsageError
+
+        value = os.fsdecode(value)
+        hint = _hint(param) if param is not None else "path"
+        full = os.path.abspath(value)
+
+        def bad(why: str) -> UsageError:
+            return UsageError(f"{hint} {value}: {why}")
+
+        if self.kind == "in":
+            try:
+                st = os.stat(full)
+            except FileNotFoundError:
+                raise bad("no such file") from None
+            except OSError as exc:  # a directory on the way that is a file or may not be searched
+                raise bad(f"cannot read: {exc.strerror}") from None
+            if stat.S_ISDIR(st.st_mode):
+                raise bad("is a directory, not a file")
+            if not os.access(full, os.R_OK):
+                raise bad("cannot read: Permission denied")
+        elif self.kind == "dir" and os.path.exists(full) and not os.path.isdir(full):
+            raise bad("is a file, not a directory")
+        elif self.kind != "dir" and os.path.isdir(full):
+            raise bad("is a directory, not a file")
+        into = None  # the directory written in
+        if self.kind == "out":
+            into = os.path.dirname(full)
+            if not os.path.isdir(into):
+                raise bad(f"no directory {os.path.dirname(value) or '.'} to write it in")
+        elif self.kind in ("new", "dir"):
+            into = full if self.kind == "dir" else os.path.dirname(full)
+            while not os.path.exists(into):  # the nearest existing ancestor must be a directory
+                into = os.path.dirname(into)
+            if not os.path.isdir(into):
+                raise bad(f"{into} is a file, so no directory can be created below it")
+        if into is not None and self.writable and not os.access(into, os.W_OK):
+            raise bad(f"cannot write in {into} (read-only or permission denied)")
+        if self.remember and ctx is not None:
+            ctx.meta.setdefault(PATHS_KEY, []).append((full, hint, value))
+        return value
+
+
+def _hint(param: click.Parameter) -> str:
+    return param.opts[0] if isinstance(param, click.Option) else param.human_readable_name
+
+
+def user_path_error(ctx: click.Context, exc: OSError):  # -> errors.UsageError | None
+    """``exc`` as bad input (exit 2) when it is about a path the user gave (or one below it, such
+    as DIR/nestnet.tf), naming the option, the path and the OS's reason; else None (a bug)."""
+    from ..errors import UsageError
+
+    for name in (exc.filename, exc.filename2):
+        if name is None or isinstance(name, int):
+            continue
+        full = os.path.abspath(os.fsdecode(name))
+        for given, hint, value in ctx.meta.get(PATHS_KEY, ()):
+            if full == given or full.startswith(given.rstrip("/") + "/"):
+                below = "" if full == given else f" {os.fsdecode(name)}:"
+                return UsageError(f"{hint} {value}:{below} {exc.strerror or exc}")
+    return None
+
+
+# The spec: its reads and writes (and its lock's) are the store's, which names the file on any error.
+spec_argument = click.argument("spec", type=UserPath("in", remember=False))
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for programs.")
 frozen_option = click.option(
     "--frozen", is_flag=True, help="Refuse to allocate anything the lock file lacks (for CI)."

@@ -7,14 +7,14 @@ import time
 
 import click
 
-from .output import emit_json, json_option, note, spec_argument, warn_lines
+from .output import UserPath, emit_json, json_option, note, spec_argument, warn_lines
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
 @spec_argument
 @click.option("--adopt", is_flag=True, help="Take over hand-built routes with the same next hop (Azure and hosts).")
 @click.option("--dry-run", is_flag=True, help="Show each step's changes; change nothing.")
-@click.option("--inventory", "inventory_file", type=click.Path(dir_okay=False, path_type=str),
+@click.option("--inventory", "inventory_file", type=UserPath("in"),
               help="The Ansible inventory for the hosts step (default: one built from SPEC).")
 @json_option
 @click.argument("ansible_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- ANSIBLE ARGS...]")

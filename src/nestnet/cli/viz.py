@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .output import note, spec_argument, warn_lines
+from .output import UserPath, note, spec_argument, warn_lines
 
 fault_option = click.option(
     "--fault", "faults", multiple=True, metavar="KIND:TARGET",
@@ -26,15 +26,10 @@ def _verdicts(spec: str, faults: tuple[str, ...]):
 
 
 def _write(out: str | None, text: str) -> None:
-    from ..errors import UsageError
-
     if out is None:
         sys.stdout.write(text)
         return
-    try:
-        Path(out).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"--out {out}: cannot write: {exc.strerror}") from None
+    Path(out).write_text(text, encoding="utf-8")  # an OSError names --out, exit 2 (cli.output.UserPath)
     note(f"wrote {out}")
 
 
@@ -43,7 +38,7 @@ def _write(out: str | None, text: str) -> None:
 @fault_option
 @click.option("--format", "fmt", type=click.Choice(["svg", "mermaid", "dot"]), default="svg", show_default=True,
               help="svg (laid out by Graphviz's dot), mermaid (renders on GitHub) or the dot source.")
-@click.option("--out", type=click.Path(dir_okay=False), help="Write here instead of standard output.")
+@click.option("--out", type=UserPath("out"), help="Write here instead of standard output.")
 def diagram(spec: str, faults: tuple[str, ...], fmt: str, out: str | None) -> None:
     """Draw the fabric of SPEC: VNet, subnets (route table associated or not), hosts (NIC
     forwarding, block, bridge), nested VMs, endpoints, the internet and the route table's routes.
@@ -86,7 +81,7 @@ def _lab_matrix(plan, faults) -> dict[tuple[str, str], bool]:
 @click.option("--lab", "with_lab", is_flag=True,
               help="Also ping every pair in the lab (root; a running lab of SPEC is used, else one is brought "
               "up with the same faults and torn down) and put its matrix beside check's.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The HTML file to write.")
+@click.option("--out", required=True, type=UserPath("out"), help="The HTML file to write.")
 def report(spec: str, faults: tuple[str, ...], with_lab: bool, out: str) -> None:
     """Write one self-contained HTML page for SPEC (no network fetches: inline SVG and CSS, no
     scripts): the diagram, the plan (blocks, Azure routes, host routes, guest addresses), the

@@ -1,0 +1,72 @@
+"""The CLI's error lines: click's own (one line, no usage block) and an OS refusal on a path the
+user gave, late in a command (exit 2, not a bug's 70)."""
+
+from __future__ import annotations
+
+import errno
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+
+from nestnet.cli.output import PATHS_KEY, UserPath, user_path_error
+
+SEED = Path(__file__).parents[2] / "examples" / "seed.yaml"
+
+
+def nestnet(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "nestnet", *args], capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL)
+
+
+# Click words its messages differently across versions: the parts that must be there.
+@pytest.mark.parametrize("args, parts", [
+    (("azure", "export", str(SEED)), ["'--format'", "terraform, az", "(see 'nestnet azure export --help')"]),
+    (("no-such-command",), ["'no-such-command'", "(see 'nestnet --help')"]),
+    (("vm", "config", str(SEED), "web1", "--format", "xml"), ["--format: 'xml' is not one of 'ip', 'netplan'"]),
+    (("advise", "--hosts", "0"), ["--hosts: 0 is not in the range"]),
+    (("validate", str(SEED), "--bogus"), ["--bogus", "(see 'nestnet validate --help')"]),
+])
+def test_click_errors_are_one_line(args, parts):
+    r = nestnet(*args)
+    assert r.returncode == 2 and r.stdout == ""
+    [line] = r.stderr.splitlines()
+    assert line.startswith("error: ") and all(p in line for p in parts), line
+
+
+def test_a_group_without_a_command_shows_its_help():
+    r = nestnet("host")
+    assert r.returncode == 2 and "Commands:" in r.stderr and "apply" in r.stderr
+
+
+def test_an_os_refusal_late_on_an_output_path_is_bad_input(tmp_path):
+    # /proc takes no new directory, though access() calls it writable: the parse-time check passes
+    # and mkdir refuses later, inside the command.
+    r = nestnet("azure", "export", str(SEED), "--format", "az", "--out", "/proc/nestnet-no-such-dir")
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines()[-1] == "error: --out /proc/nestnet-no-such-dir: No such file or directory"
+    assert "internal error" not in r.stderr and "Traceback" not in r.stderr
+
+
+def _ctx_with(tmp_path: Path) -> click.Context:
+    @click.command()
+    @click.option("--out", type=UserPath("dir"))
+    def cmd(out: str) -> None:
+        pass
+
+    ctx = cmd.make_context("cmd", ["--out", str(tmp_path / "d")])
+    return ctx
+
+
+def test_user_path_error_names_the_option_and_the_file_below_it(tmp_path):
+    ctx = _ctx_with(tmp_path)
+    assert ctx.meta[PATHS_KEY] == [(str(tmp_path / "d"), "--out", str(tmp_path / "d"))]
+    below = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "d" / "nestnet.tf"))
+    err = user_path_error(ctx, below)
+    assert err is not None and err.exit_code == 2
+    assert str(err) == f"--out {tmp_path / 'd'}: {tmp_path / 'd' / 'nestnet.tf'}: No space left on device"
+    # not the user's path (a sibling with the same prefix, a file of nestnet's, none): a bug, not bad input
+    for other in (str(tmp_path / "dd"), "/proc/sys/net/ipv4/ip_forward", None):
+        assert user_path_error(ctx, OSError(errno.EACCES, "Permission denied", other)) is None
