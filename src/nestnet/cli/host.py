@@ -6,11 +6,12 @@ import sys
 
 import click
 
-from .output import emit_json, json_option, note, spec_argument, warn_lines
+from .output import UserPath, emit_json, json_option, note, spec_argument, warn_lines
 
 host_option = click.option("--host", "host_name", metavar="NAME", help="Which host this is (default: the one whose IP is local).")
+# Checked when parsed; not remembered: a file error under it mid-apply is the host's (HostError).
 root_option = click.option(
-    "--root", default="/", show_default=True, envvar="NESTNET_ROOT", type=click.Path(file_okay=False, path_type=str),
+    "--root", default="/", show_default=True, envvar="NESTNET_ROOT", type=UserPath("dir", remember=False, writable=False),
     help="Write persistent files under this directory ($NESTNET_ROOT; `nestnet lab exec` sets it for lab hosts).",
 )
 dry_run_option = click.option("--dry-run", is_flag=True, help="Print the changes, make none.")
@@ -30,9 +31,16 @@ def _load(spec: str, host_name: str | None):
     from .. import host as reconciler
     from ..plan import load_plan
 
+    from ..errors import HostError, UsageError
+
     plan = load_plan(spec, write=False)
     warn_lines(plan.warnings)
-    return plan, host_name or reconciler.find_self(plan)
+    if host_name:
+        return plan, host_name
+    try:
+        return plan, reconciler.find_self(plan)
+    except HostError as exc:  # the user must say which host: bad input (2), as for doctor
+        raise UsageError(str(exc)) from None
 
 
 def _print(changes, as_json: bool, verb: str, name: str) -> None:
@@ -67,7 +75,10 @@ def apply(spec: str, host_name: str | None, root: str, dry_run: bool, adopt: boo
 @adopt_option
 @json_option
 def diff(spec: str, host_name: str | None, root: str, adopt: bool, as_json: bool) -> None:
-    """Show what apply would change on this host. Writes nothing."""
+    """Show what apply would change on this host. Writes nothing.
+
+    Exit 0: in sync; 1: changes pending (as `azure diff` and `git diff --exit-code`); 2: bad input.
+    """
     from .. import host as reconciler
 
     from ..host.leftovers import find
@@ -77,10 +88,11 @@ def diff(spec: str, host_name: str | None, root: str, adopt: bool, as_json: bool
     left = find(root, plan, name)
     if as_json:
         emit_json({"host": name, "changes": [c.to_dict() for c in changes], "leftovers": left})
-        return
-    _print(changes, False, "pending", name)
-    for line in left:
-        note(f"leftover of the manual set-up: {line}")
+    else:
+        _print(changes, False, "pending", name)
+        for line in left:  # advice: they are not nestnet's to change, so not pending
+            note(f"leftover of the manual set-up: {line}")
+    sys.exit(1 if changes else 0)
 
 
 @host.command()

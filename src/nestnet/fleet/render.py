@@ -107,6 +107,10 @@ def _deliver_and_run(check: str, argv: list[str]) -> dict[str, Any]:
     return {"argv": [PYTHON, "-c", DELIVER, config_dir, check, *argv], "stdin": PAYLOAD}
 
 
+# `host apply` exits 0 when done; `host diff` (check mode) 0 in sync, 1 changes pending.
+RC_OK = "nn_result.rc in ([0, 1] if ansible_check_mode else [0])"
+
+
 def playbook() -> list[dict[str, Any]]:
     """Deliver the spec and its lock to each host and run ``nestnet host apply`` there, in one
     module run per host (``DELIVER``).
@@ -138,15 +142,15 @@ def playbook() -> list[dict[str, Any]]:
             "register": "nn_result",
             "failed_when": False,
             # changed means nestnet changed something (or, dry run, would): its JSON says so.
-            "changed_when": f"nn_result.rc == 0 and nn_result.stdout is match({JSON_OUT!r})"
+            "changed_when": f"{RC_OK} and nn_result.stdout is match({JSON_OUT!r})"
             " and (nn_result.stdout | from_json).changes | length > 0",
         },
         {
             "name": "nestnet failed",
             # One line: nestnet's own "error: ..." line, else (on a non-zero exit) stderr's last
             # line, else the command module's message (e.g. no such file), else the exit status.
-            "ansible.builtin.fail": {"msg": FAIL_MSG},
-            "when": f"nn_result.rc != 0 or nn_result.stdout is not match({JSON_OUT!r})",
+            "ansible.builtin.fail": {"msg": FAIL_MSG.replace("r.rc != 0", f"not ({RC_OK})")},
+            "when": f"not ({RC_OK}) or nn_result.stdout is not match({JSON_OUT!r})",
         },
     ]
     return [
