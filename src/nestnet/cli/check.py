@@ -1,4 +1,5 @@
-"""``nestnet check``: prove offline which ordered pairs of nodes can ping each other, and why not."""
+"""``nestnet check``: prove offline which ordered pairs of nodes can reach each other (a ping, or
+TCP/UDP to a port with ``--probe``), and why not."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from itertools import islice
 
 import click
 
-from .output import UserPath, console, emit_json, json_option, spec_argument, warn_lines
+from .output import UserPath, console, emit_json, json_option, probe_option, spec_argument, warn_lines
 
 ROWS = 40  # failed pairs shown to people; --json lists them all
 
@@ -23,13 +24,15 @@ ROWS = 40  # failed pairs shown to people; --json lists them all
               "instead of assuming the plan; NESTNET_ARM_ENDPOINT etc. as for `nestnet azure`.")
 @click.option("--nsgs", "nsgs_file", metavar="FILE", type=UserPath("in"),
               help="Network security groups as `az network nsg list -o json` prints them (offline).")
+@probe_option
 @json_option
 def check(spec: str, faults: tuple[str, ...], all_pairs: bool, trace: tuple[str, str] | None,
-          read_azure: bool, nsgs_file: str | None, as_json: bool) -> None:
+          read_azure: bool, nsgs_file: str | None, probe, as_json: bool) -> None:
     """Check every ordered pair of nodes of SPEC (hosts, VMs, endpoints, to the internet).
 
-    A pair passes when a ping's request and its reply both get through. Exit 0 when every pair
-    passes, 1 when any fails, 2 on bad input, 3 when Azure cannot be read (--azure).
+    A pair passes when the probe's request and its reply both get through (a ping; with
+    --probe tcp/22 a TCP connection to port 22, which is what NSG port rules judge). Exit 0 when
+    every pair passes, 1 when any fails, 2 on bad input, 3 when Azure cannot be read (--azure).
 
     \b
     Faults (what-ifs, the same as `nestnet lab fault`):
@@ -57,22 +60,23 @@ def check(spec: str, faults: tuple[str, ...], all_pairs: bool, trace: tuple[str,
     if not as_json:
         warn_lines(plan.warnings)
     if trace:
-        sys.exit(_trace(state, plan, trace, as_json))
+        sys.exit(_trace(state, plan, trace, as_json, probe))
     from ..model import reachability
 
     from .. import forwards
 
-    res = reachability(state)
+    res = reachability(state, probe)
     fwd = forwards.check(state, plan)  # nat mode's port forwards, from every endpoint
     if as_json:
         emit_json({
+            "probe": str(probe),
             "summary": res.summary,
             "faults": [str(f) for f in parsed],
             "pairs": [p.to_dict() for p in res.pairs(include_ok=all_pairs)],
             "forwards": [f.to_dict() for f in fwd],
         })
     else:
-        _print(res, parsed, all_pairs)
+        _print(res, parsed, all_pairs, probe)
         _print_forwards(fwd)
     sys.exit(0 if res.all_ok and all(f.ok for f in fwd) else 1)
 
@@ -108,7 +112,7 @@ def _with_nsgs_file(state, plan, path: str):
         raise UsageError(f"--nsgs {path}: {exc}") from None
 
 
-def _trace(state, plan, pair: tuple[str, str], as_json: bool) -> int:
+def _trace(state, plan, pair: tuple[str, str], as_json: bool, probe) -> int:
     from ..errors import UsageError
     from ..model import INTERNET, Model
 
@@ -121,9 +125,9 @@ def _trace(state, plan, pair: tuple[str, str], as_json: bool) -> int:
         raise UsageError("the internet is a destination only: nothing opens a path in from it")
     if src == dst:
         raise UsageError(f"--trace {src} {dst}: give two different nodes")
-    r = Model(state).ping(src, dst)
+    r = Model(state, probe).ping(src, dst)
     if as_json:
-        emit_json(r.to_dict())
+        emit_json({"probe": str(probe), **r.to_dict()})
         return 0 if r.ok else 1
     out = console()
     for h in r.hops:
@@ -133,17 +137,18 @@ def _trace(state, plan, pair: tuple[str, str], as_json: bool) -> int:
             node, _, what = h.partition(": ")
             out.print(f"  {node:<22} {what}", markup=False)
     if r.ok:
-        out.print(f"[green]ok[/]: {src} → {dst} and back")
+        out.print(f"[green]ok[/]: {src} → {dst} and back ({probe})")
     else:
         out.print(f"[red]FAILED[/] at {r.dies_at}: ", end="")
         out.print(r.reason, markup=False)
     return 0 if r.ok else 1
 
 
-def _print(res, faults, all_pairs: bool) -> None:
+def _print(res, faults, all_pairs: bool, probe) -> None:
     summary = res.summary
     out = console()
     what = f" with {', '.join(map(str, faults))}" if faults else ""
+    what += "" if probe.port is None else f" (probe {probe})"
     colour = "green" if summary["failed"] == 0 else "red"
     out.print(f"[{colour}]{summary['ok']}/{summary['pairs']} pairs ok, {summary['failed']} failed[/]{what}")
     total = summary["pairs"] if all_pairs else summary["failed"]

@@ -169,3 +169,19 @@ def warn_lines(warnings) -> None:
 
 def note(text: str) -> None:
     click.echo(text, err=True)
+
+
+def _parse_probe(ctx: click.Context, param: click.Parameter, value: str):  # -> nestnet.model.nsg.Probe
+    from ..errors import UsageError
+    from ..model.nsg import Probe
+
+    try:
+        return Probe.parse(value)
+    except ValueError as exc:
+        raise UsageError(f"--probe {value}: {exc}") from None
+
+
+# What check, doctor and the lab send to every pair (one spelling: icmp, tcp/PORT, udp/PORT).
+probe_option = click.option(
+    "--probe", default="icmp", show_default=True, metavar="icmp|tcp/PORT|udp/PORT", callback=_parse_probe,
+    help="What each pair sends: a ping, or a TCP/UDP connection to PORT (NSG rules match protocol and ports).")

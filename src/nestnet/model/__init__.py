@@ -2,7 +2,7 @@
 
     from_plan(plan) | from_observation(plan, observed hosts)
         ──apply_faults──▶ State ──reachability(state)──▶ Reachability (summary, pairs())
-                                ──Model(state).ping(src, dst)──▶ PairResult (reason, hops)
+                                ──Model(state, probe).ping(src, dst)──▶ PairResult (reason, hops)
 
 ``state``: the input; ``engine``: the forwarding rules; ``whatif``: faults as State -> State;
 ``classes``: all pairs fast by equivalence classes; ``observed``: parsers of what a host reports.
@@ -10,6 +10,7 @@
 
 from .classes import Reachability, reachability
 from .engine import Drop, Model, PairResult
+from .nsg import ICMP, Probe
 from .observed import HostObservation, from_observation, observe_host
 from .state import INTERNET, INTERNET_IP, State, from_plan
 from .whatif import apply_fault, apply_faults
@@ -19,8 +20,10 @@ from .whatif import apply_fault, apply_faults
 check = reachability
 
 __all__ = [
+    "ICMP",
     "INTERNET",
     "INTERNET_IP",
+    "Probe",
     "Reachability",
     "Drop",
     "HostObservation",

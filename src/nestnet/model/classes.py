@@ -21,6 +21,7 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Callable, Collection, Hashable, Iterator
 
 from .engine import Model, PairResult
+from .nsg import ICMP, Probe
 from ..firewall import Addresses
 from ..plan import Route
 from .state import INTERNET, Firewall, HostState, PlannedRoutes, State
@@ -397,8 +398,9 @@ class Reachability:
             yield PairResult(a, b, True) if ok else self.model.ping(a, b)
 
 
-def reachability(state: State) -> Reachability:
-    model = Model(state)
+def reachability(state: State, probe: Probe = ICMP) -> Reachability:
+    """``probe``: what every pair sends (one for all pairs, so the classes stay those of the state)."""
+    model = Model(state, probe)
     classes, host_of = node_classes(state)
     # per host: how many members of each class sit on it
     on_host: dict[Hashable, dict[str, int]] = {}

@@ -33,7 +33,7 @@ from typing import Iterator
 from .. import sysctl
 from ..firewall import FwdPacket
 from ..plan import Route
-from .nsg import Direction, Nsg, decide
+from .nsg import ICMP, Direction, Nsg, Probe, decide
 from .state import (
     INTERNET,
     INTERNET_IP,
@@ -120,10 +120,12 @@ class _Dropped(Exception):
 
 
 class Model:
-    """A State with the indexes the rules need (route lookup tables, address owners)."""
+    """A State with the indexes the rules need (route lookup tables, address owners). ``probe``:
+    what ``ping`` sends (ICMP echo by default; TCP/UDP to a port matter only to NSG rules)."""
 
-    def __init__(self, state: State):
+    def __init__(self, state: State, probe: Probe = ICMP):
         self.state = state
+        self.probe = probe
         az = state.azure
         self.owner_nic: dict[IPv4Address, NicState] = {}
         for nic in az.nics.values():
@@ -495,10 +497,11 @@ class Model:
             if nsg is None:  # attached but unknown (not read): Azure would know it; we cannot judge
                 raise _Dropped(Drop(f"azure:{nsg_name}", f"{what} {name} has NSG {nsg_name}, whose rules are unknown",
                                     "read the NSGs too (`--azure` or `--nsgs FILE`)"))
-            rule = decide(nsg, direction, src, dst, self.tags)
+            rule = decide(nsg, direction, src, dst, self.tags, self.probe, w.reply)
             if rule.access == "Deny":
+                flow = "" if self.probe == ICMP else f" {self.probe}{' reply' if w.reply else ''}"
                 raise _Dropped(Drop(f"azure:{nsg_name}",
-                                    f"Azure drops {src} → {dst} ({direction.lower()}, {what} {name}): NSG {nsg_name} "
+                                    f"Azure drops {src} → {dst}{flow} ({direction.lower()}, {what} {name}): NSG {nsg_name} "
                                     f"rule {rule.name} (priority {rule.priority}, Deny)",
                                     self._nsg_fix(nsg, rule, direction, src, dst)))
             w.hop("azure", f"NSG {nsg_name} ({what} {name}) {direction.lower()}: {rule.name} allows")
@@ -512,8 +515,10 @@ class Model:
                     f"-n {rule.name}`), or allow {src} → {dst} with a priority number below {rule.priority}")
         used = {r.priority for r in nsg.rules if r.direction == direction}
         prio = next((p for p in range(100, 4097) if p not in used), 4096)
+        p = self.probe
+        what = "'*'" if p.port is None else f"{p.protocol.capitalize()} --destination-port-ranges {p.port}"
         return (f"`az network nsg rule create -g {rg} --nsg-name {nsg.name} -n allow-{src}-{dst} --priority {prio} "
-                f"--direction {direction} --access Allow --protocol '*' --source-address-prefixes {src} "
+                f"--direction {direction} --access Allow --protocol {what} --source-address-prefixes {src} "
                 f"--destination-address-prefixes {dst}`")
 
     def _nic_fix(self, nic: NicState) -> str:

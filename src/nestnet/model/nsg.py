@@ -1,15 +1,24 @@
 """Network security groups as Azure evaluates them (docs/decisions/0022-nsgs-and-default-routes.md).
 
 Pure: an ``Nsg`` is its user rules; Azure's six default rules (65000, 65001, 65500 each way) are
-added by ``rules()``. ``decide(direction, src, dst, tags)`` walks the rules of that direction by
-ascending priority and returns the first match (every NSG has a match: DenyAll*Bound).
+added by ``Nsg.ordered()``. ``decide(direction, src, dst, tags, probe, reply)`` walks the rules of that
+direction by ascending priority and returns the first match (every NSG has a match: DenyAll*Bound).
 
-What the model sends is a ping (ICMP echo). A rule matches it when its protocol is ``*`` or
-``Icmp`` and its ports are ``*`` (ICMP has no ports: a rule for port 22 does not match it; an
-assumption, marked as such in the decision). Prefixes are CIDRs, addresses, ``*``/``Any`` or the
-service tags ``VirtualNetwork``, ``Internet`` and ``AzureLoadBalancer``; any other tag or an
-application security group matches nothing here (assumption: those stand for addresses this fabric
-does not have).
+What the model sends is a ``Probe``: a ping (ICMP echo, the default) or a TCP/UDP connection to one
+destination port from an ephemeral source port. A rule matches a packet when its protocol is
+``*`` or the probe's, its prefixes match the addresses and its port ranges the ports:
+
+- ICMP has no ports: a rule naming ports (even with protocol ``*``) does not match a ping.
+- TCP/UDP: the known port (the probe's, the request's destination or the reply's source) must
+  lie in the rule's ranges. The client's ephemeral port is unknown (EPHEMERAL: any of
+  32768-65535, Linux's and Windows' ranges together), so a rule naming specific ports on that
+  side is judged for the worst case: an Allow matches only when its ranges cover all of
+  EPHEMERAL, a Deny whenever they overlap it. The model then never passes what Azure might drop
+  (an assumption, marked as such in the decision).
+
+Prefixes are CIDRs, addresses, ``*``/``Any`` or the service tags ``VirtualNetwork``, ``Internet``
+and ``AzureLoadBalancer``; any other tag or an application security group matches nothing here
+(assumption: those stand for addresses this fabric does not have).
 """
 
 from __future__ import annotations
@@ -22,6 +31,41 @@ Direction = Literal["Inbound", "Outbound"]
 
 # Microsoft Learn, "Network security groups" -> "Default security rules".
 AZURE_LOAD_BALANCER = IPv4Address("168.63.129.16")  # the probe source the AzureLoadBalancer tag names
+
+
+# The client's source port range: IANA's dynamic ports (Windows) and Linux's default 32768-60999.
+EPHEMERAL = (32768, 65535)
+PROTOCOLS = ("icmp", "tcp", "udp")
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """What ``check`` sends from every node to every other: ``icmp`` (echo) or ``tcp``/``udp`` to
+    ``port``. ``str()`` gives the CLI's spelling (``icmp``, ``tcp/22``)."""
+
+    protocol: str = "icmp"
+    port: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "Probe":
+        """``icmp``, ``tcp/PORT`` or ``udp/PORT`` (PORT 1-65535); ValueError saying what is wrong."""
+        t = text.strip().lower()
+        proto, sep, port = t.partition("/")
+        if proto not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {proto!r} (expected icmp, tcp/PORT or udp/PORT)")
+        if proto == "icmp":
+            if sep:
+                raise ValueError("icmp has no port (expected icmp, tcp/PORT or udp/PORT)")
+            return cls()
+        if not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError(f"{proto} needs a port 1-65535 (expected {proto}/PORT, e.g. {proto}/22)")
+        return cls(proto, int(port))
+
+    def __str__(self) -> str:
+        return self.protocol if self.port is None else f"{self.protocol}/{self.port}"
+
+
+ICMP = Probe()
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,18 +131,62 @@ def _prefix_matches(p: str, a: IPv4Address, tags: Tags) -> bool:
         return False  # another service tag, an ASG, IPv6: none of this fabric's addresses
 
 
-def matches(r: NsgRule, src: IPv4Address, dst: IPv4Address, tags: Tags) -> bool:
-    if r.protocol.lower() not in ("*", "icmp"):
-        return False
-    if any(p.strip() != "*" for p in (*r.source_ports, *r.destination_ports)):
-        return False  # ICMP carries no ports (assumption: a port-specific rule does not match a ping)
+def _port_bounds(ranges: tuple[str, ...]) -> list[tuple[int, int]] | None:
+    """The rule's port ranges as (low, high); None for ``*`` (any port)."""
+    out = []
+    for r in ranges:
+        t = r.strip()
+        if t in ("*", "0-65535"):
+            return None
+        low, _, high = t.partition("-")
+        try:
+            out.append((int(low), int(high or low)))
+        except ValueError:
+            continue  # malformed: Azure refuses it at write time; here it names no port
+    return out
+
+
+def _ports_match(ranges: tuple[str, ...], port: int | None, allow: bool) -> bool:
+    """``port`` None: the client's ephemeral port, judged for the worst case (see the module doc)."""
+    bounds = _port_bounds(ranges)
+    if bounds is None:
+        return True
+    if port is not None:
+        return any(lo <= port <= hi for lo, hi in bounds)
+    lo_e, hi_e = EPHEMERAL
+    if allow:  # every ephemeral port covered (ranges are few: walk the covered stretch)
+        at = lo_e
+        for lo, hi in sorted(bounds):
+            if lo <= at <= hi:
+                at = hi + 1
+        return at > hi_e
+    return any(lo <= hi_e and hi >= lo_e for lo, hi in bounds)
+
+
+def matches(r: NsgRule, src: IPv4Address, dst: IPv4Address, tags: Tags, probe: Probe = ICMP,
+            reply: bool = False) -> bool:
+    """Does ``r`` match a packet of ``probe``'s flow from ``src`` to ``dst`` (``reply``: the
+    answer, its ports swapped: source the probe's port, destination the ephemeral one)?"""
+    proto = r.protocol.lower()
+    if proto != "*" and proto != probe.protocol:
+        return False  # Esp, Ah and the other protocols' rules never match the probe
+    if probe.port is None:
+        if any(p.strip() != "*" for p in (*r.source_ports, *r.destination_ports)):
+            return False  # ICMP carries no ports (assumption: a port-specific rule does not match a ping)
+    else:
+        allow = r.access == "Allow"
+        sport, dport = (probe.port, None) if reply else (None, probe.port)
+        if not (_ports_match(r.source_ports, sport, allow) and _ports_match(r.destination_ports, dport, allow)):
+            return False
     return (any(_prefix_matches(p, src, tags) for p in r.sources)
             and any(_prefix_matches(p, dst, tags) for p in r.destinations))
 
 
-def decide(nsg: Nsg, direction: Direction, src: IPv4Address, dst: IPv4Address, tags: Tags) -> NsgRule:
-    """The rule that decides a new flow ``src -> dst`` in ``direction`` (lowest priority number first)."""
+def decide(nsg: Nsg, direction: Direction, src: IPv4Address, dst: IPv4Address, tags: Tags,
+           probe: Probe = ICMP, reply: bool = False) -> NsgRule:
+    """The rule that decides a new flow's packet ``src -> dst`` in ``direction`` (lowest priority
+    number first)."""
     for r in nsg.ordered(direction):
-        if matches(r, src, dst, tags):
+        if matches(r, src, dst, tags, probe, reply):
             return r
     raise AssertionError("DenyAll*Bound matches everything")  # pragma: no cover
