@@ -72,9 +72,17 @@ def write_plan(tmp: Path, spec: dict) -> Plan:
     return load_plan(path)
 
 
-def random_nsgs(rng: random.Random, state):
+# Port rules for a TCP/UDP probe (``ports=True``): destination ports around the probes' 22, 53 and
+# 1500; source ports never ephemeral, all ephemeral ones, or "*" (the lab's kernel picks the
+# client's port in 32768-60999, where the model's worst-case judgement and the kernel agree).
+DPORTS = (("*",), ("22",), ("53",), ("20-25",), ("1000-2000",), ("80", "22"), ("80", "443"), ("0-65535",))
+SPORTS = (("*",), ("*",), ("*",), ("22",), ("1000-2000",), ("32768-65535",))
+
+
+def random_nsgs(rng: random.Random, state, ports: bool = False):
     """``state.azure`` with 1-3 random NSGs (rules naming nodes' addresses, subnets, blocks and
-    service tags; some for TCP or port 22, which a ping never matches) on random subnets and NICs."""
+    service tags; some for TCP or port 22, which a ping never matches) on random subnets and NICs.
+    ``ports``: more rules, for TCP/UDP/Esp and port ranges (DPORTS, SPORTS), for a port probe."""
     from dataclasses import replace
 
     from nestnet.model.nsg import Nsg, NsgRule
@@ -97,6 +105,12 @@ def random_nsgs(rng: random.Random, state):
             direction = rng.choice(("Inbound", "Outbound"))
             prio = rng.choice([p for p in range(100, 1100, 100) if (direction, p) not in used])
             used.add((direction, prio))
+            if ports:
+                rules.append(NsgRule(
+                    f"p{j}", prio, direction, rng.choice(("Allow", "Deny")),
+                    rng.choice(("*", "Tcp", "Tcp", "Udp", "Icmp", "Esp")), (rng.choice(prefixes),),
+                    (rng.choice(prefixes),), rng.choice(SPORTS), rng.choice(DPORTS)))
+                continue
             rules.append(NsgRule(
                 f"r{j}", prio, direction, rng.choice(("Allow", "Deny", "Deny")), rng.choice(("*", "*", "Icmp", "Tcp")),
                 (rng.choice(prefixes),), (rng.choice(prefixes),), ("*",), (rng.choice(("*", "*", "*", "22")),)))

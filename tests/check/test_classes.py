@@ -41,6 +41,24 @@ def test_classes_agree_with_brute_force_with_nsgs(make_plan, seed):
     assert got == brute
 
 
+@pytest.mark.parametrize("seed", range(30))
+def test_classes_agree_with_brute_force_for_a_port_probe(make_plan, seed):
+    """One probe for all pairs: the classes of the state stay right for TCP/UDP and port rules."""
+    from dataclasses import replace
+
+    from nestnet.model.nsg import Probe
+
+    rng = random.Random(2000 + seed)
+    plan = make_plan(random_spec(rng, f"prb{seed}", ("routed", "routed", "nat", "secondary-ip"), bridges=True))
+    state = apply_faults(from_plan(plan), parse_faults(random_faults(rng, plan, most=2), plan))
+    state = replace(state, azure=random_nsgs(rng, state, ports=True))
+    probe = Probe.parse(rng.choice(("tcp/22", "tcp/1500", "udp/53", "tcp/80")))
+    model = Model(state, probe)
+    brute = {(a, b): model.ping(a, b).ok for a in state.node_names for b in (*state.node_names, "internet") if a != b}
+    got = {(p.src, p.dst): p.ok for p in reachability(state, probe).pairs(include_ok=True)}
+    assert got == brute
+
+
 def test_regular_fabric_collapses_to_few_classes(make_plan):
     spec = base()
     spec["hosts"] += [{"name": f"x{i}", "ip": f"10.0.1.{100 + i}"} for i in range(6)]

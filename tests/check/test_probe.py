@@ -209,3 +209,67 @@ def test_bad_probe_is_one_line_naming_option_and_value_exit_2(spec, value):
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: --probe {value}: "), r.stderr
+
+
+# ---------------------------------------------------------------- the lab: real connects
+
+@pytest.mark.root
+@pytest.mark.slow
+def test_the_lab_agrees_with_real_connects_and_pings(tmp_path):
+    """SSH only into vm-subnet, enforced by the lab's fabric (nftables with conntrack): real TCP
+    connects to port 22 pass where the model passes them, pings and other ports fail exactly
+    where the model fails them; no listener outlives the matrix."""
+    import os
+
+    lab = pytest.importorskip("nestnet.lab")
+    from nestnet.lab import sdn
+    from nestnet.lab.topology import Topology
+
+    from .fabrics import write_plan
+
+    spec = base()
+    spec["name"] = f"ckp{os.getpid() % 10000}"
+    plan = write_plan(tmp_path, spec)
+    state = with_groups(from_plan(plan), [SSH_ONLY], {"vm-subnet": "vm-nsg"})
+    try:
+        lab.up(plan)
+        sdn.program_ns(Topology.from_plan(plan), state.azure)
+        seen = {}
+        for probe in (TCP22, ICMP, Probe("tcp", 80), Probe("udp", 22)):
+            real = {(p.src, p.dst): p.ok for p in lab.matrix(plan, probe)}
+            model = {(p.src, p.dst): p.ok for p in reachability(state, probe).pairs(include_ok=True)}
+            assert real == model, f"{probe}: lab only ok {sorted(k for k in real if real[k] and not model[k])}, " \
+                                  f"model only ok {sorted(k for k in real if model[k] and not real[k])}"
+            seen[str(probe)] = real
+        assert seen["tcp/22"][("mgmt", "v1")] and all(seen["tcp/22"].values())
+        assert not seen["icmp"][("mgmt", "v1")] and not seen["tcp/80"][("mgmt", "v1")]
+        assert seen["udp/22"] == seen["icmp"] and sum(not ok for ok in seen["icmp"].values()) > 5
+        assert not _agents_of(plan.name)
+        # the helper sees agents while they run (so the assertion above can fail)
+        from nestnet.lab.matrix import _agent
+
+        p = _agent(plan, "v1", "listen", "tcp", "2345")
+        try:
+            assert p.stdout.readline().strip() == "ready" and _agents_of(plan.name)
+        finally:
+            p.kill()
+            p.wait()
+    finally:
+        lab.down(plan)
+
+
+def _agents_of(name: str) -> list[str]:
+    """The probe agents still running in the lab's namespaces."""
+    from pathlib import Path
+
+    out = []
+    for ns in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split():
+        if ns.startswith(f"nn-{name}."):
+            for pid in subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split():
+                try:
+                    cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+                except OSError:
+                    continue
+                if "connect.py" in cmd:
+                    out.append(f"{ns}: {cmd}")
+    return out

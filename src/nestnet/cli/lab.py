@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from .output import console, emit_json, json_option, note, spec_argument, table, warn_lines
+from .output import console, emit_json, json_option, note, probe_option, spec_argument, table, warn_lines
 
 
 def _plan(spec: str, write: bool = False):
@@ -125,18 +125,21 @@ def print_matrix(pairs) -> None:
 
 @lab.command("matrix")
 @spec_argument
+@probe_option
 @json_option
-def matrix(spec: str, as_json: bool) -> None:
+def matrix(spec: str, probe, as_json: bool) -> None:
     """Ping every ordered pair of nodes in parallel (the internet as a destination only).
 
-    A pair is green when the echo reply came back. Exit 1 when any pair is red.
+    A pair is green when the echo reply came back; with --probe tcp/PORT when a real TCP
+    connection to a listener on PORT in the destination completed, with udp/PORT when its echo
+    came back. Exit 1 when any pair is red.
     """
     from .. import lab as labmod
 
     plan = _plan(spec)
-    pairs = labmod.matrix(plan)
+    pairs = labmod.matrix(plan, probe)
     if as_json:
-        emit_json({"pairs": [p.to_dict() for p in pairs]})
+        emit_json({"probe": str(probe), "pairs": [p.to_dict() for p in pairs]})
     else:
         print_matrix(pairs)
     sys.exit(0 if all(p.ok for p in pairs) else 1)

@@ -16,7 +16,7 @@ the planned state and faults remove parts of it; an emulated ARM endpoint can bu
 starts the fabric with an empty Azure side for exactly that (``nestnet azure emulator --seed SPEC
 --program-lab``), and ``heal`` then leaves Azure's side alone.
 
-Python API: ``up(plan, faults=(), azure="plan")``, ``down(plan_or_name)``, ``matrix(plan) -> [PingResult]``,
+Python API: ``up(plan, faults=(), azure="plan")``, ``down(plan_or_name)``, ``matrix(plan, probe=ICMP) -> [PingResult]``,
 ``apply_fault(plan, fault)``, ``heal(plan)``, ``exec_(plan, node, argv)``. All need root.
 """
 
