@@ -24,10 +24,12 @@ from . import firewall
 from .errors import HostError, UsageError
 from .firewall import Policy
 from .model import (
+    ICMP,
     INTERNET,
     HostObservation,
     Model,
     PairResult,
+    Probe,
     State,
     reachability,
     from_observation,
@@ -178,9 +180,9 @@ def observe_cloud(plan: Plan, client: Any, cloud: str = "azure") -> CloudState:
     return get(cloud).observed_state(plan, client)
 
 
-def run(plan: Plan, host: str, root: str | Path = "/", azure_client: Any = None) -> Diagnosis:
+def run(plan: Plan, host: str, root: str | Path = "/", azure_client: Any = None, probe: Probe = ICMP) -> Diagnosis:
     """Observe this namespace as ``host`` (and Azure through ``azure_client``), diff it with the
-    host reconciler, diagnose."""
+    host reconciler, diagnose what ``probe`` (a ping, or TCP/UDP to a port) finds."""
     from . import host as reconciler
 
     state = from_plan(plan)
@@ -196,7 +198,7 @@ def run(plan: Plan, host: str, root: str | Path = "/", azure_client: Any = None)
         from .forwards import dnat_ports
 
         dnat = dnat_ports(_output(["nft", "-j", "list", "ruleset"]))
-    return diagnose(plan, host, obs, drift, state, azure, dnat)
+    return diagnose(plan, host, obs, drift, state, azure, dnat, probe)
 
 
 # --- pure --------------------------------------------------------------------------------------
@@ -209,14 +211,16 @@ def diagnose(
     planned: State | None = None,
     azure: CloudState | None = None,
     dnat: frozenset[tuple[str, int]] | None = None,
+    probe: Probe = ICMP,
 ) -> Diagnosis:
-    """``azure``: Azure as observed (None: assumed as planned); ``dnat``: the DNAT rules seen."""
+    """``azure``: Azure as observed (None: assumed as planned); ``dnat``: the DNAT rules seen;
+    ``probe``: what every pair sends (NSG rules match its protocol and port)."""
     from . import forwards
     planned = planned or from_plan(plan)
     base = replace(planned, azure=azure) if azure is not None else planned
     seen = from_observation(plan, {host: obs}, base=base)
     mine = {host, *plan.hosts[host].vms}
-    res = reachability(seen)
+    res = reachability(seen, probe)
 
     def trace(a: str, b: str) -> PairResult:
         return _honest_fix(res.model.ping(a, b), host, drift)
@@ -247,7 +251,7 @@ def _groups(res: Reachability, planned: State, mine: set[str],
     failing = res.failed_involving(mine)
     if not failing:
         return ()
-    in_plan = reachability(planned)  # verdicts by class: nothing traced
+    in_plan = reachability(planned, res.model.probe)  # verdicts by class: nothing traced
     order = {n: i for i, n in enumerate((*res.state.node_names, INTERNET))}
     groups: list[PairGroup] = []
     for _, pairs in failing:

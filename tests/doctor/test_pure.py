@@ -247,3 +247,29 @@ def test_azure_read_with_an_nsg_names_it(tmp_path: Path):
     assert {(p.src, p.dst) for p in d.pairs if not p.ok} == {("mgmt", "v1")}
     assert "NSG vm-nsg rule deny-mgmt-v1" in next(p.reason for p in d.pairs if not p.ok)
     assert not d.healthy
+
+
+def test_probe_an_nsg_allowing_only_ssh_fails_pings_not_tcp_22(tmp_path: Path):
+    """Azure read with an NSG on vm-subnet allowing TCP 22 only: the ping fails the pairs into
+    vm-subnet naming the rule; `--probe tcp/22` finds the host healthy (issue 10)."""
+    from dataclasses import replace
+
+    from nestnet.model import Probe
+    from nestnet.model.nsg import Nsg, NsgRule
+
+    plan = write(tmp_path, spec())[1]
+    planned = from_plan(plan)
+    h = planned.hosts["h1"]
+    obs = observe_host(_routes(h), _sysctl(h), _nft())
+    nsg = Nsg("vm-nsg", (NsgRule("allow-ssh", 100, "Inbound", "Allow", "Tcp", ("VirtualNetwork",), ("*",), ("*",), ("22",)),
+                         NsgRule("DenyAll", 4096, "Inbound", "Deny")))
+    az = planned.azure
+    azure = replace(az, nsgs={"vm-nsg": nsg},
+                    subnets={k: replace(s, nsg="vm-nsg" if k == "vm-subnet" else None) for k, s in az.subnets.items()})
+    ping = diagnose(plan, "h1", obs, azure=azure)
+    assert not ping.healthy and ("mgmt", "v1") in {p for g in ping.groups for p in g.pairs}
+    assert all("rule DenyAll (priority 4096, Deny)" in g.example.reason for g in ping.problems)
+    ssh = diagnose(plan, "h1", obs, azure=azure, probe=Probe("tcp", 22))
+    assert ssh.healthy, [g.example.reason for g in ssh.groups]
+    other = diagnose(plan, "h1", obs, azure=azure, probe=Probe("udp", 22))
+    assert {p for g in other.groups for p in g.pairs} == {p for g in ping.groups for p in g.pairs}

@@ -7,7 +7,7 @@ from itertools import islice
 
 import click
 
-from .output import UserPath, console, emit_json, json_option, spec_argument, warn_lines
+from .output import UserPath, console, emit_json, json_option, probe_option, spec_argument, warn_lines
 
 ROWS = 40  # groups of failed pairs shown to people; --json lists every pair
 
@@ -21,11 +21,12 @@ ROWS = 40  # groups of failed pairs shown to people; --json lists every pair
 )
 @click.option(
     "--azure", "read_azure", is_flag=True,
-    help="Also read Azure (route table, subnet associations, NIC forwarding) through the ARM API instead "
-    "of assuming the plan; NESTNET_ARM_ENDPOINT etc. as for `nestnet azure`.",
+    help="Also read Azure (route table, subnet associations, NIC forwarding, NSGs) through the ARM API "
+    "instead of assuming the plan; NESTNET_ARM_ENDPOINT etc. as for `nestnet azure`.",
 )
+@probe_option
 @json_option
-def doctor(spec: str, host_name: str | None, root: str, read_azure: bool, as_json: bool) -> None:
+def doctor(spec: str, host_name: str | None, root: str, read_azure: bool, probe, as_json: bool) -> None:
     """Diagnose this KVM host against SPEC (run as root on the host).
 
     Reads this host's kernel routes, forwarding/rp_filter/proxy ARP sysctls and nftables
@@ -44,12 +45,12 @@ def doctor(spec: str, host_name: str | None, root: str, read_azure: bool, as_jso
         from ..cloud import get
 
         client = get().client(plan)
-    d = doc.run(plan, name, root, client)
+    d = doc.run(plan, name, root, client, probe)
     from ..host.leftovers import find
 
     left = find(root, plan, name)  # advice only: they do not make the host unhealthy
     if as_json:
-        emit_json({**d.to_dict(), "leftovers": left})
+        emit_json({"probe": str(probe), **d.to_dict(), "leftovers": left})
     else:
         warn_lines(d.warnings)
         _print(d)
