@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from . import privatedns
 from .common import API_VERSION, CHILD_SPELLING, CHILDREN, NET, READ_ONLY_CHILDREN, TYPES, ArmFailure, Reply, key, rid
 from .faults import Injector
-from .resources import (Limits, effective_routes, normalise, seeded, subnet_users, subnets_using, view, view_child,
+from .resources import (Limits, attached, effective_routes, normalise, seeded, subnet_users, subnets_using, view, view_child,
                         with_tags)
 from .rules import check_api_version, check_name, wrong_type
 from .store import Store
@@ -125,6 +125,16 @@ class Arm:
         """Create the plan's VNet, subnets and host NICs (forwarding off, no routes) if missing."""
         with self._lock:
             self._commit({**seeded(self.resources, plan), **privatedns.seeded(self.resources, plan)})
+
+    def attach_to_vm(self, nic_id: str, vm: str, primary: bool = True) -> None:
+        """What Compute does when VM ``vm`` (a name in the NIC's resource group, or a full id) takes
+        the NIC: it is no request of Microsoft.Network, so it has no route here."""
+        with self._lock:
+            nic = self.resources.get(key(nic_id))
+            if nic is None or nic["type"] != f"{NET}/networkInterfaces":
+                raise KeyError(nic_id)
+            vm_id = vm if vm.startswith("/") else f"{nic['id'].split('/providers/')[0]}/providers/Microsoft.Compute/virtualMachines/{vm}"
+            self._commit({key(nic_id): attached(nic, vm_id, primary)})
 
     # -- the request pipeline ---------------------------------------------------------------------
     def handle(self, method: str, target: str, headers: dict[str, str], body: bytes, base: str) -> Reply:
@@ -337,6 +347,10 @@ class Request:
                 code = "InUseRouteTableCannotBeDeleted" if prop == "routeTable" else "InUseNetworkSecurityGroupCannotBeDeleted"
                 raise ArmFailure(400, code, f"{TYPES[self.rtype]} {self.rid} is in use by subnets {', '.join(users)} "
                                             "and cannot be deleted.")
+        vm = (existing["properties"].get("virtualMachine") or {}).get("id") if self.rtype == "networkinterfaces" else None
+        if vm:
+            raise ArmFailure(400, "NicInUse", f"Network Interface {self.rid} is used by existing resource {vm}. In order to "
+                                              "delete the network interface, it must be dissociated from the resource.")
         if self.rtype == "virtualnetworks":
             for s in existing["properties"].get("subnets") or []:
                 if subnet_users(self.resources, s["id"]):

@@ -5,12 +5,13 @@ how a stored resource is shown, effective routes, and seeding from a plan. Pure 
 from __future__ import annotations
 
 import copy
+import hashlib
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 from .common import DEFAULT_SUBSCRIPTION, NET, TYPES, ArmFailure, key, new_etag, parent_of, rid
 from .rules import (IpConfigs, check_routes, check_security_rules, check_subnet, check_tags, default_security_rules,
-                    expect, subnet_prefix)
+                    expect, refuse_unmodelled, subnet_prefix)
 
 
 DROPPED_BY_DEFAULT = ("10.0.0.0/8", "100.64.0.0/10", "172.16.0.0/12", "192.168.0.0/16")
@@ -49,7 +50,8 @@ def normalise(resources: Mapping[str, dict[str, Any]], rtype: str, res_id: str, 
         props["subnets"] = [check_subnet(resources, res_id, s, i, etag, location)
                             for i, s in enumerate(expect(props.get("subnets"), list, "properties.subnets") or [])]
     elif rtype == "networkinterfaces":
-        _nic_properties(props)
+        _nic_properties(props, existing)
+        refuse_unmodelled(props, res_id)
         ref = (expect(props.get("networkSecurityGroup"), dict, "properties.networkSecurityGroup") or {}).get("id")
         if ref and key(str(ref)) not in resources:
             raise ArmFailure(400, "InvalidResourceReference", f"Network security group {ref} referenced by {res_id} was not found.")
@@ -68,15 +70,46 @@ def normalise(resources: Mapping[str, dict[str, Any]], rtype: str, res_id: str, 
     return res
 
 
-def _nic_properties(props: dict[str, Any]) -> None:
+# What Compute sets on a NIC when a VM takes it (NetworkInterfaceGet example): a NIC PUT neither sets
+# nor clears them.
+COMPUTE_OWNED = ("virtualMachine", "macAddress", "primary")
+
+
+def _nic_properties(props: dict[str, Any], existing: dict[str, Any] | None) -> None:
     """The NIC settings Azure always answers with, defaulted as Azure does (2024-05-01 examples)."""
+    for owned in COMPUTE_OWNED:
+        props.pop(owned, None)
+        if owned in ((existing or {}).get("properties") or {}):
+            props[owned] = copy.deepcopy(existing["properties"][owned])  # type: ignore[index]
     for flag in ("enableIPForwarding", "enableAcceleratedNetworking", "disableTcpStateTracking"):
         props[flag] = bool(expect(props.get(flag), bool, f"properties.{flag}"))
     dns = expect(props.get("dnsSettings"), dict, "properties.dnsSettings") or {}
     servers = list(expect(dns.get("dnsServers"), list, "properties.dnsSettings.dnsServers") or [])
     props["dnsSettings"] = {**dns, "dnsServers": servers, "appliedDnsServers": servers}
     props["vnetEncryptionSupported"] = False
-    props.pop("virtualMachine", None)  # set by Compute when a VM takes the NIC, never by a NIC PUT
+
+
+def attached(nic: dict[str, Any], vm_id: str, primary: bool = True) -> dict[str, Any]:
+    """The NIC once a VM has taken it: Compute's ``virtualMachine``, ``macAddress`` and ``primary``.
+    The MAC is derived from the NIC's id under the OUI 00-0D-3A that Azure's MACs carry (assumed:
+    Azure's own MACs are not predictable; the NetworkInterfaceGet example shows that format)."""
+    out = copy.deepcopy(nic)
+    out["properties"].update(virtualMachine={"id": vm_id}, primary=primary, macAddress=_mac(nic["id"]))
+    _bump(out)
+    return out
+
+
+def internal_domain_suffix(vnet_id: str) -> str:
+    """The DNS suffix Azure-provided name resolution gives a VNet's NICs (Microsoft Learn, "Name
+    resolution for resources in Azure virtual networks": ``<random>.<x>.internal.cloudapp.net``);
+    derived from the VNet's id (assumed: Azure's random part is not predictable)."""
+    digest = hashlib.sha256(vnet_id.lower().encode()).hexdigest()
+    return f"{digest[:26]}.{chr(97 + int(digest[26], 16))}{chr(97 + int(digest[27], 16))}.internal.cloudapp.net"
+
+
+def _mac(nic_id: str) -> str:
+    digest = hashlib.sha256(nic_id.lower().encode()).hexdigest()[:6].upper()
+    return "00-0D-3A-" + "-".join(digest[i:i + 2] for i in range(0, 6, 2))
 
 
 def with_tags(res: dict[str, Any], body: Any) -> dict[str, Any]:
@@ -134,6 +167,13 @@ def view(resources: Mapping[str, dict[str, Any]], res: dict[str, Any], updating:
             ((n["properties"].get("networkSecurityGroup") or {}).get("id") or "")).lower() == res["id"].lower()]
         if nics:
             out["properties"]["networkInterfaces"] = [{"id": n} for n in nics]
+    elif t == f"{NET}/networkInterfaces":
+        dns = out["properties"].setdefault("dnsSettings", {"dnsServers": [], "appliedDnsServers": []})
+        cfgs = out["properties"].get("ipConfigurations") or []
+        subnet = next((c for c in cfgs if c["properties"].get("primary")), cfgs[0] if cfgs else {"properties": {}})
+        vnet_id = parent_of(str(((subnet["properties"].get("subnet")) or {}).get("id") or ""))
+        if vnet_id:
+            dns.setdefault("internalDomainNameSuffix", internal_domain_suffix(vnet_id))
     elif t == f"{NET}/virtualNetworks":
         out["properties"]["subnets"] = [view_child(resources, s) for s in res["properties"].get("subnets") or []]
         out["properties"].setdefault("virtualNetworkPeerings", [])
@@ -215,6 +255,10 @@ def seeded(resources: Mapping[str, dict[str, Any]], plan: Any) -> dict[str, dict
             "id": nid, "name": h.nic, "type": f"{NET}/networkInterfaces", "location": loc, "etag": etag,
             "properties": {
                 "provisioningState": "Succeeded", "enableIPForwarding": False,
+                # the KVM host's VM has taken the NIC (as attached() shows it)
+                "virtualMachine": {"id": f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute"
+                                         f"/virtualMachines/{h.name}"},
+                "primary": True, "macAddress": _mac(nid),
                 "ipConfigurations": [{
                     "id": f"{nid}/ipConfigurations/ipconfig1", "name": "ipconfig1", "etag": etag,
                     "type": f"{NET}/networkInterfaces/ipConfigurations",
@@ -227,5 +271,5 @@ def seeded(resources: Mapping[str, dict[str, Any]], plan: Any) -> dict[str, dict
     return out
 
 
-__all__ = ["Limits", "effective_routes", "normalise", "seeded", "subnet_prefix", "subnet_users", "subnets_using",
+__all__ = ["Limits", "attached", "effective_routes", "normalise", "seeded", "subnet_prefix", "subnet_users", "subnets_using",
            "view", "view_child", "with_tags"]

@@ -205,6 +205,10 @@ def check_subnet(resources: Mapping[str, dict[str, Any]], vnet_id: str, s: Any, 
     if delegations is not None:
         props["delegations"] = [_delegation(d, f"{where}.delegations[{j}]", subnet_id, etag)
                                 for j, d in enumerate(delegations)]
+        if props["delegations"]:
+            props["purpose"] = ""  # read-only; the SubnetCreateWithDelegation example answers "" (values vary)
+        else:
+            props.pop("purpose", None)
     props["provisioningState"] = "Succeeded"
     return {"id": subnet_id, "name": name, "etag": etag, "type": f"{NET}/virtualNetworks/subnets", "properties": props}
 
@@ -247,7 +251,10 @@ def default_security_rules(nsg_id: str, etag: str) -> list[dict[str, Any]]:
              "type": f"{NET}/networkSecurityGroups/defaultSecurityRules",
              "properties": {"provisioningState": "Succeeded", "description": d, "protocol": "*", "sourcePortRange": "*",
                             "destinationPortRange": "*", "sourceAddressPrefix": src, "destinationAddressPrefix": dst,
-                            "access": a, "priority": p, "direction": dr}}
+                            "access": a, "priority": p, "direction": dr,
+                            # empty, as the DefaultSecurityRuleGet example answers them
+                            "sourcePortRanges": [], "destinationPortRanges": [], "sourceAddressPrefixes": [],
+                            "destinationAddressPrefixes": []}}
             for n, d, src, dst, a, p, dr in DEFAULT_SECURITY_RULES]
 
 
@@ -377,6 +384,7 @@ class IpConfigs:
             raw = expect(c.get("properties"), dict, f"properties.ipConfigurations[{i}].properties") or {}
             props = {k: v for k, v in raw.items() if k != "provisioningState"}
             expect(props.get("subnet"), dict, f"properties.ipConfigurations[{i}].properties.subnet")
+            refuse_unmodelled(props, f"{self.nic_id}/ipConfigurations/{name}")
             out.append({"id": f"{self.nic_id}/ipConfigurations/{name}", "name": name, "etag": etag,
                         "type": f"{NET}/networkInterfaces/ipConfigurations", "properties": props})
         return out
@@ -426,6 +434,26 @@ class IpConfigs:
                              f"IP configuration {cid} is using the private IP address {addr} which is already allocated "
                              f"to resource {holder}.")
         mine[addr] = cid
+
+
+# References to resource types the emulator does not store (nestnet neither creates nor reads them):
+# each can only name a resource that does not exist here, and ARM refuses a reference to a missing
+# resource with InvalidResourceReference (as for a missing NSG or subnet).
+UNMODELLED_REFERENCES = ("publicIPAddress", "dscpConfiguration", "loadBalancerBackendAddressPools",
+                         "loadBalancerInboundNatRules", "virtualNetworkTaps", "applicationGatewayBackendAddressPools",
+                         "applicationSecurityGroups", "gatewayLoadBalancer")
+
+
+def refuse_unmodelled(props: Mapping[str, Any], owner: str) -> None:
+    for prop in UNMODELLED_REFERENCES:
+        value = props.get(prop)
+        refs = value if isinstance(value, list) else [value] if value else []
+        for ref in refs:
+            rid = ref.get("id") if isinstance(ref, dict) else ref
+            if rid:
+                raise ArmFailure(400, "InvalidResourceReference",
+                                 f"Resource {rid} referenced by resource {owner} was not found. Please make sure that the "
+                                 "referenced resource exists, and that both resources are in the same region.")
 
 
 def subnet_prefix(subnet: dict[str, Any]) -> str:
