@@ -4,6 +4,7 @@ user gave, late in a command (exit 2, not a bug's 70)."""
 from __future__ import annotations
 
 import errno
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -70,3 +71,16 @@ def test_user_path_error_names_the_option_and_the_file_below_it(tmp_path):
     # not the user's path (a sibling with the same prefix, a file of nestnet's, none): a bug, not bad input
     for other in (str(tmp_path / "dd"), "/proc/sys/net/ipv4/ip_forward", None):
         assert user_path_error(ctx, OSError(errno.EACCES, "Permission denied", other)) is None
+
+
+@pytest.mark.parametrize("what", ["directory", "not-pem", "missing"])
+def test_a_ca_bundle_that_cannot_serve_is_bad_input_before_any_request(tmp_path, what):
+    ca = {"directory": tmp_path, "not-pem": SEED, "missing": tmp_path / "ca.pem"}[what]
+    env = {**os.environ, "NESTNET_ARM_CA_BUNDLE": str(ca), "NESTNET_ARM_TOKEN": "t",
+           # nothing listens there: a request would be exit 3, not 2
+           "NESTNET_ARM_ENDPOINT": "https://127.0.0.1:9", "AZURE_SUBSCRIPTION_ID": "00000000-0000-0000-0000-000000000000"}
+    r = subprocess.run([sys.executable, "-m", "nestnet", "-q", "azure", "diff", str(SEED)], capture_output=True,
+                       text=True, env=env, stdin=subprocess.DEVNULL)
+    assert r.returncode == 2, r.stderr
+    [line] = r.stderr.splitlines()
+    assert line.startswith(f"error: NESTNET_ARM_CA_BUNDLE '{ca}': ")

@@ -193,6 +193,12 @@ def test_errors_are_one_line(tmp_path):
         assert "Traceback" not in r.stderr and r.stderr.strip().splitlines()[-1].startswith("error: ")
         if line:
             assert r.stderr.strip().splitlines()[-1] == line
+    # an inventory Ansible cannot parse: bad input naming it, not a run on no host (Ansible's reason varies)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("[\n")
+    r = nestnet("fleet", "doctor", str(SEED), "--inventory", str(broken))
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith(f"error: --inventory {broken}: Ansible cannot parse it")
 
 
 def test_ansible_refusing_its_arguments_is_one_line(tmp_path):

@@ -113,12 +113,29 @@ class ArmSettings:
         if not sub:
             raise UsageError("no subscription: set azure.subscription_id in the spec or AZURE_SUBSCRIPTION_ID")
         ca = env.get("NESTNET_ARM_CA_BUNDLE") or None
-        if ca and not Path(ca).is_file():
-            raise UsageError(f"NESTNET_ARM_CA_BUNDLE {ca!r}: no such file")
+        if ca:
+            _check_ca_bundle(ca)
         if timeout is None:
             raw = env.get("NESTNET_ARM_TIMEOUT")
             timeout = parse_timeout("NESTNET_ARM_TIMEOUT", raw) if raw else DEFAULT_TIMEOUT
         return cls(endpoint, sub, resource_group, ca, env.get("NESTNET_ARM_TOKEN") or None, authority, timeout)
+
+
+def _check_ca_bundle(ca: str) -> None:
+    """A CA bundle that cannot serve is the user's mistake (2), found before any request, not
+    "cannot reach ARM" (3) at the first TLS handshake."""
+    import ssl
+
+    if Path(ca).is_dir():
+        raise UsageError(f"NESTNET_ARM_CA_BUNDLE {ca!r}: is a directory, not a file (give a PEM file)")
+    if not Path(ca).exists():
+        raise UsageError(f"NESTNET_ARM_CA_BUNDLE {ca!r}: no such file")
+    try:
+        ssl.create_default_context(cafile=ca)
+    except ssl.SSLError as exc:
+        raise UsageError(f"NESTNET_ARM_CA_BUNDLE {ca!r}: no PEM certificate in it ({exc.reason or exc})") from None
+    except OSError as exc:
+        raise UsageError(f"NESTNET_ARM_CA_BUNDLE {ca!r}: cannot read: {exc.strerror or exc}") from None
 
 
 def settings_for(plan: Any, env: Mapping[str, str] = os.environ, timeout: float | None = None) -> ArmSettings:

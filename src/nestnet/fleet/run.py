@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -87,6 +88,8 @@ def _run(plan: Plan, spec_path: str | Path, playbook: list, inventory: str | Pat
             # the ssh session itself (no temp files, fewer round trips); one fork per host.
             "ANSIBLE_PIPELINING": "True",
             "ANSIBLE_FORKS": str(max(5, len(plan.hosts))),
+            # A given inventory Ansible cannot parse is an error, not a run on no host at all.
+            **({"ANSIBLE_INVENTORY_UNPARSED_FAILED": "True"} if inventory is not None else {}),
             **os.environ,
             "ANSIBLE_STDOUT_CALLBACK": "nestnet_json",
             "ANSIBLE_CALLBACK_PLUGINS": str(CALLBACKS),
@@ -97,10 +100,10 @@ def _run(plan: Plan, spec_path: str | Path, playbook: list, inventory: str | Pat
             r = subprocess.run(argv, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, check=False)
         except OSError as exc:
             raise FleetError(f"running {argv[0]}: {exc}") from exc
-    return _outcome(r)
+    return _outcome(r, inventory)
 
 
-def _outcome(r: subprocess.CompletedProcess) -> dict:
+def _outcome(r: subprocess.CompletedProcess, inventory: str | Path | None = None) -> dict:
     """The callback's document (the last stdout line); without one, ansible's own error line."""
     last = r.stdout.strip().splitlines()[-1:] if r.stdout.strip() else []
     try:
@@ -109,7 +112,11 @@ def _outcome(r: subprocess.CompletedProcess) -> dict:
         doc = None
     if not isinstance(doc, dict):
         lines = [ln.strip() for ln in (r.stderr + "\n" + r.stdout).splitlines() if ln.strip()]
+        if inventory is not None and any("inventory source" in ln or "No inventory was parsed" in ln for ln in lines):
+            why = next((m.group(1) for ln in lines if (m := re.search(r"Failed to parse .*?plugin:\s*(.+)", ln))), "")
+            raise UsageError(f"--inventory {inventory}: Ansible cannot parse it as an inventory" + (f" ({why})" if why else ""))
         # "ERROR! ..." (Ansible) or "ansible-playbook: error: ..." (its argument parser)
-        err = next((ln for ln in lines if ln.startswith("ERROR") or ": error: " in ln), lines[-1] if lines else "no output")
+        err = next((ln for ln in lines if ln.startswith(("ERROR", "[ERROR]")) or ": error: " in ln),
+                   lines[-1] if lines else "no output")
         raise FleetError(f"ansible-playbook exited {r.returncode}: {err}")
     return doc
