@@ -12,7 +12,8 @@
                                  (timeout, refused, 401/403, deadline passed): exit 3
 
 Exit codes: 0 ok; 1 "not healthy" / "changes pending" / the world refused; 2 bad input
-(nothing changed); 3 a service could not be reached or authorized; 70 a bug in nestnet.
+(nothing changed); 3 a service could not be reached or authorized; 70 a bug in nestnet; 141 the
+reader of the output went away (`| head`), as for git.
 
 Errors from dependencies are converted at the edge (``raise HostError(...) from exc``) so the CLI
 can print one line and never a traceback for a known failure. A path the user gives is checked

@@ -84,3 +84,21 @@ def test_a_ca_bundle_that_cannot_serve_is_bad_input_before_any_request(tmp_path,
     assert r.returncode == 2, r.stderr
     [line] = r.stderr.splitlines()
     assert line.startswith(f"error: NESTNET_ARM_CA_BUNDLE '{ca}': ")
+
+
+def test_a_reader_that_goes_away_is_the_shells_sigpipe_status_not_1(tmp_path):
+    """`nestnet check SPEC --all --json | head -c 10`: 1 would say "pairs fail"; git and the shell say 141."""
+    import yaml
+
+    spec = yaml.safe_load(SEED.read_text())
+    spec["hosts"] = [{"name": f"h{i}", "ip": f"10.0.1.{i + 10}", "nic": f"h{i}-nic"} for i in range(8)]
+    spec["vms"] = [{"name": f"v{i}", "host": f"h{i % 8}"} for i in range(48)]
+    path = tmp_path / "big.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    p = subprocess.Popen([sys.executable, "-m", "nestnet", "-q", "check", str(path), "--all", "--json"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    assert p.stdout is not None and p.stderr is not None
+    assert p.stdout.read(10)
+    p.stdout.close()  # every pair of 57 nodes is left to write: far more than a pipe's 64 KiB
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=60) == 141 and err == "", err

@@ -47,6 +47,10 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            from .output import broken_pipe
+
+            broken_pipe()
         except OSError as exc:
             # A path the user gave that the OS refused (a full disk, a read-only mount, a file
             # where a directory must be): bad input naming it, exit 2. Any other OSError escaping
@@ -81,7 +85,8 @@ Exit codes:
   1   not healthy / changes pending / the world refused (netlink, Azure, a host)
   2   bad input: spec, lock or option (one line each; nothing changed)
   3   could not reach or authorize Azure, a host or a service
-  70  a bug in nestnet (traceback saved to a file; please report it)"""
+  70  a bug in nestnet (traceback saved to a file; please report it)
+  141 the reader of the output went away (nestnet ... | head)"""
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
@@ -99,6 +104,18 @@ def cli(ctx: click.Context, quiet: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    try:
+        _main(argv)
+    finally:
+        try:
+            sys.stdout.flush()  # here, not at exit, where a reader gone away is a warning and 120
+        except BrokenPipeError:
+            from .output import broken_pipe
+
+            broken_pipe()
+
+
+def _main(argv: list[str] | None) -> None:
     from ..errors import NestnetError
 
     try:

@@ -106,9 +106,22 @@ def console(stderr: bool = False):  # -> rich.console.Console
 
     stream = sys.stderr if stderr else sys.stdout
     if stream.isatty():
-        return Console(stderr=stderr, highlight=False, soft_wrap=False)
-    # Piped or redirected: no wrapping at 80 columns in the middle of a command or a fix.
-    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=100_000)
+        c = Console(stderr=stderr, highlight=False, soft_wrap=False)
+    else:  # piped or redirected: no wrapping at 80 columns in the middle of a command or a fix
+        c = Console(stderr=stderr, highlight=False, soft_wrap=True, width=100_000)
+    c.on_broken_pipe = broken_pipe  # rich's own exits 1, which means "not healthy" here
+    return c
+
+
+BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader went away
+
+
+def broken_pipe() -> None:
+    """The reader of stdout went away (``nestnet check | head``): stop quietly with the shell's
+    SIGPIPE status (as git does), not click's and rich's 1, which would say "not healthy"."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # nothing more to flush at exit
+    raise SystemExit(BROKEN_PIPE)
 
 
 def table(title: str | None, columns: list[str]):  # -> rich.table.Table
