@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -102,3 +103,27 @@ def test_a_reader_that_goes_away_is_the_shells_sigpipe_status_not_1(tmp_path):
     p.stdout.close()  # every pair of 57 nodes is left to write: far more than a pipe's 64 KiB
     err = p.stderr.read().decode()
     assert p.wait(timeout=60) == 141 and err == "", err
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv to drop DAC caps")
+def test_an_unwritable_output_or_unreadable_input_is_bad_input(tmp_path):
+    """Root without CAP_DAC_OVERRIDE obeys file modes, as a user does: the directory is writable,
+    the existing file is not, so only the write itself can tell - late, inside the command."""
+    drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+    out = tmp_path / "fabric.svg"
+    out.write_text("keep me\n")
+    out.chmod(0o444)
+    for args in (["diagram", str(SEED), "--format", "dot", "--out", str(out)],
+                 ["report", str(SEED), "--out", str(out)],
+                 ["fleet", "inventory", str(SEED), "--out", str(out)]):
+        r = subprocess.run([*drop, sys.executable, "-m", "nestnet", "-q", *args], capture_output=True, text=True,
+                           stdin=subprocess.DEVNULL)
+        assert r.returncode == 2, (args, r.stderr)
+        assert r.stderr.splitlines() == [f"error: --out {out}: Permission denied"], (args, r.stderr)
+        assert out.read_text() == "keep me\n"
+    unreadable = tmp_path / "nsgs.json"
+    unreadable.write_text("[]")
+    unreadable.chmod(0)
+    r = subprocess.run([*drop, sys.executable, "-m", "nestnet", "-q", "check", str(SEED), "--nsgs", str(unreadable)],
+                       capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert r.returncode == 2 and r.stderr.splitlines() == [f"error: --nsgs {unreadable}: cannot read: Permission denied"], r.stderr

@@ -223,8 +223,8 @@ def migrate(spec: str | Path, vm: str, to: str, azure: str | None = None) -> Res
 
     require_root()
     before = load_plan(spec, write=False)
+    src = _refuse(before, vm, to)  # bad input first (2), then whether the lab is up (1)
     require_up(before)
-    src = _refuse(before, vm, to)
     have = azure_source(before.name)
     if azure is not None and azure != have:
         raise UsageError(f"lab {before.name} takes Azure from {have!r}: bring it up with --azure {azure} to migrate so")
