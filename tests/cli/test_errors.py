@@ -4,6 +4,7 @@ user gave, late in a command (exit 2, not a bug's 70)."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import subprocess
@@ -127,3 +128,11 @@ def test_an_unwritable_output_or_unreadable_input_is_bad_input(tmp_path):
     r = subprocess.run([*drop, sys.executable, "-m", "nestnet", "-q", "check", str(SEED), "--nsgs", str(unreadable)],
                        capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert r.returncode == 2 and r.stderr.splitlines() == [f"error: --nsgs {unreadable}: cannot read: Permission denied"], r.stderr
+
+
+def test_validate_json_answers_in_json_for_a_spec_that_is_not_there_or_not_a_file(tmp_path):
+    for spec, message in ((tmp_path / "nope.yaml", "no such file"), (tmp_path, "is a directory, not a file")):
+        r = nestnet("validate", str(spec), "--json")
+        assert r.returncode == 2 and r.stderr == f"error: {spec}: {message}\n", r.stderr
+        assert json.loads(r.stdout) == {"ok": False, "warnings": [], "errors": [
+            {"file": str(spec), "line": None, "path": "", "message": message, "severity": "error"}]}

@@ -93,8 +93,9 @@ def user_path_error(ctx: click.Context, exc: OSError):  # -> errors.UsageError |
     return None
 
 
-# The spec: its reads and writes (and its lock's) are the store's, which names the file on any error.
-spec_argument = click.argument("spec", type=UserPath("in", remember=False))
+# The spec is checked by the store when the command loads it (every command does so first): it names
+# the file on any error, and `validate --json` can still answer in JSON.
+spec_argument = click.argument("spec", type=click.Path(path_type=str))
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for programs.")
 frozen_option = click.option(
     "--frozen", is_flag=True, help="Refuse to allocate anything the lock file lacks (for CI)."
