@@ -36,7 +36,7 @@ def test_probe_parses(text, probe):
 
 @pytest.mark.parametrize("text, message", [
     ("tcp/0", "port 1-65535"), ("tcp/70000", "port 1-65535"), ("sctp/1", "unknown protocol 'sctp'"),
-    ("tcp/x", "port 1-65535"), ("tcp", "port 1-65535"), ("icmp/8", "icmp has no port"), ("", "unknown protocol"),
+    ("tcp/x", "port 1-65535"), ("tcp", "port 1-65535"), ("tcp/²", "port 1-65535"), ("udp/-1", "port 1-65535"), ("icmp/8", "icmp has no port"), ("", "unknown protocol"),
 ])
 def test_bad_probe_says_why(text, message):
     with pytest.raises(ValueError, match=message):
@@ -145,7 +145,7 @@ def test_the_fix_for_a_deny_names_the_probes_protocol_and_port(make_plan):
     st = with_groups(from_plan(make_plan(base())), [deny], {"vm-subnet": "strict"})
     res = Model(st, TCP22).ping("mgmt", "v1")
     assert not res.ok and "deny-vnet" in res.reason
-    assert "allow 10.0.2.5 → 10.0.1.20 with a priority number below 100" in res.fix
+    assert "allow 10.0.2.5 → 10.0.1.20 tcp/22 with a priority number below 100" in res.fix
     deny_all = next(r for r in DEFAULT_RULES if r.name == "DenyAllInBound")
     fix = Model(st, TCP22)._nsg_fix(deny, deny_all, "Inbound", A, B)
     assert "--priority 101 " in fix and "--protocol Tcp --destination-port-ranges 22 " in fix

@@ -511,8 +511,9 @@ class Model:
     def _nsg_fix(self, nsg: Nsg, rule, direction: Direction, src: IPv4Address, dst: IPv4Address) -> str:
         rg = self.state.azure.resource_group or "RG"
         if not rule.default:
+            flow = "" if self.probe == ICMP else f" {self.probe}"
             return (f"remove or narrow the rule (`az network nsg rule delete -g {rg} --nsg-name {nsg.name} "
-                    f"-n {rule.name}`), or allow {src} → {dst} with a priority number below {rule.priority}")
+                    f"-n {rule.name}`), or allow {src} → {dst}{flow} with a priority number below {rule.priority}")
         used = {r.priority for r in nsg.rules if r.direction == direction}
         prio = next((p for p in range(100, 4097) if p not in used), 4096)
         p = self.probe

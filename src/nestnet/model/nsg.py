@@ -57,7 +57,7 @@ class Probe:
             if sep:
                 raise ValueError("icmp has no port (expected icmp, tcp/PORT or udp/PORT)")
             return cls()
-        if not port.isdigit() or not 1 <= int(port) <= 65535:
+        if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
             raise ValueError(f"{proto} needs a port 1-65535 (expected {proto}/PORT, e.g. {proto}/22)")
         return cls(proto, int(port))
 
