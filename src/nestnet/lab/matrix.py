@@ -91,17 +91,18 @@ def matrix(plan: Plan, probe: Probe = ICMP) -> list[PingResult]:
     return pairs_from(addrs, alive)
 
 
-def _agent(plan: Plan, node: str, *args: str, stdout=subprocess.PIPE) -> subprocess.Popen:
+def _agent(plan: Plan, node: str, *args: str) -> subprocess.Popen:
     # `ip netns exec` execs the agent itself: the PID recorded is the agent's.
     return subprocess.Popen(["ip", "netns", "exec", ns_name(plan.name, node), sys.executable, AGENT, *args],
-                            stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE, text=True)
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _connect_all(plan: Plan, addrs: dict[str, IPv4Address], probe: Probe) -> dict[str, set[str]]:
     """Each source's set of destinations that answered ``probe``: a listener in every node, then
-    one prober per source, all at once; every listener ended by its PID, also on failure."""
+    one prober per source, all at once; every agent ended by its PID, also on failure."""
     proto, port = probe.protocol, str(probe.port)
     listeners: dict[str, subprocess.Popen] = {}
+    procs: dict[str, subprocess.Popen] = {}
     try:
         for node in addrs:
             listeners[node] = _agent(plan, node, "listen", proto, port)
@@ -113,7 +114,6 @@ def _connect_all(plan: Plan, addrs: dict[str, IPv4Address], probe: Probe) -> dic
             if line != "ready":
                 why = "the port is taken by another service" if line == "busy" else (line or p.stderr.read().strip())
                 raise LabError(f"--probe {probe}: no {proto} listener on port {port} in {node}: {why}")
-        procs = {}
         for src in addrs:
             if src == INTERNET:
                 continue
@@ -127,7 +127,7 @@ def _connect_all(plan: Plan, addrs: dict[str, IPv4Address], probe: Probe) -> dic
             alive[src] = parse_alive(out)
         return alive
     finally:
-        for p in listeners.values():
+        for p in (*listeners.values(), *procs.values()):
             if p.poll() is None:
                 p.kill()
             p.wait()
