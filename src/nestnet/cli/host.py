@@ -29,9 +29,8 @@ def host() -> None:
 
 def _load(spec: str, host_name: str | None):
     from .. import host as reconciler
-    from ..plan import load_plan
-
     from ..errors import HostError, UsageError
+    from ..plan import load_plan
 
     plan = load_plan(spec, write=False)
     warn_lines(plan.warnings)
