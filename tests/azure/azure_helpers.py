@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import io
+import os
 import json
 import ssl
 import subprocess
@@ -212,7 +213,6 @@ def fake_az(tmp_path: Path, state: dict | None = None) -> tuple[dict[str, str], 
     Returns (env, log of argv lists, state file). ``state``: Azure as it is before the script runs
     (``{"routeTables": {...}, "subnets": {"vnet/subnet": {...}}, "nics": {...}}``).
     """
-    import os
     import sys
 
     bin_dir = tmp_path / "fakebin"
@@ -241,3 +241,11 @@ def start_emulator_process(state: Path, *args: str) -> tuple[subprocess.Popen, S
             raise AssertionError(f"emulator did not start: {proc.communicate()}")
         time.sleep(0.05)
     return proc, SimpleNamespace(url=(state / "endpoint").read_text().strip(), ca=str(state / "ca.pem"))
+
+
+def check_azure(ep: Any, path: Path, plan: Plan, *args: str) -> subprocess.CompletedProcess:
+    """``nestnet check PATH --azure --json ARGS`` against the emulator at ``ep``, as a user runs it."""
+    env = {**os.environ, "NESTNET_ARM_ENDPOINT": ep.url, "NESTNET_ARM_CA_BUNDLE": ep.ca, "NESTNET_ARM_TOKEN": "t",
+           "AZURE_SUBSCRIPTION_ID": plan.azure.subscription_id or DEFAULT_SUBSCRIPTION}
+    return subprocess.run([sys.executable, "-m", "nestnet", "check", str(path), "--azure", "--json", *args],
+                          capture_output=True, text=True, env=env, timeout=120)

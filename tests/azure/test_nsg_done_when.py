@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
-from azure_helpers import seed_spec, write_spec
+from azure_helpers import check_azure, seed_spec, write_spec
 from nestnet import lab
-from nestnet.azure.emulator import DEFAULT_SUBSCRIPTION
 from nestnet.azure.reconcile import reconcile
 from nestnet.lab.azure import lab_programmer
 
@@ -40,13 +37,6 @@ def create_nsg(ep, plan) -> None:
     sub = sdk.subnets.get(rg, vnet, "vm-subnet").as_dict()
     sub["properties"]["networkSecurityGroup"] = {"id": nsg.id}
     sdk.subnets.begin_create_or_update(rg, vnet, "vm-subnet", sub).result()
-
-
-def check_azure(ep, path, plan) -> subprocess.CompletedProcess:
-    env = {**os.environ, "NESTNET_ARM_ENDPOINT": ep.url, "NESTNET_ARM_CA_BUNDLE": ep.ca, "NESTNET_ARM_TOKEN": "t",
-           "AZURE_SUBSCRIPTION_ID": plan.azure.subscription_id or DEFAULT_SUBSCRIPTION}
-    return subprocess.run([sys.executable, "-m", "nestnet", "check", str(path), "--azure", "--json"],
-                          capture_output=True, text=True, env=env, timeout=120)
 
 
 def test_check_azure_reports_exactly_the_denied_pair(emulator, plan_of, tmp_path):

@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
-from azure_helpers import write_spec
+from azure_helpers import check_azure, write_spec
 from nestnet import lab
-from nestnet.azure.emulator import DEFAULT_SUBSCRIPTION
 from nestnet.azure.reconcile import reconcile
 from nestnet.lab.azure import lab_programmer
 from nestnet.model import Probe
@@ -40,13 +37,6 @@ def create_ssh_only(ep, plan) -> None:
     sub = sdk.subnets.get(rg, vnet, "vm-subnet").as_dict()
     sub["properties"]["networkSecurityGroup"] = {"id": nsg.id}
     sdk.subnets.begin_create_or_update(rg, vnet, "vm-subnet", sub).result()
-
-
-def check_azure(ep, path, plan, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "NESTNET_ARM_ENDPOINT": ep.url, "NESTNET_ARM_CA_BUNDLE": ep.ca, "NESTNET_ARM_TOKEN": "t",
-           "AZURE_SUBSCRIPTION_ID": plan.azure.subscription_id or DEFAULT_SUBSCRIPTION}
-    return subprocess.run([sys.executable, "-m", "nestnet", "check", str(path), "--azure", "--json", *args],
-                          capture_output=True, text=True, env=env, timeout=120)
 
 
 INTO_VM_SUBNET = {"vme-kvm-vm1", "vme-kvm-vm2", "vme-kvm-vm3", "web1", "web2", "web2b", "web3"}
