@@ -100,6 +100,13 @@ def test_cli_in_a_lab_host_finds_itself(onlink_lab) -> None:
     assert r.returncode == 1, r.stdout + r.stderr
     assert "ip_forward is 0" in r.stdout and "FAIL v2 → mgmt" in r.stdout
     assert "sysctl set net.ipv4.ip_forward (0 -> 1)" in r.stdout  # the drift: what host apply would do
+    assert "probe" not in r.stdout  # a ping: the output it always had
+    r = _cli(path, plan, "h2", "--probe", "tcp/22")  # a host that does not forward drops TCP as well
+    assert r.returncode == 1 and "FAIL v2 → mgmt" in r.stdout, r.stdout + r.stderr
+    assert " pairs involving h2 or its VMs ok (probe tcp/22)" in r.stdout, r.stdout
+    r = _cli(path, plan, "h2", "--probe", "tcp/22x")
+    assert r.returncode == 2 and r.stderr.splitlines() == ["error: --probe tcp/22x: tcp needs a port 1-65535 "
+                                                           "(expected tcp/PORT, e.g. tcp/22)"], r.stderr
     # the doctor writes nothing: still broken
     assert lab.exec_(plan, "h2", ["sysctl", "-n", "net.ipv4.ip_forward"]).stdout.strip() == "0"
 

@@ -36,6 +36,7 @@ def test_fleet_doctor_healthy_then_one_broken_host_named(fleet_lab: Fleet):
     doc = json.loads(r.stdout)
     assert doc["healthy"] and {h["host"]: h["status"] for h in doc["hosts"]} == {"hosta": "healthy", "hostb": "healthy"}
     assert doc["failing_pairs"] == []
+    assert doc["probe"] == "icmp" and {h["probe"] for h in doc["hosts"]} == {"icmp"}  # each host's doctor says so
 
     lab.apply_fault(f.plan, Fault("no-host-routes", "hosta"))
     r = fleet_doctor(f, "--json")
@@ -54,3 +55,13 @@ def test_fleet_doctor_healthy_then_one_broken_host_named(fleet_lab: Fleet):
     r = fleet_doctor(f)  # people: a table, the findings per host, the failing pairs
     assert r.returncode == 1
     assert "FAIL vma -> vmb (seen by hosta" in r.stdout and "1/2 hosts healthy" in r.stderr
+
+    # --probe reaches every host's doctor (each one's own JSON names it); a missing route fails
+    # TCP as it fails a ping, and the people's summary names the probe
+    r = fleet_doctor(f, "--probe", "tcp/22", "--json")
+    assert r.returncode == 1, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["probe"] == "tcp/22" and {h["host"]: h["probe"] for h in doc["hosts"]} == {"hosta": "tcp/22", "hostb": "tcp/22"}
+    assert {(p["src"], p["dst"]): p["seen_by"] for p in doc["failing_pairs"]}[("vma", "vmb")] == ["hosta"]
+    r = fleet_doctor(f, "--probe", "udp/53")
+    assert r.returncode == 1 and "1/2 hosts healthy, " in r.stderr and "pairs failing (probe udp/53)" in r.stderr, r.stderr

@@ -186,6 +186,8 @@ def test_errors_are_one_line(tmp_path):
          f"error: --inventory {tmp_path / 'nope.yaml'}: no such file"),
         (("fleet", "inventory", str(SEED), "--out", str(tmp_path / "no" / "dir.yaml")), 2,
          f"error: --out {tmp_path / 'no' / 'dir.yaml'}: no directory {tmp_path / 'no'} to write it in"),
+        (("fleet", "doctor", str(SEED), "--probe", "tcp/0"), 2,
+         "error: --probe tcp/0: tcp needs a port 1-65535 (expected tcp/PORT, e.g. tcp/22)"),
     ]
     for args, code, line in cases:
         r = nestnet(*args)
@@ -193,6 +195,8 @@ def test_errors_are_one_line(tmp_path):
         assert "Traceback" not in r.stderr and r.stderr.strip().splitlines()[-1].startswith("error: ")
         if line:
             assert r.stderr.strip().splitlines()[-1] == line
+        if args[-2:] == ("--probe", "tcp/0"):  # nothing ran: the one line is all
+            assert r.stderr.strip().splitlines() == [line], r.stderr
     # an inventory Ansible cannot parse: bad input naming it, not a run on no host (Ansible's reason varies)
     broken = tmp_path / "broken.yaml"
     broken.write_text("[\n")

@@ -85,7 +85,9 @@ def _print(d) -> None:
         for f in d.findings:
             out.print(f"  [red]✗[/] {f}", highlight=False)
     colour = "green" if not d.problems else "red"
-    out.print(f"[{colour}]{d.checked - d.failing}/{d.checked} pairs involving {d.host} or its VMs ok[/]")
+    probe = d.model.probe
+    what = "" if probe.port is None else f" (probe {probe})"  # a ping says nothing: the output it always had
+    out.print(f"[{colour}]{d.checked - d.failing}/{d.checked} pairs involving {d.host} or its VMs ok{what}[/]")
     for g in islice(d.groups, ROWS):
         p = g.example
         tag = " [dim](fails in the plan too: the spec's doing, see nestnet check)[/]" if g.in_plan else ""

@@ -10,6 +10,7 @@ from .output import (
     emit_json,
     json_option,
     note,
+    probe_option,
     spec_argument,
     table,
     warn_lines,
@@ -107,19 +108,21 @@ def apply(
 @spec_argument
 @click.option("--inventory", "inventory_file", type=UserPath("in"),
               help="Use this inventory (group nestnet_hosts) instead of one built from SPEC.")
+@probe_option
 @json_option
 @click.argument("ansible_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- ANSIBLE ARGS...]")
-def doctor(spec: str, inventory_file: str | None, as_json: bool, ansible_args: tuple[str, ...]) -> None:
+def doctor(spec: str, inventory_file: str | None, probe, as_json: bool, ansible_args: tuple[str, ...]) -> None:
     """Run `nestnet doctor` on every host and merge the findings: per host, and the pairs that
-    fail anywhere. Changes nothing. Exit 0 when every host is healthy, 1 otherwise."""
+    fail anywhere. --probe goes to every host's doctor. Changes nothing. Exit 0 when every host
+    is healthy, 1 otherwise."""
     from .. import fleet as fl
     from ..fleet.summary import doctors, failing_anywhere
 
     plan = _plan(spec)
-    results = doctors(fl.doctor(plan, spec, inventory=inventory_file, extra_args=ansible_args), plan.hosts)
+    results = doctors(fl.doctor(plan, spec, inventory=inventory_file, extra_args=ansible_args, probe=probe), plan.hosts)
     failing = failing_anywhere(results)
     if as_json:
-        emit_json({"hosts": [r.to_dict() for r in results], "failing_pairs": failing,
+        emit_json({"probe": str(probe), "hosts": [r.to_dict() for r in results], "failing_pairs": failing,
                    "healthy": all(r.status == "healthy" for r in results)})
     else:
         t = table(None, ["host", "status", "findings", "failing pairs", "drift", "error"])
@@ -134,6 +137,7 @@ def doctor(spec: str, inventory_file: str | None, as_json: bool, ansible_args: t
                 click.echo(f"{r.host}: leftover of the manual set-up: {line}")
         for p in failing:
             click.echo(f"FAIL {p['src']} -> {p['dst']} (seen by {', '.join(p['seen_by'])}; dies at {p['dies_at']}): {p['reason']}")
-        note(f"{sum(r.status == 'healthy' for r in results)}/{len(results)} hosts healthy, {len(failing)} pairs failing")
+        what = "" if probe.port is None else f" (probe {probe})"  # a ping: the summary it always had
+        note(f"{sum(r.status == 'healthy' for r in results)}/{len(results)} hosts healthy, {len(failing)} pairs failing{what}")
     if any(r.status != "healthy" for r in results):
         raise click.exceptions.Exit(1)

@@ -171,14 +171,20 @@ DOCTOR_TASK = "nestnet doctor"
 def doctor_playbook() -> list[dict[str, Any]]:
     """Deliver the spec and its lock to a scratch directory on each host and run ``nestnet doctor
     --json`` there (exit 1 = problems found, not a failure of the task), in one module run per
-    host. Nothing on the host changes; the scratch directory is removed afterwards."""
+    host. Nothing on the host changes; the scratch directory is removed afterwards. Variable
+    ``nestnet_probe`` (default ``icmp``) is the doctor's ``--probe``."""
     root = "{{ " + _var("nestnet_root") + " }}"
+    # argv has no optional items: with the default probe both slots repeat --json, so the command
+    # a host runs is the one it ran before --probe existed.
+    probe = "(nestnet_probe | default('icmp') | string)"
+    other = f"{probe} != 'icmp'"
     tasks: list[dict[str, Any]] = [
         {
             "name": DOCTOR_TASK,
             "ansible.builtin.command": _deliver_and_run("1", [
                 "{{ " + _var("nestnet_command") + " }}", "doctor", "{spec}",
                 "--host", "{{ inventory_hostname }}", "--root", root, "--json",
+                "{{ '--probe' if " + other + " else '--json' }}", "{{ " + probe + " if " + other + " else '--json' }}",
             ]),
             "check_mode": False,
             "register": "nn_result",

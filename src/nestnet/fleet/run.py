@@ -15,6 +15,7 @@ import yaml
 
 from ..errors import OperationError, UsageError
 from ..ipam import lock_path
+from ..model.nsg import ICMP, Probe
 from ..plan import Plan
 from . import render
 from .summary import HostResult, summarise
@@ -60,10 +61,12 @@ def apply(
 
 
 def doctor(
-    plan: Plan, spec_path: str | Path, *, inventory: str | Path | None = None, extra_args: tuple[str, ...] = ()
+    plan: Plan, spec_path: str | Path, *, inventory: str | Path | None = None, extra_args: tuple[str, ...] = (),
+    probe: Probe = ICMP,
 ) -> dict:
-    """Run ``nestnet doctor`` on every host; the callback's document (see ``summary.doctors``)."""
-    return _run(plan, spec_path, render.doctor_playbook(), inventory, {}, list(extra_args))
+    """Run ``nestnet doctor --probe PROBE`` on every host; the callback's document (see
+    ``summary.doctors``)."""
+    return _run(plan, spec_path, render.doctor_playbook(), inventory, {"nestnet_probe": str(probe)}, list(extra_args))
 
 
 def _run(plan: Plan, spec_path: str | Path, playbook: list, inventory: str | Path | None, extra_vars: dict,

@@ -74,6 +74,7 @@ class DoctorResult:
     def to_dict(self) -> dict[str, Any]:
         d = self.diagnosis
         return {"host": self.host, "status": self.status, "error": self.error,
+                "probe": d.get("probe"),  # what the host's doctor says it sent (None: it did not run)
                 "findings": d.get("findings", []), "pairs": d.get("pairs", []), "drift": d.get("drift", []),
                 "leftovers": d.get("leftovers", [])}
 
