@@ -76,3 +76,36 @@ def test_cli_json() -> None:
     assert set(d["pairs"][0]) == {"src", "dst", "ok", "expected"}
     assert {(p["src"], p["dst"]) for p in d["pairs"] if not p["expected"]} == {
         (p["src"], p["dst"]) for p in d["pairs"] if not p["ok"]}
+
+
+@pytest.mark.root
+def test_cli_probe_tcp_judges_real_connections() -> None:
+    """--probe tcp/22: the lab connects to a listener on port 22 in every destination and check is
+    asked the same; nat hides the same VMs from TCP as from pings."""
+    r = subprocess.run([sys.executable, "-m", "nestnet", "lab", "demo", "--mode", "nat", "--probe", "tcp/22", "--json",
+                        "--name", unique_name()], capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["probe"] == "tcp/22" and d["check_agrees"] is True and len(d["pairs"]) == 25
+    failed = {(p["src"], p["dst"]) for p in d["pairs"] if not p["ok"]}
+    assert failed == {(p["src"], p["dst"]) for p in d["pairs"] if not p["expected"]} and len(failed) == 6
+
+
+@pytest.mark.root
+def test_cli_probe_udp_named_for_people() -> None:
+    r = subprocess.run([sys.executable, "-m", "nestnet", "lab", "demo", "--probe", "udp/5353", "--name", unique_name()],
+                       capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "(every ordered pair, both directions, probe udp/5353):" in r.stdout
+    assert "25/25 pairs reachable" in r.stdout and "demo passed" in r.stdout
+
+
+@pytest.mark.parametrize("args, line", [
+    (("--probe", "udp/0"), "error: --probe udp/0: udp needs a port 1-65535 (expected udp/PORT, e.g. udp/22)"),
+    (("--scenario", "adopt", "--probe", "tcp/22"),
+     "error: --scenario adopt pings; --probe tcp/22 runs with --scenario seed only"),
+])
+def test_cli_bad_probe_is_one_line(args, line) -> None:
+    r = subprocess.run([sys.executable, "-m", "nestnet", "lab", "demo", *args, "--name", unique_name()],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.splitlines() == [line] and r.stdout == "", r.stderr

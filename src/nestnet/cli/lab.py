@@ -216,20 +216,24 @@ def heal(spec: str) -> None:
               help="seed: the seed's verification and every pair; adopt: import + rollout --adopt of the hand-built "
               "seed under continuous pings; add-host: host add + rollout, timed until every pair is green.")
 @click.option("--name", default=None, hidden=True, help="Lab name instead of the seed's (tests run side by side).")
+@probe_option
 @json_option
-def demo(mode: str, scenario: str, name: str | None, as_json: bool) -> None:
+def demo(mode: str, scenario: str, name: str | None, probe, as_json: bool) -> None:
     """Bring up the seed fabric in MODE, run the seed's verification inside it, ping every pair
-    (the internet too), ask `check` the same, tear down.
+    (the internet too; with --probe tcp/PORT or udp/PORT a real connection to PORT instead), ask
+    `check` the same, tear down.
 
     A pair is expected to fail only where the mode cannot serve it by design (nat: nothing
     outside a host reaches its nested VMs). Exit 0 only when every pair is as expected and
     check agrees with the lab on every pair.
     """
     if scenario != "seed":
-        if mode != "routed":
-            from ..errors import UsageError
+        from ..errors import UsageError
 
+        if mode != "routed":
             raise UsageError(f"--scenario {scenario} runs the routed seed only; drop --mode {mode}")
+        if probe.port is not None:  # the scenarios time continuous pings
+            raise UsageError(f"--scenario {scenario} pings; --probe {probe} runs with --scenario seed only")
         _scenario(scenario, as_json, name)
         return
     from ..lab.demo import passed, result, run_demo, seed_plan
@@ -248,12 +252,13 @@ def demo(mode: str, scenario: str, name: str | None, as_json: bool) -> None:
 
     if not as_json:
         out.print(f"[bold]lab {plan.name} ({mode})[/]: the seed's verification, run inside it:")
-    done, pairs = run_demo(plan, report)
+    done, pairs = run_demo(plan, report, probe)
     ok = all(c.ok for c in done) and passed(pairs)
     if as_json:
-        emit_json(result(mode, pairs))
+        emit_json(result(mode, pairs, probe))
         sys.exit(0 if ok else 1)
-    out.print("[bold]reachability matrix[/] (every ordered pair, both directions):")
+    what = "" if probe.port is None else f", probe {probe}"  # a ping: the heading it always had
+    out.print(f"[bold]reachability matrix[/] (every ordered pair, both directions{what}):")
     print_matrix(pairs)
     for p in pairs:
         if not p.expected:

@@ -22,6 +22,7 @@ from typing import Callable
 
 import yaml
 
+from ..model.nsg import ICMP, Probe
 from ..plan import Plan
 from .core import exec_
 
@@ -108,7 +109,7 @@ def run_checks(plan: Plan, todo: list[Check], report: Callable[[Check], None]) -
 class DemoPair:
     src: str
     dst: str
-    ok: bool  # the lab's verdict (a real ping, both ways)
+    ok: bool  # the lab's verdict (a real ping, or the probe's connection, both ways)
     expected: bool  # False only where the mode cannot serve the pair by design
     check: bool  # nestnet check's verdict
     why_not: str = ""  # why the mode cannot serve it
@@ -129,9 +130,10 @@ def judge(plan: Plan, lab_pairs, check_pairs) -> list[DemoPair]:
     return out
 
 
-def result(mode: str, pairs: list[DemoPair]) -> dict[str, object]:
+def result(mode: str, pairs: list[DemoPair], probe: Probe = ICMP) -> dict[str, object]:
     return {
         "mode": mode,
+        "probe": str(probe),
         "pairs": [p.to_dict() for p in pairs],
         "check_agrees": all(p.check == p.ok for p in pairs),
     }
@@ -141,15 +143,17 @@ def passed(pairs: list[DemoPair]) -> bool:
     return all(p.ok == p.expected and p.check == p.ok for p in pairs)
 
 
-def run_demo(plan: Plan, report: Callable[[Check], None] = lambda c: None) -> tuple[list[Check], list[DemoPair]]:
-    """Bring the lab of ``plan`` up, run the seed's checks and the matrix, ask ``check``, tear down."""
+def run_demo(plan: Plan, report: Callable[[Check], None] = lambda c: None,
+             probe: Probe = ICMP) -> tuple[list[Check], list[DemoPair]]:
+    """Bring the lab of ``plan`` up, run the seed's checks and the matrix of ``probe`` (real pings,
+    or real TCP/UDP to a port), ask ``check`` with the same probe, tear down."""
     from .. import lab as labmod
     from ..model import from_plan, reachability
 
     labmod.up(plan)
     try:
         done = run_checks(plan, checks(plan), report)
-        lab_pairs = labmod.matrix(plan)
+        lab_pairs = labmod.matrix(plan, probe)
     finally:
         labmod.down(plan)
-    return done, judge(plan, lab_pairs, reachability(from_plan(plan)).pairs(include_ok=True))
+    return done, judge(plan, lab_pairs, reachability(from_plan(plan), probe).pairs(include_ok=True))
