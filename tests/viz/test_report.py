@@ -149,6 +149,32 @@ def test_fault_report_with_the_lab_agrees(open_page, tmp_path: Path) -> None:
     assert o.page.locator("table.failures tbody tr").count() == 6
 
 
+@pytest.mark.root
+def test_tcp_probe_report_with_the_lab_agrees(open_page, tmp_path: Path) -> None:
+    """--probe tcp/22: the lab makes real TCP connections (a listener on port 22 in every node);
+    the fault breaks the same pairs for TCP as for pings, and the page says what was sent."""
+    o = open_page(report(tmp_path, "--lab", "--probe", "tcp/22", "--fault", "nic-forwarding-off:vme-kvm-vm2"))
+    assert o.console == [] and o.fetched == []
+    check, lab = cells(o.page, "check"), cells(o.page, "lab")
+    assert len(lab) == 25 and len([k for k, c in lab.items() if "fail" in c]) == 6
+    assert {k for k, c in lab.items() if "fail" in c} == {k for k, c in check.items() if "fail" in c}
+    assert o.page.locator("td.disagree").count() == 0
+    assert "probe: tcp/22" in o.page.locator("header").inner_text()
+    assert "nestnet lab matrix (real TCP connections to port 22 in namespaces)" in o.page.locator("#matrix").inner_text()
+    assert "a ping" not in o.page.locator("#matrix").inner_text()
+
+
+def test_bad_probe_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    spec = tmp_path / "seed.yaml"
+    spec.write_text(yaml.safe_dump(seed_spec("routed", unique_name()), sort_keys=False))
+    out = tmp_path / "r.html"
+    r = subprocess.run([sys.executable, "-m", "nestnet", "report", str(spec), "--lab", "--probe", "sctp/9",
+                        "--out", str(out)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.splitlines() == [
+        "error: --probe sctp/9: unknown protocol 'sctp' (expected icmp, tcp/PORT or udp/PORT)"], r.stderr
+    assert not out.exists()
+
+
 def test_nat_report_shows_by_design_cells(open_page, tmp_path: Path) -> None:
     o = open_page(report(tmp_path, mode="nat"))
     assert o.console == [] and o.fetched == []
@@ -179,3 +205,18 @@ def test_disagreements_are_marked(open_page, tmp_path: Path) -> None:
     assert "1 disagreement" in o.page.locator("header").inner_text()
     row = o.page.locator("table.failures tbody tr")
     assert row.count() == 1 and "web1 → mgmt-vm" in row.inner_text() and "lab" in row.inner_text()
+
+
+def test_a_disagreement_names_the_probe_the_lab_sent() -> None:
+    from nestnet.lab.demo import seed_plan
+    from nestnet.model import Probe
+    from nestnet.viz import analyse
+    from nestnet.viz.report import render
+
+    v = analyse(seed_plan(), probe=Probe("udp", 5353))
+    lab = {(p.src, p.dst): p.ok for p in v.pairs}
+    lab[("web1", "mgmt-vm")] = False  # as if no echo came back
+    page = render(v, "", lab)
+    assert "the lab's UDP datagram to port 5353 got no echo where check says ok" in page
+    assert "no UDP echo from port 5353 in the lab" in page and "probe: udp/5353" in page
+    assert "ping" not in render(v, "").split('<section id="plan">')[0].split('<div class="diagram">')[1]

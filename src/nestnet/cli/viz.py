@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .output import UserPath, note, spec_argument, warn_lines
+from .output import UserPath, note, probe_option, spec_argument, warn_lines
 
 fault_option = click.option(
     "--fault", "faults", multiple=True, metavar="KIND:TARGET",
@@ -15,14 +15,15 @@ fault_option = click.option(
 )
 
 
-def _verdicts(spec: str, faults: tuple[str, ...]):
+def _verdicts(spec: str, faults: tuple[str, ...], probe=None):
     from ..faults import parse_faults
+    from ..model import ICMP
     from ..plan import load_plan
     from ..viz import analyse
 
     plan = load_plan(spec, write=False)
     warn_lines(plan.warnings)
-    return analyse(plan, parse_faults(faults, plan))
+    return analyse(plan, parse_faults(faults, plan), probe or ICMP)
 
 
 def _write(out: str | None, text: str) -> None:
@@ -53,7 +54,7 @@ def diagram(spec: str, faults: tuple[str, ...], fmt: str, out: str | None) -> No
     _write(out, text)
 
 
-def _lab_matrix(plan, faults) -> dict[tuple[str, str], bool]:
+def _lab_matrix(plan, faults, probe) -> dict[tuple[str, str], bool]:
     """The lab's verdicts with ``faults``: a running lab of the spec is used as it is (its faults
     must be the ones asked for); otherwise one is brought up for this and always torn down."""
     from .. import lab as labmod
@@ -67,10 +68,10 @@ def _lab_matrix(plan, faults) -> dict[tuple[str, str], bool]:
                 f"{', '.join(map(str, faults)) or 'none'}: pass the same --fault, or `nestnet lab down` it first"
             )
         note(f"using the running lab {plan.name}")
-        return {(p.src, p.dst): p.ok for p in labmod.matrix(plan)}
+        return {(p.src, p.dst): p.ok for p in labmod.matrix(plan, probe)}
     labmod.up(plan, tuple(faults))
     try:
-        return {(p.src, p.dst): p.ok for p in labmod.matrix(plan)}
+        return {(p.src, p.dst): p.ok for p in labmod.matrix(plan, probe)}
     finally:
         labmod.down(plan)
 
@@ -82,15 +83,17 @@ def _lab_matrix(plan, faults) -> dict[tuple[str, str], bool]:
               help="Also ping every pair in the lab (root; a running lab of SPEC is used, else one is brought "
               "up with the same faults and torn down) and put its matrix beside check's.")
 @click.option("--out", required=True, type=UserPath("out"), help="The HTML file to write.")
-def report(spec: str, faults: tuple[str, ...], with_lab: bool, out: str) -> None:
+@probe_option
+def report(spec: str, faults: tuple[str, ...], with_lab: bool, out: str, probe) -> None:
     """Write one self-contained HTML page for SPEC (no network fetches: inline SVG and CSS, no
     scripts): the diagram, the plan (blocks, Azure routes, host routes, guest addresses), the
     reachability matrix from `check` - with --lab the lab's beside it, disagreements marked - and
-    every failure with its hop, cause and fix. Exit 0 when written, 2 on bad input.
+    every failure with its hop, cause and fix. With --probe tcp/PORT or udp/PORT check judges
+    that connection and the lab makes it for real. Exit 0 when written, 2 on bad input.
     """
     from ..viz import diagram as dg
     from ..viz.report import render
 
-    v = _verdicts(spec, faults)
-    lab = _lab_matrix(v.plan, v.faults) if with_lab else None
+    v = _verdicts(spec, faults, probe)
+    lab = _lab_matrix(v.plan, v.faults, probe) if with_lab else None
     _write(out, render(v, dg.svg(dg.build(v)), lab))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from ..faults import Fault
+from ..model.nsg import ICMP, Probe
 from ..plan import Plan
 
 
@@ -24,6 +25,7 @@ class Verdicts:
     state: object  # nestnet.model.State, with the faults applied
     result: object  # nestnet.model.Reachability: class verdicts, every pair on demand
     failed: tuple  # the failing pairs (nestnet.model PairResult), node order, traced
+    probe: Probe = ICMP  # what every pair sent
 
     @property
     def total(self) -> int:
@@ -35,10 +37,11 @@ class Verdicts:
         return self.result.pairs(include_ok=True)
 
 
-def analyse(plan: Plan, faults: tuple[Fault, ...] = ()) -> Verdicts:
-    """Run ``check`` on ``plan`` with ``faults``: class verdicts, failures with hop and cause."""
+def analyse(plan: Plan, faults: tuple[Fault, ...] = (), probe: Probe = ICMP) -> Verdicts:
+    """Run ``check`` (``--probe probe``) on ``plan`` with ``faults``: class verdicts, failures
+    with hop and cause."""
     from ..model import apply_faults, from_plan, reachability
 
     state = apply_faults(from_plan(plan), faults)
-    result = reachability(state)
-    return Verdicts(plan, tuple(faults), state, result, tuple(result.pairs()))
+    result = reachability(state, probe)
+    return Verdicts(plan, tuple(faults), state, result, tuple(result.pairs()), probe)

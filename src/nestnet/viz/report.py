@@ -89,6 +89,18 @@ def matrix_html(title: str, nodes: list[str], sources: list[str], verdict: Mappi
             f'<tbody>{"".join(rows)}</tbody></table></figure>')
 
 
+def probe_words(probe) -> dict[str, str]:
+    """How the page speaks of ``probe`` (nestnet.model.Probe); a ping's words are the page's own."""
+    if probe.port is None:
+        return {"a": "a ping", "one": "ping", "many": "pings", "reply": "reply", "answer": "echo reply"}
+    if probe.protocol == "tcp":
+        return {"a": f"a TCP connection to port {probe.port}", "one": f"TCP connection to port {probe.port}",
+                "many": f"TCP connections to port {probe.port}", "reply": "answer",
+                "answer": f"TCP connection to port {probe.port}"}
+    return {"a": f"a UDP datagram to port {probe.port}", "one": f"UDP datagram to port {probe.port}",
+            "many": f"UDP echoes on port {probe.port}", "reply": "echo", "answer": f"UDP echo from port {probe.port}"}
+
+
 def render(v: Verdicts, svg: str, lab: Mapping[tuple[str, str], bool] | None = None) -> str:
     """The page. ``lab``: the lab's verdict per ordered pair (``nestnet lab matrix``), if it ran."""
     from ..advise import not_served
@@ -121,6 +133,9 @@ def render(v: Verdicts, svg: str, lab: Mapping[tuple[str, str], bool] | None = N
                        f'{"lab and check agree" if not disagree else f"{len(disagree)} disagreement{_s(disagree)}"}</span>')
     if v.faults:
         summary.append(f'<span class="pill warn">faults: {_e(faults)}</span>')
+    words = probe_words(v.probe)
+    if v.probe.port is not None:
+        summary.append(f'<span class="pill muted">probe: {_e(str(v.probe))}</span>')
 
     if not small:
         matrices = [f'<p class="muted">{len(nodes)} nodes: too many for a readable matrix; '
@@ -130,8 +145,8 @@ def render(v: Verdicts, svg: str, lab: Mapping[tuple[str, str], bool] | None = N
     if small:
         matrices.append(matrix_html("nestnet check (the model)", nodes, sources, verdict, reason, by_design, lab, "check"))
     if lab is not None and small:
-        no_reply = {k: "no echo reply in the lab" for k, ok in lab.items() if not ok}
-        matrices.append(matrix_html("nestnet lab matrix (real pings in namespaces)", nodes, sources, lab, no_reply,
+        no_reply = {k: f"no {words['answer']} in the lab" for k, ok in lab.items() if not ok}
+        matrices.append(matrix_html(f"nestnet lab matrix (real {words['many']} in namespaces)", nodes, sources, lab, no_reply,
                                     by_design, verdict, "lab"))
 
     # failures: hop, cause, fix
@@ -155,7 +170,7 @@ def render(v: Verdicts, svg: str, lab: Mapping[tuple[str, str], bool] | None = N
     for s, d in disagree:
         if verdict[(s, d)]:  # check says ok, the lab fails: not in the list above
             frows.append([f'<span class="pair">{_e(s)} → {_e(d)}</span>', '<span class="muted">—</span>',
-                          "the lab's ping got no reply where check says ok", '<span class="muted">—</span>',
+                          f"the lab's {words['one']} got no {words['reply']} where check says ok", '<span class="muted">—</span>',
                           "fails"])
     if len(failed) > MAX_FAILURE_ROWS:
         frows.append([f"... and {len(failed) - MAX_FAILURE_ROWS} more", "", "", "", *([""] if lab is not None else [])])
@@ -181,7 +196,7 @@ def render(v: Verdicts, svg: str, lab: Mapping[tuple[str, str], bool] | None = N
 failing pair. Green border: every pair through it works.</p>
 <div class="diagram">{svg}</div></section>
 <section id="matrix"><h2>Reachability</h2>
-<p class="hint">Every ordered pair: a ping whose request and reply both get through. Hover a cell for the
+<p class="hint">Every ordered pair: {_e(words['a'])} whose request and reply both get through. Hover a cell for the
 reason.{" A ringed cell is a disagreement between the lab and the model." if lab is not None else ""}</p>
 <div class="matrices">{"".join(matrices)}</div></section>
 <section id="failures"><h2>Failures</h2>{failures}</section>
