@@ -249,3 +249,13 @@ def check_azure(ep: Any, path: Path, plan: Plan, *args: str) -> subprocess.Compl
            "AZURE_SUBSCRIPTION_ID": plan.azure.subscription_id or DEFAULT_SUBSCRIPTION}
     return subprocess.run([sys.executable, "-m", "nestnet", "check", str(path), "--azure", "--json", *args],
                           capture_output=True, text=True, env=env, timeout=120)
+
+
+def add_foreign_routes(ep: Any, plan: Plan, count: int) -> None:
+    """Another writer's routes ``foreign0..`` (192.168.i.0/24, next hop None) in the plan's table."""
+    az = plan.azure
+    for i in range(count):
+        ep.sdk(plan).routes.begin_create_or_update(
+            az.resource_group, az.route_table, f"foreign{i}",
+            {"properties": {"addressPrefix": f"192.168.{i}.0/24", "nextHopType": "None"}},
+        ).result()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from azure_helpers import add_foreign_routes
 from nestnet.azure.reconcile import plan_changes, reconcile
 from nestnet.errors import AzureError
 
@@ -51,12 +52,7 @@ def test_exception_over_the_limit_with_foreign_routes_writes_nothing(emulator, p
     ep = emulator(home)
     client = ep.client(home)
     reconcile(client, home)
-    az = home.azure
-    for i in range(2):
-        ep.sdk(home).routes.begin_create_or_update(
-            az.resource_group, az.route_table, f"foreign{i}",
-            {"properties": {"addressPrefix": f"192.168.{i}.0/24", "nextHopType": "None"}},
-        ).result()
+    add_foreign_routes(ep, home, 2)
     spec = mobile(moved_to="kvm2")
     spec["azure"]["max_routes"] = 5
     moved = plan_of(spec, "moved.yaml")  # 4 routes of nestnet's fit the plan's limit alone

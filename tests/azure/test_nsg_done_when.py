@@ -27,6 +27,16 @@ def three_hosts(name: str) -> dict:
     return spec
 
 
+def reconciled_three_hosts(emulator, plan_of, tmp_path, name: str):
+    """The three-host fabric written to a spec file and reconciled into a fresh emulator."""
+    spec = three_hosts(name)
+    path = write_spec(tmp_path / "spec.yaml", spec)
+    plan = plan_of(spec)
+    ep = emulator(plan)
+    reconcile(ep.client(plan), plan)
+    return path, plan, ep
+
+
 def create_nsg(ep, plan) -> None:
     """As a person would with the SDK: the NSG with its rule, then the subnet pointing at it."""
     sdk = ep.sdk(plan)
@@ -40,11 +50,7 @@ def create_nsg(ep, plan) -> None:
 
 
 def test_check_azure_reports_exactly_the_denied_pair(emulator, plan_of, tmp_path):
-    spec = three_hosts("nsgchk")
-    path = write_spec(tmp_path / "spec.yaml", spec)
-    plan = plan_of(spec)
-    ep = emulator(plan)
-    reconcile(ep.client(plan), plan)
+    path, plan, ep = reconciled_three_hosts(emulator, plan_of, tmp_path, "nsgchk")
     r = check_azure(ep, path, plan)
     assert r.returncode == 0, r.stdout + r.stderr
     create_nsg(ep, plan)

@@ -16,7 +16,7 @@ from nestnet.azure.reconcile import reconcile
 from nestnet.lab.azure import lab_programmer
 from nestnet.model import Probe
 
-from test_nsg_done_when import three_hosts
+from test_nsg_done_when import reconciled_three_hosts, three_hosts
 
 RULES = [
     {"name": "allow-ssh", "properties": {
@@ -43,11 +43,7 @@ INTO_VM_SUBNET = {"vme-kvm-vm1", "vme-kvm-vm2", "vme-kvm-vm3", "web1", "web2", "
 
 
 def test_check_azure_with_probe(emulator, plan_of, tmp_path):
-    spec = three_hosts("nsgprb")
-    path = write_spec(tmp_path / "spec.yaml", spec)
-    plan = plan_of(spec)
-    ep = emulator(plan)
-    reconcile(ep.client(plan), plan)
+    path, plan, ep = reconciled_three_hosts(emulator, plan_of, tmp_path, "nsgprb")
     create_ssh_only(ep, plan)
     r = check_azure(ep, path, plan, "--probe", "tcp/22")
     assert r.returncode == 0, r.stdout + r.stderr

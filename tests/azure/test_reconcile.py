@@ -12,7 +12,7 @@ from nestnet.azure.diff import TAG_FABRIC
 from nestnet.azure.reconcile import apply, plan_changes, reconcile
 from nestnet.errors import AzureError, ServiceError, UsageError
 
-from azure_helpers import fabric_spec, seed_spec
+from azure_helpers import add_foreign_routes, fabric_spec, seed_spec
 
 
 def read_back(ep, plan):
@@ -174,12 +174,7 @@ def test_over_limit_is_refused_before_any_write(emulator, plan_of):
     ep = emulator(plan)
     client = ep.client(plan)
     reconcile(client, plan)
-    az = plan.azure
-    for i in range(2):
-        ep.sdk(plan).routes.begin_create_or_update(
-            az.resource_group, az.route_table, f"foreign{i}",
-            {"properties": {"addressPrefix": f"192.168.{i}.0/24", "nextHopType": "None"}},
-        ).result()
+    add_foreign_routes(ep, plan, 2)
     spec = fabric_spec(3, max_routes=4)
     spec["hosts"][0]["ip"] = "10.0.0.100"  # a change that would otherwise be written
     changed = plan_of(spec)

@@ -133,8 +133,7 @@ class Arm:
             nic = self.resources.get(key(nic_id))
             if nic is None or nic["type"] != f"{NET}/networkInterfaces":
                 raise KeyError(nic_id)
-            vm_id = vm if vm.startswith("/") else f"{nic['id'].split('/providers/')[0]}/providers/Microsoft.Compute/virtualMachines/{vm}"
-            self._commit({key(nic_id): attached(nic, vm_id, primary)})
+            self._commit({key(nic_id): attached(nic, vm, primary)})
 
     # -- the request pipeline ---------------------------------------------------------------------
     def handle(self, method: str, target: str, headers: dict[str, str], body: bytes, base: str) -> Reply:

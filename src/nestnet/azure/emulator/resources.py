@@ -77,10 +77,11 @@ COMPUTE_OWNED = ("virtualMachine", "macAddress", "primary")
 
 def _nic_properties(props: dict[str, Any], existing: dict[str, Any] | None) -> None:
     """The NIC settings Azure always answers with, defaulted as Azure does (2024-05-01 examples)."""
+    before = (existing or {}).get("properties") or {}
     for owned in COMPUTE_OWNED:
         props.pop(owned, None)
-        if owned in ((existing or {}).get("properties") or {}):
-            props[owned] = copy.deepcopy(existing["properties"][owned])  # type: ignore[index]
+        if owned in before:
+            props[owned] = copy.deepcopy(before[owned])
     for flag in ("enableIPForwarding", "enableAcceleratedNetworking", "disableTcpStateTracking"):
         props[flag] = bool(expect(props.get(flag), bool, f"properties.{flag}"))
     dns = expect(props.get("dnsSettings"), dict, "properties.dnsSettings") or {}
@@ -89,10 +90,12 @@ def _nic_properties(props: dict[str, Any], existing: dict[str, Any] | None) -> N
     props["vnetEncryptionSupported"] = False
 
 
-def attached(nic: dict[str, Any], vm_id: str, primary: bool = True) -> dict[str, Any]:
-    """The NIC once a VM has taken it: Compute's ``virtualMachine``, ``macAddress`` and ``primary``.
-    The MAC is derived from the NIC's id under the OUI 00-0D-3A that Azure's MACs carry (assumed:
-    Azure's own MACs are not predictable; the NetworkInterfaceGet example shows that format)."""
+def attached(nic: dict[str, Any], vm: str, primary: bool = True) -> dict[str, Any]:
+    """The NIC once VM ``vm`` (a name in the NIC's resource group, or a full id) has taken it:
+    Compute's ``virtualMachine``, ``macAddress`` and ``primary``. The MAC is derived from the NIC's
+    id under the OUI 00-0D-3A that Azure's MACs carry (assumed: Azure's own MACs are not
+    predictable; the NetworkInterfaceGet example shows that format)."""
+    vm_id = vm if vm.startswith("/") else f"{nic['id'].split('/providers/')[0]}/providers/Microsoft.Compute/virtualMachines/{vm}"
     out = copy.deepcopy(nic)
     out["properties"].update(virtualMachine={"id": vm_id}, primary=primary, macAddress=_mac(nic["id"]))
     _bump(out)
@@ -251,14 +254,10 @@ def seeded(resources: Mapping[str, dict[str, Any]], plan: Any) -> dict[str, dict
         if key(nid) in resources:
             continue
         etag = new_etag()
-        out[key(nid)] = {
+        nic = {
             "id": nid, "name": h.nic, "type": f"{NET}/networkInterfaces", "location": loc, "etag": etag,
             "properties": {
                 "provisioningState": "Succeeded", "enableIPForwarding": False,
-                # the KVM host's VM has taken the NIC (as attached() shows it)
-                "virtualMachine": {"id": f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute"
-                                         f"/virtualMachines/{h.name}"},
-                "primary": True, "macAddress": _mac(nid),
                 "ipConfigurations": [{
                     "id": f"{nid}/ipConfigurations/ipconfig1", "name": "ipconfig1", "etag": etag,
                     "type": f"{NET}/networkInterfaces/ipConfigurations",
@@ -268,6 +267,7 @@ def seeded(resources: Mapping[str, dict[str, Any]], plan: Any) -> dict[str, dict
                 }],
             },
         }
+        out[key(nid)] = attached(nic, h.name)  # the KVM host's VM has taken its NIC
     return out
 
 

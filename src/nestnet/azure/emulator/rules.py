@@ -205,10 +205,9 @@ def check_subnet(resources: Mapping[str, dict[str, Any]], vnet_id: str, s: Any, 
     if delegations is not None:
         props["delegations"] = [_delegation(d, f"{where}.delegations[{j}]", subnet_id, etag)
                                 for j, d in enumerate(delegations)]
-        if props["delegations"]:
-            props["purpose"] = ""  # read-only; the SubnetCreateWithDelegation example answers "" (values vary)
-        else:
-            props.pop("purpose", None)
+    props.pop("purpose", None)  # read-only: a delegated subnet's, "" as the SubnetCreateWithDelegation example answers
+    if props.get("delegations"):
+        props["purpose"] = ""
     props["provisioningState"] = "Succeeded"
     return {"id": subnet_id, "name": name, "etag": etag, "type": f"{NET}/virtualNetworks/subnets", "properties": props}
 
