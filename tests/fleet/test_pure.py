@@ -212,3 +212,45 @@ def test_ansible_refusing_its_arguments_is_one_line(tmp_path):
     assert r.returncode == 1
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ansible-playbook exited ") and "--no-such-ansible-option" in last
+
+
+def test_a_spec_path_that_looks_like_a_template_is_data_and_runs_nothing(tmp_path):
+    """A spec in a directory named {{ lookup("pipe", ...) }}: Ansible used to render the path (an
+    extra var) and run the command as root on the controller. Now nothing runs, and the apply
+    works: both hosts get the spec and lock byte for byte and report their JSON."""
+    pwned = tmp_path / "pwned"
+    d = tmp_path / '{{ lookup("pipe","id>$F") }}'
+    d.mkdir()
+    spec = d / "seed.yaml"
+    spec.write_text(SEED.read_text() + "# {{ lookup('pipe', 'id>$F') }}\n")
+    (d / "seed.lock").write_text(SEED.with_suffix(".lock").read_text())
+    standin = tmp_path / "standin"
+    standin.write_text("#!/bin/sh\necho '{\"host\": \"x\", \"changes\": []}'\n")
+    standin.chmod(0o755)
+    r = nestnet("fleet", "apply", str(spec), "--inventory", str(local_inventory(tmp_path, str(standin))), "--json",
+                env={**ansible_env(tmp_path), "F": str(pwned)})
+    assert not pwned.exists(), "a template in the spec's path ran on the controller"
+    assert r.returncode == 0, r.stderr
+    assert [h["status"] for h in json.loads(r.stdout)["hosts"]] == ["ok", "ok"]
+    for h in ("vme-kvm-vm1", "vme-kvm-vm2"):
+        etc = tmp_path / h / "etc" / "nestnet"
+        assert (etc / "nestnet.yaml").read_text() == spec.read_text()
+        assert (etc / "nestnet.lock").read_text() == (d / "seed.lock").read_text()
+
+
+def test_variables_nestnet_passes_are_unsafe_for_ansible(tmp_path):
+    """The inventory nestnet renders and its extra vars: every string tagged !unsafe, and Ansible
+    still resolves them (here as connection settings of a local host)."""
+    from nestnet.fleet.run import dump_unsafe
+
+    inv = {GROUP: {"hosts": {"h": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+                                   "msg": "{{ lookup('pipe', 'touch " + str(tmp_path / "pwned") + "') }}"}}}}
+    text = dump_unsafe(inv)
+    assert text.count("!unsafe") == 3
+    (tmp_path / "inv.yaml").write_text(text)
+    pb = tmp_path / "pb.yaml"
+    pb.write_text(dump([{"hosts": GROUP, "gather_facts": False, "tasks": [{"debug": {"msg": "{{ msg }}"}}]}]))
+    r = subprocess.run([find_ansible_playbook(), "-i", str(tmp_path / "inv.yaml"), str(pb)],
+                       capture_output=True, text=True, env=ansible_env(tmp_path), check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "lookup('pipe'" in r.stdout and not (tmp_path / "pwned").exists()

@@ -57,8 +57,9 @@ def inventory(spec: str, out: str | None) -> None:
 @spec_argument
 @out_option
 def playbook(spec: str, out: str | None) -> None:
-    """Print the playbook apply runs. It needs the extra vars nestnet_spec_src and
-    nestnet_lock_src (controller paths; empty lock = none) and reads nestnet_install (pip|skip),
+    """Print the playbook apply runs. It needs the extra var nestnet_payload (what apply passes:
+    base64 of the spec and lock) or else nestnet_spec_src and nestnet_lock_src (controller
+    paths; empty lock = none), and reads nestnet_install (pip|skip),
     nestnet_pip_name, nestnet_command and nestnet_root (all with defaults)."""
     from ..fleet import playbook as render
     from ..fleet.run import dump

@@ -6,6 +6,8 @@ The playbook's knobs are variables with defaults written inline (``| default(...
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
 from ..plan import Plan
@@ -94,12 +96,21 @@ sys.exit(rc)
 """
 # The Python that runs DELIVER: the inventory's interpreter when it names one, else python3.
 PYTHON = "{{ ansible_python_interpreter if (ansible_python_interpreter | default('')) is match('/') else 'python3' }}"
-# DELIVER's stdin, read on the controller (exact bytes: no rstrip; an empty lock path = no lock).
+# DELIVER's stdin. `fleet apply` passes it ready-made as ``nestnet_payload`` (base64, read by
+# nestnet itself, marked !unsafe): no path or text of the user's is ever a template Ansible renders
+# (a spec in a directory named {{ lookup('pipe', ...) }} must not run anything). Your own Ansible
+# may instead give the two controller paths (exact bytes: no rstrip; an empty lock path = no lock).
 PAYLOAD = (
-    "{{ {'spec': lookup('file', nestnet_spec_src, rstrip=False),"
+    "{{ nestnet_payload if nestnet_payload is defined else"
+    " ({'spec': lookup('file', nestnet_spec_src, rstrip=False),"
     " 'lock': (lookup('file', nestnet_lock_src, rstrip=False) if nestnet_lock_src | length > 0 else none)}"
-    " | to_json | b64encode }}"
+    " | to_json | b64encode) }}"
 )
+
+
+def payload(spec_text: str, lock_text: str | None) -> str:
+    """``nestnet_payload``: what DELIVER reads on its stdin."""
+    return base64.b64encode(json.dumps({"spec": spec_text, "lock": lock_text}).encode("utf-8")).decode("ascii")
 
 
 def _deliver_and_run(check: str, argv: list[str]) -> dict[str, Any]:
@@ -118,9 +129,10 @@ def playbook() -> list[dict[str, Any]]:
     The files go to ``<nestnet_root>/etc/nestnet/nestnet.{yaml,lock}``. In check mode
     (``--check``, nestnet's ``--dry-run``) they go to a scratch directory that is removed
     afterwards and the host runs ``nestnet host diff``: the host's config is untouched, yet the
-    diff is against this spec; the task therefore runs with ``check_mode: false``. Variables
-    ``nestnet_spec_src`` / ``nestnet_lock_src`` (the controller's files; an empty lock means the
-    spec has none) come from ``fleet apply`` as extra vars.
+    diff is against this spec; the task therefore runs with ``check_mode: false``. The files come
+    as ``nestnet_payload`` (``payload()``; what ``fleet apply`` passes as an !unsafe extra var) or,
+    without it, from the controller paths ``nestnet_spec_src`` / ``nestnet_lock_src`` (an empty
+    lock path means the spec has none).
     """
     root = "{{ " + _var("nestnet_root") + " }}"
     tasks: list[dict[str, Any]] = [

@@ -17,6 +17,7 @@ from ..errors import OperationError, UsageError
 from ..ipam import lock_path
 from ..model.nsg import ICMP, Probe
 from ..plan import Plan
+from ..store import read_text
 from . import render
 from .summary import HostResult, summarise
 
@@ -40,6 +41,31 @@ def find_ansible_playbook() -> str:
 
 def dump(data: object) -> str:
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=1000)
+
+
+class _Unsafe(str):
+    """A string Ansible must take as data, never render as a template (YAML tag ``!unsafe``)."""
+
+
+class _UnsafeDumper(yaml.SafeDumper):
+    pass
+
+
+_UnsafeDumper.add_representer(_Unsafe, lambda d, v: d.represent_scalar("!unsafe", str(v)))
+
+
+def _unsafe(data: object) -> object:
+    if isinstance(data, dict):
+        return {k: _unsafe(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_unsafe(v) for v in data]
+    return _Unsafe(data) if isinstance(data, str) else data
+
+
+def dump_unsafe(data: object) -> str:
+    """``data`` as YAML for Ansible with every string value tagged ``!unsafe``: variables and
+    inventory values nestnet passes are data, so a ``{{ ... }}`` in a path or name is never run."""
+    return yaml.dump(_unsafe(data), Dumper=_UnsafeDumper, sort_keys=False, default_flow_style=False, width=1000)
 
 
 def apply(
@@ -79,13 +105,14 @@ def _run(plan: Plan, spec_path: str | Path, playbook: list, inventory: str | Pat
         d = Path(tmp)
         inv = Path(inventory).resolve() if inventory is not None else d / "inventory.yaml"
         if inventory is None:
-            inv.write_text(dump(render.inventory(plan)))
+            inv.write_text(dump_unsafe(render.inventory(plan)))
         (d / "playbook.yaml").write_text(dump(playbook))
-        # Extra vars as a file: paths with spaces or quotes survive unharmed.
-        (d / "vars.json").write_text(json.dumps(
-            {"nestnet_spec_src": str(spec), "nestnet_lock_src": str(lock) if lock.exists() else "", **extra_vars}
-        ))
-        argv = [find_ansible_playbook(), "-i", str(inv), str(d / "playbook.yaml"), "-e", f"@{d / 'vars.json'}", *args]
+        # Extra vars as a file, every string !unsafe; the spec and lock as one base64 payload read
+        # here, so no user path or text reaches Ansible's templating (docs/decisions/0007).
+        text = read_text(spec) or ""
+        payload = render.payload(text, read_text(lock, missing_ok=True))
+        (d / "vars.yaml").write_text(dump_unsafe({"nestnet_payload": payload, **extra_vars}))
+        argv = [find_ansible_playbook(), "-i", str(inv), str(d / "playbook.yaml"), "-e", f"@{d / 'vars.yaml'}", *args]
         env = {
             # Speed defaults, each overridable from the environment: pipelining runs a module in
             # the ssh session itself (no temp files, fewer round trips); one fork per host.
