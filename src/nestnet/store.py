@@ -190,7 +190,9 @@ def exclusive(spec_path: Path) -> Iterator[None]:
 
 
 def _wait_flock(fd: int, path: Path) -> None:
-    timeout = float(os.environ.get("NESTNET_LOCK_TIMEOUT") or LOCK_TIMEOUT)
+    from .env import get as env
+
+    timeout = env("NESTNET_LOCK_TIMEOUT") or LOCK_TIMEOUT
     deadline = time.monotonic() + timeout
     delay = 0.005
     while True:

@@ -18,7 +18,7 @@ from .azure_facts import reserved_addresses  # noqa: F401 - one definition, re-e
 from .errors import Problem, SpecError
 from .spec import AZURE_NAME_RE, FABRIC_NAME_RE, IFNAME_RE, MAC_RE, NODE_NAME_RE, HostSpec, Spec
 
-GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+from .env import GUID_RE  # one rule for a subscription id, from the spec or the environment
 # Azure region names as ARM spells them: 'eastus', 'westeurope', 'eastus2euap'.
 LOCATION_RE = re.compile(r"^[a-z][a-z0-9]{1,39}$")
 # Interface names Linux gives a meaning of its own: /proc/sys/net/ipv4/conf/{all,default} and

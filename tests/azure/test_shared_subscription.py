@@ -477,7 +477,7 @@ def test_cloud_settings_reach_credential_and_client(monkeypatch):
 def test_cloud_from_the_spec(plan_of):
     spec = seed_spec()
     spec["azure"]["cloud"] = "china"
-    s = settings_for(plan_of(spec), env={"AZURE_SUBSCRIPTION_ID": "s"})
+    s = settings_for(plan_of(spec), env={"AZURE_SUBSCRIPTION_ID": DEFAULT_SUBSCRIPTION})
     assert s.endpoint == "https://management.chinacloudapi.cn" and s.authority_host == "login.chinacloudapi.cn"
 
 

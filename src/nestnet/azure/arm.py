@@ -35,7 +35,6 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
-from urllib.parse import urlsplit
 
 from ..errors import AzureError, ServiceError, UsageError
 
@@ -105,37 +104,20 @@ class ArmSettings:
         cloud = cloud or "public"
         if cloud not in CLOUDS:
             raise UsageError(f"azure.cloud {cloud!r}: expected one of {', '.join(CLOUDS)}")
-        endpoint = env.get("NESTNET_ARM_ENDPOINT") or arm_endpoint or CLOUDS[cloud][0]
-        source = "NESTNET_ARM_ENDPOINT" if env.get("NESTNET_ARM_ENDPOINT") else "azure.arm_endpoint"
+        from .. import env as environment
+
+        given = environment.get("NESTNET_ARM_ENDPOINT", env)
+        endpoint = given or arm_endpoint or CLOUDS[cloud][0]
+        source = "NESTNET_ARM_ENDPOINT" if given else "azure.arm_endpoint"
         endpoint = _check_endpoint(source, endpoint).rstrip("/")
         authority = authority_host or (None if cloud == "public" else CLOUDS[cloud][1])
-        sub = subscription_id or env.get("AZURE_SUBSCRIPTION_ID")
+        sub = subscription_id or environment.get("AZURE_SUBSCRIPTION_ID", env)
         if not sub:
             raise UsageError("no subscription: set azure.subscription_id in the spec or AZURE_SUBSCRIPTION_ID")
-        ca = env.get("NESTNET_ARM_CA_BUNDLE") or None
-        if ca:
-            _check_ca_bundle(ca)
+        ca = environment.get("NESTNET_ARM_CA_BUNDLE", env)
         if timeout is None:
-            raw = env.get("NESTNET_ARM_TIMEOUT")
-            timeout = parse_timeout("NESTNET_ARM_TIMEOUT", raw) if raw else DEFAULT_TIMEOUT
-        return cls(endpoint, sub, resource_group, ca, env.get("NESTNET_ARM_TOKEN") or None, authority, timeout)
-
-
-def _check_ca_bundle(ca: str) -> None:
-    """A CA bundle that cannot serve is the user's mistake (2), found before any request, not
-    "cannot reach ARM" (3) at the first TLS handshake."""
-    import ssl
-
-    if Path(ca).is_dir():
-        raise UsageError(f"NESTNET_ARM_CA_BUNDLE {ca!r}: is a directory, not a file (give a PEM file)")
-    if not Path(ca).exists():
-        raise UsageError(f"NESTNET_ARM_CA_BUNDLE {ca!r}: no such file")
-    try:
-        ssl.create_default_context(cafile=ca)
-    except ssl.SSLError as exc:
-        raise UsageError(f"NESTNET_ARM_CA_BUNDLE {ca!r}: no PEM certificate in it ({exc.reason or exc})") from None
-    except OSError as exc:
-        raise UsageError(f"NESTNET_ARM_CA_BUNDLE {ca!r}: cannot read: {exc.strerror or exc}") from None
+            timeout = environment.get("NESTNET_ARM_TIMEOUT", env) or DEFAULT_TIMEOUT
+        return cls(endpoint, sub, resource_group, ca, environment.get("NESTNET_ARM_TOKEN", env), authority, timeout)
 
 
 def settings_for(plan: Any, env: Mapping[str, str] = os.environ, timeout: float | None = None) -> ArmSettings:
@@ -149,26 +131,15 @@ def settings_for(plan: Any, env: Mapping[str, str] = os.environ, timeout: float 
 
 
 def parse_timeout(name: str, value: str) -> float:
-    try:
-        t = float(value)
-        if not 0 < t <= 86400:
-            raise ValueError
-    except ValueError:
-        raise UsageError(f"{name} {value!r}: expected a number of seconds, more than 0") from None
-    return t
+    from ..env import seconds
+
+    return seconds(name, value)
 
 
 def _check_endpoint(source: str, endpoint: str) -> str:
-    try:
-        url = urlsplit(endpoint)
-        url.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError as exc:
-        raise UsageError(f"{source} {endpoint!r}: not a URL ({exc})") from None
-    if url.scheme != "https":
-        raise UsageError(f"{source} {endpoint!r}: must be an https:// URL (TLS is never turned off)")
-    if not url.hostname:
-        raise UsageError(f"{source} {endpoint!r}: no host name")
-    return endpoint
+    from ..env import https_url
+
+    return https_url(source, endpoint)
 
 
 class _StaticToken:

@@ -118,7 +118,10 @@ def main(argv: list[str] | None = None) -> None:
 def _main(argv: list[str] | None) -> None:
     from ..errors import NestnetError
 
+    from ..env import check_all
+
     try:
+        check_all()  # the environment is input: a bad value is exit 2 before anything runs
         rv = cli.main(args=argv, prog_name="nestnet", standalone_mode=False)
     except NestnetError as exc:
         _print_error(exc)
@@ -138,7 +141,7 @@ def _main(argv: list[str] | None) -> None:
         click.echo("interrupted", err=True)
         sys.exit(130)
     except Exception:
-        if os.environ.get("NESTNET_DEBUG"):
+        if _debug():
             raise
         import tempfile
         import traceback
@@ -153,6 +156,16 @@ def _main(argv: list[str] | None) -> None:
         )
         sys.exit(70)
     sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _debug() -> bool:
+    from ..env import get
+    from ..errors import NestnetError
+
+    try:
+        return bool(get("NESTNET_DEBUG"))
+    except NestnetError:
+        return False
 
 
 def _click_message(exc: click.ClickException) -> str:

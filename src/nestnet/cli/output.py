@@ -35,6 +35,9 @@ class UserPath(click.Path):
 
         value = os.fsdecode(value)
         hint = _hint(param) if param is not None else "path"
+        if param is not None and ctx is not None and isinstance(param.envvar, str) and \
+                ctx.get_parameter_source(param.name or "") == click.core.ParameterSource.ENVIRONMENT:
+            hint = f"{param.envvar} (for {hint})"  # the environment is input too: name the variable
         full = os.path.abspath(value)
 
         def bad(why: str) -> UsageError:

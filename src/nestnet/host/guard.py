@@ -10,7 +10,6 @@ the spec's ``ssh_port`` is protected.
 
 from __future__ import annotations
 
-import os
 import re
 
 from ..errors import HostError
@@ -20,8 +19,9 @@ _CHAIN = re.compile(r"chain (\S+) \{\n\s*type filter hook (input|output) [^;]*;\
 
 
 def ssh_port(default: int) -> int:
-    parts = os.environ.get("SSH_CONNECTION", "").split()
-    return int(parts[3]) if len(parts) == 4 and parts[3].isdigit() else default
+    from ..env import get
+
+    return get("SSH_CONNECTION") or default
 
 
 def drops_ssh(ruleset: str, port: int) -> str | None:
