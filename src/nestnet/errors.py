@@ -8,11 +8,13 @@
      │    ├── HostError
      │    ├── AzureError
      │    └── LabError
-     └── ServiceError            could not reach or authorize Azure, a host or a service
-                                 (timeout, refused, 401/403, deadline passed): exit 3
+     ├── ServiceError            could not reach or authorize Azure, a host or a service
+     │                           (timeout, refused, 401/403, deadline passed): exit 3
+     └── StdoutError             standard output cannot be written (full disk, closed): exit 74
 
 Exit codes: 0 ok; 1 "not healthy" / "changes pending" / the world refused; 2 bad input
-(nothing changed); 3 a service could not be reached or authorized; 70 a bug in nestnet; 141 the
+(nothing changed); 3 a service could not be reached or authorized; 70 a bug in nestnet; 74
+standard output could not be written (``> /dev/full``, closed; sysexits' EX_IOERR); 141 the
 reader of the output went away (`| head`), as for git.
 
 Errors from dependencies are converted at the edge (``raise HostError(...) from exc``) so the CLI
@@ -107,3 +109,10 @@ class ServiceError(NestnetError):
     """
 
     exit_code = 3
+
+
+class StdoutError(NestnetError):
+    """Standard output cannot be written (a full disk, an I/O error, closed): exit 74, sysexits.h's
+    EX_IOERR. What the command did before is done; only its report is lost."""
+
+    exit_code = 74

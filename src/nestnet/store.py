@@ -105,8 +105,39 @@ def _write_target(path: Path) -> Path:
     return real
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` (or a symlink's target) with ``text``, all or nothing, keeping mode/owner."""
+def write_output(path: Path | str, text: str, mode: int | None = None) -> None:
+    """An output file the user asked for (``--out``), replaced atomically like the spec, so a full
+    disk leaves the previous file whole. Failures are ``OSError``s naming the path, which the CLI
+    reports as bad input naming the option (exit 2, one line; docs/decisions/0023). A file made
+    read-only is not replaced (as ``cp`` would not), and a FIFO or device given as the output
+    (``--out /dev/stdout``) cannot be: it is written to directly."""
+    p = Path(path)
+    try:
+        st = os.stat(p)
+    except OSError:
+        st = None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        with open(p, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        return
+    if st is not None and not os.access(p, os.W_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+    _replace(p, text, mode)
+
+
+def write_atomic(path: Path, text: str, mode: int | None = None) -> None:
+    """Replace ``path`` (or a symlink's target) with ``text``, all or nothing, keeping mode/owner
+    (``mode``: this mode, less the umask, whatever the old file had); a one-line SpecError naming
+    ``path`` if the OS refuses."""
+    try:
+        _replace(path, text, mode)
+    except OSError as exc:
+        if exc.filename and exc.filename != str(path):  # the temp file could not be made in this directory
+            raise _bad(path, f"cannot write in {exc.filename}: {exc.strerror}") from None
+        raise _bad(path, f"cannot write: {exc.strerror}") from None
+
+
+def _replace(path: Path, text: str, mode: int | None) -> None:
     target = _write_target(path)
     try:
         old = os.stat(target)
@@ -115,19 +146,21 @@ def write_atomic(path: Path, text: str) -> None:
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:
-        raise _bad(path, f"cannot write in {target.parent}: {exc.strerror}") from None
+        raise type(exc)(exc.errno, exc.strerror, str(target.parent)) from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(text.encode("utf-8"))
             fh.flush()
             _keep_mode_owner(fh.fileno(), old)
+            if mode is not None:
+                os.fchmod(fh.fileno(), mode & ~_umask())
             os.fsync(fh.fileno())
         os.rename(tmp, target)
     except BaseException as exc:
         with _ignore(OSError):
             os.unlink(tmp)
         if isinstance(exc, OSError):
-            raise _bad(path, f"cannot write: {exc.strerror}") from None
+            raise type(exc)(exc.errno, exc.strerror, str(path)) from None
         raise
     _fsync_dir(target.parent)
 

@@ -331,19 +331,20 @@ def az_script(plan: Any) -> str:
 
 
 def write_export(plan: Any, fmt: str, out_dir: str | Path, tf_association: str = "resource") -> Path:
+    from ..store import write_output  # atomic: a full disk leaves the previous file whole
+
     d = Path(out_dir)
     d.mkdir(parents=True, exist_ok=True)
     if fmt == "terraform":
         from .privatedns import terraform as dns_tf
 
         path = d / TF_FILE
-        path.write_text(terraform(plan, tf_association) + dns_tf(plan))
+        write_output(path, terraform(plan, tf_association) + dns_tf(plan))
     elif fmt == "az":
         from .privatedns import az_lines
 
         path = d / AZ_FILE
-        path.write_text(az_script(plan) + az_lines(plan))
-        path.chmod(0o755)
+        write_output(path, az_script(plan) + az_lines(plan), mode=0o755)
     else:
         raise UsageError(f"--format {fmt!r}: expected terraform or az")
     return path

@@ -86,6 +86,7 @@ Exit codes:
   2   bad input: spec, lock or option (one line each; nothing changed)
   3   could not reach or authorize Azure, a host or a service
   70  a bug in nestnet (traceback saved to a file; please report it)
+  74  standard output could not be written (a full disk, closed; one line on stderr)
   141 the reader of the output went away (nestnet ... | head)"""
 
 
@@ -104,6 +105,10 @@ def cli(ctx: click.Context, quiet: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from ..errors import StdoutError
+    from .output import guard_stdout
+
+    guard_stdout()
     try:
         _main(argv)
     finally:
@@ -113,6 +118,9 @@ def main(argv: list[str] | None = None) -> None:
             from .output import broken_pipe
 
             broken_pipe()
+        except StdoutError as exc:
+            _print_error(exc)
+            raise SystemExit(exc.exit_code) from None
 
 
 def _main(argv: list[str] | None) -> None:

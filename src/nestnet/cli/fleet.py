@@ -30,8 +30,9 @@ def _write(text: str, out: str | None) -> None:
     if out is None:
         click.echo(text, nl=False)
         return
-    with open(out, "w", encoding="utf-8") as fh:  # an OSError names --out, exit 2 (cli.output.UserPath)
-        fh.write(text)
+    from ..store import write_output
+
+    write_output(out, text)  # atomic: a full disk leaves the previous file whole (exit 2, naming it)
 
 
 def _plan(spec: str, write: bool = False):

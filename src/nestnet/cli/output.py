@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import stat
@@ -115,6 +116,71 @@ def console(stderr: bool = False):  # -> rich.console.Console
         c = Console(stderr=stderr, highlight=False, soft_wrap=True, width=100_000)
     c.on_broken_pipe = broken_pipe  # rich's own exits 1, which means "not healthy" here
     return c
+
+
+class _GuardedStdout(io.RawIOBase):
+    """File descriptor 1 for ``sys.stdout``: a write the OS refuses (ENOSPC, EIO, EBADF: ``>
+    /dev/full``, a closed stdout) is a ``StdoutError`` (one line, exit 74) instead of an OSError
+    that would look like a bug (70); a reader gone away stays a BrokenPipeError (141)."""
+
+    def __init__(self, closed_at_start: bool):
+        super().__init__()
+        self.closed_at_start = closed_at_start
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return 1
+
+    def isatty(self) -> bool:
+        return not self.closed_at_start and os.isatty(1)
+
+    def write(self, b) -> int:  # type: ignore[override]
+        from ..errors import StdoutError
+
+        if self.closed_at_start:
+            why = "it is closed"
+        else:
+            try:
+                return os.write(1, b)
+            except BrokenPipeError:
+                raise
+            except OSError as exc:
+                why = exc.strerror or str(exc)
+        _drop_stdout()
+        raise StdoutError(f"cannot write standard output: {why}")
+
+
+def _drop_stdout() -> None:
+    """Whatever is still buffered for stdout goes nowhere (it could not be written)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8")
+
+
+def guard_stdout() -> None:
+    """Put ``_GuardedStdout`` under ``sys.stdout`` (the process's own stdout only, not a test's
+    capture). A closed fd 1 is first taken by /dev/null, so no file nestnet opens later becomes
+    "stdout" by getting descriptor 1."""
+    if sys.stdout is not None and sys.stdout is not sys.__stdout__:
+        return
+    try:
+        os.fstat(1)
+        closed = False
+    except OSError:
+        closed = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        if devnull != 1:
+            os.dup2(devnull, 1)
+            os.close(devnull)
+    old = sys.stdout
+    enc = getattr(old, "encoding", None) or "utf-8"
+    errors = getattr(old, "errors", None) or "strict"
+    line = bool(getattr(old, "line_buffering", False))
+    sys.stdout = sys.__stdout__ = io.TextIOWrapper(
+        io.BufferedWriter(_GuardedStdout(closed)), encoding=enc, errors=errors, line_buffering=line)
 
 
 BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader went away

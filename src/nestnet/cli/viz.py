@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 
@@ -30,7 +29,9 @@ def _write(out: str | None, text: str) -> None:
     if out is None:
         sys.stdout.write(text)
         return
-    Path(out).write_text(text, encoding="utf-8")  # an OSError names --out, exit 2 (cli.output.UserPath)
+    from ..store import write_output
+
+    write_output(out, text)  # atomic: a full disk leaves the previous file whole (exit 2, naming it)
     note(f"wrote {out}")
 
 
