@@ -100,6 +100,22 @@ def ssh_connection(name: str, value: str) -> int:
     return int(parts[3])
 
 
+def abs_dir(name: str, value: str) -> Path:
+    """An absolute path that is a directory or does not exist yet (nestnet creates it)."""
+    p = Path(value)
+    if not p.is_absolute():
+        raise _bad(name, value, "must be an absolute path")
+    if p.exists() and not p.is_dir():
+        raise _bad(name, value, "is not a directory")
+    return p
+
+
+def mirror_url(name: str, value: str) -> str:
+    if not value.startswith(("http://", "https://", "file:/")) or any(c.isspace() for c in value):
+        raise _bad(name, value, "must be an http://, https:// or file:/ URL of a Debian mirror")
+    return value.rstrip("/")
+
+
 def directory(name: str, value: str) -> str:
     return value  # read by click as an option's value (envvar=): UserPath checks it and names the variable
 
@@ -120,6 +136,8 @@ VARIABLES: dict[str, Variable] = {v.name: v for v in (
     Variable("AZURE_SUBSCRIPTION_ID", guid, "the subscription when the spec has none"),
     Variable("NESTNET_ROOT", directory, "--root of host and doctor commands"),
     Variable("NESTNET_DEBUG", flag, "show a traceback instead of saving it (1)"),
+    Variable("NESTNET_IMAGE_CACHE", abs_dir, "where `lab image` caches the systemd hosts' rootfs (default /var/cache/nestnet/images)"),
+    Variable("NESTNET_DEBIAN_MIRROR", mirror_url, "the Debian mirror `lab image` builds from (default http://deb.debian.org/debian)"),
     Variable("SSH_CONNECTION", ssh_connection, "set by sshd: the SSH session the firewall guard protects"),
 )}
 

@@ -27,6 +27,8 @@ BAD: dict[str, list[str]] = {
     "NESTNET_ARM_TOKEN": ["two words", "line\nbreak"],
     "AZURE_SUBSCRIPTION_ID": ["../../x", "sub", "00000000-0000-0000-0000-00000000000g"],
     "NESTNET_DEBUG": ["maybe"],
+    "NESTNET_IMAGE_CACHE": ["relative/images", str(SEED)],
+    "NESTNET_DEBIAN_MIRROR": ["ftp://deb.debian.org/debian", "deb.debian.org", "http://a b"],
     "SSH_CONNECTION": ["garbage", "10.0.0.1 22 10.0.0.2 x", "10.0.0.1 1 10.0.0.2 70000"],
 }
 

@@ -37,7 +37,17 @@ def lab() -> None:
     help="How nested VMs get their network: the `ip` guest config, or only a DHCP client (udhcpc) "
     "asking their host's DHCP server.",
 )
-def up(spec: str, faults: tuple[str, ...], azure: str, as_seed: bool, propagation_delay: float, guests: str) -> None:
+@click.option(
+    "--hosts", "hosts", type=click.Choice(["netns", "systemd"]), default="netns", show_default=True,
+    help="KVM hosts as network namespaces configured from outside, or (systemd) booted by systemd in a "
+    "container from the cached Debian rootfs (`lab image`), configured by `nestnet host apply` run inside.",
+)
+@click.option(
+    "--ufw", "ufw", type=click.Choice(["all", "ufw-hosts"]), default="all", show_default=True,
+    help="With --hosts systemd: UFW enabled at boot on every host (as the seed does), or only on firewall: ufw hosts.",
+)
+def up(spec: str, faults: tuple[str, ...], azure: str, as_seed: bool, propagation_delay: float, guests: str,
+       hosts: str, ufw: str) -> None:
     """Build the lab for SPEC: namespaces nn-<name>.<node>."""
     from .. import lab as labmod
     from ..faults import parse_faults
@@ -49,14 +59,19 @@ def up(spec: str, faults: tuple[str, ...], azure: str, as_seed: bool, propagatio
     plan = _plan(spec, write=True)
     warn_lines(plan.warnings)
     parsed = parse_faults(faults, plan)
+    import time
+
+    t0 = time.monotonic()
     labmod.up(plan, parsed, azure=azure, as_seed=as_seed, propagation_delay=propagation_delay,  # type: ignore[arg-type]
-              guests=guests)  # type: ignore[arg-type]
+              guests=guests, hosts=hosts, ufw=ufw)  # type: ignore[arg-type]
     n = len(plan.node_names)
     note(
         f"lab {plan.name} is up: {len(plan.hosts)} hosts, {len(plan.vms)} VMs, "
         f"{n - len(plan.hosts) - len(plan.vms)} endpoints, internet; Azure from the {azure}; "
         f"guests {'by DHCP' if guests == 'dhcp' else 'static'}"
         + ("; built by hand as the seed document does" if as_seed else "")
+        + (f"; hosts booted by systemd (UFW enabled on {'every host' if ufw == 'all' else 'firewall: ufw hosts'}), "
+           f"nestnet host apply run inside each; {time.monotonic() - t0:.1f} s" if hosts == "systemd" else "")
     )
     for f in parsed:
         note(f"fault applied: {f}")
@@ -319,3 +334,84 @@ def migrate(spec: str, vm: str, to: str, azure: str | None, as_json: bool) -> No
             click.echo(f"  FAIL {p['src']} -> {p['dst']} (lab {'ok' if p['ok'] else 'fails'}, check "
                        f"{'agrees' if p['check'] else 'disagrees'})")
     sys.exit(0 if res.ok else 1)
+
+
+def _progress(as_json: bool):
+    """A live one-line status of a slow step on stderr for people (the build's current line);
+    with --json or when stderr is not a terminal, a few plain lines instead."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def show(title: str):
+        if as_json:
+            yield lambda _m: None
+            return
+        out = console(stderr=True)
+        if not out.is_terminal:
+            note(f"{title} ...")
+            steps = {"I: Retrieving", "I: Validating", "I: Extracting", "I: Installing", "I: Configuring"}
+            seen: set[str] = set()
+
+            def plain(m: str) -> None:
+                head = " ".join(m.split()[:2])
+                if head in steps and head not in seen:  # one line per debootstrap phase
+                    seen.add(head)
+                    note(f"  {m}")
+            yield plain
+            return
+        with out.status(title) as st:
+            yield lambda m: st.update(f"{title}: {m[:100]}")
+
+    return show
+
+
+@lab.command("image")
+@click.option("--flavour", type=click.Choice(["base", "libvirt"]), default="base", show_default=True,
+              help="base: systemd, networkd, netplan, UFW, nftables, dnsmasq; libvirt: base plus libvirt and QEMU.")
+@click.option("--refresh", is_flag=True, help="Build it again even when it is cached.")
+@json_option
+def image(flavour: str, refresh: bool, as_json: bool) -> None:
+    """Build (or reuse) the Debian bookworm rootfs that `lab up --hosts systemd` boots (root, debootstrap).
+
+    Cached in /var/cache/nestnet/images (NESTNET_IMAGE_CACHE), keyed by what it is made of; built
+    from Debian's packages (NESTNET_DEBIAN_MIRROR) in a temporary directory renamed into place.
+    """
+    from ..lab import image as img
+
+    with _progress(as_json)(f"building the {flavour} image") as say:
+        got = img.ensure(flavour, refresh=refresh, say=say)
+    if as_json:
+        emit_json(got.to_dict())
+    else:
+        how = f"built in {got.seconds:.0f} s" if got.built else "cached"
+        note(f"image {got.flavour}: {got.path} ({how})")
+
+
+@lab.command("reboot")
+@spec_argument
+@click.argument("host", required=False)
+@click.option("--all", "all_hosts", is_flag=True, help="Reboot every host at once.")
+@json_option
+def reboot(spec: str, host: str | None, all_hosts: bool, as_json: bool) -> None:
+    """Reboot HOST (or --all) of a `lab up --hosts systemd` lab for real: systemctl poweroff, a fresh
+    network namespace, boot again; nothing of nestnet runs but what the host's boot starts.
+
+    Prints the time from boot to every pair of the host green (lab matrix). Exit 1 when a host's
+    pairs were not all green within 120 s.
+    """
+    from ..errors import UsageError
+    from ..lab.reboot import reboot as run
+
+    plan = _plan(spec)
+    if bool(host) == all_hosts:
+        raise UsageError("lab reboot: give one HOST or --all")
+    if host and host not in plan.hosts:
+        raise UsageError(f"{spec}: no host named {host!r} (hosts: {', '.join(plan.hosts)})")
+    done = run(plan, list(plan.hosts) if all_hosts else [host])
+    if as_json:
+        emit_json({"hosts": [r.to_dict() for r in done]})
+    else:
+        for r in done:
+            green = f"every pair green {r.green_s:.1f} s after boot" if r.green_s is not None else "NOT all pairs green"
+            note(f"{r.host}: powered off in {r.down_s:.1f} s; booted (running) in {r.running_s:.1f} s; {green}")
+    sys.exit(0 if all(r.green_s is not None for r in done) else 1)

@@ -81,6 +81,7 @@ def _write_faults(name: str, faults: tuple[Fault, ...]) -> None:
 
 AzureSource = Literal["plan", "api"]
 GuestConfig = Literal["static", "dhcp"]
+HostsKind = Literal["netns", "systemd"]
 
 
 def azure_source(name: str) -> AzureSource:
@@ -94,6 +95,12 @@ def guest_config(name: str) -> GuestConfig:
     return "dhcp" if p.exists() and p.read_text().strip() == "dhcp" else "static"
 
 
+def is_systemd(name: str) -> bool:
+    """The lab's hosts are booted by systemd (lab up --hosts systemd)."""
+    p = state_dir(name) / "hosts-kind"
+    return p.exists() and p.read_text().strip() == "systemd"
+
+
 def resolv_paths(plan: Plan) -> dict[str, Path]:
     topo = Topology.from_plan(plan)
     return {v: dns.ETC_NETNS / topo.ns(v) / "resolv.conf" for v in plan.vms}
@@ -103,6 +110,8 @@ def up(
     plan: Plan, faults: tuple[Fault, ...] = (), azure: AzureSource = "plan", as_seed: bool = False, bare: bool = False,
     propagation_delay: float = 0.0,
     guests: GuestConfig = "static",
+    hosts: HostsKind = "netns",
+    ufw: str = "all",
 ) -> None:
     """Build the whole fabric for ``plan``; on any failure everything built so far is removed.
 
@@ -119,12 +128,17 @@ def up(
     ``propagation_delay``: the emulator's writes reach the fabric that many seconds late.
     ``guests="dhcp"``: every nested VM configures itself only through a DHCP client (udhcpc)
     talking to its host's DHCP server; else (``static``) by the ``ip`` guest config.
+    ``hosts="systemd"``: every KVM host boots with systemd from the cached rootfs
+    (``lab/systemd.py``) and is configured by ``nestnet host apply`` run inside it; ``ufw``:
+    which of them boot with UFW enabled (``all``, or ``ufw-hosts``: those with ``firewall: ufw``).
     """
     ovs_hosts = any(h.bridge_type == "ovs" for h in plan.hosts.values())
     require_root(TOOLS + OVS_TOOLS if ovs_hosts else TOOLS)
     topo = Topology.from_plan(plan)
+    if hosts == "systemd":
+        _refuse_for_systemd(plan, azure, as_seed, bare, guests, ufw)
     for h in plan.hosts.values():
-        if h.firewall == "ufw":
+        if h.firewall == "ufw" and hosts == "netns":
             # ufw reads and writes the machine's /etc/ufw: a namespace alone does not isolate it.
             raise LabError(f"host {h.name}: the lab runs nftables hosts only (firewall: ufw is not isolated yet)")
     if is_up(plan.name):
@@ -139,7 +153,7 @@ def up(
         # Azure's side from the plan includes the private zone's records; with the API, the zone
         # holds what azure apply writes there
         zone = dns.zone_records(plan) if azure == "plan" else {}
-        _build(plan, topo, planned.unconfigured() if azure == "api" else planned, hand, guests, zone)
+        _build(plan, topo, planned.unconfigured() if azure == "api" else planned, hand, guests, zone, hosts, ufw)
         (state_dir(plan.name) / "azure").write_text(azure)
         (state_dir(plan.name) / "guests").write_text(guests)
         if azure == "api":
@@ -162,10 +176,29 @@ def _build_azure_by_hand(plan: Plan, env: dict[str, str]) -> None:
     handbuilt.build(ArmClient(ArmSettings.from_env(plan.azure.resource_group, plan.azure.subscription_id, env)), plan)
 
 
+def _refuse_for_systemd(plan: Plan, azure: str, as_seed: bool, bare: bool, guests: str, ufw: str) -> None:
+    from .systemd import UFW_MODES
+
+    what = [
+        "--azure api" if azure != "plan" else "", "--as-seed" if as_seed else "", "bare hosts" if bare else "",
+        "--guests dhcp" if guests != "static" else "",
+    ]
+    what += [f"host {h.name}'s bridge_type: ovs" for h in plan.hosts.values() if h.bridge_type == "ovs"]
+    what = [w for w in what if w]
+    if what:
+        raise UsageError(f"--hosts systemd: not with {', '.join(what)} (yet); use the namespace lab (--hosts netns)")
+    if ufw not in UFW_MODES:
+        raise UsageError(f"--ufw {ufw!r}: expected one of {', '.join(UFW_MODES)}")
+    if not plan.source:
+        raise LabError("--hosts systemd needs the plan's spec file (nestnet inside each host reads it)")
+
+
 def _build(
-    plan: Plan, topo: Topology, azure: CloudState, hand: str = "", guests: GuestConfig = "static", zone=None
+    plan: Plan, topo: Topology, azure: CloudState, hand: str = "", guests: GuestConfig = "static", zone=None,
+    hosts: HostsKind = "netns", ufw: str = "all",
 ) -> None:
     state_dir(plan.name).mkdir(parents=True, exist_ok=True)
+    (state_dir(plan.name) / "hosts-kind").write_text(hosts)
     names = [SDN_NODE, INTERNET, *plan.node_names]
     # `ip -batch` creates the namespace files only: nothing in the root namespace is configured.
     r = subprocess.run(
@@ -178,10 +211,15 @@ def _build(
     nics = {n.node: n for n in topo.nics}
     jobs: list[Job] = [(topo.internet_ns, nodes.internet, ())]
     jobs += [(topo.ns(e), nodes.endpoint, (nics[e],)) for e in plan.endpoints]
-    jobs += [
-        (topo.ns(h), nodes.host, (plan, topo, nics[h], *host_dirs(plan, h), hand)) for h in plan.hosts
-    ]
+    if hosts == "netns":
+        jobs += [
+            (topo.ns(h), nodes.host, (plan, topo, nics[h], *host_dirs(plan, h), hand)) for h in plan.hosts
+        ]
     parallel(jobs)
+    if hosts == "systemd":
+        from . import systemd
+
+        systemd.bring_up(plan, topo, state_dir(plan.name), ufw)
     parallel([(topo.ns(v), nodes.vm, (plan, v, guests == "dhcp")) for v in plan.vms])
     sdn.program_ns(topo, azure)
     dns.start(plan, topo, zone or {})
@@ -249,6 +287,10 @@ def down(plan_or_name: Plan | str) -> None:
     """Remove every namespace of the lab, the processes inside them and its state directory."""
     name = plan_or_name if isinstance(plan_or_name, str) else plan_or_name.name
     require_root()
+    if (state_dir(name) / "systemd").exists():
+        from . import systemd
+
+        systemd.stop_all(state_dir(name))  # poweroff, else killed by PID; overlays unmounted
     spaces = lab_namespaces(name)
     killed: list[int] = []
     for ns in spaces:
@@ -313,9 +355,15 @@ def heal(plan: Plan) -> tuple[Fault, ...]:
     for f in faults:
         if not is_azure_fault(f):
             kinds[f.target] = (*kinds.get(f.target, ()), f.kind)
+    systemd_hosts = is_systemd(plan.name)
     parallel(
-        [(topo.ns(h), clear_host_faults, (plan, h, *host_dirs(plan, h), k)) for h, k in sorted(kinds.items())]
+        [(topo.ns(h), clear_host_faults, (plan, h, *host_dirs(plan, h), k, not systemd_hosts))
+         for h, k in sorted(kinds.items())]
     )
+    if systemd_hosts:  # each host heals as its admin would: nestnet host apply, run inside it
+        from . import systemd
+
+        systemd._each(lambda h: systemd.host_apply(plan, state_dir(plan.name), h), sorted(kinds))
     _write_faults(plan.name, ())
     _forget_neighbours(plan.name)
     return faults
@@ -345,7 +393,13 @@ def exec_(plan: Plan, node: str, argv: list[str], *, capture: bool = True) -> su
     if not argv:
         raise UsageError("lab exec: give a command after --")
     env = None
-    if node in plan.hosts:
+    inside = node in plan.hosts and is_systemd(plan.name)
+    if inside:
+        from . import systemd
+
+        # inside the booted host, as its admin: its own environment, this directory if it is there
+        argv = systemd.inside_argv(systemd.dirs(state_dir(plan.name), node), argv, os.getcwd())
+    elif node in plan.hosts:
         # nestnet run on a lab host finds that host's files (host diff/apply, doctor) by itself
         env = {**os.environ, "NESTNET_ROOT": host_dirs(plan, node)[0]}
         if plan.hosts[node].bridge_type == "ovs":
@@ -353,6 +407,7 @@ def exec_(plan: Plan, node: str, argv: list[str], *, capture: bool = True) -> su
         if azure_source(plan.name) == "api" and (state_dir(plan.name) / "arm" / "endpoint").exists():
             env.update(arm_env(plan))  # a lab host's ARM is the lab's emulator: `nestnet azure ...` just works
     try:
-        return subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=capture, text=True, env=env)
+        cmd = argv if inside else ["ip", "netns", "exec", ns, *argv]
+        return subprocess.run(cmd, capture_output=capture, text=True, env=env)
     except OSError as exc:
         raise LabError(f"lab exec {node}: {exc}") from exc

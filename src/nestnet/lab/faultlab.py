@@ -61,8 +61,11 @@ def apply_host_fault(plan: Plan, f: Fault) -> None:
         raise ValueError(f.kind)
 
 
-def clear_host_faults(plan: Plan, host: str, root: str, ovs_dir: str, kinds: tuple[str, ...]) -> None:
-    """Inside the host's namespace: remove the lab's fault table, then reconcile from the plan."""
+def clear_host_faults(
+    plan: Plan, host: str, root: str, ovs_dir: str, kinds: tuple[str, ...], reconcile_here: bool = True
+) -> None:
+    """Inside the host's namespace: remove the lab's fault table, then reconcile from the plan
+    (``reconcile_here=False``: a systemd host, where nestnet inside it does that)."""
     tables = set(run(["nft", "list", "tables"]).splitlines())
     drop = [f"inet {FAULT_TABLE}"]
     if "no-masquerade" in kinds:
@@ -72,4 +75,5 @@ def clear_host_faults(plan: Plan, host: str, root: str, ovs_dir: str, kinds: tup
     drop = [t for t in drop if f"table {t}" in tables]
     if drop:
         nft("".join(f"delete table {t}\n" for t in drop))
-    reconcile(plan, host, root, ovs_dir)
+    if reconcile_here:
+        reconcile(plan, host, root, ovs_dir)

@@ -74,6 +74,13 @@ def host(plan: Plan, topo: Topology, nic: NicPort, root: str, ovs_dir: str, hand
         configure_bare(plan, h.name)
     else:
         reconcile(plan, h.name, root, ovs_dir)
+    vm_ports(plan, topo, h.name)
+
+
+def vm_ports(plan: Plan, topo: Topology, host_name: str) -> None:
+    """Inside the host: each nested VM's port on the bridge, as libvirt plugs a guest's tap."""
+    h = plan.hosts[host_name]
+    is_ovs = h.bridge_type == "ovs"
     ports = [p for p in topo.vm_ports if p.host == h.name]
     lines = []
     for vp in ports:

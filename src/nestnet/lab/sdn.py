@@ -135,6 +135,30 @@ def build(topo: Topology) -> None:
     nft(render_nft(topo))
 
 
+def replug(topo: Topology, nodes: list[str], state: CloudState) -> None:
+    """Inside the SDN namespace: the NICs of ``nodes`` plugged anew into fresh namespaces of
+    theirs (the old ones, and with them both ends of each veth, are gone): the ports, their
+    sysctls and routes; then the rules that name them and Azure's configuration as ``state`` says."""
+    ports = [x for x in topo.nics if x.node in nodes]
+    names = {n.port for n in ports}
+    lines = []
+    for n in ports:
+        lines += [
+            f"link add {n.port} type veth peer name {n.ifname} address {n.mac} netns {topo.ns(n.node)}",
+            f"link set {n.port} up",
+        ]
+    for dst, kind, via, dev in system_routes(topo).values():
+        if dev in names and kind != "blackhole":
+            lines.append(f"route replace {dst}" + (f" via {via}" if via else "") + f" dev {dev}")
+    ip_batch(lines)
+    ps = {f"net.ipv4.conf.{n.port}.{k}": v for n in ports for k, v in PORT_SYSCTLS.items()}
+    write_sysctls({**ps, **{f"net.ipv4.neigh.{n.port}.proxy_delay": "0" for n in ports}})
+    # a netdev chain's hook on a device that went away is gone with it: load the rules again,
+    # then refill what program() keeps in them (the IP forwarding set) and the routes via the ports
+    nft(render_nft(topo))
+    program(topo, state)
+
+
 def observe() -> SdnConfig:
     """Inside the SDN namespace: the dynamic configuration as it is now."""
     table = set()

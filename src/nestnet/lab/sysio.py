@@ -56,6 +56,18 @@ def ip_json(*args: str) -> list[dict[str, Any]]:
     return json.loads(out) if out.strip() else []
 
 
+def link_gone(name: str, timeout: float = 10.0) -> None:
+    """Until no link ``name`` is left in this namespace (a deleted namespace's veth peers go
+    when the kernel gets round to freeing it, not at once)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while subprocess.run(["ip", "link", "show", "dev", name], capture_output=True).returncode == 0:
+        if time.monotonic() > deadline:
+            raise LabError(f"{name} still here {timeout:.0f} s after its peer's namespace was deleted")
+        time.sleep(0.01)
+
+
 def nft(text: str) -> None:
     run(["nft", "-f", "-"], input=text, what="nft -f")
 
