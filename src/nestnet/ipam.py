@@ -51,18 +51,31 @@ def lock_path(spec_path: str | Path) -> Path:
     return p.with_suffix(".lock") if p.suffix in (".yaml", ".yml") else p.with_name(p.name + ".lock")
 
 
+# Never "delete the lock": it holds the addresses running VMs use (deleting it renumbers them).
+KEEP_LOCK = "never delete the lock: it holds the addresses running VMs use"
+
+
 def parse_lock(text: str, display: str) -> Lock:
     """A lock file's text as a Lock; SpecError (one line per problem) when it is not one."""
+    from .lockmerge import conflict_line, spec_name
     from .spec import parse_yaml
 
+    line = conflict_line(text)
+    if line is not None:
+        spec = str(Path(display).with_name(spec_name(text, Path(display).with_suffix(".yaml").name)))
+        raise SpecError([Problem("", (
+            f"git conflict markers in the lock: merge both sides with `nestnet lock merge {spec}` "
+            f"(or let git do it: the merge driver in the README); {KEEP_LOCK}"), display, line)])
     try:
         data = parse_yaml(text, display) or {}
     except SpecError as exc:
         raise SpecError(
-            [Problem("", f"lock file: {p.message}; delete it to re-allocate", display, p.line) for p in exc.problems]
+            [Problem("", f"lock file: {p.message}; fix that line or restore the lock from version control ({KEEP_LOCK})",
+                     display, p.line) for p in exc.problems]
         ) from None
     if not isinstance(data, dict) or data.get("version") != LOCK_VERSION:
-        raise SpecError([Problem("version", "not a nestnet lock file of version 1; delete it to re-allocate", display)])
+        raise SpecError([Problem(
+            "version", f"not a nestnet lock file of version 1; restore it from version control ({KEEP_LOCK})", display)])
     problems: list[Problem] = []
     blocks = _lock_section(data, "blocks", IPv4Network, display, problems)
     vms = _lock_section(data, "vms", IPv4Address, display, problems)

@@ -256,12 +256,7 @@ class Loaded:
 
 def plan_source(source: SpecSource, lock: Lock, *, frozen: bool = False, lock_display: str = "") -> Loaded:
     """The Plan for a spec text and a lock (no I/O); SpecError names every problem."""
-    data = parse_yaml(source.text, source.display)
-    source.note_names(data)
-    shaped = structure(data, source)
-    fabric, problems = check(shaped.spec)
-    if shaped.problems or problems or fabric is None:
-        raise SpecError(shaped.problems + source.locate(problems))
+    fabric = _checked_spec(source)
     try:
         alloc: Allocation = allocate(fabric, lock, frozen=frozen, lock_display=lock_display)
         warnings = check_allocation(fabric, alloc)
@@ -273,17 +268,50 @@ def plan_source(source: SpecSource, lock: Lock, *, frozen: bool = False, lock_di
     return Loaded(plan, new_lock != lock, alloc.new, new_lock)
 
 
+def _checked_spec(source: SpecSource):  # -> validate.ResolvedSpec
+    """The spec checked in full (before any allocation); SpecError naming every problem."""
+    from .lockmerge import conflict_line
+
+    line = conflict_line(source.text)
+    if line is not None:
+        raise SpecError([Problem("", (
+            "git conflict markers in the spec: resolve them by hand (keep both sides' hosts and VMs); "
+            "a lock with markers is merged by nestnet lock merge"), source.display, line)])
+    data = parse_yaml(source.text, source.display)
+    source.note_names(data)
+    shaped = structure(data, source)
+    fabric, problems = check(shaped.spec)
+    if shaped.problems or problems or fabric is None:
+        raise SpecError(shaped.problems + source.locate(problems))
+    return fabric
+
+
+def read_lock_of(source: SpecSource) -> Lock:
+    """The spec's lock. A broken lock is reported together with the spec's own problems (a git
+    merge leaves markers in both: each file's error shows)."""
+    lpath = lock_path(source.path)
+    try:
+        return read_lock(lpath)
+    except SpecError as exc:
+        try:
+            _checked_spec(source)
+            spec_problems: list[Problem] = []
+        except SpecError as spec_exc:
+            spec_problems = spec_exc.problems
+        raise SpecError(spec_problems + exc.problems) from None
+
+
 def load_source(source: SpecSource, *, write: bool = True, frozen: bool = False) -> Loaded:
     """Plan ``source`` with its lock; with ``write``, record new allocations in the lock file."""
     lpath = lock_path(source.path)
-    loaded = plan_source(source, read_lock(lpath), frozen=frozen, lock_display=str(lpath))
+    loaded = plan_source(source, read_lock_of(source), frozen=frozen, lock_display=str(lpath))
     if not (loaded.lock_changed and write and not frozen):
         return loaded
     # Something to record: redo the whole read-allocate-write under the writer lock, so a
     # concurrent writer's allocation is seen and kept.
     with exclusive(source.path):
         source = read_source(source.path)
-        loaded = plan_source(source, read_lock(lpath), lock_display=str(lpath))
+        loaded = plan_source(source, read_lock_of(source), lock_display=str(lpath))
         if loaded.lock_changed:
             write_atomic(lpath, loaded.lock.render(source.path.name))
     return loaded
@@ -349,3 +377,57 @@ def commit(
     if loaded.lock != on_disk:
         write_atomic(lpath, loaded.lock.render(spec_path.name))
     return loaded
+
+
+# --------------------------------------------------------------------------------------------
+# Repairing a lock with git conflict markers (docs/decisions/0015; pure part in lockmerge)
+
+
+@dataclass(frozen=True)
+class Merged:
+    lock: Lock
+    sides: tuple[str, str]  # the two sides' labels
+    changed: bool  # False: the lock had no conflict markers, nothing was written
+
+
+def merge_lock(spec_path: str | Path) -> Merged:
+    """Merge the two sides of the spec's lock file (git conflict markers in it) and write the
+    result, under the writer lock; SpecError naming both claims of every clash (nothing written)."""
+    from .lockmerge import conflict_line, merge, spec_name, split_conflict
+
+    spath = Path(spec_path)
+    lpath = lock_path(spath)
+    display = str(lpath)
+    with exclusive(spath):
+        text = read_text(lpath)
+        assert text is not None
+        if conflict_line(text) is None:
+            return Merged(parse_lock(text, display), ("", ""), False)
+        s = split_conflict(text, display)
+        ours = parse_lock(s.ours, f"{display} ({s.ours_label})")
+        theirs = parse_lock(s.theirs, f"{display} ({s.theirs_label})")
+        base = parse_lock(s.base, f"{display} (base)") if s.base else None
+        merged = merge(ours, theirs, base, (s.ours_label, s.theirs_label), display)
+        write_atomic(lpath, merged.render(spec_name(s.ours, spath.name)))
+    return Merged(merged, (s.ours_label, s.theirs_label), True)
+
+
+def merge_lock_files(base_path: str | Path, ours_path: str | Path, theirs_path: str | Path, display: str = "") -> Merged:
+    """git's merge driver (``nestnet lock merge %O %A %B``): the merge of the three versions goes
+    to OURS. On a clash OURS gets both versions between conflict markers, as git's own merge
+    would leave them (git then reports the lock as conflicted), and the SpecError names both claims."""
+    from .lockmerge import merge, spec_name
+
+    display = display or str(ours_path)
+    texts = [read_text(p) or "" for p in (base_path, ours_path, theirs_path)]
+    base = parse_lock(texts[0], f"{display} (base)") if texts[0].strip() else None
+    ours = parse_lock(texts[1], f"{display} (ours)")
+    theirs = parse_lock(texts[2], f"{display} (theirs)")
+    try:
+        merged = merge(ours, theirs, base, ("ours", "theirs"), display)
+    except SpecError:
+        o, t = (x if x.endswith("\n") or not x else x + "\n" for x in texts[1:])
+        write_atomic(Path(ours_path), f"<<<<<<< ours\n{o}=======\n{t}>>>>>>> theirs\n")
+        raise
+    write_atomic(Path(ours_path), merged.render(spec_name(texts[1] or texts[2], "nestnet.yaml")))
+    return Merged(merged, ("ours", "theirs"), True)

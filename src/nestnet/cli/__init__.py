@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "diagram": ("nestnet.cli.viz:diagram", "Draw the fabric (SVG, Mermaid, dot) with check's verdicts on it."),
     "report": ("nestnet.cli.viz:report", "Write one self-contained HTML page: diagram, plan, matrix, failures."),
     "advise": ("nestnet.cli.advise:advise", "Recommend routed, nat or secondary-ip for your needs, with reasons."),
+    "lock": ("nestnet.cli.lock:lock", "Merge both sides of a git conflict in the lock file (or act as git's merge driver)."),
 }
 
 
