@@ -249,6 +249,7 @@ def _host_vm_ips(
     lo, hi = int(block.network_address), int(block.broadcast_address)
     taken = pool.taken_addr
     used: set[int] = set()
+    holder: dict[int, str] = {}  # address -> who holds it already: "pin NAME" | "lock NAME"
     problems = []
     for v in vlist:
         if v.pinned_ip is not None:
@@ -261,11 +262,13 @@ def _host_vm_ips(
                 ))
             vm_ips[v.name] = v.pinned_ip
             used.add(int(v.pinned_ip))
+            holder[int(v.pinned_ip)] = f"pinned by VM {v.name!r} in the spec"
     for v in vlist:
         if v.name in vm_ips or v.name not in lock.vms:
             continue
         a = int(lock.vms[v.name])
-        why = _locked_vm_problem(pool, hname, a, lo <= a <= hi, a in used or a in pool.moved)
+        clash = holder.get(a) or ("pinned in the spec by a VM living outside its block" if a in pool.moved else None)
+        why = _locked_vm_problem(pool, hname, a, lo <= a <= hi, clash)
         if why:
             problems.append(Problem(
                 f"vms.{v.name}", f"locked address {lock.vms[v.name]} {why}; delete this entry from the lock to re-allocate",
@@ -274,6 +277,7 @@ def _host_vm_ips(
         elif lo <= a <= hi:
             vm_ips[v.name] = lock.vms[v.name]
             used.add(a)
+            holder[a] = f"also the lock entry of VM {v.name!r} (two lock entries hold it, as a merge can leave them)"
     nxt = lo
     for v in vlist:
         if v.name in vm_ips:
@@ -294,14 +298,14 @@ def _host_vm_ips(
     return problems
 
 
-def _locked_vm_problem(pool: _Pool, hname: str, a: int, in_block: bool, used: bool) -> str | None:
+def _locked_vm_problem(pool: _Pool, hname: str, a: int, in_block: bool, clash: str | None) -> str | None:
     if not in_block:
         for other, onet in pool.blocks.items():
             if other != hname and int(onet.network_address) <= a <= int(onet.broadcast_address):
                 return f"is in the block {onet} of host {other!r}, not of its host {hname!r}"
         return None  # its host's block moved: allocate again
-    if used:
-        return "is pinned by another VM in the spec"
+    if clash:
+        return f"is {clash}"
     if a in pool.taken_addr:
         return f"is taken ({_who(pool.fabric, IPv4Address(a))})"
     return None

@@ -370,13 +370,36 @@ def commit(
     # Lock first, holding the old entries too: a crash at any point leaves a lock that covers
     # whichever spec is on disk (extra entries are ignored and dropped by the next write).
     on_disk, union = old_lock, old_lock.union(loaded.lock)
+    old_text = read_text(lpath, missing_ok=True) if union != on_disk else None
     if union != on_disk:
         write_atomic(lpath, union.render(spec_path.name))
         on_disk = union
-    write_atomic(spec_path, new_text)
+    try:
+        write_atomic(spec_path, new_text)
+    except SpecError as exc:
+        if on_disk is old_lock:
+            raise
+        raise SpecError([_with_lock_state(p, lpath, old_text, union, old_lock) for p in exc.problems]) from None
     if loaded.lock != on_disk:
         write_atomic(lpath, loaded.lock.render(spec_path.name))
     return loaded
+
+
+def _with_lock_state(p: Problem, lpath: Path, old_text: str | None, union: Lock, old_lock: Lock) -> Problem:
+    """The spec could not be written after the lock got the new entries: put the lock back as it
+    was (exactly its old bytes) and say so; if even that fails, say precisely what it holds."""
+    try:
+        if old_text is None:
+            os.unlink(lpath)  # nestnet created it a moment ago, for this edit only
+        else:
+            write_atomic(lpath, old_text)
+        state = f"{lpath} is as it was (nothing changed)"
+    except (SpecError, OSError):
+        added = [f"vm {k} {v}" for k, v in union.vms.items() if old_lock.vms.get(k) != v]
+        added += [f"block {k} {v}" for k, v in union.blocks.items() if old_lock.blocks.get(k) != v]
+        state = (f"{lpath} already holds {', '.join(added)} (harmless: ignored until the spec names them; "
+                 "the same command again gives the same addresses)")
+    return replace(p, message=f"{p.message}; {state}")
 
 
 # --------------------------------------------------------------------------------------------

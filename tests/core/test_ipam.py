@@ -187,7 +187,7 @@ def test_big_fabric_allocates(tmp_path):
 
 @pytest.mark.parametrize("address,expected", [
     ("10.0.1.50", "is in the block 10.0.1.48/28 of host 'vme-kvm-vm2', not of its host 'vme-kvm-vm1'"),
-    ("10.0.1.17", "is pinned by another VM in the spec"),
+    ("10.0.1.17", "is pinned by VM 'db1' in the spec"),
 ])
 def test_locked_vm_entries_are_checked_like_blocks(tmp_path, address, expected):
     d = seed()
@@ -203,6 +203,26 @@ def test_locked_vm_entries_are_checked_like_blocks(tmp_path, address, expected):
     (p,) = exc.value.problems
     assert p.file == str(lock) and p.path == "vms.web1" and expected in p.message and "delete this entry" in p.message
     assert lock.read_text() != text  # the hand edit is left for the user to fix, not overwritten
+
+
+def test_two_lock_entries_on_one_address_are_called_lock_entries(tmp_path):
+    """After a merge two lock entries can hold one address: the error says so, not "pinned by
+    another VM in the spec" (no VM in the spec pins it)."""
+    d = seed()
+    del d["vms"][0]["ip"]
+    d["vms"].append({"name": "db1", "host": "vme-kvm-vm1"})
+    spec = write(tmp_path, d)
+    load(spec)
+    lock = lock_path(spec)
+    text = lock.read_text()
+    assert "web1: 10.0.1.16" in text and "db1: 10.0.1.17" in text
+    lock.write_text(text.replace("db1: 10.0.1.17", "db1: 10.0.1.16"))
+    with pytest.raises(SpecError) as exc:
+        load(spec)
+    (p,) = exc.value.problems
+    assert p.file == str(lock) and p.path in ("vms.web1", "vms.db1")
+    assert "is also the lock entry of VM" in p.message and "two lock entries hold it" in p.message
+    assert "in the spec" not in p.message
 
 
 def test_locked_vm_outside_every_block_follows_its_host(tmp_path):

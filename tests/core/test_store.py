@@ -266,3 +266,40 @@ def test_yaml_features_refused(tmp_path, text, expected):
         load(spec)
     r = nestnet("validate", str(spec))
     assert r.returncode == 2 and expected in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr
+
+
+@pytest.mark.root
+def test_a_full_disk_after_the_lock_was_written_puts_the_lock_back(tmp_path):
+    """`vm add` writes the lock (with the new entry) before the spec. ENOSPC on the spec used to
+    exit 2 "cannot write" with the lock already holding the entry, unsaid. Now the lock is put back
+    byte for byte and the one line says so. The full disk is real: a tmpfs in a private mount
+    namespace, filled so that exactly one page is free (the lock fits, the 12 KiB spec does not)."""
+    import shlex
+
+    mnt, out = tmp_path / "mnt", tmp_path / "out"
+    mnt.mkdir()
+    out.mkdir()
+    src = tmp_path / "seed.yaml"
+    src.write_text(SEED.read_text() + "# padding\n" * 1200)  # about 12 KiB: three pages
+    shutil.copy(SEED.with_suffix(".lock"), tmp_path / "seed.lock")
+    lock_before = (tmp_path / "seed.lock").read_text()
+    q = lambda p: shlex.quote(str(p))  # noqa: E731
+    script = "\n".join([
+        f"mount -t tmpfs -o size=128k nestnet-test {q(mnt)} || exit 9",
+        f"cp {q(src)} {q(tmp_path / 'seed.lock')} {q(mnt)}/",
+        f"dd if=/dev/zero of={q(mnt / 'fill')} bs=4k 2>/dev/null; truncate -s -4096 {q(mnt / 'fill')}",
+        f"{shlex.join([sys.executable, '-m', 'nestnet', '-q', 'vm', 'add', str(mnt / 'seed.yaml'), 'x1', '--host', 'vme-kvm-vm1'])}"
+        f" >{q(out / 'stdout')} 2>{q(out / 'stderr')}; echo $? > {q(out / 'rc')}",
+        f"cp {q(mnt / 'seed.yaml')} {q(mnt / 'seed.lock')} {q(out)}/; ls -A {q(mnt)} > {q(out / 'listing')}",
+    ])
+    r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    err = (out / "stderr").read_text()
+    assert (out / "rc").read_text().strip() == "2", err
+    assert err.splitlines() == [
+        f"error: {mnt / 'seed.yaml'}: cannot write: No space left on device; {mnt / 'seed.lock'} is as it was (nothing changed)"
+    ]
+    assert (out / "seed.lock").read_text() == lock_before
+    assert (out / "seed.yaml").read_text() == src.read_text()
+    assert sorted((out / "listing").read_text().split()) == [".seed.yaml.flock", "fill", "seed.lock", "seed.yaml"]
