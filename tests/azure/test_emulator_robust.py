@@ -255,3 +255,33 @@ def test_a_half_sent_body_times_out_cleanly(served, monkeypatch):
     finally:
         em.stop()
     assert os.path.exists(state / "state.json")
+
+
+def test_temp_files_a_killed_emulator_left_are_removed_at_start(tmp_path):
+    """kill -9 during a save leaves ``.state.XXXX.tmp`` (and ``.ca.pem.XXXX.tmp``) behind; they
+    used to pile up for ever. The next emulator on the directory removes them once it holds the
+    directory's lock, and serves the state the killed one had saved."""
+    import tempfile
+
+    spec = write_spec(tmp_path / "seed.yaml", seed_spec())
+    plan = load_plan(spec, write=False)
+    state = tmp_path / "state"
+    proc, ep = start_emulator_process(state, "--seed", str(spec))
+    assert request(ep, "GET", arm_path(plan, "virtualNetworks", plan.azure.vnet))[0] == 200
+    proc.kill()  # SIGKILL: no clean-up of its own
+    proc.communicate()
+    # what a kill in the middle of save() / write_file() leaves: mkstemp's names, half written
+    for prefix in (".state.", ".state.", ".ca.pem."):
+        fd, _ = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=state)
+        os.write(fd, b'{"resources": {"/subscr')
+        os.close(fd)
+    (state / "endpoint").unlink()
+    foreign = state / "notes.txt"  # not a temp file of the emulator's: left alone
+    foreign.write_text("mine\n")
+    proc, ep = start_emulator_process(state)
+    try:
+        assert sorted(p.name for p in state.glob(".*.tmp")) == []
+        assert request(ep, "GET", arm_path(plan, "virtualNetworks", plan.azure.vnet))[0] == 200
+        assert foreign.read_text() == "mine\n"
+    finally:
+        _stop(proc)

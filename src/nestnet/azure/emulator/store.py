@@ -84,9 +84,10 @@ class Store:
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        _remove_stale_temps(d)
         return cls(d, fd)
 
-    def save(self) -> None:
+    def save(self) -> None:  # (a kill -9 in here leaves a .state.*.tmp: the next open removes it)
         data = json.dumps({"resources": self.resources}, indent=1, sort_keys=True).encode()
         fd, tmp = tempfile.mkstemp(prefix=".state.", suffix=".tmp", dir=self.state_dir)
         try:
@@ -112,3 +113,14 @@ class Store:
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the flock
             self._lock_fd = None
+
+
+def _remove_stale_temps(d: Path) -> None:
+    """Temp files of ``save``/``write_file`` that an emulator killed mid-write left behind. Only
+    under the state directory's flock: no live emulator is writing one."""
+    for p in d.glob(".*.tmp"):
+        try:
+            if p.is_file() and not p.is_symlink():
+                p.unlink()
+        except OSError:
+            pass  # not ours to insist on; the next start tries again
