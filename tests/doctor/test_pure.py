@@ -273,3 +273,12 @@ def test_probe_an_nsg_allowing_only_ssh_fails_pings_not_tcp_22(tmp_path: Path):
     assert ssh.healthy, [g.example.reason for g in ssh.groups]
     other = diagnose(plan, "h1", obs, azure=azure, probe=Probe("udp", 22))
     assert {p for g in other.groups for p in g.pairs} == {p for g in ping.groups for p in g.pairs}
+
+
+@pytest.mark.parametrize("family,counts", [("ip", True), ("inet", True), ("ip6", False), ("bridge", False), ("arp", False)])
+def test_foreign_forward_drop_counts_only_in_families_routed_ipv4_meets(family: str, counts: bool):
+    """Issue 21 bug 3: a drop-policy forward chain stops the (IPv4, routed) pairs only in ip/inet."""
+    items = json.loads(_nft())["nftables"] + [{"chain": {"family": family, "table": "filter", "name": "FORWARD",
+                                                          "type": "filter", "hook": "forward", "policy": "drop"}}]
+    obs = observe_host("[]", {}, json.dumps({"nftables": items}))
+    assert obs.foreign_drops == ((f"{family} filter FORWARD",) if counts else ())

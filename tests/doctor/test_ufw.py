@@ -95,3 +95,24 @@ def test_ufw_rules_with_a_moved_vm_count_as_its_firewall(tmp_path: Path, ns: str
     assert seen.nestnet_forward and seen.nestnet_masquerade and not seen.foreign_drops
     d = diagnose(plan, host_name, seen)
     assert d.healthy, (d.findings, [p.reason for p in d.problems][:3])
+
+
+def test_real_ufw_with_nestnets_rules_is_healthy_ipv6_drop_does_not_count(tmp_path: Path, ns: str):
+    """Issue 21 bug 3: UFW enabled for real (IPv4 and IPv6 tables, both FORWARD chains policy
+    drop) with nestnet's blocks in before.rules: UFW's ``ip6 filter FORWARD`` drop sees only
+    IPv6 and must not break the IPv4 pairs."""
+    from host.ufwlive import enable, ufw_root
+
+    s = spec()
+    s["host_defaults"]["firewall"] = "ufw"
+    plan = write(tmp_path, s)[1]
+    h, host = from_plan(plan).hosts["h1"], plan.hosts["h1"]
+    root = ufw_root(tmp_path / "root")
+    rules = root / ufw.BEFORE_RULES
+    rules.write_text(ufw.splice(rules.read_text(), *ufw.blocks(plan, host)))
+    enable(ns, root)
+    ruleset = netns.sh(ns, "nft", "-j", "list", "ruleset").stdout
+    raw = observe_host(_routes(h), _sysctl(h), ruleset)
+    assert raw.foreign_drops == ("ip filter FORWARD",)  # the ip6 one is IPv6's only
+    d = diagnose(plan, "h1", ufw_view(raw, ruleset, policy(plan, host)))
+    assert d.healthy, (d.findings, [p.reason for p in d.problems][:3])

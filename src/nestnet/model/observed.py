@@ -8,7 +8,10 @@ Parsers only: no I/O here (the caller runs the commands, e.g. ``nestnet lab exec
 What is read from nftables: whether nestnet's ``table inet nestnet`` has its forward chain
 (then its rules are the planned ones: ``nestnet host diff`` verifies the content) and its
 masquerade rule, and every *other* forward base chain with policy drop (a drop there is final).
-Other tables' accept-policy chains are assumed to pass nested traffic.
+Other tables' accept-policy chains are assumed to pass nested traffic. Chains count by address
+family: the model's pairs are IPv4 and routed, so only ``ip`` and ``inet`` chains can drop them;
+``ip6`` chains see only IPv6, ``bridge`` chains only bridged frames, ``arp`` only ARP, and
+``netdev`` has no forward hook (UFW's ``ip6 filter FORWARD`` drop is not an IPv4 fault).
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ class HostObservation:
     sysctl: Mapping[str, str]
     nestnet_forward: bool  # nestnet's forward chain is loaded
     nestnet_masquerade: bool  # nestnet's masquerade rule is loaded
-    foreign_drops: tuple[str, ...]  # other forward base chains with policy drop
+    foreign_drops: tuple[str, ...]  # other forward base chains with policy drop (ip, inet: IPv4)
 
 
 def parse_routes(text: str) -> tuple[tuple[Route, ...], tuple[Route, ...]]:
@@ -58,8 +61,13 @@ def parse_routes(text: str) -> tuple[tuple[Route, ...], tuple[Route, ...]]:
     return tuple(owned), tuple(other)
 
 
+# The families whose forward hook sees routed IPv4 packets (nft(8) "ADDRESS FAMILIES").
+IPV4_FAMILIES = ("ip", "inet")
+
+
 def parse_nft(text: str) -> tuple[bool, bool, tuple[str, ...]]:
-    """``nft -j list ruleset`` -> (nestnet forward chain, nestnet masquerade, foreign drop chains)."""
+    """``nft -j list ruleset`` -> (nestnet forward chain, nestnet masquerade, foreign drop chains
+    that routed IPv4 traffic meets)."""
     items: list[dict[str, Any]] = json.loads(text or '{"nftables": []}')["nftables"]
     forward = masq = False
     drops: list[str] = []
@@ -68,7 +76,7 @@ def parse_nft(text: str) -> tuple[bool, bool, tuple[str, ...]]:
         if chain and chain.get("hook") == "forward" and chain.get("type") == "filter":
             if (chain["family"], chain["table"]) == NESTNET_TABLE:
                 forward = True
-            elif chain.get("policy") == "drop":
+            elif chain.get("policy") == "drop" and chain["family"] in IPV4_FAMILIES:
                 drops.append(f"{chain['family']} {chain['table']} {chain['name']}")
         rule = item.get("rule")
         if rule and (rule["family"], rule["table"]) == NESTNET_TABLE:
