@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import time
 from ipaddress import IPv4Address
@@ -161,3 +162,115 @@ def test_a_killed_dnsmasq_is_started_again(ns, tmp_path):
     assert [(c.kind, c.op) for c in changes] == [("service", "start")]
     n.run(host.apply, plan, "h0", root)
     assert n.run(dhcp.observe, root) is not None
+
+
+def _serving(n, root) -> list[int]:
+    """Every dnsmasq (not its TCP children) in the namespace whose command line reads this
+    root's config: read from /proc here, independent of nestnet's own recognition."""
+    ns = os.stat(f"/run/netns/{n.name}")
+    arg = f"--conf-file={root}/{dhcp.CONF}".encode()
+    found = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_bytes()
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            net = os.stat(f"/proc/{pid}/ns/net")
+        except OSError:
+            continue
+        fields = stat.rsplit(b")", 1)[1].split()
+        if b"(dnsmasq)" in stat and arg in cmd and fields[0] != b"Z" and (net.st_dev, net.st_ino) == (ns.st_dev, ns.st_ino):
+            found[int(pid)] = int(fields[1])
+    return sorted(p for p, parent in found.items() if parent not in found)
+
+
+def _race(ns_name: str, plan, root, op) -> int:
+    """``op`` in a process of its own (as a second `nestnet host` command would be); its pid."""
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            from nestnet import netns
+
+            netns.run_in(ns_name, op, plan, "h0", root)
+        except BaseException:  # noqa: BLE001 - the exit code says it
+            code = 1
+        os._exit(code)
+    return pid
+
+
+def test_remove_racing_apply_leaves_no_stray_dnsmasq_and_apply_works_after(ns, tmp_path):
+    """Issue 20 item 4: `host remove` and `host apply` at once, several rounds; the host lock
+    serialises them, and whatever order they ran in, at most one dnsmasq serves the config and
+    the next apply converges (no "Address already in use")."""
+    n = ns()
+    root = tmp_path / "root"
+    plan = plan_from(tmp_path)
+    for _ in range(8):
+        n.run(host.apply, plan, "h0", root)
+        a = _race(n.name, plan, root, host.remove)
+        b = _race(n.name, plan, root, host.apply)
+        codes = [os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in (a, b)]
+        assert codes == [0, 0]
+        assert len(_serving(n, root)) <= 1
+        n.run(host.apply, plan, "h0", root)
+        assert len(_serving(n, root)) == 1 and n.run(host.diff, plan, "h0", root) == []
+        n.run(host.remove, plan, "h0", root)
+        assert _serving(n, root) == []
+
+
+def test_a_stray_dnsmasq_no_pid_file_tracks_is_stopped(ns, tmp_path):
+    """One started by hand with nestnet's config (or left by a race) is recognised by what it
+    serves and stopped; the one apply starts serves alone."""
+    n = ns()
+    root = tmp_path / "root"
+    plan = plan_from(tmp_path)
+    n.run(host.apply, plan, "h0", root)
+    first = _serving(n, root)
+    (root / dhcp.PID).unlink()
+    assert n.run(host.diff, plan, "h0", root) == []  # the pid file is not how it is recognised
+    n.sh(*dhcp.argv(root)[:1], f"--conf-file={root}/{dhcp.CONF}", f"--pid-file={tmp_path}/stray.pid",
+         "--port=0", "--dhcp-leasefile=/dev/null")  # DHCP on the same bridge fails: give it its own
+    assert len(_serving(n, root)) == 2
+    changes = n.run(host.diff, plan, "h0", root)
+    assert [(c.kind, c.op) for c in changes] == [("service", "restart")] and "stopping 2" in changes[0].detail
+    n.run(host.apply, plan, "h0", root)
+    assert len(_serving(n, root)) == 1 and not set(first) & set(_serving(n, root))
+    n.run(host.remove, plan, "h0", root)
+    assert _serving(n, root) == []
+
+
+def test_after_a_reboot_the_unit_started_dnsmasq_is_as_wanted(ns, tmp_path):
+    """Issue 21 bug 1: after a reboot /run is empty and systemd started dnsmasq through
+    nestnet's unit; what it runs with is judged by the process, so `host diff` wants nothing
+    (it wanted `service restart` while the record of the start lived in /run)."""
+    n = ns()
+    root = tmp_path / "root"
+    plan = plan_from(tmp_path)
+    n.run(host.apply, plan, "h0", root)
+    for pid in _serving(n, root):
+        os.kill(pid, signal.SIGTERM)
+    for _ in range(500):
+        if not _serving(n, root):
+            break
+        time.sleep(0.02)
+    shutil.rmtree(root / "run")  # a reboot: /run is a new tmpfs
+    (root / "run").mkdir()
+    # the unit's ExecStart (its ExecStartPre made /run/nestnet), with the test root's paths
+    start = next(l for l in (root / dhcp.UNIT).read_text().splitlines() if l.startswith("ExecStart="))
+    cmd = start.removeprefix("ExecStart=").replace("$$", "$")
+    for top in ("/etc/nestnet/", "/run/nestnet/", "/var/lib/nestnet/"):
+        cmd = cmd.replace(" " + top, f" {root}{top}").replace("=" + top, f"={root}{top}")
+    assert str(root) in cmd
+    (root / "run/nestnet").mkdir()
+    unit = subprocess.Popen(["ip", "netns", "exec", n.name, "sh", "-c", "exec " + cmd],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(500):
+            if _serving(n, root) == [unit.pid]:
+                break
+            time.sleep(0.02)
+        assert _serving(n, root) == [unit.pid]  # exec: the unit's main PID is dnsmasq itself
+        assert n.run(host.diff, plan, "h0", root) == []
+    finally:
+        unit.terminate()
+        unit.wait()

@@ -158,15 +158,19 @@ def rm(spec: str, name: str, release_block: bool) -> None:
 def hook(spec: str, host_name: str | None, root: str, guest: str, operation: str, sub_operation: str) -> None:
     """What the libvirt qemu hook runs (hosts[].migration_hook): a move's steps at GUEST's
     OPERATION/SUB_OPERATION; the domain XML on stdin. Exits 0 when there is nothing to do."""
-    from ..host import libvirt_hook, move
+    from ..host import libvirt_hook, lock, move
 
     plan, name = _load(spec, host_name)
     xml = "" if sys.stdin.isatty() else sys.stdin.read()
     vm = libvirt_hook.vm_of(plan, guest, xml)
-    for step in libvirt_hook.steps(plan, name, vm, operation, sub_operation):
-        assert vm is not None
-        if step == "arrive":
-            move.arrive(plan, name, vm, root)
-        else:
-            move.depart(plan, name, vm)
-        note(f"{name}: {vm} {step} ({operation}/{sub_operation})")
+    steps = libvirt_hook.steps(plan, name, vm, operation, sub_operation)
+    if not steps:
+        return
+    with lock.held(root, "host hook"):  # one writer on this host at a time (host/lock.py)
+        for step in steps:
+            assert vm is not None
+            if step == "arrive":
+                move.arrive(plan, name, vm, root)
+            else:
+                move.depart(plan, name, vm)
+            note(f"{name}: {vm} {step} ({operation}/{sub_operation})")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import HostError, UsageError
 from ..plan import Host, Plan
-from . import desired, guard, observe
+from . import desired, guard, lock, observe
 from .execute import ApplyError, execute
 from .desired import Change
 
@@ -49,7 +49,15 @@ def diff(plan: Plan, host_name: str, root: str | Path = "/", adopt: bool = False
 def apply(
     plan: Plan, host_name: str, root: str | Path = "/", dry_run: bool = False, adopt: bool = False
 ) -> list[Change]:
-    """``adopt``: foreign routes with the same next hop as a wanted one become nestnet's."""
+    """``adopt``: foreign routes with the same next hop as a wanted one become nestnet's.
+    Holds the host lock (host/lock.py) from observing to the last write."""
+    if dry_run:
+        return _apply(plan, host_name, root, True, adopt)
+    with lock.held(root, "host apply"):
+        return _apply(plan, host_name, root, False, adopt)
+
+
+def _apply(plan: Plan, host_name: str, root: str | Path, dry_run: bool, adopt: bool) -> list[Change]:
     want, seen, root = _state(plan, host_name, root)
     changes = desired.diff(want, seen, adopt)
     guard.refuse_lockout(want, changes)
@@ -59,11 +67,14 @@ def apply(
 
 
 def remove(plan: Plan, host_name: str, root: str | Path = "/", dry_run: bool = False) -> list[Change]:
-    want, seen, root = _state(plan, host_name, root)
-    changes = desired.removal(want, seen)
-    if not dry_run:
+    if dry_run:
+        want, seen, _ = _state(plan, host_name, root)
+        return desired.removal(want, seen)
+    with lock.held(root, "host remove"):
+        want, seen, root = _state(plan, host_name, root)
+        changes = desired.removal(want, seen)
         execute(changes, root)
-    return changes
+        return changes
 
 
 def find_self(plan: Plan) -> str:

@@ -152,12 +152,17 @@ def diff(want: Desired, seen: Observed, adopt: bool = False) -> list[Change]:
 
 
 def _diff_dhcp(want: Desired, seen: Observed) -> list[Change]:
-    """dnsmasq runs with the wanted config: started, or restarted after its config changed."""
+    """dnsmasq runs with the wanted config, once: started, or restarted after its config changed
+    or when more than one serves it (a stray one is stopped)."""
     d = want.dhcp_digest
-    if seen.dhcp is not None and seen.dhcp.digest == d:
+    run = seen.dhcp
+    if run is not None and run.digest == d and not run.strays:
         return []
-    op = "start" if seen.dhcp is None else "restart"
-    return [Change("service", op, dhcp.UNIT_NAME, f"DHCP + DNS on {want.host.bridge}, config {d}", ("start", d))]
+    op = "start" if run is None else "restart"
+    detail = f"DHCP + DNS on {want.host.bridge}, config {d}"
+    if run is not None and run.strays:
+        detail += f"; stopping {len(run.pids)} that serve this config (pids {', '.join(map(str, run.pids))})"
+    return [Change("service", op, dhcp.UNIT_NAME, detail, ("start", d))]
 
 
 def _diff_links(want: Desired, seen: Observed) -> list[Change]:

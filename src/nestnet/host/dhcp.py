@@ -10,10 +10,15 @@ that nestnet owns (docs/decisions/0011).
   the host's own address (Azure DNS does not answer nested addresses).
 
 Files (rendered under the host root like every persistent file): the config, a systemd unit and
-its ``wants`` link, so it starts at boot. The running process is observed through its pid file
-and a record of the config digest it was started with: a changed config means a restart, an
-unchanged one nothing. Under systemd (root ``/``) the unit is (re)started; anywhere else (a lab
-namespace, a test root) nestnet runs dnsmasq itself, which daemonises into the current namespace.
+its ``wants`` link, so it starts at boot. The running process is recognised by what it serves,
+not by a pid file: a ``dnsmasq`` in this network namespace whose command line reads this root's
+config. What it was started with is in its own environment: whoever starts it (the unit, or
+nestnet) puts the digest of the config file it is about to read there (``NESTNET_DNSMASQ_CONF``),
+so ``/proc/PID/environ`` says which config it runs with, also after a reboot (no record in /run).
+A changed config means a restart, an unchanged one nothing; a second one (a stray of a race, or
+one started by hand with this config) is stopped. Under systemd (root ``/``) the unit is
+(re)started; anywhere else (a lab namespace, a test root) nestnet runs dnsmasq itself, which
+daemonises into the current namespace.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ UNIT_NAME = "nestnet-dnsmasq.service"
 UNIT = f"etc/systemd/system/{UNIT_NAME}"
 UNIT_LINK = f"etc/systemd/system/multi-user.target.wants/{UNIT_NAME}"
 PID = "run/nestnet/dnsmasq.pid"
-STARTED = "run/nestnet/dnsmasq.started"  # "<pid> <config digest>" of the process nestnet started
+ENV = "NESTNET_DNSMASQ_CONF"  # in dnsmasq's environment: the digest of the config it read at start
 LEASES = "var/lib/nestnet/dnsmasq.leases"
 LOG = "var/log/nestnet/dnsmasq.log"  # only when nestnet runs dnsmasq itself (no journal)
 FILES = (CONF, UNIT, UNIT_LINK)
@@ -125,7 +130,10 @@ def unit(header: str) -> str:
         "After=network.target systemd-networkd.service\n\n"
         "[Service]\nType=simple\n"
         "ExecStartPre=/bin/mkdir -p /run/nestnet /var/lib/nestnet\n"
-        f"ExecStart={' '.join(argv('/', foreground=True))}\n"
+        # the digest of the config dnsmasq is about to read goes into its environment (exec:
+        # the same PID), so what it runs with is read from /proc/PID/environ ($$ is systemd's $)
+        f"ExecStart=/bin/sh -c 'exec env {ENV}=$$(sha256sum /{CONF} | cut -c1-16) "
+        f"{' '.join(argv('/', foreground=True))}'\n"
         "Restart=on-failure\n\n"
         "[Install]\nWantedBy=multi-user.target\n"
     )
@@ -150,29 +158,64 @@ def files(plan: Plan, host: Host, header: str, file_cls: type) -> dict[str, obje
 
 @dataclass(frozen=True)
 class Running:
-    pid: int
-    digest: str | None  # of the config it was started with; None: not started by nestnet's record
+    pid: int  # the one that serves (the lowest PID when there are several)
+    digest: str | None  # of the config it was started with (None: not started by nestnet)
+    strays: tuple[int, ...] = ()  # further ones serving the same config: a race's leftovers
+
+    @property
+    def pids(self) -> tuple[int, ...]:
+        return (self.pid, *self.strays)
+
+
+def _read(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError:  # gone, or not ours to read
+        return None
+
+
+def _env(pid: int) -> str | None:
+    for item in (_read(f"/proc/{pid}/environ") or b"").split(b"\0"):
+        if item.startswith(ENV.encode() + b"="):
+            return item[len(ENV) + 1 :].decode(errors="replace")
+    return None
+
+
+def processes(root: Path) -> dict[int, int]:
+    """pid -> parent pid of every dnsmasq in this network namespace reading ``root``'s config."""
+    conf_arg = f"--conf-file={str(root).rstrip('/')}/{CONF}".encode()
+    try:
+        here = os.stat("/proc/self/ns/net")
+    except OSError:
+        return {}
+    out: dict[int, int] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        stat = _read(f"/proc/{name}/stat")
+        if stat is None or b"(dnsmasq)" not in stat:
+            continue
+        cmdline = _read(f"/proc/{name}/cmdline") or b""
+        if conf_arg not in cmdline.split(b"\0"):
+            continue
+        try:
+            ns = os.stat(f"/proc/{name}/ns/net")
+        except OSError:
+            continue
+        fields = stat.rsplit(b")", 1)[1].split()
+        if (ns.st_dev, ns.st_ino) == (here.st_dev, here.st_ino) and fields[0] != b"Z":
+            out[int(name)] = int(fields[1])
+    return out
 
 
 def observe(root: Path) -> Running | None:
-    """The dnsmasq nestnet runs for this root, if it is alive."""
-    try:
-        pid = int((root / PID).read_text().split()[0])
-    except (FileNotFoundError, ValueError, IndexError):
+    """The dnsmasq that serves this root's config here, if one runs (its TCP children aside)."""
+    procs = processes(root)
+    tops = sorted(p for p, parent in procs.items() if parent not in procs)
+    if not tops:
         return None
-    try:
-        comm = Path(f"/proc/{pid}/comm").read_text().strip()
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    conf_arg = f"--conf-file={str(root).rstrip('/')}/{CONF}".encode()
-    if comm != "dnsmasq" or conf_arg not in cmdline:
-        return None  # a stale pid file, the pid now someone else's
-    try:
-        spid, dig = (root / STARTED).read_text().split()
-        return Running(pid, dig if int(spid) == pid else None)
-    except (FileNotFoundError, ValueError):
-        return Running(pid, None)
+    return Running(tops[0], _env(tops[0]), tuple(tops[1:]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -183,9 +226,9 @@ def _systemd(root: Path) -> bool:
     return root.resolve() == Path("/") and Path("/run/systemd/system").is_dir()
 
 
-def _run(args: list[str]) -> None:
+def _run(args: list[str], env: dict[str, str] | None = None) -> None:
     try:
-        r = subprocess.run(args, capture_output=True, text=True)
+        r = subprocess.run(args, capture_output=True, text=True, env=env)
     except FileNotFoundError:
         raise HostError(f"{args[0]} is not installed (Debian/Ubuntu: apt-get install dnsmasq-base)") from None
     if r.returncode != 0:
@@ -193,33 +236,35 @@ def _run(args: list[str]) -> None:
 
 
 def stop(root: Path, forget: bool = False) -> None:
-    """Stop it; ``forget``: also delete its leases and log (``host remove``)."""
+    """Stop it, and any other one serving this config; ``forget``: also delete its leases and log."""
     if _systemd(root):
         _run(["systemctl", "stop", UNIT_NAME])
-    else:
-        seen = observe(root)
-        if seen is not None:
-            os.kill(seen.pid, signal.SIGTERM)
-            _wait(lambda: not Path(f"/proc/{seen.pid}").exists(), f"dnsmasq {seen.pid} to stop")
-    for rel in (PID, STARTED, *((LEASES, LOG) if forget else ())):
+    pids = list(processes(root))
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    # gone from /proc (reaped), as before: its sockets are closed by then
+    _wait(lambda: not any(Path(f"/proc/{p}").exists() for p in pids), f"dnsmasq {', '.join(map(str, pids))} to stop")
+    for rel in (PID, *((LEASES, LOG) if forget else ())):
         (root / rel).unlink(missing_ok=True)
 
 
 def start(root: Path, dig: str) -> None:
-    """(Re)start dnsmasq with the config on disk and record which config that was."""
+    """(Re)start dnsmasq with the config on disk, the digest of what it reads in its environment."""
     stop(root)
     for rel in (PID, LEASES, LOG):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
     if _systemd(root):
         _run(["systemctl", "daemon-reload"])
         _run(["systemctl", "start", UNIT_NAME])
-        _wait(lambda: observe(root) is not None, f"{UNIT_NAME} to write {PID}")
+        _wait(lambda: observe(root) is not None, f"{UNIT_NAME} to start dnsmasq")
     else:
-        _run(argv(root))  # dnsmasq daemonises after its pid file is written, or exits non-zero
-    seen = observe(root)
-    if seen is None:
+        # dnsmasq daemonises after its pid file is written, or exits non-zero
+        _run(argv(root), env={**os.environ, ENV: digest((root / CONF).read_text())})
+    if observe(root) is None:
         raise HostError(f"dnsmasq did not stay up; see /{LOG} or journalctl -u {UNIT_NAME}")
-    (root / STARTED).write_text(f"{seen.pid} {dig}\n")
 
 
 def _wait(cond, what: str, timeout: float = 10.0) -> None:
