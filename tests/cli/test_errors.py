@@ -134,5 +134,5 @@ def test_validate_json_answers_in_json_for_a_spec_that_is_not_there_or_not_a_fil
     for spec, message in ((tmp_path / "nope.yaml", "no such file"), (tmp_path, "is a directory, not a file")):
         r = nestnet("validate", str(spec), "--json")
         assert r.returncode == 2 and r.stderr == f"error: {spec}: {message}\n", r.stderr
-        assert json.loads(r.stdout) == {"ok": False, "warnings": [], "errors": [
+        assert json.loads(r.stdout) == {"ok": False, "exit_code": 2, "warnings": [], "errors": [
             {"file": str(spec), "line": None, "path": "", "message": message, "severity": "error"}]}

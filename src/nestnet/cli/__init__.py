@@ -129,10 +129,12 @@ def _main(argv: list[str] | None) -> None:
 
     from ..env import check_all
 
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
         check_all()  # the environment is input: a bad value is exit 2 before anything runs
-        rv = cli.main(args=argv, prog_name="nestnet", standalone_mode=False)
+        rv = cli.main(args=args, prog_name="nestnet", standalone_mode=False)
     except NestnetError as exc:
+        _json_error(args, exc, exc.exit_code)
         _print_error(exc)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
@@ -142,6 +144,7 @@ def _main(argv: list[str] | None) -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
+        _json_error(args, NestnetError(_click_message(exc)), exc.exit_code)
         click.secho(f"error: {_click_message(exc)}", err=True, fg="red" if sys.stderr.isatty() else None)
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
@@ -159,12 +162,30 @@ def _main(argv: list[str] | None) -> None:
         with os.fdopen(fd, "w") as fh:
             traceback.print_exc(file=fh)
         exc_type, exc_val = sys.exc_info()[:2]
+        if exc_val is not None:
+            _json_error(args, RuntimeError(f"internal error: {exc_type.__name__}: {exc_val} (traceback in {path})"), 70)
         click.echo(
             f"nestnet: internal error: {exc_type.__name__}: {exc_val} (traceback in {path}; please report it)",
             err=True,
         )
         sys.exit(70)
     sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _json_error(args: list[str], exc: BaseException, code: int) -> None:
+    """Under ``--json`` a failing command still answers in JSON on stdout (as ``validate --json``
+    always did), unless it printed something already; the one line on stderr stays."""
+    from ..errors import StdoutError
+    from .output import emit_json, error_json, stdout_is_clean
+
+    options = args[: args.index("--")] if "--" in args else args
+    if "--json" not in options or isinstance(exc, StdoutError) or not stdout_is_clean():
+        return
+    try:
+        emit_json(error_json(exc, code))
+        sys.stdout.flush()
+    except Exception:  # noqa: BLE001 - stdout failing now: the stderr line is all there is
+        pass
 
 
 def _debug() -> bool:

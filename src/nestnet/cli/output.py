@@ -126,6 +126,7 @@ class _GuardedStdout(io.RawIOBase):
     def __init__(self, closed_at_start: bool):
         super().__init__()
         self.closed_at_start = closed_at_start
+        self.written = 0  # bytes that reached fd 1 (an error as JSON only on a clean stdout)
 
     def writable(self) -> bool:
         return True
@@ -143,7 +144,9 @@ class _GuardedStdout(io.RawIOBase):
             why = "it is closed"
         else:
             try:
-                return os.write(1, b)
+                n = os.write(1, b)
+                self.written += n
+                return n
             except BrokenPipeError:
                 raise
             except OSError as exc:
@@ -181,6 +184,27 @@ def guard_stdout() -> None:
     line = bool(getattr(old, "line_buffering", False))
     sys.stdout = sys.__stdout__ = io.TextIOWrapper(
         io.BufferedWriter(_GuardedStdout(closed)), encoding=enc, errors=errors, line_buffering=line)
+
+
+def stdout_is_clean() -> bool:
+    """Nothing has been written to stdout yet (so a JSON error document would stand alone)."""
+    try:
+        sys.stdout.flush()
+    except Exception:  # noqa: BLE001 - an unwritable stdout is not clean
+        return False
+    raw = getattr(getattr(sys.stdout, "buffer", None), "raw", None)
+    return isinstance(raw, _GuardedStdout) and raw.written == 0 and not raw.closed_at_start
+
+
+def error_json(exc: BaseException, code: int) -> dict[str, Any]:
+    """A failed command's error for ``--json``: the shape ``validate --json`` prints."""
+    from ..errors import SpecError
+
+    if isinstance(exc, SpecError):
+        errors = [p.to_dict() for p in exc.problems]
+    else:
+        errors = [{"file": "", "line": None, "path": "", "message": str(exc), "severity": "error"}]
+    return {"ok": False, "exit_code": code, "errors": errors, "warnings": []}
 
 
 BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader went away
