@@ -127,7 +127,8 @@ class Diagnosis:
             "failed_pairs": self.failing,
             "groups": [g.to_dict() for g in self.groups],
             "pairs": [
-                {"src": a, "dst": b, "group": i, "fails_in_plan_too": g.in_plan}
+                {"src": a, "dst": b, "group": i, "fails_in_plan_too": g.in_plan,
+                 **({"intermittent": True} if g.example.intermittent else {})}
                 for i, g in enumerate(self.groups) for a, b in g.pairs
             ],
             "drift": list(self.drift),

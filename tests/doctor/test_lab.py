@@ -75,7 +75,14 @@ def test_fault_named_and_pairs_match_the_lab(subnet_lab, kind: str, needle: str)
         assert not real and not d.pairs
     else:
         assert real, f"{kind} broke no pair in the lab: this test would prove nothing"
-    seen = {(p.src, p.dst) for p in d.pairs}
+    # A pair the doctor calls intermittent (an ARP race: with h1's block route gone, h1 answers
+    # v1's ARP for v1b by proxy, and so does v1b) may go either way in the lab: compared are the
+    # pairs whose verdict is certain, and which pairs are racy is itself asserted.
+    racy = {(p.src, p.dst) for p in d.pairs if p.intermittent}
+    assert racy == ({("v1", "v1b"), ("v1b", "v1")} if kind == "no-host-routes" else set()), d.pairs
+    assert all(j["intermittent"] for j in d.to_dict()["pairs"] if (j["src"], j["dst"]) in racy)
+    seen = {(p.src, p.dst) for p in d.pairs} - racy
+    real -= racy
     assert seen == real, f"doctor only {sorted(seen - real)}, lab only {sorted(real - seen)}"
     healed = _diagnose(plan, "h1")
     assert healed.healthy, (healed.findings, healed.pairs, healed.drift)

@@ -26,7 +26,7 @@ on the way (a host sending its own block to Azure, ...) are the root cause of a 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Network
 from typing import Iterator
 
@@ -81,9 +81,12 @@ class PairResult:
     hops: tuple[str, ...] = ()
     dies_at: str = ""
     fix: str = ""  # the drop's fix alone (``reason`` ends with it), for reports
+    # Non-empty: the verdict depends on a race the model cannot decide (which of two ARP answers
+    # arrives first); ``ok`` is then False (it does not reliably work) and this names the race.
+    intermittent: str = ""
 
     def to_dict(self) -> dict:
-        return {
+        d = {
             "src": self.src,
             "dst": self.dst,
             "ok": self.ok,
@@ -92,6 +95,9 @@ class PairResult:
             "dies_at": self.dies_at,
             "fix": self.fix,
         }
+        if self.intermittent:
+            d["intermittent"] = self.intermittent
+        return d
 
 
 @dataclass
@@ -100,6 +106,10 @@ class _Flow:
 
     nat: list[tuple[str, IPv4Address, IPv4Address]] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)  # nodes whose conntrack saw the request
+    # ARP races met on the way: (host, asker, address) -> who answers first ("host" or "vm"),
+    # preset by ``Model.ping`` to walk each outcome; ``races`` says what each one is, in order met.
+    arp: dict[tuple[str, str, IPv4Address], str] = field(default_factory=dict)
+    races: dict[tuple[str, str, IPv4Address], str] = field(default_factory=dict)
 
 
 @dataclass
@@ -112,6 +122,14 @@ class _Walk:
 
     def hop(self, where: str, what: str) -> None:
         self.hops.append(f"{where}: {what}")
+
+
+def _flip(met: dict, i: int) -> dict:
+    """The races met before the i-th as taken, the i-th answered by the other side."""
+    keys = list(met)[: i + 1]
+    pre = {k: met[k] for k in keys}
+    pre[keys[i]] = "vm" if met[keys[i]] == "host" else "host"
+    return pre
 
 
 class _Dropped(Exception):
@@ -164,26 +182,64 @@ class Model:
 
     # ---------------------------------------------------------------- a ping
 
+    # At most this many outcomes of ARP races are walked per ping (each race doubles them).
+    MAX_OUTCOMES = 16
+
     def ping(self, src: str, dst: str) -> PairResult:
+        """One pair's verdict. Where two nodes answer one ARP request (a host by proxy and the
+        VM itself), the asker keeps the first answer, which is a race: every outcome is walked,
+        and when they disagree the pair is *intermittent* (not ok, and not certainly failing)."""
+        first, met = self._ping(src, dst, {})
+        if not met:
+            return first
+        outcomes = [first]
+        todo = [_flip(met, i) for i in range(len(met))]
+        tried = {tuple(sorted(met.items()))}
+        races = dict(met)
+        while todo and len(outcomes) < self.MAX_OUTCOMES:
+            preset = todo.pop()
+            r, met = self._ping(src, dst, preset)
+            if tuple(sorted(met.items())) in tried:
+                continue
+            tried.add(tuple(sorted(met.items())))
+            outcomes.append(r)
+            races.update({k: v for k, v in met.items() if k not in races})
+            todo += [_flip(met, i) for i in range(len(preset), len(met))]
+        if all(o.ok == first.ok for o in outcomes):
+            return first
+        bad = next(o for o in outcomes if not o.ok)
+        why = "ARP race: " + "; ".join(self._race_words(k) for k in races)
+        return replace(bad, reason=f"{src} → {dst}: intermittent ({why}); when it fails: {bad.reason}",
+                       intermittent=why)
+
+    def _race_words(self, key: tuple[str, str, IPv4Address]) -> str:
+        h, asker, ip = key
+        vm = self.guest_by_ip[ip].name
+        return f"{h} (by proxy) and {vm} both answer {asker}'s ARP for {ip}, and {asker} keeps the first answer"
+
+    def _ping(self, src: str, dst: str, arp: dict) -> tuple[PairResult, dict]:
+        """One outcome: ARP races decided by ``arp`` (others: the host first); also returns every
+        race met with the answer taken, in the order met."""
         s = self.state
-        flow = _Flow()
+        flow = _Flow(arp=dict(arp))
         a, b = s.address_of(src), s.address_of(dst)
         fwd = self._leg(src, a, b, flow, reply=False)
         hops = [f"request {src} → {dst}", *fwd.hops]
         if fwd.drop is not None:
-            return PairResult(src, dst, False, f"{src} → {dst}: {fwd.drop}", tuple(hops), fwd.drop.where, fwd.drop.fix)
+            return (PairResult(src, dst, False, f"{src} → {dst}: {fwd.drop}", tuple(hops), fwd.drop.where,
+                               fwd.drop.fix), flow.races)
         if fwd.reached != dst:
             why = f"{src} → {dst}: {b} is answered by {fwd.reached}, not {dst}"
-            return PairResult(src, dst, False, why, tuple(hops), fwd.reached or "")
+            return PairResult(src, dst, False, why, tuple(hops), fwd.reached or ""), flow.races
         back = self._leg(dst, fwd.dst, fwd.src, flow, reply=True)
         hops += [f"reply {dst} → {src}", *back.hops]
         if back.drop is not None:
             why = f"reply {dst} → {src}: {back.drop}"
-            return PairResult(src, dst, False, why, tuple(hops), back.drop.where, back.drop.fix)
+            return PairResult(src, dst, False, why, tuple(hops), back.drop.where, back.drop.fix), flow.races
         if back.reached != src or back.dst != a:
             why = f"reply {dst} → {src}: reaches {back.reached} as {back.dst}, not {src} at {a}"
-            return PairResult(src, dst, False, why, tuple(hops), back.reached or "")
-        return PairResult(src, dst, True, "", tuple(hops))
+            return PairResult(src, dst, False, why, tuple(hops), back.reached or ""), flow.races
+        return PairResult(src, dst, True, "", tuple(hops)), flow.races
 
     def _leg(self, node: str, src: IPv4Address, dst: IPv4Address, flow: _Flow, reply: bool) -> Leg:
         w = _Walk(flow, reply)
@@ -246,12 +302,18 @@ class Model:
         sibling = next((o for o in self.guests_of.get(h.name, ()) if o.ip == nh and o.name != asker.name), None)
         if sibling is not None:
             if self._proxy_arp_refusal(h, nh, asker.ip) is None:
-                if self.host_route(h, nh).dev != h.bridge:
-                    w.anomalies.append(Drop(h.name, f"{h.name} answers ARP for its own VM {sibling.name} ({nh}) by "
-                                            f"proxy: its route to {nh} does not use {h.bridge}",
-                                            f"`nestnet host apply` on {h.name}"))
-                w.hop(h.name, f"answers ARP for {nh} on {h.bridge} by proxy, before {sibling.name} does")
-                return self._host_in(h, h.bridge, pkt, w)
+                # Both answer (proxy_delay is 0): a race, each outcome walked by ``ping``.
+                key = (h.name, asker.name, nh)
+                first = w.flow.races.setdefault(key, w.flow.arp.get(key, "host"))
+                if first == "host":
+                    if self.host_route(h, nh).dev != h.bridge:
+                        w.anomalies.append(Drop(h.name, f"{h.name} answers ARP for its own VM {sibling.name} ({nh}) "
+                                                f"by proxy: its route to {nh} does not use {h.bridge}",
+                                                f"`nestnet host apply` on {h.name}"))
+                    w.hop(h.name, f"answers ARP for {nh} on {h.bridge} by proxy, before {sibling.name} does")
+                    return self._host_in(h, h.bridge, pkt, w)
+                w.hop(h.bridge, f"{sibling.name} answers ARP for {nh} before {h.name}'s proxy answer; bridged to it")
+                return self._guest_in(sibling, pkt, w)
             w.hop(h.bridge, f"{sibling.name} answers ARP for {nh}; bridged to it")
             return self._guest_in(sibling, pkt, w)
         if h.bridge_has_uplink and not h.l2_guards:
