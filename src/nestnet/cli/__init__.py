@@ -43,7 +43,7 @@ class LazyGroup(click.Group):
         if entry is None or not _module_exists(entry[0]):
             return None
         module, attr = entry[0].split(":")
-        return getattr(importlib.import_module(module), attr)
+        return _with_global_options(getattr(importlib.import_module(module), attr))
 
     def invoke(self, ctx: click.Context):
         try:
@@ -71,6 +71,31 @@ class LazyGroup(click.Group):
                 formatter.write_dl(rows)
 
 
+def _quiet(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.meta["nestnet.quiet"] = True  # ctx.meta is shared by every context of one run
+
+
+QUIET_HELP = "Print no warnings about the spec (errors still print)."
+
+
+def _with_global_options(cmd: click.Command) -> click.Command:
+    """The global options (-q) also after the subcommand, as every warning's "-q hides this"
+    suggests: `nestnet check SPEC -q` as `nestnet -q check SPEC` (issue 23). Added once to each
+    command and group below the top; after `--` nothing is parsed, so `lab exec ... -- CMD -q`
+    and `fleet apply ... -- -q` still pass -q on."""
+    if getattr(cmd, "_nestnet_globals", False):
+        return cmd
+    if not any("-q" in p.opts or "--quiet" in p.opts for p in cmd.params):
+        cmd.params.append(click.Option(["--quiet", "-q"], is_flag=True, expose_value=False, callback=_quiet,
+                                       help=QUIET_HELP))
+    cmd._nestnet_globals = True  # type: ignore[attr-defined]
+    if isinstance(cmd, click.Group):
+        for sub in cmd.commands.values():
+            _with_global_options(sub)
+    return cmd
+
+
 def _module_exists(target: str) -> bool:
     from importlib.util import find_spec
 
@@ -93,7 +118,7 @@ Exit codes:
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
 @click.version_option(__version__, prog_name="nestnet")
-@click.option("--quiet", "-q", is_flag=True, help="Print no warnings about the spec (errors still print).")
+@click.option("--quiet", "-q", is_flag=True, help=QUIET_HELP)
 @click.pass_context
 def cli(ctx: click.Context, quiet: bool) -> None:
     """nestnet: real, routable VNet addresses for nested VMs on KVM hosts in Azure.
