@@ -199,7 +199,15 @@ def run(plan: Plan, host: str, root: str | Path = "/", azure_client: Any = None,
         from .forwards import dnat_ports
 
         dnat = dnat_ports(_output(["nft", "-j", "list", "ruleset"]))
-    return diagnose(plan, host, obs, drift, state, azure, dnat, probe)
+    ufw_on = None
+    if plan.hosts[host].firewall == "ufw":
+        from .host import ufw as ufw_files
+
+        try:
+            ufw_on = ufw_files.enabled((Path(root) / ufw_files.CONF).read_text())
+        except OSError:
+            ufw_on = None
+    return diagnose(plan, host, obs, drift, state, azure, dnat, probe, ufw_enabled=ufw_on)
 
 
 # --- pure --------------------------------------------------------------------------------------
@@ -213,9 +221,11 @@ def diagnose(
     azure: CloudState | None = None,
     dnat: frozenset[tuple[str, int]] | None = None,
     probe: Probe = ICMP,
+    ufw_enabled: bool | None = None,
 ) -> Diagnosis:
     """``azure``: Azure as observed (None: assumed as planned); ``dnat``: the DNAT rules seen;
-    ``probe``: what every pair sends (NSG rules match its protocol and port)."""
+    ``probe``: what every pair sends (NSG rules match its protocol and port); ``ufw_enabled``:
+    UFW's ENABLED= on a ``firewall: ufw`` host (False: the fix is enabling it, not a reload)."""
     from . import forwards
     planned = planned or from_plan(plan)
     base = replace(planned, azure=azure) if azure is not None else planned
@@ -228,7 +238,7 @@ def diagnose(
 
     return Diagnosis(
         host=host,
-        findings=tuple(findings(planned.hosts[host], seen.hosts[host], obs, plan.hosts[host].firewall == "ufw")
+        findings=tuple(findings(planned.hosts[host], seen.hosts[host], obs, plan.hosts[host].firewall == "ufw", ufw_enabled)
                        + (azure_findings(planned.azure, azure) if azure is not None else [])),
         groups=_groups(res, planned, mine, trace),
         checked=pair_count(seen, len(mine)),
@@ -329,7 +339,8 @@ def pair_count(state: State, k: int) -> int:
     return total(n) - total(n - k)
 
 
-def findings(want: HostState, got: HostState, obs: HostObservation, ufw: bool = False) -> list[str]:
+def findings(want: HostState, got: HostState, obs: HostObservation, ufw: bool = False,
+             ufw_enabled: bool | None = None) -> list[str]:
     """What the host shows that the plan does not want, named the way an operator checks it."""
     out: list[str] = []
     if want.ip_forward and not got.ip_forward:
@@ -352,8 +363,11 @@ def findings(want: HostState, got: HostState, obs: HostObservation, ufw: bool = 
         if r not in planned_routes:
             out.append(f"stale nestnet route: {_route(r)}")
     if want.firewall.chains and not obs.nestnet_forward:
+        # `ufw reload` loads nothing while UFW is disabled (issue 21)
+        reload = ("UFW is not enabled: `ufw allow <ssh port>/tcp` then `ufw enable`" if ufw_enabled is False
+                  else "`ufw reload`")
         out.append("nestnet's forward rules are not loaded (" + (
-            "its chains in UFW's before.rules: `ufw reload`" if ufw else f"table {firewall.FAMILY} {firewall.TABLE}") + ")")
+            f"its chains in UFW's before.rules: {reload}" if ufw else f"table {firewall.FAMILY} {firewall.TABLE}") + ")")
     for chain in obs.foreign_drops:
         out.append(f"forward chain {chain} has policy drop: routed traffic stops there (UFW: default deny routed)")
     if want.masquerade and not obs.nestnet_masquerade:

@@ -116,3 +116,18 @@ def test_real_ufw_with_nestnets_rules_is_healthy_ipv6_drop_does_not_count(tmp_pa
     assert raw.foreign_drops == ("ip filter FORWARD",)  # the ip6 one is IPv6's only
     d = diagnose(plan, "h1", ufw_view(raw, ruleset, policy(plan, host)))
     assert d.healthy, (d.findings, [p.reason for p in d.problems][:3])
+
+
+def test_ufw_disabled_fix_is_enabling_it_not_a_reload(tmp_path: Path, ns: str):
+    """Issue 21 bug 4: with UFW disabled `ufw reload` loads nothing; the fix named is `ufw enable`."""
+    s = spec()
+    s["host_defaults"]["firewall"] = "ufw"
+    plan = write(tmp_path, s)[1]
+    h, host = from_plan(plan).hosts["h1"], plan.hosts["h1"]
+    ruleset = netns.sh(ns, "nft", "-j", "list", "ruleset").stdout  # disabled: no UFW tables at all
+    seen = ufw_view(observe_host(_routes(h), _sysctl(h), ruleset), ruleset, policy(plan, host))
+    off = diagnose(plan, "h1", seen, ufw_enabled=False)
+    assert any("UFW is not enabled" in f and "`ufw enable`" in f for f in off.findings), off.findings
+    assert not any("ufw reload" in f for f in off.findings)
+    on = diagnose(plan, "h1", seen, ufw_enabled=True)  # enabled, rules not loaded: a reload loads them
+    assert any("`ufw reload`" in f for f in on.findings), on.findings

@@ -94,6 +94,9 @@ class Observed:
     ufw_rules: str | None = None  # <root>/etc/ufw/before.rules, None if absent
     ufw_active: bool = False  # UFW enabled on this very system (root is /): reload after a change
     dhcp: dhcp.Running | None = None  # nestnet's dnsmasq, when it runs
+    # other base chains in this namespace, and UFW's chains (hook ""): (family, table, chain, hook, policy)
+    foreign_chains: tuple[tuple[str, str, str, str, str], ...] = ()
+    ufw_enabled: bool | None = None  # ENABLED= of <root>/etc/ufw/ufw.conf; None: no such file
 
 
 def desired(plan: Plan, host: Host, extra_sysctl: Mapping[str, str] | None = None) -> Desired:
@@ -139,6 +142,7 @@ def diff(want: Desired, seen: Observed, adopt: bool = False) -> list[Change]:
     h = want.host
     if h.uplink not in seen.links:
         raise HostError(f"host {h.name}: uplink {h.uplink!r} does not exist here (hosts[].uplink in the spec)")
+    _refuse_foreign_firewall(want, seen)
     changes: list[Change] = []
     changes += _diff_links(want, seen)
     changes += _diff_sysctl(want.sysctl, seen.sysctl)
@@ -149,6 +153,37 @@ def diff(want: Desired, seen: Observed, adopt: bool = False) -> list[Change]:
     changes += _diff_ufw(want, seen)
     changes += _diff_dhcp(want, seen)
     return changes
+
+
+def foreign_drops(seen: Observed) -> list[str]:
+    """Other base chains that drop what nestnet's table accepts: policy drop at the forward hook
+    (routed traffic) or the input hook (the VMs' DHCP and DNS), in the families IPv4 meets."""
+    return [f"{fam} {table} {chain} ({hook})" for fam, table, chain, hook, policy in seen.foreign_chains
+            if fam in ("ip", "inet") and hook in ("forward", "input") and policy == "drop"]
+
+
+def _refuse_foreign_firewall(want: Desired, seen: Observed) -> None:
+    """nftables runs every base chain on a hook: an accept in nestnet's table does not stop a
+    drop in another (docs/decisions/0001). Refused, not worked around: making it pass would mean
+    rules in a firewall that is not nestnet's."""
+    h = want.host
+    if h.firewall != "nftables":
+        return
+    drops = foreign_drops(seen)
+    if not drops:
+        return
+    ufw_on = any(fam == "ip" and table == "filter" and chain.startswith("ufw-") for fam, table, chain, *_ in seen.foreign_chains)
+    if ufw_on:
+        raise HostError(
+            f"host {h.name}: UFW is active here and its policy drop ({', '.join(drops)}) drops the nested VMs' "
+            "routed traffic, DHCP and DNS whatever nestnet's nftables table accepts; set `firewall: ufw` for this "
+            "host (hosts[].firewall) so nestnet writes its rules into UFW's"
+        )
+    raise HostError(
+        f"host {h.name}: another firewall's chain has policy drop ({', '.join(drops)}); it drops the nested VMs' "
+        "routed traffic, DHCP and DNS whatever nestnet's nftables table accepts; make that chain accept them or "
+        "its policy accept (nestnet does not edit another firewall's chains)"
+    )
 
 
 def _diff_dhcp(want: Desired, seen: Observed) -> list[Change]:
@@ -328,6 +363,14 @@ def _diff_ufw(want: Desired, seen: Observed, remove: bool = False) -> list[Chang
         if h.firewall == "ufw" and not remove:
             raise HostError(f"host {h.name}: firewall is ufw but /{ufw.BEFORE_RULES} does not exist; install UFW first")
         return []
+    if h.firewall == "ufw" and not remove and seen.ufw_enabled is False:
+        # `ufw reload` loads nothing while UFW is disabled; enabling it is the operator's call
+        # (its default deny incoming can cut SSH): refused before anything is written
+        raise HostError(
+            f"host {h.name}: firewall is ufw but UFW is not enabled (ENABLED=no in /{ufw.CONF}), so nothing nestnet "
+            "writes into its before.rules would be loaded; enable it (`ufw allow <ssh port>/tcp` then `ufw enable`) "
+            "and run host apply again, or set `firewall: nftables`"
+        )
     try:
         new = ufw.splice(text, *ufw.render_policy(want.policy, want.plan.name)) if h.firewall == "ufw" and not remove else ufw.strip(text)
     except ValueError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -95,9 +96,26 @@ def observe(
         ovs_bridges=bridges,
         ovs_flow_cookies=ovs_flow_cookies(flows_on) if flows_on in bridges else (),
         ufw_rules=_read(root / ufw.BEFORE_RULES),
-        ufw_active=root.resolve() == Path("/") and "ENABLED=yes" in (_read(root / "etc/ufw/ufw.conf") or ""),
+        ufw_active=root.resolve() == Path("/") and bool(ufw_on := ufw.enabled(_read(root / ufw.CONF))),
+        ufw_enabled=ufw_on if root.resolve() == Path("/") else ufw.enabled(_read(root / ufw.CONF)),
         dhcp=dhcp.observe(root),
+        foreign_chains=foreign_chains(),
     )
+
+
+def foreign_chains() -> tuple[tuple[str, str, str, str, str], ...]:
+    """(family, table, chain, hook, policy) of every base chain here that is not nestnet's, and
+    of UFW's chains (hook "")."""
+    r = run(["nft", "-j", "list", "chains"])
+    if r.returncode != 0:
+        raise HostError(f"nft list chains: {r.stderr.strip()}")
+    out = []
+    for item in json.loads(r.stdout or '{"nftables": []}')["nftables"]:
+        c = item.get("chain")
+        if c and c["table"] != nft.TABLE and ("hook" in c or c["name"].startswith("ufw-")):
+            # UFW's own (regular) chains come along with an empty hook: how UFW is recognised
+            out.append((c["family"], c["table"], c["name"], c.get("hook", ""), c.get("policy", "")))
+    return tuple(out)
 
 
 def _read(path: Path) -> str | None:

@@ -15,6 +15,18 @@ from ..plan import Host, Plan
 BEGIN = "# BEGIN nestnet"
 END = "# END nestnet"
 BEFORE_RULES = "etc/ufw/before.rules"
+CONF = "etc/ufw/ufw.conf"
+
+
+def enabled(conf: str | None) -> bool | None:
+    """``ENABLED=yes`` in a ufw.conf text (UFW starts at boot and is on); None without the file."""
+    if conf is None:
+        return None
+    for line in conf.splitlines():
+        key, _, value = line.strip().partition("=")
+        if key == "ENABLED":
+            return value.strip().strip("'\"").lower() == "yes"
+    return False
 
 
 def _rules(p: Policy, chain: str, r: Rule) -> list[str]:
