@@ -249,6 +249,17 @@ def fragment(mode: str, n: Needs) -> str:
 # ---------------------------------------------------------------- one pair of a plan
 
 
+def design_rule(plan, src: str, dst: str) -> str:
+    """``not_served``'s rule in words that hold for every pair it covers ("" when the pair
+    should work): what ``check`` and the report print once for a whole group."""
+    if not not_served(plan, src, dst):
+        return ""
+    if plan.mode == "nat":
+        return ("NAT: a nested VM is reachable only from its own host and that host's VMs; inbound from elsewhere "
+                "needs a port forward (vms[].forwards) or mode routed")
+    return "egress: none: nested VMs' addresses are not translated for the internet (egress: masquerade-outside-vnet)"
+
+
 def not_served(plan, src: str, dst: str) -> str:
     """Why ``plan``'s mode cannot serve ``src`` -> ``dst`` by design; "" when it should work.
 

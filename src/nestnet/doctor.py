@@ -23,6 +23,7 @@ from typing import Any, Callable
 from . import firewall
 from .errors import HostError, UsageError
 from .firewall import Policy
+from .names import unknown
 from .model import (
     ICMP,
     INTERNET,
@@ -52,9 +53,12 @@ class PairGroup:
     example: PairResult
     pairs: tuple[tuple[str, str], ...]  # (src, dst), in node order
     in_plan: bool  # they fail in the plan too: the spec's doing (``nestnet check``)
+    design: str = ""  # the mode cannot serve them by design (NAT): not a problem of this host
+    blocks: tuple = ()  # the pairs as src-set x dst-set blocks (nestnet.model.groups.PairBlock)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"pairs": len(self.pairs), "fails_in_plan_too": self.in_plan, "example": self.example.to_dict()}
+        return {"pairs": len(self.pairs), "fails_in_plan_too": self.in_plan, "design": self.design,
+                "sets": [b.to_dict() for b in self.blocks], "example": self.example.to_dict()}
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,12 @@ class Diagnosis:
 
     @property
     def failing(self) -> int:
-        return sum(len(g.pairs) for g in self.groups)
+        """Failing pairs; not those the mode cannot serve by design (``by_design``)."""
+        return sum(len(g.pairs) for g in self.groups if not g.design)
+
+    @property
+    def by_design(self) -> int:
+        return sum(len(g.pairs) for g in self.groups if g.design)
 
     @property
     def planned_failures(self) -> frozenset[tuple[str, str]]:
@@ -105,7 +114,7 @@ class Diagnosis:
     @property
     def problems(self) -> tuple[PairGroup, ...]:
         """Groups the plan itself would not fail: what this host (or Azure) breaks."""
-        return tuple(g for g in self.groups if not g.in_plan)
+        return tuple(g for g in self.groups if not g.in_plan and not g.design)
 
     @property
     def healthy(self) -> bool:
@@ -125,6 +134,7 @@ class Diagnosis:
             "findings": list(self.findings),
             "checked_pairs": self.checked,
             "failed_pairs": self.failing,
+            "by_design_pairs": self.by_design,
             "groups": [g.to_dict() for g in self.groups],
             "pairs": [
                 {"src": a, "dst": b, "group": i, "fails_in_plan_too": g.in_plan,
@@ -146,7 +156,7 @@ def host_of(plan: Plan, name: str | None) -> str:
         except HostError as exc:  # the user must say which host: bad input, not a broken host
             raise UsageError(str(exc)) from None
     if name not in plan.hosts:
-        raise UsageError(f"host {name!r} is not in {plan.source or plan.name} (hosts: {', '.join(plan.hosts)})")
+        raise UsageError(f"host {name!r} is not in {plan.source or plan.name}{unknown(name, plan.hosts)}")
     return name
 
 
@@ -227,6 +237,8 @@ def diagnose(
     ``probe``: what every pair sends (NSG rules match its protocol and port); ``ufw_enabled``:
     UFW's ENABLED= on a ``firewall: ufw`` host (False: the fix is enabling it, not a reload)."""
     from . import forwards
+    from .advise import design_rule
+
     planned = planned or from_plan(plan)
     base = replace(planned, azure=azure) if azure is not None else planned
     seen = from_observation(plan, {host: obs}, base=base)
@@ -240,7 +252,7 @@ def diagnose(
         host=host,
         findings=tuple(findings(planned.hosts[host], seen.hosts[host], obs, plan.hosts[host].firewall == "ufw", ufw_enabled)
                        + (azure_findings(planned.azure, azure) if azure is not None else [])),
-        groups=_groups(res, planned, mine, trace),
+        groups=_groups(res, planned, mine, trace, lambda a, b: design_rule(plan, a, b)),
         checked=pair_count(seen, len(mine)),
         drift=drift,
         observed=summary(seen.hosts[host], obs, azure),
@@ -255,24 +267,38 @@ def diagnose(
 
 
 def _groups(res: Reachability, planned: State, mine: set[str],
-            trace: Callable[[str, str], PairResult]) -> tuple[PairGroup, ...]:
-    """The failing pairs with one of ``mine`` at either end, grouped as ``check`` classes them
-    and split by their verdict in the plan; one trace per group (1,000 hosts: a handful of
-    traces, not one per pair)."""
+            trace: Callable[[str, str], PairResult], design: Callable[[str, str], str]) -> tuple[PairGroup, ...]:
+    """The failing pairs with one of ``mine`` at either end, one group per root cause (where it
+    is and its fix, as ``nestnet check`` groups them), split by their verdict in the plan; one
+    trace per class pair of ``check`` (1,000 hosts: a handful of traces, not one per pair)."""
+    from .model.groups import cause_key, compress
+
     failing = res.failed_involving(mine)
     if not failing:
         return ()
     in_plan = reachability(planned, res.model.probe)  # verdicts by class: nothing traced
     order = {n: i for i, n in enumerate((*res.state.node_names, INTERNET))}
-    groups: list[PairGroup] = []
+    acc: dict[Any, tuple[PairResult, str, list[tuple[str, str]]]] = {}
     for _, pairs in failing:
         split: dict[bool, list[tuple[str, str]]] = {}
         for a, b in pairs:
             split.setdefault(not in_plan.ok(a, b), []).append((a, b))
         for fails_in_plan, members in split.items():
             members.sort(key=lambda p: (order[p[0]], order[p[1]]))
-            groups.append(PairGroup(trace(*members[0]), tuple(members), fails_in_plan))
-    groups.sort(key=lambda g: (order[g.pairs[0][0]], order[g.pairs[0][1]]))
+            why = design(*members[0])
+            example = PairResult(*members[0], False, why) if why else trace(*members[0])
+            key = (fails_in_plan, why or cause_key(example))
+            if key in acc:
+                acc[key][2].extend(members)
+            else:
+                acc[key] = (example, why, members)
+    groups = []
+    for (fails_in_plan, _), (example, why, members) in acc.items():
+        members.sort(key=lambda p: (order[p[0]], order[p[1]]))
+        if (example.src, example.dst) != members[0]:
+            example = PairResult(*members[0], False, why) if why else trace(*members[0])
+        groups.append(PairGroup(example, tuple(members), fails_in_plan, why, compress(members, order)))
+    groups.sort(key=lambda g: (bool(g.design), order[g.pairs[0][0]], order[g.pairs[0][1]]))
     return tuple(groups)
 
 

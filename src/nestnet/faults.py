@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import UsageError
+from .names import unknown
 
 # kind -> (what the target names, what breaks)
 FAULT_KINDS: dict[str, tuple[str, str]] = {
@@ -41,7 +42,7 @@ def parse_fault(text: str, plan) -> Fault:  # plan: nestnet.plan.Plan
     names = plan.hosts if what == "host" else plan.subnets
     if target not in names:
         raise UsageError(
-            f"fault {text!r}: {target!r} is not a {what} of {plan.name} (known: {', '.join(names)})"
+            f"fault {text!r}: {target!r} is not a {what} of {plan.name}{unknown(target, names)}"
         )
     return Fault(kind, target)
 

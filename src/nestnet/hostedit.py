@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
+from .names import unknown as unknown_name
 from .spec import NODE_NAME_RE, HostSpec, SpecSource
 from .specedit import _dump, _rt
 from .store import Loaded, edit, load_source
@@ -64,7 +65,7 @@ def host_rm(spec_path: str | Path, name: str, release_block: bool = False) -> tu
     def make_text(source: SpecSource) -> str:
         before = load_source(source, write=False).plan
         if name not in before.hosts:
-            raise UsageError(f"{source.display}: no host named {name!r} (known: {', '.join(before.hosts)})")
+            raise UsageError(f"{source.display}: no host named {name!r}{unknown_name(name, before.hosts)}")
         vms = [v.name for v in before.vms.values() if v.host == name]
         if vms:
             raise UsageError(f"{source.display}: host {name!r} still runs VMs {', '.join(vms)}; remove them first (nestnet vm rm)")

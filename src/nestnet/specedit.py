@@ -12,6 +12,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 from .errors import UsageError
+from .names import unknown
 from .spec import NODE_NAME_RE, SpecSource
 from .store import Loaded, edit, load_source
 
@@ -55,7 +56,7 @@ def vm_add(spec_path: str | Path, name: str, host: str, ip: str | None = None) -
         data = y.load(source.text)
         hosts = [h.get("name") for h in data.get("hosts") or [] if isinstance(h, dict)]
         if host not in hosts:
-            raise UsageError(f"--host: no host named {host!r} in {source.display} (known: {', '.join(map(str, hosts))})")
+            raise UsageError(f"--host: no host named {host!r} in {source.display}{unknown(host, hosts)}")
         vms = data.get("vms")
         if vms is None:
             vms = data["vms"] = CommentedSeq()
@@ -100,7 +101,7 @@ def vm_move(spec_path: str | Path, name: str, to: str, renumber: bool = False) -
         y = _rt()
         data = y.load(source.text)
         if to not in plan.hosts:
-            raise UsageError(f"--to: no host named {to!r} in {source.display} (known: {', '.join(plan.hosts)})")
+            raise UsageError(f"--to: no host named {to!r} in {source.display}{unknown(to, plan.hosts)}")
         vms = data.get("vms") or []
         entry = next((v for v in vms if isinstance(v, dict) and v.get("name") == name), None)
         if entry is None or name not in plan.vms:

@@ -56,10 +56,13 @@ def test_check_azure_reports_exactly_the_denied_pair(emulator, plan_of, tmp_path
     create_nsg(ep, plan)
     r = check_azure(ep, path, plan)
     assert r.returncode == 1, r.stderr
-    pairs = json.loads(r.stdout)["pairs"]
-    assert [(p["src"], p["dst"]) for p in pairs] == [("mgmt-vm", "web2b")]
-    assert "NSG vm-nsg rule deny-mgmt-web2b (priority 100, Deny)" in pairs[0]["reason"]
-    assert "az network nsg rule delete" in pairs[0]["fix"]
+    from nestnet.model.groups import expand
+
+    doc = json.loads(r.stdout)
+    assert [(a, b) for a, b, _ in expand(doc)] == [("mgmt-vm", "web2b")]
+    (g,) = doc["groups"]
+    assert "NSG vm-nsg rule deny-mgmt-web2b (priority 100, Deny)" in g["cause"]
+    assert "az network nsg rule delete" in g["fix"]
 
 
 @pytest.mark.root

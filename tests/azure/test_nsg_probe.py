@@ -15,6 +15,7 @@ from nestnet import lab
 from nestnet.azure.reconcile import reconcile
 from nestnet.lab.azure import lab_programmer
 from nestnet.model import Probe
+from nestnet.model.groups import expand
 
 from test_nsg_done_when import reconciled_three_hosts, three_hosts
 
@@ -53,11 +54,11 @@ def test_check_azure_with_probe(emulator, plan_of, tmp_path):
     assert r.returncode == 1, r.stderr
     doc = json.loads(r.stdout)
     assert doc["probe"] == "icmp"
-    failed = {(p["src"], p["dst"]) for p in doc["pairs"]}
+    failed = {(a, b) for a, b, _ in expand(doc)}
     assert ("mgmt-vm", "web1") in failed and {d for _, d in failed} <= INTO_VM_SUBNET
-    assert all("NSG vm-nsg rule DenyAll (priority 4096, Deny)" in p["reason"] for p in doc["pairs"])
+    assert all("NSG vm-nsg rule DenyAll (priority 4096, Deny)" in g["cause"] for g in doc["groups"])
     r = check_azure(ep, path, plan, "--probe", "tcp/80")
-    assert {(p["src"], p["dst"]) for p in json.loads(r.stdout)["pairs"]} == failed
+    assert {(a, b) for a, b, _ in expand(json.loads(r.stdout))} == failed
     r = check_azure(ep, path, plan, "--probe", "tcp/99999")
     assert r.returncode == 2 and r.stderr.startswith("error: --probe tcp/99999: ")
 
@@ -76,7 +77,7 @@ def test_lab_with_the_emulators_azure_agrees_with_check_for_each_probe(emulator,
         for probe in ("tcp/22", "icmp", "udp/22"):
             real = {(p.src, p.dst) for p in lab.matrix(plan, Probe.parse(probe)) if not p.ok}
             r = check_azure(ep, path, plan, "--probe", probe)
-            model = {(p["src"], p["dst"]) for p in json.loads(r.stdout)["pairs"]}
+            model = {(a, b) for a, b, _ in expand(json.loads(r.stdout))}
             assert real == model, f"{probe}: lab only {sorted(real - model)}, check only {sorted(model - real)}"
             assert bool(real) == (probe != "tcp/22")
     finally:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from nestnet.model.groups import expand
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
@@ -34,19 +36,32 @@ def test_json_lists_failed_pairs_and_exits_1(seed):
     r = run(str(seed), "--fault", "nic-forwarding-off:vme-kvm-vm2", "--json")
     assert r.returncode == 1
     out = json.loads(r.stdout)
-    assert out["summary"] == {"pairs": 25, "ok": 19, "failed": 6}
-    assert {(p["src"], p["dst"]) for p in out["pairs"]} == {
+    assert out["summary"] == {"pairs": 25, "ok": 19, "failed": 6, "by_design": 0}
+    pairs = [(a, b) for a, b, _ in expand(out)]
+    assert sorted(pairs) == sorted({
         ("vme-kvm-vm1", "web2"), ("web1", "web2"), ("web2", "vme-kvm-vm1"), ("web2", "web1"),
         ("web2", "mgmt-vm"), ("mgmt-vm", "web2"),
-    }
-    for p in out["pairs"]:
-        assert set(p) >= {"src", "dst", "ok", "reason", "hops"} and p["ok"] is False
-        assert "vme-kvm-vm2-vm-nic" in p["reason"] and p["hops"]
+    })
+    (g,) = out["groups"]  # one cause: the NIC's forwarding
+    assert g["verdict"] == "fail" and g["count"] == 6 and g["dies_at"] == "azure:vme-kvm-vm2-vm-nic"
+    assert "vme-kvm-vm2-vm-nic" in g["cause"] and g["fix"].startswith("`nestnet azure apply`")
+    assert g["example"]["hops"] and g["example"]["reason"].endswith(g["fix"])
+
+
+def test_one_cause_is_printed_once(seed):
+    """Issue 23 item 9: one line per cause with its fix and the pairs it breaks, not 6 (or 12)."""
+    r = run(str(seed), "--fault", "nic-forwarding-off:vme-kvm-vm2")
+    assert r.returncode == 1
+    assert r.stdout.count("FAIL") == 1 and r.stdout.count("--ip-forwarding true") == 1, r.stdout
+    assert "6 failed (1 cause)" in r.stdout
+    assert "FAIL 6 pairs: vme-kvm-vm1, web1, mgmt-vm → web2; web2 → vme-kvm-vm1, web1, mgmt-vm" in r.stdout
 
 
 def test_all_lists_every_pair(seed):
     out = json.loads(run(str(seed), "--all", "--json").stdout)
-    assert len(out["pairs"]) == out["summary"]["pairs"] == 25 and all(p["ok"] for p in out["pairs"])
+    pairs = list(expand(out))
+    assert len(pairs) == len(set((a, b) for a, b, _ in pairs)) == out["summary"]["pairs"] == 25
+    assert all(g["verdict"] == "ok" for _, _, g in pairs)
 
 
 def test_trace_prints_both_directions(seed):

@@ -194,8 +194,10 @@ def test_cli_nsgs_file(make_plan, tmp_path):
     r = run_check(plan.source, "--nsgs", str(f), "--json")
     assert r.returncode == 1, r.stderr
     out = json.loads(r.stdout)
-    assert [(p["src"], p["dst"]) for p in out["pairs"]] == [("mgmt", "v1")]
-    assert "NSG vm-nsg rule deny-mgmt-v1" in out["pairs"][0]["reason"]
+    from nestnet.model.groups import expand
+
+    assert [(a, b) for a, b, _ in expand(out)] == [("mgmt", "v1")]
+    assert "NSG vm-nsg rule deny-mgmt-v1" in out["groups"][0]["cause"]
 
 
 @pytest.mark.parametrize("content, message", [

@@ -195,8 +195,10 @@ def test_check_nsgs_file_with_probe_tcp_22(spec, tmp_path):
     assert r.returncode == 1
     doc = json.loads(r.stdout)
     assert doc["probe"] == "icmp"
-    pair = next(p for p in doc["pairs"] if (p["src"], p["dst"]) == ("mgmt", "v1"))
-    assert "NSG vm-nsg rule DenyAll (priority 4096, Deny)" in pair["reason"]
+    from nestnet.model.groups import expand
+
+    group = next(g for a, b, g in expand(doc) if (a, b) == ("mgmt", "v1"))
+    assert "NSG vm-nsg rule DenyAll (priority 4096, Deny)" in group["cause"]
     r = run(str(spec), "--nsgs", str(nsgs), "--probe", "udp/22", "--trace", "mgmt", "v1")
     assert r.returncode == 1 and "udp/22" in r.stdout and "DenyAll" in r.stdout
     r = run(str(spec), "--nsgs", str(nsgs), "--probe", "tcp/22", "--trace", "mgmt", "v1", "--json")

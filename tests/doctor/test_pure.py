@@ -196,7 +196,7 @@ def test_failing_pairs_are_grouped_by_cause_and_each_group_fails_alike(tmp_path:
     want = {(p.src, p.dst): p for p in what_if.pairs() if {p.src, p.dst} & _mine(plan)}
     grouped = [p for g in d.groups for p in g.pairs]
     assert len(grouped) == len(set(grouped)) == d.failing and set(grouped) == set(want)
-    assert len(d.groups) < len(grouped)  # one trace per cause, not per pair
+    assert len(d.groups) == 1  # ip_forward=0 is one cause (issue 23: not 7 groups, each with the fix)
     for g in d.groups:  # every member dies where its group's example does, for the same reason
         assert {want[p].dies_at for p in g.pairs} == {g.example.dies_at}
         assert all(want[p].fix == want[g.pairs[0]].fix for p in g.pairs)
@@ -204,6 +204,21 @@ def test_failing_pairs_are_grouped_by_cause_and_each_group_fails_alike(tmp_path:
     assert out["failed_pairs"] == len(want) and len(out["pairs"]) == len(want)
     assert sum(g["pairs"] for g in out["groups"]) == len(want)
     assert all(out["groups"][p["group"]]["example"]["reason"] for p in out["pairs"])
+    from nestnet.model.groups import PairBlock
+    sets = [PairBlock(tuple(b["src"]), tuple(b["dst"]), b["hosts"]) for b in out["groups"][0]["sets"]]
+    assert sorted(p for b in sets for p in b.pairs({})) == sorted(want)  # the sets are exactly the pairs
+
+
+def test_doctor_prints_one_line_per_cause(tmp_path: Path, capsys):
+    from nestnet.cli.doctor import _print
+
+    plan = _bigger(tmp_path)
+    h = from_plan(plan).hosts["h1"]
+    d = diagnose(plan, "h1", observe_host(_routes(h), {**_sysctl(h), "net.ipv4.ip_forward": "0"}, _nft()))
+    _print(d)
+    text = capsys.readouterr().out
+    assert text.count("FAIL ") == 1 and text.count("net.ipv4.ip_forward=0 →") == 1, text
+    assert f"FAIL {d.failing} pairs: " in text
 
 
 @pytest.mark.parametrize("kind", ["ip-forward-off", "no-host-routes"])

@@ -144,7 +144,7 @@ def test_check_cli_on_an_exception(tmp_path):
     r = nestnet("check", str(write(tmp_path, mobile(moved_to="kvm3"))), "--json")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
-    assert doc["summary"] == {"pairs": 49, "ok": 49, "failed": 0}
+    assert doc["summary"] == {"pairs": 49, "ok": 49, "failed": 0, "by_design": 0}
 
 
 def test_plan_shows_exceptions(tmp_path):

@@ -4,13 +4,11 @@ TCP/UDP to a port with ``--probe``), and why not."""
 from __future__ import annotations
 
 import sys
-from itertools import islice
-
 import click
 
 from .output import UserPath, console, emit_json, json_option, probe_option, spec_argument, warn_lines
 
-ROWS = 40  # failed pairs shown to people; --json lists them all
+ROWS = 40  # causes shown to people; --json lists them all, each with every pair
 
 
 @click.command()
@@ -65,20 +63,36 @@ def check(spec: str, faults: tuple[str, ...], all_pairs: bool, trace: tuple[str,
 
     from .. import forwards
 
+    from ..model.groups import BY_DESIGN, FAIL, host_of
+
     res = reachability(state, probe)
+    groups = _groups(res, plan, all_pairs)
     fwd = forwards.check(state, plan)  # nat mode's port forwards, from every endpoint
+    summary = dict(res.summary)
+    summary["by_design"] = sum(g.count for g in groups if g.verdict == BY_DESIGN)
+    summary["failed"] = sum(g.count for g in groups if g.verdict == FAIL)
     if as_json:
+        vm_host = {n: h for n, h in host_of(state).items() if n != h}
         emit_json({
             "probe": str(probe),
-            "summary": res.summary,
+            "summary": summary,
             "faults": [str(f) for f in parsed],
-            "pairs": [p.to_dict() for p in res.pairs(include_ok=all_pairs)],
+            "groups": [g.to_dict() for g in groups],
+            "vm_host": vm_host,
             "forwards": [f.to_dict() for f in fwd],
         })
     else:
-        _print(res, parsed, all_pairs, probe)
+        _print(summary, groups, parsed, all_pairs, probe)
         _print_forwards(fwd)
-    sys.exit(0 if res.all_ok and all(f.ok for f in fwd) else 1)
+    sys.exit(0 if not summary["failed"] and all(f.ok for f in fwd) else 1)
+
+
+def _groups(res, plan, include_ok: bool):
+    """Pairs by verdict and cause; pairs the mode cannot serve (NAT) are not failures."""
+    from ..advise import design_rule
+    from ..model.groups import groups
+
+    return groups(res, lambda a, b: design_rule(plan, a, b), include_ok)
 
 
 def _print_forwards(fwd) -> None:
@@ -115,12 +129,13 @@ def _with_nsgs_file(state, plan, path: str):
 def _trace(state, plan, pair: tuple[str, str], as_json: bool, probe) -> int:
     from ..errors import UsageError
     from ..model import INTERNET, Model
+    from ..names import unknown
 
     src, dst = pair
     known = [*state.node_names, INTERNET]
     for name in pair:
         if name not in known:
-            raise UsageError(f"{plan.source or plan.name}: no node named {name!r} (known: {', '.join(known)})")
+            raise UsageError(f"{plan.source or plan.name}: no node named {name!r}{unknown(name, known)}")
     if src == INTERNET:
         raise UsageError("the internet is a destination only: nothing opens a path in from it")
     if src == dst:
@@ -144,21 +159,30 @@ def _trace(state, plan, pair: tuple[str, str], as_json: bool, probe) -> int:
     return 0 if r.ok else 1
 
 
-def _print(res, faults, all_pairs: bool, probe) -> None:
-    summary = res.summary
+def _print(summary, groups, faults, all_pairs: bool, probe) -> None:
+    from ..model.groups import BY_DESIGN, FAIL, describe, plural
+
     out = console()
     what = f" with {', '.join(map(str, faults))}" if faults else ""
     what += "" if probe.port is None else f" (probe {probe})"
     colour = "green" if summary["failed"] == 0 else "red"
-    out.print(f"[{colour}]{summary['ok']}/{summary['pairs']} pairs ok, {summary['failed']} failed[/]{what}")
-    total = summary["pairs"] if all_pairs else summary["failed"]
-    if not total:
-        return
-    for p in islice(res.pairs(include_ok=all_pairs), ROWS):
-        if p.ok:
-            out.print(f"  [green]ok[/]   {p.src} → {p.dst}")
-            continue
-        out.print(f"  [red]FAIL[/] {p.src} → {p.dst}  [dim](dies at {p.dies_at})[/]")
-        out.print(f"       {p.reason}", markup=False)
-    if total > ROWS:
-        out.print(f"... and {total - ROWS} more (--json lists them all; --trace SRC DST shows one hop by hop)")
+    causes = sum(1 for g in groups if g.verdict == FAIL)
+    head = f"{summary['ok']}/{summary['pairs']} pairs ok, {summary['failed']} failed"
+    if causes:
+        head += f" ({plural(causes, 'cause')})"
+    if summary["by_design"]:
+        head += f", {summary['by_design']} unreachable by design"
+    out.print(f"[{colour}]{head}[/]{what}", highlight=False)
+    shown = [g for g in groups if all_pairs or g.verdict != "ok"]
+    for g in shown[:ROWS]:
+        pairs = f"{plural(g.count, 'pair')}: {describe(g.blocks)}"
+        if g.verdict == FAIL:
+            out.print(f"  [red]FAIL[/] {pairs}  [dim](dies at {g.example.dies_at})[/]", highlight=False)
+            out.print(f"       {g.example.reason}", markup=False)
+        elif g.verdict == BY_DESIGN:
+            out.print(f"  [dim]by design[/] {pairs}", highlight=False)
+            out.print(f"       {g.design}", markup=False)
+        else:
+            out.print(f"  [green]ok[/]   {pairs}", highlight=False)
+    if len(shown) > ROWS:
+        out.print(f"... and {len(shown) - ROWS} more causes (--json lists them all; --trace SRC DST shows one hop by hop)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .output import console, emit_json, emit_json_chunks, frozen_option, json_option, note, spec_argument, table, warn_lines
+from ..names import few
 
 
 @click.command()
@@ -45,7 +46,7 @@ def plan(spec: str, as_json: bool, frozen: bool) -> None:
         return
     warn_lines(p.warnings)
     if loaded.new_allocations:
-        note(f"allocated {', '.join(loaded.new_allocations)} (recorded in the lock file)")
+        note(f"allocated {few(loaded.new_allocations)} (recorded in the lock file)")
     out = console()
     out.print(f"[bold]{p.name}[/]  mode [bold]{p.mode}[/], guest style [bold]{p.guest_style}[/], pool {p.pool}")
     t = table("Hosts", ["host", "ip", "subnet", "nic", "uplink", "bridge", "block", "vms"])

@@ -60,6 +60,8 @@ def doctor(spec: str, host_name: str | None, root: str, read_azure: bool, probe,
 
 
 def _print(d) -> None:
+    from ..model.groups import describe, plural
+
     out = console()  # soft wrap: long reasons stay one line for grep and copy
     out.soft_wrap = True
     o = d.observed
@@ -87,12 +89,18 @@ def _print(d) -> None:
     colour = "green" if not d.problems else "red"
     probe = d.model.probe
     what = "" if probe.port is None else f" (probe {probe})"  # a ping says nothing: the output it always had
-    out.print(f"[{colour}]{d.checked - d.failing}/{d.checked} pairs involving {d.host} or its VMs ok{what}[/]")
+    design = f", {d.by_design} unreachable by design" if d.by_design else ""
+    out.print(f"[{colour}]{d.checked - d.failing - d.by_design}/{d.checked} pairs involving {d.host} or its VMs ok"
+              f"{design}{what}[/]")
     for g in islice(d.groups, ROWS):
         p = g.example
+        pairs = f"{plural(len(g.pairs), 'pair')}: {describe(g.blocks)}"
+        if g.design:
+            out.print(f"  [dim]by design[/] {pairs}", highlight=False)
+            out.print(f"       {g.design}", markup=False)
+            continue
         tag = " [dim](fails in the plan too: the spec's doing, see nestnet check)[/]" if g.in_plan else ""
-        more = f" [dim]and {len(g.pairs) - 1} more pairs alike[/]" if len(g.pairs) > 1 else ""
-        out.print(f"  [red]FAIL[/] {p.src} → {p.dst}{more}  [dim](dies at {p.dies_at})[/]{tag}")
+        out.print(f"  [red]FAIL[/] {pairs}  [dim](dies at {p.dies_at})[/]{tag}", highlight=False)
         out.print(f"       {p.reason}", markup=False)
     if len(d.groups) > ROWS:
         out.print(f"... and {len(d.groups) - ROWS} more causes (--json lists every pair; nestnet check --trace shows one)")

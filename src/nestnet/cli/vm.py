@@ -73,12 +73,13 @@ def config(spec: str, name: str, fmt: str, iface: str, frozen: bool) -> None:
     """Print VM NAME's guest network config (ip commands, netplan, cloud-init, a libvirt <interface> or a whole libvirt domain)."""
     from ..errors import UsageError
     from ..guest import render
+    from ..names import unknown
     from ..plan import load
 
     loaded = load(spec, write=False, frozen=frozen)
     plan = loaded.plan
     if name not in plan.vms:
-        raise UsageError(f"{spec}: no VM named {name!r} (known: {', '.join(plan.vms) or 'none'})")
+        raise UsageError(f"{spec}: no VM named {name!r}{unknown(name, plan.vms)}")
     if loaded.lock_changed and not frozen:
         plan = load(spec).plan  # record the address it is about to be told (bad input wrote nothing)
     click.echo(render(plan, name, fmt, iface), nl=False)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import HostError, UsageError
+from ..names import unknown
 from ..plan import Host, Plan
 from . import desired, guard, lock, observe
 from .execute import ApplyError, execute
@@ -28,7 +29,7 @@ def _host(plan: Plan, host_name: str) -> Host:
         return plan.hosts[host_name]
     except KeyError:
         raise UsageError(
-            f"host {host_name!r} is not in {plan.source or plan.name} (hosts: {', '.join(plan.hosts)})"
+            f"host {host_name!r} is not in {plan.source or plan.name}{unknown(host_name, plan.hosts)}"
         ) from None
 
 

@@ -380,8 +380,9 @@ def _forget_neighbours(name: str) -> None:
 
 def node_ns(plan: Plan, node: str) -> str:
     if node != INTERNET and node not in plan.node_names:
-        known = ", ".join([*plan.node_names, INTERNET])
-        raise UsageError(f"{plan.source or plan.name}: no node named {node!r} (known: {known})")
+        from ..names import unknown
+
+        raise UsageError(f"{plan.source or plan.name}: no node named {node!r}{unknown(node, [*plan.node_names, INTERNET])}")
     return Topology.from_plan(plan).ns(node)
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import HostError, LabError, UsageError
+from ..names import unknown
 from ..host import move
 from ..netns import run_in
 from ..plan import Plan, load_plan
@@ -130,9 +131,9 @@ def _refuse(plan: Plan, vm: str, to: str) -> str:
     """The old host, after checking the move can run in the lab; UsageError (exit 2) if not."""
     where = plan.source or plan.name
     if vm not in plan.vms:
-        raise UsageError(f"{where}: no VM named {vm!r} (known: {', '.join(plan.vms) or 'none'})")
+        raise UsageError(f"{where}: no VM named {vm!r}{unknown(vm, plan.vms)}")
     if to not in plan.hosts:
-        raise UsageError(f"{where}: no host named {to!r} (known: {', '.join(plan.hosts)})")
+        raise UsageError(f"{where}: no host named {to!r}{unknown(to, plan.hosts)}")
     src = plan.vms[vm].host
     if src == to:
         raise UsageError(f"{where}: VM {vm!r} already lives on {to}")

@@ -56,6 +56,7 @@ class Drop:
     where: str  # the hop where the packet dies, e.g. "azure:vme-kvm-vm2-vm-nic"
     why: str  # the rule, in words, naming the broken thing
     fix: str
+    root: str = ""  # where the cause is when it is not ``where`` (a loop's origin): groups by cause
 
     def __str__(self) -> str:
         return f"{self.why} → {self.fix}" if self.fix else self.why
@@ -84,6 +85,7 @@ class PairResult:
     # Non-empty: the verdict depends on a race the model cannot decide (which of two ARP answers
     # arrives first); ``ok`` is then False (it does not reliably work) and this names the race.
     intermittent: str = ""
+    root: str = ""  # where the cause is (``dies_at`` unless a loop started elsewhere): groups by cause
 
     def to_dict(self) -> dict:
         d = {
@@ -227,7 +229,7 @@ class Model:
         hops = [f"request {src} → {dst}", *fwd.hops]
         if fwd.drop is not None:
             return (PairResult(src, dst, False, f"{src} → {dst}: {fwd.drop}", tuple(hops), fwd.drop.where,
-                               fwd.drop.fix), flow.races)
+                               fwd.drop.fix, root=fwd.drop.root or fwd.drop.where), flow.races)
         if fwd.reached != dst:
             why = f"{src} → {dst}: {b} is answered by {fwd.reached}, not {dst}"
             return PairResult(src, dst, False, why, tuple(hops), fwd.reached or ""), flow.races
@@ -235,7 +237,8 @@ class Model:
         hops += [f"reply {dst} → {src}", *back.hops]
         if back.drop is not None:
             why = f"reply {dst} → {src}: {back.drop}"
-            return PairResult(src, dst, False, why, tuple(hops), back.drop.where, back.drop.fix), flow.races
+            return (PairResult(src, dst, False, why, tuple(hops), back.drop.where, back.drop.fix,
+                               root=back.drop.root or back.drop.where), flow.races)
         if back.reached != src or back.dst != a:
             why = f"reply {dst} → {src}: reaches {back.reached} as {back.dst}, not {src} at {a}"
             return PairResult(src, dst, False, why, tuple(hops), back.reached or ""), flow.races
@@ -250,7 +253,7 @@ class Model:
             drop = exc.drop
             if w.anomalies and w.anomalies[0] != drop:
                 a = w.anomalies[0]
-                drop = Drop(drop.where, f"{drop.why}; cause: {a.why}", a.fix or drop.fix)
+                drop = Drop(drop.where, f"{drop.why}; cause: {a.why}", a.fix or drop.fix, a.where)
             return Leg(pkt[0], pkt[1], tuple(w.hops), None, drop)
         return Leg(pkt[0], pkt[1], tuple(w.hops), reached, None)
 
