@@ -48,13 +48,16 @@ def test_fleet_doctor_healthy_then_one_broken_host_named(fleet_lab: Fleet):
     assert any(c["kind"] == "route" for c in status["hosta"]["drift"])
     failing = {(p["src"], p["dst"]): p["seen_by"] for p in doc["failing_pairs"]}
     assert failing[("vma", "vmb")] == ["hosta"]
+    assert all(p["reason"] and p["dies_at"] for p in doc["failing_pairs"])
+    assert sum(c["pairs"] for c in doc["causes"]) == len(doc["failing_pairs"])
     # nothing changed on the hosts: the fault is still there, and no copy of the spec is left
     assert ("vma", "vmb") in {(p.src, p.dst) for p in lab.matrix(f.plan) if not p.ok}
     assert not (f.host_root("hosta") / "etc" / "nestnet" / "nestnet.yaml").exists()
 
     r = fleet_doctor(f)  # people: a table, the findings per host, the failing pairs
     assert r.returncode == 1
-    assert "FAIL vma -> vmb (seen by hosta" in r.stdout and "1/2 hosts healthy" in r.stderr
+    assert "FAIL " in r.stdout and "(seen by hosta; dies at" in r.stdout and "1/2 hosts healthy" in r.stderr
+    assert r.stdout.count("FAIL ") == len(doc["causes"]) and "vma" in r.stdout
 
     # --probe reaches every host's doctor (each one's own JSON names it); a missing route fails
     # TCP as it fails a ping, and the people's summary names the probe

@@ -131,8 +131,9 @@ def test_fault_report_marks_the_host_and_the_failing_pairs(open_page, tmp_path: 
     assert "fail" in page.locator('svg g[data-element="nic-vme-kvm-vm2"]').get_attribute("class").split()
     assert "fail" not in page.locator('svg g[data-element="host-vme-kvm-vm1"]').get_attribute("class").split()
     rows = page.locator("table.failures tbody tr")
-    assert rows.count() == 6
+    assert rows.count() == 1  # one cause, one row with its 6 pairs (issue 23 item 9)
     text = page.locator("table.failures").inner_text()
+    assert "6 pairs: vme-kvm-vm1, web1, mgmt-vm → web2; web2 → vme-kvm-vm1, web1, mgmt-vm" in text
     assert "azure:vme-kvm-vm2-vm-nic" in text and "--ip-forwarding true" in text and "IP forwarding is off" in text
     assert page.locator('td[data-src="web1"][data-dst="web2"]').get_attribute("title").startswith("web1 → web2: Azure")
 

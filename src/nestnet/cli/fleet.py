@@ -118,14 +118,16 @@ def doctor(spec: str, inventory_file: str | None, probe, as_json: bool, ansible_
     fail anywhere. --probe goes to every host's doctor. Changes nothing. Exit 0 when every host
     is healthy, 1 otherwise."""
     from .. import fleet as fl
-    from ..fleet.summary import doctors, failing_anywhere
+    from ..fleet.summary import causes, doctors, failing_anywhere
+    from ..model.groups import PairBlock, describe, plural
 
     plan = _plan(spec)
     results = doctors(fl.doctor(plan, spec, inventory=inventory_file, extra_args=ansible_args, probe=probe), plan.hosts)
     failing = failing_anywhere(results)
+    by_cause = causes(failing)
     if as_json:
         emit_json({"probe": str(probe), "hosts": [r.to_dict() for r in results], "failing_pairs": failing,
-                   "healthy": all(r.status == "healthy" for r in results)})
+                   "causes": by_cause, "healthy": all(r.status == "healthy" for r in results)})
     else:
         t = table(None, ["host", "status", "findings", "failing pairs", "drift", "error"])
         for r in results:
@@ -137,8 +139,10 @@ def doctor(spec: str, inventory_file: str | None, probe, as_json: bool, ansible_
                 click.echo(f"{r.host}: {f}")
             for line in r.to_dict()["leftovers"]:
                 click.echo(f"{r.host}: leftover of the manual set-up: {line}")
-        for p in failing:
-            click.echo(f"FAIL {p['src']} -> {p['dst']} (seen by {', '.join(p['seen_by'])}; dies at {p['dies_at']}): {p['reason']}")
+        for c in by_cause:  # one line per cause, with the pairs it breaks
+            blocks = tuple(PairBlock(tuple(b["src"]), tuple(b["dst"]), b["hosts"]) for b in c["sets"])
+            click.echo(f"FAIL {plural(c['pairs'], 'pair')}: {describe(blocks)} (seen by {', '.join(c['seen_by'])}; "
+                       f"dies at {c['dies_at']}): {c['example']}")
         what = "" if probe.port is None else f" (probe {probe})"  # a ping: the summary it always had
         note(f"{sum(r.status == 'healthy' for r in results)}/{len(results)} hosts healthy, {len(failing)} pairs failing{what}")
     if any(r.status != "healthy" for r in results):

@@ -104,11 +104,40 @@ def doctors(doc: dict[str, Any], plan_hosts: Iterable[str]) -> list[DoctorResult
 
 
 def failing_anywhere(results: Iterable[DoctorResult]) -> list[dict[str, Any]]:
-    """The pairs some host's doctor found failing, once each, with the hosts that saw them."""
+    """The pairs some host's doctor found failing, once each, with the hosts that saw them and
+    the reason of their group (one traced example per cause)."""
     seen: dict[tuple[str, str], dict[str, Any]] = {}
     for r in results:
+        groups = r.diagnosis.get("groups", [])
         for p in r.diagnosis.get("pairs", []):
+            ex = groups[p["group"]]["example"] if p.get("group") is not None and p["group"] < len(groups) else {}
+            if groups and groups[p["group"]].get("design"):
+                continue  # the mode cannot serve it (NAT): no host's problem
             entry = seen.setdefault((p["src"], p["dst"]), {"src": p["src"], "dst": p["dst"], "seen_by": [],
-                                                           "dies_at": p.get("dies_at"), "reason": p.get("reason")})
+                                                           "dies_at": ex.get("dies_at"), "reason": ex.get("reason"),
+                                                           "fix": ex.get("fix", "")})
             entry["seen_by"].append(r.host)
     return list(seen.values())
+
+
+def causes(failing: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``failing_anywhere``'s pairs, one entry per root cause (where it dies and its fix), each
+    with its pairs as src-set x dst-set blocks (nestnet.model.groups) and the hosts that saw it."""
+    from ..model.groups import compress
+
+    acc: dict[tuple, dict[str, Any]] = {}
+    for p in failing:
+        key = (p["dies_at"], p["fix"] or p["reason"])
+        c = acc.setdefault(key, {"dies_at": p["dies_at"], "fix": p["fix"], "example": p["reason"], "seen_by": [],
+                                 "_pairs": []})
+        c["_pairs"].append((p["src"], p["dst"]))
+        c["seen_by"] += [h for h in p["seen_by"] if h not in c["seen_by"]]
+    order: dict[str, int] = {}
+    for p in failing:
+        for n in (p["src"], p["dst"]):
+            order.setdefault(n, len(order))
+    out = []
+    for c in acc.values():
+        pairs = c.pop("_pairs")
+        out.append({"pairs": len(pairs), **c, "sets": [b.to_dict() for b in compress(pairs, order)]})
+    return out

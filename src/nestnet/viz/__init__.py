@@ -11,6 +11,7 @@ do the rest of the I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Iterator
 
 from ..faults import Fault
@@ -24,8 +25,23 @@ class Verdicts:
     faults: tuple[Fault, ...]
     state: object  # nestnet.model.State, with the faults applied
     result: object  # nestnet.model.Reachability: class verdicts, every pair on demand
-    failed: tuple  # the failing pairs (nestnet.model PairResult), node order, traced
+    groups: tuple = ()  # failing and by-design pairs by cause (nestnet.model.groups.CauseGroup)
     probe: Probe = ICMP  # what every pair sent
+
+    @cached_property
+    def failed(self) -> tuple:
+        """Every failing pair (by design too), node order, each traced: a trace per pair, so
+        only for small fabrics (a matrix); ``groups`` say the same in one trace per cause."""
+        return tuple(self.result.pairs())
+
+    @property
+    def failing(self) -> int:
+        """Failing pairs the mode should serve."""
+        return sum(g.count for g in self.groups if g.verdict == "fail")
+
+    @property
+    def by_design(self) -> int:
+        return sum(g.count for g in self.groups if g.verdict == "by-design")
 
     @property
     def total(self) -> int:
@@ -40,8 +56,11 @@ class Verdicts:
 def analyse(plan: Plan, faults: tuple[Fault, ...] = (), probe: Probe = ICMP) -> Verdicts:
     """Run ``check`` (``--probe probe``) on ``plan`` with ``faults``: class verdicts, failures
     with hop and cause."""
+    from ..advise import design_rule
     from ..model import apply_faults, from_plan, reachability
+    from ..model.groups import groups
 
     state = apply_faults(from_plan(plan), faults)
     result = reachability(state, probe)
-    return Verdicts(plan, tuple(faults), state, result, tuple(result.pairs()), probe)
+    return Verdicts(plan, tuple(faults), state, result, tuple(groups(result, lambda a, b: design_rule(plan, a, b))),
+                    probe)

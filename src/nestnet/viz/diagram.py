@@ -72,7 +72,9 @@ class Diagram:
     # element id -> the failing pairs dying there: ("src → dst", cause)
     marks: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     status: dict[str, str] = field(default_factory=dict)  # node id -> FAIL | TOUCHED | OK
-    by_design: tuple[str, ...] = ()  # failing pairs the mode cannot serve by design, not marked
+    by_design: tuple[str, ...] = ()  # pairs the mode cannot serve by design (groups of them), not marked
+    count: dict[str, int] = field(default_factory=dict)  # element id -> how many failing pairs die there
+    designed: int = 0  # how many pairs the mode cannot serve by design
 
     def dying(self, element: str, most: int) -> list[str]:
         """Lines for people: how many pairs die at ``element``, which (up to ``most``), and why."""
@@ -80,8 +82,9 @@ class Diagram:
         if not dying:
             return []
         pairs = [p for p, _ in dying]
-        lines = [f"✗ {len(pairs)} failing pair{'s' if len(pairs) != 1 else ''} die here: "
-                 + ", ".join(pairs[:most]) + (f" and {len(pairs) - most} more" if len(pairs) > most else "")]
+        n = self.count.get(element, len(pairs))
+        lines = [f"✗ {n} failing pair{'s' if n != 1 else ''} die here: "
+                 + "; ".join(pairs[:most]) + (f" and {len(pairs) - most} more causes" if len(pairs) > most else "")]
         causes = list(dict.fromkeys(c for _, c in dying))
         lines += [f"cause: {c}" for c in causes[:most]]
         if len(causes) > most:
@@ -207,22 +210,25 @@ def element_of(plan, state, dies_at: str) -> str:
 
 
 def _mark(d: Diagram, v: Verdicts) -> Diagram:
-    from ..advise import not_served
+    from ..model.groups import describe, plural
 
     marks: dict[str, list[tuple[str, str]]] = {}
+    count: dict[str, int] = {}
     touched: set[str] = set()
     by_design: list[str] = []
-    for p in v.failed:
-        why_not = not_served(v.plan, p.src, p.dst)
-        if why_not:
-            by_design.append(f"{p.src} → {p.dst}")
+    for g in v.groups:  # one mark per cause, with its pairs in brief (issue 23: not one per pair)
+        text = f"{plural(g.count, 'pair')}: {describe(g.blocks)}" if g.count > 1 else describe(g.blocks)
+        if g.verdict == "by-design":
+            by_design.append(text)
             continue
+        p = g.example
         el = element_of(v.plan, v.state, p.dies_at)
-        why = (f"{p.src} → {p.dst}", cause_of(p))
-        marks.setdefault(el, []).append(why)
-        if el.startswith("nic-"):  # a NIC drop marks its owner too: that host is where to look
-            marks.setdefault(_node_of(v.plan, el[4:]), []).append(why)
-        touched.update(_node_of(v.plan, n) for n in (p.src, p.dst))
+        why = (text, cause_of(p))
+        for e in {el, *((_node_of(v.plan, el[4:]),) if el.startswith("nic-") else ())}:
+            # a NIC drop marks its owner too: that host is where to look
+            marks.setdefault(e, []).append(why)
+            count[e] = count.get(e, 0) + g.count
+        touched.update(_node_of(v.plan, n) for b in g.blocks for n in (*b.src, *b.dst))
     status = {}
     for n in d.nodes:
         if n.kind in ("azure", "routes", "gw"):
@@ -230,13 +236,14 @@ def _mark(d: Diagram, v: Verdicts) -> Diagram:
             continue
         status[n.id] = FAIL if n.id in marks else TOUCHED if n.id in touched else OK
     return Diagram(d.title, d.clusters, d.nodes, d.edges, {k: tuple(x) for k, x in marks.items()}, status,
-                   tuple(by_design))
+                   tuple(by_design), count, v.by_design)
 
 
 def caption(d: Diagram) -> str:
     if not d.by_design:
         return ""
-    return (f"{len(d.by_design)} pairs fail by design of the mode (not marked): " + ", ".join(d.by_design[:NOTE_LINES])
+    return (f"{d.designed or len(d.by_design)} pairs fail by design of the mode (not marked): "
+            + "; ".join(d.by_design[:NOTE_LINES])
             + (f" and {len(d.by_design) - NOTE_LINES} more" if len(d.by_design) > NOTE_LINES else ""))
 
 

@@ -108,26 +108,32 @@ def render(v: Verdicts, svg: str, lab: Mapping[tuple[str, str], bool] | None = N
     plan = v.plan
     nodes = [*plan.node_names, INTERNET]
     sources = list(plan.node_names)
-    failed = list(v.failed)
+    from ..model.groups import describe, plural
+
     small = len(nodes) <= MAX_MATRIX_NODES
-    # every pair only for a matrix (or a lab to compare with); else the failures and the counts
+    # every pair only for a matrix (or a lab to compare with); else the groups and the counts
+    failed = list(v.failed) if small or lab is not None else []
     verdict = {(p.src, p.dst): p.ok for p in v.pairs} if small or lab is not None else {}
     reason = {(p.src, p.dst): cause_of(p) for p in failed}
     by_design = {k: w for p in failed if (w := not_served(plan, *(k := (p.src, p.dst))))}
-    unexpected = [p for p in failed if (p.src, p.dst) not in by_design]
+    unexpected = v.failing
+    n_failed = v.failing + v.by_design
     disagree = sorted(k for k in verdict if lab is not None and lab.get(k) is not None and lab[k] != verdict[k])
     total = v.total
 
     faults = ", ".join(map(str, v.faults)) or "none"
     summary = [
-        f'<span class="pill {"good" if not unexpected else "bad"}">check: {total - len(failed)}/'
+        f'<span class="pill {"good" if not unexpected else "bad"}">check: {total - n_failed}/'
         f'{total} pairs ok</span>',
     ]
-    if by_design:
-        summary.append(f'<span class="pill muted">{len(by_design)} not served by design ({_e(plan.mode)})</span>')
+    causes = sum(1 for g in v.groups if g.verdict == "fail")
+    if causes:
+        summary.append(f'<span class="pill bad">{plural(v.failing, "failing pair")}, {plural(causes, "cause")}</span>')
+    if v.by_design:
+        summary.append(f'<span class="pill muted">{v.by_design} not served by design ({_e(plan.mode)})</span>')
     if lab is not None:
         lab_ok = sum(1 for x in lab.values() if x)
-        summary.append(f'<span class="pill {"good" if lab_ok + len(by_design) == len(lab) else "bad"}">'
+        summary.append(f'<span class="pill {"good" if lab_ok + v.by_design == len(lab) else "bad"}">'
                        f'lab: {lab_ok}/{len(lab)} pairs ok</span>')
         summary.append(f'<span class="pill {"good" if not disagree else "bad"}">'
                        f'{"lab and check agree" if not disagree else f"{len(disagree)} disagreement{_s(disagree)}"}</span>')
@@ -139,7 +145,7 @@ def render(v: Verdicts, svg: str, lab: Mapping[tuple[str, str], bool] | None = N
 
     if not small:
         matrices = [f'<p class="muted">{len(nodes)} nodes: too many for a readable matrix; '
-                    f'{len(failed)} failing pairs are listed below (`nestnet check --all --json` has every pair).</p>']
+                    f'{n_failed} failing pairs are listed below by cause (`nestnet check --json` has every pair).</p>']
     else:
         matrices = []
     if small:
@@ -149,32 +155,31 @@ def render(v: Verdicts, svg: str, lab: Mapping[tuple[str, str], bool] | None = N
         matrices.append(matrix_html(f"nestnet lab matrix (real {words['many']} in namespaces)", nodes, sources, lab, no_reply,
                                     by_design, verdict, "lab"))
 
-    # failures: hop, cause, fix
+    # failures: one row per cause (issue 23): its pairs in brief, hop, cause, fix
     frows = []
-    for p in failed[:MAX_FAILURE_ROWS]:
-        design = by_design.get((p.src, p.dst))
-        cause = cause_of(p)
-        fix = p.fix
-        if fix and cause.endswith(f" → {fix}"):
-            cause = cause[: -len(fix) - 3]
+    for g in v.groups[:MAX_FAILURE_ROWS]:
+        p = g.example
+        pairs = f'<span class="pair">{_e(plural(g.count, "pair"))}: {_e(describe(g.blocks))}</span>'
         lab_says = ""
-        if lab is not None and (p.src, p.dst) in lab:
-            lab_says = "ok" if lab[(p.src, p.dst)] else "fails"
-        frows.append([
-            f'<span class="pair">{_e(p.src)} → {_e(p.dst)}</span>',
-            _code(p.dies_at),
-            _e(cause) + (f'<div class="design">by design: {_e(design)}</div>' if design else ""),
-            _fix_html(fix) if fix else '<span class="muted">—</span>',
-            *([_e(lab_says)] if lab is not None else []),
-        ])
+        if lab is not None:
+            seen = [lab[k] for k in g.pairs(v.result._host_of) if k in lab]
+            bad = sum(1 for ok in seen if not ok)
+            lab_says = f"fails ({bad}/{len(seen)})" if bad else "ok" if seen else ""
+        if g.verdict == "by-design":
+            frows.append([pairs, '<span class="muted">—</span>', f'<div class="design">by design: {_e(g.design)}</div>',
+                          '<span class="muted">—</span>', *([_e(lab_says)] if lab is not None else [])])
+            continue
+        frows.append([pairs, _code(p.dies_at), _e(g.cause), _fix_html(p.fix) if p.fix else '<span class="muted">—</span>',
+                      *([_e(lab_says)] if lab is not None else [])])
     for s, d in disagree:
         if verdict[(s, d)]:  # check says ok, the lab fails: not in the list above
             frows.append([f'<span class="pair">{_e(s)} → {_e(d)}</span>', '<span class="muted">—</span>',
                           f"the lab's {words['one']} got no {words['reply']} where check says ok", '<span class="muted">—</span>',
                           "fails"])
-    if len(failed) > MAX_FAILURE_ROWS:
-        frows.append([f"... and {len(failed) - MAX_FAILURE_ROWS} more", "", "", "", *([""] if lab is not None else [])])
-    head = ["pair", "dies at (hop)", "cause", "fix", *(["lab"] if lab is not None else [])]
+    if len(v.groups) > MAX_FAILURE_ROWS:
+        frows.append([f"... and {len(v.groups) - MAX_FAILURE_ROWS} more causes", "", "", "",
+                      *([""] if lab is not None else [])])
+    head = ["pairs", "dies at (hop)", "cause", "fix", *(["lab"] if lab is not None else [])]
     failures = (_table(head, frows, "failures") if frows else
                 '<p class="all-good">Every pair reaches every other and the internet, request and reply.</p>')
 
