@@ -66,6 +66,8 @@ class CauseGroup:
         out = {"verdict": self.verdict, "count": self.count}
         if self.verdict == FAIL:
             out.update(dies_at=e.dies_at, cause=self.cause, fix=e.fix)
+            if e.intermittent:
+                out["intermittent"] = e.intermittent
         elif self.verdict == BY_DESIGN:
             out.update(design=self.design)
         if self.verdict != OK:
@@ -95,7 +97,7 @@ def cause_of(p: PairResult) -> str:
 def cause_key(p: PairResult) -> Hashable:
     """Pairs with equal keys fail for one root cause: where the cause is and its fix (the reason
     names each pair's own addresses; without a fix, the reason is all there is)."""
-    return (p.root or p.dies_at, p.fix) if p.fix else (p.root or p.dies_at, p.reason)
+    return (p.root or p.dies_at, p.fix or p.reason, bool(p.intermittent))  # a race is a cause of its own
 
 
 def node_order(state) -> dict[str, int]:
