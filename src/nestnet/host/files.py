@@ -6,8 +6,9 @@
   with ``ManageForeignRoutes=yes``;
 - the nested bridge nestnet made: its own ``.network`` (own-block route, /32 in subnet style) and,
   for a Linux bridge, ``.netdev`` (fixed MAC; OVS keeps its bridges in its own database);
-- sysctls: ``/etc/sysctl.d/60-nestnet.conf`` (systemd-sysctl also applies per-interface keys when
-  the interface appears);
+- sysctls: ``/etc/sysctl.d/60-nestnet.conf``; per-device keys (the bridge's) once the device
+  exists, by ``nestnet-link-sysctl.service`` (systemd-sysctl runs at boot before networkd makes
+  the bridge, and without udev - a container - nothing applies them later; issue 21);
 - the nftables table: ``/etc/nestnet/firewall.nft`` loaded by ``nestnet-firewall.service``
   (not ``/etc/nftables.conf``, whose stock version starts with ``flush ruleset``);
 - the protocol name: ``/etc/iproute2/rt_protos.d/nestnet.conf``.
@@ -35,6 +36,9 @@ NETWORKD = "etc/systemd/network"
 UNIT = "etc/systemd/system/nestnet-firewall.service"
 UNIT_LINK = "etc/systemd/system/multi-user.target.wants/nestnet-firewall.service"
 NFT_FILE = "etc/nestnet/firewall.nft"
+LINK_UNIT = "etc/systemd/system/nestnet-link-sysctl.service"
+LINK_UNIT_LINK = "etc/systemd/system/multi-user.target.wants/nestnet-link-sysctl.service"
+SYSCTL_BIN = "/usr/lib/systemd/systemd-sysctl"
 # Where owned files may be, for finding stale ones (glob patterns relative to root).
 OWNED_GLOBS = (
     "etc/iproute2/rt_protos.d/nestnet.conf",
@@ -42,6 +46,8 @@ OWNED_GLOBS = (
     NFT_FILE,
     UNIT,
     UNIT_LINK,
+    LINK_UNIT,
+    LINK_UNIT_LINK,
     f"{NETWORKD}/50-nestnet-*",
     f"{NETWORKD}/*.network.d/50-nestnet.conf",
     "etc/libvirt/hooks/qemu.d/50-nestnet",
@@ -130,12 +136,43 @@ def render(
             "[Install]\nWantedBy=multi-user.target\n"
         )
         files[UNIT_LINK] = File(link=f"/{UNIT}")
+    devs = link_devices(sysctl)
+    if devs:
+        files[LINK_UNIT] = File(header(plan, host) + link_unit(devs))
+        files[LINK_UNIT_LINK] = File(link=f"/{LINK_UNIT}")
     if host.migration_hook:
         from .libvirt_hook import HOOK_PATH, render as render_hook
 
         files[HOOK_PATH] = File(render_hook(plan, host, header(plan, host)), executable=True)
     files.update(dhcp.files(plan, host, header(plan, host), File))
     return files
+
+
+def link_devices(keys: Iterable[str]) -> list[str]:
+    """The devices with keys of their own (net.ipv4.conf.<dev>.*, net.ipv4.neigh.<dev>.*)."""
+    out = set()
+    for k in keys:
+        p = sysctl.parts(k)
+        if len(p) == 5 and p[:2] == ["net", "ipv4"] and p[2] in ("conf", "neigh") and p[3] not in ("all", "default"):
+            out.add(p[3])
+    return sorted(out)
+
+
+def link_unit(devs: list[str]) -> str:
+    """A oneshot after networkd: wait for each device (30 s at most), then let systemd-sysctl
+    apply that device's keys from sysctl.d, as udev's 99-systemd.rules does where udev runs."""
+    waits = " ".join(f"/proc/sys/net/ipv4/conf/{d}" for d in devs)
+    prefixes = " ".join(f"--prefix=/net/ipv4/conf/{d} --prefix=/net/ipv4/neigh/{d}" for d in devs)
+    return (
+        f"[Unit]\nDescription=nestnet's per-device sysctls ({', '.join(devs)}) once the devices exist\n"
+        "After=systemd-networkd.service systemd-sysctl.service openvswitch-switch.service\n"
+        "Before=network-online.target libvirtd.service\n\n"
+        "[Service]\nType=oneshot\nRemainAfterExit=yes\n"
+        f"ExecStart=/bin/sh -c 'for i in $$(seq 300); do ok=1; for d in {waits}; do [ -d $$d ] || ok=; done; "
+        "[ -n \"$$ok\" ] && exit 0; sleep 0.1; done; echo devices missing >&2; exit 1'\n"
+        f"ExecStart={SYSCTL_BIN} {prefixes}\n\n"
+        "[Install]\nWantedBy=multi-user.target\n"
+    )
 
 
 def _sysctl_key(key: str) -> str:
@@ -155,7 +192,7 @@ def read(root: Path, want: Mapping[str, File]) -> dict[str, File | None]:
     for rel in paths:
         p = root / rel
         if p.is_symlink():
-            seen[rel] = File(link=str(p.readlink())) if rel in want or rel in (UNIT_LINK, dhcp.UNIT_LINK) else None
+            seen[rel] = File(link=str(p.readlink())) if rel in want or rel in (UNIT_LINK, LINK_UNIT_LINK, dhcp.UNIT_LINK) else None
             continue
         try:
             text = p.read_text()
