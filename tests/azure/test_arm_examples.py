@@ -61,29 +61,68 @@ def _attach(nic: str, vm: str) -> tuple[str, str, None]:
 
 
 RG1_DEFAULT = f"{base()}/virtualNetworks/rg1-vnet/subnets/default"
-# The NICs of NetworkInterfaceGet/List: two ip configurations, the second a dynamic /28 prefix
-# (privateIPAddressPrefixLength), an NSG, accelerated networking, TCP state tracking off; taken by vm1.
+
+
+def _pip(name: str, rg: str = "rg1", **props: Any) -> tuple[str, str, dict]:
+    return ("PUT", f"{base(rg)}/publicIPAddresses/{name}", {"location": "eastus", "properties": props})
+
+
+def _ipconfigs(pip: str) -> list[dict[str, Any]]:
+    return [{"name": "ipconfig1", "properties": {"subnet": {"id": RG1_DEFAULT},
+                                                 "publicIPAddress": {"id": f"{base()}/publicIPAddresses/{pip}"}}},
+            {"name": "ipconfig2", "properties": {"privateIPAddressPrefixLength": 28, "subnet": {"id": RG1_DEFAULT}}}]
+
+
+# The NICs of NetworkInterfaceGet/List: two ip configurations, the first with a public IP, the second a
+# dynamic /28 prefix (privateIPAddressPrefixLength), an NSG, accelerated networking, TCP state
+# tracking off; taken by vm1.
 TEST_NIC_BODY = {"location": "eastus", "properties": {
-    "ipConfigurations": [{"name": "ipconfig1", "properties": {"subnet": {"id": RG1_DEFAULT}}},
-                         {"name": "ipconfig2", "properties": {"privateIPAddressPrefixLength": 28,
-                                                              "subnet": {"id": RG1_DEFAULT}}}],
+    "ipConfigurations": _ipconfigs("test-ip"),
     "networkSecurityGroup": {"id": f"{base()}/networkSecurityGroups/nsg"},
     "enableAcceleratedNetworking": True, "disableTcpStateTracking": True}}
-TEST_NIC_SETUP = [RG1_VNET, ("PUT", f"{base()}/networkSecurityGroups/nsg", {"location": "eastus"}),
+TEST_NIC_SETUP = [RG1_VNET, _pip("test-ip"), ("PUT", f"{base()}/networkSecurityGroups/nsg", {"location": "eastus"}),
                   ("PUT", f"{base()}/networkInterfaces/test-nic", TEST_NIC_BODY),
                   _attach(f"{base()}/networkInterfaces/test-nic", "vm1")]
 TESTRG_SUBNET = f"{base('testrg')}/virtualNetworks/myVirtualNetwork/subnets/frontendSubnet"
 SUB = f"/subscriptions/subid/providers/Microsoft.Network"
+TESTRG_LB = f"{base('testrg')}/loadBalancers/lbname1"
+# What IPConfigurationGet's ip configuration references: a load balancer's pool and NAT rule, two vTAPs.
+IPCONFIG_GET_SETUP = [
+    _vnet("testrg", "myVirtualNetwork", "10.0.0.0/16", {"frontendSubnet": "10.0.1.0/24"}),
+    ("PUT", TESTRG_LB, {"location": "eastus", "properties": {
+        "backendAddressPools": [{"name": "bepool1"}],
+        "inboundNatRules": [{"name": "inbound1", "properties": {"protocol": "Tcp", "frontendPort": 3389, "backendPort": 3389}}]}}),
+    ("PUT", f"{base('testrg')}/virtualNetworkTaps/vTAP1", {"location": "eastus"}),
+    ("PUT", f"{base('testrg')}/virtualNetworkTaps/vTAP2", {"location": "eastus"}),
+    ("PUT", f"{base('testrg')}/networkInterfaces/mynic", {"location": "eastus", "properties": {"ipConfigurations": [
+        {"name": "ipconfig1", "properties": {
+            "subnet": {"id": TESTRG_SUBNET},
+            "loadBalancerBackendAddressPools": [{"id": f"{TESTRG_LB}/backendAddressPools/bepool1"}],
+            "loadBalancerInboundNatRules": [{"id": f"{TESTRG_LB}/inboundNatRules/inbound1"}],
+            "virtualNetworkTaps": [{"id": f"{base('testrg')}/virtualNetworkTaps/vTAP1"},
+                                   {"id": f"{base('testrg')}/virtualNetworkTaps/vTAP2"}]}}]}})]
+# NIC testDNS649 holding public IP ``pip`` (the ipConfiguration the public IP examples show).
+def _pip_nic(pip: str) -> tuple[str, str, dict]:
+    return ("PUT", f"{base()}/networkInterfaces/testDNS649", {"location": "eastus", "properties": {"ipConfigurations": [
+        {"name": "ipconfig1", "properties": {"subnet": {"id": RG1_DEFAULT},
+                                             "publicIPAddress": {"id": f"{base()}/publicIPAddresses/{pip}"}}}]}})
+
+
+IP_TAGS = [{"ipTagType": "FirstPartyUsage", "tag": "SQL"}, {"ipTagType": "FirstPartyUsage", "tag": "Storage"}]
+PIP_LIST_SETUP = [
+    RG1_VNET, _pip("testDNS-ip", ipTags=IP_TAGS), _pip_nic("testDNS-ip"),
+    _pip("ip03", dnsSettings={"domainNameLabel": "testlbl"}),
+    _pip("ip04", dnsSettings={"domainNameLabel": "testlbl", "domainNameLabelScope": "TenantReuse"}),
+    ("PUT", f"{base()}/loadBalancers/testLb", {"location": "eastus", "properties": {"frontendIPConfigurations": [
+        {"name": "LoadBalancerFrontEnd", "properties": {"publicIPAddress": {"id": f"{base()}/publicIPAddresses/ip03"}}},
+        {"name": "LoadBalancerFrontEnd2", "properties": {"publicIPAddress": {"id": f"{base()}/publicIPAddresses/ip04"}}}]}})]
 
 # References to resources of types the emulator does not store (nestnet neither creates nor reads
-# them). Such a resource cannot exist here, so the emulator refuses a reference to one as Azure refuses
-# a reference to a missing resource (test_reference_to_an_unmodelled_resource_is_refused); the replay
-# leaves these keys out of the requests it sends and the answers it expects. Listed in SOURCES.md.
-NOT_MODELLED = {"publicIPAddress": "Microsoft.Network/publicIPAddresses",
-                "dscpConfiguration": "Microsoft.Network/dscpConfigurations",
-                "loadBalancerBackendAddressPools": "Microsoft.Network/loadBalancers",
-                "loadBalancerInboundNatRules": "Microsoft.Network/loadBalancers",
-                "virtualNetworkTaps": "Microsoft.Network/virtualNetworkTaps"}
+# them, nor have users asked). Such a resource cannot exist here, so the emulator refuses a reference
+# to one as Azure refuses a reference to a missing resource
+# (test_a_dscp_configuration_reference_is_refused); the replay leaves these keys out of the
+# requests it sends and the answers it expects. Listed in SOURCES.md.
+NOT_MODELLED = {"dscpConfiguration": "Microsoft.Network/dscpConfigurations"}
 
 # The request of SubnetCreateWithDelegation omits the delegation its answer shows; the replay sends
 # the delegation the answer documents (name, serviceName) so the answer can show it.
@@ -137,18 +176,17 @@ CASES: dict[str, tuple[list[tuple[str, str, Any]], tuple[str, str, Any]]] = {
                               ("GET", f"{SUB}/virtualNetworks", None)),
     "VirtualNetworkDelete": ([_vnet("rg1", "test-vnet", "10.0.0.0/16", {"subnet1": "10.0.1.0/24"})],
                              ("DELETE", f"{base()}/virtualNetworks/test-vnet", None)),
-    "NetworkInterfaceCreate": ([RG1_VNET], ("PUT", f"{base()}/networkInterfaces/test-nic", "parameters")),
+    "NetworkInterfaceCreate": ([RG1_VNET, _pip("test-ip")], ("PUT", f"{base()}/networkInterfaces/test-nic", "parameters")),
     "NetworkInterfaceGet": (TEST_NIC_SETUP, ("GET", f"{base()}/networkInterfaces/test-nic", None)),
-    "NetworkInterfaceList": (TEST_NIC_SETUP + [("PUT", f"{base()}/networkInterfaces/test-nic2", {
-        "location": "eastus", "properties": {"ipConfigurations": TEST_NIC_BODY["properties"]["ipConfigurations"],
+    "NetworkInterfaceList": (TEST_NIC_SETUP + [_pip("test-ip2"), ("PUT", f"{base()}/networkInterfaces/test-nic2", {
+        "location": "eastus", "properties": {"ipConfigurations": _ipconfigs("test-ip2"),
                                              "enableAcceleratedNetworking": True}})],
                              ("GET", f"{base()}/networkInterfaces", None)),
-    "NetworkInterfaceUpdateTags": ([RG1_VNET, ("PUT", f"{base()}/networkInterfaces/test-nic",
+    "NetworkInterfaceUpdateTags": ([RG1_VNET, _pip("test-ip"), ("PUT", f"{base()}/networkInterfaces/test-nic",
                                                documented(_example("NetworkInterfaceCreate")["parameters"]["parameters"]))],
                                    ("PATCH", f"{base()}/networkInterfaces/test-nic", "parameters")),
     "NetworkInterfaceIPConfigurationGet": (
-        [_vnet("testrg", "myVirtualNetwork", "10.0.0.0/16", {"frontendSubnet": "10.0.1.0/24"}),
-         _nic("testrg", "mynic", TESTRG_SUBNET)],
+        IPCONFIG_GET_SETUP,
         ("GET", f"{base('testrg')}/networkInterfaces/mynic/ipConfigurations/ipconfig1", None)),
     "NetworkInterfaceIPConfigurationList": (
         [_vnet("testrg", "vnet12", "10.0.0.0/16", {"subnet12": "10.0.0.0/24"}),
@@ -172,6 +210,16 @@ CASES: dict[str, tuple[list[tuple[str, str, Any]], tuple[str, str, Any]]] = {
                                      ("GET", f"{TESTNSG}/securityRules", None)),
     "NetworkSecurityGroupRuleDelete": ([("PUT", TESTNSG, {"location": "westus", "properties": {"securityRules": [RULE1]}})],
                                        ("DELETE", f"{TESTNSG}/securityRules/rule1", None)),
+    # An associated public IP PUT again with the defaults (the example's answer shows an ipConfiguration,
+    # which only an associated address has).
+    "PublicIpAddressCreateDefaults": ([RG1_VNET, _pip("test-ip"), _pip_nic("test-ip")],
+                                      ("PUT", f"{base()}/publicIPAddresses/test-ip", "parameters")),
+    "PublicIpAddressGet": ([RG1_VNET, _pip("testDNS-ip", ipTags=IP_TAGS, ddosSettings={
+        "protectionMode": "Enabled", "ddosProtectionPlan": {"id": f"{base()}/ddosProtectionPlans/test-plan"}}),
+        _pip_nic("testDNS-ip")], ("GET", f"{base()}/publicIPAddresses/testDNS-ip", None)),
+    "PublicIpAddressList": (PIP_LIST_SETUP, ("GET", f"{base()}/publicIPAddresses", None)),
+    "PublicIpAddressDelete": ([_pip("test-ip")], ("DELETE", f"{base()}/publicIPAddresses/test-ip", None)),
+    "ApplicationSecurityGroupCreate": ([], ("PUT", f"{base()}/applicationSecurityGroups/test-asg", "parameters")),
     "DefaultSecurityRuleGet": ([("PUT", f"{base('testrg')}/networkSecurityGroups/nsg1", {"location": "westus"})],
                                ("GET", f"{base('testrg')}/networkSecurityGroups/nsg1/defaultSecurityRules/AllowVnetInBound",
                                 None)),
@@ -256,7 +304,7 @@ def _emulator(tmp_path):
     return arm, em, SimpleNamespace(url=em.url, ca=str(em.ca_pem))
 
 
-def test_reference_to_an_unmodelled_resource_is_refused(tmp_path):
+def test_reference_to_a_missing_public_ip_is_refused(tmp_path):
     """A NIC naming a public IP the subscription does not hold is refused, nothing is stored."""
     arm, em, ep = _emulator(tmp_path)
     try:
@@ -292,5 +340,71 @@ def test_a_nic_taken_by_a_vm_keeps_computes_keys_and_cannot_be_deleted(tmp_path)
         status, _, out = request(ep, "DELETE", nic)
         assert status == 400 and out["error"]["code"] == "NicInUse"
         assert request(ep, "GET", nic)[0] == 200
+    finally:
+        em.stop()
+
+
+def test_a_dscp_configuration_reference_is_refused(tmp_path):
+    arm, em, ep = _emulator(tmp_path)
+    try:
+        assert request(ep, *RG1_VNET)[0] in (200, 201)
+        status, _, out = request(ep, *_nic("rg1", "nic1", RG1_DEFAULT, dscpConfiguration={"id": f"{base()}/dscpConfigurations/d"}))
+        assert status == 400 and out["error"]["code"] == "InvalidResourceReference"
+    finally:
+        em.stop()
+
+
+def test_a_public_ip_is_held_by_one_nic_and_cannot_be_deleted_while_held(tmp_path):
+    """Its address shows while associated (Dynamic), stays the same, one ip configuration holds it,
+    the NIC must let go before it can be deleted, and a reference must name a public IP."""
+    arm, em, ep = _emulator(tmp_path)
+    pip = f"{base()}/publicIPAddresses/pip1"
+    try:
+        for step in (RG1_VNET, _pip("pip1"), ("PUT", f"{base()}/applicationSecurityGroups/asg1", {"location": "eastus"})):
+            assert request(ep, *step)[0] in (200, 201)
+        _, _, free = request(ep, "GET", pip)
+        assert "ipAddress" not in free["properties"] and "ipConfiguration" not in free["properties"]
+        nic = _nic("rg1", "nic1", RG1_DEFAULT)
+        nic[2]["properties"]["ipConfigurations"][0]["properties"].update(
+            publicIPAddress={"id": pip.upper()}, applicationSecurityGroups=[{"id": f"{base()}/applicationSecurityGroups/asg1"}])
+        assert request(ep, *nic)[0] == 201
+        _, _, held = request(ep, "GET", pip)
+        assert held["properties"]["ipConfiguration"]["id"].endswith("/networkInterfaces/nic1/ipConfigurations/ipconfig1")
+        address = held["properties"]["ipAddress"]
+        assert address.startswith("203.0.113.")
+        _, _, got = request(ep, "GET", f"{base()}/networkInterfaces/nic1")
+        assert got["properties"]["ipConfigurations"][0]["properties"]["publicIPAddress"]["id"] == pip  # ARM's spelling
+        other = _nic("rg1", "nic2", RG1_DEFAULT)
+        other[2]["properties"]["ipConfigurations"][0]["properties"]["publicIPAddress"] = {"id": pip}
+        status, _, out = request(ep, *other)
+        assert status == 400 and out["error"]["code"] == "PublicIPAddressInUse"
+        assert request(ep, "GET", f"{base()}/networkInterfaces/nic2")[0] == 404
+        wrong = _nic("rg1", "nic3", RG1_DEFAULT)
+        wrong[2]["properties"]["ipConfigurations"][0]["properties"]["publicIPAddress"] = {
+            "id": f"{base()}/applicationSecurityGroups/asg1"}
+        assert request(ep, *wrong)[2]["error"]["code"] == "InvalidResourceReference"
+        status, _, out = request(ep, "DELETE", pip)
+        assert status == 400 and out["error"]["code"] == "PublicIPAddressCannotBeDeleted"
+        assert request(ep, "DELETE", f"{base()}/applicationSecurityGroups/asg1")[0] == 400
+        assert request(ep, *_nic("rg1", "nic1", RG1_DEFAULT))[0] == 200  # the NIC lets go
+        assert request(ep, "GET", pip)[2]["properties"].get("ipConfiguration") is None
+        assert request(ep, *_pip("pip1"))[2]["properties"].get("ipAddress") is None
+        assert request(ep, *nic)[0] == 200
+        assert request(ep, "GET", pip)[2]["properties"]["ipAddress"] == address  # the same address again
+        assert request(ep, *_nic("rg1", "nic1", RG1_DEFAULT))[0] == 200
+        assert request(ep, "DELETE", pip)[0] in (200, 202, 204)
+        assert request(ep, "GET", pip)[0] == 404
+    finally:
+        em.stop()
+
+
+def test_a_standard_public_ip_is_static_and_has_its_address_at_once(tmp_path):
+    arm, em, ep = _emulator(tmp_path)
+    try:
+        status, _, out = request(ep, "PUT", f"{base()}/publicIPAddresses/s1", {"location": "eastus", "sku": {"name": "Standard"}})
+        assert status == 201 and out["properties"]["publicIPAllocationMethod"] == "Static" and out["properties"]["ipAddress"]
+        status, _, out = request(ep, "PUT", f"{base()}/publicIPAddresses/s2", {
+            "location": "eastus", "sku": {"name": "Standard"}, "properties": {"publicIPAllocationMethod": "Dynamic"}})
+        assert status == 400 and request(ep, "GET", f"{base()}/publicIPAddresses/s2")[0] == 404
     finally:
         em.stop()

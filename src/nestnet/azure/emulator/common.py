@@ -13,6 +13,11 @@ TYPES = {
     "networkinterfaces": "networkInterfaces",
     "routetables": "routeTables",
     "networksecuritygroups": "networkSecurityGroups",
+    # what a NIC may reference (emulator/referenced.py)
+    "publicipaddresses": "publicIPAddresses",
+    "applicationsecuritygroups": "applicationSecurityGroups",
+    "loadbalancers": "loadBalancers",
+    "virtualnetworktaps": "virtualNetworkTaps",
 }
 # Children written through their parent (PUT/DELETE), by parent type; and those only read.
 CHILDREN = {"virtualnetworks": "subnets", "routetables": "routes", "networksecuritygroups": "securityRules"}

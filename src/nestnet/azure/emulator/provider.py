@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from . import privatedns
 from .common import API_VERSION, CHILD_SPELLING, CHILDREN, NET, READ_ONLY_CHILDREN, TYPES, ArmFailure, Reply, key, rid
 from .faults import Injector
+from .referenced import OPERATION, REFERENCED_TYPES, refuse_delete_in_use
 from .resources import (Limits, attached, effective_routes, normalise, seeded, subnet_users, subnets_using, view, view_child,
                         with_tags)
 from .rules import check_api_version, check_name, wrong_type
@@ -25,7 +26,8 @@ from .store import Store
 
 _RES = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)(?:/resourcegroups/(?P<rg>[^/]+))?/providers/microsoft\.network/"
-    r"(?P<type>virtualnetworks|networkinterfaces|routetables|networksecuritygroups)"
+    r"(?P<type>virtualnetworks|networkinterfaces|routetables|networksecuritygroups"
+    r"|publicipaddresses|applicationsecuritygroups|loadbalancers|virtualnetworktaps)"
     r"(?:/(?P<name>[^/]+)(?:/(?P<child>subnets|routes|securityrules|defaultsecurityrules|ipconfigurations"
     r"|effectiveroutetable)(?:/(?P<cname>[^/]+))?)?)?/?$",
     re.IGNORECASE,
@@ -38,7 +40,7 @@ _OP = re.compile(
 MAX_DEPTH = 64  # deeper JSON is refused (assumed: Json.NET's default MaxDepth, see 0009)
 _OPERATION = {"routetables": "RouteTable", "virtualnetworks": "VirtualNetwork", "networkinterfaces": "NetworkInterface",
               "networksecuritygroups": "NetworkSecurityGroup", "subnets": "Subnet", "routes": "Route",
-              "securityRules": "SecurityRule"}
+              "securityRules": "SecurityRule", **OPERATION}
 
 
 class Stats:
@@ -350,6 +352,8 @@ class Request:
         if vm:
             raise ArmFailure(400, "NicInUse", f"Network Interface {self.rid} is used by existing resource {vm}. In order to "
                                               "delete the network interface, it must be dissociated from the resource.")
+        if self.rtype in REFERENCED_TYPES:
+            refuse_delete_in_use(self.resources, self.rtype, existing)
         if self.rtype == "virtualnetworks":
             for s in existing["properties"].get("subnets") or []:
                 if subnet_users(self.resources, s["id"]):

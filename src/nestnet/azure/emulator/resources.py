@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from .common import DEFAULT_SUBSCRIPTION, NET, TYPES, ArmFailure, key, new_etag, parent_of, rid
+from .referenced import check_ipconfig_references, normalise_referenced, view_referenced
 from .rules import (IpConfigs, check_routes, check_security_rules, check_subnet, check_tags, default_security_rules,
                     expect, refuse_unmodelled, subnet_prefix)
 
@@ -59,12 +60,16 @@ def normalise(resources: Mapping[str, dict[str, Any]], rtype: str, res_id: str, 
             props["networkSecurityGroup"] = {"id": resources[key(str(ref))]["id"]}
         props["ipConfigurations"] = IpConfigs(resources, res_id, limits.max_ip_configs).check(
             props.get("ipConfigurations"), existing, etag)
+        for c in props["ipConfigurations"]:
+            check_ipconfig_references(resources, c["properties"], c["id"], res_id)
     elif rtype == "networksecuritygroups":
         for read_only in ("defaultSecurityRules", "subnets", "networkInterfaces"):
             props.pop(read_only, None)
         props["flushConnection"] = bool(expect(props.get("flushConnection"), bool, "properties.flushConnection"))
         props["securityRules"] = check_security_rules(res_id, props.get("securityRules"), etag)
         props["defaultSecurityRules"] = default_security_rules(res_id, etag)
+    else:  # a type a NIC may reference
+        normalise_referenced(resources, rtype, res, props, body, existing)
     props["provisioningState"] = "Succeeded"
     res["properties"] = props
     return res
@@ -181,6 +186,8 @@ def view(resources: Mapping[str, dict[str, Any]], res: dict[str, Any], updating:
         out["properties"]["subnets"] = [view_child(resources, s) for s in res["properties"].get("subnets") or []]
         out["properties"].setdefault("virtualNetworkPeerings", [])
         out["properties"].setdefault("dhcpOptions", {"dnsServers": []})
+    else:
+        view_referenced(resources, out)
     if updating:
         out["properties"]["provisioningState"] = "Updating"
     return out

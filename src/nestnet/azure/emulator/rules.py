@@ -435,12 +435,12 @@ class IpConfigs:
         mine[addr] = cid
 
 
-# References to resource types the emulator does not store (nestnet neither creates nor reads them):
-# each can only name a resource that does not exist here, and ARM refuses a reference to a missing
-# resource with InvalidResourceReference (as for a missing NSG or subnet).
-UNMODELLED_REFERENCES = ("publicIPAddress", "dscpConfiguration", "loadBalancerBackendAddressPools",
-                         "loadBalancerInboundNatRules", "virtualNetworkTaps", "applicationGatewayBackendAddressPools",
-                         "applicationSecurityGroups", "gatewayLoadBalancer")
+# References to resource types the emulator does not store (nestnet neither creates nor reads them,
+# and users of nested hosts have not asked for them): each can only name a resource that does not
+# exist here, and ARM refuses a reference to a missing resource with InvalidResourceReference (as for
+# a missing NSG or subnet). Public IPs, ASGs, load balancer pools/NAT rules and vTAPs are stored
+# (referenced.py) and their references checked there.
+UNMODELLED_REFERENCES = ("dscpConfiguration", "applicationGatewayBackendAddressPools", "gatewayLoadBalancer")
 
 
 def refuse_unmodelled(props: Mapping[str, Any], owner: str) -> None:
