@@ -40,3 +40,16 @@ def none_routes(address_space: tuple[IPv4Network, ...]) -> tuple[IPv4Network, ..
     """The None routes a VNet with ``address_space`` keeps: those its own space does not cover
     (a VNet prefix inside one, such as 10.0.0.0/16, wins by longest prefix and needs no exception)."""
     return tuple(n for n in NONE_ROUTES if not any(n.subnet_of(s) for s in address_space))
+
+
+def name_key(name: str) -> str:
+    """The form in which Azure compares a resource or child name: without case.
+
+    Microsoft Learn, "Naming rules and restrictions for Azure resources": "Azure resource names
+    are case-insensitive unless noted otherwise" (route tables, routes, NICs, ip configurations,
+    subnets: none is noted otherwise); DNS names are case-insensitive too (RFC 4343), and the
+    private DNS zone's record sets are DNS names. Validation (two spec names that would be one
+    Azure or DNS name) and the Azure diff (which of Azure's names is which of the plan's) both
+    compare through this one function, so they cannot disagree.
+    """
+    return name.lower()

@@ -39,6 +39,17 @@ class Problem:
     line: int | None = None
     severity: str = "error"  # "error" | "warning"
     name: str = ""  # the host/VM/endpoint/subnet the path's index points at, for people
+    # A clash names both sides: the other entry's key path (which the message names) and, once
+    # located, its line, added after the path's first mention.
+    other: str = ""
+    other_line: int | None = None
+
+    @property
+    def text(self) -> str:
+        """The message with the line of the other side of a clash."""
+        if not self.other or self.other_line is None:
+            return self.message
+        return self.message.replace(self.other, f"{self.other}, line {self.other_line}", 1)
 
     def __str__(self) -> str:
         where = self.file or "<spec>"
@@ -49,14 +60,14 @@ class Problem:
             cut = path.index("]") + 1
             path = f"{path[:cut]} ({self.name}){path[cut:]}"
         path = f" {path}:" if path else ""
-        return f"{where}:{path} {self.message}"
+        return f"{where}:{path} {self.text}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "file": self.file,
             "line": self.line,
             "path": self.path,
-            "message": self.message,
+            "message": self.text,
             "severity": self.severity,
         }
 

@@ -199,7 +199,8 @@ class SpecSource:
         return [
             Problem(
                 p.path, p.message, self.display, p.line or self.line_of(p.path), p.severity,
-                p.name or self.name_of(p.path),
+                p.name or self.name_of(p.path), p.other,
+                p.other_line or (self.line_of(p.other) if p.other else None),
             )
             for p in problems
         ]

@@ -363,7 +363,7 @@ def commit(
         # Line numbers of the unwritten candidate would point at nothing in the user's file.
         raise SpecError(
             [Problem(p.path, p.message, p.file if p.file != str(spec_path) else edit_display,
-                     None, p.severity, p.name) for p in exc.problems]
+                     None, p.severity, p.name, p.other) for p in exc.problems]
         ) from None
     if not write:
         return loaded

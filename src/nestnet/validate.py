@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
+from .azure_facts import name_key
 from .azure_facts import reserved_addresses  # noqa: F401 - one definition, re-exported
 from .errors import Problem, SpecError
 from .spec import AZURE_NAME_RE, FABRIC_NAME_RE, IFNAME_RE, MAC_RE, NODE_NAME_RE, HostSpec, Spec
@@ -140,18 +141,17 @@ class _Ctx:
     subnets: dict[str, SubnetInfo] = field(default_factory=dict)
     pool: IPv4Network | None = None
     reserved: dict[IPv4Address, str] = field(default_factory=dict)
-    names: dict[str, str] = field(default_factory=dict)  # node name -> path (hosts, VMs, endpoints)
+    # name_key(node name) -> (name, path), hosts, VMs and endpoints: one namespace, without case
+    names: dict[str, tuple[str, str]] = field(default_factory=dict)
     ips: dict[IPv4Address, str] = field(default_factory=dict)
     hosts: dict[str, HostInfo] = field(default_factory=dict)
     vms: dict[str, VMInfo] = field(default_factory=dict)
     endpoints: dict[str, EndpointInfo] = field(default_factory=dict)
 
     def claim_name(self, name: str, path: str) -> bool:
-        if name in self.names:
-            self.p.append(Problem(path, f"{name!r} is already used by {self.names[name]}"))
-            return False
-        self.names[name] = path
-        return True
+        # Host and VM names become Azure route, ip configuration and NIC names and DNS records:
+        # names that differ only by case would be one of each (one host or VM silently lost).
+        return claim(self.names, name, path, self.p, "route, NIC, ip configuration or DNS record name")
 
     def claim_ip(self, ip: IPv4Address, path: str) -> None:
         if ip in self.ips:
@@ -190,6 +190,22 @@ def check(spec: Spec) -> tuple[ResolvedSpec | None, list[Problem]]:
         return None, ctx.p
     fabric = ResolvedSpec(spec, tuple(ctx.space), ctx.pool, ctx.subnets, ctx.hosts, ctx.vms, ctx.endpoints, ctx.warn)
     return fabric, ctx.p
+
+
+def claim(seen: dict[str, tuple[str, str]], name: str, path: str, p: list[Problem], what: str) -> bool:
+    """Claim ``name`` for ``path`` in a namespace where case does not count (``name_key``, shared
+    with the Azure diff); a clash is one problem naming both entries."""
+    k = name_key(name)
+    if k not in seen:
+        seen[k] = (name, path)
+        return True
+    first, where = seen[k]
+    if first == name:
+        p.append(Problem(path, f"{name!r} is already used by {where}", other=where))
+    else:
+        p.append(Problem(path, f"{name!r} and {first!r} ({where}) differ only by case: Azure and DNS names ignore "
+                               f"case, so both would be one {what} in Azure; rename one", other=where))
+    return False
 
 
 def _check_names(ctx: _Ctx) -> None:
@@ -240,11 +256,11 @@ def _in_space(ctx: _Ctx, net: IPv4Network) -> bool:
 
 def _check_subnets(ctx: _Ctx) -> None:
     p, subnets = ctx.p, ctx.subnets
+    seen: dict[str, tuple[str, str]] = {}
     for i, s in enumerate(ctx.spec.subnets):
         path = f"subnets[{i}]"
         _name_check(s.name, AZURE_NAME_RE, f"{path}.name", "Azure subnet name", p)
-        if s.name in subnets:
-            p.append(Problem(f"{path}.name", f"{s.name!r} is a duplicate subnet name"))
+        if not claim(seen, s.name, f"{path}.name", p, "subnet"):
             continue
         net = parse_network(s.prefix, f"{path}.prefix", p)
         if net is None:
@@ -284,20 +300,26 @@ def _check_pool(ctx: _Ctx) -> None:
 
 
 def _check_hosts(ctx: _Ctx) -> None:
-    nics: dict[str, str] = {}
+    nics: dict[str, tuple[str, str]] = {}
     for i, h in enumerate(ctx.spec.hosts):
         _check_host(ctx, i, h, nics)
 
 
-def _check_host(ctx: _Ctx, i: int, h: HostSpec, nics: dict[str, str]) -> None:
+def _check_host(ctx: _Ctx, i: int, h: HostSpec, nics: dict[str, tuple[str, str]]) -> None:
     p, path = ctx.p, f"hosts[{i}]"
     _name_check(h.name, NODE_NAME_RE, f"{path}.name", "host name (a hostname label: letters, digits, '-')", p)
     ok = ctx.claim_name(h.name, f"{path}.name")
     nic = h.nic or f"{h.name}-nic"
     _name_check(nic, AZURE_NAME_RE, f"{path}.nic", "Azure NIC name", p)
-    if nic in nics:
-        p.append(Problem(f"{path}.nic", f"{nic!r} is already the NIC of {nics[nic]}"))
-    nics[nic] = path
+    # A NIC named after its host (<host>-nic) is claimed at the host's name, where it comes from.
+    nic_path = f"{path}.nic" if h.nic else f"{path}.name"
+    k = name_key(nic)
+    if k in nics:
+        first, where = nics[k]
+        same = "is already the NIC of" if first == nic else f"and {first!r} differ only by case (Azure NIC names ignore case); {first!r} is the NIC of"
+        p.append(Problem(nic_path, f"NIC {nic!r} {same} {where}", other=where))
+    else:
+        nics[k] = (nic, nic_path)
     for key in ("uplink", "bridge"):
         _check_ifname(getattr(h, key), f"{path}.{key}", p)
     if h.uplink == h.bridge:

@@ -103,3 +103,35 @@ def test_import_reproduces_the_hand_built_fabric(emulator, plan_of, tmp_path):
     r = subprocess.run([NESTNET, "import", "--resource-group", plan.azure.resource_group, "--vnet", plan.azure.vnet,
                         "--out", str(tmp_path / "x.yaml"), "--host-default", "colour=red"], capture_output=True, text=True, env=env)
     assert r.returncode == 2 and "--host-default colour" in r.stderr and not (tmp_path / "x.yaml").exists()
+
+
+def test_import_of_nics_whose_names_differ_only_by_case_then_adopt(emulator, plan_of, tmp_path):
+    """Issue 20: NICs kvm_a-nic and KVM-A-nic (no VM to name them) gave hosts kvm-a and KVM-A, one
+    route name to Azure; `azure diff --adopt` then refused with "its next hop is X, not X"."""
+    plan = plan_of(seed_spec())
+    ep = emulator(plan)
+    az, sdk = plan.azure, ep.sdk(plan)
+    subnet = sdk.virtual_networks.get(az.resource_group, az.vnet).json["properties"]["subnets"][0]["id"]
+    for nic, ip in (("kvm_a-nic", "10.0.1.12"), ("KVM-A-nic", "10.0.1.13")):  # NICs of no VM
+        sdk.network_interfaces.begin_create_or_update(az.resource_group, nic, {"location": "eastus", "properties": {
+            "ipConfigurations": [{"name": "ipconfig1", "properties": {
+                "privateIPAllocationMethod": "Static", "privateIPAddress": ip, "subnet": {"id": subnet}}}]}}).result()
+    sdk.route_tables.begin_create_or_update(az.resource_group, az.route_table, {"location": "eastus", "properties": {"routes": [
+        {"name": "to-a", "properties": {"addressPrefix": "10.0.1.64/28", "nextHopType": "VirtualAppliance",
+                                        "nextHopIpAddress": "10.0.1.12"}},
+        {"name": "to-b", "properties": {"addressPrefix": "10.0.1.80/28", "nextHopType": "VirtualAppliance",
+                                        "nextHopIpAddress": "10.0.1.13"}}]}}).result()
+    env = {**os.environ, "NESTNET_ARM_ENDPOINT": ep.url, "NESTNET_ARM_CA_BUNDLE": ep.ca, "NESTNET_ARM_TOKEN": "t",
+           "AZURE_SUBSCRIPTION_ID": ep.settings(plan).subscription_id}
+    out = tmp_path / "imported.yaml"
+    r = subprocess.run([NESTNET, "import", "--resource-group", az.resource_group, "--vnet", az.vnet, "--route-table",
+                        az.route_table, "--out", str(out), "--name", plan.name], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    got = load_plan(out, write=False)
+    names = sorted(h.name for h in got.hosts.values())
+    assert len({n.lower() for n in names}) == 2, names
+    r = subprocess.run([NESTNET, "azure", "diff", str(out), "--adopt", "--json"], capture_output=True, text=True, env=env)
+    assert r.returncode == 1, r.stdout + r.stderr
+    changes = yaml.safe_load(r.stdout)["changes"]
+    assert sorted((c["before"]["name"], c["name"]) for c in changes if c["action"] == "adopt") == sorted(
+        (f"to-{'a' if str(got.hosts[n].ip) == '10.0.1.12' else 'b'}", f"nestnet-{n}") for n in names)

@@ -88,3 +88,21 @@ def test_untagged_table_gets_tags_and_other_modes_touch_nothing(want, plan_of):
     assert diff(nat, Observed(None, None, {}), TABLE_ID) == []
     with pytest.raises(AzureError, match="over max_routes 1"):
         diff(replace(want, max_routes=1), observed(IN_SYNC), TABLE_ID)
+
+
+def test_plan_names_that_azure_takes_for_one_are_refused(want):
+    # Issue 20: hosts kvm-a and KVM-A planned routes nestnet-kvm-a and nestnet-KVM-A; the diff kept
+    # one of them, apply wrote one and said nothing. A plan built past validation must not either.
+    r = want.routes[0]
+    two = replace(want, routes=(r, replace(r, name=r.name.upper(), address_prefix="10.0.1.64/28")))
+    with pytest.raises(AzureError, match=r"routes 'nestnet-vme-kvm-vm1' and 'NESTNET-VME-KVM-VM1', one name to Azure"):
+        diff(two, observed(IN_SYNC), TABLE_ID)
+
+
+def test_a_nic_is_found_whatever_the_case_azure_spells_it(want):
+    # Azure answers with the NIC's name as it was created; the spec may spell it otherwise.
+    obs = observed(IN_SYNC, fwd=False)
+    obs = replace(obs, nics={n.upper(): {**v, "name": n.upper()} for n, v in obs.nics.items()})
+    changes = diff(want, obs, TABLE_ID)
+    assert [(c.action, c.name) for c in changes] == [
+        ("enable-ip-forwarding", "vme-kvm-vm1-vm-nic"), ("enable-ip-forwarding", "vme-kvm-vm2-vm-nic")]

@@ -187,3 +187,41 @@ def test_cli_bad_spec_exit_2_no_traceback(tmp_path):
         assert len(errors) == 2, r.stderr
         assert f"{spec}:" in errors[0] and "did you mean 10.0.1.16/28?" in r.stderr
     assert not (tmp_path / "spec.lock").exists()
+
+
+CASE_CLASHES = [
+    # (mutation, path of the second entry, its value, the first entry's path) - issue 20
+    (lambda d: (_set("hosts.1.name", "VME-KVM-VM1")(d), _set("vms.1.host", "VME-KVM-VM1")(d))[0],
+     "hosts[1].name", "VME-KVM-VM1", "hosts[0].name"),
+    (lambda d: (_set("vms.1.name", "WEB1")(d), _set("azure.private_dns_zone", "nested.example.net")(d))[0],
+     "vms[1].name", "WEB1", "vms[0].name"),
+    (_set("endpoints", [{"name": "mgmt-vm", "ip": "10.0.2.5"}, {"name": "MGMT-VM", "ip": "10.0.2.6"}]),
+     "endpoints[1].name", "MGMT-VM", "endpoints[0].name"),
+    (_set("vms.0.name", "VME-KVM-VM2"), "vms[0].name", "VME-KVM-VM2", "hosts[1].name"),
+    (_set("hosts.1.nic", "VME-KVM-VM1-vm-nic"), "hosts[1].nic", "VME-KVM-VM1-vm-nic", "hosts[0].nic"),
+    # a NIC derived from a host name (<host>-nic) against one given by name
+    (lambda d: (_set("hosts.0.nic", "Kvm-B-nic")(d), _set("hosts.1.name", "kvm-b")(d), _set("hosts.1.nic", _DELETE)(d),
+                _set("vms.1.host", "kvm-b")(d))[0], "hosts[1].name", "kvm-b-nic", "hosts[0].nic"),
+    (_set("subnets.1.name", "VM-SUBNET"), "subnets[1].name", "VM-SUBNET", "subnets[0].name"),
+]
+
+
+@pytest.mark.parametrize("case", CASE_CLASHES, ids=["hosts", "vms-dns", "endpoints", "vm-vs-host", "nic", "derived-nic", "subnets"])
+def test_names_that_differ_only_by_case_are_refused_naming_both(tmp_path, case):
+    """Azure resource names and DNS names ignore case: two such names would be one route, NIC,
+    ip configuration or record, and one host's or VM's would be lost with exit 0 (issue 20)."""
+    mutate, path, value, first = case
+    spec = write(tmp_path, mutate(seed()))
+    r = subprocess.run([sys.executable, "-m", "nestnet", "validate", str(spec)], capture_output=True, text=True)
+    assert r.returncode == 2, r.stdout + r.stderr
+    text = spec.read_text().splitlines()
+    lines = [ln for ln in r.stderr.splitlines() if path.split("[")[0] in ln and f"{value!r}" in ln]
+    assert lines, r.stderr
+    line = lines[0]
+    # file and line of this entry, its key path and value; the other entry's key path and line
+    assert line.startswith(f"error: {spec}:")
+    own = int(line.split(":")[2])
+    assert value.split("-nic")[0] in text[own - 1] or value in text[own - 1], (line, text[own - 1])
+    other = int(line.split(f"{first}, line ")[1].split(")")[0].split(";")[0].split(",")[0])
+    assert first.rsplit(".", 1)[-1] in text[other - 1], (line, text[other - 1])
+    assert "Traceback" not in r.stderr and not (tmp_path / "spec.lock").exists()

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from ipaddress import ip_network
 from typing import Any, Mapping
 
+from ..azure_facts import name_key
 from ..errors import AzureError, UsageError
 
 TAG_OWNER = "managed-by"
@@ -176,8 +177,32 @@ def _same_route(have: Mapping[str, str], want: WantRoute) -> bool:
     )
 
 
+def by_name(items: Mapping[str, Any], name: str) -> Any:
+    """``items[name]`` as Azure finds it: names compared by ``name_key`` (without case)."""
+    if name in items:
+        return items[name]
+    k = name_key(name)
+    return next((v for n, v in items.items() if name_key(n) == k), None)
+
+
+def _clashes(want: Desired) -> list[str]:
+    """Names of the plan that Azure would take for one (validation refuses such specs; a plan
+    built another way must not lose a route silently either)."""
+    out: list[str] = []
+    groups = [("route", [r.name for r in want.routes]), ("network interface", list(want.managed_nics or want.nics))]
+    groups += [(f"ip configuration on {n!r}", [w.name for w in want.secondary if w.nic == n])
+               for n in dict.fromkeys(w.nic for w in want.secondary)]
+    for what, names in groups:
+        seen: dict[str, str] = {}
+        for n in names:
+            first = seen.setdefault(name_key(n), n)
+            if first != n:
+                out.append(f"the plan has {what}s {first!r} and {n!r}, one name to Azure (names ignore case)")
+    return out
+
+
 def owned(name: str, prefix: str) -> bool:
-    return name.lower().startswith(prefix.lower())
+    return name_key(name).startswith(name_key(prefix))
 
 
 def _norm_location(loc: str) -> str:
@@ -209,7 +234,7 @@ def check_reality(want: Desired, obs: Observed) -> None:
                 bad.append(f"azure.address_space is {', '.join(map(str, spec))} but virtual network {want.vnet!r} "
                            f"has {', '.join(map(str, have))}")
     for host, nic_name, ip in want.host_ips:
-        nic = obs.nics.get(nic_name)
+        nic = by_name(obs.nics, nic_name)
         if nic is None:
             continue  # reported by the diff as not found
         primary = _primary(_ip_configs(nic))
@@ -230,14 +255,14 @@ def diff(
     ``adopt``: a foreign route with a wanted prefix and the same next hop is renamed to
     nestnet's name in the same table PUT (no moment without the route)."""
     check_reality(want, obs)
-    refusals: list[str] = []
+    refusals: list[str] = _clashes(want)
     changes: list[Change] = []
     if want.table:
         changes += _table_changes(want, obs.table, prune_foreign, refusals, adopt)
     changes += _subnet_changes(want, obs.vnet, table_id, refusals)
     changes += _ip_config_changes(want, obs.nics, refusals)
     for nic in want.nics:
-        have = obs.nics.get(nic)
+        have = by_name(obs.nics, nic)
         if have is None:
             refusals.append(f"network interface {nic!r} was not found in the resource group")
         elif not (have.get("properties") or {}).get("enableIPForwarding"):
@@ -263,10 +288,10 @@ def _table_changes(
             )
         if any(tags.get(k) != v for k, v in want.tags.items()):
             out.append(Change("tag", "route_table", want.table, dict(tags), {**tags, **want.tags}))
-        have = {r["name"].lower(): r for r in (table.get("properties") or {}).get("routes") or []}
-    wanted = {r.name.lower(): r for r in want.routes}
+        have = {name_key(r["name"]): r for r in (table.get("properties") or {}).get("routes") or []}
+    wanted = {name_key(r.name): r for r in want.routes}
     by_net = {ip_network(w.address_prefix): w for w in want.routes}
-    adopted: set[str] = set()  # nestnet names (lower) whose route a foreign one becomes
+    adopted: set[str] = set()  # name_key of nestnet names whose route a foreign one becomes
     kept_foreign: list[Mapping[str, Any]] = []
     for key, r in have.items():
         if owned(r["name"], want.route_prefix):
@@ -274,8 +299,8 @@ def _table_changes(
                 out.append(Change("delete", "route", r["name"], _props(r), None))
             continue
         w = _adoptable(r, by_net) if adopt else None
-        if w is not None and w.name.lower() not in have and w.name.lower() not in adopted:
-            adopted.add(w.name.lower())
+        if w is not None and name_key(w.name) not in have and name_key(w.name) not in adopted:
+            adopted.add(name_key(w.name))
             out.append(Change("adopt", "route", w.name, {"name": r["name"], **_props(r)}, w.props()))
         elif prune_foreign:
             out.append(Change("delete", "route", r["name"], _props(r), None))
@@ -296,10 +321,14 @@ def _table_changes(
             continue
         if net in wanted_nets:
             w = by_net[net]
-            why = (
-                f"its next hop is {_hop(_props(r))}, not {_hop(w.props())}, so --adopt does not take it over"
-                if adopt else "run with --adopt to take over a route with the same next hop"
-            )
+            if not adopt:
+                why = "run with --adopt to take over a route with the same next hop"
+            elif _same_route(_props(r), w):
+                # Same next hop, yet not adoptable: nestnet's name is taken (in the table, or by
+                # another foreign route adopted in this diff).
+                why = f"a route named {w.name!r} is already in the table, so --adopt cannot rename it to that"
+            else:
+                why = f"its next hop is {_hop(_props(r))}, not {_hop(w.props())}, so --adopt does not take it over"
             refusals.append(
                 f"foreign route {r['name']!r} in {want.table!r} already covers {net}, which nestnet routes as "
                 f"{wanted_nets[net]!r} ({why}; or remove it, or run with --prune-foreign)"
@@ -334,12 +363,12 @@ def _subnet_changes(
     subnets = {s["name"]: s for s in (vnet.get("properties") or {}).get("subnets") or []}
     out: list[Change] = []
     for name in want.subnets:
-        s = subnets.get(name)
+        s = by_name(subnets, name)
         if s is None:
             refusals.append(f"subnet {name!r} was not found in virtual network {want.vnet!r}")
             continue
         current = ((s.get("properties") or {}).get("routeTable") or {}).get("id")
-        if current and current.lower() == table_id.lower():
+        if current and name_key(current) == name_key(table_id):
             continue
         if current:
             refusals.append(
@@ -349,9 +378,9 @@ def _subnet_changes(
             continue
         out.append(Change("associate", "subnet", name, {"routeTable": None}, {"routeTable": want.table}))
     for name in want.unassociated:
-        s = subnets.get(name)
+        s = by_name(subnets, name)
         current = (((s or {}).get("properties") or {}).get("routeTable") or {}).get("id")
-        if current and current.lower() == table_id.lower():
+        if current and name_key(current) == name_key(table_id):
             out.append(Change("dissociate", "subnet", name, {"routeTable": want.table}, {"routeTable": None}))
     return out
 
@@ -375,11 +404,11 @@ def _ip_config_changes(want: Desired, nics: Mapping[str, Mapping[str, Any]], ref
         return []
     by_nic: dict[str, dict[str, WantIpConfig]] = {}
     for w in want.secondary:
-        by_nic.setdefault(w.nic, {})[w.name.lower()] = w
+        by_nic.setdefault(w.nic, {})[name_key(w.name)] = w
     out: list[Change] = []
     released: set[tuple[str, str]] = set()  # (nic, config) whose address this diff frees
     for nic_name in want.managed_nics:
-        nic = nics.get(nic_name)
+        nic = by_name(nics, nic_name)
         if nic is None:
             refusals.append(f"network interface {nic_name!r} was not found in the resource group")
             continue
@@ -389,13 +418,13 @@ def _ip_config_changes(want: Desired, nics: Mapping[str, Mapping[str, Any]], ref
         subnet_id = (((primary or {}).get("properties") or {}).get("subnet") or {}).get("id", "")
         subnet = subnet_id.rsplit("/", 1)[-1]
         for w in wanted.values():
-            if subnet.lower() != w.subnet.lower():
+            if name_key(subnet) != name_key(w.subnet):
                 refusals.append(
                     f"network interface {nic_name!r} is in subnet {subnet or '(none)'!r}, but the plan puts its "
                     f"host in {w.subnet!r}: a secondary ip configuration must be in the NIC's subnet"
                 )
                 break
-        have = {c["name"].lower(): c for c in cfgs}
+        have = {name_key(c["name"]): c for c in cfgs}
         kept = 0  # the primary and foreign configurations
         for key, c in have.items():
             if c is primary:
@@ -409,7 +438,7 @@ def _ip_config_changes(want: Desired, nics: Mapping[str, Mapping[str, Any]], ref
                 kept += 1
             elif key not in wanted:
                 out.append(Change("delete", "ip_config", c["name"], {"privateIPAddress": _address(c)}, None, nic_name))
-                released.add((nic_name.lower(), key))
+                released.add((name_key(nic_name), key))
         for key, w in wanted.items():
             c = have.get(key)
             if c is None:
@@ -417,7 +446,7 @@ def _ip_config_changes(want: Desired, nics: Mapping[str, Mapping[str, Any]], ref
             elif c is not primary and _address(c) != w.ip:
                 out.append(Change("update", "ip_config", c["name"], {"privateIPAddress": _address(c)},
                                   {"privateIPAddress": w.ip}, nic_name))
-                released.add((nic_name.lower(), key))
+                released.add((name_key(nic_name), key))
         total = kept + len(wanted)
         if total > want.max_ip_configs:
             refusals.append(
@@ -434,12 +463,12 @@ def _ip_config_changes(want: Desired, nics: Mapping[str, Mapping[str, Any]], ref
                 holders.setdefault(a, (n["name"], c["name"]))
     for w in want.secondary:
         h = holders.get(w.ip)
-        if h is None or (h[0].lower(), h[1].lower()) in released | {(w.nic.lower(), w.name.lower())}:
+        if h is None or (name_key(h[0]), name_key(h[1])) in released | {(name_key(w.nic), name_key(w.name))}:
             continue
         # nestnet only edits the plan's host NICs: a host taken out of the plan keeps its configurations.
         hint = (
             " (nestnet's own, on a NIC that is not in the plan: delete it there first)"
-            if owned(h[1], want.route_prefix) and h[0] not in want.managed_nics else ""
+            if owned(h[1], want.route_prefix) and by_name(dict.fromkeys(want.managed_nics, True), h[0]) is None else ""
         )
         refusals.append(
             f"{w.ip} (ip configuration {w.name!r} on {w.nic!r}) is already used by ip configuration "
@@ -499,17 +528,17 @@ def route_table_body(
         {"name": r["name"], "properties": {k: v for k, v in (r.get("properties") or {}).items() if k != "provisioningState"}}
         for r in props.get("routes") or []
     ]
-    by_name = {r["name"].lower(): i for i, r in enumerate(routes)}
+    by_name = {name_key(r["name"]): i for i, r in enumerate(routes)}
     dropped: set[int] = set()
     for c in changes:
         if c.kind != "route":
             continue
-        i = by_name.get(c.name.lower())
+        i = by_name.get(name_key(c.name))
         if c.action == "delete" and i is not None:
             dropped.add(i)
         elif c.action == "adopt" and c.before and c.after:
             # The foreign route leaves and nestnet's arrives in this one PUT.
-            j = by_name.get(str(c.before["name"]).lower())
+            j = by_name.get(name_key(str(c.before["name"])))
             if j is not None:
                 dropped.add(j)
             routes.append({"name": c.name, "properties": dict(c.after)})
@@ -553,8 +582,8 @@ def nic_body(nic: Mapping[str, Any], changes: list[Change]) -> dict[str, Any]:
         if ch.kind == "nic" and ch.action == "enable-ip-forwarding":
             props["enableIPForwarding"] = True
         elif ch.kind == "ip_config":
-            key = ch.name.lower()
-            i = next((i for i, c in enumerate(cfgs) if c["name"].lower() == key), None)
+            key = name_key(ch.name)
+            i = next((i for i, c in enumerate(cfgs) if name_key(c["name"]) == key), None)
             if ch.action == "delete":
                 if i is not None:
                     del cfgs[i]

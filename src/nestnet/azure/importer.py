@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Network, ip_network
 from typing import Any, Mapping
 
+from ..azure_facts import name_key
 from ..errors import UsageError
 from ..spec import HOST_DEFAULTABLE, NODE_NAME_RE
 
@@ -111,9 +112,9 @@ def render(
             skipped.append(f"route {r['name']!r}: {rp.get('addressPrefix')!r} is not a network address")
             continue
         hname, guessed = _name_of(nic)
-        while hname in used_names:
+        while name_key(hname) in used_names:  # names that differ only by case are one to Azure
             hname, guessed = f"{hname}-x", True
-        used_names.add(hname)
+        used_names.add(name_key(hname))
         host_nics.add(nic["name"])
         subnet = subnet_of_id.get((((_props(_primary(nic)).get("subnet")) or {}).get("id") or "").lower(), "")
         hosts.append({"name": hname, "ip": hop, "nic": nic["name"], "subnet": subnet, "block": block,
@@ -135,9 +136,9 @@ def render(
         if not ip or sub not in associated:
             continue
         ename, guessed = _name_of(n)
-        while ename in used_names:
+        while name_key(ename) in used_names:
             ename, guessed = f"{ename}-x", True
-        used_names.add(ename)
+        used_names.add(name_key(ename))
         endpoints.append((ename, ip, sub, guessed))
 
     blocks = [h["block"] for h in hosts]

@@ -16,6 +16,7 @@ from __future__ import annotations
 from ipaddress import IPv4Address
 from typing import Any, Iterable
 
+from ..azure_facts import name_key
 from ..errors import AzureError
 from .arm import ArmClient, _converted, _StaticToken
 from .diff import Change
@@ -27,7 +28,7 @@ KIND = "dns_record"
 
 def records(plan: Any) -> dict[str, IPv4Address]:
     """Record set name (lower case: DNS names are) -> address, one per nested VM."""
-    return {v.name.lower(): v.ip for v in plan.vms.values()} if plan.azure.private_dns_zone else {}
+    return {name_key(v.name): v.ip for v in plan.vms.values()} if plan.azure.private_dns_zone else {}
 
 
 def body(plan: Any, ip: IPv4Address) -> dict[str, Any]:
@@ -49,7 +50,7 @@ def diff(plan: Any, seen: Iterable[dict[str, Any]]) -> list[Change]:
     """Changes that make the zone hold the plan's records (pure). ``seen``: the zone's A record sets."""
     zone = plan.azure.private_dns_zone
     want = records(plan)
-    have = {str(rs["name"]).lower(): rs for rs in seen}
+    have = {name_key(str(rs["name"])): rs for rs in seen}
     out: list[Change] = []
     for name, ip in want.items():
         rs = have.get(name)

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ..azure_facts import name_key
 from ..errors import AzureError
 from .arm import ArmBusy, ArmClient, EtagMismatch
 from .diff import Change, Desired, Observed, desired, diff, nic_body, nic_write_order, route_table_body, subnet_body
@@ -155,7 +156,7 @@ def _write_subnet(client: ArmClient, out: Outcome, want: Desired, c: Change, tab
 
     def build(subnet: Any, n: int) -> dict[str, Any] | None:
         current = (((subnet or {}).get("properties") or {}).get("routeTable") or {}).get("id")
-        ours = bool(current) and current.lower() == table_id.lower()
+        ours = bool(current) and name_key(current) == name_key(table_id)
         if c.action == "associate":
             if ours:
                 return None  # someone did it meanwhile
@@ -185,7 +186,8 @@ def _apply_nics(
             todo = first
             if n:
                 # Someone else wrote the NIC: redo only this NIC's part of the diff on the fresh copy.
-                fresh = diff(want, Observed(obs.table, obs.vnet, {**obs.nics, nic: have}), table_id,
+                nics = {n: v for n, v in obs.nics.items() if name_key(n) != name_key(nic)}
+                fresh = diff(want, Observed(obs.table, obs.vnet, {**nics, nic: have}), table_id,
                              prune_foreign=prune_foreign)
                 todo = [c for c in fresh if c.target_nic == nic and (c.action == "delete" or not deletes_only)]
             # nic_body applies each change idempotently to the NIC as just read.
