@@ -3,6 +3,7 @@ hints, wording, `nestnet init`, exports to a file or stdout."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -44,3 +45,88 @@ def test_quiet_after_double_dash_is_the_commands_not_ours(seed: Path) -> None:
     apply = cli.get_command(None, "fleet").commands["apply"]  # type: ignore[union-attr]
     ctx = apply.make_context("apply", [str(seed), "--", "-q"])
     assert ctx.params["ansible_args"] == ("-q",) and not ctx.meta.get("nestnet.quiet")
+
+
+def test_counts_are_worded_as_english_counts_them(seed: Path) -> None:
+    from nestnet.words import plural
+
+    r = nestnet("validate", str(seed), "-q")
+    assert "2 hosts, 2 VMs, 1 endpoint, 2 warnings" in r.stdout, r.stdout
+    assert (plural(1, "more pair", "more pairs"), plural(3, "more pair", "more pairs")) == ("1 more pair", "3 more pairs")
+
+
+@pytest.mark.parametrize("args, line", [
+    (("check", "{seed}", "--fault", "ip-forward-off:vme-kvm-vm3"),
+     "'vme-kvm-vm3' is not a host of hpe-vme-test (known: vme-kvm-vm1, vme-kvm-vm2); did you mean 'vme-kvm-vm2'?"),
+    (("check", "{seed}", "--trace", "web3", "mgmt-vm"), "no node named 'web3'"),
+    (("vm", "add", "{seed}", "db1", "--host", "vme-kvm-v2"), "did you mean 'vme-kvm-vm2'?"),
+    (("vm", "move", "{seed}", "web1", "--to", "vmekvm-vm2"), "did you mean 'vme-kvm-vm2'?"),
+    (("doctor", "{seed}", "--host", "vme-kvm-wm1"), "did you mean 'vme-kvm-vm1'?"),
+])
+def test_an_unknown_host_gets_did_you_mean(seed: Path, args, line: str) -> None:
+    r = nestnet(*(a.format(seed=seed) for a in args), "-q")
+    assert r.returncode == 2, r.stdout + r.stderr
+    [err] = r.stderr.splitlines()
+    assert line in err, err
+    if "web3" in args:
+        assert "did you mean 'web1'?" in err or "did you mean 'web2'?" in err, err
+
+
+def test_vm_add_outside_the_block_warns_of_the_azure_route(seed: Path) -> None:
+    r = nestnet("vm", "add", str(seed), "db1", "--host", "vme-kvm-vm2", "--ip", "10.0.1.30")
+    assert r.returncode == 0, r.stderr
+    assert ("warning: 10.0.1.30 is outside vme-kvm-vm2's block 10.0.1.48/28: a /32 exception, Azure route "
+            "nestnet-db1.32 (10.0.1.30/32 → VirtualAppliance 10.0.1.11)") in r.stderr, r.stderr
+    inside = nestnet("vm", "add", str(seed), "db2", "--host", "vme-kvm-vm2", "--ip", "10.0.1.51")
+    assert inside.returncode == 0 and "/32 exception" not in inside.stderr, inside.stderr
+    quiet = nestnet("vm", "add", str(seed), "db3", "--host", "vme-kvm-vm2", "--ip", "10.0.1.31", "-q")
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+
+
+def test_azure_export_to_a_file_to_stdout_or_into_a_directory(seed: Path, tmp_path: Path) -> None:
+    r = nestnet("azure", "export", str(seed), "--format", "az", "--out", str(tmp_path / "new" / "az.sh"), "-q")
+    assert r.returncode == 0, r.stderr
+    script = tmp_path / "new" / "az.sh"
+    assert script.is_file() and script.read_text().startswith("#!/usr/bin/env bash") and script.stat().st_mode & 0o100
+    out = nestnet("azure", "export", str(seed), "--format", "az", "--out", "-", "-q", cwd=tmp_path)
+    assert out.returncode == 0 and out.stdout == script.read_text().replace(str(tmp_path / "new"), str(tmp_path / "new"))
+    assert not (tmp_path / "-").exists()
+    tf = nestnet("azure", "export", str(seed), "--format", "terraform", "--out", str(tmp_path / "infra") + "/", "-q")
+    assert tf.returncode == 0 and (tmp_path / "infra" / "nestnet.tf").is_file(), tf.stderr
+    one = nestnet("azure", "export", str(seed), "--format", "terraform", "--out", str(tmp_path / "main.tf"), "-q")
+    assert one.returncode == 0 and (tmp_path / "main.tf").is_file(), one.stderr
+    tfout = nestnet("azure", "export", str(seed), "--format", "terraform", "--out", "-", "-q")
+    assert tfout.stdout == (tmp_path / "main.tf").read_text()
+    script.chmod(0o755)
+    blocked = nestnet("azure", "export", str(seed), "--format", "az", "--out", str(script / "x.sh"), "-q")
+    assert blocked.returncode == 2 and len(blocked.stderr.splitlines()) == 1, blocked.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root to become nobody")
+def test_host_diff_without_root_says_it_needs_root(seed: Path) -> None:
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(prefix="nestnet-noroot-"))  # pytest's tmp_path is root's alone
+    d.chmod(0o777)
+    for f in (seed, seed.with_suffix(".lock")):
+        shutil.copy(f, d / f.name)
+        (d / f.name).chmod(0o666)
+    seed = d / seed.name
+    r = subprocess.run(["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", sys.executable, "-m",
+                        "nestnet", "host", "diff", str(seed), "--host", "vme-kvm-vm1", "-q"],
+                       capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert r.returncode != 0 and r.stdout == ""
+    shutil.rmtree(d)
+    [line] = r.stderr.splitlines()
+    assert line.startswith("error: ") and "this needs root: run it with sudo" in line, line
+
+
+def test_lab_exec_finds_nestnet_without_it_on_path(monkeypatch) -> None:
+    from nestnet.lab.core import _nestnet_resolved
+
+    monkeypatch.setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+    [exe, *rest] = _nestnet_resolved(["nestnet", "doctor", "x.yaml"])
+    assert rest[-2:] == ["doctor", "x.yaml"] and Path(exe).parent == Path(sys.executable).parent, exe
+    r = subprocess.run([exe, *rest[:-2], "--version"], capture_output=True, text=True)
+    assert r.returncode == 0 and "nestnet" in r.stdout, r.stdout + r.stderr
+    assert _nestnet_resolved(["ip", "route"]) == ["ip", "route"]

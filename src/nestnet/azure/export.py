@@ -10,6 +10,8 @@ only I/O. Every user value is quoted for its language: HCL string escapes (inclu
 
 from __future__ import annotations
 
+import os
+
 import re
 import shlex
 from pathlib import Path
@@ -330,21 +332,34 @@ def az_script(plan: Any) -> str:
     return "\n".join(lines)
 
 
-def write_export(plan: Any, fmt: str, out_dir: str | Path, tf_association: str = "resource") -> Path:
-    from ..store import write_output  # atomic: a full disk leaves the previous file whole
-
-    d = Path(out_dir)
-    d.mkdir(parents=True, exist_ok=True)
+def export_text(plan: Any, fmt: str, tf_association: str = "resource") -> str:
+    """The whole export as text: Terraform (one .tf) or the az script."""
     if fmt == "terraform":
         from .privatedns import terraform as dns_tf
 
-        path = d / TF_FILE
-        write_output(path, terraform(plan, tf_association) + dns_tf(plan))
-    elif fmt == "az":
+        return terraform(plan, tf_association) + dns_tf(plan)
+    if fmt == "az":
         from .privatedns import az_lines
 
-        path = d / AZ_FILE
-        write_output(path, az_script(plan) + az_lines(plan), mode=0o755)
-    else:
-        raise UsageError(f"--format {fmt!r}: expected terraform or az")
+        return az_script(plan) + az_lines(plan)
+    raise UsageError(f"--format {fmt!r}: expected terraform or az")
+
+
+def export_path(fmt: str, out: str) -> tuple[Path, bool]:
+    """Where ``--out OUT`` writes and whether OUT is a directory: an existing directory or one
+    written with a trailing '/' gets the default name (nestnet.tf, nestnet-az.sh); any other path
+    is the file itself (either format)."""
+    p = Path(out)
+    if out.endswith(("/", os.sep)) or p.is_dir():
+        return p / (TF_FILE if fmt == "terraform" else AZ_FILE), True
+    return p, False
+
+
+def write_export(plan: Any, fmt: str, out: str | Path, tf_association: str = "resource") -> Path:
+    from ..store import write_output  # atomic: a full disk leaves the previous file whole
+
+    text = export_text(plan, fmt, tf_association)
+    path, _ = export_path(fmt, str(out))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_output(path, text, mode=0o755 if fmt == "az" else None)
     return path

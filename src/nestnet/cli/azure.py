@@ -117,28 +117,54 @@ def apply(spec: str, as_json: bool, prune_foreign: bool, adopt: bool, timeout: s
         click.echo(f"done: {outcome.writes} write(s){extra}")
 
 
+class ExportOut(UserPath):
+    """``--out`` of ``azure export``: '-' (stdout), a directory (existing, or written with a
+    trailing '/') to write the default file name into, or the file itself; either kind is right,
+    so only what can never be written is refused (checked when parsed, as every --out)."""
+
+    either_kind = True
+
+    def __init__(self) -> None:
+        super().__init__("new")
+        self.dir_okay = True
+
+    def convert(self, value, param, ctx):
+        import os
+
+        if value == "-":
+            return value
+        if str(value).endswith("/") or os.path.isdir(value):
+            return UserPath("dir").convert(value, param, ctx)
+        return super().convert(value, param, ctx)
+
+
 @azure.command()
 @spec_argument
 @click.option("--format", "fmt", type=click.Choice(["terraform", "az"]), required=True)
-@click.option("--out", "out_dir", type=UserPath("dir"), required=True, help="The directory to write into (created if missing).")
+@click.option("--out", "out", required=True, metavar="PATH|-", type=ExportOut(),
+              help="Where to write: '-' for stdout; a directory (existing, or ending in '/'; created if missing) gets "
+              "nestnet.tf or nestnet-az.sh; any other path is the file itself (terraform: a name ending in .tf).")
 @click.option(
     "--tf-association", type=click.Choice(["resource", "inline"]), default="resource", show_default=True,
     help="Terraform: attach the table with azurerm_subnet_route_table_association resources (subnets that are "
     "azurerm_subnet resources or outside Terraform), or inline via route_table_id in the subnet blocks of your "
     "azurerm_virtual_network (subnets declared inline there).",
 )
-def export(spec: str, fmt: str, out_dir: str, tf_association: str) -> None:
-    """Write the Azure side as Terraform (DIR/nestnet.tf) or an az CLI script (DIR/nestnet-az.sh).
+def export(spec: str, fmt: str, out: str, tf_association: str) -> None:
+    """Write the Azure side as Terraform or an az CLI script: to stdout (--out -), a file, or a
+    directory (DIR/nestnet.tf, DIR/nestnet-az.sh).
 
     Both are safe to run again: the az script creates the route table only when it is missing and
     never removes what it did not write.
     """
-    from ..azure.export import write_export
+    from ..azure.export import export_text, write_export
     from ..plan import load_plan
 
     plan = load_plan(spec, write=False)
-    path = write_export(plan, fmt, out_dir, tf_association)
-    note(f"wrote {path}")
+    if out == "-":
+        click.echo(export_text(plan, fmt, tf_association), nl=False)
+        return
+    note(f"wrote {write_export(plan, fmt, out, tf_association)}")
 
 
 @azure.command()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from ..words import plural
+
 from .output import console, emit_json, emit_json_chunks, frozen_option, json_option, note, spec_argument, table, warn_lines
 from ..names import few
 
@@ -22,8 +24,8 @@ def validate(spec: str, as_json: bool) -> None:
         return
     warn_lines(plan.warnings)
     click.echo(
-        f"{spec}: ok ({plan.mode}): {len(plan.hosts)} hosts, {len(plan.vms)} VMs, "
-        f"{len(plan.endpoints)} endpoints, {len(plan.warnings)} warnings"
+        f"{spec}: ok ({plan.mode}): {plural(len(plan.hosts), 'host')}, {plural(len(plan.vms), 'VM')}, "
+        f"{plural(len(plan.endpoints), 'endpoint')}, {plural(len(plan.warnings), 'warning')}"
     )
 
 

@@ -7,6 +7,8 @@ import sys
 import click
 
 from .output import console, emit_json, json_option, note, probe_option, spec_argument, table, warn_lines
+from ..names import unknown
+from ..words import plural
 
 
 def _plan(spec: str, write: bool = False):
@@ -66,8 +68,8 @@ def up(spec: str, faults: tuple[str, ...], azure: str, as_seed: bool, propagatio
               guests=guests, hosts=hosts, ufw=ufw)  # type: ignore[arg-type]
     n = len(plan.node_names)
     note(
-        f"lab {plan.name} is up: {len(plan.hosts)} hosts, {len(plan.vms)} VMs, "
-        f"{n - len(plan.hosts) - len(plan.vms)} endpoints, internet; Azure from the {azure}; "
+        f"lab {plan.name} is up: {plural(len(plan.hosts), 'host')}, {plural(len(plan.vms), 'VM')}, "
+        f"{plural(n - len(plan.hosts) - len(plan.vms), 'endpoint')}, internet; Azure from the {azure}; "
         f"guests {'by DHCP' if guests == 'dhcp' else 'static'}"
         + ("; built by hand as the seed document does" if as_seed else "")
         + (f"; hosts booted by systemd (UFW enabled on {'every host' if ufw == 'all' else 'firewall: ufw hosts'}), "
@@ -109,7 +111,7 @@ def exec_cmd(spec: str, node: str, argv: tuple[str, ...]) -> None:
     sys.exit(r.returncode)
 
 
-def print_matrix(pairs) -> None:
+def print_matrix(pairs, probe=None) -> None:
     from rich.text import Text
 
     names: list[str] = []
@@ -134,7 +136,7 @@ def print_matrix(pairs) -> None:
     red = sum(1 for p in pairs if not p.ok)
     legend = "  ".join(f"{i + 1}={n}" for i, n in enumerate(names))
     out.print(Text(legend, style="dim"))
-    summary = f"{len(pairs) - red}/{len(pairs)} pairs reachable"
+    summary = f"{len(pairs) - red}/{len(pairs)} pairs reachable" + (f" (probe {probe})" if probe is not None and probe.port is not None else "")
     out.print(Text(summary, style="green" if red == 0 else "bold red"))
 
 
@@ -156,7 +158,7 @@ def matrix(spec: str, probe, as_json: bool) -> None:
     if as_json:
         emit_json({"probe": str(probe), "pairs": [p.to_dict() for p in pairs]})
     else:
-        print_matrix(pairs)
+        print_matrix(pairs, probe)
     sys.exit(0 if all(p.ok for p in pairs) else 1)
 
 
@@ -406,7 +408,7 @@ def reboot(spec: str, host: str | None, all_hosts: bool, as_json: bool) -> None:
     if bool(host) == all_hosts:
         raise UsageError("lab reboot: give one HOST or --all")
     if host and host not in plan.hosts:
-        raise UsageError(f"{spec}: no host named {host!r} (hosts: {', '.join(plan.hosts)})")
+        raise UsageError(f"{spec}: no host named {host!r}{unknown(host, plan.hosts)}")
     done = run(plan, list(plan.hosts) if all_hosts else [host])
     if as_json:
         emit_json({"hosts": [r.to_dict() for r in done]})

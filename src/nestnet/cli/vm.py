@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from .output import console, emit_json, frozen_option, json_option, spec_argument, table, warn_lines
@@ -30,6 +32,14 @@ def add(spec: str, name: str, host: str, ip: str | None, as_json: bool) -> None:
         emit_json({"vm": name, **v.to_dict()})
         return
     click.echo(f"added {name} on {host}: {v.ip}/{v.prefix_len} gateway {v.gateway}")
+    route = next((r for r in plan.azure.routes if r.address_prefix.prefixlen == 32 and r.address_prefix.network_address
+                  == v.ip), None)
+    if route is not None and not click.get_current_context().meta.get("nestnet.quiet"):
+        # outside the host's block: one more Azure route (counted against max_routes) and a route on every host
+        click.secho(f"warning: {v.ip} is outside {host}'s block {plan.hosts[host].block}: a /32 exception, "
+                    f"Azure route {route.name} ({route.address_prefix} → {route.next_hop_type} {route.next_hop_ip}) and "
+                    "a route on every host (`nestnet azure apply`, then `nestnet fleet apply`; -q hides this)",
+                    err=True, fg="yellow" if sys.stderr.isatty() else None)
 
 
 @vm.command("rm")

@@ -46,26 +46,33 @@ def bridge_netfilter_sysctls() -> dict[str, str]:
     return {k: "0" for k in BRIDGE_NF if sysctl.path(k).exists()}
 
 
+def _root_hint(exc: OSError) -> str:
+    """As `lab up` says it: reading the kernel's firewall needs root (netlink answers EPERM)."""
+    import errno
+
+    return " (this needs root: run it with sudo)" if exc.errno in (errno.EPERM, errno.EACCES) else ""
+
+
 def nft_comments() -> dict[str, str | None]:
     """family -> comment of nestnet's table there ("" if it has none, None if no table)."""
     try:
         return {f: rtnl.nft_table_comment(f, nft.TABLE) for f in nft.FAMILIES}
     except OSError as exc:
-        raise HostError(f"reading nestnet's nftables tables: {exc}") from exc
+        raise HostError(f"reading nestnet's nftables tables: {exc}{_root_hint(exc)}") from exc
 
 
 def routes() -> tuple[rtnl.KRoute, ...]:
     try:
         return tuple(rtnl.dump_routes())
     except OSError as exc:
-        raise HostError(f"reading kernel routes: {exc}") from exc
+        raise HostError(f"reading kernel routes: {exc}{_root_hint(exc)}") from exc
 
 
 def nft_rules(comments: Mapping[str, str | None]) -> dict[str, int]:
     try:
         return {f: rtnl.nft_rule_count(f, nft.TABLE) for f, c in comments.items() if c is not None}
     except OSError as exc:
-        raise HostError(f"reading nestnet's nftables rules: {exc}") from exc
+        raise HostError(f"reading nestnet's nftables rules: {exc}{_root_hint(exc)}") from exc
 
 
 def ovs_bridges() -> frozenset[str]:

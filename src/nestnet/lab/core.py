@@ -386,6 +386,15 @@ def node_ns(plan: Plan, node: str) -> str:
     return Topology.from_plan(plan).ns(node)
 
 
+def _nestnet_resolved(argv: list[str]) -> list[str]:
+    """``nestnet ...`` as the README writes it, also where PATH lacks nestnet (sudo's secure_path,
+    a venv not activated): this very nestnet, from the bin directory of the running Python."""
+    if not argv or argv[0] != "nestnet" or shutil.which("nestnet"):
+        return argv
+    beside = Path(sys.executable).parent / "nestnet"
+    return [str(beside), *argv[1:]] if beside.exists() else [sys.executable, "-m", "nestnet", *argv[1:]]
+
+
 def exec_(plan: Plan, node: str, argv: list[str], *, capture: bool = True) -> subprocess.CompletedProcess:
     """Run ``argv`` inside ``node``'s namespace (``ip netns exec``)."""
     require_root()
@@ -407,6 +416,8 @@ def exec_(plan: Plan, node: str, argv: list[str], *, capture: bool = True) -> su
             env.update(ovs.env(Path(host_dirs(plan, node)[1])))  # its private OVS
         if azure_source(plan.name) == "api" and (state_dir(plan.name) / "arm" / "endpoint").exists():
             env.update(arm_env(plan))  # a lab host's ARM is the lab's emulator: `nestnet azure ...` just works
+    if not inside:
+        argv = _nestnet_resolved(argv)  # env keeps this process's PATH
     try:
         cmd = argv if inside else ["ip", "netns", "exec", ns, *argv]
         return subprocess.run(cmd, capture_output=capture, text=True, env=env)
