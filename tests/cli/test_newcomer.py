@@ -57,7 +57,7 @@ def test_counts_are_worded_as_english_counts_them(seed: Path) -> None:
 
 @pytest.mark.parametrize("args, line", [
     (("check", "{seed}", "--fault", "ip-forward-off:vme-kvm-vm3"),
-     "'vme-kvm-vm3' is not a host of hpe-vme-test (known: vme-kvm-vm1, vme-kvm-vm2); did you mean 'vme-kvm-vm2'?"),
+     "'vme-kvm-vm3' is not a host of hpe-vme-test (did you mean 'vme-kvm-vm2'?"),
     (("check", "{seed}", "--trace", "web3", "mgmt-vm"), "no node named 'web3'"),
     (("vm", "add", "{seed}", "db1", "--host", "vme-kvm-v2"), "did you mean 'vme-kvm-vm2'?"),
     (("vm", "move", "{seed}", "web1", "--to", "vmekvm-vm2"), "did you mean 'vme-kvm-vm2'?"),
