@@ -250,3 +250,46 @@ def test_lab_state_follows_the_emulator(emulator, plan_of):
     reconcile(ep.client(plan), plan)
     assert from_emulator(ep.arm.state_dir, plan) == CloudState.from_plan(plan)
     assert len(seen) == 1 + 5  # the seed, then one notification per accepted write
+
+
+def test_a_412_retry_reports_what_it_wrote_including_deleting_the_other_writers_route(emulator, plan_of, tmp_path):
+    """Issue 20: two operators, one adding h3 and one h4. The second one's PUT met 412, re-read the
+    table, re-computed the diff (its spec has no h4: delete it) and wrote that, but printed and
+    returned only its own add. Now what apply prints and returns is what it wrote."""
+    import json as _json
+    import os
+    import subprocess
+    import sys
+
+    from azure_helpers import write_between, write_spec
+
+    base = plan_of(fabric_spec(3), name="base.yaml")
+    ep = emulator(base)
+    reconcile(ep.client(base), base)
+    with_h3, with_h4 = fabric_spec(4), fabric_spec(5)
+    del with_h4["hosts"][3]  # h0-h2 and h4
+    plan3, plan4 = plan_of(with_h3, name="a.yaml"), plan_of(with_h4, name="b.yaml")
+    ep.arm.seed(plan3)
+    ep.arm.seed(plan4)
+    env = {**os.environ, "NESTNET_ARM_ENDPOINT": ep.url, "NESTNET_ARM_CA_BUNDLE": ep.ca, "NESTNET_ARM_TOKEN": "t",
+           "AZURE_SUBSCRIPTION_ID": ep.settings(base).subscription_id}
+    for as_json in (True, False):
+        reconcile(ep.client(base), base)  # back to h0-h2 (h3/h4 NICs keep forwarding: never turned off)
+        # the other operator applies h4 between this apply's read and its table PUT
+        write_between(ep, "PUT", "/routeTables/", lambda: reconcile(ep.client(plan4), plan4))
+        r = subprocess.run([sys.executable, "-m", "nestnet", "azure", "apply", str(tmp_path / "a.yaml"),
+                            *(["--json"] if as_json else [])], capture_output=True, text=True, env=env, timeout=120)
+        ep.arm.handle = type(ep.arm).handle.__get__(ep.arm)  # the hook off again
+        assert r.returncode == 0, r.stderr
+        _, routes, _, _ = read_back(ep, plan3)
+        assert routes == planned(plan3)  # h4's route is gone: the re-computed diff deleted it
+        if as_json:
+            out = _json.loads(r.stdout)
+            assert out["retries_412"] == 1
+            assert [(c["action"], c["name"]) for c in out["changes"] if c["kind"] == "route"] == [("add", "nestnet-h3")]
+            assert sorted((c["action"], c["name"]) for c in out["applied"] if c["kind"] == "route") == [
+                ("add", "nestnet-h3"), ("delete", "nestnet-h4")]
+        else:
+            assert "applying 1 change(s):\n  add route nestnet-h3" in r.stdout
+            tail = r.stdout.split("Azure changed meanwhile: re-read it and wrote instead", 1)[1]
+            assert "delete route nestnet-h4: 10.1.0.48/28 -> VirtualAppliance 10.0.0.8" in tail and "add route nestnet-h3" in tail, r.stdout

@@ -127,19 +127,23 @@ def apply(
             # The first PUT is built from the table the diff was shown for; later ones from a fresh GET.
             return obs.table if n == 0 else client.get_route_table(table_name)
 
+        written: list[Change] = []  # what the body of the last PUT tried carries
+
         def build_table(table: Any, n: int) -> dict[str, Any] | None:
             todo = table_changes
             if n:
+                # Re-computed on the fresh table: what is written (and reported) may differ from
+                # what was shown, e.g. another writer's new nestnet route is deleted.
                 fresh = diff(want, Observed(table, obs.vnet, obs.nics), table_id, prune_foreign=prune_foreign, adopt=adopt)
                 todo = [c for c in fresh if c.kind in ("route_table", "route")]
+            written[:] = todo
             return route_table_body(want, table, todo, location) if todo else None
 
-        _guarded(client, out, f"route table {table_name!r}", read_table, build_table,
-                 lambda body, etag: client.put_route_table(table_name, body, etag))
-        out.applied += table_changes
+        if _guarded(client, out, f"route table {table_name!r}", read_table, build_table,
+                    lambda body, etag: client.put_route_table(table_name, body, etag)):
+            out.applied += written
     for c in changes:
-        if c.kind == "subnet":
-            _write_subnet(client, out, want, c, table_id)
+        if c.kind == "subnet" and _write_subnet(client, out, want, c, table_id):
             out.applied.append(c)
     _apply_nics(client, want, obs, changes, out, table_id, prune_foreign)
     out.busy_retries = client.busy_retries - busy_before
@@ -151,8 +155,9 @@ def apply(
     return out
 
 
-def _write_subnet(client: ArmClient, out: Outcome, want: Desired, c: Change, table_id: str) -> None:
-    """(Dis)associate one subnet: GET it, change only ``routeTable``, PUT with its etag."""
+def _write_subnet(client: ArmClient, out: Outcome, want: Desired, c: Change, table_id: str) -> bool:
+    """(Dis)associate one subnet: GET it, change only ``routeTable``, PUT with its etag. Returns
+    whether it was written (not when someone else did it meanwhile)."""
 
     def build(subnet: Any, n: int) -> dict[str, Any] | None:
         current = (((subnet or {}).get("properties") or {}).get("routeTable") or {}).get("id")
@@ -168,8 +173,8 @@ def _write_subnet(client: ArmClient, out: Outcome, want: Desired, c: Change, tab
             return subnet_body(subnet, table_id)
         return subnet_body(subnet, None) if ours else None
 
-    _guarded(client, out, f"subnet {c.name!r} of {want.vnet!r}", lambda n: client.get_subnet(want.vnet, c.name), build,
-             lambda body, etag: client.put_subnet(want.vnet, c.name, body, etag))
+    return _guarded(client, out, f"subnet {c.name!r} of {want.vnet!r}", lambda n: client.get_subnet(want.vnet, c.name),
+                    build, lambda body, etag: client.put_subnet(want.vnet, c.name, body, etag))
 
 
 def _apply_nics(
@@ -180,9 +185,10 @@ def _apply_nics(
     pending = {n: [c for c in changes if c.target_nic == n] for n in {c.target_nic for c in changes} if n}
     for nic, deletes_only in nic_write_order(changes):
         first = [c for c in pending[nic] if c.action == "delete"] if deletes_only else pending[nic]
+        written: list[Change] = []
 
         def build(have: Any, n: int, nic: str = nic, deletes_only: bool = deletes_only,
-                  first: list[Change] = first) -> dict[str, Any] | None:
+                  first: list[Change] = first, written: list[Change] = written) -> dict[str, Any] | None:
             todo = first
             if n:
                 # Someone else wrote the NIC: redo only this NIC's part of the diff on the fresh copy.
@@ -190,13 +196,14 @@ def _apply_nics(
                 fresh = diff(want, Observed(obs.table, obs.vnet, {**nics, nic: have}), table_id,
                              prune_foreign=prune_foreign)
                 todo = [c for c in fresh if c.target_nic == nic and (c.action == "delete" or not deletes_only)]
+            written[:] = todo
             # nic_body applies each change idempotently to the NIC as just read.
             return nic_body(have, todo) if todo else None
 
-        _guarded(client, out, f"network interface {nic!r}", lambda n, nic=nic: client.get_nic(nic), build,
-                 lambda body, etag, nic=nic: client.put_nic(nic, body, etag))
-        if not deletes_only:
-            out.applied += pending[nic]
+        if _guarded(client, out, f"network interface {nic!r}", lambda n, nic=nic: client.get_nic(nic), build,
+                    lambda body, etag, nic=nic: client.put_nic(nic, body, etag)):
+            # A NIC written twice (deletions first) repeats them in its second body: listed once.
+            out.applied += [c for c in written if c not in out.applied]
 
 
 def _location(obs: Observed) -> str:

@@ -111,7 +111,13 @@ def apply(spec: str, as_json: bool, prune_foreign: bool, adopt: bool, timeout: s
     outcome = do_apply(client, want, obs, changes, prune_foreign=prune_foreign, adopt=adopt)
     if as_json:
         emit_json({"changes": [c.to_dict() for c in changes], **outcome.to_dict()})
-    elif changes:
+    else:
+        if len(outcome.applied) != len(changes) or any(c not in changes for c in outcome.applied):
+            # Someone wrote in between (412): the diff was re-computed on what Azure holds now.
+            _print_changes(outcome.applied, "Azure changed meanwhile: re-read it and wrote instead "
+                           f"{len(outcome.applied)} change(s):")
+        if not changes and not outcome.applied:
+            return
         extra = f", {outcome.retries_412} retried after a concurrent change" if outcome.retries_412 else ""
         extra += f", {outcome.busy_retries} retried while Azure was busy" if outcome.busy_retries else ""
         click.echo(f"done: {outcome.writes} write(s){extra}")
