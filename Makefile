@@ -15,8 +15,12 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
+# The README's commands say `nestnet ...` in a new shell and in `lab exec`: as root the venv's entry
+# point is linked into /usr/local/bin (on sudo's secure_path too), replacing only a link of ours (a
+# nestnet venv's); otherwise the line to activate the venv is printed.
 deps: $(BIN)/.installed
 	@scripts/system-deps
+	@scripts/link-entry-point $(abspath $(BIN))/nestnet
 
 demo: deps
 	$(BIN)/nestnet lab demo

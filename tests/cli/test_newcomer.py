@@ -130,3 +130,50 @@ def test_lab_exec_finds_nestnet_without_it_on_path(monkeypatch) -> None:
     r = subprocess.run([exe, *rest[:-2], "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and "nestnet" in r.stdout, r.stdout + r.stderr
     assert _nestnet_resolved(["ip", "route"]) == ["ip", "route"]
+
+
+def test_init_copies_the_example_and_the_walk_through_leaves_the_package_pristine(tmp_path: Path) -> None:
+    import hashlib
+
+    def digest() -> dict[str, str]:
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(SEED.parent.iterdir())}
+
+    before = digest()
+    r = nestnet("init", str(tmp_path / "w"))
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "w" / "seed.yaml").read_text() == SEED.read_text()
+    assert (tmp_path / "w" / "seed.lock").read_text() == SEED.with_suffix(".lock").read_text()
+    # the README's walk-through, on the copy
+    for args in (("validate", "seed.yaml"), ("plan", "seed.yaml"), ("vm", "add", "seed.yaml", "db1", "--host", "vme-kvm-vm2"),
+                 ("vm", "config", "seed.yaml", "web1", "--format", "netplan")):
+        r = nestnet(*args, cwd=tmp_path / "w")
+        assert r.returncode == 0, (args, r.stderr)
+    assert "db1" in (tmp_path / "w" / "seed.lock").read_text()
+    assert digest() == before  # nothing in the package changed, no lock file left there
+    again = nestnet("init", str(tmp_path / "w"))
+    assert again.returncode == 2 and "already there; nothing copied" in again.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the link is made as root only")
+def test_make_deps_links_the_entry_point_onto_path_and_never_a_foreign_one(tmp_path: Path) -> None:
+    script = Path(__file__).parents[2] / "scripts" / "link-entry-point"
+    target = str(Path(sys.executable).parent / "nestnet")
+    link = tmp_path / "nestnet"
+
+    def run() -> str:
+        r = subprocess.run([str(script), target, str(link)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        return r.stderr
+
+    assert "linked" in run() and os.readlink(link) == target
+    assert run() == ""  # a second run changes nothing
+    link.unlink()
+    link.symlink_to("/old/venv/bin/nestnet")  # another nestnet venv's: ours to repoint
+    run()
+    assert os.readlink(link) == target
+    link.unlink()
+    link.symlink_to("/usr/bin/something-else")
+    assert "left alone" in run() and os.readlink(link) == "/usr/bin/something-else"
+    link.unlink()
+    link.write_text("#!/bin/sh\n")
+    assert "left alone" in run() and link.read_text() == "#!/bin/sh\n"

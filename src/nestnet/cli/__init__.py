@@ -16,6 +16,7 @@ from .. import __version__
 
 # name -> "module:attribute"; each area owns its module.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("nestnet.cli.init:init", "Copy the built-in example into a directory, to edit and try."),
     "validate": ("nestnet.cli.core:validate", "Check a spec: every problem, one line each."),
     "plan": ("nestnet.cli.core:plan", "Show the desired state: blocks, Azure routes, host routes, VMs."),
     "vm": ("nestnet.cli.vm:vm", "Add, remove, list nested VMs and print their guest config."),
