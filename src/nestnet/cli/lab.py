@@ -35,9 +35,10 @@ def lab() -> None:
 @click.option("--propagation-delay", type=click.FloatRange(min=0), default=0.0, show_default=True, metavar="SECONDS",
               help="With --azure api: route changes reach the lab's data plane this much later, as on Azure.")
 @click.option(
-    "--guests", type=click.Choice(["static", "dhcp"]), default="static", show_default=True,
+    "--guests", type=click.Choice(["static", "dhcp", "libvirt"]), default="static", show_default=True,
     help="How nested VMs get their network: the `ip` guest config, or only a DHCP client (udhcpc) "
-    "asking their host's DHCP server.",
+    "asking their host's DHCP server; libvirt (with --hosts systemd): each VM a QEMU (TCG) libvirt domain "
+    "on its host, defined from `vm config --format libvirt-domain`, asking nestnet's dnsmasq by DHCP.",
 )
 @click.option(
     "--hosts", "hosts", type=click.Choice(["netns", "systemd"]), default="netns", show_default=True,
@@ -70,7 +71,7 @@ def up(spec: str, faults: tuple[str, ...], azure: str, as_seed: bool, propagatio
     note(
         f"lab {plan.name} is up: {plural(len(plan.hosts), 'host')}, {plural(len(plan.vms), 'VM')}, "
         f"{plural(n - len(plan.hosts) - len(plan.vms), 'endpoint')}, internet; Azure from the {azure}; "
-        f"guests {'by DHCP' if guests == 'dhcp' else 'static'}"
+        f"guests {({'dhcp': 'by DHCP', 'libvirt': 'libvirt domains (DHCP)'}).get(guests, 'static')}"
         + ("; built by hand as the seed document does" if as_seed else "")
         + (f"; hosts booted by systemd (UFW enabled on {'every host' if ufw == 'all' else 'firewall: ufw hosts'}), "
            f"nestnet host apply run inside each; {time.monotonic() - t0:.1f} s" if hosts == "systemd" else "")
@@ -368,8 +369,9 @@ def _progress(as_json: bool):
 
 
 @lab.command("image")
-@click.option("--flavour", type=click.Choice(["base", "libvirt"]), default="base", show_default=True,
-              help="base: systemd, networkd, netplan, UFW, nftables, dnsmasq; libvirt: base plus libvirt and QEMU.")
+@click.option("--flavour", type=click.Choice(["base", "libvirt", "guest"]), default="base", show_default=True,
+              help="base: systemd, networkd, netplan, UFW, nftables, dnsmasq; libvirt: base plus libvirt and QEMU; "
+              "guest: the libvirt guests' Debian cloud kernel and busybox initrd (--guests libvirt).")
 @click.option("--refresh", is_flag=True, help="Build it again even when it is cached.")
 @json_option
 def image(flavour: str, refresh: bool, as_json: bool) -> None:
@@ -381,12 +383,17 @@ def image(flavour: str, refresh: bool, as_json: bool) -> None:
     from ..lab import image as img
 
     with _progress(as_json)(f"building the {flavour} image") as say:
-        got = img.ensure(flavour, refresh=refresh, say=say)
+        if flavour == "guest":
+            from ..lab import guestimage
+
+            got = guestimage.ensure(refresh=refresh, say=say)
+        else:
+            got = img.ensure(flavour, refresh=refresh, say=say)
     if as_json:
         emit_json(got.to_dict())
     else:
         how = f"built in {got.seconds:.0f} s" if got.built else "cached"
-        note(f"image {got.flavour}: {got.path} ({how})")
+        note(f"image {got.to_dict()['flavour']}: {got.path} ({how})")
 
 
 @lab.command("reboot")

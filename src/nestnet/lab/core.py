@@ -80,7 +80,7 @@ def _write_faults(name: str, faults: tuple[Fault, ...]) -> None:
 
 
 AzureSource = Literal["plan", "api"]
-GuestConfig = Literal["static", "dhcp"]
+GuestConfig = Literal["static", "dhcp", "libvirt"]
 HostsKind = Literal["netns", "systemd"]
 
 
@@ -137,6 +137,8 @@ def up(
     topo = Topology.from_plan(plan)
     if hosts == "systemd":
         _refuse_for_systemd(plan, azure, as_seed, bare, guests, ufw)
+    elif guests == "libvirt":
+        raise UsageError("--guests libvirt: only with --hosts systemd (libvirtd runs in the booted hosts)")
     for h in plan.hosts.values():
         if h.firewall == "ufw" and hosts == "netns":
             # ufw reads and writes the machine's /etc/ufw: a namespace alone does not isolate it.
@@ -181,7 +183,7 @@ def _refuse_for_systemd(plan: Plan, azure: str, as_seed: bool, bare: bool, guest
 
     what = [
         "--azure api" if azure != "plan" else "", "--as-seed" if as_seed else "", "bare hosts" if bare else "",
-        "--guests dhcp" if guests != "static" else "",
+        "--guests dhcp" if guests == "dhcp" else "",
     ]
     what += [f"host {h.name}'s bridge_type: ovs" for h in plan.hosts.values() if h.bridge_type == "ovs"]
     what = [w for w in what if w]
@@ -219,16 +221,22 @@ def _build(
     if hosts == "systemd":
         from . import systemd
 
-        systemd.bring_up(plan, topo, state_dir(plan.name), ufw)
-    parallel([(topo.ns(v), nodes.vm, (plan, v, guests == "dhcp")) for v in plan.vms])
+        systemd.bring_up(plan, topo, state_dir(plan.name), ufw, libvirt_guests=guests == "libvirt")
+    if guests != "libvirt":  # libvirt guests are QEMU domains in their hosts, not namespaces
+        parallel([(topo.ns(v), nodes.vm, (plan, v, guests == "dhcp")) for v in plan.vms])
     sdn.program_ns(topo, azure)
     dns.start(plan, topo, zone or {})
     resolv = resolv_paths(plan)
-    for v, path in resolv.items():
+    for v, path in resolv.items() if guests != "libvirt" else ():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(resolv_conf(plan.vms[v]) if guests == "static" else "")
     if guests == "dhcp":
         dhcpclient.run(plan, topo, list(plan.vms), state_dir(plan.name), apply=True, resolv=resolv)
+    if guests == "libvirt":
+        from . import libvirt
+
+        for v in plan.vms:  # each got its planned address from nestnet's dnsmasq on its host
+            libvirt.wait_address(plan, state_dir(plan.name), v)
     apps.start(plan, topo, state_dir(plan.name))
 
 

@@ -398,21 +398,33 @@ def boot(plan: Plan, topo, state: Path, host: str) -> None:
     wait_running(host, d)
 
 
-def bring_up(plan: Plan, topo, state: Path, ufw: str) -> None:
+def bring_up(plan: Plan, topo, state: Path, ufw: str, libvirt_guests: bool = False) -> None:
     """Boot every host from its overlay, run ``nestnet host apply`` inside each, then plug the
-    nested VMs' ports into the bridges nestnet made (libvirt's part, played by the lab)."""
+    nested VMs' ports into the bridges nestnet made (libvirt's part, played by the lab), or
+    (``libvirt_guests``) start each VM as a libvirt domain on its host (lab/libvirt.py)."""
     from ..netns import run_in
     from . import nodes
 
-    img = image.cached("base")
+    flavour = "libvirt" if libvirt_guests else "base"
+    img = image.cached(flavour)
     if img is None:
-        raise LabError("no image for systemd hosts yet: run nestnet lab image (builds it once, about a minute)")
+        raise LabError(f"no {flavour} image for systemd hosts yet: run nestnet lab image"
+                       f"{' --flavour libvirt' if libvirt_guests else ''} (builds it once)")
+    if libvirt_guests:
+        from . import guestimage, libvirt
+
+        gimg = guestimage.cached()
+        if gimg is None:
+            raise LabError("no guest image yet: run nestnet lab image --flavour guest (builds it once, about 10 s)")
 
     def one(host: str) -> None:
         prepare(plan, plan.hosts[host], dirs(state, host), img, ufw)
         boot(plan, topo, state, host)
         host_apply(plan, state, host)
-        run_in(topo.ns(host), nodes.vm_ports, plan, topo, host)
+        if libvirt_guests:
+            libvirt.start_guests(plan, state, host, gimg)
+        else:
+            run_in(topo.ns(host), nodes.vm_ports, plan, topo, host)
 
     _each(one, plan.hosts)
 

@@ -1,0 +1,166 @@
+"""Nested VMs as libvirt domains on the systemd hosts: ``lab up --hosts systemd --guests libvirt``.
+
+Each host boots from the ``libvirt`` image (lab/image.py: libvirtd + QEMU, qemu.conf without
+cgroups or namespaces, DESIGN 5b). For each of its VMs the lab copies the guest image
+(lab/guestimage.py) into the host, writes the domain nestnet itself renders (guest.domain_xml:
+TCG, the kernel booted directly, nestnet's ``<interface>`` on the host's bridge, the console to a
+file, the agent's virtio-serial channel) and runs ``virsh define`` and ``virsh start`` inside the
+host, as its admin would. The guest asks nestnet's dnsmasq for its address (DHCP).
+
+The guest's agent (the initrd's ``/init``) answers on a unix socket libvirt binds in the host;
+the lab reaches it through ``/proc/<host PID 1>/root``. Nothing here runs in this machine's
+network namespace: the socket is a path, not an address.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import time
+import uuid
+from pathlib import Path
+
+from ..errors import LabError
+from ..guest import domain_xml
+from ..plan import Plan
+from . import guestimage, systemd
+
+GUEST_DIR = "/var/lib/nestnet-lab/guests"  # inside each host
+BOOT_TIMEOUT = 120.0  # TCG on 2 shared cores: a boot is ~3 s alone, much more when the machine is busy
+MEMORY_MIB = 192
+
+
+def paths(vm: str) -> dict[str, str]:
+    d = f"{GUEST_DIR}/{vm}"
+    return {"dir": d, "xml": f"{d}/domain.xml", "log": f"{d}/console.log", "sock": f"{d}/agent.sock"}
+
+
+def domain(plan: Plan, vm: str) -> str:
+    """Pure: the domain the lab defines for ``vm`` on its host."""
+    p = paths(vm)
+    return domain_xml(
+        plan, vm, domain_type="qemu", memory_mib=MEMORY_MIB, kernel=f"{GUEST_DIR}/vmlinuz",
+        initrd=f"{GUEST_DIR}/initrd.gz", cmdline=f"console=ttyS0 quiet panic=-1 nestnet.name={vm}",
+        console_log=p["log"], agent_socket=p["sock"],
+    )
+
+
+def _inside(state: Path, host: str, argv: list[str], what: str, timeout: float = 60) -> str:
+    r = systemd.run_inside(systemd.dirs(state, host), argv, timeout=timeout)
+    if r.returncode != 0:
+        raise LabError(f"host {host}: {what} failed (exit {r.returncode}): {(r.stderr or r.stdout).strip()}")
+    return r.stdout
+
+
+def host_root(state: Path, host: str) -> Path:
+    pid = systemd.leader(systemd.dirs(state, host))
+    if pid is None:
+        raise LabError(f"host {host} is not running")
+    return Path(f"/proc/{pid}/root")
+
+
+def start_guests(plan: Plan, state: Path, host: str, img: guestimage.GuestImage) -> None:
+    """Inside the booted host: libvirtd up, each of its VMs defined and started."""
+    vms = [v for v in plan.vms.values() if v.host == host]
+    root = host_root(state, host)
+    gdir = root / GUEST_DIR.lstrip("/")
+    gdir.mkdir(parents=True, exist_ok=True)
+    shutil.copy(img.kernel, gdir / "vmlinuz")
+    shutil.copy(img.initrd, gdir / "initrd.gz")
+    _inside(state, host, ["systemctl", "start", "libvirtd.service"], "starting libvirtd")
+    for vm in vms:
+        p = paths(vm.name)
+        d = root / p["dir"].lstrip("/")
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "console.log").unlink(missing_ok=True)
+        (d / "domain.xml").write_text(domain(plan, vm.name))
+        _inside(state, host, ["virsh", "-q", "define", p["xml"]], f"virsh define {vm.name}")
+        _inside(state, host, ["virsh", "-q", "start", vm.name], f"virsh start {vm.name}")
+
+
+def wait_address(plan: Plan, state: Path, vm: str, timeout: float = BOOT_TIMEOUT) -> float:
+    """Until the guest's console says it holds its planned address (udhcpc's hook prints it);
+    returns the seconds it took."""
+    v = plan.vms[vm]
+    log = host_root(state, v.host) / paths(vm)["log"].lstrip("/")
+    t0 = time.monotonic()
+    want = f"eth0 {v.ip}/"
+    while time.monotonic() - t0 < timeout:
+        try:
+            text = log.read_text(errors="replace")
+        except OSError:
+            text = ""
+        if want in text:
+            return time.monotonic() - t0
+        time.sleep(0.2)
+    said = [ln for ln in text.splitlines() if "nestnet-guest" in ln or "udhcpc" in ln]
+    tail = " | ".join((said or text.strip().splitlines())[-4:]) if text else "no console output"
+    raise LabError(f"guest {vm} on {v.host}: no {v.ip} by DHCP after {timeout:.0f} s: {tail}")
+
+
+def agent(plan: Plan, state: Path, vm: str, commands: list[str], timeout: float = 30.0) -> list[tuple[int, str]]:
+    """Run each command (one shell line) in the guest through its agent, in one connection:
+    [(exit code, output)], one per command.
+
+    One connection per guest and lab for now: after a client leaves, the guest's read on its
+    virtio-serial port stays blocked and a second client is never answered (seen here; the
+    cause is not found yet), so callers run everything they need in one session."""
+    sock_path = host_root(state, plan.vms[vm].host) / paths(vm)["sock"].lstrip("/")
+    results: list[tuple[int, str]] = []
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(str(sock_path))
+        buf = _await_ready(s)
+        for command in commands:
+            if "\n" in command:
+                raise ValueError("one line")
+            tag = uuid.uuid4().hex[:8]
+            s.sendall(f"{tag} {command}\n".encode())
+            rc, out, buf = _answer(s, tag, buf, timeout, vm, command)
+            results.append((rc, out))
+    return results
+
+
+def _answer(s: socket.socket, tag: str, buf: bytes, timeout: float, vm: str, command: str) -> tuple[int, str, bytes]:
+    out: list[str] = []
+    deadline = time.monotonic() + timeout
+    s.settimeout(timeout)
+    while time.monotonic() < deadline:
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            text = line.decode(errors="replace").rstrip("\r")
+            if not text.startswith(tag + " "):
+                continue  # an earlier command's late output
+            rest = text[len(tag) + 1:]
+            if rest.startswith("rc="):
+                return int(rest[3:]), "\n".join(out), buf
+            out.append(rest)
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    raise LabError(f"guest {vm}: its agent did not answer {command!r} in {timeout:.0f} s")
+
+
+READY = b"nestnet-agent ready"
+
+
+def _await_ready(s: socket.socket, timeout: float = 5.0) -> bytes:
+    """Until the agent says it opened its port for this connection (it reopens the port after
+    each client leaves; a line sent before that could be lost). What came after the banner is kept."""
+    buf = b""
+    deadline = time.monotonic() + timeout
+    s.settimeout(0.5)
+    try:
+        while time.monotonic() < deadline:
+            try:
+                chunk = s.recv(4096)
+            except TimeoutError:
+                continue
+            if not chunk:
+                break
+            buf += chunk
+            if READY in buf:
+                return buf.split(READY, 1)[1].split(b"\n", 1)[-1]
+    finally:
+        s.settimeout(30.0)
+    raise LabError(f"guest agent at {s.getpeername() or 'its socket'}: not ready in {timeout:.0f} s")

@@ -1,0 +1,63 @@
+"""lab up --hosts systemd --guests libvirt: each nested VM a QEMU (TCG) libvirt domain on its
+booted host, defined from nestnet's own domain XML, getting its planned address from nestnet's
+dnsmasq by DHCP; probes run inside the guests through their agent (issue 22). Driven through the
+CLI, as tests/host/test_boot.py does."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nestnet.lab import core, guestimage, image, libvirt
+from nestnet.lab.dns import INTERNET_NAME
+from nestnet.plan import load_plan
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.slow,
+    pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("systemd-nspawn") or not shutil.which("debootstrap"),
+                       reason="needs root, systemd-container and debootstrap (scripts/system-deps)"),
+]
+
+SEED = Path(__file__).parents[2] / "examples/seed.yaml"
+NESTNET = str(Path(sys.executable).with_name("nestnet"))
+
+
+def _nestnet(*args: str) -> subprocess.CompletedProcess:
+    r = subprocess.run([NESTNET, "-q", *args], capture_output=True, text=True)
+    assert r.returncode == 0, f"nestnet {' '.join(args)}: {r.returncode} {(r.stderr or r.stdout).strip()}"
+    return r
+
+
+@pytest.fixture(scope="module", autouse=True)
+def images() -> None:
+    """The hosts' libvirt image and the guests' kernel + initrd, built once (cached: on a fresh
+    machine debootstrap, libvirt and QEMU, and the kernel package take a few minutes)."""
+    _nestnet("lab", "image", "--flavour", "libvirt")
+    _nestnet("lab", "image", "--flavour", "guest")
+    assert image.cached("libvirt") and guestimage.cached()
+
+
+def test_dhcp_guests_reach_each_other_mgmt_and_the_internet_name(tmp_path):
+    spec = tmp_path / "nestnet.yaml"
+    spec.write_text(SEED.read_text().replace("\nname: ", f"\nname: lg{os.getpid() % 10000}-", 1))  # own lab name
+    _nestnet("lab", "up", str(spec), "--hosts", "systemd", "--guests", "libvirt", "--ufw", "ufw-hosts")
+    try:
+        plan = load_plan(str(spec))
+        state = core.state_dir(plan.name)
+        mgmt = [str(e.ip) for e in plan.endpoints.values()]
+        for vm in plan.vms.values():
+            targets = [str(v.ip) for v in plan.vms.values() if v.name != vm.name] + mgmt + [INTERNET_NAME]
+            cmds = ["ip addr show eth0", "cat /etc/resolv.conf", *(f"ping -c1 -W5 {t}" for t in targets)]
+            got = libvirt.agent(plan, state, vm.name, cmds)
+            assert f"inet {vm.ip}/32" in got[0][1]  # the planned address, by DHCP from nestnet's dnsmasq
+            assert f"nameserver {vm.nameservers[0]}" in got[1][1]
+            for (rc, out), cmd in zip(got[2:], cmds[2:]):
+                assert rc == 0, f"{vm.name}: {cmd}: {out}"
+    finally:
+        subprocess.run([NESTNET, "-q", "lab", "down", str(spec)], capture_output=True)
