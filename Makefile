@@ -7,7 +7,7 @@ BIN     = $(VENV)/bin
 SDK_FLOOR := $(shell sed -n 's/^ *"azure-mgmt-network>=\([0-9.]*\)".*/\1/p' pyproject.toml)
 FLOOR   ?= .venv-sdk-floor
 
-.PHONY: demo test test-sdk-floor bench deps clean
+.PHONY: demo test test-sdk-floor bench deps clean image
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,12 @@ deps: $(BIN)/.installed
 demo: deps
 	$(BIN)/nestnet lab demo
 
-test: deps
+# The systemd hosts' rootfs (tests/lab/test_systemd.py), built once per machine (about 60 s) and
+# cached; as root only, like the lab.
+image: deps
+	@if [ "$$(id -u)" = 0 ]; then $(BIN)/nestnet lab image; fi
+
+test: deps image
 	$(BIN)/python -m pytest -q
 	$(MAKE) test-sdk-floor
 

@@ -46,11 +46,14 @@ def lab() -> None:
     "container from the cached Debian rootfs (`lab image`), configured by `nestnet host apply` run inside.",
 )
 @click.option(
-    "--ufw", "ufw", type=click.Choice(["all", "ufw-hosts"]), default="all", show_default=True,
-    help="With --hosts systemd: UFW enabled at boot on every host (as the seed does), or only on firewall: ufw hosts.",
+    "--ufw", "ufw", type=click.Choice(["all", "ufw-hosts", "none"]), default="all", show_default=True,
+    help="With --hosts systemd: UFW enabled at boot on every host (as the seed does), only on firewall: ufw hosts, "
+    "or on none.",
 )
+@click.option("--image", "image", type=click.Choice(["base", "libvirt"]), default="base", show_default=True,
+              help="With --hosts systemd: the rootfs the hosts boot (`lab image --flavour`).")
 def up(spec: str, faults: tuple[str, ...], azure: str, as_seed: bool, propagation_delay: float, guests: str,
-       hosts: str, ufw: str) -> None:
+       hosts: str, ufw: str, image: str) -> None:
     """Build the lab for SPEC: namespaces nn-<name>.<node>."""
     from .. import lab as labmod
     from ..faults import parse_faults
@@ -59,6 +62,10 @@ def up(spec: str, faults: tuple[str, ...], azure: str, as_seed: bool, propagatio
         from ..errors import UsageError
 
         raise UsageError("--propagation-delay: only with --azure api (with the plan, Azure's side is programmed at once)")
+    if hosts == "netns" and (ufw != "all" or image != "base"):
+        from ..errors import UsageError
+
+        raise UsageError(f"--{'ufw' if ufw != 'all' else 'image'}: only with --hosts systemd")
     plan = _plan(spec, write=True)
     warn_lines(plan.warnings)
     parsed = parse_faults(faults, plan)
@@ -66,14 +73,14 @@ def up(spec: str, faults: tuple[str, ...], azure: str, as_seed: bool, propagatio
 
     t0 = time.monotonic()
     labmod.up(plan, parsed, azure=azure, as_seed=as_seed, propagation_delay=propagation_delay,  # type: ignore[arg-type]
-              guests=guests, hosts=hosts, ufw=ufw)  # type: ignore[arg-type]
+              guests=guests, hosts=hosts, ufw=ufw, image=image)  # type: ignore[arg-type]
     n = len(plan.node_names)
     note(
         f"lab {plan.name} is up: {plural(len(plan.hosts), 'host')}, {plural(len(plan.vms), 'VM')}, "
         f"{plural(n - len(plan.hosts) - len(plan.vms), 'endpoint')}, internet; Azure from the {azure}; "
         f"guests {({'dhcp': 'by DHCP', 'libvirt': 'libvirt domains (DHCP)'}).get(guests, 'static')}"
         + ("; built by hand as the seed document does" if as_seed else "")
-        + (f"; hosts booted by systemd (UFW enabled on {'every host' if ufw == 'all' else 'firewall: ufw hosts'}), "
+        + (f"; hosts booted by systemd (UFW enabled on {dict(all='every host', none='no host').get(ufw, 'firewall: ufw hosts')}), "
            f"nestnet host apply run inside each; {time.monotonic() - t0:.1f} s" if hosts == "systemd" else "")
     )
     for f in parsed:

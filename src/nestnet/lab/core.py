@@ -112,6 +112,7 @@ def up(
     guests: GuestConfig = "static",
     hosts: HostsKind = "netns",
     ufw: str = "all",
+    image: str = "base",
 ) -> None:
     """Build the whole fabric for ``plan``; on any failure everything built so far is removed.
 
@@ -130,7 +131,8 @@ def up(
     talking to its host's DHCP server; else (``static``) by the ``ip`` guest config.
     ``hosts="systemd"``: every KVM host boots with systemd from the cached rootfs
     (``lab/systemd.py``) and is configured by ``nestnet host apply`` run inside it; ``ufw``:
-    which of them boot with UFW enabled (``all``, or ``ufw-hosts``: those with ``firewall: ufw``).
+    which of them boot with UFW enabled (``all``, ``ufw-hosts``: those with ``firewall: ufw``, or
+    ``none``); ``image``: the rootfs flavour (``base``, or ``libvirt`` with libvirt and QEMU).
     """
     ovs_hosts = any(h.bridge_type == "ovs" for h in plan.hosts.values())
     require_root(TOOLS + OVS_TOOLS if ovs_hosts else TOOLS)
@@ -155,7 +157,7 @@ def up(
         # Azure's side from the plan includes the private zone's records; with the API, the zone
         # holds what azure apply writes there
         zone = dns.zone_records(plan) if azure == "plan" else {}
-        _build(plan, topo, planned.unconfigured() if azure == "api" else planned, hand, guests, zone, hosts, ufw)
+        _build(plan, topo, planned.unconfigured() if azure == "api" else planned, hand, guests, zone, hosts, ufw, image)
         (state_dir(plan.name) / "azure").write_text(azure)
         (state_dir(plan.name) / "guests").write_text(guests)
         if azure == "api":
@@ -197,7 +199,7 @@ def _refuse_for_systemd(plan: Plan, azure: str, as_seed: bool, bare: bool, guest
 
 def _build(
     plan: Plan, topo: Topology, azure: CloudState, hand: str = "", guests: GuestConfig = "static", zone=None,
-    hosts: HostsKind = "netns", ufw: str = "all",
+    hosts: HostsKind = "netns", ufw: str = "all", image: str = "base",
 ) -> None:
     state_dir(plan.name).mkdir(parents=True, exist_ok=True)
     (state_dir(plan.name) / "hosts-kind").write_text(hosts)
@@ -221,7 +223,8 @@ def _build(
     if hosts == "systemd":
         from . import systemd
 
-        systemd.bring_up(plan, topo, state_dir(plan.name), ufw, libvirt_guests=guests == "libvirt")
+        systemd.bring_up(plan, topo, state_dir(plan.name), ufw, libvirt_guests=guests == "libvirt",
+                         flavour=image if image != "base" else None)
     if guests != "libvirt":  # libvirt guests are QEMU domains in their hosts, not namespaces
         parallel([(topo.ns(v), nodes.vm, (plan, v, guests == "dhcp")) for v in plan.vms])
     sdn.program_ns(topo, azure)

@@ -30,7 +30,7 @@ from . import image
 BOOT_TIMEOUT = 60.0
 POWEROFF_TIMEOUT = 20.0
 INSIDE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-UFW_MODES = ("all", "ufw-hosts")  # which systemd hosts boot with UFW enabled
+UFW_MODES = ("all", "ufw-hosts", "none")  # which systemd hosts boot with UFW enabled
 
 
 @dataclass(frozen=True)
@@ -94,8 +94,8 @@ def netplan_uplink(plan: Plan, host: Host) -> str:
 
 def ufw_enabled(host: Host, mode: str) -> bool:
     """``all``: every host as the seed's Ubuntu hosts (``ufw enable``); ``ufw-hosts``: only
-    hosts whose spec says ``firewall: ufw``."""
-    return mode == "all" or host.firewall == "ufw"
+    hosts whose spec says ``firewall: ufw``; ``none``: no host (UFW installed, disabled)."""
+    return mode == "all" or (mode == "ufw-hosts" and host.firewall == "ufw")
 
 
 def python_roots() -> list[str]:
@@ -139,6 +139,10 @@ def prepare(plan: Plan, host: Host, d: Dirs, img: Path, ufw_mode: str) -> None:
     text = conf.read_text()
     want = "ENABLED=yes" if ufw_enabled(host, ufw_mode) else "ENABLED=no"
     conf.write_text("\n".join(want if line.startswith("ENABLED=") else line for line in text.splitlines()) + "\n")
+    # The kernel is this machine's: a lab host loads no module into it (what the lab needs is loaded).
+    mask = root / "etc/systemd/system/systemd-modules-load.service"
+    if not mask.is_symlink():
+        mask.symlink_to("/dev/null")
     # `nestnet` on PATH, run by the very interpreter (and venv) that runs this lab
     _write(root / "usr/local/bin/nestnet", f'#!/bin/sh\nexec {sys.executable} -m nestnet "$@"\n', 0o755)
 
@@ -168,10 +172,12 @@ def start(plan: Plan, host: Host, d: Dirs, netns: str) -> int:
     """Boot the host; returns nspawn's PID once the container's PID 1 is known."""
     spec_dir = str(Path(plan.source).resolve().parent) if plan.source else None
     env = {**os.environ, "SYSTEMD_NSPAWN_API_VFS_WRITABLE": "network"}  # sysctls under /proc/sys/net
+    groups = own_cgroups(d, _machine(plan, host))
     log = open(d.log, "ab")
     try:
         proc = subprocess.Popen(nspawn_argv(plan, host, d, netns, spec_dir), stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, env=env, start_new_session=True)
+                                stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                                preexec_fn=lambda: _join(groups))
     except OSError as exc:
         raise LabError(f"host {host.name}: systemd-nspawn: {exc}") from exc
     finally:
@@ -188,6 +194,56 @@ def start(plan: Plan, host: Host, d: Dirs, netns: str) -> int:
             raise LabError(f"host {host.name}: systemd-nspawn {'exited' if proc.poll() is not None else 'hung'}: "
                            f"{_tail(d.log)}")
         time.sleep(0.02)
+
+
+CGROUP_ROOTS = (Path("/sys/fs/cgroup/systemd"), Path("/sys/fs/cgroup/unified"), Path("/sys/fs/cgroup"))
+
+
+def own_cgroups(d: Dirs, machine: str) -> list[Path]:
+    """A cgroup of its own for each container, in the hierarchies systemd manages (the named
+    ``systemd`` v1 one and the unified one; or the unified one alone on a cgroup2 machine).
+
+    With ``--keep-unit`` nspawn boots the container in the cgroup it was started in. Two
+    containers sharing one then make and remove the same ``system.slice/<unit>`` directories:
+    a unit of one host failed now and then with status 219/CGROUP as the other's finished.
+    """
+    groups = []
+    for root in CGROUP_ROOTS:
+        if (root / "cgroup.procs").exists() and not any(_under(str(root), str(g)) for g in groups):
+            if root == CGROUP_ROOTS[2] and groups:
+                break  # hybrid: the two above are the ones
+            g = root / "nestnet" / machine
+            g.mkdir(parents=True, exist_ok=True)
+            groups.append(g)
+    d.base.joinpath("cgroups").write_text("".join(f"{g}\n" for g in groups))
+    return groups
+
+
+def _join(groups: list[Path]) -> None:
+    """In the forked child, before exec: move into the container's own cgroups."""
+    for g in groups:
+        with open(g / "cgroup.procs", "w") as fh:
+            fh.write("0")
+
+
+def remove_cgroups(d: Dirs) -> None:
+    """The container's cgroups, deepest first (its systemd made slices below them)."""
+    try:
+        groups = [Path(x) for x in (d.base / "cgroups").read_text().split()]
+    except OSError:
+        return
+    for g in groups:
+        if not g.exists():
+            continue
+        for sub in sorted((p for p in g.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+            try:
+                sub.rmdir()
+            except OSError:
+                pass
+        try:
+            g.rmdir()
+        except OSError:
+            pass
 
 
 def _child(pid: int) -> int | None:
@@ -261,8 +317,12 @@ def wait_running(host: str, d: Dirs, timeout: float = BOOT_TIMEOUT) -> str:
         time.sleep(0.05)
     if state == "degraded":
         failed = run_inside(d, ["systemctl", "--failed", "--plain", "--no-legend", "--no-pager"]).stdout
-        units = ", ".join(line.split()[0] for line in failed.splitlines() if line.strip())
-        raise LabError(f"host {host}: booted degraded, failed units: {units or 'unknown'}")
+        units = [line.split()[0] for line in failed.splitlines() if line.strip()]
+        why = ""
+        if units:  # the failed unit's last words, so the error says why
+            log = run_inside(d, ["journalctl", "-b", "-u", units[0], "-n", "3", "-o", "cat", "--no-pager"]).stdout
+            why = ": " + " | ".join(x for x in log.splitlines() if x.strip())
+        raise LabError(f"host {host}: booted degraded, failed units: {', '.join(units) or 'unknown'}{why}")
     if state != "running":
         raise LabError(f"host {host}: not booted after {timeout:.0f} s (systemd says {state or 'nothing'}): {_tail(d.log)}")
     return state
@@ -345,6 +405,7 @@ def _signal(pid: int) -> None:
 def stop(d: Dirs, graceful: bool = True) -> None:
     if not (graceful and poweroff(d)):
         kill(d)
+    remove_cgroups(d)
 
 
 def unmount_all(state: Path) -> None:
@@ -398,18 +459,19 @@ def boot(plan: Plan, topo, state: Path, host: str) -> None:
     wait_running(host, d)
 
 
-def bring_up(plan: Plan, topo, state: Path, ufw: str, libvirt_guests: bool = False) -> None:
+def bring_up(plan: Plan, topo, state: Path, ufw: str = "ufw-hosts", libvirt_guests: bool = False,
+             flavour: str | None = None) -> None:
     """Boot every host from its overlay, run ``nestnet host apply`` inside each, then plug the
     nested VMs' ports into the bridges nestnet made (libvirt's part, played by the lab), or
     (``libvirt_guests``) start each VM as a libvirt domain on its host (lab/libvirt.py)."""
     from ..netns import run_in
     from . import nodes
 
-    flavour = "libvirt" if libvirt_guests else "base"
+    flavour = flavour or ("libvirt" if libvirt_guests else "base")
     img = image.cached(flavour)
     if img is None:
         raise LabError(f"no {flavour} image for systemd hosts yet: run nestnet lab image"
-                       f"{' --flavour libvirt' if libvirt_guests else ''} (builds it once)")
+                       f" --flavour {flavour} (builds it once)")
     if libvirt_guests:
         from . import guestimage, libvirt
 
