@@ -46,9 +46,9 @@ def lab() -> None:
     "container from the cached Debian rootfs (`lab image`), configured by `nestnet host apply` run inside.",
 )
 @click.option(
-    "--ufw", "ufw", type=click.Choice(["all", "ufw-hosts", "none"]), default="all", show_default=True,
-    help="With --hosts systemd: UFW enabled at boot on every host (as the seed does), only on firewall: ufw hosts, "
-    "or on none.",
+    "--ufw", "ufw", type=click.Choice(["ufw-hosts", "all", "none"]), default="ufw-hosts", show_default=True,
+    help="With --hosts systemd: UFW enabled at boot on firewall: ufw hosts, on every host (as the seed does; "
+    "nftables hosts then refuse to apply beside it), or on none.",
 )
 @click.option("--image", "image", type=click.Choice(["base", "libvirt"]), default="base", show_default=True,
               help="With --hosts systemd: the rootfs the hosts boot (`lab image --flavour`).")
@@ -62,10 +62,10 @@ def up(spec: str, faults: tuple[str, ...], azure: str, as_seed: bool, propagatio
         from ..errors import UsageError
 
         raise UsageError("--propagation-delay: only with --azure api (with the plan, Azure's side is programmed at once)")
-    if hosts == "netns" and (ufw != "all" or image != "base"):
+    if hosts == "netns" and (ufw != "ufw-hosts" or image != "base"):
         from ..errors import UsageError
 
-        raise UsageError(f"--{'ufw' if ufw != 'all' else 'image'}: only with --hosts systemd")
+        raise UsageError(f"--{'ufw' if ufw != 'ufw-hosts' else 'image'}: only with --hosts systemd")
     plan = _plan(spec, write=True)
     warn_lines(plan.warnings)
     parsed = parse_faults(faults, plan)

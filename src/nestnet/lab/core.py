@@ -111,7 +111,7 @@ def up(
     propagation_delay: float = 0.0,
     guests: GuestConfig = "static",
     hosts: HostsKind = "netns",
-    ufw: str = "all",
+    ufw: str = "ufw-hosts",
     image: str = "base",
 ) -> None:
     """Build the whole fabric for ``plan``; on any failure everything built so far is removed.
@@ -131,7 +131,7 @@ def up(
     talking to its host's DHCP server; else (``static``) by the ``ip`` guest config.
     ``hosts="systemd"``: every KVM host boots with systemd from the cached rootfs
     (``lab/systemd.py``) and is configured by ``nestnet host apply`` run inside it; ``ufw``:
-    which of them boot with UFW enabled (``all``, ``ufw-hosts``: those with ``firewall: ufw``, or
+    which of them boot with UFW enabled (``ufw-hosts``: those with ``firewall: ufw``; ``all``; or
     ``none``); ``image``: the rootfs flavour (``base``, or ``libvirt`` with libvirt and QEMU).
     """
     ovs_hosts = any(h.bridge_type == "ovs" for h in plan.hosts.values())
@@ -199,7 +199,7 @@ def _refuse_for_systemd(plan: Plan, azure: str, as_seed: bool, bare: bool, guest
 
 def _build(
     plan: Plan, topo: Topology, azure: CloudState, hand: str = "", guests: GuestConfig = "static", zone=None,
-    hosts: HostsKind = "netns", ufw: str = "all", image: str = "base",
+    hosts: HostsKind = "netns", ufw: str = "ufw-hosts", image: str = "base",
 ) -> None:
     state_dir(plan.name).mkdir(parents=True, exist_ok=True)
     (state_dir(plan.name) / "hosts-kind").write_text(hosts)
@@ -375,6 +375,11 @@ def heal(plan: Plan) -> tuple[Fault, ...]:
         from . import systemd
 
         systemd._each(lambda h: systemd.host_apply(plan, state_dir(plan.name), h), sorted(kinds))
+        for h, k in sorted(kinds.items()):
+            if "no-masquerade" in k and plan.hosts[h].firewall == "ufw":
+                # a rule deleted behind UFW's back: its files are unchanged, so host apply (rightly)
+                # has nothing to write; the admin's way back is UFW's own reload
+                systemd.run_inside(systemd.dirs(state_dir(plan.name), h), ["ufw", "reload"], timeout=60)
     _write_faults(plan.name, ())
     _forget_neighbours(plan.name)
     return faults

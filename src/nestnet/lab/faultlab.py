@@ -8,6 +8,8 @@ reprograms the fabric from the plan and re-runs the host reconciler.
 
 from __future__ import annotations
 
+import shutil
+
 from .. import firewall, sysctl
 from ..faults import Fault
 from ..model.whatif import AZURE_FAULTS
@@ -34,6 +36,11 @@ def _delete_masquerade() -> None:
             cmds.append(f"delete rule {rule['family']} {rule['table']} {rule['chain']} handle {rule['handle']}")
     if cmds:
         nft("\n".join(cmds) + "\n")
+    # UFW's masquerade (firewall: ufw) is an iptables-nft rule: an xt target nft does not name
+    if shutil.which("iptables"):
+        for line in run(["iptables", "-w", "-t", "nat", "-S"]).splitlines():
+            if line.startswith("-A ") and line.endswith("-j MASQUERADE"):
+                run(["iptables", "-w", "-t", "nat", "-D", *line[3:].split()])
 
 
 def apply_host_fault(plan: Plan, f: Fault) -> None:

@@ -30,7 +30,7 @@ from . import image
 BOOT_TIMEOUT = 60.0
 POWEROFF_TIMEOUT = 20.0
 INSIDE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-UFW_MODES = ("all", "ufw-hosts", "none")  # which systemd hosts boot with UFW enabled
+UFW_MODES = ("ufw-hosts", "all", "none")  # which systemd hosts boot with UFW enabled
 
 
 @dataclass(frozen=True)
