@@ -59,5 +59,7 @@ def test_dhcp_guests_reach_each_other_mgmt_and_the_internet_name(tmp_path):
             assert f"nameserver {vm.nameservers[0]}" in got[1][1]
             for (rc, out), cmd in zip(got[2:], cmds[2:]):
                 assert rc == 0, f"{vm.name}: {cmd}: {out}"
+        for vm in plan.vms:  # a second session is answered too (the agent opens its port again)
+            assert libvirt.agent(plan, state, vm, ["hostname"]) == [(0, vm)]
     finally:
         subprocess.run([NESTNET, "-q", "lab", "down", str(spec)], capture_output=True)

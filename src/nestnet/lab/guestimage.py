@@ -51,15 +51,17 @@ for p in /sys/class/virtio-ports/*; do
 done
 [ -n "$port" ] || { echo "nestnet-guest: no @CHANNEL@ port"; exec sh; }
 while :; do
-  # one open of the port for both directions (a virtio port is opened once at a time)
+  # One open of the port for both directions (a virtio port is opened once at a time). The
+  # banner tells a client it may send; an idle port is closed and opened again after 2 s, so a
+  # client that left is never waited for (the guest is not told reliably that it left).
   if exec 3<>"$port"; then
-    echo "nestnet-agent ready" >&3   # the host sends its command after this: nothing is lost
-    while read -r id cmd <&3; do
+    echo "nestnet-agent ready" >&3
+    while read -t 2 -r id cmd <&3; do
       { sh -c "$cmd" 2>&1 </dev/null; echo "rc=$?"; } | sed "s/^/$id /" >&3
     done
     exec 3>&-
   fi
-  sleep 0.2   # the host side is not connected: reads see end of file
+  sleep 0.1
 done
 """
 

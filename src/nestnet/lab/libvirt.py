@@ -102,9 +102,10 @@ def agent(plan: Plan, state: Path, vm: str, commands: list[str], timeout: float 
     """Run each command (one shell line) in the guest through its agent, in one connection:
     [(exit code, output)], one per command.
 
-    One connection per guest and lab for now: after a client leaves, the guest's read on its
-    virtio-serial port stays blocked and a second client is never answered (seen here; the
-    cause is not found yet), so callers run everything they need in one session."""
+    The agent says ``nestnet-agent ready`` each time it opens its port, and closes an idle port
+    after 2 s: the guest is not told reliably that a client left (its read stayed blocked and a
+    second client was never answered), so every session waits for a banner of its own.
+    """
     sock_path = host_root(state, plan.vms[vm].host) / paths(vm)["sock"].lstrip("/")
     results: list[tuple[int, str]] = []
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
