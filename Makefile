@@ -21,6 +21,16 @@ $(BIN)/.installed: pyproject.toml
 deps: $(BIN)/.installed
 	@scripts/system-deps
 	@scripts/link-entry-point $(abspath $(BIN))/nestnet
+	@$(MAKE) --no-print-directory $(VENV)/node/.installed
+
+# Mermaid's own renderer (npm), for the test that renders `diagram --format mermaid` offline: it
+# drives Debian's chromium (no browser download: PUPPETEER_SKIP_DOWNLOAD).
+MERMAID_CLI ?= @mermaid-js/mermaid-cli@11.17.0
+$(VENV)/node/.installed:
+	@if command -v npm >/dev/null 2>&1; then \
+	  mkdir -p $(VENV)/node && PUPPETEER_SKIP_DOWNLOAD=1 npm install --prefix $(VENV)/node --no-audit --no-fund \
+	    --loglevel=error '$(MERMAID_CLI)' && touch $@; \
+	else echo "npm missing: the Mermaid rendering test will be skipped (apt-get install npm)" >&2; fi
 
 demo: deps
 	$(BIN)/nestnet lab demo

@@ -51,7 +51,7 @@ def test_nic_forwarding_off_marks_the_host_and_its_nic(seed) -> None:
     assert d.dying("nic-vme-kvm-vm2", 3)[0].startswith("✗ 6 failing pairs die here: 6 pairs: ")
     assert all("IP forwarding is off" in c for _, c in d.marks["nic-vme-kvm-vm2"])
     nic = next(e for e in d.edges if e.id == "nic-vme-kvm-vm2")
-    assert "IP forwarding OFF" in nic.label and nic.off
+    assert "IP forwarding OFF (planned on)" in nic.label and nic.off
 
 
 def test_healthy_seed_has_no_marks(seed) -> None:
@@ -92,7 +92,7 @@ def test_svg_structure_and_titles(seed) -> None:
     assert "ok" in groups["internet"].get("class").split()
     # every label is drawn as text
     texts = " ".join(t.text or "" for t in root.iter(f"{SVG}text"))
-    for name in ("vme-kvm-vm1", "web2", "mgmt-vm", "10.0.1.48/28 → 10.0.1.11", "IP forwarding OFF"):
+    for name in ("vme-kvm-vm1", "web2", "mgmt-vm", "10.0.1.48/28 → VirtualAppliance 10.0.1.11", "IP forwarding OFF"):
         assert name in texts
 
 

@@ -53,6 +53,16 @@ class Verdicts:
         return self.result.pairs(include_ok=True)
 
 
+def seen(observed: str, planned: str) -> str:
+    """A knob as drawn: what is observed, and in capitals with the plan's value where they differ
+    ("OFF (planned on)"), so a faulted picture never shows the plan as if it were the state."""
+    return observed if observed == planned else f"{observed.upper()} (planned {planned})"
+
+
+def on(flag: bool) -> str:
+    return "on" if flag else "off"
+
+
 def analyse(plan: Plan, faults: tuple[Fault, ...] = (), probe: Probe = ICMP) -> Verdicts:
     """Run ``check`` (``--probe probe``) on ``plan`` with ``faults``: class verdicts, failures
     with hop and cause."""

@@ -21,7 +21,8 @@ from xml.etree import ElementTree as ET
 
 from ..errors import OperationError
 from ..model.state import INTERNET_IP
-from . import Verdicts
+from ..sysctl import IP_FORWARD
+from . import Verdicts, on, seen
 
 NOTE_LINES = 6  # failing pairs listed per Mermaid note; the SVG title lists up to TITLE_LINES
 TITLE_LINES = 40
@@ -96,6 +97,45 @@ class Diagram:
         return "\n".join([base, *self.dying(element, TITLE_LINES)])
 
 
+NOTE_WIDTH = 64  # characters per line of a note: Graphviz does not wrap, Mermaid wraps badly
+
+
+def _plain(text: str) -> str:
+    """Commands the model writes in backticks, quoted for a picture (no Markdown there)."""
+    return re.sub(r"`([^`]*)`", "‘\\1’", text)
+
+
+def notes(d: Diagram) -> list[tuple[str, str, tuple[str, ...]]]:
+    """Each element where failing pairs die as a note beside it: (note id, the node it hangs off,
+    its lines: how many pairs die there, which, and each cause with its fix), so a printout or
+    a PNG shows what a browser shows on hover."""
+    import textwrap
+
+    by_id = {e.id: e for e in d.edges}
+    out = []
+    for el in d.marks:
+        if el in by_id and by_id[el].kind == "nic":
+            continue  # its owner node carries the note
+        target = by_id[el].b if el in by_id else el  # the red link shows the edge
+        lines = [w for line in d.dying(el, NOTE_LINES) for w in textwrap.wrap(_plain(line), NOTE_WIDTH)]
+        out.append((f"note-{el}", target, tuple(lines)))
+    return out
+
+
+def legend(d: Diagram) -> tuple[str, ...]:
+    """What the colours and words of the picture mean (only what it can show)."""
+    lines = ["legend",
+             "red fill: where failing pairs die (the note beside it: pairs, cause, fix)",
+             "amber border: an end of a failing pair · green border: all its pairs work",
+             "CAPITALS (planned …): observed differs from the plan",
+             "dashed: route table associated with the subnet (or a link not as planned)"]
+    if any(" · /32 exception" in ln for n in d.nodes for ln in n.lines):
+        lines.append("/32 exception: a VM outside its host's block, one Azure route of its own")
+    if d.by_design:
+        lines.append("not marked: pairs the mode cannot serve by design (caption)")
+    return tuple(lines)
+
+
 def _nesting(d: Diagram) -> tuple[dict[str | None, list[Cluster]], dict[str | None, list[Node]]]:
     """Each cluster's sub-clusters and nodes (key None: the top level), in the diagram's order."""
     children: dict[str | None, list[Cluster]] = {}
@@ -126,9 +166,15 @@ def build(v: Verdicts) -> Diagram:
     routed = plan.mode == "routed"
     if routed:
         rt = az.route_table or "route table"
-        lines = [f"route table {rt}"]
-        lines += [f"{r.prefix} → {r.next_hop_ip}" for r in az.user_routes] or ["(no routes)"]
+        lines = [f"route table {rt}", "prefix → next hop type, address"]
+        moved = {m.ip: m for m in plan.moves}
+        for r in az.user_routes:  # every user route nestnet writes is a VirtualAppliance route
+            m = moved.get(r.prefix.network_address) if r.prefix.prefixlen == 32 else None
+            lines.append(f"{r.prefix} → VirtualAppliance {r.next_hop_ip}" + (f" · /32 exception: {m.vm}" if m else ""))
         missing = [r for r in plan.azure.routes if r.address_prefix not in {u.prefix for u in az.user_routes}]
+        lines += [f"MISSING {r.address_prefix} → {r.next_hop_type} {r.next_hop_ip} (planned)" for r in missing]
+        if len(lines) == 2:
+            lines.append("(no routes)")
         off = tuple(f"route {r.name} ({r.address_prefix}) missing" for r in missing)
         nodes.append(Node("routes", "routes", tuple(lines), "vnet", off))
     secondary: dict[str, int] = {}
@@ -140,8 +186,8 @@ def build(v: Verdicts) -> Diagram:
         off: tuple[str, ...] = ()
         if routed:
             # capitals only where the state differs from the plan (a fault), as for NIC forwarding
-            assoc = ("route table associated" if sub.route_table else
-                     "route table NOT associated" if s.route_table else "route table not associated")
+            assoc = "route table " + seen("associated" if sub.route_table else "not associated",
+                                          "associated" if s.route_table else "not associated")
             if s.route_table and not sub.route_table:
                 off = (f"subnet {s.name} is not associated with the route table",)
         else:
@@ -152,6 +198,7 @@ def build(v: Verdicts) -> Diagram:
         edges.append(Edge(_id("sdn", s.name), "azure", gw, "sdn"))
         if routed and sub.route_table:
             edges.append(Edge(_id("assoc", s.name), "routes", gw, "assoc", ("associated",)))
+    moved_vm = {m.vm: m for m in plan.moves}
     for h in plan.hosts.values():
         hs = st.hosts[h.name]
         nic = az.nics[h.nic]
@@ -160,10 +207,10 @@ def build(v: Verdicts) -> Diagram:
         off = () if hs.ip_forward else ("net.ipv4.ip_forward=0",)
         bridge = f"bridge {h.bridge} ({h.bridge_type}{', holds ' + h.uplink if h.bridge_has_uplink else ''})"
         lines = (h.name, f"{h.ip} on {h.uplink}", f"block {h.block}", bridge,
-                 f"ip_forward {'on' if hs.ip_forward else 'OFF'}")
+                 f"ip_forward {seen(on(hs.ip_forward), on(h.sysctl.get(IP_FORWARD) == '1'))}")
         nodes.append(Node(_id("host", h.name), "host", lines, hc, off))
         planned_fwd = h.nic in plan.azure.nic_ip_forwarding
-        fwd = "on" if nic.ip_forwarding else "OFF" if planned_fwd else "off"
+        fwd = seen(on(nic.ip_forwarding), on(planned_fwd))
         nic_lines = [h.nic, f"IP forwarding {fwd}"]
         if h.nic in secondary:
             n = secondary[h.nic]
@@ -174,7 +221,9 @@ def build(v: Verdicts) -> Diagram:
         shown = h.vms if len(h.vms) <= VMS_DRAWN else h.vms[: VMS_DRAWN - 1]
         for vm in shown:
             g = plan.vms[vm]
-            nodes.append(Node(_id("vm", vm), "vm", (vm, f"{g.ip}/{g.prefix_len}", f"gw {g.gateway}"), hc))
+            m = moved_vm.get(vm)
+            exc = () if m is None else (f"/32 exception: in {m.owner}'s block" if m.owner else "/32 exception: in no block",)
+            nodes.append(Node(_id("vm", vm), "vm", (vm, f"{g.ip}/{g.prefix_len}", f"gw {g.gateway}", *exc), hc))
             edges.append(Edge(_id("br", vm), _id("host", h.name), _id("vm", vm), "bridge", (h.bridge,)))
         rest = h.vms[len(shown):]
         if rest:  # one node stands for the rest: a host's VMs all sit alike behind its bridge
@@ -314,10 +363,17 @@ def to_dot(d: Diagram) -> str:
             attrs.append(f'fontcolor="{OFF_COLOUR}"')
         return f"{pad}{_q(n.id)} [{', '.join(attrs)}];"
 
+    cluster_of = {n.id: n.cluster for n in d.nodes}
+    note_list = notes(d)
+
     def emit(parent: str | None, depth: int) -> None:
         pad = "  " * depth
         for n in members.get(parent, []):
             out.append(node_line(n, pad))
+        for nid, target, lines in note_list:
+            if cluster_of.get(target) == parent:
+                out.append(f'{pad}{_q(nid)} [shape=note, style="filled", fillcolor="#fff8e1", color="{COLOURS[TOUCHED][0]}", '
+                           f'fontcolor="#6e2c00", fontsize=9, id={_q(nid)}, label={_q(chr(10).join(lines))}];')
         for c in children.get(parent, []):
             out.append(f"{pad}subgraph {_q('cluster_' + c.id)} {{")
             style = 'style="rounded,dashed"' if c.id.startswith("hostc-") else 'style="rounded"'
@@ -331,6 +387,10 @@ def to_dot(d: Diagram) -> str:
     if caption(d):
         out.append(f'  label={_q(caption(d))}; labelloc=b; fontcolor="#566573";')
     emit(None, 1)
+    out.append(f'  "legend" [shape=box, style="rounded", color="#aab7c4", fontsize=9, id="legend", '
+               f'label={_q(chr(10).join(legend(d)))}];')
+    for nid, target, _ in note_list:
+        out.append(f'  {_q(target)} -- {_q(nid)} [style=dashed, color="{COLOURS[TOUCHED][0]}", id={_q("to-" + nid)}];')
     for e in d.edges:
         attrs = [f"id={_q(e.id)}"]
         if e.label:
@@ -395,7 +455,7 @@ def annotate_svg(text: str, d: Diagram) -> str:
 
 def _mq(text: str) -> str:
     """A Mermaid label: quoted, HTML-escaped, newlines as <br/>."""
-    t = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "#quot;")
+    t = _plain(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "#quot;")
     return '"' + t.replace("\n", "<br/>") + '"'
 
 
@@ -417,38 +477,38 @@ def to_mermaid(d: Diagram) -> str:
     out = ["flowchart TB"]
     children, members = _nesting(d)
 
+    cluster_of = {n.id: n.cluster for n in d.nodes}
+    note_list = notes(d)
+
     def emit(parent: str | None, depth: int) -> None:
         pad = "    " * depth
         for n in members.get(parent, []):
             o, c = shapes.get(n.kind, ("[", "]"))
             out.append(f"{pad}{mid(n.id)}{o}{_mq(chr(10).join(n.lines))}{c}")
+        for nid, target, lines in note_list:  # beside its element, inside the same box: no long link across
+            if cluster_of.get(target) == parent:
+                out.append(f"{pad}{mid(nid)}[{_mq(chr(10).join(lines))}]:::note")
         for c in children.get(parent, []):
             out.append(f"{pad}subgraph {mid(c.id)}[{_mq(c.label or ' ')}]")  # unlabelled shows its id
             emit(c.id, depth + 1)
             out.append(f"{pad}end")
 
     emit(None, 1)
+    out.append(f"    {mid('legend')}[{_mq(chr(10).join(legend(d)))}]:::legend")
     red_links: list[int] = []
-    dashed_links: list[int] = []
     for i, e in enumerate(d.edges):
         arrow = "-.-" if e.kind == "assoc" or e.off else "---"
         label = f"|{_mq(chr(10).join(e.label))}|" if e.label else ""
-        out.append(f"    {mid(e.a)} {arrow}{label} {mid(e.b)}")
+        b = e.b
+        if e.kind in ("sdn", "assoc"):
+            # to the subnet's box, not the gateway inside it: dagre lays sibling subgraphs over each
+            # other when links from outside reach into them (issue 23)
+            b = cluster_of.get(e.b) or e.b
+        out.append(f"    {mid(e.a)} {arrow}{label} {mid(b)}")
         if e.id in d.marks:
             red_links.append(i)
-    n_links = len(d.edges)
-    notes = 0
-    by_id = {e.id: e for e in d.edges}
-    for el in d.marks:
-        if el in by_id and by_id[el].kind == "nic":
-            continue  # its owner node carries the note
-        notes += 1
-        note = f"note{notes}"
-        out.append(f"    {note}[{_mq(chr(10).join(d.dying(el, NOTE_LINES)))}]:::note")
-        target = by_id[el].b if el in by_id else el  # notes hang off a node; the red link shows the edge
-        out.append(f"    {mid(target)} -.- {note}")
-        dashed_links.append(n_links)
-        n_links += 1
+    for nid, target, _ in note_list:
+        out.append(f"    {mid(target)} -.- {mid(nid)}")
     if caption(d):
         out.append(f"    by_design[{_mq(caption(d))}]:::note")
     out += [
@@ -456,6 +516,7 @@ def to_mermaid(d: Diagram) -> str:
         f"    classDef touched stroke:{COLOURS[TOUCHED][0]},stroke-width:1.5px",
         f"    classDef ok stroke:{COLOURS[OK][0]}",
         "    classDef note fill:#fff8e1,stroke:#d68910,color:#6e2c00,text-align:left",
+        "    classDef legend fill:#ffffff,stroke:#aab7c4,color:#566573,text-align:left",
     ]
     for st in (FAIL, TOUCHED, OK):
         members_ = [mid(n) for n, s in d.status.items() if s == st]

@@ -15,7 +15,9 @@ from html import escape
 from typing import Iterable, Mapping
 
 from ..model import INTERNET
-from . import Verdicts
+from ..model import from_plan
+from ..sysctl import IP_FORWARD
+from . import Verdicts, on, seen
 from .diagram import cause_of
 
 
@@ -183,7 +185,7 @@ def render(v: Verdicts, svg: str, lab: Mapping[tuple[str, str], bool] | None = N
     failures = (_table(head, frows, "failures") if frows else
                 '<p class="all-good">Every pair reaches every other and the internet, request and reply.</p>')
 
-    plan_html = _plan_html(plan)
+    plan_html = _plan_html(plan, v.state)
     title = f"nestnet report: {plan.name}"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -213,12 +215,35 @@ reason.{" A ringed cell is a disagreement between the lab and the model." if lab
 """
 
 
-def _plan_html(plan) -> str:
+def _plan_html(plan, state=None) -> str:
+    """The plan; with ``state`` (the faulted one) each knob as observed, the plan's value beside
+    it where they differ, as the diagram draws it."""
     az = plan.azure
+    st = state if state is not None else from_plan(plan)
+
+    def nic_fwd(h) -> str:
+        return _e(seen(on(st.azure.nics[h.nic].ip_forwarding), on(h.nic in az.nic_ip_forwarding)))
+
+    def kernel_fwd(h) -> str:
+        return _e(seen(on(st.hosts[h.name].ip_forward), on(h.sysctl.get(IP_FORWARD) == "1")))
+
+    def assoc(s) -> str:
+        if plan.mode != "routed":
+            return "—"
+        return _e(seen("associated" if st.azure.subnets[s.name].route_table else "not associated",
+                       "associated" if s.name in az.subnet_associations else "not associated"))
+
+    present = {u.prefix for u in st.azure.user_routes}
+    moved = {m.ip: m.vm for m in plan.moves}
+
+    def route_name(r) -> str:
+        vm = moved.get(r.address_prefix.network_address) if r.address_prefix.prefixlen == 32 else None
+        return _e(r.name) + (f' <span class="muted">/32 exception: {_e(vm)}</span>' if vm else "") + (
+            "" if r.address_prefix in present else ' <span class="off">MISSING (planned)</span>')
+
     hosts = _table(
-        ["host", "address", "subnet", "NIC", "IP forwarding", "block", "bridge", "VMs"],
-        [[_e(h.name), _code(h.ip), _e(h.subnet), _e(h.nic),
-          "on" if h.nic in az.nic_ip_forwarding else "off", _code(h.block),
+        ["host", "address", "subnet", "NIC", "IP forwarding (NIC)", "ip_forward (kernel)", "block", "bridge", "VMs"],
+        [[_e(h.name), _code(h.ip), _e(h.subnet), _e(h.nic), nic_fwd(h), kernel_fwd(h), _code(h.block),
           _e(f"{h.bridge} ({h.bridge_type}{', holds ' + h.uplink if h.bridge_has_uplink else ''})"),
           _e(", ".join(h.vms) or "—")] for h in plan.hosts.values()],
         "plan-hosts",
@@ -226,12 +251,12 @@ def _plan_html(plan) -> str:
     subnets = _table(
         ["subnet", "prefix", "gateway", "route table"],
         [[_e(s.name), _code(s.prefix), _code(s.gateway),
-          "associated" if s.name in az.subnet_associations else ("—" if plan.mode != "routed" else "not associated")]
+          assoc(s)]
          for s in plan.subnets.values()],
     )
     routes = _table(
-        ["name", "prefix", "next hop"],
-        [[_e(r.name), _code(r.address_prefix), _e(f"{r.next_hop_type} {r.next_hop_ip}")] for r in az.routes],
+        ["name", "prefix", "next hop type", "next hop address"],
+        [[route_name(r), _code(r.address_prefix), _e(r.next_hop_type), _code(r.next_hop_ip)] for r in az.routes],
     ) if az.routes else f'<p class="muted">No user routes: mode {_e(plan.mode)} needs none.</p>'
     secondary = _table(
         ["NIC", "IP configuration", "address", "subnet"],
@@ -317,5 +342,6 @@ border-radius:4px;padding:1px 4px}
 .grid table{width:100%}.host-route-grid table{width:auto}
 table.plan-hosts td{white-space:nowrap}
 .host-route-grid{display:flex;flex-wrap:wrap;gap:6px 28px}
+.off{color:#b9770e;font-weight:600}
 footer{color:var(--muted);font-size:12px;padding:0 28px 24px}
 """
