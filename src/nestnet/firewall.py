@@ -68,6 +68,7 @@ class FwdPacket:
     iif: str
     oif: str
     established: bool  # part of a connection conntrack has seen (a reply)
+    dnat: bool = False  # its destination was rewritten by the host's DNAT (an exposed port)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +84,12 @@ class FwRule:
     oif: str | None = None
     established: bool = False  # matches only established/related packets
     why: str = ""  # for people: what the rule is for
+    dnat: bool = False  # matches only packets the host DNATed (ct status dnat)
 
     def matches(self, pkt: FwdPacket) -> bool:
         return (
             (not self.established or pkt.established)
+            and (not self.dnat or pkt.dnat)
             and (self.iif is None or ((pkt.iif == self.iif) != self.iif_not))
             and (self.oif is None or pkt.oif == self.oif)
             and _in(pkt.src, self.src, self.src_not)
@@ -120,6 +123,7 @@ class Rule:
     established: bool = False
     ipv6: bool = False  # matches any IPv6 packet (nftables only: UFW and the model are IPv4)
     why: str = ""
+    dnat: bool = False  # only packets the host DNATed (its exposed ports)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +161,10 @@ class Policy:
     host_ip: IPv4Address | None = None  # where its DNS forwarder answers the VMs: the bridge's address
     # nat mode's inbound port forwards: (proto, host port, VM address, VM port), DNAT on ``out``
     forwards: tuple[tuple[str, int, IPv4Address, int], ...] = ()
+    # exposed ports (any mode): (proto, public port, VM address, VM port), DNAT of ``nic_ip`` (the
+    # NIC's primary address, where Azure's public IP is 1:1 NATed) on ``out``
+    exposes: tuple[tuple[str, int, IPv4Address, int], ...] = ()
+    nic_ip: IPv4Address | None = None
 
     @property
     def services_in(self) -> tuple[tuple[str, int, IPv4Address | None], ...]:
@@ -207,6 +215,8 @@ class Policy:
             SubChain("to_vms", "dst", (
                 Rule("accept", established=True),
                 Rule("accept", src="routed"),
+                *((Rule("accept", iif="out", dnat=True, why="exposed ports, DNATed from the public IP"),)
+                  if self.exposes else ()),
                 Rule("drop", why="its block may be reached only from the VNet and nested blocks"),
             )),
         )
@@ -229,7 +239,7 @@ class Policy:
         return FwRule(
             r.verdict, src, r.src_not, dst,
             self.dev(r.iif) if r.iif else None, r.iif_not,
-            self.dev(r.oif) if r.oif else None, r.established, r.why,
+            self.dev(r.oif) if r.oif else None, r.established, r.why, r.dnat,
         )
 
     def masquerade_rules(self) -> tuple[MasqRule, ...]:
@@ -243,6 +253,7 @@ class Policy:
 def policy_for(
     host: "Host", routed: tuple[IPv4Network, ...], vm_ips: tuple[IPv4Address, ...],
     forwards: tuple[tuple[str, int, IPv4Address, int], ...] = (),
+    exposes: tuple[tuple[str, int, IPv4Address, int], ...] = (),
 ) -> Policy:
     """``routed``: the plan's ``routed_prefixes`` (computed once per plan by callers doing many
     hosts); ``vm_ips``: the host's VMs' addresses in plan order."""
@@ -259,10 +270,13 @@ def policy_for(
         here=host.local_prefixes if (host.away or host.here) else (),
         host_ip=host.bridge_address or host.ip,
         forwards=forwards,
+        exposes=exposes,
+        nic_ip=host.ip,
     )
 
 
 def policy(plan: "Plan", host: "Host") -> Policy:
     vms = [plan.vms[v] for v in host.vms]
     fwd = tuple((f.proto, f.host_port, v.ip, f.port) for v in vms for f in v.forwards)
-    return policy_for(host, plan.routed_prefixes, tuple(v.ip for v in vms), fwd)
+    exp = tuple((e.proto, e.public_port, v.ip, e.port) for v in vms for e in v.exposes)
+    return policy_for(host, plan.routed_prefixes, tuple(v.ip for v in vms), fwd, exp)

@@ -103,6 +103,9 @@ class Host:
     masquerade: Literal["none", "outside-vnet", "all"]
     vms: tuple[str, ...]  # names of its nested VMs
     migration_hook: bool = False  # install the libvirt qemu hook (docs/decisions/0013)
+    # the Azure public IP of its NIC's primary ip configuration, when its VMs expose ports: the
+    # spec's name (the user's) or None with ``exposes`` (nestnet's own, docs/decisions/0024)
+    public_ip: str | None = None
     away: tuple[IPv4Address, ...] = ()  # addresses of its block whose VMs live on another host
     here: tuple[IPv4Address, ...] = ()  # addresses from other blocks whose VMs live here
 
@@ -162,6 +165,7 @@ class Host:
             "vms": list(self.vms),
             "migration_hook": self.migration_hook,
             "dhcp_ranges": [[str(a), str(z)] for a, z in self.dhcp_ranges],
+            **({"public_ip": self.public_ip} if self.public_ip else {}),
         }
 
     def to_dict(self, text: Any = str) -> dict[str, Any]:
@@ -190,6 +194,19 @@ class Forward(NamedTuple):
         return {"port": self.port, "host_port": self.host_port, "proto": self.proto}
 
 
+class Expose(NamedTuple):
+    """A port reachable from the internet (any mode): ``public_port`` on the host's public IP ->
+    ``port`` on the VM. Azure's public IP is 1:1 NAT to the NIC's primary private address, so the
+    host DNATs that address's ``public_port`` (docs/decisions/0027)."""
+
+    port: int
+    public_port: int
+    proto: str = "tcp"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"port": self.port, "public_port": self.public_port, "proto": self.proto}
+
+
 @dataclass(frozen=True, slots=True)
 class VM:
     name: str
@@ -202,8 +219,15 @@ class VM:
     nameservers: tuple[IPv4Address, ...] = ()  # its host's forwarder
     search: tuple[str, ...] = ()
     forwards: tuple[Forward, ...] = ()
+    exposes: tuple[Expose, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
+        out = self._to_dict()
+        if self.exposes:
+            out["expose"] = [e.to_dict() for e in self.exposes]
+        return out
+
+    def _to_dict(self) -> dict[str, Any]:
         return {
             "host": self.host,
             "ip": str(self.ip),
@@ -556,6 +580,7 @@ def _hosts(fabric: ResolvedSpec, alloc: Allocation, subnets: dict[str, Subnet], 
             masquerade=masq,
             vms=tuple(vms_by_host[hi.name]),
             migration_hook=hs.migration_hook,
+            public_ip=hs.public_ip,
             away=tuple(m.ip for m in moved if m.owner == hi.name),
             here=tuple(m.ip for m in moved if m.host == hi.name),
             dhcp_ranges=free_runs(blocks[hi.name], taken) if _dynamic(fabric, hs) else (),
@@ -627,6 +652,7 @@ def _vms(fabric: ResolvedSpec, alloc: Allocation, hosts: dict[str, Host]) -> dic
     macs = {s.name: s.mac for s in fabric.spec.vms if s.mac}
     search = _search(fabric)
     forwards_of = _forwards(fabric, hosts)
+    exposes_of = _exposes(fabric, hosts)
     vms: dict[str, VM] = {}
     for v in fabric.vms.values():
         h = hosts[v.host]
@@ -642,6 +668,7 @@ def _vms(fabric: ResolvedSpec, alloc: Allocation, hosts: dict[str, Host]) -> dic
             nameservers=(gw,),  # the host's forwarder answers on the gateway address (host/dhcp.py)
             search=search,
             forwards=forwards_of.get(v.name, ()),
+            exposes=exposes_of.get(v.name, ()),
         )
     return vms
 
@@ -675,6 +702,40 @@ def _forwards(fabric: ResolvedSpec, hosts: Mapping[str, Host]) -> dict[str, tupl
             fws.append(fw)
         if fws:
             out[v.name] = tuple(fws)
+    if problems:
+        raise SpecError(problems)
+    return out
+
+
+def _exposes(fabric: ResolvedSpec, hosts: Mapping[str, Host]) -> dict[str, tuple[Expose, ...]]:
+    """Each VM's exposed ports, checked: one owner per host public port (forwards share the host's
+    address in nat mode), never the host's SSH port."""
+    spec = fabric.spec
+    out: dict[str, tuple[Expose, ...]] = {}
+    problems: list[Problem] = []
+    taken: dict[tuple[str, str, int], str] = {}
+    for v in spec.vms:
+        for f in v.forwards:
+            taken[(v.host, f.proto, f.host_port or f.port)] = f"VM {v.name!r} (a forward)"
+    for i, v in enumerate(spec.vms):
+        exs = []
+        for j, e in enumerate(v.expose):
+            path = f"vms[{i}].expose[{j}]"
+            ex = Expose(e.port, e.public_port or e.port, e.proto)
+            host = hosts.get(v.host)
+            if host is not None and ex.proto == "tcp" and ex.public_port == host.ssh_port:
+                problems.append(Problem(f"{path}.public_port", f"{ex.public_port} is the SSH port of host {v.host!r}; "
+                                                               "exposing a VM on it would cut SSH to the host: pick another"))
+                continue
+            key = (v.host, ex.proto, ex.public_port)
+            if key in taken:
+                problems.append(Problem(f"{path}.public_port", f"{ex.proto} {ex.public_port} on host {v.host!r} is "
+                                                               f"already taken by {taken[key]}: pick another"))
+                continue
+            taken[key] = f"VM {v.name!r}"
+            exs.append(ex)
+        if exs:
+            out[v.name] = tuple(exs)
     if problems:
         raise SpecError(problems)
     return out

@@ -112,6 +112,9 @@ class HostSpec(_Model):
     firewall: Literal["nftables", "ufw"] = "nftables"
     ssh_port: int = Field(22, ge=1, le=65535)
     migration_hook: bool = False  # install the libvirt qemu hook for live migration (docs/decisions/0013)
+    # An existing Azure public IP (its name) on the primary ip configuration of the host's NIC,
+    # for its VMs' ``expose``; unset: nestnet creates and owns one (docs/decisions/0027)
+    public_ip: str | None = None
     dhcp_dynamic: bool | None = None  # this host's nested.dhcp.dynamic
 
 
@@ -121,12 +124,20 @@ class ForwardSpec(_Model):
     proto: Literal["tcp", "udp"] = "tcp"
 
 
+class ExposeSpec(_Model):
+    """A VM's port reachable from the internet: the host's public IP's ``public_port`` DNATed to it."""
+    port: int = Field(ge=1, le=65535)  # on the VM
+    public_port: int | None = Field(None, ge=1, le=65535)  # on its host's public IP; default: port
+    proto: Literal["tcp", "udp"] = "tcp"
+
+
 class VMSpec(_Model):
     name: str
     host: str
     ip: str | None = None
     mac: str | None = None
     forwards: list[ForwardSpec] = Field(default_factory=list)  # nested.mode nat: DNAT on the host
+    expose: list[ExposeSpec] = Field(default_factory=list)  # any mode: from the host's public IP (issue 26)
 
     @field_validator("mac")
     @classmethod
@@ -401,6 +412,7 @@ _FIELDS_AT: dict[str, type[BaseModel]] = {
     "hosts": HostSpec,
     "vms": VMSpec,
     "vms.forwards": ForwardSpec,
+    "vms.expose": ExposeSpec,
     "endpoints": EndpointSpec,
 }
 

@@ -45,6 +45,8 @@ def _rule(p: Policy, r: Rule) -> str:
             m.append(f"ip {field} {'!= ' if neg else ''}{_local(p) if nets == 'block' else _SETS[nets]}")
     if r.established:
         m.append("ct state established,related")
+    if r.dnat:
+        m.append("ct status dnat")
     # drops are counted (`nft list` shows what the policy stopped); accepts are not
     return " ".join([*m, "counter drop" if r.verdict == "drop" else "accept"])
 
@@ -72,14 +74,15 @@ def render_policy(p: Policy) -> str:
     ]
     for c in p.chains:
         lines += [f"\tchain {c.name} {{", *(f"\t\t{_rule(p, r)}" for r in c.rules), "\t}"]
-    if p.forwards:
+    if p.forwards or p.exposes:
         # nat mode's port forwards: the host's address and port -> the VM's (to_vms accepts the
-        # VNet as source; replies go back through conntrack)
+        # VNet as source; replies go back through conntrack); exposed ports: the NIC's address
+        # (Azure's public IP is 1:1 NAT to it) -> the VM's, accepted in to_vms as DNATed
         lines += [
             "\tchain prerouting {",
             "\t\ttype nat hook prerouting priority dstnat; policy accept;",
-            *(f'\t\tiifname "{p.out}" ip daddr {p.host_ip} {proto} dport {hp} dnat ip to {ip}:{port}'
-              for proto, hp, ip, port in p.forwards),
+            *(f'\t\tiifname "{p.out}" ip daddr {dst} {proto} dport {hp} dnat ip to {ip}:{port}'
+              for dst, rules in ((p.host_ip, p.forwards), (p.nic_ip, p.exposes)) for proto, hp, ip, port in rules),
             "\t}",
         ]
     if p.masquerade != "none":

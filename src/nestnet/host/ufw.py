@@ -40,6 +40,8 @@ def _rules(p: Policy, chain: str, r: Rule) -> list[str]:
         m.append(f"-o {p.dev(r.oif)}")
     if r.established:
         m.append("-m conntrack --ctstate RELATED,ESTABLISHED")
+    if r.dnat:
+        m.append("-m conntrack --ctstatus DNAT")
     target = "ACCEPT" if r.verdict == "accept" else "DROP"
     if r.src == "vms" and r.src_not:  # not one of the VMs: a chain of RETURNs, then the verdict
         return [f"-A {chain} {' '.join(m)} -j {UFW_SPOOF}"]
@@ -73,12 +75,12 @@ def render_policy(p: Policy, fabric_name: str) -> tuple[str, str]:
     ]
     f.append(END)
     nat = ""
-    if p.masquerade != "none" or p.forwards:
+    if p.masquerade != "none" or p.forwards or p.exposes:
         n = [f"{BEGIN} masquerade (fabric {fabric_name}, host {p.host})", "*nat", ":POSTROUTING ACCEPT [0:0]"]
-        if p.forwards:
+        if p.forwards or p.exposes:
             n.append(":PREROUTING ACCEPT [0:0]")
-            n += [f"-A PREROUTING -i {p.out} -d {p.host_ip} -p {proto} --dport {hp} -j DNAT --to-destination {ip}:{port}"
-                  for proto, hp, ip, port in p.forwards]
+            n += [f"-A PREROUTING -i {p.out} -d {dst} -p {proto} --dport {hp} -j DNAT --to-destination {ip}:{port}"
+                  for dst, rules in ((p.host_ip, p.forwards), (p.nic_ip, p.exposes)) for proto, hp, ip, port in rules]
         if p.masquerade == "outside-vnet":
             n.append(f":{UFW_MASQ} - [0:0]")
             n += [f"-A POSTROUTING -o {p.out} -s {b} -j {UFW_MASQ}" for b in p.local]
