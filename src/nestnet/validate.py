@@ -311,6 +311,8 @@ def _check_host(ctx: _Ctx, i: int, h: HostSpec, nics: dict[str, tuple[str, str]]
     ok = ctx.claim_name(h.name, f"{path}.name")
     nic = h.nic or f"{h.name}-nic"
     _name_check(nic, AZURE_NAME_RE, f"{path}.nic", "Azure NIC name", p)
+    if h.public_ip is not None:
+        _name_check(h.public_ip, AZURE_NAME_RE, f"{path}.public_ip", "Azure public IP name", p)
     # A NIC named after its host (<host>-nic) is claimed at the host's name, where it comes from.
     nic_path = f"{path}.nic" if h.nic else f"{path}.name"
     k = name_key(nic)

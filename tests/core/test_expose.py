@@ -60,6 +60,7 @@ def test_expose_in_the_plan_and_the_one_policy(tmp_path):
     (lambda d: d["vms"][0]["expose"].append({"port": 80, "public_port": 65536}), "vms[0].expose[2].public_port",
      "less than or equal to 65535"),
     (lambda d: d["vms"][0]["expose"].append({"port": 80, "proto": "icmp"}), "vms[0].expose[2].proto", "tcp"),
+    (lambda d: d["hosts"][0].update(public_ip="my pip!"), "hosts[0].public_ip", "Azure public IP name"),
 ])
 def test_bad_expose_is_bad_input(tmp_path, mutate, path, needle):
     d = expose_spec()
