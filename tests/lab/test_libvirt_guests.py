@@ -15,6 +15,7 @@ import pytest
 
 from nestnet.lab import core, guestimage, image, libvirt
 from nestnet.lab.dns import INTERNET_NAME
+from nestnet.lab.matrix import matrix
 from nestnet.plan import load_plan
 
 pytestmark = [
@@ -59,6 +60,10 @@ def test_dhcp_guests_reach_each_other_mgmt_and_the_internet_name(tmp_path):
             assert f"nameserver {vm.nameservers[0]}" in got[1][1]
             for (rc, out), cmd in zip(got[2:], cmds[2:]):
                 assert rc == 0, f"{vm.name}: {cmd}: {out}"
+        # lab matrix probes from inside the guests (their agent) and check agrees: every pair green
+        red = [(r.src, r.dst) for r in matrix(plan) if not r.ok]
+        assert red == []
+        _nestnet("check", str(spec))
         for vm in plan.vms:  # a second session is answered too (the agent opens its port again)
             assert libvirt.agent(plan, state, vm, ["hostname"]) == [(0, vm)]
     finally:

@@ -92,7 +92,8 @@ def azure_source(name: str) -> AzureSource:
 
 def guest_config(name: str) -> GuestConfig:
     p = state_dir(name) / "guests"
-    return "dhcp" if p.exists() and p.read_text().strip() == "dhcp" else "static"
+    got = p.read_text().strip() if p.exists() else ""
+    return got if got in ("dhcp", "libvirt") else "static"  # type: ignore[return-value]
 
 
 def is_systemd(name: str) -> bool:

@@ -75,20 +75,48 @@ def matrix(plan: Plan, probe: Probe = ICMP) -> list[PingResult]:
     if probe.port is not None:
         return pairs_from(addrs, _connect_all(plan, addrs, probe))
     procs = {}
+    in_guests = _libvirt_guests(plan)
     for src in addrs:
-        if src == INTERNET:
+        if src == INTERNET or src in in_guests:
             continue
         targets = [str(ip) for dst, ip in addrs.items() if dst != src]
         cmd = ["ip", "netns", "exec", ns_name(plan.name, src), *FPING, *targets]
         procs[src] = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    alive: dict[str, set[str]] = {}
+    alive: dict[str, set[str]] = _from_guests(plan, addrs, in_guests)
     for src, p in procs.items():
         out, err = p.communicate()
         # fping exits 1 when some target did not answer; anything else is a real failure.
         if p.returncode not in (0, 1):
             raise LabError(f"fping from {src}: {err.strip() or f'exit {p.returncode}'}")
         alive[src] = parse_alive(out)
-    return pairs_from(addrs, alive)
+    return pairs_from(addrs, {src: alive[src] for src in addrs if src in alive})
+
+
+def _libvirt_guests(plan: Plan) -> list[str]:
+    from .core import guest_config
+
+    return list(plan.vms) if guest_config(plan.name) == "libvirt" else []
+
+
+def _from_guests(plan: Plan, addrs: dict[str, IPv4Address], guests: list[str]) -> dict[str, set[str]]:
+    """libvirt guests probe from inside, through their agent (lab/libvirt.py): busybox ping to
+    every target at once, an unanswered one tried once more (as fping -r 1)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from . import libvirt
+    from .core import state_dir
+
+    def one(src: str) -> set[str]:
+        targets = " ".join(str(ip) for dst, ip in addrs.items() if dst != src)
+        line = (f"for t in {targets}; do (ping -c1 -W1 $t >/dev/null 2>&1 || ping -c1 -W1 $t >/dev/null 2>&1)"
+                " && echo $t & done; wait")
+        rc, out = libvirt.agent(plan, state_dir(plan.name), src, [line], timeout=60)[0]
+        return parse_alive(out)
+
+    if not guests:
+        return {}
+    with ThreadPoolExecutor(max_workers=len(guests)) as pool:
+        return dict(zip(guests, pool.map(one, guests)))
 
 
 def _agent(plan: Plan, node: str, *args: str) -> subprocess.Popen:
