@@ -67,12 +67,15 @@ def test_every_failure_lands_on_a_drawn_element(kind: str, seed) -> None:
     d = dg.build(v)
     ids = {n.id for n in d.nodes} | {e.id for e in d.edges}
     assert set(d.marks) <= ids
-    dying = {p: el for el, marks in d.marks.items() for p, _ in marks}
+    dying: dict[str, set[str]] = {}  # a NIC's pairs also mark its owner: both elements
+    for el_, marks in d.marks.items():
+        for p, _ in marks:
+            dying.setdefault(p, set()).add(el_)
     assert sum(g.count for g in v.groups if g.verdict == "fail") == v.failing == len(v.failed)
     for g in v.groups:  # each cause is on the element named after the hop where its pairs die
         el = dg.element_of(seed, v.state, g.example.dies_at)
         assert any(dg.cause_of(g.example) == c for _, c in d.marks[el])
-        assert el in dying.values()
+        assert any(el in els for els in dying.values())
         if g.example.dies_at != "azure":
             assert el != "azure", g.example.dies_at
 

@@ -273,7 +273,8 @@ def _mark(d: Diagram, v: Verdicts) -> Diagram:
         p = g.example
         el = element_of(v.plan, v.state, p.dies_at)
         why = (text, cause_of(p))
-        for e in {el, *((_node_of(v.plan, el[4:]),) if el.startswith("nic-") else ())}:
+        # in this order, never a set's: the marks' order is the notes' order (golden files)
+        for e in dict.fromkeys((el, *((_node_of(v.plan, el[4:]),) if el.startswith("nic-") else ()))):
             # a NIC drop marks its owner too: that host is where to look
             marks.setdefault(e, []).append(why)
             count[e] = count.get(e, 0) + g.count
