@@ -98,6 +98,7 @@ def commands(d: Path, hosts: int, vms: int, only: str | None):
 
         def prepare(path=path, text=text) -> None:
             path.write_text(text)
+            path.with_suffix(".lock").unlink(missing_ok=True)  # an edit's allocations go with it
 
         yield "plan --json", mode, ["plan", str(path), "--json"], prepare
         yield "check", mode, ["check", str(path)], prepare
