@@ -51,6 +51,9 @@ def reboot(plan: Plan, hosts: list[str], timeout: float = GREEN_TIMEOUT) -> list
     state = state_dir(plan.name)
     if not is_systemd(plan.name):
         raise LabError(f"lab {plan.name} runs its hosts as namespaces: lab reboot needs lab up --hosts systemd")
+    guests = state / "guests"
+    if guests.exists() and guests.read_text().strip() == "libvirt":
+        raise LabError(f"lab {plan.name}: lab reboot does not yet restart libvirt guests (--guests libvirt)")
     topo = Topology.from_plan(plan)
     if azure_source(plan.name) != "plan":  # pragma: no cover - refused at lab up
         raise LabError("lab reboot: only with Azure from the plan")
