@@ -170,7 +170,13 @@ def export(spec: str, fmt: str, out: str, tf_association: str) -> None:
     if out == "-":
         click.echo(export_text(plan, fmt, tf_association), nl=False)
         return
-    note(f"wrote {write_export(plan, fmt, out, tf_association)}")
+    try:
+        wrote = write_export(plan, fmt, out, tf_association)
+    except OSError as exc:  # where the file goes (its directory included) is the user's --out
+        from ..errors import UsageError
+
+        raise UsageError(f"--out {out}: {exc.strerror or exc}") from None
+    note(f"wrote {wrote}")
 
 
 @azure.command()
