@@ -111,21 +111,33 @@ def render(plan: Plan, vm_name: str, fmt: str, iface: str = "eth0") -> str:
         return f"# {header}\n# cloud-init network-config (version 2)\n" + _yaml(doc)
     if fmt == "libvirt":
         vport = "\n  <virtualport type='openvswitch'/>" if host.bridge_type == "ovs" else ""
-        dns = ", ".join(str(a) for a in vm.nameservers)
-        search = f", search {' '.join(vm.search)}" if vm.search else ""
         return (
             f"<!-- {header} -->\n"
-            f"<!-- the guest gets {vm.ip}/{vm.prefix_len} by DHCP from nestnet on {host.bridge} (a static lease for"
-            f" this MAC), with name server {dns}{search} -->\n"
-            "<interface type='bridge'>\n"
+            + _dhcp_note(vm, host.bridge)
+            + "<interface type='bridge'>\n"
             f"  <mac address='{vm.mac}'/>\n"
             f"  <source bridge='{host.bridge}'/>{vport}\n"
             "  <model type='virtio'/>\n"
             "</interface>\n"
         )
     if fmt == "libvirt-domain":
-        return f"<!-- {header}: define with virsh define; disk and seed paths are examples -->\n" + domain_xml(plan, vm_name)
+        return (
+            f"<!-- {header}: define with virsh define; disk and seed paths are examples -->\n"
+            + _dhcp_note(vm, host.bridge)
+            + domain_xml(plan, vm_name)
+        )
     raise ValueError(f"unknown format {fmt!r}")
+
+
+def _dhcp_note(vm: VM, bridge: str) -> str:
+    """What the guest gets from nestnet's DHCP server, as an XML comment (libvirt formats carry no
+    addresses of their own)."""
+    dns = ", ".join(str(a) for a in vm.nameservers)
+    search = f", search {' '.join(vm.search)}" if vm.search else ""
+    return (
+        f"<!-- the guest gets {vm.ip}/{vm.prefix_len} by DHCP from nestnet on {bridge} (a static lease for"
+        f" this MAC), with name server {dns}{search} -->\n"
+    )
 
 
 def domain_xml(
@@ -160,48 +172,22 @@ def domain_xml(
     ET.SubElement(dom, "name").text = vm.name
     ET.SubElement(dom, "memory", unit="MiB").text = str(memory_mib)
     ET.SubElement(dom, "vcpu").text = str(vcpus)
-    os_ = ET.SubElement(dom, "os")
-    ET.SubElement(os_, "type", arch="x86_64", machine="pc").text = "hvm"
-    if kernel:
-        ET.SubElement(os_, "kernel").text = kernel
-        if initrd:
-            ET.SubElement(os_, "initrd").text = initrd
-        if cmdline:
-            ET.SubElement(os_, "cmdline").text = cmdline
-    else:
-        ET.SubElement(os_, "boot", dev="hd")
+    _os_boot(ET.SubElement(dom, "os"), kernel, initrd, cmdline)
     ET.SubElement(dom, "on_poweroff").text = "destroy"
     ET.SubElement(dom, "on_reboot").text = "restart"
     ET.SubElement(dom, "on_crash").text = "destroy"
     dev = ET.SubElement(dom, "devices")
     if not kernel or disk:
-        d = ET.SubElement(dev, "disk", type="file", device="disk")
-        ET.SubElement(d, "driver", name="qemu", type="qcow2")
-        ET.SubElement(d, "source", file=disk or f"/var/lib/libvirt/images/{vm.name}.qcow2")
-        ET.SubElement(d, "target", dev="vda", bus="virtio")
+        _disk(dev, "disk", "qcow2", disk or f"/var/lib/libvirt/images/{vm.name}.qcow2", "vda", "virtio")
     if seed:
-        c = ET.SubElement(dev, "disk", type="file", device="cdrom")
-        ET.SubElement(c, "driver", name="qemu", type="raw")
-        ET.SubElement(c, "source", file=seed)
-        ET.SubElement(c, "target", dev="sda", bus="sata")
-        ET.SubElement(c, "readonly")
+        ET.SubElement(_disk(dev, "cdrom", "raw", seed, "sda", "sata"), "readonly")
     nic = ET.SubElement(dev, "interface", type="bridge")
     ET.SubElement(nic, "mac", address=vm.mac)
     ET.SubElement(nic, "source", bridge=host.bridge)
     if host.bridge_type == "ovs":
         ET.SubElement(nic, "virtualport", type="openvswitch")
     ET.SubElement(nic, "model", type="virtio")
-    if console_log:
-        s = ET.SubElement(dev, "serial", type="file")
-        ET.SubElement(s, "source", path=console_log)
-        ET.SubElement(s, "target", port="0")
-    else:
-        s = ET.SubElement(dev, "serial", type="pty")
-        ET.SubElement(s, "target", port="0")
-    con = ET.SubElement(dev, "console", type="file" if console_log else "pty")
-    if console_log:
-        ET.SubElement(con, "source", path=console_log)
-    ET.SubElement(con, "target", type="serial", port="0")
+    _console(dev, console_log)
     if agent_socket:
         ch = ET.SubElement(dev, "channel", type="unix")
         ET.SubElement(ch, "source", mode="bind", path=agent_socket)
@@ -209,6 +195,45 @@ def domain_xml(
     ET.SubElement(dev, "memballoon", model="none")
     ET.indent(dom)
     return ET.tostring(dom, encoding="unicode") + "\n"
+
+
+def _os_boot(os_, kernel: str | None, initrd: str | None, cmdline: str | None) -> None:
+    import xml.etree.ElementTree as ET
+
+    ET.SubElement(os_, "type", arch="x86_64", machine="pc").text = "hvm"
+    if not kernel:
+        ET.SubElement(os_, "boot", dev="hd")
+        return
+    ET.SubElement(os_, "kernel").text = kernel
+    if initrd:
+        ET.SubElement(os_, "initrd").text = initrd
+    if cmdline:
+        ET.SubElement(os_, "cmdline").text = cmdline
+
+
+def _disk(dev, device: str, fmt: str, path: str, target: str, bus: str):
+    import xml.etree.ElementTree as ET
+
+    d = ET.SubElement(dev, "disk", type="file", device=device)
+    ET.SubElement(d, "driver", name="qemu", type=fmt)
+    ET.SubElement(d, "source", file=path)
+    ET.SubElement(d, "target", dev=target, bus=bus)
+    return d
+
+
+def _console(dev, console_log: str | None) -> None:
+    """A serial port and the console on it: to a file (the lab reads it) or a pty (virsh console)."""
+    import xml.etree.ElementTree as ET
+
+    kind = "file" if console_log else "pty"
+    for tag in ("serial", "console"):
+        el = ET.SubElement(dev, tag, type=kind)
+        if console_log:
+            ET.SubElement(el, "source", path=console_log)
+        if tag == "serial":
+            ET.SubElement(el, "target", port="0")
+        else:
+            ET.SubElement(el, "target", type="serial", port="0")
 
 
 def cloud_init_seed(plan: Plan, vm_name: str, iface: str = "eth0", user_data: str | None = None) -> dict[str, str]:

@@ -122,7 +122,11 @@ def write_output(path: Path | str, text: str, mode: int | None = None) -> None:
         return
     if st is not None and not os.access(p, os.W_OK):
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
-    _replace(p, text, mode)
+    try:
+        _replace(p, text, mode)
+    except OSError as exc:
+        # No temp file in its directory (/proc, a vanished folder): the user's path is what failed.
+        raise type(exc)(exc.errno, exc.strerror, str(path)) from None
 
 
 def write_atomic(path: Path, text: str, mode: int | None = None) -> None:
