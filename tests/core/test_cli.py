@@ -37,7 +37,7 @@ def test_version_and_help():
 def test_validate_seed(seed_copy):
     r = nestnet("validate", str(seed_copy))
     assert r.returncode == 0, r.stderr
-    assert "ok (routed): 2 hosts, 2 VMs, 1 endpoints" in r.stdout
+    assert "ok (routed): 2 hosts, 2 VMs, 1 endpoint," in r.stdout
     assert not seed_copy.with_suffix(".lock").exists()  # validate writes nothing
     r = nestnet("validate", str(seed_copy), "--json")
     d = json.loads(r.stdout)

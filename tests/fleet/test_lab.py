@@ -88,7 +88,7 @@ def test_failed_unreachable_and_missing_hosts_exit_1_with_one_line_each(fleet_la
     assert hosts["ghost"]["status"] == "failed"
     # the host's own one-line error, through Ansible
     spec_there = f.tmp / "ghost" / "etc" / "nestnet" / "nestnet.yaml"
-    assert hosts["ghost"]["error"] == f"host 'ghost' is not in {spec_there} (known: hosta, hostb)"
+    assert hosts["ghost"]["error"] == f"host 'ghost' is not in {spec_there} (did you mean 'hostb'? known: hosta, hostb)"
     assert hosts["hostb"]["status"] == "unreachable" and hosts["hostb"]["error"]
     assert "\n" not in hosts["hostb"]["error"]
 
