@@ -230,18 +230,25 @@ def _wait_flock(fd: int, path: Path) -> None:
     from .env import get as env
 
     timeout = env("NESTNET_LOCK_TIMEOUT") or LOCK_TIMEOUT
+    if not flock_within(fd, timeout):
+        raise OperationError(
+            f"{path}: another process has held this spec's writer lock for {timeout:g} s; "
+            "wait for it or raise NESTNET_LOCK_TIMEOUT"
+        )
+
+
+def flock_within(fd: int, timeout: float) -> bool:
+    """Take an exclusive flock on ``fd``, polling (a blocking flock cannot time out) for at most
+    ``timeout`` seconds; False if another holder kept it that long."""
     deadline = time.monotonic() + timeout
     delay = 0.005
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
+            return True
         except BlockingIOError:
             if time.monotonic() >= deadline:
-                raise OperationError(
-                    f"{path}: another process has held this spec's writer lock for {timeout:g} s; "
-                    "wait for it or raise NESTNET_LOCK_TIMEOUT"
-                ) from None
+                return False
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
 

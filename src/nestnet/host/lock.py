@@ -11,9 +11,7 @@ shares its parent's lock.
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -62,19 +60,12 @@ def held(root: Path | str, what: str, timeout: float = TIMEOUT) -> Iterator[None
 
 
 def _wait(fd: int, p: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    delay = 0.005
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
-                pid, _, what = holder.partition(" ")
-                raise HostError(
-                    f"another nestnet holds the host lock {p} (pid {pid}: {what or '?'}) since over {timeout:g} s; "
-                    "wait for it to finish, or end that process"
-                ) from None
-            time.sleep(delay)
-            delay = min(delay * 2, 0.1)
+    from ..store import flock_within
+
+    if not flock_within(fd, timeout):
+        holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
+        pid, _, what = holder.partition(" ")
+        raise HostError(
+            f"another nestnet holds the host lock {p} (pid {pid}: {what or '?'}) since over {timeout:g} s; "
+            "wait for it to finish, or end that process"
+        )
