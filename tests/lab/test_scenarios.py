@@ -42,3 +42,25 @@ def test_add_host_scenario_converges(tmp_path):
     # Azure: the new route and the new NIC's forwarding; every old host: one route (+ its file)
     assert d["changes"]["azure"] == 2
     assert all(n == 2 for h, n in d["changes"]["hosts"].items() if h != "vme-kvm-vm4")
+
+
+def test_migrate_scenario_moves_web1_on_a_copy_and_every_pair_works():
+    """`lab demo --scenario migrate` as a newcomer runs it (issue 23): one command, the packaged
+    seed untouched, web1 moved while mgmt-vm and web2 ping it, every pair as check says."""
+    import hashlib
+    import json
+    import subprocess
+    import sys
+    from importlib.resources import files
+
+    seed = files("nestnet") / "examples"
+    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in seed.iterdir() if p.is_file()}
+    r = subprocess.run([sys.executable, "-m", "nestnet", "lab", "demo", "--scenario", "migrate", "--json",
+                        "--name", f"mg{os.getpid()}"[:24]], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    d = json.loads(r.stdout)
+    assert (d["vm"], d["from"], d["to"]) == ("web1", "vme-kvm-vm1", "vme-kvm-vm3")
+    assert {p["src"] for p in d["probes"]} == {"mgmt-vm", "web2"} and all(p["sent"] > 0 for p in d["probes"])
+    assert len(d["pairs"]) == 6 * 6 and all(p["ok"] and p["check"] for p in d["pairs"])
+    after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in seed.iterdir() if p.is_file()}
+    assert after == before

@@ -237,9 +237,10 @@ def heal(spec: str) -> None:
 @lab.command("demo")
 @click.option("--mode", type=click.Choice(["routed", "nat", "secondary-ip"]), default="routed", show_default=True,
               help="The seed's fabric in this mode (nat: nested VMs on 192.168.122.0/24 behind their host).")
-@click.option("--scenario", type=click.Choice(["seed", "adopt", "add-host"]), default="seed", show_default=True,
+@click.option("--scenario", type=click.Choice(["seed", "adopt", "add-host", "migrate"]), default="seed", show_default=True,
               help="seed: the seed's verification and every pair; adopt: import + rollout --adopt of the hand-built "
-              "seed under continuous pings; add-host: host add + rollout, timed until every pair is green.")
+              "seed under continuous pings; add-host: host add + rollout, timed until every pair is green; migrate: a live "
+              "migration of web1 to a third host on a mobile copy of the seed, its gap and every pair.")
 @click.option("--name", default=None, hidden=True, help="Lab name instead of the seed's (tests run side by side).")
 @probe_option
 @json_option
@@ -305,7 +306,7 @@ def _scenario(scenario: str, as_json: bool, name: str | None = None) -> None:
 
     say = (lambda _m: None) if as_json else note
     with as_file(files("nestnet") / "examples" / "seed.yaml") as seed:
-        run = scenarios.adopt if scenario == "adopt" else scenarios.add_host
+        run = {"adopt": scenarios.adopt, "add-host": scenarios.add_host, "migrate": scenarios.migrate}[scenario]
         outcome = run(Path(seed), say, name=name)
     if as_json:
         emit_json(outcome.doc)

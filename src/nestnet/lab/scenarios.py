@@ -9,8 +9,11 @@ adopt     the seed fabric built by hand (``lab up --as-seed --azure api``); whil
 add-host  three hosts brought up by ``rollout``; then, timed: ``host add`` + ``vm add`` +
           ``rollout`` for a fourth host (a fresh machine with sshd and its bridge, nothing of
           nestnet's), and the matrix until every pair is green.
+migrate   the seed with what a live migration needs (guest style ``shared``, so a guest's gateway
+          is the same on every host, and a third host to move to, so mgmt-vm and web2 on the
+          other host can watch): ``lab migrate web1 --to vme-kvm-vm3``, its gap and the pairs.
 
-Both run against their own copy of the spec under a temporary directory and always tear the
+Each runs against its own copy of the spec under a temporary directory and always tear the
 lab down.
 """
 
@@ -281,3 +284,25 @@ def add_host(seed_spec: Path, say: Say, name: str | None = None, green_timeout: 
                 },
             }
             return Outcome(ok, doc)
+
+
+def migrate(seed_spec: Path, say: Say, name: str | None = None) -> Outcome:
+    """The seed, made mobile on a copy, and one live migration in the lab (``lab migrate``)."""
+    from ..hostedit import host_add
+    from .migrate import migrate as move
+
+    with tempfile.TemporaryDirectory(prefix="nestnet-migrate-") as tmp:
+        d = Path(tmp)
+        data = yaml.safe_load(seed_spec.read_text())
+        data["nested"]["guest_style"] = "shared"
+        if name:
+            data["name"] = name
+        spec = d / "fabric.yaml"
+        spec.write_text(yaml.safe_dump(data, sort_keys=False))
+        host_add(spec, **THIRD_HOST)
+        say(f"on a copy of the seed: guest_style shared, a third host {THIRD_HOST['name']} ({THIRD_HOST['ip']})")
+        plan = load_plan(spec)
+        with _lab(plan):
+            say(f"lab up; moving web1 from {plan.vms['web1'].host} to {THIRD_HOST['name']}, pinged all along")
+            res = move(spec, "web1", THIRD_HOST["name"])
+        return Outcome(res.ok, res.to_dict())
