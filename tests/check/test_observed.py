@@ -89,8 +89,14 @@ def test_observed_lab_host_checks_like_the_lab(tmp_path: Path, style: str) -> No
         assert reachability(observe()).all_ok
         for kind in faults:
             lab.apply_fault(plan, Fault(kind, "h1"))
-            seen = {(p.src, p.dst) for p in reachability(observe()).pairs()}
-            real = {(p.src, p.dst) for p in lab.matrix(plan) if not p.ok}
+            failing = list(reachability(observe()).pairs())
+            # An ARP race (the host proxy-answers for its own VM, and so does the VM) has no certain
+            # verdict: the model marks it intermittent and only the certain pairs are compared (issue 23).
+            racy = {(p.src, p.dst) for p in failing if p.intermittent}
+            race = kind == "no-host-routes" and style == "subnet"  # only there do v1 and v1b ARP for each other
+            assert racy == ({("v1", "v1b"), ("v1b", "v1")} if race else set()), (kind, sorted(racy))
+            seen = {(p.src, p.dst) for p in failing} - racy
+            real = {(p.src, p.dst) for p in lab.matrix(plan) if not p.ok} - racy
             lab.heal(plan)
             assert seen == real, f"{kind}: observed-model only {sorted(seen - real)}, lab only {sorted(real - seen)}"
     finally:
