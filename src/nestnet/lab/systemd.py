@@ -235,15 +235,25 @@ def remove_cgroups(d: Dirs) -> None:
     for g in groups:
         if not g.exists():
             continue
-        for sub in sorted((p for p in g.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
-            try:
-                sub.rmdir()
-            except OSError:
-                pass
+        subs = sorted((p for p in g.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True)
+        for cg in [*subs, g]:
+            _rmdir_when_empty(cg)
+
+
+def _rmdir_when_empty(cg: Path, timeout: float = 5.0) -> None:
+    """rmdir a cgroup once the processes just killed in it are gone: the kernel empties it a little
+    after SIGKILL (their exit), and until then rmdir says EBUSY and the directory would stay."""
+    deadline = time.monotonic() + timeout
+    while True:
         try:
-            g.rmdir()
+            cg.rmdir()
+            return
+        except FileNotFoundError:
+            return
         except OSError:
-            pass
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.02)
 
 
 def _child(pid: int) -> int | None:
