@@ -14,9 +14,9 @@ from pathlib import Path
 
 import yaml
 
-from nestnet.azure.arm import ArmClient, ArmSettings
-from nestnet.azure.emulator import DEFAULT_SUBSCRIPTION, Arm, Emulator
-from nestnet.azure.reconcile import plan_changes, reconcile
+from nestnet.clouds.azure.arm import ArmClient, ArmSettings
+from nestnet.clouds.azure.emulator import DEFAULT_SUBSCRIPTION, Arm, Emulator
+from nestnet.clouds.azure.reconcile import plan_changes, reconcile
 from nestnet.plan import load_plan
 
 

@@ -139,9 +139,9 @@ def measure(d: Path, hosts: int, vms: int, src: str | None, args) -> dict:
 
 def azure_writes(hosts: int) -> str:
     """Write requests to the emulator for adding 1 and 10 hosts to a fabric of ``hosts``."""
-    from nestnet.azure.arm import ArmClient, ArmSettings
-    from nestnet.azure.emulator import DEFAULT_SUBSCRIPTION, Arm, Emulator
-    from nestnet.azure.reconcile import reconcile
+    from nestnet.clouds.azure.arm import ArmClient, ArmSettings
+    from nestnet.clouds.azure.emulator import DEFAULT_SUBSCRIPTION, Arm, Emulator
+    from nestnet.clouds.azure.reconcile import reconcile
     from nestnet.plan import load_plan
 
     def spec(n: int) -> dict:

@@ -186,7 +186,7 @@ def observe(plan: Plan, host: str, planned: HostState) -> HostObservation:
 def observe_cloud(plan: Plan, client: Any, cloud: str = "azure") -> CloudState:
     """The cloud's data plane as its API reports it (Azure: route table, subnet associations and
     NIC forwarding, 3 ARM reads), through the cloud seam."""
-    from .cloud import get
+    from .clouds import get
 
     return get(cloud).observed_state(plan, client)
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
-from .azure_facts import name_key
-from .azure_facts import reserved_addresses  # noqa: F401 - one definition, re-exported
+from .clouds.azure.facts import name_key
+from .clouds.azure.facts import reserved_addresses  # noqa: F401 - one definition, re-exported
 from .errors import Problem, SpecError
 from .spec import AZURE_NAME_RE, FABRIC_NAME_RE, IFNAME_RE, MAC_RE, NODE_NAME_RE, HostSpec, Spec
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
-from nestnet.azure.arm import ArmClient, ArmSettings
-from nestnet.azure.emulator import DEFAULT_SUBSCRIPTION, Arm, Emulator
+from nestnet.clouds.azure.arm import ArmClient, ArmSettings
+from nestnet.clouds.azure.emulator import DEFAULT_SUBSCRIPTION, Arm, Emulator
 from nestnet.plan import Plan
 
 from core.specs import SEED  # noqa: E402 - the seed fabric as data, shared by the test areas
@@ -72,7 +72,7 @@ class Endpoint:
         did and for writing as another tool would; answers read as ARM's JSON (see ``Rest``)."""
         from azure.mgmt.network import NetworkManagementClient
 
-        from nestnet.azure.arm import _StaticToken
+        from nestnet.clouds.azure.arm import _StaticToken
 
         return PlainSdk(NetworkManagementClient(
             _StaticToken("test-token"), plan.azure.subscription_id or DEFAULT_SUBSCRIPTION, base_url=self.url,

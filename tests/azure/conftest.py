@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from azure_helpers import Endpoint, write_spec
-from nestnet.azure.emulator import Arm, Emulator
+from nestnet.clouds.azure.emulator import Arm, Emulator
 from nestnet.plan import Plan, load_plan
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nestnet.azure import handbuilt
-from nestnet.azure.reconcile import plan_changes, reconcile
+from nestnet.clouds.azure import handbuilt
+from nestnet.clouds.azure.reconcile import plan_changes, reconcile
 from nestnet.errors import AzureError
 from nestnet.plan import load_plan
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from emulator_http import request
-from nestnet.azure.emulator import Arm, Emulator
+from nestnet.clouds.azure.emulator import Arm, Emulator
 
 EXAMPLES = Path(__file__).parent / "arm_examples"
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from azure_helpers import seed_spec
-from nestnet.azure.diff import Observed, desired, diff, route_table_body
+from nestnet.clouds.azure.diff import Observed, desired, diff, route_table_body
 from nestnet.errors import AzureError
 
 TABLE_ID = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/routeTables/vme-kvm-nested-vm-routes"

@@ -14,7 +14,7 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 
 from azure_helpers import Endpoint, seed_spec, start_emulator_process, write_spec
-from nestnet.azure.emulator import DEFAULT_SUBSCRIPTION, Arm, Emulator
+from nestnet.clouds.azure.emulator import DEFAULT_SUBSCRIPTION, Arm, Emulator
 
 NESTNET = [sys.executable, "-m", "nestnet"]
 

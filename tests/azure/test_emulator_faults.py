@@ -57,7 +57,7 @@ def test_429_carries_retry_after_and_the_rate_limit_headers(emulator, plan_of):
 
 
 def test_rate_limit_buckets_drain_and_refill_as_documented():
-    from nestnet.azure.emulator import Injector
+    from nestnet.clouds.azure.emulator import Injector
 
     now = [0.0]
     inj = Injector(clock=lambda: now[0])

@@ -238,12 +238,12 @@ def test_a_damaged_state_file_is_kept_aside_and_the_emulator_starts_empty(tmp_pa
 def test_a_half_sent_body_times_out_cleanly(served, monkeypatch):
     """A client that promises more bytes than it sends gets a JSON 400 after the read timeout (shortened here
     through a second in-process emulator) and the server keeps serving others meanwhile."""
-    from nestnet.azure.emulator import server
+    from nestnet.clouds.azure.emulator import server
 
     monkeypatch.setattr(server, "IO_TIMEOUT", 1.0)
     monkeypatch.setattr(server._Handler, "timeout", 1.0)
     ep, plan, state = served
-    from nestnet.azure.emulator import Arm, Emulator
+    from nestnet.clouds.azure.emulator import Arm, Emulator
 
     arm = Arm(state.parent / "inproc")
     em = Emulator(arm).start()

@@ -13,7 +13,7 @@ import hcl2
 import pytest
 
 from azure_helpers import fake_az, seed_spec
-from nestnet.azure.export import az_script, terraform, write_export
+from nestnet.clouds.azure.export import az_script, terraform, write_export
 from nestnet.errors import UsageError
 from nestnet.plan import AzureRoute
 

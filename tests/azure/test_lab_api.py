@@ -8,7 +8,7 @@ import pytest
 
 from azure_helpers import seed_spec
 from nestnet import lab
-from nestnet.azure.reconcile import reconcile
+from nestnet.clouds.azure.reconcile import reconcile
 from nestnet.lab import sdn
 from nestnet.lab.azure import from_emulator
 from nestnet.lab.topology import Topology
@@ -47,7 +47,7 @@ def test_emulator_process_programs_the_lab_on_every_write(plan_of, tmp_path):
     import time
 
     from azure_helpers import write_spec
-    from nestnet.azure.emulator import DEFAULT_SUBSCRIPTION
+    from nestnet.clouds.azure.emulator import DEFAULT_SUBSCRIPTION
 
     spec = seed_spec()
     spec["name"] = f"azp{os.getpid()}"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from azure_helpers import add_foreign_routes
-from nestnet.azure.reconcile import plan_changes, reconcile
+from nestnet.clouds.azure.reconcile import plan_changes, reconcile
 from nestnet.errors import AzureError
 
 # the fabric the mobility tests share (tests/mobility/specs.py; this directory is not a package)

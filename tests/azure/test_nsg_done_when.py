@@ -11,7 +11,7 @@ import pytest
 
 from azure_helpers import check_azure, seed_spec, write_spec
 from nestnet import lab
-from nestnet.azure.reconcile import reconcile
+from nestnet.clouds.azure.reconcile import reconcile
 from nestnet.lab.azure import lab_programmer
 
 DENY = {"protocol": "*", "sourceAddressPrefix": "10.0.2.5", "destinationAddressPrefix": "10.0.1.51",

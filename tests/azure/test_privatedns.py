@@ -10,8 +10,8 @@ import urllib.request
 
 import pytest
 
-from nestnet.azure import privatedns
-from nestnet.azure.reconcile import reconcile
+from nestnet.clouds.azure import privatedns
+from nestnet.clouds.azure.reconcile import reconcile
 from nestnet.errors import AzureError
 
 from azure_helpers import seed_spec
@@ -82,7 +82,7 @@ def test_owned_records_follow_the_plan_and_a_foreign_one_of_a_vm_name_is_refused
 
 
 def test_a_record_created_between_read_and_write_is_not_overwritten(emulator, plan_of):
-    from nestnet.azure.reconcile import apply, plan_changes
+    from nestnet.clouds.azure.reconcile import apply, plan_changes
 
     plan = plan_of(zoned())
     ep = emulator(plan)
@@ -123,7 +123,7 @@ def test_emulator_answers_as_the_service(emulator, plan_of):
 
 
 def test_exports_carry_the_records(plan_of, tmp_path):
-    from nestnet.azure.export import write_export
+    from nestnet.clouds.azure.export import write_export
 
     plan = plan_of(zoned())
     tf = write_export(plan, "terraform", tmp_path / "tf").read_text()

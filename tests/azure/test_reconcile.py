@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from nestnet.azure.arm import ArmClient, ArmSettings
-from nestnet.azure.diff import TAG_FABRIC
-from nestnet.azure.reconcile import apply, plan_changes, reconcile
+from nestnet.clouds.azure.arm import ArmClient, ArmSettings
+from nestnet.clouds.azure.diff import TAG_FABRIC
+from nestnet.clouds.azure.reconcile import apply, plan_changes, reconcile
 from nestnet.errors import AzureError, ServiceError, UsageError
 
 from azure_helpers import add_foreign_routes, fabric_spec, seed_spec

@@ -15,9 +15,9 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 
 from azure_helpers import fake_az, seed_spec, write_between
-from nestnet.azure.diff import Change, Observed, desired, diff, nic_write_order
-from nestnet.azure.export import az_script, terraform, write_export
-from nestnet.azure.reconcile import apply, plan_changes, reconcile
+from nestnet.clouds.azure.diff import Change, Observed, desired, diff, nic_write_order
+from nestnet.clouds.azure.export import az_script, terraform, write_export
+from nestnet.clouds.azure.reconcile import apply, plan_changes, reconcile
 from nestnet.errors import AzureError
 from test_export import check_golden, hcl_value
 

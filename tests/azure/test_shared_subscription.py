@@ -28,9 +28,9 @@ import uuid
 import pytest
 
 from azure_helpers import arm_get, fabric_spec, seed_spec, write_between, write_spec
-from nestnet.azure.arm import ArmClient, ArmSettings, settings_for
-from nestnet.azure.emulator import DEFAULT_SUBSCRIPTION, Reply
-from nestnet.azure.reconcile import apply, plan_changes, reconcile
+from nestnet.clouds.azure.arm import ArmClient, ArmSettings, settings_for
+from nestnet.clouds.azure.emulator import DEFAULT_SUBSCRIPTION, Reply
+from nestnet.clouds.azure.reconcile import apply, plan_changes, reconcile
 from nestnet.errors import UsageError
 
 NESTNET = [sys.executable, "-m", "nestnet"]

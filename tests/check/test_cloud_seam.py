@@ -1,4 +1,4 @@
-"""The cloud seam holds: a second cloud that exists only here plugs in through ``nestnet.cloud``,
+"""The cloud seam holds: a second cloud that exists only here plugs in through ``nestnet.clouds``,
 and ``check``'s model (``from_plan`` -> ``reachability``) runs on it unchanged.
 
 ``ToyCloud`` is shaped like Google Cloud (docs/decisions/0016-cloud-seam.md): routes belong to
@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import pytest
 
-from nestnet import cloud
+from nestnet import clouds as cloud
 from nestnet.model import from_plan, reachability
 from nestnet.model.state import CloudState, NicState, SubnetState, UserRoute, endpoint_nic
 

@@ -13,7 +13,7 @@ from ipaddress import IPv4Address, IPv4Network
 
 import pytest
 
-from nestnet.azure.dataplane import nsgs_from_arm, with_nsgs
+from nestnet.clouds.azure.dataplane import nsgs_from_arm, with_nsgs
 from nestnet.model import Model, from_plan, reachability
 from nestnet.model.nsg import Nsg, NsgRule, Tags, decide
 

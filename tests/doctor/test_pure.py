@@ -159,7 +159,7 @@ def _arm(plan, forwarding: bool, routes: bool, associated: bool):
     ({"associated": False}, "Azure subnet mgmt-subnet is not associated", "no-route-table:mgmt-subnet"),
 ])
 def test_azure_read_through_arm(tmp_path: Path, broken: dict, needle: str, fault: str):
-    from nestnet.azure.dataplane import azure_state
+    from nestnet.clouds.azure.dataplane import azure_state
     from nestnet.faults import parse_faults
 
     plan = write(tmp_path, spec())[1]
@@ -242,7 +242,7 @@ def test_host_apply_is_not_the_fix_when_it_has_nothing_to_change(plan, kind: str
 
 def test_azure_read_with_an_nsg_names_it(tmp_path: Path):
     """doctor --azure reads NSGs too (issue 10): a rule denying mgmt -> v1 fails that pair, named."""
-    from nestnet.azure.dataplane import azure_state, with_nsgs
+    from nestnet.clouds.azure.dataplane import azure_state, with_nsgs
 
     plan = write(tmp_path, spec())[1]
     planned = from_plan(plan)

@@ -40,7 +40,7 @@ def azure() -> None:
 
 
 def _client(plan: Any, progress: bool, timeout: str | None = None):
-    from ..azure.arm import ArmClient, parse_timeout, settings_for
+    from ..clouds.azure.arm import ArmClient, parse_timeout, settings_for
 
     settings = settings_for(plan, timeout=parse_timeout("--timeout", timeout) if timeout is not None else None)
 
@@ -72,7 +72,7 @@ def diff(spec: str, as_json: bool, prune_foreign: bool, adopt: bool, timeout: st
     Exit 0: nothing to do; 1: changes pending (drift); 2: bad input or the spec does not match
     Azure; 3: Azure could not be reached or authorized (so CI can tell drift from an outage).
     """
-    from ..azure.reconcile import plan_changes
+    from ..clouds.azure.reconcile import plan_changes
     from ..plan import load_plan
 
     plan = load_plan(spec, write=False)
@@ -98,8 +98,8 @@ def apply(spec: str, as_json: bool, prune_foreign: bool, adopt: bool, timeout: s
     change someone else made meanwhile is kept. Exit 0 done, 1 ARM refused, 2 bad input or the
     spec does not match Azure (nothing written), 3 Azure unreachable or still busy at --timeout.
     """
-    from ..azure.reconcile import apply as do_apply
-    from ..azure.reconcile import plan_changes
+    from ..clouds.azure.reconcile import apply as do_apply
+    from ..clouds.azure.reconcile import plan_changes
     from ..plan import load_plan
 
     plan = load_plan(spec, write=False)
@@ -163,7 +163,7 @@ def export(spec: str, fmt: str, out: str, tf_association: str) -> None:
     Both are safe to run again: the az script creates the route table only when it is missing and
     never removes what it did not write.
     """
-    from ..azure.export import export_text, write_export
+    from ..clouds.azure.export import export_text, write_export
     from ..plan import load_plan
 
     plan = load_plan(spec, write=False)
@@ -196,7 +196,7 @@ def emulator(
     GET /_emulator/stats counts requests and what each injection did; POST /_emulator/inject
     {"rates": {"409": 0.5}, "seed": 1} changes the injections while it runs.
     """
-    from ..azure.emulator import DEFAULT_SUBSCRIPTION, Arm, Emulator, parse_inject, parse_listen
+    from ..clouds.azure.emulator import DEFAULT_SUBSCRIPTION, Arm, Emulator, parse_inject, parse_listen
     from ..errors import UsageError
 
     host, port = parse_listen(listen)

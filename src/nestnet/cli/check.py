@@ -48,7 +48,7 @@ def check(spec: str, faults: tuple[str, ...], all_pairs: bool, trace: tuple[str,
     if read_azure:
         from dataclasses import replace
 
-        from ..cloud import get
+        from ..clouds import get
 
         cloud = get()
         state = replace(state, azure=cloud.observed_state(plan, cloud.client(plan)))
@@ -111,7 +111,7 @@ def _with_nsgs_file(state, plan, path: str):
     import json
     from dataclasses import replace
 
-    from ..azure.dataplane import with_nsgs
+    from ..clouds.azure.dataplane import with_nsgs
     from ..errors import UsageError
 
     try:

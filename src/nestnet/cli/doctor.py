@@ -42,7 +42,7 @@ def doctor(spec: str, host_name: str | None, root: str, read_azure: bool, probe,
     name = doc.host_of(plan, host_name)
     client = None
     if read_azure:
-        from ..cloud import get
+        from ..clouds import get
 
         client = get().client(plan)
     d = doc.run(plan, name, root, client, probe)

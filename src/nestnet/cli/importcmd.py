@@ -25,8 +25,8 @@ def import_(rg: str, vnet: str, route_table: str | None, out: str, name: str | N
     `nestnet azure diff SPEC --adopt` shows renames only."""
     from pathlib import Path
 
-    from ..azure.arm import ArmClient, ArmSettings
-    from ..azure.importer import fabric_name, read, render
+    from ..clouds.azure.arm import ArmClient, ArmSettings
+    from ..clouds.azure.importer import fabric_name, read, render
     from ..errors import UsageError
     from ..plan import load_plan, load_source
     from ..spec import SpecSource

@@ -27,8 +27,8 @@ def rollout(spec: str, adopt: bool, dry_run: bool, inventory_file: str | None, a
     the rollout before any host is touched).
     """
     from .. import fleet as fl
-    from ..azure.reconcile import apply as azure_apply
-    from ..azure.reconcile import plan_changes
+    from ..clouds.azure.reconcile import apply as azure_apply
+    from ..clouds.azure.reconcile import plan_changes
     from ..plan import load_plan
     from .azure import _client
 

@@ -5,7 +5,7 @@ The state is the model's ``nestnet.model.state.CloudState`` - one Azure state fo
 and lab. ``CloudState.from_plan(plan)`` is the planned state; Azure-side faults are the model's
 what-ifs (``with_faults``: the same code as ``check --fault``); with ``lab up --azure api`` the
 state comes from what the ARM emulator holds (``from_resources``, through the one ARM reader
-``nestnet.azure.dataplane``). ``nestnet.lab.sdn.program(topology, state)`` makes the SDN
+``nestnet.clouds.azure.dataplane``). ``nestnet.lab.sdn.program(topology, state)`` makes the SDN
 namespace match it idempotently.
 
 ``desired(topology, state)`` turns a state into the SDN namespace's dynamic configuration, and
@@ -24,7 +24,7 @@ from ipaddress import IPv4Network
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
-from ..azure_facts import none_routes
+from ..clouds.azure.facts import none_routes
 from ..faults import Fault
 from ..model.state import CloudState, from_plan
 from ..model.whatif import AZURE_FAULTS, apply_faults
@@ -32,7 +32,7 @@ from ..plan import Plan
 from .topology import INET_LINK_PEER, INET_PORT, SINK, Topology
 
 if TYPE_CHECKING:
-    from ..azure.emulator import Arm
+    from ..clouds.azure.emulator import Arm
 
 DEFAULT = IPv4Network("0.0.0.0/0")
 
@@ -126,8 +126,8 @@ def from_resources(resources: Mapping[str, Mapping[str, Any]], plan: Plan) -> Cl
 
     Secondary ip configurations are not read: the lab's topology takes them from the plan, so in
     secondary-ip mode the lab delivers nested VM addresses whatever the emulator holds."""
-    from ..azure.dataplane import azure_state, with_nsgs
-    from ..azure.emulator import DEFAULT_SUBSCRIPTION, NET
+    from ..clouds.azure.dataplane import azure_state, with_nsgs
+    from ..clouds.azure.emulator import DEFAULT_SUBSCRIPTION, NET
 
     az = plan.azure
     root = f"/subscriptions/{az.subscription_id or DEFAULT_SUBSCRIPTION}/resourceGroups/{az.resource_group}/providers/{NET}"
@@ -149,7 +149,7 @@ def from_resources(resources: Mapping[str, Mapping[str, Any]], plan: Plan) -> Cl
 
 def from_emulator(state_dir: str | Path, plan: Plan) -> CloudState:
     """Read ``STATE_DIR/state.json`` (as the emulator last wrote it) and return the CloudState."""
-    from ..azure.emulator import STATE_FILE
+    from ..clouds.azure.emulator import STATE_FILE
 
     path = Path(state_dir) / STATE_FILE
     resources = json.loads(path.read_text())["resources"] if path.exists() else {}
@@ -178,7 +178,7 @@ def lab_programmer(plan: Plan, delay: float = 0.0) -> Callable[["Arm"], None]:
 
     def zone(arm: "Arm") -> None:  # the lab's Azure DNS answers from the emulator's zone, at once
         if plan.azure.private_dns_zone:
-            from ..azure.emulator.privatedns import a_records
+            from ..clouds.azure.emulator.privatedns import a_records
             from .dns import write_zone
 
             write_zone(plan, a_records(arm.resources, plan.azure.private_dns_zone))

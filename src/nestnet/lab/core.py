@@ -175,8 +175,8 @@ def up(
 
 def _build_azure_by_hand(plan: Plan, env: dict[str, str]) -> None:
     """Inside a lab host: the seed's route table, associations and forwarding, through ARM."""
-    from ..azure import handbuilt
-    from ..azure.arm import ArmClient, ArmSettings
+    from ..clouds.azure import handbuilt
+    from ..clouds.azure.arm import ArmClient, ArmSettings
 
     handbuilt.build(ArmClient(ArmSettings.from_env(plan.azure.resource_group, plan.azure.subscription_id, env)), plan)
 
@@ -249,7 +249,7 @@ ARM_PORT = 443
 
 def arm_env(plan: Plan) -> dict[str, str]:
     """What a lab host needs to reach the lab's ARM emulator (``lab up --azure api``)."""
-    from ..azure.emulator import DEFAULT_SUBSCRIPTION
+    from ..clouds.azure.emulator import DEFAULT_SUBSCRIPTION
 
     d = state_dir(plan.name) / "arm"
     return {

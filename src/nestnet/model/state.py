@@ -2,7 +2,7 @@
 
 A ``State`` holds only facts the forwarding rules read, in one shape for both sources:
 
-- the cloud side (``CloudState``, Azure's or another's through ``nestnet.cloud``): subnets and their
+- the cloud side (``CloudState``, Azure's or another's through ``nestnet.clouds``): subnets and their
   route-table association, the user routes of
   nestnet's route table, and every NIC (subnet, addresses incl. secondary IPs, IP forwarding);
 - per KVM host (``HostState``): local addresses, kernel routes (nestnet-owned and others, so the
@@ -21,7 +21,7 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Iterator, Literal, Mapping, Sequence
 
 from .. import sysctl as sysctls
-from ..azure_facts import none_routes, reserved_addresses
+from ..clouds.azure.facts import none_routes, reserved_addresses
 from ..firewall import FORWARD_CHAIN, FwdPacket, FwRule, MasqRule, Policy, policy_for
 from ..plan import Host, Plan, Route
 from .nsg import Nsg, Tags
@@ -121,7 +121,7 @@ class CloudState:
     @classmethod
     def from_plan(cls, plan: Plan, cloud: str = "azure") -> "CloudState":
         """The planned data plane of ``plan`` in ``cloud`` (the cloud seam's ``planned_state``)."""
-        from ..cloud import get
+        from ..clouds import get
 
         return get(cloud).planned_state(plan)
 
@@ -242,7 +242,7 @@ class EndpointState:
 @dataclass(frozen=True, slots=True)
 class State:
     name: str
-    azure: CloudState  # the cloud's data plane (Azure's, or another behind nestnet.cloud)
+    azure: CloudState  # the cloud's data plane (Azure's, or another behind nestnet.clouds)
     hosts: Mapping[str, HostState]
     guests: Mapping[str, GuestState]
     endpoints: Mapping[str, EndpointState]
@@ -312,7 +312,7 @@ def azure_from_plan(plan: Plan) -> CloudState:
 
 def from_plan(plan: Plan, cloud: str = "azure") -> State:
     """The desired state: what the cloud and every host look like once nestnet has applied
-    ``plan``; the cloud's part through the cloud seam (``nestnet.cloud``)."""
+    ``plan``; the cloud's part through the cloud seam (``nestnet.clouds``)."""
     azure = CloudState.from_plan(plan, cloud)
     endpoints = {
         e.name: EndpointState(e.name, e.ip, e.prefix_len, e.subnet, e.gateway, endpoint_nic(e.name))

@@ -20,8 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..azure_facts import name_key
-from ..errors import AzureError
+from .facts import name_key
+from ...errors import AzureError
 from .arm import ArmBusy, ArmClient, EtagMismatch
 from .diff import Change, Desired, Observed, desired, diff, nic_body, nic_write_order, route_table_body, subnet_body
 

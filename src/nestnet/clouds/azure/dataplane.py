@@ -12,8 +12,8 @@ from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any, Mapping
 
-from ..model.nsg import Nsg, NsgRule
-from ..model.state import CloudState, UserRoute
+from ...model.nsg import Nsg, NsgRule
+from ...model.state import CloudState, UserRoute
 
 
 def _props(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from ..errors import AzureError, ServiceError, UsageError
+from ...errors import AzureError, ServiceError, UsageError
 
 # Azure's clouds: ARM endpoint and Microsoft Entra authority host (azure.identity.AzureAuthorityHosts).
 CLOUDS: dict[str, tuple[str, str]] = {
@@ -104,7 +104,7 @@ class ArmSettings:
         cloud = cloud or "public"
         if cloud not in CLOUDS:
             raise UsageError(f"azure.cloud {cloud!r}: expected one of {', '.join(CLOUDS)}")
-        from .. import env as environment
+        from ... import env as environment
 
         given = environment.get("NESTNET_ARM_ENDPOINT", env)
         endpoint = given or arm_endpoint or CLOUDS[cloud][0]
@@ -131,13 +131,13 @@ def settings_for(plan: Any, env: Mapping[str, str] = os.environ, timeout: float 
 
 
 def parse_timeout(name: str, value: str) -> float:
-    from ..env import seconds
+    from ...env import seconds
 
     return seconds(name, value)
 
 
 def _check_endpoint(source: str, endpoint: str) -> str:
-    from ..env import https_url
+    from ...env import https_url
 
     return https_url(source, endpoint)
 

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Network, ip_network
 from typing import Any, Mapping
 
-from ..azure_facts import name_key
-from ..errors import UsageError
-from ..spec import HOST_DEFAULTABLE, NODE_NAME_RE
+from .facts import name_key
+from ...errors import UsageError
+from ...spec import HOST_DEFAULTABLE, NODE_NAME_RE
 
 
 @dataclass

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ...errors import UsageError
+from ....errors import UsageError
 from .common import STATE_FILE
 
 LOCK_FILE = "lock"

@@ -16,8 +16,8 @@ from __future__ import annotations
 from ipaddress import IPv4Address
 from typing import Any, Iterable
 
-from ..azure_facts import name_key
-from ..errors import AzureError
+from .facts import name_key
+from ...errors import AzureError
 from .arm import ArmClient, _converted, _StaticToken
 from .diff import Change
 

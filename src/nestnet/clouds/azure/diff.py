@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from ipaddress import ip_network
 from typing import Any, Mapping
 
-from ..azure_facts import name_key
-from ..errors import AzureError, UsageError
+from .facts import name_key
+from ...errors import AzureError, UsageError
 
 TAG_OWNER = "managed-by"
 TAG_FABRIC = "nestnet-fabric"

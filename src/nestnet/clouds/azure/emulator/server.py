@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ipaddress import IPv4Address
 from typing import Any
 
-from ...errors import UsageError
+from ....errors import UsageError
 from .common import Reply, error_body
 from .provider import Arm
 

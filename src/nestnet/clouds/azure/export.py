@@ -17,7 +17,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
+from ...errors import UsageError
 from .diff import TAG_FABRIC, TAG_OWNER
 
 TF_FILE = "nestnet.tf"
@@ -356,7 +356,7 @@ def export_path(fmt: str, out: str) -> tuple[Path, bool]:
 
 
 def write_export(plan: Any, fmt: str, out: str | Path, tf_association: str = "resource") -> Path:
-    from ..store import write_output  # atomic: a full disk leaves the previous file whole
+    from ...store import write_output  # atomic: a full disk leaves the previous file whole
 
     text = export_text(plan, fmt, tf_association)
     path, _ = export_path(fmt, str(out))

@@ -12,7 +12,7 @@ import re
 from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
 from typing import Any, Mapping
 
-from ...azure_facts import first_assignable, is_reserved
+from ..facts import first_assignable, is_reserved
 from .common import NET, ArmFailure, key, parent_of
 
 # Microsoft.Network api-versions (azure-rest-api-specs stable/ folders, plus those the current

@@ -1,4 +1,4 @@
-"""Azure behind the cloud seam: ``nestnet.azure`` (ARM reconciler, exports, the one ARM reader)
+"""Azure behind the cloud seam: ``nestnet.clouds.azure`` (ARM reconciler, exports, the one ARM reader)
 and the model's Azure data plane, wrapped as they are. Imports of the SDK-facing modules stay
 lazy: ``check`` never loads them."""
 
@@ -8,9 +8,9 @@ import os
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any, Mapping
 
-from ..azure_facts import reserved_addresses
-from ..model.state import CloudState, azure_from_plan
-from . import register
+from .facts import reserved_addresses
+from ...model.state import CloudState, azure_from_plan
+from .. import register
 
 
 class AzureCloud:
@@ -18,33 +18,33 @@ class AzureCloud:
     export_formats = ("terraform", "az")
 
     def client(self, plan: Any, env: Mapping[str, str] | None = None) -> Any:
-        from ..azure.arm import ArmClient, settings_for
+        from .arm import ArmClient, settings_for
 
         # The spec's azure.cloud (endpoint and authority) and the environment, as for `azure diff`.
         return ArmClient(settings_for(plan, os.environ if env is None else env))
 
     def desired(self, plan: Any) -> Any:
-        from ..azure.diff import desired
+        from .diff import desired
 
         return desired(plan)
 
     def read(self, client: Any, desired: Any) -> Any:
-        from ..azure.reconcile import observe
+        from .reconcile import observe
 
         return observe(client, desired)
 
     def diff(self, client: Any, desired: Any, observed: Any, **options: Any) -> list[Any]:
-        from ..azure.diff import diff
+        from .diff import diff
 
         return diff(desired, observed, client.table_id(desired.table) if desired.table else "", **options)
 
     def apply(self, client: Any, desired: Any, observed: Any, changes: list[Any], **options: Any) -> Any:
-        from ..azure.reconcile import apply
+        from .reconcile import apply
 
         return apply(client, desired, observed, changes, **options)
 
     def export(self, plan: Any, fmt: str) -> str:
-        from ..azure.export import az_script, terraform
+        from .export import az_script, terraform
 
         return {"terraform": terraform, "az": az_script}[fmt](plan)
 
@@ -54,7 +54,7 @@ class AzureCloud:
     def observed_state(self, plan: Any, client: Any) -> CloudState:
         """Route table, subnet associations, NIC forwarding and the NSGs on subnets and NICs as ARM
         reports them (4 reads)."""
-        from ..azure.dataplane import azure_state, with_nsgs
+        from .dataplane import azure_state, with_nsgs
 
         az = plan.azure
         table = client.get_route_table(az.route_table) if az.route_table else None

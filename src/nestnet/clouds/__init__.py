@@ -1,8 +1,8 @@
 """The cloud seam: what nestnet needs from the cloud its KVM hosts run in, as one small protocol.
 
 In the style of flannel's backend interface: consumers (``check``'s model, the lab, the doctor,
-the CLI) ask ``get(name)`` for a ``Cloud`` and use only what is below; Azure (``cloud/azure.py``)
-is the first implementation, wrapping ``nestnet.azure`` without changing it. What a second cloud
+the CLI) ask ``get(name)`` for a ``Cloud`` and use only what is below; Azure (``clouds/azure/cloud.py``)
+is the first implementation, wrapping ``nestnet.clouds.azure`` without changing it. What a second cloud
 would have to provide (AWS, Google Cloud) is recorded in docs/decisions/0016-cloud-seam.md; a
 test-only second cloud (tests/check/test_cloud_seam.py) runs ``check``'s model unchanged.
 
@@ -62,7 +62,7 @@ def register(cloud: Cloud) -> Cloud:
 
 def get(name: str = DEFAULT) -> Cloud:
     if name == DEFAULT and DEFAULT not in _CLOUDS:
-        from . import azure  # noqa: F401 - registers itself
+        from .azure import cloud  # noqa: F401 - registers itself
     try:
         return _CLOUDS[name]
     except KeyError:

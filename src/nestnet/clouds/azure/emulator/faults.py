@@ -27,7 +27,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...errors import UsageError
+from ....errors import UsageError
 from .common import API_VERSION, ArmFailure, Reply, error_body, new_etag
 
 KINDS = ("429", "409", "canceled", "writer")
