@@ -154,6 +154,23 @@ def test_init_copies_the_example_and_the_walk_through_leaves_the_package_pristin
     assert again.returncode == 2 and "already there; nothing copied" in again.stderr
 
 
+def test_lab_demo_runs_the_package_example_which_editing_examples_does_not_change() -> None:
+    """`examples/` is the user's copy to read and edit; `lab demo` and `init` use the package's own, so an
+    edited examples/seed.yaml (the README's walk-through once did that) cannot change what the demo runs."""
+    from importlib.resources import files
+
+    from nestnet.lab.demo import seed_plan
+
+    shipped = Path(str(files("nestnet") / "examples"))
+    assert not SEED.parent.is_symlink() and SEED.parent.resolve() != shipped.resolve()
+    for f in sorted(shipped.glob("*.yaml")) + sorted(shipped.glob("*.lock")):  # the copy is the package's, as shipped
+        assert (SEED.parent / f.name).read_bytes() == f.read_bytes(), f"examples/{f.name} differs from the package's"
+    import yaml
+
+    plan = seed_plan()  # read from the package, not from the checkout's examples/
+    assert sorted(plan.vms) == sorted(v["name"] for v in yaml.safe_load((shipped / "seed.yaml").read_text())["vms"])
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="the link is made as root only")
 def test_make_deps_links_the_entry_point_onto_path_and_never_a_foreign_one(tmp_path: Path) -> None:
     script = Path(__file__).parents[2] / "scripts" / "link-entry-point"
