@@ -1,11 +1,13 @@
-"""``nestnet advise``: which mode - ``routed``, ``nat`` or ``secondary-ip`` - fits what you need.
+"""``nestnet advise``: which mode - ``routed``, ``nat``, ``secondary-ip`` or ``nic-prefix`` - fits what you need.
 
 Every claim is one rule below (a function of the needs, tested in tests/viz/test_advise.py) and
 names its source: the seed document's trade-offs ("Alternative Solutions" and "Recommendation")
 or Azure's published limits (docs/decisions/0014-diagram-report-advise-demo.md cites them). The choice
 follows the seed's recommendation: NAT for simplicity when nothing outside a host must reach a
 nested VM or see its address; routes when something must; secondary IPs when routes cannot serve
-(more hosts than a route table holds) and the NICs can hold every VM.
+(more hosts than a route table holds) and the NICs can hold every VM; Azure's NIC prefixes (one /28
+ip configuration per host, docs/decisions/0028) when not even those fit - last, since no source
+confirms that "Prefix on NIC" is generally available for ordinary VMs.
 
 ``not_served(plan, src, dst)`` is the same knowledge applied to one pair of a plan: the pairs a
 mode cannot serve by design (``nestnet lab demo`` expects exactly those to fail).
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 from typing import Callable
 
-MODES = ("routed", "nat", "secondary-ip")
+MODES = ("routed", "nat", "secondary-ip", "nic-prefix")
 
 # Azure's limits (Microsoft Learn, "Azure subscription and service limits": networking limits).
 ROUTES_PER_TABLE = 400  # "User-defined routes per route table"
@@ -28,7 +30,10 @@ PRIVATE_IPS_PER_VNET = 65536  # "Private IP addresses per virtual network"
 AZURE_RESERVED_PER_SUBNET = 5  # the first four and the last address of every subnet
 BLOCK_MIN_LEN, BLOCK_MAX_LEN = 16, 30  # nested.block_prefix_len's range in the spec
 
+NIC_PREFIX_LEN = 28  # Azure takes only /28 prefixes on a NIC (clouds/azure/facts.py)
+
 SEED = "seed, Alternative Solutions"
+PREFIX_SRC = "Azure REST API NetworkInterfaceCreate example, azure-cli #30837"
 LIMITS = "Azure limits (networking)"
 
 
@@ -153,6 +158,44 @@ def secondary_ip_azure_per_vm(n: Needs) -> list[Finding]:
 
 
 @rule
+def nic_prefix_per_host(n: Needs) -> list[Finding]:
+    size = 2 ** (32 - NIC_PREFIX_LEN)
+    if n.vms_per_host > size:
+        return [Finding("nic-prefix", False, "nic-prefix-per-host",
+                        f"each host gets one /{NIC_PREFIX_LEN} prefix on its NIC ({size} addresses): "
+                        f"{n.vms_per_host:,} VMs per host do not fit", PREFIX_SRC)]
+    return [Finding("nic-prefix", True, "nic-prefix-per-host",
+                    f"one /{NIC_PREFIX_LEN} prefix ip configuration per host NIC ({n.vms_per_host:,} of its {size} "
+                    f"addresses; 2 of a NIC's {IP_CONFIGS_PER_NIC} IP configurations): no route table, so no "
+                    f"limit of {ROUTES_PER_TABLE:,}/{ROUTES_PER_TABLE_MAX:,} routes, and no IP forwarding", PREFIX_SRC)]
+
+
+@rule
+def nic_prefix_per_vnet(n: Needs) -> list[Finding]:
+    # A prefix counts as one private IP against the VNet's limit (Microsoft Learn, AKS
+    # PodIPAllocationMode.StaticBlock: "The block, rather than a single IP, counts against the Azure
+    # Vnet Private IP limit of 65K"); what remains is the address space the blocks fill.
+    count = n.hosts * 2  # the primary and the prefix
+    if count > PRIVATE_IPS_PER_VNET:
+        return [Finding("nic-prefix", False, "nic-prefix-per-vnet",
+                        f"{n.hosts:,} hosts are {count:,} private IP configurations (a primary and a prefix each), "
+                        f"over Azure's {PRIVATE_IPS_PER_VNET:,} per virtual network: split the fabric", LIMITS)]
+    need = n.hosts * (1 + 2 ** (32 - NIC_PREFIX_LEN)) + AZURE_RESERVED_PER_SUBNET
+    return [Finding("nic-prefix", True, "nic-prefix-per-vnet",
+                    f"{count:,} of the virtual network's {PRIVATE_IPS_PER_VNET:,} private IPs (a prefix counts as "
+                    f"one); the hosts' subnet needs {need:,} addresses, a /{32 - math.ceil(math.log2(need))} or "
+                    "larger", LIMITS)]
+
+
+@rule
+def nic_prefix_unconfirmed(n: Needs) -> list[Finding]:
+    return [Finding("nic-prefix", True, "nic-prefix-unconfirmed",
+                    "Azure writes one NIC per host added, never per VM; but no Microsoft page found says \"Prefix "
+                    "on NIC\" is generally available for ordinary VMs (AKS's static block allocation that uses it "
+                    "is preview): try it in your region first (ASSUMPTION)", PREFIX_SRC)]
+
+
+@rule
 def block_limit(n: Needs) -> list[Finding]:
     if block_prefix_len(n.vms_per_host) is None:
         return [Finding(m, False, "block-limit",
@@ -197,8 +240,9 @@ def advise(n: Needs) -> Advice:
             out.setdefault(f.mode, []).append(f.rule)
     fits = [m for m in MODES if m not in out]
     # The seed's recommendation: NAT for simplicity when it serves; routes when inbound or the
-    # source address matters; secondary IPs when the route table cannot hold every host.
-    order = ("nat", "routed", "secondary-ip")
+    # source address matters; secondary IPs when the route table cannot hold every host; NIC
+    # prefixes last (their general availability is not confirmed).
+    order = ("nat", "routed", "secondary-ip", "nic-prefix")
     mode = next((m for m in order if m in fits), None)
     if mode is None:
         why = "; ".join(f"{m}: {', '.join(out[m])}" for m in MODES)
@@ -207,8 +251,11 @@ def advise(n: Needs) -> Advice:
     elif mode == "routed":
         why = "nested VMs must be reachable by their own addresses" + (
             "" if n.inbound or n.keep_source_ip else " (NAT cannot serve your numbers)")
-    else:
+    elif mode == "secondary-ip":
         why = "routed cannot hold every host in one route table; secondary IP configurations can hold every VM"
+    else:
+        why = ("neither one route table nor the NICs' IP configurations hold this fabric; one /28 prefix per host "
+               "NIC does (no route limit), if Azure offers NIC prefixes in your region")
     return Advice(n, mode, findings, why, fragment(mode, n) if mode else "", out)
 
 
@@ -232,6 +279,11 @@ def fragment(mode: str, n: Needs) -> str:
         sub_len = 32 - math.ceil(math.log2(need))
         pool = IPv4Network(f"10.0.128.0/{max(pool_len, 1)}", strict=False)
         pool_note = f"inside the hosts' subnet, which needs a /{sub_len} or larger"
+    elif mode == "nic-prefix":
+        bpl = NIC_PREFIX_LEN
+        pool_len = max(0, bpl - math.ceil(math.log2(max(n.hosts, 1))))
+        pool = IPv4Network(f"10.0.128.0/{max(pool_len, 1)}", strict=False)
+        pool_note = "inside the hosts' subnet: each block becomes a prefix of its host's NIC"
     else:
         pool = IPv4Network(f"10.0.128.0/{max(pool_len, 1)}", strict=False)
         pool_note = "a free range of the VNet, high in the hosts' subnet or beside it"

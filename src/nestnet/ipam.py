@@ -338,6 +338,8 @@ def _block_placement(fabric: ResolvedSpec, blocks: dict[str, IPv4Network]) -> li
                    "use guest_style 'onlink' or move the pool")
         elif nested.mode == "secondary-ip":
             why = "secondary IP configurations must be addresses of the NIC's subnet; move nested.pool into the subnet"
+        elif nested.mode == "nic-prefix":
+            why = "a prefix ip configuration takes addresses of the NIC's subnet; move nested.pool into the subnet"
         else:
             continue
         out.append(Problem(f"hosts[{h.index}].block", f"{block} is outside the host's subnet {sub}: {why}", name=h.name))

@@ -25,7 +25,7 @@ from .validate import ResolvedSpec, HostInfo, reserved_addresses, vm_mac
 if TYPE_CHECKING:
     from .store import Loaded
 
-Mode = Literal["routed", "nat", "secondary-ip"]
+Mode = Literal["routed", "nat", "secondary-ip", "nic-prefix"]
 GuestStyle = Literal["onlink", "subnet", "shared"]
 
 # The kernel route protocol number nestnet's routes carry (see docs/decisions/0001).
@@ -68,6 +68,19 @@ class SecondaryIP(NamedTuple):
 
     def to_dict(self) -> dict[str, str]:
         return {"nic": self.nic, "name": self.name, "ip": str(self.ip), "subnet": self.subnet}
+
+
+class NicPrefix(NamedTuple):
+    """A host's block as one ip configuration of its NIC (nic-prefix mode: Azure's "Prefix on NIC",
+    ``privateIPAddressPrefixLength: 28``; docs/decisions/0028)."""
+
+    nic: str
+    name: str  # the ip configuration's name
+    prefix: IPv4Network
+    subnet: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"nic": self.nic, "name": self.name, "prefix": str(self.prefix), "subnet": self.subnet}
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +290,7 @@ class AzurePlan:
     arm_endpoint: str | None = None
     authority_host: str | None = None
     private_dns_zone: str | None = None
+    nic_prefixes: tuple[NicPrefix, ...] = ()  # nic-prefix mode: one per host
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -293,6 +307,7 @@ class AzurePlan:
             "subnet_associations": list(self.subnet_associations),
             "nic_ip_forwarding": list(self.nic_ip_forwarding),
             "secondary_ips": [s.to_dict() for s in self.secondary_ips],
+            **({"nic_prefixes": [x.to_dict() for x in self.nic_prefixes]} if self.nic_prefixes else {}),
             "private_dns_zone": self.private_dns_zone,
         }
 
@@ -759,6 +774,9 @@ def _azure(
             SecondaryIP(hosts[v.host].nic, f"{az.route_prefix}{v.name}", v.ip, hosts[v.host].subnet)
             for v in vms.values()
         )
+    prefixes: tuple[NicPrefix, ...] = ()
+    if mode == "nic-prefix":
+        prefixes = tuple(NicPrefix(h.nic, f"{az.route_prefix}{h.name}", h.block, h.subnet) for h in hosts.values())
     return AzurePlan(
         subscription_id=az.subscription_id,
         resource_group=az.resource_group,
@@ -777,6 +795,7 @@ def _azure(
         arm_endpoint=az.arm_endpoint,
         authority_host=az.authority_host,
         private_dns_zone=az.private_dns_zone,
+        nic_prefixes=prefixes,
     )
 
 

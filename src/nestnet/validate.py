@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
-from .clouds.azure.facts import name_key
+from .clouds.azure.facts import NIC_PREFIX_LEN, name_key
 from .clouds.azure.facts import reserved_addresses  # noqa: F401 - one definition, re-exported
 from .errors import Problem, SpecError
 from .spec import AZURE_NAME_RE, FABRIC_NAME_RE, IFNAME_RE, MAC_RE, NODE_NAME_RE, HostSpec, Spec
@@ -288,6 +288,13 @@ def _check_pool(ctx: _Ctx) -> None:
     if nested.block_prefix_len < pool.prefixlen:
         ctx.p.append(Problem(
             "nested.block_prefix_len", f"{nested.block_prefix_len}: blocks cannot be larger than the pool {pool}"
+        ))
+    if nested.mode == "nic-prefix" and nested.block_prefix_len != NIC_PREFIX_LEN:
+        # Azure takes only /28 prefixes on a NIC (azure-cli #30837; docs/decisions/0028)
+        ctx.p.append(Problem(
+            "nested.block_prefix_len", f"{nested.block_prefix_len}: nic-prefix mode gives each host one Azure "
+                                       f"NIC prefix, and Azure takes only /{NIC_PREFIX_LEN} ones: set it to "
+                                       f"{NIC_PREFIX_LEN} (16 addresses per host)"
         ))
     bad = next((r for r in AZURE_FORBIDDEN_SPACE if _overlaps(pool, r)), None)
     if bad is not None:

@@ -95,6 +95,8 @@ CASES = [
     ("bridge-dotdot", _set("hosts.0.bridge", ".."), "hosts[0].bridge", "not a valid Linux interface name"),
     ("location-display-name", _set("azure.location", "East US"), "azure.location", "not an Azure region name"),
     ("location-control-char", _set("azure.location", "east\x00us"), "azure.location", "'east\\x00us'"),
+    ("nic-prefix-not-28", lambda d: _set("nested.mode", "nic-prefix")(_set("nested.block_prefix_len", 27)(d)), "nested.block_prefix_len", "only /28"),
+    ("nic-prefix-outside-subnet", lambda d: _set("nested.mode", "nic-prefix")(_set("nested.pool", "10.0.0.0/16")(_set("hosts.0.block", "10.0.3.16/28")(d))), "hosts[0].block", "prefix ip configuration"),
     ("secondary-ip-too-many", lambda d: _set("nested.mode", "secondary-ip")(_set("azure.max_ip_configs", 1)(d)), "vms", "max_ip_configs=1"),
 ]
 

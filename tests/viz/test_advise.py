@@ -59,7 +59,7 @@ def test_block_limit() -> None:
 def test_every_rule_names_its_source() -> None:
     for n in (Needs(), Needs(False, False, 300, 2000)):
         for f in advise(n).findings:
-            assert f.source in (A.SEED, A.LIMITS, "nestnet") and f.text
+            assert f.source in (A.SEED, A.LIMITS, A.PREFIX_SRC, "nestnet") and f.text
 
 
 @pytest.mark.parametrize("needs,mode", [
@@ -70,6 +70,8 @@ def test_every_rule_names_its_source() -> None:
     (Needs(hosts=600, vms_per_host=10, max_routes=1000), "routed"),
     (Needs(hosts=600, vms_per_host=300), None),  # neither the table nor the NICs hold it
     (Needs(hosts=600, vms_per_host=300, inbound=False, keep_source_ip=False), "nat"),
+    (Needs(hosts=5000, vms_per_host=15), "nic-prefix"),  # 80,000 secondary IPs: only /28 prefixes hold it
+    (Needs(hosts=5000, vms_per_host=17), None),  # a /28 holds 16
 ])
 def test_choice(needs: Needs, mode: str | None) -> None:
     a = advise(needs)
@@ -78,12 +80,13 @@ def test_choice(needs: Needs, mode: str | None) -> None:
         assert set(a.ruled_out) == set(A.MODES) and a.fragment == ""
     else:  # the chosen mode is never ruled out, and nothing the seed prefers over it fits
         assert mode not in a.ruled_out
-        order = ("nat", "routed", "secondary-ip")
+        order = ("nat", "routed", "secondary-ip", "nic-prefix")
         assert all(m in a.ruled_out for m in order[: order.index(mode)])
 
 
 @pytest.mark.parametrize("needs", [Needs(), Needs(inbound=False, keep_source_ip=False),
-                                   Needs(hosts=600, vms_per_host=10), Needs(hosts=3, vms_per_host=100)])
+                                   Needs(hosts=600, vms_per_host=10), Needs(hosts=3, vms_per_host=100),
+                                   Needs(hosts=5000, vms_per_host=15)])
 def test_fragment_is_a_valid_spec(needs: Needs, tmp_path: Path) -> None:
     """The printed fragment, dropped into a spec sized as asked, validates and plans."""
     from nestnet.plan import load_plan
@@ -93,8 +96,9 @@ def test_fragment_is_a_valid_spec(needs: Needs, tmp_path: Path) -> None:
     nested = frag["nested"]
     pool = ip_network(nested["pool"])
     # secondary-ip: blocks lie in the hosts' subnet, so give the hosts a subnet around the pool
-    subnet = pool.supernet(new_prefix=pool.prefixlen - 1) if a.mode == "secondary-ip" else ip_network("10.0.0.0/24")
-    first = subnet.network_address + (pool.num_addresses if a.mode == "secondary-ip" and
+    inside = a.mode in ("secondary-ip", "nic-prefix")
+    subnet = pool.supernet(new_prefix=pool.prefixlen - 1) if inside else ip_network("10.0.0.0/24")
+    first = subnet.network_address + (pool.num_addresses if inside and
                                       subnet.network_address == pool.network_address else 0)
     spec = {
         "version": 1, "name": "adv",
@@ -107,7 +111,7 @@ def test_fragment_is_a_valid_spec(needs: Needs, tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     plan = load_plan(path)
     assert plan.mode == a.mode
-    assert plan.block_prefix_len == A.block_prefix_len(needs.vms_per_host)
+    assert plan.block_prefix_len == (28 if a.mode == "nic-prefix" else A.block_prefix_len(needs.vms_per_host))
     assert 2 ** (32 - plan.block_prefix_len) >= needs.vms_per_host
     assert pool.num_addresses >= needs.hosts * 2 ** (32 - plan.block_prefix_len)
 
@@ -129,7 +133,8 @@ def test_cli() -> None:
     assert r.returncode == 2 and "Traceback" not in r.stderr
 
 
-NEEDS = [Needs(), Needs(False, False, 1, 1), Needs(True, False, 300, 2000), Needs(False, True, 65537, 401)]
+NEEDS = [Needs(), Needs(False, False, 1, 1), Needs(True, False, 300, 2000), Needs(False, True, 65537, 401),
+         Needs(hosts=40000)]
 
 
 @pytest.mark.parametrize("fn", A.RULES, ids=lambda f: f.__name__)
@@ -139,7 +144,8 @@ def test_each_rule_speaks_only_for_itself(fn) -> None:
     name = fn.__name__.replace("_", "-")
     found = [f for n in NEEDS for f in fn(n)]
     assert found and all(f.rule == name and f.mode in A.MODES for f in found)
-    informational = {"nat-no-azure", "routed-inbound", "routed-forwarding", "secondary-ip-azure-per-vm"}
+    informational = {"nat-no-azure", "routed-inbound", "routed-forwarding", "secondary-ip-azure-per-vm",
+                     "nic-prefix-unconfirmed"}
     assert all(f.fits for f in found) is (name in informational)
 
 
@@ -152,3 +158,18 @@ def test_each_rule_speaks_only_for_itself(fn) -> None:
 def test_informational_rules_say_the_seeds_words(name: str, words: list[str]) -> None:
     (f,) = rules_of(Needs(), name)
     assert f.source == A.SEED and all(w in f.text for w in words)
+
+
+def test_nic_prefix_lifts_the_route_limit_up_to_the_vnet() -> None:
+    """One /28 per host: 16 VMs per host at most; a prefix counts as one of the VNet's 65,536
+    private IPs, so 32,768 hosts (primary + prefix) and no route-table limit."""
+    (f,) = rules_of(Needs(hosts=4096, vms_per_host=16), "nic-prefix-per-host")
+    assert f.fits and "no route table" in f.text and "400/1,000" in f.text
+    (f,) = rules_of(Needs(vms_per_host=17), "nic-prefix-per-host")
+    assert not f.fits and "/28" in f.text
+    (f,) = rules_of(Needs(hosts=32768), "nic-prefix-per-vnet")
+    assert f.fits and "65,536 of" in f.text
+    (f,) = rules_of(Needs(hosts=32769), "nic-prefix-per-vnet")
+    assert not f.fits
+    (f,) = rules_of(Needs(), "nic-prefix-unconfirmed")
+    assert "ASSUMPTION" in f.text and "generally available" in f.text

@@ -69,6 +69,11 @@ def plan(spec: str, as_json: bool, frozen: bool) -> None:
             for s in p.azure.secondary_ips:
                 t.add_row(s.nic, s.name, str(s.ip))
             out.print(t)
+    if p.azure.nic_prefixes:
+        t = table("NIC prefix ip configurations (Azure's \"Prefix on NIC\")", ["nic", "name", "prefix"])
+        for x in p.azure.nic_prefixes:
+            t.add_row(x.nic, x.name, str(x.prefix))
+        out.print(t)
     t = table("Host routes", ["host", "destination", "via", "dev"])
     limit = 12
     for h in p.hosts.values():

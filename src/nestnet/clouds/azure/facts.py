@@ -11,6 +11,13 @@ from ipaddress import IPv4Address, IPv4Network
 
 RESERVED_AT_START = 4  # network address, default gateway, two for Azure DNS
 
+# "Prefix on NIC": an ip configuration with privateIPAddressPrefixLength takes a whole block. The
+# schema allows 1-128, but the service takes only /28 on a non-primary configuration (azure-cli
+# pull request #30837, Feb 2025: "Must not be a primary config; Must be a /28 prefix (Verify on the
+# service side)"); REST example stable/2025-03-01/examples/NetworkInterfaceCreate.json. See
+# docs/decisions/0028-nic-prefix-mode.md.
+NIC_PREFIX_LEN = 28
+
 
 def reserved_addresses(prefix: IPv4Network) -> tuple[IPv4Address, ...]:
     """Azure keeps the first four addresses and the last one of every subnet."""
