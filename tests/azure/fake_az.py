@@ -83,7 +83,10 @@ def main() -> None:
         out = need(n.setdefault("ipConfigurations", {}), one("name"), f"ipConfigurations/{one('name')}")
     elif cmd == "network nic ip-config create":
         n = need(nics, one("nic-name"), f"Microsoft.Network/networkInterfaces/{one('nic-name')}")
-        n.setdefault("ipConfigurations", {})[one("name")] = {"privateIPAddress": one("private-ip-address")}
+        cfg = {"privateIPAddress": one("private-ip-address")}
+        if "private-ip-address-prefix-length" in o:
+            cfg["privateIPAddressPrefixLength"] = int(one("private-ip-address-prefix-length"))
+        n.setdefault("ipConfigurations", {})[one("name")] = cfg
     else:
         sys.stderr.write(f"fake az: unknown command {cmd!r}\n")
         sys.exit(2)

@@ -6,6 +6,8 @@ exactly what was shown. Ownership: routes whose name starts with the plan's rout
 the tags on the table. Foreign routes are kept unless ``prune_foreign``; NIC forwarding is only
 ever turned on (other things on the NIC may rely on it). In ``secondary-ip`` mode nestnet owns
 the NIC ip configurations named with the route prefix; the primary and every other one are kept.
+In ``nic-prefix`` mode the same owned configurations carry a whole /28 each (Azure's "Prefix on NIC",
+``privateIPAddressPrefixLength``; docs/decisions/0028), one per host NIC.
 """
 
 from __future__ import annotations
@@ -42,12 +44,19 @@ class WantRoute:
 
 @dataclass(frozen=True)
 class WantIpConfig:
-    """A secondary ip configuration nestnet wants on a host NIC (secondary-ip mode)."""
+    """An ip configuration nestnet wants on a host NIC: one address (secondary-ip mode) or, with
+    ``prefix_len``, a whole block (nic-prefix mode)."""
 
     nic: str
     name: str
-    ip: str
+    ip: str  # the address, or the block's network address
     subnet: str  # the subnet the plan puts the host in: the NIC's primary must be there
+    prefix_len: int | None = None
+
+    @property
+    def address(self) -> str:
+        """As a change shows it and a GET of the NIC answers it: ``10.0.1.16/28`` for a prefix."""
+        return f"{self.ip}/{self.prefix_len}" if self.prefix_len else self.ip
 
 
 @dataclass(frozen=True)
@@ -92,9 +101,12 @@ def desired(plan: Any) -> Desired:
         subnets=tuple(az.subnet_associations),
         unassociated=tuple(s for s in plan.subnets if s not in az.subnet_associations) if table else (),
         nics=tuple(az.nic_ip_forwarding),
-        secondary=tuple(WantIpConfig(x.nic, x.name, str(x.ip), x.subnet) for x in az.secondary_ips),
+        secondary=tuple(WantIpConfig(x.nic, x.name, str(x.ip), x.subnet) for x in az.secondary_ips)
+        + tuple(WantIpConfig(x.nic, x.name, str(x.prefix.network_address), x.subnet, x.prefix.prefixlen)
+                for x in getattr(az, "nic_prefixes", ())),
         # Every host NIC, so that a host whose last VM went away loses its stale configurations;
-        # in routed mode too, so that leaving secondary-ip mode removes them (nat mode reads nothing).
+        # in routed mode too, so that leaving secondary-ip or nic-prefix mode removes them (nat mode
+        # reads nothing).
         managed_nics=tuple(h.nic for h in plan.hosts.values()) if plan.mode != "nat" else (),
         max_ip_configs=getattr(az, "max_ip_configs", MAX_IP_CONFIGS),
         address_space=tuple(str(n) for n in az.address_space),
@@ -390,7 +402,29 @@ def _ip_configs(nic: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 def _address(cfg: Mapping[str, Any]) -> str | None:
-    return (cfg.get("properties") or {}).get("privateIPAddress")
+    """The configuration's address; a prefix's as ``network/length`` whether ARM answered it in
+    CIDR form (a NIC GET) or bare with ``privateIPAddressPrefixLength`` (docs/decisions/0028)."""
+    p = cfg.get("properties") or {}
+    a, length = p.get("privateIPAddress"), p.get("privateIPAddressPrefixLength")
+    if not a or not length:
+        return a
+    try:
+        return str(ip_network(f"{str(a).partition('/')[0]}/{length}", strict=False))
+    except ValueError:
+        return str(a)
+
+
+def _addrs(text: str | None) -> list[str]:
+    """Every address an ip configuration holds: one, or each of its prefix's."""
+    if not text:
+        return []
+    if "/" not in text:
+        return [text]
+    try:
+        net = ip_network(text, strict=False)
+    except ValueError:
+        return [text]
+    return [str(a) for a in net] if net.num_addresses > 1 else [str(net.network_address)]
 
 
 def _primary(cfgs: list[Mapping[str, Any]]) -> Mapping[str, Any] | None:
@@ -421,7 +455,7 @@ def _ip_config_changes(want: Desired, nics: Mapping[str, Mapping[str, Any]], ref
             if name_key(subnet) != name_key(w.subnet):
                 refusals.append(
                     f"network interface {nic_name!r} is in subnet {subnet or '(none)'!r}, but the plan puts its "
-                    f"host in {w.subnet!r}: a secondary ip configuration must be in the NIC's subnet"
+                    f"host in {w.subnet!r}: nestnet's ip configurations must be in the NIC's subnet"
                 )
                 break
         have = {name_key(c["name"]): c for c in cfgs}
@@ -442,10 +476,10 @@ def _ip_config_changes(want: Desired, nics: Mapping[str, Mapping[str, Any]], ref
         for key, w in wanted.items():
             c = have.get(key)
             if c is None:
-                out.append(Change("add", "ip_config", w.name, None, {"privateIPAddress": w.ip}, nic_name))
-            elif c is not primary and _address(c) != w.ip:
+                out.append(Change("add", "ip_config", w.name, None, {"privateIPAddress": w.address}, nic_name))
+            elif c is not primary and _address(c) != w.address:
                 out.append(Change("update", "ip_config", c["name"], {"privateIPAddress": _address(c)},
-                                  {"privateIPAddress": w.ip}, nic_name))
+                                  {"privateIPAddress": w.address}, nic_name))
                 released.add((name_key(nic_name), key))
         total = kept + len(wanted)
         if total > want.max_ip_configs:
@@ -455,15 +489,17 @@ def _ip_config_changes(want: Desired, nics: Mapping[str, Mapping[str, Any]], ref
             )
     # An address may sit on one configuration only (ARM answers 400 PrivateIPAddressIsAllocated);
     # only the NICs of this resource group are visible here, ARM checks the whole VNet.
+    # A prefix holds each of its addresses (ARM: 400 PrivateIPAddressIsAllocated for an overlap).
     holders: dict[str, tuple[str, str]] = {}
     for n in nics.values():
         for c in _ip_configs(n):
-            a = _address(c)
-            if a:
+            for a in _addrs(_address(c)):
                 holders.setdefault(a, (n["name"], c["name"]))
     for w in want.secondary:
-        h = holders.get(w.ip)
-        if h is None or (name_key(h[0]), name_key(h[1])) in released | {(name_key(w.nic), name_key(w.name))}:
+        mine = {(name_key(w.nic), name_key(w.name))}
+        h = next((h for a in _addrs(w.address) if (h := holders.get(a)) is not None
+                  and (name_key(h[0]), name_key(h[1])) not in released | mine), None)
+        if h is None:
             continue
         # nestnet only edits the plan's host NICs: a host taken out of the plan keeps its configurations.
         hint = (
@@ -471,7 +507,7 @@ def _ip_config_changes(want: Desired, nics: Mapping[str, Mapping[str, Any]], ref
             if owned(h[1], want.route_prefix) and by_name(dict.fromkeys(want.managed_nics, True), h[0]) is None else ""
         )
         refusals.append(
-            f"{w.ip} (ip configuration {w.name!r} on {w.nic!r}) is already used by ip configuration "
+            f"{w.address} (ip configuration {w.name!r} on {w.nic!r}) is already used by ip configuration "
             f"{h[1]!r} of network interface {h[0]!r}{hint}"
         )
     return out
@@ -491,9 +527,9 @@ def nic_write_order(changes: list[Change]) -> list[tuple[str, bool]]:
         if c.kind != "ip_config" or c.nic is None:
             continue
         if c.before:
-            frees[c.nic].add(c.before["privateIPAddress"])
+            frees[c.nic].update(_addrs(c.before["privateIPAddress"]))
         if c.after:
-            takes[c.nic].add(c.after["privateIPAddress"])
+            takes[c.nic].update(_addrs(c.after["privateIPAddress"]))
     after = {n: {m for m in nics if m != n and takes[n] & frees[m]} for n in nics}  # n waits for these
     order: list[tuple[str, bool]] = []
     done: set[str] = set()
@@ -562,6 +598,15 @@ def subnet_body(subnet: Mapping[str, Any], table_id: str | None) -> dict[str, An
     return body
 
 
+def _address_props(address: str | None) -> dict[str, Any]:
+    """A static configuration's address keys: a prefix as its network address plus
+    ``privateIPAddressPrefixLength`` (ASSUMPTION: Azure takes a static block so, docs/decisions/0028)."""
+    if address and "/" in address:
+        base, _, length = address.partition("/")
+        return {"privateIPAddress": base, "privateIPAddressPrefixLength": int(length)}
+    return {"privateIPAddress": address}
+
+
 def nic_body(nic: Mapping[str, Any], changes: list[Change]) -> dict[str, Any]:
     """The NIC as read, with forwarding turned on and ip configurations edited as ``changes`` say.
 
@@ -591,13 +636,14 @@ def nic_body(nic: Mapping[str, Any], changes: list[Change]) -> dict[str, Any]:
                 cfgs.append({"name": ch.name, "properties": {
                     "primary": False,
                     "privateIPAllocationMethod": "Static",
-                    "privateIPAddress": ch.after["privateIPAddress"] if ch.after else None,
                     "privateIPAddressVersion": "IPv4",
                     "subnet": {"id": subnet["id"]} if subnet else None,
+                    **_address_props(ch.after["privateIPAddress"] if ch.after else None),
                 }})
             elif ch.after:
                 p = cfgs[i].setdefault("properties", {})
                 p["privateIPAllocationMethod"] = "Static"
-                p["privateIPAddress"] = ch.after["privateIPAddress"]
+                p.pop("privateIPAddressPrefixLength", None)
+                p.update(_address_props(ch.after["privateIPAddress"]))
     props["ipConfigurations"] = cfgs
     return body

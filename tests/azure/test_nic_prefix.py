@@ -1,0 +1,234 @@
+"""nic-prefix mode (Azure's "Prefix on NIC", docs/decisions/0028): each host's /28 block as one ip
+configuration of its NIC with ``privateIPAddressPrefixLength: 28``, through the real
+azure-mgmt-network SDK against the emulated ARM endpoint over HTTPS; the emulator refusing what
+the service refuses; the exports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import replace
+
+import hcl2
+import pytest
+from azure.core.exceptions import HttpResponseError
+
+from azure_helpers import fake_az, seed_spec, write_between
+from nestnet.clouds.azure.diff import desired
+from nestnet.clouds.azure.export import az_script, terraform, write_export
+from nestnet.clouds.azure.reconcile import apply, plan_changes, reconcile
+from nestnet.errors import AzureError
+from test_export import check_golden, hcl_value
+from test_secondary_ip import NIC1, NIC2, PRIMARY1, add_foreign, delta, secondary
+
+BLOCK1, BLOCK2 = "10.0.1.16/28", "10.0.1.48/28"
+
+
+def prefix_spec() -> dict:
+    spec = seed_spec()
+    spec["nested"]["mode"] = "nic-prefix"
+    return spec
+
+
+def prefixes(ep, plan, nic):
+    """name -> (address as ARM answers it, prefix length, primary, allocation) of each ip configuration."""
+    n = ep.sdk(plan).network_interfaces.get(plan.azure.resource_group, nic).json
+    return {c["name"]: (c["properties"]["privateIPAddress"], c["properties"].get("privateIPAddressPrefixLength"),
+                        c["properties"]["primary"], c["properties"]["privateIPAllocationMethod"])
+            for c in n["properties"]["ipConfigurations"]}
+
+
+def prefix(block):
+    return (block, 28, False, "Static")
+
+
+def add_raw(ep, plan, nic, *props):
+    """Someone else adds ip configurations with the given properties (subnet: the primary's)."""
+    sdk = ep.sdk(plan)
+    rg = plan.azure.resource_group
+    body = sdk.network_interfaces.get(rg, nic).json
+    subnet = body["properties"]["ipConfigurations"][0]["properties"]["subnet"]
+    for name, p in props:
+        body["properties"]["ipConfigurations"].append({"name": name, "properties": {"subnet": subnet, **p}})
+    return sdk.network_interfaces.begin_create_or_update(rg, nic, body).result()
+
+
+def test_plan_has_one_prefix_per_host_and_no_route_table(plan_of):
+    plan = plan_of(prefix_spec())
+    assert [(x.nic, x.name, str(x.prefix)) for x in plan.azure.nic_prefixes] == [
+        (NIC1, "nestnet-vme-kvm-vm1", BLOCK1), (NIC2, "nestnet-vme-kvm-vm2", BLOCK2)]
+    assert plan.azure.routes == () and plan.azure.nic_ip_forwarding == () and plan.azure.secondary_ips == ()
+    want = desired(plan)
+    assert want.table is None and [w.address for w in want.secondary] == [BLOCK1, BLOCK2]
+
+
+def test_create_from_nothing_then_second_run_changes_nothing(emulator, plan_of):
+    plan = plan_of(prefix_spec())
+    ep = emulator(plan)
+    client = ep.client(plan)
+    before = ep.stats()
+    changes, outcome = reconcile(client, plan)
+    assert [str(c) for c in changes] == [f"add ip config nestnet-vme-kvm-vm1 on {NIC1}: {BLOCK1}",
+                                         f"add ip config nestnet-vme-kvm-vm2 on {NIC2}: {BLOCK2}"]
+    assert outcome.writes == 2 and delta(before, ep.stats())["writes"] == 2  # one NIC PUT per host
+    assert prefixes(ep, plan, NIC1) == {"ipconfig1": ("10.0.1.10", None, True, "Static"),
+                                        "nestnet-vme-kvm-vm1": prefix(BLOCK1)}
+    assert prefixes(ep, plan, NIC2)["nestnet-vme-kvm-vm2"] == prefix(BLOCK2)
+    sdk = ep.sdk(plan)
+    assert list(sdk.route_tables.list(plan.azure.resource_group)) == []
+    assert not any(n.properties.enable_ip_forwarding for n in sdk.network_interfaces.list(plan.azure.resource_group))
+    before = ep.stats()
+    changes, outcome = reconcile(client, plan)
+    assert changes == [] and outcome.writes == 0 and delta(before, ep.stats())["writes"] == 0
+
+
+def test_foreign_configurations_are_kept_and_stale_owned_ones_removed(emulator, plan_of):
+    plan = plan_of(prefix_spec())
+    ep = emulator(plan)
+    client = ep.client(plan)
+    reconcile(client, plan)
+    # someone else's single address and their own prefix; a stale nestnet configuration
+    add_raw(ep, plan, NIC1, ("app-extra", {"privateIPAddress": "10.0.1.200", "privateIPAllocationMethod": "Static"}),
+            ("app-prefix", {"privateIPAddressPrefixLength": 28, "privateIPAllocationMethod": "Dynamic"}),
+            ("nestnet-gone", {"privateIPAddress": "10.0.1.201", "privateIPAllocationMethod": "Static"}))
+    app_prefix = prefixes(ep, plan, NIC1)["app-prefix"]
+    assert app_prefix[1] == 28 and app_prefix[3] == "Dynamic"  # the lowest free aligned /28, as in Azure's example
+    before = ep.stats()
+    changes, outcome = reconcile(client, plan)
+    assert [(c.action, c.name, c.nic) for c in changes] == [("delete", "nestnet-gone", NIC1)]
+    d = delta(before, ep.stats())
+    assert outcome.writes == 1 and d["writes"] == 1
+    assert prefixes(ep, plan, NIC1) == {"ipconfig1": ("10.0.1.10", None, True, "Static"),
+                                        "nestnet-vme-kvm-vm1": prefix(BLOCK1),
+                                        "app-extra": ("10.0.1.200", None, False, "Static"), "app-prefix": app_prefix}
+    assert reconcile(client, plan)[0] == []
+
+
+def test_nic_change_between_get_and_put_412_rereads_and_keeps_the_other_writer(emulator, plan_of):
+    """The prefix is written with If-Match like every NIC write: another writer landing between
+    nestnet's GET and PUT makes ARM answer 412, nestnet reads again and keeps the other's change."""
+    plan = plan_of(prefix_spec())
+    ep = emulator(plan)
+    client = ep.client(plan)
+    want, obs, changes = plan_changes(client, plan)
+    ran = write_between(ep, "PUT", f"networkInterfaces/{NIC1}",
+                        lambda: add_foreign(ep, plan, NIC1, ("someone-else", "10.0.1.99")))
+    before = ep.stats()
+    outcome = apply(client, want, obs, changes)
+    assert ran == [1] and outcome.retries_412 == 1 and delta(before, ep.stats())["precondition_failed"] == 1
+    assert prefixes(ep, plan, NIC1) == {"ipconfig1": ("10.0.1.10", None, True, "Static"),
+                                        "someone-else": ("10.0.1.99", None, False, "Static"),
+                                        "nestnet-vme-kvm-vm1": prefix(BLOCK1)}
+    assert plan_changes(client, plan)[2] == []
+
+
+def test_block_taken_by_a_foreign_address_is_refused_before_any_write(emulator, plan_of):
+    plan = plan_of(prefix_spec())
+    ep = emulator(plan)
+    add_foreign(ep, plan, NIC2, ("legacy", "10.0.1.20"))  # inside vm1's block, on the other NIC
+    before = ep.stats()
+    with pytest.raises(AzureError) as exc:
+        reconcile(ep.client(plan), plan)
+    assert str(exc.value) == (
+        f"refusing to change anything: {BLOCK1} (ip configuration 'nestnet-vme-kvm-vm1' on {NIC1!r}) is already "
+        f"used by ip configuration 'legacy' of network interface {NIC2!r}")
+    assert delta(before, ep.stats())["writes"] == 0
+
+
+def test_moving_between_secondary_ip_and_nic_prefix_frees_before_it_takes(emulator, plan_of):
+    """secondary-ip holds single addresses of the blocks; nic-prefix needs the whole block: the
+    secondary configurations go in the same NIC PUT as the prefix arrives (ARM checks the end state)."""
+    sec = seed_spec()
+    sec["nested"]["mode"] = "secondary-ip"
+    ep = emulator(plan_of(sec))
+    client = ep.client(plan_of(sec))
+    reconcile(client, plan_of(sec))
+    plan = plan_of(prefix_spec())
+    changes, outcome = reconcile(client, plan)
+    assert sorted((c.action, c.name) for c in changes) == [
+        ("add", "nestnet-vme-kvm-vm1"), ("add", "nestnet-vme-kvm-vm2"), ("delete", "nestnet-web1"),
+        ("delete", "nestnet-web2")]
+    assert outcome.writes == 2
+    assert prefixes(ep, plan, NIC1) == {"ipconfig1": ("10.0.1.10", None, True, "Static"),
+                                        "nestnet-vme-kvm-vm1": prefix(BLOCK1)}
+    assert plan_changes(client, plan)[2] == []
+
+
+# -- the emulator answers like ARM ---------------------------------------------------------------
+
+
+def test_emulator_checks_prefixes_like_arm(emulator, plan_of):
+    plan = plan_of(prefix_spec())
+    ep = emulator(plan)
+    reconcile(ep.client(plan), plan)
+
+    def refused(*props):
+        with pytest.raises(HttpResponseError) as exc:
+            add_raw(ep, plan, NIC1, *props)
+        assert exc.value.status_code == 400
+        return exc.value.error.code
+
+    static = {"privateIPAllocationMethod": "Static", "privateIPAddressPrefixLength": 28}
+    assert refused(("p27", {**static, "privateIPAddress": "10.0.1.96", "privateIPAddressPrefixLength": 27})) == (
+        "InvalidPrivateIPAddressPrefixLength")  # only /28 (azure-cli #30837)
+    assert refused(("mid", {**static, "privateIPAddress": "10.0.1.100"})) == "InvalidRequestFormat"  # not aligned
+    assert refused(("cidr", {**static, "privateIPAddress": "10.0.1.96/27"})) == "InvalidRequestFormat"
+    assert refused(("over", {**static, "privateIPAddress": "10.0.1.48"})) == "PrivateIPAddressIsAllocated"  # vm2's
+    assert refused(("host", {**static, "privateIPAddress": "10.0.1.0"})) == "PrivateIPAddressInReservedRange"
+    assert refused(("away", {**static, "privateIPAddress": "10.0.2.16"})) == "PrivateIPAddressNotInSubnet"
+    assert refused(("a", {**static, "privateIPAddress": "10.0.1.96"}),
+                   ("b", {"privateIPAddress": "10.0.1.100", "privateIPAllocationMethod": "Static"})) == (
+        "PrivateIPAddressIsAllocated")  # one NIC, a single address inside its own prefix
+    sdk = ep.sdk(plan)
+    rg = plan.azure.resource_group
+    body = sdk.network_interfaces.get(rg, NIC1).json
+    body["properties"]["ipConfigurations"][0]["properties"]["privateIPAddressPrefixLength"] = 28
+    with pytest.raises(HttpResponseError) as exc:
+        sdk.network_interfaces.begin_create_or_update(rg, NIC1, body).result()
+    assert exc.value.error.code == "PrimaryIpConfigurationCannotHavePrefix"
+    # A GET put back unchanged (the prefix in CIDR form, as ARM answers it) is accepted and changes nothing.
+    body = sdk.network_interfaces.get(rg, NIC1).json
+    assert body["properties"]["ipConfigurations"][1]["properties"]["privateIPAddress"] == BLOCK1
+    sdk.network_interfaces.begin_create_or_update(rg, NIC1, body).result()
+    assert prefixes(ep, plan, NIC1) == {"ipconfig1": ("10.0.1.10", None, True, "Static"),
+                                        "nestnet-vme-kvm-vm1": prefix(BLOCK1)}  # the refused writes changed nothing
+
+
+# -- the exports ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pre_plan(plan_of):
+    return replace(plan_of(prefix_spec()), source="nic-prefix.yaml")
+
+
+def test_terraform_golden_and_parses(pre_plan):
+    text = terraform(pre_plan)
+    check_golden("nic-prefix.tf", text)
+    doc = hcl2.loads(text)
+    assert "resource" not in doc  # the NICs belong to the user's definitions
+    cfgs = doc["locals"][0]["nestnet_nic_prefix_ip_configurations"]
+    got = {hcl_value(k) if k.startswith('"') else k: [(hcl_value(c["name"]), hcl_value(c["private_ip_address"]),
+                                                         c["private_ip_address_prefix_length"]) for c in v]
+           for k, v in cfgs.items()}
+    assert got == {NIC1: [("nestnet-vme-kvm-vm1", "10.0.1.16", 28)], NIC2: [("nestnet-vme-kvm-vm2", "10.0.1.48", 28)]}
+    assert "privateIPAddressPrefixLength = 28" in text and "ASSUMPTION" in text
+
+
+def test_az_script_golden_and_runs_again_without_changes(pre_plan, tmp_path):
+    check_golden("nic-prefix-az.sh", az_script(pre_plan))
+    script = write_export(pre_plan, "az", tmp_path / "out")
+    env, log, state = fake_az(tmp_path, {"nics": {NIC1: {}, NIC2: {}}})
+    subprocess.run(["bash", str(script)], check=True, cwd=tmp_path, env=env)
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    creates = [c for c in calls if c[3] == "create"]
+    assert [c[c.index("--name") + 1] for c in creates] == ["nestnet-vme-kvm-vm1", "nestnet-vme-kvm-vm2"]
+    assert creates[0][creates[0].index("--private-ip-address") + 1] == "10.0.1.16"
+    assert creates[0][creates[0].index("--private-ip-address-prefix-length") + 1] == "28"
+    first = state.read_text()
+    assert json.loads(first)["nics"][NIC1]["ipConfigurations"]["nestnet-vme-kvm-vm1"] == {
+        "privateIPAddress": "10.0.1.16", "privateIPAddressPrefixLength": 28}
+    subprocess.run(["bash", str(script)], check=True, cwd=tmp_path, env=env)
+    again = [json.loads(line) for line in log.read_text().splitlines()][len(calls):]
+    assert [c[3] for c in again] == ["show"] * 2
+    assert json.loads(state.read_text())["nics"] == json.loads(first)["nics"]
