@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lab": ("nestnet.cli.lab:lab", "Emulate the fabric - Azure, hosts, nested VMs - in network namespaces."),
     "check": ("nestnet.cli.check:check", "Prove offline which pairs can reach each other, and why not."),
     "azure": ("nestnet.cli.azure:azure", "Reconcile the Azure route table, subnets and NICs; export Terraform/az."),
+    "aws": ("nestnet.clouds.aws.cli:aws", "Reconcile ENI prefixes, routes and source/dest checks in EC2; run its emulator."),
     "fleet": ("nestnet.cli.fleet:fleet", "Apply the plan to every host through Ansible."),
     "doctor": ("nestnet.cli.doctor:doctor", "Diagnose this live host: what breaks which pairs, and the fix."),
     "import": ("nestnet.cli.importcmd:import_", "Write a spec + lock reproducing the fabric Azure has today."),
