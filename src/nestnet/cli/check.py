@@ -61,13 +61,14 @@ def check(spec: str, faults: tuple[str, ...], all_pairs: bool, trace: tuple[str,
         sys.exit(_trace(state, plan, trace, as_json, probe))
     from ..model import reachability
 
-    from .. import forwards
+    from .. import exposes, forwards
 
     from ..model.groups import BY_DESIGN, FAIL, host_of
 
     res = reachability(state, probe)
     groups = _groups(res, plan, all_pairs)
     fwd = forwards.check(state, plan)  # nat mode's port forwards, from every endpoint
+    exp = exposes.check(state, plan)  # exposed ports, from the internet through the public IPs
     summary = dict(res.summary)
     summary["by_design"] = sum(g.count for g in groups if g.verdict == BY_DESIGN)
     summary["failed"] = sum(g.count for g in groups if g.verdict == FAIL)
@@ -80,11 +81,23 @@ def check(spec: str, faults: tuple[str, ...], all_pairs: bool, trace: tuple[str,
             "groups": [g.to_dict() for g in groups],
             "vm_host": vm_host,
             "forwards": [f.to_dict() for f in fwd],
+            "exposed": [e.to_dict() for e in exp],
         })
     else:
         _print(summary, groups, parsed, all_pairs, probe)
         _print_forwards(fwd)
-    sys.exit(0 if not summary["failed"] and all(f.ok for f in fwd) else 1)
+        _print_exposed(exp)
+    sys.exit(0 if not summary["failed"] and all(f.ok for f in fwd) and all(e.ok for e in exp) else 1)
+
+
+def _print_exposed(exp) -> None:
+    out = console()
+    for e in exp:
+        if e.ok:
+            out.print(f"  [green]ok[/]   exposed: {e}", highlight=False)
+        else:
+            out.print(f"  [red]FAIL[/] exposed: {e}  [dim](dies at {e.dies_at})[/]", highlight=False)
+            out.print(f"       {e.reason}", markup=False)
 
 
 def _groups(res, plan, include_ok: bool):
@@ -136,11 +149,14 @@ def _trace(state, plan, pair: tuple[str, str], as_json: bool, probe) -> int:
     for name in pair:
         if name not in known:
             raise UsageError(f"{plan.source or plan.name}: no node named {name!r}{unknown(name, known)}")
-    if src == INTERNET:
-        raise UsageError("the internet is a destination only: nothing opens a path in from it")
     if src == dst:
         raise UsageError(f"--trace {src} {dst}: give two different nodes")
-    r = Model(state, probe).ping(src, dst)
+    if src == INTERNET:
+        r = _trace_in(state, plan, dst, probe)
+        probe = r[1]
+        r = r[0]
+    else:
+        r = Model(state, probe).ping(src, dst)
     if as_json:
         emit_json({"probe": str(probe), **r.to_dict()})
         return 0 if r.ok else 1
@@ -157,6 +173,26 @@ def _trace(state, plan, pair: tuple[str, str], as_json: bool, probe) -> int:
         out.print(f"[red]FAILED[/] at {r.dies_at}: ", end="")
         out.print(r.reason, markup=False)
     return 0 if r.ok else 1
+
+
+def _trace_in(state, plan, dst: str, probe):
+    """The internet's way in: to ``dst``'s host's public IP (the VM's first exposed port unless
+    --probe names one), through the host's DNAT to an exposed VM; nothing else opens a path in."""
+    from ..errors import UsageError
+    from ..exposes import public_ip_of, reach
+    from ..model import ICMP, Model
+
+    vm = plan.vms.get(dst)
+    host = vm.host if vm is not None else dst if dst in state.hosts else None
+    pub = public_ip_of(state, host) if host is not None else None
+    if pub is None:
+        raise UsageError(f"--trace internet {dst}: the internet is a destination only, but for exposed VMs and their "
+                         f"hosts, through the host's public IP, and {dst} has none (vms[].expose)")
+    if probe == ICMP and vm is not None and vm.exposes:
+        probe = type(probe)(vm.exposes[0].proto, vm.exposes[0].public_port)
+    if vm is None:
+        return Model(state, probe).from_internet(dst, pub.address), probe
+    return reach(state, dst, probe.protocol, probe.port), probe
 
 
 def _print(summary, groups, faults, all_pairs: bool, probe) -> None:

@@ -56,6 +56,8 @@ class SdnConfig:
     ipfwd_ports: frozenset[str]  # ports whose src/dst check is lifted
     nsg_sig: str = ""  # signature of the NSG table ("" none)
     nsg_text: str = field(default="", compare=False)  # desired only: the table's text
+    pip_sig: str = ""  # signature of the public IP table ("" none)
+    pip_text: str = field(default="", compare=False)  # desired only: the table's text
 
 
 @dataclass(frozen=True)
@@ -67,10 +69,11 @@ class SdnChanges:
     del_ipfwd: tuple[str, ...] = ()
     add_ipfwd: tuple[str, ...] = ()
     nsg_text: str | None = None  # the NSG table to load ("" deletes it); None: unchanged
+    pip_text: str | None = None  # the public IP table to load ("" deletes it); None: unchanged
 
     def __bool__(self) -> bool:
         return any((self.del_routes, self.add_routes, self.del_rules, self.add_rules, self.del_ipfwd, self.add_ipfwd,
-                    self.nsg_text is not None))
+                    self.nsg_text is not None, self.pip_text is not None))
 
 
 def system_routes(topo: Topology) -> dict[IPv4Network, RouteKey]:
@@ -104,6 +107,8 @@ def desired(topo: Topology, state: CloudState) -> SdnConfig:
         ipfwd_ports=frozenset(n.port for n in topo.nics if n.nic in forwarding),
         nsg_sig=nsg_signature(nsgs := render_nsgs(topo, state)),
         nsg_text=nsgs,
+        pip_sig=nsg_signature(pips := render_public_ips(topo, state)),
+        pip_text=pips,
     )
 
 
@@ -116,6 +121,7 @@ def diff(want: SdnConfig, have: SdnConfig) -> SdnChanges:
         del_ipfwd=tuple(sorted(have.ipfwd_ports - want.ipfwd_ports)),
         add_ipfwd=tuple(sorted(want.ipfwd_ports - have.ipfwd_ports)),
         nsg_text=want.nsg_text if want.nsg_sig != have.nsg_sig else None,
+        pip_text=want.pip_text if want.pip_sig != have.pip_sig else None,
     )
 
 
@@ -313,3 +319,36 @@ def nsg_signature(text: str) -> str:
     """The signature ``render_nsgs`` put into ``text`` ("" for no table)."""
     i = text.find("chain sig_")
     return text[i + 10:i + 26] if i >= 0 else ""
+
+
+# --- public IPs on NICs (docs/decisions/0027) ---------------------------------------------------
+
+PIP_TABLE = "fabpip"
+
+
+def render_public_ips(topo: Topology, state: CloudState) -> str:
+    """The ``table ip fabpip`` text giving ``state``'s public IPs their 1:1 delivery, or "" when
+    there are none: what arrives from the internet for a public address is DNATed to its NIC's
+    primary address (the fabric's forward chain lets DNATed new flows in from the internet; the NSG
+    table then judges them at the NIC, with the private address and the public port, as Azure does);
+    conntrack turns the replies back into the public address. A Standard SKU address on a NIC with
+    no NSG on it or its subnet gets no DNAT: closed, as Azure keeps it. Signed like ``render_nsgs``."""
+    import hashlib
+
+    ports = {n.nic: n for n in topo.nics}
+    lines = []
+    for p in state.public_ips:
+        nic, port = state.nics.get(p.nic), ports.get(p.nic)
+        if nic is None or port is None:
+            continue
+        sub = state.subnets.get(nic.subnet)
+        if p.standard and not nic.nsg and not (sub is not None and sub.nsg):
+            lines.append(f"\t\t# {p.name}: Standard SKU, no NSG on {p.nic} or {nic.subnet}: closed")
+            continue
+        lines.append(f"\t\tiifname \"{INET_PORT}\" ip daddr {p.address} dnat ip to {port.ip} comment \"{p.name}\"")
+    if not lines:
+        return ""
+    text = (f"table ip {PIP_TABLE} {{\n\tchain prerouting {{\n\t\ttype nat hook prerouting priority dstnat; "
+            "policy accept;\n" + "\n".join(lines) + "\n\t}\n}\n")
+    sig = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return text[:-2] + f"\tchain sig_{sig} {{\n\t}}\n}}\n"

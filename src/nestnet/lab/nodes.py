@@ -14,7 +14,8 @@ from ..plan import Plan
 from ..host import apply as host_apply
 from . import ovs
 from .sysio import NO_IPV6, ip_batch, write_sysctls
-from .topology import INET_LINK_PEER, INET_LINK_PREFIX, INTERNET_IP, NicPort, Topology
+from ..model.state import PUBLIC_STANDIN
+from .topology import INET_LINK_FABRIC, INET_LINK_PEER, INET_LINK_PREFIX, INTERNET_IP, NicPort, Topology
 
 
 
@@ -118,5 +119,7 @@ def internet() -> None:
             f"addr add {INTERNET_IP}/32 dev lo",
             f"addr add {INET_LINK_PEER}/{INET_LINK_PREFIX} dev eth0",
             "link set eth0 up",
+            # the public IPs' stand-ins (model/state.py) are Azure's, behind the fabric
+            f"route add {PUBLIC_STANDIN} via {INET_LINK_FABRIC} src {INTERNET_IP}",
         ]
     )

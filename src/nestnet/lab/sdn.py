@@ -13,7 +13,7 @@ from ipaddress import IPv4Network
 
 from ..netns import run_in
 from ..plan import AZURE_DNS
-from .azure import NSG_TABLE, CloudState, SdnChanges, SdnConfig, RouteKey, desired, diff, system_routes
+from .azure import NSG_TABLE, PIP_TABLE, CloudState, SdnChanges, SdnConfig, RouteKey, desired, diff, system_routes
 from .ovs import tx_checksum_off
 from .sysio import ip_batch, ip_json, nft, nft_json, write_sysctls
 from .topology import (
@@ -74,6 +74,8 @@ table inet {TABLE} {{
 		oifname @nics oifname != @ipfwd oifname . ip daddr != @nic_ips counter name dstchk drop
 		# default outbound access translates NIC-owned addresses only
 		oifname "{INET_PORT}" ip saddr != @nic_addrs counter name inetdrop drop
+		# what a public IP's DNAT let in (lab/azure.py: render_public_ips); else replies only
+		iifname "{INET_PORT}" ct status dnat accept
 		iifname "{INET_PORT}" ct state != {{ established, related }} counter name inetin drop
 	}}
 	chain postrouting {{
@@ -181,13 +183,20 @@ def observe() -> SdnConfig:
     for item in nft_json("list", "set", "inet", TABLE, "ipfwd")["nftables"]:
         if "set" in item:
             ipfwd.update(item["set"].get("elem", []))
-    sig = ""
-    if any(t.get("table", {}).get("name") == NSG_TABLE for t in nft_json("list", "tables")["nftables"]):
-        for item in nft_json("list", "table", "inet", NSG_TABLE)["nftables"]:
-            name = item.get("chain", {}).get("name", "")
-            if name.startswith("sig_"):
-                sig = name[4:]
-    return SdnConfig(frozenset(table), frozenset(rules), frozenset(ipfwd), sig)
+    tables = {(t.get("table", {}).get("family"), t.get("table", {}).get("name"))
+              for t in nft_json("list", "tables")["nftables"]}
+    sig, pip_sig = (_signature(family, name) if (family, name) in tables else ""
+                    for family, name in (("inet", NSG_TABLE), ("ip", PIP_TABLE)))
+    return SdnConfig(frozenset(table), frozenset(rules), frozenset(ipfwd), sig, pip_sig=pip_sig)
+
+
+def _signature(family: str, name: str) -> str:
+    """The signature chain's name (``sig_<hash>``) of a table nestnet loads whole."""
+    for item in nft_json("list", "table", family, name)["nftables"]:
+        chain = item.get("chain", {}).get("name", "")
+        if chain.startswith("sig_"):
+            return chain[4:]
+    return ""
 
 
 def apply_changes(ch: SdnChanges) -> None:
@@ -203,6 +212,8 @@ def apply_changes(ch: SdnChanges) -> None:
         cmds.append(f"add element inet {TABLE} ipfwd {{ {', '.join(_q(p) for p in ch.add_ipfwd)} }}")
     if ch.nsg_text is not None:  # the whole NSG table in one transaction (conntrack entries stay)
         cmds.append(f"table inet {NSG_TABLE}\ndelete table inet {NSG_TABLE}\n{ch.nsg_text}")
+    if ch.pip_text is not None:
+        cmds.append(f"table ip {PIP_TABLE}\ndelete table ip {PIP_TABLE}\n{ch.pip_text}")
     if cmds:
         nft("\n".join(cmds) + "\n")
 

@@ -17,7 +17,9 @@ Every rule is a small function of the State and the packet, named after what it 
 - Guests: a connected route for a prefix shorter than /32, the onlink route to the gateway, the
   default route; they answer ARP for their own address and never forward.
 - Internet: reaches only the outbound address range (no route to 10/8): replies to translated
-  sources only.
+  sources only; and the public IPs on NICs (``Model.from_internet``): Azure delivers them 1:1 to
+  the NIC's primary address (a Standard one only where an NSG allows it), the host's DNAT of an
+  exposed port takes it on to the VM, and the reply leaves by the same way back, as the public IP.
 
 A ping is ok when the request reaches the destination node *and* its reply reaches the source.
 Where a packet dies, the walk records the hop, the rule that dropped it and the fix; anomalies seen
@@ -112,6 +114,10 @@ class _Flow:
     # preset by ``Model.ping`` to walk each outcome; ``races`` says what each one is, in order met.
     arp: dict[tuple[str, str, IPv4Address], str] = field(default_factory=dict)
     races: dict[tuple[str, str, IPv4Address], str] = field(default_factory=dict)
+    # destination NAT of the request: (node, original destination, translated one); the reply's
+    # source is translated back there (conntrack)
+    dnat: list[tuple[str, IPv4Address, IPv4Address]] = field(default_factory=list)
+    dport: int | None = None  # the request's destination port (a TCP/UDP probe; DNAT may change it)
 
 
 @dataclass
@@ -163,6 +169,7 @@ class Model:
         self._user: dict[int, dict[int, list[UserRoute]]] = {}
         self._user_lens: list[int] = []
         self.tags = az.tags
+        self.public = {p.address: p for p in az.public_ips}
 
     # ---------------------------------------------------------------- lookups
 
@@ -213,6 +220,32 @@ class Model:
         why = "ARP race: " + "; ".join(self._race_words(k) for k in races)
         return replace(bad, reason=f"{src} → {dst}: intermittent ({why}); when it fails: {bad.reason}",
                        intermittent=why)
+
+    def from_internet(self, dst: str, public: IPv4Address) -> PairResult:
+        """The internet's connection to ``public`` on the probe's port: ok when it reaches ``dst``
+        (an exposed VM, through its host's DNAT) and the reply comes back from ``public``."""
+        flow = _Flow(dport=self.probe.port)
+        fwd = self._leg(INTERNET, INTERNET_IP, public, flow, reply=False)
+        head = f"{INTERNET} → {dst} via {public}" + ("" if self.probe.port is None else f" {self.probe}")
+        hops = [f"request {head}", *fwd.hops]
+        if fwd.drop is not None:
+            return PairResult(INTERNET, dst, False, f"{head}: {fwd.drop}", tuple(hops), fwd.drop.where, fwd.drop.fix,
+                              root=fwd.drop.root or fwd.drop.where)
+        if fwd.reached != dst:
+            why = f"{head}: {public} is answered by {fwd.reached}, not {dst}"
+            if fwd.reached in self.state.hosts:
+                why += f" (no DNAT of {self.probe} to {dst} on {fwd.reached})"
+            return PairResult(INTERNET, dst, False, why, tuple(hops), fwd.reached or "")
+        back = self._leg(dst, fwd.dst, fwd.src, flow, reply=True)
+        hops += [f"reply {dst} → {INTERNET}", *back.hops]
+        if back.drop is not None:
+            return PairResult(INTERNET, dst, False, f"reply {dst} → {INTERNET}: {back.drop}", tuple(hops),
+                              back.drop.where, back.drop.fix, root=back.drop.root or back.drop.where)
+        if back.reached != INTERNET or back.dst != INTERNET_IP or back.src != public:
+            why = (f"reply {dst} → {INTERNET}: reaches {back.reached} from {back.src}, not the internet from {public} "
+                   "(asymmetric: the client drops it)")
+            return PairResult(INTERNET, dst, False, why, tuple(hops), back.reached or "")
+        return PairResult(INTERNET, dst, True, "", tuple(hops))
 
     def _race_words(self, key: tuple[str, str, IPv4Address]) -> str:
         h, asker, ip = key
@@ -435,6 +468,12 @@ class Model:
     def _host_in(self, h: HostState, dev: str, pkt: list[IPv4Address], w: _Walk) -> str:
         self._loop_guard(w, (h.name, dev, pkt[0], pkt[1]))
         self._denat(h.name, pkt, w)
+        if not w.reply and dev == h.l3_dev and pkt[1] == h.ip and w.flow.dport is not None:
+            rule = next((d for d in h.dnat if d[0] == self.probe.protocol and d[1] == w.flow.dport), None)
+            if rule is not None:  # an exposed port: prerouting's DNAT, before routing
+                w.flow.dnat.append((h.name, pkt[1], rule[2]))
+                w.hop(h.name, f"DNAT {self.probe.protocol} {h.ip}:{rule[1]} to {rule[2]}:{rule[3]}")
+                pkt[1], w.flow.dport = rule[2], rule[3]
         src, dst = pkt
         if dst in h.local_addresses:
             rp = self._rp_refusal(h, dev, src)
@@ -452,7 +491,8 @@ class Model:
         if rp is not None:
             raise _Dropped(Drop(h.name, rp[0], rp[1]))
         established = w.reply and h.name in w.flow.seen
-        dropped = h.firewall.drop_reason(FwdPacket(src, dst, dev, r.dev, established))
+        dnated = any(n == h.name for n, _o, _t in w.flow.dnat)
+        dropped = h.firewall.drop_reason(FwdPacket(src, dst, dev, r.dev, established, dnated and not w.reply))
         if dropped is not None:
             why, chain = dropped
             fix = (f"`nestnet host apply` on {h.name}" if chain == NESTNET_CHAIN
@@ -462,7 +502,17 @@ class Model:
         if not w.reply:
             w.flow.seen.add(h.name)
         w.hop(h.name, f"forwards {src} → {dst}")
+        if w.reply:
+            self._undnat(h.name, pkt, w)
         return self._host_out(h, pkt, w, r)
+
+    def _undnat(self, node: str, pkt: list[IPv4Address], w: _Walk) -> None:
+        """A reply's source back to what its request was sent to (conntrack of a DNAT)."""
+        for where, orig, new in w.flow.dnat:
+            if where == node and pkt[0] == new:
+                w.hop(node, f"conntrack translates the source {new} back to {orig}")
+                pkt[0] = orig
+                return
 
     def _guest_in(self, g: GuestState, pkt: list[IPv4Address], w: _Walk) -> str:
         if pkt[1] == g.ip:
@@ -629,6 +679,11 @@ class Model:
         raise _Dropped(Drop(f"azure:{target.name}", f"NIC {target.name} belongs to nothing in this fabric", ""))
 
     def _azure_to_internet(self, pkt: list[IPv4Address], w: _Walk, nic: NicState) -> str:
+        if w.reply and any(n == AZURE for n, _o, _t in w.flow.dnat):
+            self._undnat(AZURE, pkt, w)  # the reply of a connection to a public IP leaves as that IP
+            if pkt[0] in self.public:
+                w.hop(INTERNET, "delivered")
+                return INTERNET
         src, dst = pkt
         if not self.state.internet or dst != INTERNET_IP:
             raise _Dropped(Drop("internet", f"nothing answers {dst} on the internet side", ""))
@@ -648,6 +703,9 @@ class Model:
 
     def _internet_out(self, pkt: list[IPv4Address], w: _Walk) -> str:
         dst = pkt[1]
+        pub = self.public.get(dst)
+        if pub is not None and not w.reply:
+            return self._public_in(pub, pkt, w)
         if dst not in OUTBOUND_NET:
             raise _Dropped(Drop(INTERNET, f"the internet has no route to {dst} (no inbound path into the VNet)", ""))
         w.hop(INTERNET, f"{pkt[0]} → {dst} to Azure")
@@ -658,3 +716,26 @@ class Model:
         if target is None:
             raise _Dropped(Drop("azure:internet", f"no NIC owns {pkt[1]}", ""))
         return self._azure_out(target, pkt, w)
+
+    def _public_in(self, pub, pkt: list[IPv4Address], w: _Walk) -> str:
+        """The internet's packet for a public IP: Azure hands it 1:1 to the NIC's primary private
+        address; NSGs judge it there, after the translation (docs/decisions/0027)."""
+        w.hop(INTERNET, f"{pkt[0]} → {pkt[1]} to Azure")
+        nic = self.state.azure.nics.get(pub.nic)
+        where = f"azure:{pub.name}"
+        if nic is None:
+            raise _Dropped(Drop(where, f"public IP {pub.name} ({pub.address}) is on NIC {pub.nic}, unknown to the fabric", ""))
+        host = self.host_by_nic.get(nic.name)
+        private = host.ip if host is not None else min(nic.addresses)
+        if pub.standard:
+            sub = self.state.azure.subnets.get(nic.subnet)
+            if not nic.nsg and not (sub is not None and sub.nsg):
+                raise _Dropped(Drop(where, f"Azure drops {pkt[0]} → {pub.address} {self.probe}: public IP {pub.name} is "
+                                    "Standard SKU, closed to inbound unless an NSG allows it, and neither NIC "
+                                    f"{nic.name} nor subnet {nic.subnet} has an NSG",
+                                    f"attach an NSG allowing {self.probe} from Internet to {nic.name} or {nic.subnet}"))
+        w.flow.dnat.append((AZURE, pub.address, private))
+        w.flow.seen.add(AZURE)
+        w.hop("azure", f"public IP {pub.name}: {pub.address} → {private} (NIC {nic.name})")
+        pkt[1] = private
+        return self._azure_out(nic, pkt, w)

@@ -21,7 +21,7 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Iterator, Literal, Mapping, Sequence
 
 from .. import sysctl as sysctls
-from ..clouds.azure.facts import none_routes, reserved_addresses
+from ..clouds.azure.facts import none_routes, own_public_ip_name, reserved_addresses
 from ..firewall import FORWARD_CHAIN, FwdPacket, FwRule, MasqRule, Policy, policy_for
 from ..plan import Host, Plan, Route
 from .nsg import Nsg, Tags
@@ -37,6 +37,10 @@ INTERNET_IP = IPv4Address("203.0.113.10")
 OUTBOUND_IP = IPv4Address("198.51.100.1")
 # The link between Azure's edge and the internet: the only network the internet node reaches.
 OUTBOUND_NET = IPv4Network("198.51.100.0/24")
+# Stand-ins for the public IPs of hosts with exposed VMs when the state comes from a plan (Azure
+# picks the real address; ``--azure`` reads it): RFC 2544's benchmarking range, never routed on the
+# internet, which the lab's internet routes to the fabric (docs/decisions/0027).
+PUBLIC_STANDIN = IPv4Network("198.18.0.0/15")
 
 # nestnet's forward chain, as the model names it (in findings and fixes).
 NESTNET_CHAIN = FORWARD_CHAIN
@@ -101,6 +105,19 @@ class UserRoute:
 
 
 @dataclass(frozen=True, slots=True)
+class PublicIp:
+    """A public IP on a NIC's primary ip configuration: Azure delivers what arrives for ``address``
+    to the NIC's primary private address (1:1, ports unchanged) and its replies leave as ``address``.
+    ``standard``: closed to inbound unless an NSG on the way allows it (Standard SKU); a Basic one
+    is open (docs/decisions/0027)."""
+
+    name: str
+    address: IPv4Address
+    nic: str
+    standard: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class CloudState:
     address_space: tuple[IPv4Network, ...]
     route_table: str | None
@@ -111,6 +128,7 @@ class CloudState:
     nsgs: Mapping[str, Nsg] = field(default_factory=dict)  # by name; attached through subnets and NICs
     peered_space: tuple[IPv4Network, ...] = ()  # address spaces of peered VNets (VirtualNetwork tag)
     none_routes: tuple[IPv4Network, ...] = ()  # system routes that drop (Azure: 10/8, 172.16/12, ...)
+    public_ips: tuple[PublicIp, ...] = ()  # on NICs' primary ip configurations
 
     @property
     def tags(self) -> Tags:
@@ -204,6 +222,8 @@ class HostState:
     firewall: Firewall
     masquerade: tuple[MasqRule, ...]
     away: frozenset[IPv4Address] = frozenset()  # addresses of its block whose VMs moved elsewhere
+    # exposed ports: (proto, public port, VM address, VM port), DNAT of ``ip`` arriving on ``l3_dev``
+    dnat: tuple[tuple[str, int, IPv4Address, int], ...] = ()
 
     @property
     def l3_dev(self) -> str:
@@ -307,7 +327,17 @@ def azure_from_plan(plan: Plan) -> CloudState:
         nics=nics,
         resource_group=az.resource_group,
         none_routes=none_routes(tuple(plan.address_space)),
+        public_ips=planned_public_ips(plan),
     )
+
+
+def planned_public_ips(plan: Plan) -> tuple[PublicIp, ...]:
+    """The public IPs of hosts whose VMs expose ports, at stand-in addresses (the i-th host of the
+    plan gets ``PUBLIC_STANDIN[i + 1]``). Open to inbound: the plan's NSG rules allow the exposed
+    ports (``azure diff`` names the rules an NSG nestnet may not change lacks)."""
+    exposed = {v.host for v in plan.vms.values() if v.exposes}
+    return tuple(PublicIp(h.public_ip or own_public_ip_name(plan.azure.route_prefix, h.name), PUBLIC_STANDIN[i + 1], h.nic)
+                 for i, h in enumerate(plan.hosts.values()) if h.name in exposed)
 
 
 def from_plan(plan: Plan, cloud: str = "azure") -> State:
@@ -324,7 +354,8 @@ def from_plan(plan: Plan, cloud: str = "azure") -> State:
         subnet = plan.subnets[h.subnet].prefix
         other = (Route(subnet, h.l3_dev), Route(IPv4Network("0.0.0.0/0"), h.l3_dev, h.gateway))
         rp = int(h.sysctl.get(sysctls.rp_filter(), "0"))
-        fw = policy_for(h, routed, tuple(plan.vms[v].ip for v in h.vms))
+        exposes = tuple((e.proto, e.public_port, plan.vms[v].ip, e.port) for v in h.vms for e in plan.vms[v].exposes)
+        fw = policy_for(h, routed, tuple(plan.vms[v].ip for v in h.vms), exposes=exposes)
         hosts[h.name] = HostState(
             name=h.name,
             ip=h.ip,
@@ -347,6 +378,7 @@ def from_plan(plan: Plan, cloud: str = "azure") -> State:
             firewall=firewall_of(fw),
             masquerade=fw.masquerade_rules(),
             away=frozenset(h.away),
+            dnat=exposes,
         )
     guests = {
         v.name: GuestState(v.name, v.host, v.ip, v.prefix_len, v.gateway, v.guest_style != "subnet", v.mac)

@@ -60,3 +60,9 @@ def name_key(name: str) -> str:
     compare through this one function, so they cannot disagree.
     """
     return name.lower()
+
+
+def own_public_ip_name(route_prefix: str, host: str) -> str:
+    """The public IP nestnet creates and owns for a host whose VMs expose ports (the spec names no
+    ``hosts[].public_ip``): named like its routes, tagged like its route table."""
+    return f"{route_prefix}{host}-pip"
