@@ -327,18 +327,31 @@ def _scenario(scenario: str, as_json: bool, name: str | None = None) -> None:
 @click.option("--to", "to", required=True, help="The host the VM moves to.")
 @click.option("--azure", "azure", type=click.Choice(["plan", "api"]), default=None,
               help="Expect the lab's Azure to come from the plan or the ARM API (as it was brought up).")
+@click.option("--propagation-delay", type=click.FloatRange(min=0), default=0.0, show_default=True, metavar="SECONDS",
+              help="With Azure from the plan: the route change reaches the fabric this much after the switch-over, "
+              "as on Azure (with --azure api, lab up's --propagation-delay does it).")
 @json_option
-def migrate(spec: str, vm: str, to: str, azure: str | None, as_json: bool) -> None:
-    """Live-migrate VM to host TO in the running lab, measuring the gap (the spec is updated)."""
+def migrate(spec: str, vm: str, to: str, azure: str | None, propagation_delay: float, as_json: bool) -> None:
+    """Live-migrate VM to host TO in the running lab, measuring the gap (the spec is updated).
+
+    With libvirt guests (lab up --hosts systemd --guests libvirt): virsh migrate --live between the
+    two hosts over the lab's fabric; nestnet's qemu hook (hosts[].migration_hook) runs the host-side
+    steps, and what it did is read back from each host's journal. Exit 1 when a pair is not green
+    afterwards or the hook reported an error."""
     from ..lab.migrate import migrate as run
 
-    res = run(spec, vm, to, azure)
+    res = run(spec, vm, to, azure, propagation_delay)
     if as_json:
         emit_json(res.to_dict())
     else:
-        click.echo(f"moved {vm} from {res.src_host} to {res.dst_host} (Azure from the {res.azure})")
+        delay = f", route change {propagation_delay:g} s late" if propagation_delay else ""
+        click.echo(f"moved {vm} from {res.src_host} to {res.dst_host} (Azure from the {res.azure}{delay})")
         for p in res.probes:
             click.echo(f"  {p.src} -> {p.dst}: {p.sent} sent, {p.lost} lost, gap {p.gap_s:.2f} s")
+        for h, lines in res.hook.items():
+            click.echo(f"  hook on {h}: " + ("; ".join(lines) if lines else "nothing in its journal"))
+        for e in res.hook_errors:
+            click.echo(f"  HOOK ERROR {e}")
         bad = [p for p in res.pairs if not (p["ok"] and p["check"])]
         click.echo(f"{len(res.pairs) - len(bad)}/{len(res.pairs)} pairs ok and as check says; gap {res.gap_s:.2f} s")
         for p in bad:

@@ -15,6 +15,7 @@ from .. import sysctl
 from ..errors import HostError
 from . import dhcp, rtnl
 from .files import File
+from .libvirt_hook import HOOK_PATH, tell_libvirt
 from .desired import ALIAS, Change
 from .observe import run
 
@@ -97,6 +98,8 @@ def _one(c: Change, root: Path) -> None:
     elif c.kind == "file":
         path, f = act
         write_file(root / path, f)
+        if path == HOOK_PATH and Path(root) == Path("/"):
+            tell_libvirt()  # it finds hooks only when it starts or reloads
     elif c.kind == "service":
         what, dig = act
         dhcp.start(root, dig) if what == "start" else dhcp.stop(root, forget=what == "remove")

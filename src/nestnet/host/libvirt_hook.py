@@ -32,10 +32,16 @@ PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 Step = Literal["arrive", "depart"]
 PHASES = ("migrate/begin", "started/begin", "stopped/end")
+LOG_TAG = "nestnet-hook"  # journalctl -t nestnet-hook: what the hook did, and its errors
 
 
 def render(plan: Plan, host: Host, header: str) -> str:
-    """The hook script for ``host`` (``header``: the owned-file marker lines)."""
+    """The hook script for ``host`` (``header``: the owned-file marker lines).
+
+    libvirt keeps nothing a hook prints (9.0 logs neither its output nor its exit status unless
+    debug logging is on), so the script hands what ``nestnet host hook`` said, and a failure, to
+    the journal itself (``logger -t nestnet-hook``): ``journalctl -t nestnet-hook`` on the host
+    shows every step it ran and any error."""
     return (
         "#!/bin/sh\n"
         + header
@@ -48,10 +54,39 @@ def render(plan: Plan, host: Host, header: str) -> str:
         "esac\n"
         f"PATH={PATH}\n"
         "export PATH\n"
-        f'nestnet host hook {SPEC_PATH} --host {host.name} -- "$1" "$2" "$3" ||\n'
-        '    echo "nestnet: host hook failed for $1 ($2 $3), exit $?: see above" >&2\n'
+        f'out=$(nestnet -q host hook {SPEC_PATH} --host {host.name} -- "$1" "$2" "$3" 2>&1)\n'
+        "rc=$?\n"
+        f'[ -z "$out" ] || printf \'%s\\n\' "$out" | logger -t {LOG_TAG}\n'
+        f'[ "$rc" -eq 0 ] || logger -t {LOG_TAG} -p user.err "nestnet: host hook failed for $1 ($2 $3), exit $rc"\n'
         "exit 0\n"
     )
+
+
+DAEMONS = ("libvirtd.service", "virtqemud.service")  # monolithic, or the modular QEMU daemon
+
+
+def tell_libvirt() -> list[str]:
+    """libvirt looks for hook scripts when its daemon starts or reloads: a hook written while it
+    runs is never called until then (seen here: libvirt 9.0 ran a hook added after its start only
+    after ``systemctl reload``, SIGHUP). So after writing or removing the hook, ``host apply``
+    reloads whichever of its daemons is running (a reload keeps the guests running). Returns the
+    units reloaded."""
+    import shutil
+
+    from ..errors import HostError
+    from .observe import run
+
+    if not shutil.which("systemctl"):
+        return []
+    done = []
+    for unit in DAEMONS:
+        if run(["systemctl", "is-active", "--quiet", unit]).returncode != 0:
+            continue
+        r = run(["systemctl", "reload", unit])
+        if r.returncode != 0:
+            raise HostError(f"systemctl reload {unit} (so libvirt finds the hook): {(r.stderr or r.stdout).strip()}")
+        done.append(unit)
+    return done
 
 
 def vm_of(plan: Plan, guest: str, domain_xml: str) -> str | None:

@@ -62,6 +62,9 @@ class Result:
     probes: list[Probe]
     pairs: list[dict[str, Any]]
     timings: dict[str, float] = field(default_factory=dict)
+    hook: dict[str, list[str]] = field(default_factory=dict)  # libvirt guests: the hook's journal, per host
+    hook_errors: list[str] = field(default_factory=list)
+    propagation_delay: float = 0.0
 
     @property
     def sent(self) -> int:
@@ -77,7 +80,7 @@ class Result:
 
     @property
     def ok(self) -> bool:
-        return all(p["ok"] and p["check"] for p in self.pairs)
+        return all(p["ok"] and p["check"] for p in self.pairs) and not self.hook_errors
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -91,19 +94,22 @@ class Result:
             "azure": self.azure,
             "probes": [p.to_dict() for p in self.probes],
             "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
+            "propagation_delay_s": self.propagation_delay,
+            **({"hook": self.hook, "hook_errors": self.hook_errors} if self.hook else {}),
         }
 
 
-_SEQ = re.compile(r"icmp_seq=(\d+)")
+_SEQ = re.compile(r"\b(?:icmp_)?seq=(\d+)")  # iputils: icmp_seq=, busybox: seq=
 _SENT = re.compile(r"(\d+) packets transmitted")
 
 
-def parse_ping(src: str, dst: str, out: str, interval: float = INTERVAL) -> Probe:
-    """Pure: sent, lost and the longest gap from ``ping -n -i`` output (ended by SIGINT).
+def parse_ping(src: str, dst: str, out: str, interval: float = INTERVAL, first_seq: int = 1) -> Probe:
+    """Pure: sent, lost and the longest gap from ``ping -n -i`` output (ended by SIGINT);
+    ``first_seq``: the first request's number (iputils 1, busybox 0).
 
     Replies still unanswered at the very end (at most two intervals' worth: in flight when ping
     was stopped) do not count as sent."""
-    got = sorted({int(m.group(1)) for m in _SEQ.finditer(out)})
+    got = sorted({int(m.group(1)) + 1 - first_seq for m in _SEQ.finditer(out)})
     m = _SENT.search(out)
     sent = int(m.group(1)) if m else (got[-1] if got else 0)
     last = got[-1] if got else 0
@@ -218,9 +224,14 @@ def _pairs(plan: Plan) -> list[dict[str, Any]]:
     return [{**p.to_dict(), "check": model.ping(p.src, p.dst).ok == p.ok} for p in sorted(matrix(plan))]
 
 
-def migrate(spec: str | Path, vm: str, to: str, azure: str | None = None) -> Result:
-    """Move VM to host TO in the running lab (and in the spec), measuring the gap."""
+def migrate(spec: str | Path, vm: str, to: str, azure: str | None = None, propagation_delay: float = 0.0) -> Result:
+    """Move VM to host TO in the running lab (and in the spec), measuring the gap.
+
+    ``propagation_delay`` (Azure from the plan): the fabric takes the route change that much after
+    the switch-over, as Azure's takes effect late (with ``--azure api`` the emulator's own delay,
+    set at lab up, does that)."""
     from ..specedit import vm_move
+    from .core import guest_config
 
     require_root()
     before = load_plan(spec, write=False)
@@ -229,6 +240,12 @@ def migrate(spec: str | Path, vm: str, to: str, azure: str | None = None) -> Res
     have = azure_source(before.name)
     if azure is not None and azure != have:
         raise UsageError(f"lab {before.name} takes Azure from {have!r}: bring it up with --azure {azure} to migrate so")
+    if propagation_delay and have == "api":
+        raise UsageError(f"lab {before.name} takes Azure from the ARM emulator: its --propagation-delay is set at lab up")
+    if guest_config(before.name) == "libvirt":
+        from .livemigrate import migrate as live
+
+        return live(spec, vm, to, propagation_delay)
     topo0 = Topology.from_plan(before)
     sources = probers(before, vm, (src, to))
     port = next(p.port for p in topo0.vm_ports if p.vm == vm)
@@ -255,6 +272,7 @@ def migrate(spec: str | Path, vm: str, to: str, azure: str | None = None) -> Res
         if have == "api":
             _azure_api(plan, to)
         else:
+            time.sleep(propagation_delay)
             sdn.program_ns(topo, CloudState.from_plan(plan))
         _wait_route(topo, plan, vm)
         t["azure"] = time.monotonic() - t2
@@ -265,5 +283,5 @@ def migrate(spec: str | Path, vm: str, to: str, azure: str | None = None) -> Res
         raise LabError(f"lab migrate {vm} to {to}: {exc} (the spec already says {vm} lives on {to})") from None
     finally:
         probes = pingers.stop()
-    return Result(vm, src, to, have, probes, _pairs(plan), t)
+    return Result(vm, src, to, have, probes, _pairs(plan), t, propagation_delay=propagation_delay)
 

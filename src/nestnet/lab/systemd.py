@@ -491,6 +491,10 @@ def bring_up(plan: Plan, topo, state: Path, ufw: str = "ufw-hosts", libvirt_gues
 
     def one(host: str) -> None:
         prepare(plan, plan.hosts[host], dirs(state, host), img, ufw)
+        if libvirt_guests:  # libvirtd reachable from the other hosts, the spec where the hook reads it
+            from .livemigrate import prepare_overlay
+
+            prepare_overlay(plan, dirs(state, host).root)
         boot(plan, topo, state, host)
         host_apply(plan, state, host)
         if libvirt_guests:
