@@ -274,3 +274,54 @@ def test_hook_file_round_trip(tmp_path):
 def test_parse_ping(out, sent, lost, gap):
     p = parse_ping("a", "b", out)
     assert (p.sent, p.lost) == (sent, lost) and p.gap_s == pytest.approx(gap)
+
+
+def test_parse_ping_of_busybox_counts_from_zero():
+    """busybox ping (inside a libvirt guest) numbers its requests from 0 and says so in its own words."""
+    seqs = [*range(0, 10), *range(14, 20)]
+    out = "".join(f"64 bytes from 10.0.2.5: seq={i} ttl=61 time=0.000 ms\n" for i in seqs)
+    out += "\n--- 10.0.2.5 ping statistics ---\n20 packets transmitted, 16 packets received, 20% packet loss\n"
+    p = parse_ping("web1", "mgmt-vm", out, first_seq=0)
+    assert (p.sent, p.lost) == (20, 4) and p.gap_s == pytest.approx(0.2)
+    # read as iputils' (from 1), the same output would lose the first request and miscount
+    assert parse_ping("web1", "mgmt-vm", out).sent != 20 or parse_ping("web1", "mgmt-vm", out).lost != 4
+
+
+def test_virsh_migrate_goes_over_the_new_hosts_uplink(tmp_path):
+    from nestnet.lab.livemigrate import virsh_migrate_argv
+
+    spec = mobile(moved_to="kvm2")
+    plan = load_plan(write(tmp_path, spec))
+    ip = plan.hosts["kvm2"].ip
+    argv = virsh_migrate_argv(plan, "web1", "kvm2")
+    assert argv[:2] == ["virsh", "migrate"] and "--live" in argv and "--undefinesource" in argv
+    # the libvirt connection and QEMU's stream both to the uplink address, never a name
+    assert f"qemu+tcp://{ip}/system" in argv and argv[argv.index("--migrateuri") + 1] == f"tcp://{ip}"
+
+
+def test_hook_script_logs_to_the_journal_and_never_fails(tmp_path):
+    """The rendered hook, run by sh with a `nestnet` and a `logger` of the test's own on PATH
+    (the script sets PATH itself, so it is rewritten to the test's directory): what nestnet says
+    goes to the journal, a failure too, at priority err, and the hook still exits 0."""
+    spec = mobile(moved_to="kvm2")
+    spec["hosts"][1]["migration_hook"] = True
+    plan = load_plan(write(tmp_path, spec))
+    text = libvirt_hook.render(plan, plan.hosts["kvm2"], "# header\n")
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    (bin_ / "logger").write_text(f'#!/bin/sh\necho "logger $*" >> {tmp_path}/journal\n/bin/cat >> {tmp_path}/journal\n')
+    for rc in (0, 3):
+        (bin_ / "nestnet").write_text(f'#!/bin/sh\necho "kvm2: web1 arrive ($3 $4)"\nexit {rc}\n')
+        for f in bin_.iterdir():
+            f.chmod(0o755)
+        script = text.replace(f"PATH={libvirt_hook.PATH}", f"PATH={bin_}")
+        (tmp_path / "journal").write_text("")
+        r = subprocess.run(["sh", "-s", "web1", "migrate", "begin"], input=script, text=True, capture_output=True)
+        assert r.returncode == 0
+        journal = (tmp_path / "journal").read_text()
+        assert "logger -t nestnet-hook" in journal and "kvm2: web1 arrive" in journal
+        assert ("-p user.err" in journal) == (rc != 0)
+        # phases the hook ignores call nothing
+        (tmp_path / "journal").write_text("")
+        r = subprocess.run(["sh", "-s", "web1", "prepare", "begin"], input=script, text=True, capture_output=True)
+        assert r.returncode == 0 and (tmp_path / "journal").read_text() == ""
