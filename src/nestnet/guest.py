@@ -149,6 +149,7 @@ def domain_xml(
     vcpus: int = 1,
     disk: str | None = None,
     seed: str | None = None,
+    seed_bus: str = "sata",
     kernel: str | None = None,
     initrd: str | None = None,
     cmdline: str | None = None,
@@ -159,7 +160,8 @@ def domain_xml(
 
     As users define one on a KVM host: a qcow2 disk (``/var/lib/libvirt/images/<vm>.qcow2`` unless
     ``disk``), the NoCloud seed as a CD-ROM labelled ``cidata`` when ``seed`` is given (cloud-init's
-    NoCloud datasource finds it by that label), a serial console. The lab passes ``domain_type="qemu"``
+    NoCloud datasource finds it by that label; ``seed_bus="virtio"``: a read-only virtio disk
+    instead, for kernels without AHCI such as Debian's cloud kernel), a serial console. The lab passes ``domain_type="qemu"``
     (TCG: KVM does not run here, DESIGN 5b), a ``kernel``/``initrd`` booted directly, the console to a
     file and a virtio-serial channel for its agent. The name is the VM's, which the qemu hook maps
     back to the VM (host/libvirt_hook.py); the MAC is nestnet's, which its DHCP server leases.
@@ -180,7 +182,8 @@ def domain_xml(
     if not kernel or disk:
         _disk(dev, "disk", "qcow2", disk or f"/var/lib/libvirt/images/{vm.name}.qcow2", "vda", "virtio")
     if seed:
-        ET.SubElement(_disk(dev, "cdrom", "raw", seed, "sda", "sata"), "readonly")
+        cd = ("cdrom", "sda", "sata") if seed_bus == "sata" else ("disk", "vdb", "virtio")
+        ET.SubElement(_disk(dev, cd[0], "raw", seed, cd[1], cd[2]), "readonly")
     nic = ET.SubElement(dev, "interface", type="bridge")
     ET.SubElement(nic, "mac", address=vm.mac)
     ET.SubElement(nic, "source", bridge=host.bridge)

@@ -68,3 +68,21 @@ def test_seed_network_config_is_the_cloud_init_format(tmp_path):
     assert net["ethernets"]["eth0"]["addresses"] == [f"{plan.vms['web1'].ip}/{plan.vms['web1'].prefix_len}"]
     assert yaml.safe_load(seed["meta-data"])["local-hostname"] == "web1"
     assert seed["user-data"].startswith("#cloud-config")
+
+
+def test_lab_cloud_init_domain_validates_with_its_disk_and_seed(tmp_path):
+    from nestnet.lab import libvirt
+
+    plan = load_plan(str(write_seed(tmp_path)))
+    text = libvirt.domain(plan, "web2", cloud_init=True)
+    _validate(tmp_path, text)
+    dom = ET.fromstring(text)
+    p = libvirt.paths("web2")
+    root = dom.find("devices/disk[@device='disk']/target[@dev='vda']/..")
+    assert root.find("source").get("file") == p["disk"] and root.find("driver").get("type") == "qcow2"
+    # Debian's cloud kernel has no AHCI: the cidata seed is a read-only virtio disk, not a SATA CD-ROM
+    seed = dom.find("devices/disk[@device='disk']/target[@dev='vdb']/..")
+    assert seed.find("source").get("file") == p["seed"] and seed.find("readonly") is not None
+    assert seed.find("target").get("bus") == "virtio"
+    assert "root=/dev/vda" in dom.findtext("os/cmdline")
+    assert dom.find("devices/interface/mac").get("address") == plan.vms["web2"].mac

@@ -52,8 +52,12 @@ def lab() -> None:
 )
 @click.option("--image", "image", type=click.Choice(["base", "libvirt"]), default="base", show_default=True,
               help="With --hosts systemd: the rootfs the hosts boot (`lab image --flavour`).")
+@click.option("--cloud-init", "cloud_init", multiple=True, metavar="VM",
+              help="With --guests libvirt: VM boots the cloud-init guest image (`lab image --flavour cloud-init`) "
+              "and takes its static network from a NoCloud seed made from `vm config --format cloud-init`, "
+              "not DHCP. Repeat for more VMs.")
 def up(spec: str, faults: tuple[str, ...], azure: str, as_seed: bool, propagation_delay: float, guests: str,
-       hosts: str, ufw: str, image: str) -> None:
+       hosts: str, ufw: str, image: str, cloud_init: tuple[str, ...]) -> None:
     """Build the lab for SPEC: namespaces nn-<name>.<node>."""
     from .. import lab as labmod
     from ..faults import parse_faults
@@ -73,12 +77,13 @@ def up(spec: str, faults: tuple[str, ...], azure: str, as_seed: bool, propagatio
 
     t0 = time.monotonic()
     labmod.up(plan, parsed, azure=azure, as_seed=as_seed, propagation_delay=propagation_delay,  # type: ignore[arg-type]
-              guests=guests, hosts=hosts, ufw=ufw, image=image)  # type: ignore[arg-type]
+              guests=guests, hosts=hosts, ufw=ufw, image=image, cloud_init=cloud_init)  # type: ignore[arg-type]
     n = len(plan.node_names)
     note(
         f"lab {plan.name} is up: {plural(len(plan.hosts), 'host')}, {plural(len(plan.vms), 'VM')}, "
         f"{plural(n - len(plan.hosts) - len(plan.vms), 'endpoint')}, internet; Azure from the {azure}; "
         f"guests {({'dhcp': 'by DHCP', 'libvirt': 'libvirt domains (DHCP)'}).get(guests, 'static')}"
+        + (f"; cloud-init (static from its seed): {', '.join(sorted(set(cloud_init)))}" if cloud_init else "")
         + ("; built by hand as the seed document does" if as_seed else "")
         + (f"; hosts booted by systemd (UFW enabled on {dict(all='every host', none='no host').get(ufw, 'firewall: ufw hosts')}), "
            f"nestnet host apply run inside each; {time.monotonic() - t0:.1f} s" if hosts == "systemd" else "")
@@ -390,9 +395,11 @@ def _progress(as_json: bool):
 
 
 @lab.command("image")
-@click.option("--flavour", type=click.Choice(["base", "libvirt", "guest"]), default="base", show_default=True,
+@click.option("--flavour", type=click.Choice(["base", "libvirt", "guest", "cloud-init"]), default="base",
+              show_default=True,
               help="base: systemd, networkd, netplan, UFW, nftables, dnsmasq; libvirt: base plus libvirt and QEMU; "
-              "guest: the libvirt guests' Debian cloud kernel and busybox initrd (--guests libvirt).")
+              "guest: the libvirt guests' Debian cloud kernel and busybox initrd (--guests libvirt); "
+              "cloud-init: a small Debian rootfs with cloud-init, netplan and systemd-resolved (--cloud-init VM).")
 @click.option("--refresh", is_flag=True, help="Build it again even when it is cached.")
 @json_option
 def image(flavour: str, refresh: bool, as_json: bool) -> None:
@@ -408,6 +415,10 @@ def image(flavour: str, refresh: bool, as_json: bool) -> None:
             from ..lab import guestimage
 
             got = guestimage.ensure(refresh=refresh, say=say)
+        elif flavour == "cloud-init":
+            from ..lab import cloudinitimage
+
+            got = cloudinitimage.ensure(refresh=refresh, say=say)
         else:
             got = img.ensure(flavour, refresh=refresh, say=say)
     if as_json:

@@ -114,6 +114,7 @@ def up(
     hosts: HostsKind = "netns",
     ufw: str = "ufw-hosts",
     image: str = "base",
+    cloud_init: tuple[str, ...] = (),
 ) -> None:
     """Build the whole fabric for ``plan``; on any failure everything built so far is removed.
 
@@ -134,6 +135,8 @@ def up(
     (``lab/systemd.py``) and is configured by ``nestnet host apply`` run inside it; ``ufw``:
     which of them boot with UFW enabled (``ufw-hosts``: those with ``firewall: ufw``; ``all``; or
     ``none``); ``image``: the rootfs flavour (``base``, or ``libvirt`` with libvirt and QEMU).
+    ``cloud_init`` (with ``guests="libvirt"``): these VMs boot the cloud-init guest image and
+    configure themselves from their NoCloud seed (static, ``vm config --format cloud-init``).
     """
     ovs_hosts = any(h.bridge_type == "ovs" for h in plan.hosts.values())
     require_root(TOOLS + OVS_TOOLS if ovs_hosts else TOOLS)
@@ -142,6 +145,7 @@ def up(
         _refuse_for_systemd(plan, azure, as_seed, bare, guests, ufw)
     elif guests == "libvirt":
         raise UsageError("--guests libvirt: only with --hosts systemd (libvirtd runs in the booted hosts)")
+    _check_cloud_init(plan, guests, cloud_init)
     for h in plan.hosts.values():
         if h.firewall == "ufw" and hosts == "netns":
             # ufw reads and writes the machine's /etc/ufw: a namespace alone does not isolate it.
@@ -153,6 +157,11 @@ def up(
         if bad:
             raise UsageError(f"{', '.join(bad)}: with --azure api, change Azure through the ARM API instead")
     try:
+        if cloud_init:  # before the hosts boot: their guests are defined from it
+            from .libvirt import CLOUD_INIT_FILE
+
+            state_dir(plan.name).mkdir(parents=True, exist_ok=True)
+            (state_dir(plan.name) / CLOUD_INIT_FILE).write_text("".join(f"{v}\n" for v in sorted(set(cloud_init))))
         planned = CloudState.from_plan(plan)
         hand = "seed" if as_seed else "bare" if bare else ""
         # Azure's side from the plan includes the private zone's records; with the API, the zone
@@ -171,6 +180,17 @@ def up(
     except BaseException:
         down(plan.name)
         raise
+
+
+def _check_cloud_init(plan: Plan, guests: str, cloud_init: tuple[str, ...]) -> None:
+    if not cloud_init:
+        return
+    if guests != "libvirt":
+        raise UsageError("--cloud-init: only with --guests libvirt (a cloud-init guest is a libvirt domain)")
+    for vm in cloud_init:
+        if vm not in plan.vms:
+            raise UsageError(f"--cloud-init {vm}: {plan.source or plan.name} has no VM {vm!r}"
+                             f" (its VMs: {', '.join(plan.vms) or 'none'})")
 
 
 def _build_azure_by_hand(plan: Plan, env: dict[str, str]) -> None:

@@ -34,18 +34,8 @@ KERNEL_META = "linux-image-cloud-amd64"
 BUSYBOX = "busybox-static"
 MODULES = ("virtio_pci", "virtio_net", "virtio_console")
 
-INIT = r"""#!/bin/busybox sh
-# nestnet lab guest: modules, eth0 by DHCP, then the agent on the virtio-serial port
-/bin/busybox --install -s /bin
-export PATH=/bin
-mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
-for m in $(cat /lib/modules/order); do insmod /lib/modules/$m.ko; done
-hostname "$(sed -n 's/.*nestnet.name=\([^ ]*\).*/\1/p' /proc/cmdline)"
-ip link set lo up
-ip link set eth0 up
-udhcpc -i eth0 -s /etc/udhcpc.script -t 30 -T 1 -A 1 -b -S
-echo "nestnet-guest: userspace at $(cut -d' ' -f1 /proc/uptime) s"
-port=""
+# The agent: find the virtio-serial port named @CHANNEL@, answer one command a line on it.
+AGENT_LOOP = r"""port=""
 for p in /sys/class/virtio-ports/*; do
   [ "$(cat $p/name 2>/dev/null)" = "@CHANNEL@" ] && port=/dev/${p##*/}
 done
@@ -64,6 +54,19 @@ while :; do
   sleep 0.1
 done
 """
+
+INIT = r"""#!/bin/busybox sh
+# nestnet lab guest: modules, eth0 by DHCP, then the agent on the virtio-serial port
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
+for m in $(cat /lib/modules/order); do insmod /lib/modules/$m.ko; done
+hostname "$(sed -n 's/.*nestnet.name=\([^ ]*\).*/\1/p' /proc/cmdline)"
+ip link set lo up
+ip link set eth0 up
+udhcpc -i eth0 -s /etc/udhcpc.script -t 30 -T 1 -A 1 -b -S
+echo "nestnet-guest: userspace at $(cut -d' ' -f1 /proc/uptime) s"
+""" + AGENT_LOOP
 
 UDHCPC = r"""#!/bin/sh
 # udhcpc's hook: the lease as the guest's address, default route and resolver
@@ -176,7 +179,10 @@ def ensure(*, refresh: bool = False, say=lambda _m: None) -> GuestImage:
     return GuestImage(final, k, True, time.monotonic() - t0)
 
 
-def _build(tmp: Path, pkgs: list[tuple[str, str]], say) -> None:
+def _build(tmp: Path, pkgs: list[tuple[str, str]], say, modules: tuple[str, ...] = MODULES,
+           init: str | None = None) -> None:
+    """``vmlinuz``, ``initrd.gz`` (busybox, ``modules`` and their dependencies, ``init`` as
+    ``/init``) and ``packages`` in ``tmp``, from the kernel and busybox packages ``pkgs``."""
     debs, x, rd = tmp / "debs", tmp / "x", tmp / "initrd"
     for p in (debs, x, rd):
         p.mkdir(parents=True)
@@ -189,7 +195,7 @@ def _build(tmp: Path, pkgs: list[tuple[str, str]], say) -> None:
     kver = next(p.name for p in (x / "lib/modules").iterdir())
     _apt(["depmod", "-b", str(x), kver])
     shutil.copy(next((x / "boot").glob("vmlinuz-*")), tmp / "vmlinuz")
-    order = module_order(MODULES, (x / "lib/modules" / kver / "modules.dep").read_text())
+    order = module_order(modules, (x / "lib/modules" / kver / "modules.dep").read_text())
     mods = rd / "lib/modules"
     mods.mkdir(parents=True)
     for rel in order:
@@ -198,7 +204,9 @@ def _build(tmp: Path, pkgs: list[tuple[str, str]], say) -> None:
     for d in ("bin", "proc", "sys", "dev", "etc", "tmp"):
         (rd / d).mkdir(exist_ok=True)
     shutil.copy(x / "bin/busybox", rd / "bin/busybox")
-    for name, text in (("init", INIT.replace("@CHANNEL@", AGENT_CHANNEL)), ("etc/udhcpc.script", UDHCPC)):
+    files_in = (("init", INIT.replace("@CHANNEL@", AGENT_CHANNEL)), ("etc/udhcpc.script", UDHCPC)) if init is None \
+        else (("init", init),)
+    for name, text in files_in:
         (rd / name).write_text(text)
         (rd / name).chmod(0o755)
     say(f"packing the initrd ({len(order)} modules from {kver})")

@@ -488,6 +488,14 @@ def bring_up(plan: Plan, topo, state: Path, ufw: str = "ufw-hosts", libvirt_gues
         gimg = guestimage.cached()
         if gimg is None:
             raise LabError("no guest image yet: run nestnet lab image --flavour guest (builds it once, about 10 s)")
+        ci_img = None
+        if libvirt.cloud_init_guests(state):
+            from . import cloudinitimage
+
+            ci_img = cloudinitimage.cached()
+            if ci_img is None:
+                raise LabError("no cloud-init guest image yet: run nestnet lab image --flavour cloud-init"
+                               " (builds it once, about 2 min)")
 
     def one(host: str) -> None:
         prepare(plan, plan.hosts[host], dirs(state, host), img, ufw)
@@ -498,7 +506,7 @@ def bring_up(plan: Plan, topo, state: Path, ufw: str = "ufw-hosts", libvirt_gues
         boot(plan, topo, state, host)
         host_apply(plan, state, host)
         if libvirt_guests:
-            libvirt.start_guests(plan, state, host, gimg)
+            libvirt.start_guests(plan, state, host, gimg, ci_img)
         else:
             run_in(topo.ns(host), nodes.vm_ports, plan, topo, host)
 
