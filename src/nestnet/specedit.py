@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .errors import SpecError, UsageError
 from .names import unknown
+from .plan import VM
 from .spec import NODE_NAME_RE, SpecSource
 from .store import Loaded, edit, load_source
 
@@ -95,16 +96,17 @@ def _fast_add(text: str, entry: str) -> str | None:
     return "".join(lines)
 
 
-def _fast_rm(text: str, name: str) -> str | None:
-    """``text`` without VM ``name``'s item of ``vms:`` (its lines only), or None when the item
-    is not plainly recognisable (then the round-trip editor decides)."""
+def _item(text: str, name: str) -> tuple[list[str], int, int, str] | None:
+    """(lines, first, end, indent): VM ``name``'s item of ``vms:`` is ``lines[first:end]``;
+    None when it is not plainly recognisable (then the round-trip editor decides)."""
     found = _vms_lines(text)
     if found is None:
         return None
     lines, first, end, indent = found
-    item = re.compile(rf"{indent}- (\{{\s*)?name:\s*['\"]?{re.escape(name)}['\"]?\s*[,}}]?")
+    # the whole name: h1-v1 is not the start of h1-v10
+    item = re.compile(rf"{indent}- (\{{\s*)?name:\s*(['\"]?){re.escape(name)}\2\s*([,}}#]|$)")
     starts = [i for i in range(first, end) if lines[i].startswith(f"{indent}- ")]
-    hit = [i for i in starts if item.match(lines[i]) and (lines[i].rstrip().endswith("}") or "{" not in lines[i])]
+    hit = [i for i in starts if item.match(lines[i]) and ("{" not in lines[i] or _bare(lines[i]).endswith("}"))]
     if len(hit) != 1:
         return None
     i = hit[0]
@@ -112,7 +114,79 @@ def _fast_rm(text: str, name: str) -> str | None:
     if "{" not in lines[i]:  # a block mapping: its deeper-indented lines go with it
         while j < end and (lines[j].startswith(indent + "  ") and not lines[j].startswith(f"{indent}- ")):
             j += 1
+    return lines, i, j, indent
+
+
+def _bare(line: str) -> str:
+    """The line without its comment (a flow mapping closed on its line ends with '}')."""
+    return re.sub(r"\s+#.*$", "", line.rstrip())
+
+
+def _fast_rm(text: str, name: str) -> str | None:
+    """``text`` without VM ``name``'s item of ``vms:`` (its lines only), or None."""
+    found = _item(text, name)
+    if found is None:
+        return None
+    lines, i, j, _ = found
     return "".join(lines[:i] + lines[j:])
+
+
+def _set_keys(item: list[str], indent: str, host: str, ip: str | None) -> list[str]:
+    """The item's lines with ``host`` set and ``ip`` set (or dropped when None), each key on
+    its own line (block mapping) or in the one flow mapping; anything unexpected is left as it
+    is, for ``_fast_move``'s comparison to catch."""
+    if len(item) == 1 and "{" in item[0]:  # - {name: v, host: h, ip: a}  # comment
+        line = re.sub(r"(?<=[{,\s])host:\s*[^,}\s]+", f"host: {host}", item[0], count=1)
+        line = re.sub(r",\s*ip:\s*[^,}\s]+(?=\s*[,}])", "", line, count=1)
+        if ip is not None:
+            line = re.sub(r"\s*}", f", ip: {ip}}}", line, count=1)
+        return [line]
+    out = []
+    key = re.compile(rf"({re.escape(indent)}(?:- |  ))(host|ip):(\s+)[^\s#]+")
+    for line in item:
+        m = key.match(line)
+        if m is None:
+            out.append(line)
+        elif m.group(2) == "host":
+            out.append(f"{m.group(1)}host:{m.group(3)}{host}{line[m.end():]}")
+            if ip is not None:
+                out.append(f"{indent}  ip: {ip}\n")
+        elif m.group(1).endswith("- "):
+            out.append(line)  # the item starts with ip: the comparison refuses the result
+    return out
+
+
+def _fast_move(text: str, name: str, host: str, ip: str | None) -> str | None:
+    """``text`` with VM ``name``'s item of ``vms:`` on ``host`` with address ``ip`` (None: no
+    pin), its lines only; None unless the edited item reads exactly as the old one with those
+    two keys changed (then the round-trip editor takes over)."""
+    found = _item(text, name)
+    if found is None:
+        return None
+    lines, i, j, indent = found
+    new = _set_keys(lines[i:j], indent, host, ip)
+    old_item, new_item = _read_item(lines[i:j]), _read_item(new)
+    if old_item is None or new_item is None:
+        return None
+    want = {k: v for k, v in old_item.items() if k != "ip"}
+    want["host"] = host
+    if ip is not None:
+        want["ip"] = ip
+    if new_item != want or list(new_item)[0] != "name":
+        return None
+    return "".join(lines[:i] + new + lines[j:])
+
+
+def _read_item(item: list[str]) -> dict | None:
+    from .spec import parse_yaml
+
+    try:
+        data = parse_yaml("".join(item), "")
+    except SpecError:
+        return None
+    if not (isinstance(data, list) and len(data) == 1 and isinstance(data[0], dict)):
+        return None
+    return {k: str(v) if k in ("host", "ip") else v for k, v in data[0].items()}
 
 
 def vm_add(spec_path: str | Path, name: str, host: str, ip: str | None = None) -> Loaded:
@@ -177,19 +251,33 @@ def vm_move(spec_path: str | Path, name: str, to: str, renumber: bool = False) -
     block the plan carries a /32 exception for it. With ``renumber`` the pin and the lock entry
     go and the VM gets the lowest free address in TO's block.
     """
+    return move_vm(spec_path, name, to, renumber)[1]
+
+
+def move_vm(spec_path: str | Path, name: str, to: str, renumber: bool = False) -> tuple[VM, Loaded]:
+    """``vm_move``, also returning the VM as the plan had it before the move (the plan the
+    edit starts from: no second load for it)."""
+    before: list[VM] = []
+
     def make_text(source: SpecSource) -> str:
         plan = load_source(source, write=False).plan
-        y = _rt()
-        data = y.load(source.text)
         if to not in plan.hosts:
             raise UsageError(f"--to: no host named {to!r} in {source.display}{unknown(to, plan.hosts)}")
-        vms = data.get("vms") or []
-        entry = next((v for v in vms if isinstance(v, dict) and v.get("name") == name), None)
-        if entry is None or name not in plan.vms:
+        vm = plan.vms.get(name)
+        if vm is None:
             raise UsageError(f"{source.display}: no VM named {name!r}")
-        vm = plan.vms[name]
         if vm.host == to and not (renumber and vm.ip not in plan.hosts[to].block):
             raise UsageError(f"{source.display}: VM {name!r} already lives on {to}")
+        before[:] = [vm]
+        fast = _fast_move(source.text, name, to, None if renumber else str(vm.ip))
+        if fast is not None:
+            return fast
+        y = _rt()
+        data = y.load(source.text)
+        vms = data.get("vms") or []
+        entry = next((v for v in vms if isinstance(v, dict) and v.get("name") == name), None)
+        if entry is None:
+            raise UsageError(f"{source.display}: no VM named {name!r}")
         entry["host"] = to
         if renumber:
             entry.pop("ip", None)
@@ -197,4 +285,5 @@ def vm_move(spec_path: str | Path, name: str, to: str, renumber: bool = False) -
             entry["ip"] = str(vm.ip)
         return _dump(y, data)
 
-    return edit(spec_path, make_text, forget_vms=(name,) if renumber else ())
+    loaded = edit(spec_path, make_text, forget_vms=(name,) if renumber else ())
+    return before[0], loaded

@@ -107,14 +107,13 @@ def move(spec: str, name: str, to: str, renumber: bool, fmt: str, as_json: bool)
     """Move VM NAME to host TO in SPEC. It keeps its address (a /32 exception: an Azure route and
     a route on every host) unless --renumber; its guest config is printed when it changes."""
     from ..guest import render
-    from ..plan import load_plan
-    from ..specedit import vm_move
+    from ..specedit import move_vm
 
-    old = load_plan(spec, write=False).vms.get(name)
-    plan = vm_move(spec, name, to, renumber).plan
+    old, loaded = move_vm(spec, name, to, renumber)
+    plan = loaded.plan
     v = plan.vms[name]
     exception = next((m for m in plan.moves if m.vm == name), None)
-    changed = old is None or (old.ip, old.gateway, old.prefix_len) != (v.ip, v.gateway, v.prefix_len)
+    changed = (old.ip, old.gateway, old.prefix_len) != (v.ip, v.gateway, v.prefix_len)
     config = render(plan, name, fmt) if changed else None
     if as_json:
         emit_json({"vm": name, **v.to_dict(), "exception": exception.to_dict() if exception else None,

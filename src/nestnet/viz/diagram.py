@@ -171,7 +171,8 @@ def build(v: Verdicts) -> Diagram:
         for r in az.user_routes:  # every user route nestnet writes is a VirtualAppliance route
             m = moved.get(r.prefix.network_address) if r.prefix.prefixlen == 32 else None
             lines.append(f"{r.prefix} → VirtualAppliance {r.next_hop_ip}" + (f" · /32 exception: {m.vm}" if m else ""))
-        missing = [r for r in plan.azure.routes if r.address_prefix not in {u.prefix for u in az.user_routes}]
+        present = {u.prefix for u in az.user_routes}
+        missing = [r for r in plan.azure.routes if r.address_prefix not in present]
         lines += [f"MISSING {r.address_prefix} → {r.next_hop_type} {r.next_hop_ip} (planned)" for r in missing]
         if len(lines) == 2:
             lines.append("(no routes)")
