@@ -117,3 +117,40 @@ def test_many_vms_per_host_are_drawn_as_five_and_the_rest(tmp_path: Path) -> Non
     ids = {n.id for n in d.nodes} | {e.id for e in d.edges}
     assert set(d.status) <= ids and set(d.marks) <= ids
     assert d.status["vms-vme-kvm-vm2"] == dg.TOUCHED  # x4..x7 cannot reach web1 through vm1
+
+
+def _big_plan(tmp_path, hosts: int):
+    import yaml
+
+    from nestnet.plan import load_plan
+
+    from core.specs import fabric
+
+    path = tmp_path / "big.yaml"
+    path.write_text(yaml.safe_dump(fabric(hosts, 2), sort_keys=False))
+    return load_plan(path)
+
+
+def test_hosts_beyond_the_drawn_ones_are_one_node(tmp_path) -> None:
+    """Issue 24: 1,000 host boxes took Graphviz minutes. Per subnet, the first HOSTS_DRAWN - 1
+    hosts are drawn and one node stands for the rest; a failure there marks that node."""
+    plan = _big_plan(tmp_path, dg.HOSTS_DRAWN + 6)
+    last = f"h{dg.HOSTS_DRAWN + 5}"
+    v = analyse(plan, parse_faults([f"nic-forwarding-off:{last}"], plan))
+    d = dg.build(v)
+    hosts = [n for n in d.nodes if n.kind == "host"]
+    assert [n.id for n in hosts] == [f"host-h{i}" for i in range(dg.HOSTS_DRAWN - 1)] + ["hosts-hosts"]
+    assert hosts[-1].lines[:2] == ("+7 more hosts", f"h{dg.HOSTS_DRAWN - 1} … {last}")
+    assert not any(n.id.startswith("vm-") and n.lines[0].startswith(last) for n in d.nodes)
+    assert set(d.marks) == {"hosts-hosts"} and d.status["hosts-hosts"] == dg.FAIL
+    assert f"{last}-nic" in "".join(c for _, c in d.marks["hosts-hosts"])
+    assert next(e for e in d.edges if e.id == "nics-hosts").off == (f"IP forwarding off on NIC {last}-nic",)
+    ids = {n.id for n in d.nodes} | {e.id for e in d.edges}
+    assert {e.a for e in d.edges} | {e.b for e in d.edges} <= ids | {"legend"}
+    v = analyse(plan, parse_faults(["nic-forwarding-off:h1"], plan))  # a drawn host: its own marks
+    assert set(dg.build(v).marks) == {"nic-h1", "host-h1"}
+
+
+def test_up_to_hosts_drawn_every_host_is_drawn(tmp_path) -> None:
+    d = dg.build(analyse(_big_plan(tmp_path, dg.HOSTS_DRAWN), ()))
+    assert [n.id for n in d.nodes if n.kind == "host"] == [f"host-h{i}" for i in range(dg.HOSTS_DRAWN)]

@@ -27,6 +27,10 @@ from . import Verdicts, on, seen
 NOTE_LINES = 6  # failing pairs listed per Mermaid note; the SVG title lists up to TITLE_LINES
 TITLE_LINES = 40
 VMS_DRAWN = 6  # per host; beyond, the first five and one node for the rest
+# Per subnet, likewise: beyond, the first 23 and one node for the rest (with their VMs). Graphviz
+# lays 1,000 host boxes side by side in minutes (its ordering and placement grow faster than the
+# rank's width); the report and check name every host, the picture shows the shape.
+HOSTS_DRAWN = 24
 
 FAIL, TOUCHED, OK, OFF = "fail", "touched", "ok", "off"
 COLOURS = {  # stroke, fill
@@ -200,7 +204,10 @@ def build(v: Verdicts) -> Diagram:
         if routed and sub.route_table:
             edges.append(Edge(_id("assoc", s.name), "routes", gw, "assoc", ("associated",)))
     moved_vm = {m.vm: m for m in plan.moves}
+    drawn = _drawn_hosts(plan)
     for h in plan.hosts.values():
+        if h.name not in drawn.shown:
+            continue
         hs = st.hosts[h.name]
         nic = az.nics[h.nic]
         hc = _id("hostc", h.name)
@@ -232,6 +239,20 @@ def build(v: Verdicts) -> Diagram:
             lines = (f"+{len(rest)} more VMs", f"{rest[0]} … {rest[-1]}", f"{first.ip} … {last.ip}")
             nodes.append(Node(_id("vms", h.name), "vm", lines, hc))
             edges.append(Edge(_id("brs", h.name), _id("host", h.name), _id("vms", h.name), "bridge", (h.bridge,)))
+    for s in plan.subnets.values():
+        rest = drawn.rest.get(s.name, ())
+        if not rest:
+            continue
+        hid, first, last = _id("hosts", s.name), plan.hosts[rest[0]], plan.hosts[rest[-1]]
+        nvms = sum(len(plan.hosts[h].vms) for h in rest)
+        lines = (f"+{len(rest)} more hosts", f"{first.name} … {last.name}", f"{first.ip} … {last.ip}",
+                 f"blocks {first.block} … {last.block}", f"{nvms} nested VMs")
+        off = tuple(f"{h}: net.ipv4.ip_forward=0" for h in rest if not st.hosts[h].ip_forward)
+        nic_off = tuple(f"IP forwarding off on NIC {plan.hosts[h].nic}" for h in rest
+                        if plan.hosts[h].nic in plan.azure.nic_ip_forwarding
+                        and not az.nics[plan.hosts[h].nic].ip_forwarding)
+        nodes.append(Node(hid, "host", lines, _id("subnet", s.name), off))
+        edges.append(Edge(_id("nics", s.name), _id("gw", s.name), hid, "nic", (f"{len(rest)} NICs",), nic_off))
     for e in plan.endpoints.values():
         nodes.append(Node(_id("ep", e.name), "ep", (e.name, str(e.ip)), _id("subnet", e.subnet)))
         edges.append(Edge(_id("nic", e.name), _id("gw", e.subnet), _id("ep", e.name), "nic"))
@@ -245,7 +266,7 @@ def element_of(plan, state, dies_at: str) -> str:
     if not name:  # a node; what is none of the plan's nodes nor the internet died in Azure's SDN
         return _node_of(plan, dies_at, other="internet" if dies_at == "internet" else "azure")
     if kind in plan.hosts:  # "<host>:<bridge>": the host's bridge
-        return _id("host", kind)
+        return _host_node(plan, kind)
     if kind == "azure":
         if name == "internet":
             return "egress"
@@ -253,6 +274,8 @@ def element_of(plan, state, dies_at: str) -> str:
             return _id("gw", name)
         nic = state.azure.nics.get(name)
         if nic is not None:
+            if nic.owner in plan.hosts and nic.owner not in _drawn_hosts(plan).shown:
+                return _host_node(plan, nic.owner)  # its link is not drawn: the "+N more hosts" node
             return _id("nic", nic.owner)
         if any(r.name == name for r in state.azure.user_routes):
             return "routes"
@@ -306,9 +329,43 @@ def cause_of(p) -> str:
     return p.reason
 
 
+@dataclass(frozen=True)
+class _Drawn:
+    shown: frozenset[str]  # hosts drawn with their VMs
+    rest: dict[str, tuple[str, ...]]  # subnet -> the hosts its "+N more hosts" node stands for
+
+
+_drawn_memo: list = [None, None]  # (plan, _Drawn): asked once per element on one plan
+
+
+def _drawn_hosts(plan) -> _Drawn:
+    if _drawn_memo[0] is not plan:
+        by_subnet: dict[str, list[str]] = {}
+        for h in plan.hosts.values():
+            by_subnet.setdefault(h.subnet, []).append(h.name)
+        shown: set[str] = set()
+        rest: dict[str, tuple[str, ...]] = {}
+        for subnet, names in by_subnet.items():
+            keep = names if len(names) <= HOSTS_DRAWN else names[: HOSTS_DRAWN - 1]
+            shown.update(keep)
+            if len(keep) < len(names):
+                rest[subnet] = tuple(names[len(keep):])
+        _drawn_memo[:] = [plan, _Drawn(frozenset(shown), rest)]
+    return _drawn_memo[1]
+
+
+def _host_node(plan, host: str) -> str:
+    """The node drawing ``host``: its own, or its subnet's "+N more hosts"."""
+    if host in _drawn_hosts(plan).shown:
+        return _id("host", host)
+    return _id("hosts", plan.hosts[host].subnet)
+
+
 def _vm_node(plan, vm: str) -> str:
-    """The node drawing ``vm``: its own, or its host's "+N more VMs"."""
+    """The node drawing ``vm``: its own, its host's "+N more VMs" or its subnet's "+N more hosts"."""
     host = plan.hosts[plan.vms[vm].host]
+    if host.name not in _drawn_hosts(plan).shown:
+        return _host_node(plan, host.name)
     if len(host.vms) > VMS_DRAWN and host.vms.index(vm) >= VMS_DRAWN - 1:
         return _id("vms", host.name)
     return _id("vm", vm)
@@ -317,7 +374,7 @@ def _vm_node(plan, vm: str) -> str:
 def _node_of(plan, name: str, other: str = "internet") -> str:
     """The diagram element of a host, VM or endpoint named ``name``; ``other`` for any other name."""
     if name in plan.hosts:
-        return _id("host", name)
+        return _host_node(plan, name)
     if name in plan.vms:
         return _vm_node(plan, name)
     if name in plan.endpoints:
