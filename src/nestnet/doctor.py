@@ -75,10 +75,13 @@ class Diagnosis:
     traced: tuple[PairResult, ...] | None = field(default=None, repr=False, compare=False)
     forwards: tuple[Any, ...] = ()  # nat mode: this host's port forwards (forwards.ForwardResult)
     planned_forward_failures: frozenset[tuple[str, str, int]] = frozenset()  # (src, vm, port)
+    exposed: tuple[Any, ...] = ()  # this host's VMs' exposed ports, from the internet (exposes.ExposeResult)
+    planned_expose_failures: frozenset[tuple[str, str, int]] = frozenset()  # (vm, proto, public port)
 
     def __reduce__(self):  # pickled (out of a lab namespace): the pairs traced, without the model
         return (Diagnosis, (self.host, self.findings, self.groups, self.checked, self.drift, dict(self.observed),
-                            self.assumed, self.warnings, None, self.pairs, self.forwards, self.planned_forward_failures))
+                            self.assumed, self.warnings, None, self.pairs, self.forwards, self.planned_forward_failures,
+                            self.exposed, self.planned_expose_failures))
 
     def trace(self, src: str, dst: str) -> PairResult:
         """One pair traced through the observed fabric, with an honest fix."""
@@ -119,7 +122,14 @@ class Diagnosis:
     @property
     def healthy(self) -> bool:
         """The host is as planned: pairs the spec itself fails (``nestnet check``) do not count."""
-        return not self.problems and not self.drift and not self.findings and not self.forward_problems
+        return (not self.problems and not self.drift and not self.findings and not self.forward_problems
+                and not self.expose_problems)
+
+    @property
+    def expose_problems(self) -> tuple[Any, ...]:
+        """Exposed ports that fail here and not in the plan."""
+        return tuple(e for e in self.exposed
+                     if not e.ok and (e.vm, e.proto, e.public_port) not in self.planned_expose_failures)
 
     @property
     def forward_problems(self) -> tuple[Any, ...]:
@@ -143,6 +153,7 @@ class Diagnosis:
             ],
             "drift": list(self.drift),
             "forwards": [f.to_dict() for f in self.forwards],
+            "exposed": [e.to_dict() for e in self.exposed],
         }
 
 
@@ -205,7 +216,8 @@ def run(plan: Plan, host: str, root: str | Path = "/", azure_client: Any = None,
     except HostError as exc:  # what apply would refuse is a finding, not a reason to stop diagnosing
         drift = ({"kind": "refused", "op": "refused", "key": host, "detail": str(exc)},)
     dnat = None
-    if any(plan.vms[v].forwards for v in plan.hosts[host].vms) and plan.hosts[host].firewall == "nftables":
+    if (any(plan.vms[v].forwards or plan.vms[v].exposes for v in plan.hosts[host].vms)
+            and plan.hosts[host].firewall == "nftables"):
         from .forwards import dnat_ports
 
         dnat = dnat_ports(_output(["nft", "-j", "list", "ruleset"]))
@@ -236,13 +248,17 @@ def diagnose(
     """``azure``: Azure as observed (None: assumed as planned); ``dnat``: the DNAT rules seen;
     ``probe``: what every pair sends (NSG rules match its protocol and port); ``ufw_enabled``:
     UFW's ENABLED= on a ``firewall: ufw`` host (False: the fix is enabling it, not a reload)."""
-    from . import forwards
+    from . import exposes, forwards
     from .advise import design_rule
 
     planned = planned or from_plan(plan)
     base = replace(planned, azure=azure) if azure is not None else planned
     seen = from_observation(plan, {host: obs}, base=base)
+    if dnat is not None and seen.hosts[host].dnat:  # only the exposed ports whose DNAT rule is loaded
+        h = seen.hosts[host]
+        seen = replace(seen, hosts={**seen.hosts, host: replace(h, dnat=tuple(d for d in h.dnat if d[:2] in dnat))})
     mine = {host, *plan.hosts[host].vms}
+    vms = plan.hosts[host].vms
     res = reachability(seen, probe)
 
     def trace(a: str, b: str) -> PairResult:
@@ -263,6 +279,10 @@ def diagnose(
         planned_forward_failures=frozenset(
             (f.src, f.vm, f.port) for f in forwards.check(planned, plan, vms=plan.hosts[host].vms) if not f.ok
         ) if any(not f.ok for f in fwd) else frozenset(),
+        exposed=tuple(exp := exposes.check(seen, plan, vms=vms)),
+        planned_expose_failures=frozenset(
+            (e.vm, e.proto, e.public_port) for e in exposes.check(planned, plan, vms=vms) if not e.ok
+        ) if any(not e.ok for e in exp) else frozenset(),
     )
 
 

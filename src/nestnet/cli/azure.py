@@ -76,13 +76,29 @@ def diff(spec: str, as_json: bool, prune_foreign: bool, adopt: bool, timeout: st
     from ..plan import load_plan
 
     plan = load_plan(spec, write=False)
-    _, _, changes = plan_changes(_client(plan, False, timeout), plan, prune_foreign=prune_foreign, adopt=adopt)
+    want, obs, changes = plan_changes(_client(plan, False, timeout), plan, prune_foreign=prune_foreign, adopt=adopt)
+    needs = _needs(plan, want, obs, changes)
     if as_json:
-        emit_json({"changes": [c.to_dict() for c in changes]})
+        emit_json({"changes": [c.to_dict() for c in changes], **({"needs": needs} if needs else {})})
     else:
         warn_lines(plan.warnings)
         _print_changes(changes, f"{len(changes)} change(s):")
-    sys.exit(1 if changes else 0)
+        _print_needs(needs)
+    sys.exit(1 if changes or needs else 0)
+
+
+def _needs(plan: Any, want: Any, obs: Any, changes: list) -> list[str]:
+    """What the exposed ports need in Azure that nestnet may not write (an NSG that is not its own)."""
+    from ..clouds.azure.publicip import needs
+
+    return needs(want, obs, changes, plan.azure.resource_group)
+
+
+def _print_needs(needs: list[str]) -> None:
+    if needs:
+        click.echo("needed, and not nestnet's to change:")
+        for n in needs:
+            click.echo(f"  {n}")
 
 
 @azure.command()
@@ -109,18 +125,23 @@ def apply(spec: str, as_json: bool, prune_foreign: bool, adopt: bool, timeout: s
         warn_lines(plan.warnings)
         _print_changes(changes, f"applying {len(changes)} change(s):")
     outcome = do_apply(client, want, obs, changes, prune_foreign=prune_foreign, adopt=adopt)
+    needs = _needs(plan, want, obs, changes)
     if as_json:
-        emit_json({"changes": [c.to_dict() for c in changes], **outcome.to_dict()})
+        emit_json({"changes": [c.to_dict() for c in changes], **outcome.to_dict(), **({"needs": needs} if needs else {})})
+        if needs:
+            sys.exit(1)
     else:
+        _print_needs(needs)
         if len(outcome.applied) != len(changes) or any(c not in changes for c in outcome.applied):
             # Someone wrote in between (412): the diff was re-computed on what Azure holds now.
             _print_changes(outcome.applied, "Azure changed meanwhile: re-read it and wrote instead "
                            f"{len(outcome.applied)} change(s):")
-        if not changes and not outcome.applied:
-            return
-        extra = f", {outcome.retries_412} retried after a concurrent change" if outcome.retries_412 else ""
-        extra += f", {outcome.busy_retries} retried while Azure was busy" if outcome.busy_retries else ""
-        click.echo(f"done: {outcome.writes} write(s){extra}")
+        if changes or outcome.applied:
+            extra = f", {outcome.retries_412} retried after a concurrent change" if outcome.retries_412 else ""
+            extra += f", {outcome.busy_retries} retried while Azure was busy" if outcome.busy_retries else ""
+            click.echo(f"done: {outcome.writes} write(s){extra}")
+        if needs:
+            sys.exit(1)
 
 
 class ExportOut(UserPath):

@@ -109,6 +109,11 @@ def _print(d) -> None:
         out.print(f"  [green]ok[/]   {head}" if f.ok else f"  [red]FAIL[/] {head}", highlight=False)
         if not f.ok:
             out.print(f"       {f.reason}", markup=False)
+    for e in d.exposed:  # exposed ports of this host's VMs, from the internet through its public IP
+        out.print(f"  [green]ok[/]   exposed: {e}" if e.ok else f"  [red]FAIL[/] exposed: {e}  [dim](dies at {e.dies_at})[/]",
+                  highlight=False)
+        if not e.ok:
+            out.print(f"       {e.reason}", markup=False)
     if d.drift:
         out.print("[bold]what `nestnet host apply` would change[/]")
         for c in d.drift:

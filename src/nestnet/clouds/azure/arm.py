@@ -290,6 +290,31 @@ class ArmClient:
         nics = self._read(f"list network interfaces in resource group {self.rg!r}", call)
         return [_checked("network interface", n, "ipConfigurations") for n in nics]
 
+    def _list_raw(self, what: str, op: Any) -> list[dict[str, Any]]:
+        """Every item of a paged list, as ARM sent it."""
+        def call(t: dict[str, float]) -> list[dict[str, Any]]:
+            pages: list[Any] = []
+            hook = lambda resp: pages.append(_raw(resp, None, None))  # noqa: E731
+            for _ in op(self.rg, raw_response_hook=hook, **t):
+                pass
+            return [n for p in pages for n in (p or {}).get("value") or []]
+
+        return self._read(f"list {what} in resource group {self.rg!r}", call)
+
+    def list_public_ips(self) -> list[dict[str, Any]]:
+        return [_checked("public IP address", p) for p in self._list_raw("public IP addresses",
+                                                                         self.sdk.public_ip_addresses.list)]
+
+    def list_nsgs_raw(self) -> list[dict[str, Any]]:
+        """The group's NSGs as REST JSON (etags, tags, rules): what nestnet's rule writes start from."""
+        return [_checked("network security group", n, "securityRules")
+                for n in self._list_raw("network security groups", self.sdk.network_security_groups.list)]
+
+    def get_nsg(self, name: str) -> dict[str, Any]:
+        return _checked("network security group", self._read(
+            f"GET network security group {name!r} in resource group {self.rg!r}",
+            lambda t: self.sdk.network_security_groups.get(self.rg, name, cls=_raw, **t)), "securityRules")
+
     def list_nsgs(self) -> list[dict[str, Any]]:
         with _converted(f"list network security groups in resource group {self.rg!r}") as box:
             box.value = [n.as_dict() for n in self.sdk.network_security_groups.list(self.rg)]
@@ -341,6 +366,26 @@ class ArmClient:
                            self.sdk.network_interfaces.begin_create_or_update(
                                self.rg, name, _body(body), content_type="application/json", headers=headers,
                                cls=_raw, **t))
+
+
+    def put_public_ip(self, name: str, body: dict[str, Any], etag: str | None) -> dict[str, Any]:
+        headers = {"If-Match": etag} if etag else {"If-None-Match": "*"}  # a create never replaces one
+        return self._write(f"PUT public IP address {name!r}", f"PUT public IP {name}", lambda t:
+                           self.sdk.public_ip_addresses.begin_create_or_update(
+                               self.rg, name, _body(body), content_type="application/json", headers=headers,
+                               cls=_raw, **t))
+
+    def put_security_rule(self, nsg: str, name: str, body: dict[str, Any], etag: str | None) -> dict[str, Any]:
+        headers = {"If-Match": etag} if etag else {"If-None-Match": "*"}
+        return self._write(f"PUT security rule {name!r} of {nsg!r}", f"PUT NSG rule {nsg}/{name}", lambda t:
+                           self.sdk.security_rules.begin_create_or_update(
+                               self.rg, nsg, name, _body(body), content_type="application/json", headers=headers,
+                               cls=_raw, **t))
+
+    def delete_security_rule(self, nsg: str, name: str, etag: str | None) -> None:
+        headers = {"If-Match": etag} if etag else {}
+        self._write(f"DELETE security rule {name!r} of {nsg!r}", f"DELETE NSG rule {nsg}/{name}", lambda t:
+                    self.sdk.security_rules.begin_delete(self.rg, nsg, name, headers=headers, **t))
 
 
 def _checked(kind: str, res: Any, items_key: str | None = None, optional: bool = False) -> Any:

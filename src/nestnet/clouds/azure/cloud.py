@@ -62,6 +62,10 @@ class AzureCloud:
         nics = {n["name"]: n for n in client.list_nics()}
         table_id = client.table_id(az.route_table) if az.route_table else ""
         state = azure_state(self.planned_state(plan), table, vnet, nics, table_id)
+        if any(v.exposes for v in plan.vms.values()):  # exposed ports: the public IPs too (one more read)
+            from .dataplane import with_public_ips
+
+            state = with_public_ips(state, nics, client.list_public_ips())
         return with_nsgs(state, client.list_nsgs(), az.vnet, vnet, nics)
 
     def reserved(self, prefix: IPv4Network) -> tuple[IPv4Address, ...]:

@@ -186,3 +186,31 @@ def with_nsgs(state: CloudState, items: Any, vnet: str,
         subnets={k: replace(s, nsg=by_subnet.get(k)) for k, s in state.subnets.items()},
         nics={k: replace(n, nsg=by_nic.get(k)) for k, n in state.nics.items()},
     )
+
+
+# --- public IPs on NICs (docs/decisions/0027) ---------------------------------------------------
+
+def with_public_ips(state: CloudState, nics: Mapping[str, Mapping[str, Any]], pips: Any) -> CloudState:
+    """``state`` with the public IPs ARM shows on its NICs' primary ip configurations: the address
+    and whether it is Standard (closed to inbound without an NSG). ``pips``: the resource group's
+    public IPs (REST JSON, a list); one not listed, or without an address yet, is left out."""
+    from ...model.state import PublicIp
+
+    by_id = {str(p.get("id") or "").lower(): p for p in pips or [] if isinstance(p, Mapping)}
+    out = []
+    for name in state.nics:
+        nic = nics.get(name)
+        cfgs = list(_props(nic).get("ipConfigurations") or [])
+        primary = next((c for c in cfgs if _props(c).get("primary")), cfgs[0] if cfgs else None)
+        ref = (_props(primary).get("publicIPAddress") or {}).get("id")
+        pip = by_id.get(str(ref).lower()) if ref else None
+        address = _props(pip).get("ipAddress")
+        if pip is None or not address:
+            continue
+        try:
+            ip = IPv4Address(str(address))
+        except ValueError:
+            continue
+        sku = str(((pip.get("sku") or {}).get("name")) or "Basic")
+        out.append(PublicIp(str(pip.get("name")), ip, name, standard=sku.lower() == "standard"))
+    return replace(state, public_ips=tuple(out))

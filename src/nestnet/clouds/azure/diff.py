@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from ipaddress import ip_network
 from typing import Any, Mapping
 
+from . import publicip
 from .facts import name_key
 from ...errors import AzureError, UsageError
 
@@ -78,6 +79,7 @@ class Desired:
     address_space: tuple[str, ...] = ()
     host_ips: tuple[tuple[str, str, str], ...] = ()  # (host, nic, primary address)
     source: str = "spec"
+    public_ips: tuple[Any, ...] = ()  # publicip.WantPublicIp: hosts whose VMs expose ports
 
     @property
     def tags(self) -> dict[str, str]:
@@ -112,16 +114,20 @@ def desired(plan: Any) -> Desired:
         address_space=tuple(str(n) for n in az.address_space),
         host_ips=tuple((h.name, h.nic, str(h.ip)) for h in plan.hosts.values()) if plan.mode != "nat" else (),
         source=plan.source or "spec",
+        public_ips=publicip.wanted(plan),
     )
 
 
 @dataclass(frozen=True)
 class Observed:
-    """ARM's answers as REST JSON: the route table (None if missing), the VNet, the NICs by name."""
+    """ARM's answers as REST JSON: the route table (None if missing), the VNet, the NICs by name;
+    with exposed ports also the public IPs by name and the NSGs of the resource group."""
 
     table: Mapping[str, Any] | None
     vnet: Mapping[str, Any] | None
     nics: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    public_ips: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    nsgs: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -144,9 +150,20 @@ class Change:
     @property
     def target_nic(self) -> str | None:
         """The NIC this change is written to, if it is a NIC change."""
+        if self.kind == "public_ip":
+            return self.nic if self.action == "associate" else None
         return self.nic if self.kind == "ip_config" else self.name if self.kind == "nic" else None
 
     def __str__(self) -> str:
+        if self.kind == "public_ip":
+            if self.action == "associate" and self.after:
+                return f"associate public IP {self.name} with {self.nic} ({self.after['ipConfiguration']})"
+            return f"create public IP {self.name} (Standard, Static) for {self.nic}"
+        if self.kind == "security_rule":
+            d = self.after or self.before or {}
+            return (f"{self.action} NSG rule {self.name} in {d.get('nsg')}: allow {d.get('protocol')} "
+                    f"{d.get('destinationPortRange')} from {d.get('sourceAddressPrefix')} to "
+                    f"{d.get('destinationAddressPrefix')} (priority {d.get('priority')})")
         if self.kind == "ip_config":
             ips = " => ".join(d["privateIPAddress"] for d in (self.before, self.after) if d)
             return f"{self.action} ip config {self.name} on {self.nic}: {ips}"
@@ -279,6 +296,7 @@ def diff(
             refusals.append(f"network interface {nic!r} was not found in the resource group")
         elif not (have.get("properties") or {}).get("enableIPForwarding"):
             changes.append(Change("enable-ip-forwarding", "nic", nic, {"enableIPForwarding": False}, {"enableIPForwarding": True}))
+    changes += publicip.changes(want, obs, refusals)
     if refusals:
         raise AzureError("refusing to change anything: " + "; ".join(dict.fromkeys(refusals)))
     return changes
@@ -626,6 +644,8 @@ def nic_body(nic: Mapping[str, Any], changes: list[Change]) -> dict[str, Any]:
     for ch in changes:
         if ch.kind == "nic" and ch.action == "enable-ip-forwarding":
             props["enableIPForwarding"] = True
+        elif ch.kind == "public_ip" and ch.action == "associate" and ch.after and primary is not None:
+            primary.setdefault("properties", {})["publicIPAddress"] = {"id": ch.after["id"]}
         elif ch.kind == "ip_config":
             key = name_key(ch.name)
             i = next((i for i, c in enumerate(cfgs) if name_key(c["name"]) == key), None)

@@ -403,12 +403,14 @@ def export_text(plan: Any, fmt: str, tf_association: str = "resource") -> str:
     """The whole export as text: Terraform (one .tf) or the az script."""
     if fmt == "terraform":
         from .privatedns import terraform as dns_tf
+        from .publicip import terraform as pip_tf
 
-        return terraform(plan, tf_association) + dns_tf(plan)
+        return terraform(plan, tf_association) + dns_tf(plan) + pip_tf(plan)
     if fmt == "az":
         from .privatedns import az_lines
+        from .publicip import az_lines as pip_az
 
-        return az_script(plan) + az_lines(plan)
+        return az_script(plan) + az_lines(plan) + pip_az(plan)
     raise UsageError(f"--format {fmt!r}: expected terraform or az")
 
 

@@ -17,7 +17,7 @@ backs off, reads again and retries until the client's deadline, then stops with 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from .facts import name_key
@@ -33,8 +33,13 @@ def observe(client: ArmClient, want: Desired) -> Observed:
     # The VNet always: its region and address space are checked against the spec before any write.
     vnet = client.get_vnet(want.vnet) if (want.table or want.nics or want.managed_nics or want.subnets) else None
     # Secondary ip configurations need every NIC of the group: an address may be on any of them.
-    nics = {n["name"]: n for n in client.list_nics()} if (want.nics or want.managed_nics) else {}
-    return Observed(table, vnet, nics)
+    nics = {n["name"]: n for n in client.list_nics()} if (want.nics or want.managed_nics or want.public_ips) else {}
+    if want.public_ips and vnet is None:
+        vnet = client.get_vnet(want.vnet)
+    # Exposed ports: the group's public IPs and NSGs (two more reads, whatever the fabric's size).
+    pips = {p["name"]: p for p in client.list_public_ips()} if want.public_ips else {}
+    nsgs = tuple(client.list_nsgs_raw()) if want.public_ips else ()
+    return Observed(table, vnet, nics, pips, nsgs)
 
 
 @dataclass
@@ -134,7 +139,7 @@ def apply(
             if n:
                 # Re-computed on the fresh table: what is written (and reported) may differ from
                 # what was shown, e.g. another writer's new nestnet route is deleted.
-                fresh = diff(want, Observed(table, obs.vnet, obs.nics), table_id, prune_foreign=prune_foreign, adopt=adopt)
+                fresh = diff(want, replace(obs, table=table), table_id, prune_foreign=prune_foreign, adopt=adopt)
                 todo = [c for c in fresh if c.kind in ("route_table", "route")]
             written[:] = todo
             return route_table_body(want, table, todo, location) if todo else None
@@ -145,7 +150,12 @@ def apply(
     for c in changes:
         if c.kind == "subnet" and _write_subnet(client, out, want, c, table_id):
             out.applied.append(c)
+    from . import publicip
+
+    if any(c.kind == "public_ip" and c.action == "create" for c in changes):  # before the NICs naming them
+        publicip.apply(client, want, obs, changes, out, want.location or _location(obs))
     _apply_nics(client, want, obs, changes, out, table_id, prune_foreign)
+    publicip.apply_rules(client, want, changes, out)
     out.busy_retries = client.busy_retries - busy_before
     from . import privatedns
 
@@ -193,7 +203,7 @@ def _apply_nics(
             if n:
                 # Someone else wrote the NIC: redo only this NIC's part of the diff on the fresh copy.
                 nics = {n: v for n, v in obs.nics.items() if name_key(n) != name_key(nic)}
-                fresh = diff(want, Observed(obs.table, obs.vnet, {**nics, nic: have}), table_id,
+                fresh = diff(want, replace(obs, nics={**nics, nic: have}), table_id,
                              prune_foreign=prune_foreign)
                 todo = [c for c in fresh if c.target_nic == nic and (c.action == "delete" or not deletes_only)]
             written[:] = todo
