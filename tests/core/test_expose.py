@@ -142,3 +142,26 @@ def test_routed_mode_exposed_port_is_reachable_from_the_internet_and_others_are_
                 pass
         for ns in (inet, fab, host, guest):
             netns.delete(ns)
+
+
+def test_check_and_the_report_judge_exposed_ports_from_the_internet(tmp_path):
+    """`check` walks the internet's connection through the host's public IP (issue 26); a what-if
+    that stops the host forwarding fails it there; the report lists the ports with the verdicts."""
+    import json
+
+    spec = write(tmp_path, expose_spec())
+    nn = [sys.executable, "-m", "nestnet"]
+    r = subprocess.run([*nn, "check", str(spec), "--json"], capture_output=True, text=True)
+    exp = json.loads(r.stdout)["exposed"]
+    assert r.returncode == 0 and [(e["vm"], e["proto"], e["public_port"], e["ok"]) for e in exp] == [
+        ("web1", "tcp", 80, True), ("web1", "udp", 5353, True), ("web2", "tcp", 8080, True)]
+    host = expose_spec()["hosts"][0]["name"]
+    r = subprocess.run([*nn, "check", str(spec), "--json", "--fault", f"ip-forward-off:{host}"], capture_output=True,
+                       text=True)
+    bad = [e for e in json.loads(r.stdout)["exposed"] if not e["ok"]]
+    assert r.returncode == 1 and {e["vm"] for e in bad} == {"web1"} and all(e["dies_at"] == host for e in bad)
+    out = tmp_path / "r.html"
+    r = subprocess.run([*nn, "report", str(spec), "--out", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    html = out.read_text()
+    assert '<section id="exposed">' in html and "exposed: 3/3 ports ok" in html and "udp/5353 → 53" in html

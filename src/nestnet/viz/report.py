@@ -186,6 +186,7 @@ def render(v: Verdicts, svg: str, lab: Mapping[tuple[str, str], bool] | None = N
                 '<p class="all-good">Every pair reaches every other and the internet, request and reply.</p>')
 
     plan_html = _plan_html(plan, v.state)
+    exposed = _exposed_html(plan, v.state, summary)
     title = f"nestnet report: {plan.name}"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -206,13 +207,32 @@ failing pair. Green border: every pair through it works.</p>
 <p class="hint">Every ordered pair: {_e(words['a'])} whose request and reply both get through. Hover a cell for the
 reason.{" A ringed cell is a disagreement between the lab and the model." if lab is not None else ""}</p>
 <div class="matrices">{"".join(matrices)}</div></section>
-<section id="failures"><h2>Failures</h2>{failures}</section>
+<section id="failures"><h2>Failures</h2>{failures}</section>{exposed}
 <section id="plan"><h2>Plan</h2>{plan_html}</section>
 </main>
 <footer>nestnet · generated offline from the plan and the forwarding model{" and the lab" if lab is not None else ""}
 </footer>
 </body></html>
 """
+
+
+def _exposed_html(plan, state, summary: list[str]) -> str:
+    """The exposed ports (vms[].expose), each as ``check`` judges it from the internet through the
+    host's public IP; "" when nothing is exposed. A failure adds a pill to ``summary``."""
+    from .. import exposes
+
+    res = exposes.check(state, plan)
+    if not res:
+        return ""
+    bad = sum(1 for e in res if not e.ok)
+    summary.append(f'<span class="pill {"bad" if bad else "good"}">exposed: {len(res) - bad}/{len(res)} ports ok</span>')
+    rows = [[_e(e.vm), _e(e.host), _e(f"{e.public_ip} ({e.address})" if e.address else e.public_ip),
+             _code(f"{e.proto}/{e.public_port} → {e.port}"),
+             '<span class="all-good">ok</span>' if e.ok else f"fails at {_code(e.dies_at)}: {_e(e.reason)}"]
+            for e in res]
+    return ('\n<section id="exposed"><h2>Exposed ports</h2><p class="hint">From the internet to the host\'s public IP, '
+            "DNATed to the VM; the reply back from the public IP (a plan's addresses are stand-ins).</p>"
+            + _table(["VM", "host", "public IP", "port", "from the internet"], rows, "exposed") + "</section>")
 
 
 def _plan_html(plan, state=None) -> str:
