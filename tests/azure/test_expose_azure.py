@@ -209,3 +209,60 @@ def test_exports_know_the_public_ip_and_the_rules(plan_of, tmp_path):
     # nothing exposed: the exports as before
     seed = plan_of(seed_spec(), "seed.yaml")
     assert "azurerm_public_ip" not in export_text(seed, "terraform") and "public-ip" not in export_text(seed, "az")
+
+
+@pytest.mark.root
+def test_the_lab_follows_arm_the_public_ip_arm_gave_reaches_the_vm_once_the_nsg_allows_it(emulator, plan_of, tmp_path):
+    """`lab up --azure api`'s fabric from the emulator's resources: before apply there is no public IP;
+    after it the one ARM gave (203.0.113.x) carries tcp/80 to the VM through the Allow rule nestnet
+    wrote into its NSG, while the NSG's DenyAllInBound keeps 81 (not exposed) closed; check agrees."""
+    import signal
+
+    from nestnet import exposes, lab
+    from nestnet.lab import sdn
+    from nestnet.lab.azure import from_emulator
+    from nestnet.lab.topology import Topology
+    from nestnet.model import from_plan
+
+    d = exposed()
+    d["name"] = f"ex{os.getpid()}"
+    plan = plan_of(d)
+    ep = emulator(plan)
+    make_nsg(ep, plan, "vm-nsg", {**TAGS, "nestnet-fabric": plan.name})
+    lab.up(plan)
+    server = None
+    try:
+        topo = Topology.from_plan(plan)
+        sdn.program_ns(topo, from_emulator(ep.arm.state_dir, plan))
+        assert from_emulator(ep.arm.state_dir, plan).public_ips == ()
+        reconcile(ep.client(plan), plan)
+        cloud = from_emulator(ep.arm.state_dir, plan)
+        (pub,) = cloud.public_ips
+        assert pub.address.exploded.startswith("203.0.113.") and pub.standard
+        assert sdn.program_ns(topo, cloud) and not sdn.program_ns(topo, cloud)  # once, then nothing
+        server = subprocess.Popen(["ip", "netns", "exec", topo.ns("web1"), sys.executable, "-m", "http.server", "80",
+                                   "--bind", "0.0.0.0", "--directory", "/"], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, start_new_session=True)
+        state = from_plan(plan)
+        from dataclasses import replace
+
+        state = replace(state, azure=cloud)
+
+        def curl(port: int) -> bool:
+            return subprocess.run(["ip", "netns", "exec", topo.internet_ns, "curl", "-s", "-o", "/dev/null",
+                                   "--max-time", "3", f"http://{pub.address}:{port}/"]).returncode == 0
+
+        import time
+
+        deadline = time.monotonic() + 10
+        while not curl(80) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        lab_says = {port: curl(port) for port in (80, 81)}
+        assert lab_says == {80: True, 81: False}
+        assert {port: exposes.reach(state, "web1", "tcp", port).ok for port in (80, 81)} == lab_says
+        assert "DenyAllInBound" in exposes.reach(state, "web1", "tcp", 81).reason  # the NSG, before the host
+    finally:
+        if server is not None:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        lab.down(plan)

@@ -132,7 +132,7 @@ def from_resources(resources: Mapping[str, Mapping[str, Any]], plan: Plan) -> Cl
 
     Secondary ip configurations are not read: the lab's topology takes them from the plan, so in
     secondary-ip mode the lab delivers nested VM addresses whatever the emulator holds."""
-    from ..clouds.azure.dataplane import azure_state, with_nsgs
+    from ..clouds.azure.dataplane import azure_state, with_nsgs, with_public_ips
     from ..clouds.azure.emulator import DEFAULT_SUBSCRIPTION, NET
 
     az = plan.azure
@@ -150,6 +150,9 @@ def from_resources(resources: Mapping[str, Mapping[str, Any]], plan: Plan) -> Cl
         nics,
         table_id,
     )
+    pip_root = f"{root}/publicIPAddresses/".lower()
+    pips = [r for k, r in resources.items() if k.startswith(pip_root) and "/" not in k[len(pip_root):]]
+    state = with_public_ips(state, nics, pips)  # on the NICs' primary configurations, as ARM holds them
     return with_nsgs(state, nsgs, az.vnet, vnet, nics)
 
 

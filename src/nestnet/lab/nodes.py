@@ -15,6 +15,8 @@ from ..host import apply as host_apply
 from . import ovs
 from .sysio import NO_IPV6, ip_batch, write_sysctls
 from ..model.state import PUBLIC_STANDIN
+
+EMULATED_PUBLIC = "203.0.113.0/24"  # where the ARM emulator draws public IPs first (emulator/referenced.py)
 from .topology import INET_LINK_FABRIC, INET_LINK_PEER, INET_LINK_PREFIX, INTERNET_IP, NicPort, Topology
 
 
@@ -121,5 +123,6 @@ def internet() -> None:
             "link set eth0 up",
             # the public IPs' stand-ins (model/state.py) are Azure's, behind the fabric
             f"route add {PUBLIC_STANDIN} via {INET_LINK_FABRIC} src {INTERNET_IP}",
+            f"route add {EMULATED_PUBLIC} via {INET_LINK_FABRIC} src {INTERNET_IP}",  # the ARM emulator's
         ]
     )

@@ -26,8 +26,10 @@ OPERATION = {"publicipaddresses": "PublicIPAddress", "applicationsecuritygroups"
              "loadbalancers": "LoadBalancer", "virtualnetworktaps": "VirtualNetworkTap"}
 
 # Where the emulator draws public addresses from: the documentation ranges of RFC 5737 (assumed;
-# Azure's own public addresses are not predictable and must never be used by a test).
+# Azure's own public addresses are not predictable and must never be used by a test). Never the
+# lab internet's own address, where `lab up --azure api` serves this emulator (model/state.py).
 PUBLIC_POOLS = (IPv4Network("203.0.113.0/24"), IPv4Network("198.51.100.0/24"))
+NOT_HANDED_OUT = frozenset({"203.0.113.10"})
 
 # Ip configuration properties that reference these types: the type each must name, and whether a list.
 IPCONFIG_REFERENCES = {
@@ -131,7 +133,7 @@ def _free_public_address(resources: Mapping[str, dict[str, Any]]) -> str:
              if r["type"] == f"{NET}/publicIPAddresses"}
     for pool in PUBLIC_POOLS:
         for a in pool.hosts():
-            if str(a) not in taken:
+            if str(a) not in taken and str(a) not in NOT_HANDED_OUT:
                 return str(a)
     raise ArmFailure(400, "PublicIPCountLimitReached", "The emulator's public address pools are exhausted.")  # assumed
 
