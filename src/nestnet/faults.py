@@ -15,6 +15,7 @@ FAULT_KINDS: dict[str, tuple[str, str]] = {
     "nic-forwarding-off": ("host", "IP forwarding off on the host's Azure NIC"),
     "no-route-table": ("subnet", "the subnet is not associated with nestnet's route table"),
     "no-user-route": ("host", "the Azure user route for the host's block is missing"),
+    "no-nic-prefix": ("host", "the prefix ip configuration of the host's Azure NIC is missing (nic-prefix mode)"),
     "ip-forward-off": ("host", "net.ipv4.ip_forward=0 in the host's kernel"),
     "no-host-routes": ("host", "every kernel route nestnet owns on the host is gone (own block's too)"),
     "firewall-deny-routed": ("host", "forward policy drop, without nestnet's rules"),

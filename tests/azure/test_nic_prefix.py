@@ -232,3 +232,72 @@ def test_az_script_golden_and_runs_again_without_changes(pre_plan, tmp_path):
     again = [json.loads(line) for line in log.read_text().splitlines()][len(calls):]
     assert [c[3] for c in again] == ["show"] * 2
     assert json.loads(state.read_text())["nics"] == json.loads(first)["nics"]
+
+
+# -- the data plane: what ARM holds is what Azure delivers ---------------------------------------
+
+
+def drop_config(ep, plan, nic, name):
+    """Someone removes an ip configuration from ``nic`` with the plain SDK (GET, edit, PUT)."""
+    sdk = ep.sdk(plan)
+    rg = plan.azure.resource_group
+    body = sdk.network_interfaces.get(rg, nic).json
+    body["properties"]["ipConfigurations"] = [c for c in body["properties"]["ipConfigurations"] if c["name"] != name]
+    sdk.network_interfaces.begin_create_or_update(rg, nic, body).result()
+
+
+def test_check_azure_sees_each_prefix_arm_holds(emulator, plan_of, tmp_path):
+    from azure_helpers import check_azure, write_spec
+    from nestnet.model.groups import expand
+
+    path = write_spec(tmp_path / "np.yaml", prefix_spec())
+    plan = plan_of(prefix_spec())
+    ep = emulator(plan)
+    r = check_azure(ep, path, plan)  # before apply: no NIC owns a nested address
+    assert r.returncode == 1, r.stderr
+    assert {p for a, b, _ in expand(json.loads(r.stdout)) for p in (a, b)} >= {"web1", "web2"}
+    reconcile(ep.client(plan), plan)
+    r = check_azure(ep, path, plan)
+    assert r.returncode == 0, r.stdout + r.stderr
+    drop_config(ep, plan, NIC2, "nestnet-vme-kvm-vm2")  # a missing prefix configuration
+    r = check_azure(ep, path, plan)
+    assert r.returncode == 1, r.stderr
+    doc = json.loads(r.stdout)
+    pairs = {(a, b) for a, b, _ in expand(doc)}
+    assert pairs and all("web2" in p for p in pairs) and ("web1", "web2") in pairs and ("web2", "web1") in pairs
+    assert any(NIC2 in g["cause"] or "vme-kvm-vm2" in g["cause"] for g in doc["groups"]), doc["groups"]
+
+
+@pytest.mark.root
+def test_lab_programmed_from_the_emulator_follows_the_prefixes(emulator, plan_of):
+    import os
+
+    from nestnet import lab
+    from nestnet.lab import sdn
+    from nestnet.lab.azure import from_emulator
+    from nestnet.lab.topology import Topology
+    from nestnet.model import from_plan, reachability
+
+    spec = prefix_spec()
+    spec["name"] = f"np{os.getpid()}"
+    plan = plan_of(spec)
+    ep = emulator(plan)
+    lab.up(plan)
+
+    def red():
+        return {(p.src, p.dst) for p in lab.matrix(plan) if not p.ok}
+
+    try:
+        topo = Topology.from_plan(plan)
+        sdn.program_ns(topo, from_emulator(ep.arm.state_dir, plan))  # Azure before apply: no prefixes
+        assert {("web1", "web2"), ("mgmt-vm", "web1"), ("web2", "vme-kvm-vm1")} <= red()
+        reconcile(ep.client(plan), plan)
+        assert sdn.program_ns(topo, from_emulator(ep.arm.state_dir, plan))
+        assert red() == set()
+        drop_config(ep, plan, NIC2, "nestnet-vme-kvm-vm2")
+        state = from_emulator(ep.arm.state_dir, plan)
+        sdn.program_ns(topo, state)
+        model = {(p.src, p.dst) for p in reachability(replace(from_plan(plan), azure=state)).pairs()}
+        assert red() == model and ("web1", "web2") in model
+    finally:
+        lab.down(plan)

@@ -34,9 +34,13 @@ def names_broken_thing(plan, fault: Fault, reason: str) -> bool:
     return fault.target in reason
 
 
-@pytest.mark.parametrize("style", ["onlink", "subnet"])
+@pytest.mark.parametrize("style", ["onlink", "subnet", "nic-prefix"])
 def test_each_fault_fails_exactly_the_pairs_the_lab_fails(tmp_path: Path, style: str) -> None:
-    spec = base(guest_style=style)
+    """nic-prefix: each host's block is its NIC's /28 prefix (blocks in the hosts' subnet, as the
+    subnet style's); a missing prefix configuration is one of the faults."""
+    spec = base(guest_style="subnet" if style != "onlink" else "onlink")
+    if style == "nic-prefix":
+        spec["nested"].update(guest_style="onlink", mode="nic-prefix")
     spec["name"] = f"ckf{os.getpid() % 10000}-{style[0]}"
     plan = write_plan(tmp_path, spec)
     healthy = from_plan(plan)

@@ -240,7 +240,7 @@ def heal(spec: str) -> None:
 
 
 @lab.command("demo")
-@click.option("--mode", type=click.Choice(["routed", "nat", "secondary-ip"]), default="routed", show_default=True,
+@click.option("--mode", type=click.Choice(["routed", "nat", "secondary-ip", "nic-prefix"]), default="routed", show_default=True,
               help="The seed's fabric in this mode (nat: nested VMs on 192.168.122.0/24 behind their host).")
 @click.option("--scenario", type=click.Choice(["seed", "adopt", "add-host", "migrate"]), default="seed", show_default=True,
               help="seed: the seed's verification and every pair; adopt: import + rollout --adopt of the hand-built "

@@ -55,6 +55,10 @@ class SdnConfig:
     rule_ports: frozenset[str]  # ports whose traffic is routed by the route table
     ipfwd_ports: frozenset[str]  # ports whose src/dst check is lifted
     nsg_sig: str = ""  # signature of the NSG table ("" none)
+    # NIC prefixes (nic-prefix mode): their delivery in the main table (the route table has them
+    # in ``table``) and the (port, address) pairs the src/dst check lets through
+    delivered: frozenset[RouteKey] = frozenset()
+    prefix_ips: frozenset[tuple[str, str]] = frozenset()
     nsg_text: str = field(default="", compare=False)  # desired only: the table's text
     pip_sig: str = ""  # signature of the public IP table ("" none)
     pip_text: str = field(default="", compare=False)  # desired only: the table's text
@@ -70,10 +74,15 @@ class SdnChanges:
     add_ipfwd: tuple[str, ...] = ()
     nsg_text: str | None = None  # the NSG table to load ("" deletes it); None: unchanged
     pip_text: str | None = None  # the public IP table to load ("" deletes it); None: unchanged
+    del_delivered: tuple[RouteKey, ...] = ()
+    add_delivered: tuple[RouteKey, ...] = ()
+    del_prefix_ips: tuple[tuple[str, str], ...] = ()
+    add_prefix_ips: tuple[tuple[str, str], ...] = ()
 
     def __bool__(self) -> bool:
         return any((self.del_routes, self.add_routes, self.del_rules, self.add_rules, self.del_ipfwd, self.add_ipfwd,
-                    self.nsg_text is not None, self.pip_text is not None))
+                    self.nsg_text is not None, self.pip_text is not None, self.del_delivered, self.add_delivered,
+                    self.del_prefix_ips, self.add_prefix_ips))
 
 
 def system_routes(topo: Topology) -> dict[IPv4Network, RouteKey]:
@@ -99,6 +108,15 @@ def desired(topo: Topology, state: CloudState) -> SdnConfig:
         table[r.prefix] = (
             (str(r.prefix), "unicast", str(r.next_hop_ip), nic.port) if nic else (str(r.prefix), "blackhole", None, None)
         )
+    # Azure delivers a NIC prefix's addresses to its NIC (decision 0028), in every subnet's view.
+    delivered: set[RouteKey] = set()
+    prefix_ips: set[tuple[str, str]] = set()
+    for n in topo.nics:
+        for p in getattr(state.nics.get(n.nic), "prefixes", ()):
+            delivered.add((str(p), "unicast", str(n.ip), n.port))
+            prefix_ips.update((n.port, str(a)) for a in p)
+            # a user route for the same block wins, as on an exact tie in Azure (ASSUMPTION, decision 0028)
+            table.setdefault(p, (str(p), "unicast", str(n.ip), n.port))
     associated = {name for name, s in state.subnets.items() if s.route_table}
     forwarding = {name for name, n in state.nics.items() if n.ip_forwarding}
     return SdnConfig(
@@ -109,6 +127,8 @@ def desired(topo: Topology, state: CloudState) -> SdnConfig:
         nsg_text=nsgs,
         pip_sig=nsg_signature(pips := render_public_ips(topo, state)),
         pip_text=pips,
+        delivered=frozenset(delivered),
+        prefix_ips=frozenset(prefix_ips),
     )
 
 
@@ -122,6 +142,10 @@ def diff(want: SdnConfig, have: SdnConfig) -> SdnChanges:
         add_ipfwd=tuple(sorted(want.ipfwd_ports - have.ipfwd_ports)),
         nsg_text=want.nsg_text if want.nsg_sig != have.nsg_sig else None,
         pip_text=want.pip_text if want.pip_sig != have.pip_sig else None,
+        del_delivered=tuple(sorted(have.delivered - want.delivered, key=str)),
+        add_delivered=tuple(sorted(want.delivered - have.delivered, key=str)),
+        del_prefix_ips=tuple(sorted(have.prefix_ips - want.prefix_ips)),
+        add_prefix_ips=tuple(sorted(want.prefix_ips - have.prefix_ips)),
     )
 
 

@@ -26,7 +26,7 @@ from ..model.nsg import ICMP, Probe
 from ..plan import Plan
 from .core import exec_
 
-MODES = ("routed", "nat", "secondary-ip")
+MODES = ("routed", "nat", "secondary-ip", "nic-prefix")
 NAT_PREFIX = "192.168.122."  # libvirt's default NAT network
 
 

@@ -27,6 +27,7 @@ from .topology import (
 )
 
 RULE_PREF = 100
+PREFIX_PROTO = 77  # the main table's routes that deliver NIC prefixes carry it (observe finds them by it)
 TABLE = "fabric"  # table inet fabric + table netdev fabricmac
 
 # Every port answers ARP for anything it can route (proxy_arp), also back out the same port
@@ -55,6 +56,8 @@ table inet {TABLE} {{
 	set nic_ips {{ type ifname . ipv4_addr; elements = {{ {nic_ips} }} }}
 	set nic_addrs {{ type ipv4_addr; elements = {{ {addrs} }} }}
 	set ipfwd {{ type ifname; }}
+	set prefix_ips {{ type ifname . ipv4_addr; }}
+	set prefix_addrs {{ type ipv4_addr; }}
 	counter srcchk {{ }}
 	counter dstchk {{ }}
 	counter inetdrop {{ }}
@@ -64,16 +67,17 @@ table inet {TABLE} {{
 		type filter hook input priority filter; policy accept;
 		# Azure DNS answers only sources the arriving NIC owns (ASSUMPTION, docs/decisions/0011)
 		ip daddr {AZURE_DNS} iifname != @nics counter name dnsdrop drop
-		ip daddr {AZURE_DNS} iifname . ip saddr != @nic_ips counter name dnsdrop drop
+		ip daddr {AZURE_DNS} iifname . ip saddr != @nic_ips iifname . ip saddr != @prefix_ips counter name dnsdrop drop
 	}}
 	chain forward {{
 		type filter hook forward priority filter; policy accept;
 		# source check: a NIC sends only from its own IPs, unless IP forwarding is on
-		iifname @nics iifname != @ipfwd iifname . ip saddr != @nic_ips counter name srcchk drop
+		iifname @nics iifname != @ipfwd iifname . ip saddr != @nic_ips iifname . ip saddr != @prefix_ips counter name srcchk drop
 		# destination check: a NIC receives only for its own IPs, unless IP forwarding is on
-		oifname @nics oifname != @ipfwd oifname . ip daddr != @nic_ips counter name dstchk drop
+		oifname @nics oifname != @ipfwd oifname . ip daddr != @nic_ips oifname . ip daddr != @prefix_ips counter name dstchk drop
 		# default outbound access translates NIC-owned addresses only
-		oifname "{INET_PORT}" ip saddr != @nic_addrs counter name inetdrop drop
+		# (a NIC prefix's addresses as a secondary address's, as the model: ASSUMPTION, decision 0028)
+		oifname "{INET_PORT}" ip saddr != @nic_addrs ip saddr != @prefix_addrs counter name inetdrop drop
 		# what a public IP's DNAT let in (lab/azure.py: render_public_ips); else replies only
 		iifname "{INET_PORT}" ct status dnat accept
 		iifname "{INET_PORT}" ct state != {{ established, related }} counter name inetin drop
@@ -81,6 +85,7 @@ table inet {TABLE} {{
 	chain postrouting {{
 		type nat hook postrouting priority srcnat; policy accept;
 		oifname "{INET_PORT}" ip saddr @nic_addrs snat ip to {INET_LINK_FABRIC}
+		oifname "{INET_PORT}" ip saddr @prefix_addrs snat ip to {INET_LINK_FABRIC}
 	}}
 }}
 table netdev {TABLE}mac {{
@@ -183,11 +188,22 @@ def observe() -> SdnConfig:
     for item in nft_json("list", "set", "inet", TABLE, "ipfwd")["nftables"]:
         if "set" in item:
             ipfwd.update(item["set"].get("elem", []))
+    prefix_ips: set[tuple[str, str]] = set()
+    for item in nft_json("list", "set", "inet", TABLE, "prefix_ips")["nftables"]:
+        if "set" in item:
+            for e in item["set"].get("elem", []):
+                port, addr = e["concat"]
+                prefix_ips.add((port, addr))
+    delivered = {
+        (str(IPv4Network(r["dst"])), "unicast", r.get("gateway"), r.get("dev"))
+        for r in ip_json("route", "show", "table", "main", "proto", str(PREFIX_PROTO))
+    }
     tables = {(t.get("table", {}).get("family"), t.get("table", {}).get("name"))
               for t in nft_json("list", "tables")["nftables"]}
     sig, pip_sig = (_signature(family, name) if (family, name) in tables else ""
                     for family, name in (("inet", NSG_TABLE), ("ip", PIP_TABLE)))
-    return SdnConfig(frozenset(table), frozenset(rules), frozenset(ipfwd), sig, pip_sig=pip_sig)
+    return SdnConfig(frozenset(table), frozenset(rules), frozenset(ipfwd), sig, pip_sig=pip_sig,
+                     delivered=frozenset(delivered), prefix_ips=frozenset(prefix_ips))
 
 
 def _signature(family: str, name: str) -> str:
@@ -202,6 +218,9 @@ def _signature(family: str, name: str) -> str:
 def apply_changes(ch: SdnChanges) -> None:
     lines = [_route_line("del", r) for r in ch.del_routes]
     lines += [_route_line("add", r) for r in ch.add_routes]
+    lines += [f"route del {d} table main proto {PREFIX_PROTO}" for d, _, _, _ in ch.del_delivered]
+    lines += [f"route add {d} via {via} onlink dev {dev} table main proto {PREFIX_PROTO}"
+              for d, _, via, dev in ch.add_delivered]
     lines += [f"rule del pref {RULE_PREF} iif {p} lookup {ROUTE_TABLE_ID}" for p in ch.del_rules]
     lines += [f"rule add pref {RULE_PREF} iif {p} lookup {ROUTE_TABLE_ID}" for p in ch.add_rules]
     ip_batch(lines)
@@ -210,6 +229,12 @@ def apply_changes(ch: SdnChanges) -> None:
         cmds.append(f"delete element inet {TABLE} ipfwd {{ {', '.join(_q(p) for p in ch.del_ipfwd)} }}")
     if ch.add_ipfwd:
         cmds.append(f"add element inet {TABLE} ipfwd {{ {', '.join(_q(p) for p in ch.add_ipfwd)} }}")
+    if ch.del_prefix_ips:  # prefix_addrs follows prefix_ips (one NIC per address: ARM refuses overlaps)
+        cmds.append(f"delete element inet {TABLE} prefix_ips {{ {', '.join(f'{_q(p)} . {a}' for p, a in ch.del_prefix_ips)} }}")
+        cmds.append(f"delete element inet {TABLE} prefix_addrs {{ {', '.join(a for _, a in ch.del_prefix_ips)} }}")
+    if ch.add_prefix_ips:
+        cmds.append(f"add element inet {TABLE} prefix_ips {{ {', '.join(f'{_q(p)} . {a}' for p, a in ch.add_prefix_ips)} }}")
+        cmds.append(f"add element inet {TABLE} prefix_addrs {{ {', '.join(a for _, a in ch.add_prefix_ips)} }}")
     if ch.nsg_text is not None:  # the whole NSG table in one transaction (conntrack entries stay)
         cmds.append(f"table inet {NSG_TABLE}\ndelete table inet {NSG_TABLE}\n{ch.nsg_text}")
     if ch.pip_text is not None:

@@ -639,6 +639,8 @@ class Model:
 
     def _nic_fix(self, nic: NicState) -> str:
         rg = self.state.azure.resource_group or "RG"
+        if self.state.azure.owned_by_nic:  # no IP forwarding in these modes: the NIC must own the address
+            return f"`nestnet azure apply` (the ip configuration of {nic.name} that holds the address)"
         return f"`nestnet azure apply` or `az network nic update -g {rg} -n {nic.name} --ip-forwarding true`"
 
     def _unowned(self, nic: NicState, dst: IPv4Address) -> Drop:
@@ -653,6 +655,10 @@ class Model:
                         f"`nestnet azure apply` or `az network vnet subnet update --name {nic.subnet} "
                         f"--route-table {rt}`")
         owner = next((h for h in self.state.hosts.values() if dst in h.block), None)
+        if owner is not None and az.owned_by_nic:
+            return Drop(where, f"Azure drops {dst} from {nic.subnet}: no NIC owns it (no ip configuration of "
+                               f"{owner.nic} holds it; {owner.name}'s block is {owner.block})",
+                        f"`nestnet azure apply` (the ip configuration of {owner.nic} for {owner.block})")
         if owner is not None:
             return Drop(where, f"Azure drops {dst} from {nic.subnet}: no NIC owns it and the route table has no "
                                f"user route for {owner.name}'s block {owner.block}",

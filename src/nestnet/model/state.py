@@ -82,9 +82,10 @@ class NicState:
     name: str
     subnet: str
     owner: str  # the node (host or endpoint) behind the NIC
-    addresses: frozenset[IPv4Address]  # primary and secondary IP configurations
+    addresses: frozenset[IPv4Address]  # primary and secondary IP configurations, each prefix's addresses
     ip_forwarding: bool
     nsg: str | None = None  # the network security group on the NIC (a key of CloudState.nsgs)
+    prefixes: tuple[IPv4Network, ...] = ()  # prefix ip configurations (nic-prefix mode; decision 0028)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +130,9 @@ class CloudState:
     peered_space: tuple[IPv4Network, ...] = ()  # address spaces of peered VNets (VirtualNetwork tag)
     none_routes: tuple[IPv4Network, ...] = ()  # system routes that drop (Azure: 10/8, 172.16/12, ...)
     public_ips: tuple[PublicIp, ...] = ()  # on NICs' primary ip configurations
+    # nested addresses are the NICs' own ip configurations (secondary-ip, nic-prefix), not routed:
+    # a missing one is a missing ip configuration, and the fix says so
+    owned_by_nic: bool = False
 
     @property
     def tags(self) -> Tags:
@@ -310,11 +314,16 @@ def azure_from_plan(plan: Plan) -> CloudState:
     secondary: dict[str, set[IPv4Address]] = {}
     for s in az.secondary_ips:
         secondary.setdefault(s.nic, set()).add(s.ip)
+    prefixes: dict[str, tuple[IPv4Network, ...]] = {}
+    for x in getattr(az, "nic_prefixes", ()):
+        prefixes[x.nic] = (*prefixes.get(x.nic, ()), x.prefix)
     forwarding = set(az.nic_ip_forwarding)
     nics: dict[str, NicState] = {}
     for h in plan.hosts.values():
+        own = prefixes.get(h.nic, ())
         nics[h.nic] = NicState(
-            h.nic, h.subnet, h.name, frozenset({h.ip, *secondary.get(h.nic, ())}), h.nic in forwarding
+            h.nic, h.subnet, h.name, frozenset({h.ip, *secondary.get(h.nic, ()), *(a for p in own for a in p)}),
+            h.nic in forwarding, prefixes=own,
         )
     for e in plan.endpoints.values():
         nic = endpoint_nic(e.name)
@@ -328,6 +337,7 @@ def azure_from_plan(plan: Plan) -> CloudState:
         resource_group=az.resource_group,
         none_routes=none_routes(tuple(plan.address_space)),
         public_ips=planned_public_ips(plan),
+        owned_by_nic=plan.mode in ("secondary-ip", "nic-prefix"),
     )
 
 

@@ -38,13 +38,24 @@ def _no_user_route(state: State, host: str) -> State:
     return replace(state, azure=replace(state.azure, user_routes=routes))
 
 
+def _no_nic_prefix(state: State, host: str) -> State:
+    """The host NIC's prefix ip configurations are gone: Azure no longer owns those addresses for it."""
+    nic = state.hosts[host].nic
+    nics = dict(state.azure.nics)
+    n = nics[nic]
+    gone = {a for p in n.prefixes for a in p}
+    nics[nic] = replace(n, prefixes=(), addresses=n.addresses - gone)
+    return replace(state, azure=replace(state.azure, nics=nics))
+
+
 # Faults on Azure's side (the rest are on a host).
-AZURE_FAULTS = ("nic-forwarding-off", "no-route-table", "no-user-route")
+AZURE_FAULTS = ("nic-forwarding-off", "no-route-table", "no-user-route", "no-nic-prefix")
 
 WHATIFS: dict[str, Callable[[State, str], State]] = {
     "nic-forwarding-off": _nic_forwarding_off,
     "no-route-table": _no_route_table,
     "no-user-route": _no_user_route,
+    "no-nic-prefix": _no_nic_prefix,
     "ip-forward-off": lambda s, h: _host(s, h, ip_forward=False),
     "no-host-routes": lambda s, h: _host(s, h, owned_routes=()),
     # The lab adds its own base chain with policy drop; nestnet's table stays.

@@ -223,8 +223,13 @@ def build(v: Verdicts) -> Diagram:
         if h.nic in secondary:
             n = secondary[h.nic]
             nic_lines.append(f"+{n} secondary IP{'s' if n != 1 else ''}")
-        nic_off = () if nic.ip_forwarding or not planned_fwd else (
+        nic_off: tuple[str, ...] = () if nic.ip_forwarding or not planned_fwd else (
             f"IP forwarding off on NIC {h.nic}",)
+        for x in plan.azure.nic_prefixes:
+            if x.nic == h.nic:
+                held = x.prefix in getattr(nic, "prefixes", ())
+                nic_lines.append(f"prefix {x.prefix}" + ("" if held else " MISSING (planned)"))
+                nic_off += () if held else (f"prefix {x.prefix} missing on NIC {h.nic}",)
         edges.append(Edge(_id("nic", h.name), _id("gw", h.subnet), _id("host", h.name), "nic", tuple(nic_lines), nic_off))
         shown = h.vms if len(h.vms) <= VMS_DRAWN else h.vms[: VMS_DRAWN - 1]
         for vm in shown:

@@ -282,6 +282,13 @@ def _plan_html(plan, state=None) -> str:
         ["NIC", "IP configuration", "address", "subnet"],
         [[_e(s.nic), _e(s.name), _code(s.ip), _e(s.subnet)] for s in az.secondary_ips],
     ) if az.secondary_ips else ""
+    held = {x.nic: set(getattr(st.azure.nics.get(x.nic), "prefixes", ())) for x in az.nic_prefixes}
+    prefixes = _table(
+        ["NIC", "IP configuration", "prefix", "subnet"],
+        [[_e(x.nic), _e(x.name), _code(x.prefix) + ("" if x.prefix in held[x.nic] else
+                                                   ' <span class="off">MISSING (planned)</span>'), _e(x.subnet)]
+         for x in az.nic_prefixes],
+    ) if az.nic_prefixes else ""
     host_routes = []
     for h in list(plan.hosts.values())[:MAX_HOST_ROUTE_TABLES]:
         rows = [[_code(r.dst), _e(r.dev), _code(r.via) if r.via else "—"] for r in h.routes]
@@ -303,7 +310,8 @@ def _plan_html(plan, state=None) -> str:
 <div class="wide"><h3>Blocks (hosts)</h3>{hosts}</div>
 <div><h3>Subnets</h3>{subnets}{f"<h3>Endpoints</h3>{endpoints}" if endpoints else ""}</div>
 <div><h3>Azure routes <span class="muted">{_e(az.route_table or "")}</span></h3>{routes}
-{f"<h3>Secondary IP configurations</h3>{secondary}" if secondary else ""}</div>
+{f"<h3>Secondary IP configurations</h3>{secondary}" if secondary else ""}
+{f"<h3>NIC prefixes <span class='muted'>(Azure's Prefix on NIC)</span></h3>{prefixes}" if prefixes else ""}</div>
 <div><h3>Guest addresses</h3>{guests}</div>
 <div class="wide"><h3>Host routes <span class="muted">(owned by nestnet, protocol 201)</span></h3>
 <div class="host-route-grid">{"".join(host_routes)}</div></div>

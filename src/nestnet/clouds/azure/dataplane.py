@@ -13,7 +13,7 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Any, Mapping
 
 from ...model.nsg import Nsg, NsgRule
-from ...model.state import CloudState, UserRoute
+from ...model.state import CloudState, NicState, UserRoute
 
 
 def _props(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -62,10 +62,36 @@ def azure_state(
         planned,
         user_routes=user_routes(table),
         subnets={k: replace(s, route_table=k in associated) for k, s in planned.subnets.items()},
-        nics={
-            k: replace(n, ip_forwarding=k in nics and bool(_props(nics[k]).get("enableIPForwarding")))
-            for k, n in planned.nics.items()
-        },
+        nics={k: _nic(n, nics.get(k)) for k, n in planned.nics.items()},
+    )
+
+
+def nic_prefixes(nic: Mapping[str, Any] | None) -> tuple[IPv4Network, ...]:
+    """The NIC's prefix ip configurations as ARM holds them (``10.0.1.16/28``, or the bare network
+    address beside ``privateIPAddressPrefixLength``: docs/decisions/0028)."""
+    out = []
+    for c in _props(nic).get("ipConfigurations") or []:
+        p = _props(c)
+        length, addr = p.get("privateIPAddressPrefixLength"), p.get("privateIPAddress")
+        if length and addr:
+            net = _ipv4_net(f"{str(addr).partition('/')[0]}/{length}")
+            if net is not None:
+                out.append(net)
+    return tuple(out)
+
+
+def _nic(planned: NicState, arm: Mapping[str, Any] | None) -> NicState:
+    """A planned NIC with ARM's forwarding and prefixes: Azure delivers what a prefix holds, and
+    only that (a NIC ARM does not list has neither)."""
+    prefixes = nic_prefixes(arm)
+    if not prefixes and not planned.prefixes:
+        return replace(planned, ip_forwarding=arm is not None and bool(_props(arm).get("enableIPForwarding")))
+    planned_addrs = {a for p in planned.prefixes for a in p}
+    return replace(
+        planned,
+        ip_forwarding=arm is not None and bool(_props(arm).get("enableIPForwarding")),
+        prefixes=prefixes,
+        addresses=(planned.addresses - planned_addrs) | {a for p in prefixes for a in p},
     )
 
 
