@@ -7,3 +7,6 @@
     export.py    Terraform and an AWS CLI script
     emulator/    moto's server behind HTTPS, with what moto lacks
 """
+
+TITLE = "AWS"  # in words, in help texts and messages
+CLI_HELP = "Reconcile ENI prefixes, routes and source/dest checks in EC2; export; run its emulator."  # `nestnet aws`

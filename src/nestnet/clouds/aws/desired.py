@@ -177,6 +177,12 @@ def check_reality(want: AwsPlan, obs: Observed, source: str = "spec") -> dict[st
         if eni.primary_ip != ip:
             bad.append(f"host {host!r} has ip {ip} in the spec but its ENI {eni.id} ({ref}) has primary address "
                        f"{eni.primary_ip} in EC2")
+    for p in want.prefixes:
+        eni = obs.enis[enis[p.host]]
+        cidr = obs.subnets.get(eni.subnet_id, ("", ""))[1]
+        if cidr and not p.prefix.subnet_of(IPv4Network(cidr)):
+            bad.append(f"host {p.host!r} has block {p.prefix}, outside its ENI's subnet {eni.subnet_id} ({cidr}): "
+                       "EC2 assigns an ENI prefixes of its own subnet only")
     if bad:
         raise UsageError(f"{source}: the spec does not match EC2, nothing changed: " + "; ".join(bad))
     return enis

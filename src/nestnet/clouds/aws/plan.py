@@ -13,8 +13,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from ipaddress import IPv4Network
-from typing import Any
+from ipaddress import IPv4Address, IPv4Network
+from typing import Any, ClassVar, Mapping
 
 from .spec import AwsSpec
 
@@ -69,8 +69,13 @@ class AwsPlan:
     source_dest_check_off: tuple[str, ...] = ()  # ENI references
     addresses: tuple[EniAddress, ...] = ()
     table_refs: tuple[str, ...] = ()  # every route table aws.route_tables names
+    route_tables_by_subnet: tuple[tuple[str, str], ...] = ()  # (subnet name, route table reference)
 
-    cloud_name = "aws"
+    cloud_name: ClassVar[str] = "aws"
+    # The Amazon DNS server: the VPC's base address plus two, also at 169.254.169.253 (VPC user
+    # guide, "Amazon DNS server"); the hosts' forwarders ask the link-local one, the same in every VPC.
+    resolver: ClassVar[IPv4Address] = IPv4Address("169.254.169.253")
+    resolver_name: ClassVar[str] = "the Amazon VPC DNS server"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -91,40 +96,46 @@ def eni_ref(aws: AwsSpec, host: Any) -> str:
 
 
 def aws_plan(aws: AwsSpec, plan: Any) -> AwsPlan:
-    """From the ``aws:`` section and the cloud-neutral parts of the Plan (mode, pool, subnets,
+    """From the ``aws:`` section and the cloud-neutral parts of a Plan."""
+    return build(aws, plan.mode, plan.pool, plan.subnets, plan.hosts, plan.vms)
+
+
+def build(aws: AwsSpec, mode: str, pool: IPv4Network, subnets: Mapping[str, Any], hosts: Mapping[str, Any],
+          vms: Mapping[str, Any]) -> AwsPlan:
+    """From the ``aws:`` section and the cloud-neutral parts of the plan (mode, pool, subnets,
     hosts and their blocks, VMs)."""
-    mode = plan.mode
-    enis = {h.name: eni_ref(aws, h) for h in plan.hosts.values()}
+    enis = {h.name: eni_ref(aws, h) for h in hosts.values()}
     prefixes: list[EniPrefix] = []
     routes: list[EniRoute] = []
     off: list[str] = []
     addresses: list[EniAddress] = []
     if mode in PREFIX_MODES:
-        prefixes = [EniPrefix(h.name, enis[h.name], h.block) for h in plan.hosts.values()]
+        prefixes = [EniPrefix(h.name, enis[h.name], h.block) for h in hosts.values()]
     elif mode == "routed":
         # Every source subnet's table, each once (several subnets may share a table).
-        tables = list(dict.fromkeys(aws.route_tables[s.name] for s in plan.subnets.values()
+        tables = list(dict.fromkeys(aws.route_tables[s.name] for s in subnets.values()
                                     if s.route_table and s.name in aws.route_tables))
-        for h in plan.hosts.values():
+        for h in hosts.values():
             for p in h.local_prefixes:
                 routes += [EniRoute(t, p, h.name, enis[h.name]) for t in tables]
-        off = list(dict.fromkeys(enis[h.name] for h in plan.hosts.values()))
+        off = list(dict.fromkeys(enis[h.name] for h in hosts.values()))
     elif mode == "secondary-ip":
         addresses = [EniAddress(vm.host, enis[vm.host], str(vm.ip), vm.name)
-                     for vm in plan.vms.values() if vm.ip is not None]
+                     for vm in vms.values() if vm.ip is not None]
     return AwsPlan(
         region=aws.region,
         vpc=aws.vpc,
         cidr_blocks=tuple(IPv4Network(c) for c in aws.cidr_blocks),
         mode="prefix" if mode in PREFIX_MODES else mode,
-        pool=plan.pool,
+        pool=pool,
         max_routes=aws.max_routes,
         instance_type=aws.instance_type,
-        subnet_ids=tuple((s, aws.subnet_ids.get(s, s)) for s in plan.subnets),
-        host_enis=tuple((h.name, enis[h.name], str(h.ip)) for h in plan.hosts.values()),
+        subnet_ids=tuple((s, aws.subnet_ids.get(s, s)) for s in subnets),
+        host_enis=tuple((h.name, enis[h.name], str(h.ip)) for h in hosts.values()),
         prefixes=tuple(prefixes),
         routes=tuple(routes),
         source_dest_check_off=tuple(off),
         addresses=tuple(addresses),
         table_refs=tuple(dict.fromkeys(aws.route_tables.values())),
+        route_tables_by_subnet=tuple(aws.route_tables.items()),
     )

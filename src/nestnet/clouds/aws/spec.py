@@ -15,7 +15,10 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-from ...spec import _Model
+try:  # the spec's shared base (specbase.py once the cloud seam has moved it there)
+    from ...specbase import _Model
+except ImportError:  # pragma: no cover - before that move
+    from ...spec import _Model  # type: ignore[no-redef]
 
 # AWS Region names: us-east-1, eu-west-3, ap-southeast-5, us-gov-west-1, cn-north-1, ...
 REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
@@ -52,3 +55,11 @@ class AwsSpec(_Model):
     # instance's own type, as EC2 reports it)
     instance_type: str | None = None
     max_routes: int = Field(50, ge=1, le=1000)  # EC2's default quota of routes per table is 50
+
+    @property
+    def private_dns_zone(self) -> str | None:
+        """What the core asks every cloud section: nestnet keeps no DNS records on AWS (yet)."""
+        return None
+
+
+SECTION = AwsSpec

@@ -140,6 +140,11 @@ class Emulator:
         self._thread.start()
         return self
 
+    def wait(self) -> None:
+        """Until the thread ``start`` began ends (Ctrl-C, or ``stop`` from another thread)."""
+        while self._thread is not None and self._thread.is_alive():
+            self._thread.join(0.5)
+
     def serve_forever(self) -> None:
         self._announce()
         self._server.serve_forever()
