@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, collapse_addresses
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal, Mapping, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, Mapping, NamedTuple
 
 from . import sysctl as sysctls
 from .errors import Problem, SpecError
@@ -234,21 +234,21 @@ class VM:
     forwards: tuple[Forward, ...] = ()
     exposes: tuple[Expose, ...] = ()
 
-    def to_dict(self) -> dict[str, Any]:
-        out = self._to_dict()
+    def to_dict(self, text: Any = str) -> dict[str, Any]:
+        out = self._to_dict(text)
         if self.exposes:
             out["expose"] = [e.to_dict() for e in self.exposes]
         return out
 
-    def _to_dict(self) -> dict[str, Any]:
+    def _to_dict(self, text: Any = str) -> dict[str, Any]:
         return {
             "host": self.host,
             "ip": str(self.ip),
             "prefix_len": self.prefix_len,
-            "gateway": str(self.gateway),
+            "gateway": text(self.gateway),
             "guest_style": self.guest_style,
             "mac": self.mac,
-            "nameservers": [str(a) for a in self.nameservers],
+            "nameservers": [text(a) for a in self.nameservers],
             "search": list(self.search),
             "forwards": [f.to_dict() for f in self.forwards],
         }
@@ -312,6 +312,21 @@ class AzurePlan:
         }
 
 
+def _memo_text() -> Callable[[Any], str]:
+    """``str`` memoised by identity. A fabric of N hosts has N*N routes over only N distinct
+    blocks and IPs (the Route tuples share those objects), and a host's VMs share its gateway:
+    str() of an ipaddress object is the cost that dominates the JSON otherwise."""
+    memo: dict[int, str] = {}
+
+    def text(obj: Any) -> str:
+        t = memo.get(id(obj))
+        if t is None:
+            t = memo[id(obj)] = str(obj)
+        return t
+
+    return text
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
     version: int
@@ -354,17 +369,7 @@ class Plan:
         return tuple(collapse_addresses([*base, *extra])) if extra else tuple(base)
 
     def _hosts_dict(self) -> dict[str, Any]:
-        # A fabric of N hosts has N*N routes over only N distinct blocks and IPs (the Route
-        # tuples share those objects), so memoise their text by identity: str() of an
-        # ipaddress object is the cost that dominates here otherwise.
-        memo: dict[int, str] = {}
-
-        def text(obj: Any) -> str:
-            t = memo.get(id(obj))
-            if t is None:
-                t = memo[id(obj)] = str(obj)
-            return t
-
+        text = _memo_text()
         return {h.name: h.to_dict(text) for h in self.hosts.values()}
 
     def _head(self) -> dict[str, Any]:
@@ -385,8 +390,9 @@ class Plan:
         }
 
     def _tail(self) -> dict[str, Any]:
+        text = _memo_text()  # a host's VMs share its gateway and nameserver objects
         return {
-            "vms": {v.name: v.to_dict() for v in self.vms.values()},
+            "vms": {v.name: v.to_dict(text) for v in self.vms.values()},
             "endpoints": {e.name: e.to_dict() for e in self.endpoints.values()},
             "exceptions": [m.to_dict() for m in self.moves],
             "warnings": [w.to_dict() for w in self.warnings],

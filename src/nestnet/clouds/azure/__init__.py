@@ -11,10 +11,29 @@
     dataplane.py  pure: ARM JSON -> the model's CloudState (routes, associations, NIC forwarding)
 """
 
-from .arm import ArmClient, ArmSettings, EtagMismatch
-from .diff import Change, Desired, Observed, WantIpConfig, desired, diff, nic_write_order
-from .export import az_script, terraform, write_export
-from .reconcile import apply, observe, plan_changes, reconcile
+import importlib
+from typing import Any
+
+# Loaded on first use: the core imports .facts, which must not load the ARM client, the differ and
+# the exporters with it (~25 ms of the start-up of every command that only reads the spec).
+_FROM = {
+    **dict.fromkeys(("ArmClient", "ArmSettings", "EtagMismatch"), "arm"),
+    **dict.fromkeys(("Change", "Desired", "Observed", "WantIpConfig", "desired", "nic_write_order"), "diff"),
+    **dict.fromkeys(("az_script", "terraform", "write_export"), "export"),
+    **dict.fromkeys(("apply", "observe", "plan_changes"), "reconcile"),
+}
+# ``diff`` and ``reconcile`` are the modules (the functions are diff.diff and reconcile.reconcile):
+# a lazy package cannot give a name two meanings.
+
+
+def __getattr__(name: str) -> Any:
+    module = _FROM.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ArmClient",
@@ -27,11 +46,9 @@ __all__ = [
     "apply",
     "az_script",
     "desired",
-    "diff",
     "nic_write_order",
     "observe",
     "plan_changes",
-    "reconcile",
     "terraform",
     "write_export",
 ]
