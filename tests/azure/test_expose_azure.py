@@ -266,3 +266,28 @@ def test_the_lab_follows_arm_the_public_ip_arm_gave_reaches_the_vm_once_the_nsg_
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
         lab.down(plan)
+
+
+def test_a_host_that_stops_exposing_lets_go_of_nestnets_public_ip_and_only_that(emulator, plan_of):
+    plan = plan_of(exposed())
+    ep = emulator(plan)
+    make_nsg(ep, plan, "vm-nsg", TAGS)
+    sdk = ep.sdk(plan)
+    rg = plan.azure.resource_group
+    sdk.public_ip_addresses.begin_create_or_update(  # someone else's, named like nestnet's: never touched
+        rg, "nestnet-other-pip", {"location": "eastus", "sku": {"name": "Standard"},
+                                  "properties": {"publicIPAllocationMethod": "Static"}}).result()
+    reconcile(ep.client(plan), plan)
+    bare = plan_of(seed_spec(), "bare.yaml")  # nothing exposed any more
+    writes = record_writes(ep)
+    changes, outcome = reconcile(ep.client(bare), bare)
+    assert sorted((c.action, c.kind, c.name) for c in changes) == [
+        ("delete", "public_ip", OWN), ("delete", "security_rule", "nestnet-expose-web1-tcp-443"),
+        ("delete", "security_rule", "nestnet-expose-web1-tcp-80"), ("dissociate", "public_ip", OWN)]
+    assert [m for m, _p, _h in writes] == ["PUT", "DELETE", "DELETE", "DELETE"]
+    assert all(h.get("if-match") for _m, _p, h in writes) and nsg_rules(ep, plan, "vm-nsg") == {}
+    assert {p.name for p in sdk.public_ip_addresses.list(rg)} == {"nestnet-other-pip"}
+    nic = sdk.network_interfaces.get(rg, NIC1).as_dict()
+    assert not any(c["properties"].get("publicIPAddress") for c in nic["properties"]["ipConfigurations"])
+    del writes[:]
+    assert reconcile(ep.client(bare), bare)[0] == [] and writes == []

@@ -375,6 +375,11 @@ class ArmClient:
                                self.rg, name, _body(body), content_type="application/json", headers=headers,
                                cls=_raw, **t))
 
+    def delete_public_ip(self, name: str, etag: str | None) -> None:
+        headers = {"If-Match": etag} if etag else {}
+        self._write(f"DELETE public IP address {name!r}", f"DELETE public IP {name}", lambda t:
+                    self.sdk.public_ip_addresses.begin_delete(self.rg, name, headers=headers, **t))
+
     def put_security_rule(self, nsg: str, name: str, body: dict[str, Any], etag: str | None) -> dict[str, Any]:
         headers = {"If-Match": etag} if etag else {"If-None-Match": "*"}
         return self._write(f"PUT security rule {name!r} of {nsg!r}", f"PUT NSG rule {nsg}/{name}", lambda t:

@@ -151,13 +151,17 @@ class Change:
     def target_nic(self) -> str | None:
         """The NIC this change is written to, if it is a NIC change."""
         if self.kind == "public_ip":
-            return self.nic if self.action == "associate" else None
+            return self.nic if self.action in ("associate", "dissociate") else None
         return self.nic if self.kind == "ip_config" else self.name if self.kind == "nic" else None
 
     def __str__(self) -> str:
         if self.kind == "public_ip":
             if self.action == "associate" and self.after:
                 return f"associate public IP {self.name} with {self.nic} ({self.after['ipConfiguration']})"
+            if self.action == "dissociate":
+                return f"dissociate public IP {self.name} from {self.nic} (no VM there exposes a port)"
+            if self.action == "delete":
+                return f"delete public IP {self.name} (nestnet's, no longer needed)"
             return f"create public IP {self.name} (Standard, Static) for {self.nic}"
         if self.kind == "security_rule":
             d = self.after or self.before or {}
@@ -646,6 +650,11 @@ def nic_body(nic: Mapping[str, Any], changes: list[Change]) -> dict[str, Any]:
             props["enableIPForwarding"] = True
         elif ch.kind == "public_ip" and ch.action == "associate" and ch.after and primary is not None:
             primary.setdefault("properties", {})["publicIPAddress"] = {"id": ch.after["id"]}
+        elif ch.kind == "public_ip" and ch.action == "dissociate":
+            for c in cfgs:
+                ref = str(((c.get("properties") or {}).get("publicIPAddress") or {}).get("id") or "")
+                if ref and name_key(ref.rsplit("/", 1)[-1]) == name_key(ch.name):
+                    del c["properties"]["publicIPAddress"]
         elif ch.kind == "ip_config":
             key = name_key(ch.name)
             i = next((i for i, c in enumerate(cfgs) if name_key(c["name"]) == key), None)

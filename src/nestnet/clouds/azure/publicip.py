@@ -133,7 +133,43 @@ def changes(want: Any, obs: Any, refusals: list[str]) -> list[Any]:
             pid = str((pip or {}).get("id") or _sibling_id(nic, "publicIPAddresses", w.name))
             out.append(Change("associate", "public_ip", w.name, {"ipConfiguration": None},
                               {"ipConfiguration": str((primary or {}).get("name")), "id": pid}, w.nic))
+    out += _stale(want, obs, {name_key(w.name) for w in want.public_ips})
     out += _rule_changes(want, obs)
+    return out
+
+
+def holds_own(want: Any, nics: Mapping[str, Any]) -> bool:
+    """Whether a NIC of the resource group holds a public IP named like nestnet's own."""
+    prefix = name_key(want.route_prefix)
+    for nic in nics.values():
+        for c in _props(nic).get("ipConfigurations") or []:
+            ref = _ref_name(_props(c).get("publicIPAddress"))
+            if ref and name_key(ref).startswith(prefix) and name_key(ref).endswith("-pip"):
+                return True
+    return False
+
+
+def _stale(want: Any, obs: Any, wanted: set[str]) -> list[Any]:
+    """nestnet's own public IPs (tagged for the fabric, named ``<route_prefix>...-pip``) that no
+    host needs any more: taken off the NIC that holds them (in its one NIC PUT), then deleted.
+    One held by anything else than a NIC of the resource group is left where it is."""
+    from .diff import Change
+
+    out: list[Any] = []
+    for name, pip in obs.public_ips.items():
+        key = name_key(name)
+        if key in wanted or not ours(pip, want.fabric) or not key.startswith(name_key(want.route_prefix)) \
+                or not key.endswith("-pip"):
+            continue
+        hid = str((_props(pip).get("ipConfiguration") or {}).get("id") or "")
+        if hid:
+            parts = hid.split("/")
+            low = [x.lower() for x in parts]
+            if "networkinterfaces" not in low or _by_name(obs.nics, parts[low.index("networkinterfaces") + 1]) is None:
+                continue
+            nic = _by_name(obs.nics, parts[low.index("networkinterfaces") + 1])["name"]
+            out.append(Change("dissociate", "public_ip", name, {"ipConfiguration": parts[-1]}, None, nic))
+        out.append(Change("delete", "public_ip", name, {"ipAddress": _props(pip).get("ipAddress")}, None))
     return out
 
 
@@ -304,6 +340,17 @@ def apply(client: Any, want: Any, obs: Any, changes: list[Any], out: Any, locati
     for c in changes:
         if c.kind == "public_ip" and c.action == "create":
             client.put_public_ip(c.name, public_ip_body(want, location), None)
+            out.writes += 1
+            out.applied.append(c)
+
+
+def apply_deletes(client: Any, obs: Any, changes: list[Any], out: Any) -> None:
+    """Delete nestnet's stale public IPs (after the NIC PUTs that let go of them), each with
+    If-Match on the etag it was read with: one changed since (412) is kept, the run says so."""
+    for c in changes:
+        if c.kind == "public_ip" and c.action == "delete":
+            pip = _by_name(obs.public_ips, c.name) or {}
+            client.delete_public_ip(c.name, pip.get("etag"))
             out.writes += 1
             out.applied.append(c)
 

@@ -36,9 +36,13 @@ def observe(client: ArmClient, want: Desired) -> Observed:
     nics = {n["name"]: n for n in client.list_nics()} if (want.nics or want.managed_nics or want.public_ips) else {}
     if want.public_ips and vnet is None:
         vnet = client.get_vnet(want.vnet)
-    # Exposed ports: the group's public IPs and NSGs (two more reads, whatever the fabric's size).
-    pips = {p["name"]: p for p in client.list_public_ips()} if want.public_ips else {}
-    nsgs = tuple(client.list_nsgs_raw()) if want.public_ips else ()
+    # Exposed ports: the group's public IPs and NSGs (two more reads, whatever the fabric's size);
+    # the public IPs also when a NIC holds one named like nestnet's (it may be stale: publicip._stale).
+    from .publicip import holds_own
+
+    exposing = bool(want.public_ips) or holds_own(want, nics)
+    pips = {p["name"]: p for p in client.list_public_ips()} if exposing else {}
+    nsgs = tuple(client.list_nsgs_raw()) if exposing else ()
     return Observed(table, vnet, nics, pips, nsgs)
 
 
@@ -156,6 +160,7 @@ def apply(
         publicip.apply(client, want, obs, changes, out, want.location or _location(obs))
     _apply_nics(client, want, obs, changes, out, table_id, prune_foreign)
     publicip.apply_rules(client, want, changes, out)
+    publicip.apply_deletes(client, obs, changes, out)
     out.busy_retries = client.busy_retries - busy_before
     from . import privatedns
 
