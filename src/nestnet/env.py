@@ -38,6 +38,17 @@ def seconds(name: str, value: str) -> float:
     return t
 
 
+def wait_seconds(name: str, value: str) -> float:
+    """How long to wait for something: as ``seconds``, but 0 (do not wait) is allowed."""
+    try:
+        t = float(value)
+    except ValueError:
+        t = math.nan
+    if not (math.isfinite(t) and 0 <= t <= MAX_SECONDS) or value.strip().startswith("-"):
+        raise _bad(name, value, f"expected a number of seconds, from 0 (do not wait) to {MAX_SECONDS:g}")
+    return t
+
+
 def guid(name: str, value: str) -> str:
     if not GUID_RE.match(value):
         raise _bad(name, value, "is not a subscription GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)")
@@ -130,6 +141,8 @@ class Variable:
 VARIABLES: dict[str, Variable] = {v.name: v for v in (
     Variable("NESTNET_LOCK_TIMEOUT", seconds, "how long a writer waits for the spec's writer lock (default 120)"),
     Variable("NESTNET_ARM_TIMEOUT", seconds, "deadline of an Azure run, retries included (default 300)"),
+    Variable("NESTNET_ARM_LOCK_TIMEOUT", wait_seconds,
+             "how long `azure apply` waits for another apply's lease on the route table / VNet (default 60; 0: not at all)"),
     Variable("NESTNET_ARM_ENDPOINT", https_url, "the ARM endpoint (an emulator's), over the spec's cloud"),
     Variable("NESTNET_ARM_CA_BUNDLE", pem_file, "PEM file TLS to ARM is verified against"),
     Variable("NESTNET_ARM_TOKEN", token, "a static bearer token (emulators only)"),

@@ -22,6 +22,7 @@ SEED = SRC / "examples" / "seed.yaml"
 BAD: dict[str, list[str]] = {
     "NESTNET_LOCK_TIMEOUT": ["abc", "nan", "inf", "-5", "0", "1e9"],
     "NESTNET_ARM_TIMEOUT": ["abc", "nan", "inf", "-5", "0"],
+    "NESTNET_ARM_LOCK_TIMEOUT": ["abc", "nan", "inf", "-5", "1e9", "-0"],
     "NESTNET_ARM_ENDPOINT": ["http://127.0.0.1:9", "not a url", "https://:9", "https://h:99999"],
     "NESTNET_ARM_CA_BUNDLE": ["/nonexistent/ca.pem", "/", str(SEED)],
     "NESTNET_ARM_TOKEN": ["two words", "line\nbreak"],

@@ -101,33 +101,74 @@ def _print_needs(needs: list[str]) -> None:
             click.echo(f"  {n}")
 
 
+def _lock_timeout(value: str | None) -> float:
+    from ..clouds.azure.lease import DEFAULT_LOCK_TIMEOUT
+    from ..env import get, wait_seconds
+
+    if value is not None:
+        return wait_seconds("--lock-timeout", value)
+    from_env = get("NESTNET_ARM_LOCK_TIMEOUT")
+    return DEFAULT_LOCK_TIMEOUT if from_env is None else from_env
+
+
 @azure.command()
 @spec_argument
 @json_option
 @prune_option
 @adopt_option
 @timeout_option
-def apply(spec: str, as_json: bool, prune_foreign: bool, adopt: bool, timeout: str | None) -> None:
+@click.option("--lock-timeout", "lock_timeout", metavar="SECONDS", default=None,
+              help="Wait this long for another apply's lease on the route table (VNet in other modes) before "
+              "exit 3 (default: NESTNET_ARM_LOCK_TIMEOUT, else 60; 0: do not wait).")
+def apply(spec: str, as_json: bool, prune_foreign: bool, adopt: bool, timeout: str | None,
+          lock_timeout: str | None) -> None:
     """Apply exactly the changes `diff` shows: one PUT for the whole route table, then subnets and NICs.
 
     Each subnet and NIC is read again just before its write and written with If-Match, so a
-    change someone else made meanwhile is kept. Exit 0 done, 1 ARM refused, 2 bad input or the
-    spec does not match Azure (nothing written), 3 Azure unreachable or still busy at --timeout.
+    change someone else made meanwhile is kept. One apply at a time: before its first write,
+    apply takes a lease recorded in the tag nestnet-apply-lease of the route table (of the VNet
+    in modes without one), waits up to --lock-timeout for another apply's, reads Azure again
+    under it (so the changes shown are made to what the previous apply left) and releases it
+    after, also on failure or Ctrl-C; an expired lease (a killed apply's) is taken over.
+    Exit 0 done, 1 ARM refused, 2 bad input or the spec does not match Azure (nothing written),
+    3 Azure unreachable, still busy at --timeout, or another apply's lease still held at --lock-timeout.
     """
+    import os
+
+    from ..clouds.azure.lease import lease_held
+    from ..clouds.azure.reconcile import Outcome
     from ..clouds.azure.reconcile import apply as do_apply
     from ..clouds.azure.reconcile import plan_changes
     from ..plan import load_plan
 
     plan = load_plan(spec, write=False)
+    wait = _lock_timeout(lock_timeout)
     client = _client(plan, progress=not as_json and sys.stderr.isatty(), timeout=timeout)
+    # Refusals and reality checks come before any write, the lease's included; with nothing to
+    # change nothing is written, so no lease is taken.
     want, obs, changes = plan_changes(client, plan, prune_foreign=prune_foreign, adopt=adopt)
     if not as_json:
         warn_lines(plan.warnings)
-        _print_changes(changes, f"applying {len(changes)} change(s):")
-    outcome = do_apply(client, want, obs, changes, prune_foreign=prune_foreign, adopt=adopt)
+    outcome, held = Outcome(), None
+    if changes:
+        location = want.location or (obs.vnet or {}).get("location")
+        with lease_held(client, want, os.path.abspath(spec), wait, location, say=note) as held:
+            # Read again under the lease: what is shown and written is against what the previous
+            # holder left (its new routes appear as kept, or as deleted if this plan lacks them).
+            want, obs, changes = plan_changes(client, plan, prune_foreign=prune_foreign, adopt=adopt)
+            changes = held.created + changes  # the route table the lease created, if any
+            if not as_json:
+                _print_changes(changes, f"applying {len(changes)} change(s):")
+            outcome = do_apply(client, want, obs, changes[len(held.created):], prune_foreign=prune_foreign,
+                               adopt=adopt)
+            outcome.applied[:0] = held.created
+            outcome.writes += len(held.created)
+    elif not as_json:
+        _print_changes(changes, "")
     needs = _needs(plan, want, obs, changes)
     if as_json:
-        emit_json({"changes": [c.to_dict() for c in changes], **outcome.to_dict(), **({"needs": needs} if needs else {})})
+        emit_json({"changes": [c.to_dict() for c in changes], **outcome.to_dict(),
+                   "lease": held.to_dict() if held else None, **({"needs": needs} if needs else {})})
         if needs:
             sys.exit(1)
     else:
@@ -142,6 +183,37 @@ def apply(spec: str, as_json: bool, prune_foreign: bool, adopt: bool, timeout: s
             click.echo(f"done: {outcome.writes} write(s){extra}")
         if needs:
             sys.exit(1)
+
+
+@azure.command()
+@spec_argument
+@json_option
+@click.option("--force", is_flag=True,
+              help="Also clear a lease that has not expired (its apply is gone, e.g. its machine was lost).")
+@click.option("--dry-run", is_flag=True, help="Show the lease that would be cleared; write nothing.")
+@timeout_option
+def unlock(spec: str, as_json: bool, force: bool, dry_run: bool, timeout: str | None) -> None:
+    """Clear a stuck apply lease (a killed `azure apply`'s) from the route table, or the VNet in
+    modes without one, keeping everything else on it.
+
+    An expired lease is cleared as it is (apply would also take it over); a live one only with
+    --force: without it, exit 1 and nothing is written. Exit 0: cleared, or no lease there.
+    """
+    from ..clouds.azure.diff import desired
+    from ..clouds.azure.lease import unlock as clear
+    from ..plan import load_plan
+
+    plan = load_plan(spec, write=False)
+    place, lease, cleared = clear(_client(plan, False, timeout), desired(plan), force=force, dry_run=dry_run)
+    if as_json:
+        emit_json({"resource": str(place), "lease": lease.to_dict() if lease else None,
+                   "live": bool(lease and lease.live()), "cleared": cleared, "dry_run": dry_run})
+    elif lease is None:
+        click.echo(f"no apply lease on {place}")
+    else:
+        state = "live" if lease.live() else "expired"
+        verb = "would clear" if dry_run else "cleared" if cleared else "found no longer"
+        click.echo(f"{verb} the {state} apply lease on {place}: {lease.describe()}")
 
 
 class ExportOut(UserPath):

@@ -350,6 +350,15 @@ class ArmClient:
                                self.rg, name, _body(body), content_type="application/json", headers=headers,
                                cls=_raw, **t))
 
+    def put_vnet(self, name: str, body: dict[str, Any], etag: str) -> dict[str, Any]:
+        # Only for the apply lease's tag (modes without a route table): the whole VNet as just
+        # read, subnets included, guarded by that read's etag (412 if anyone wrote it since).
+        n = len(body.get("properties", {}).get("subnets") or [])
+        return self._write(f"PUT virtual network {name!r}", f"PUT virtual network {name} ({n} subnets)", lambda t:
+                           self.sdk.virtual_networks.begin_create_or_update(
+                               self.rg, name, _body(body), content_type="application/json",
+                               headers={"If-Match": etag}, cls=_raw, **t))
+
     def put_subnet(self, vnet: str, name: str, body: dict[str, Any], etag: str | None = None) -> dict[str, Any]:
         # Built from a GET made just before, guarded by the etag of that GET (412 if anyone wrote
         # the subnet, or its VNet, since; see docs/decisions/0021-azure-shared-subscription.md).

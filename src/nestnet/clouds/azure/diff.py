@@ -23,6 +23,8 @@ from ...errors import AzureError, UsageError
 
 TAG_OWNER = "managed-by"
 TAG_FABRIC = "nestnet-fabric"
+# The apply lease (lease.py): a lock, not state. The diff never shows it and every body keeps it.
+TAG_LEASE = "nestnet-apply-lease"
 # Azure's limit of ip configurations per NIC; the spec's azure.max_ip_configs (Plan.azure) may
 # lower it.
 MAX_IP_CONFIGS = 256
@@ -315,7 +317,7 @@ def _table_changes(
     if table is None:
         out.append(Change("create", "route_table", want.table, None, {"tags": want.tags}))
     else:
-        tags = table.get("tags") or {}
+        tags = {k: v for k, v in (table.get("tags") or {}).items() if k != TAG_LEASE}
         if tags.get(TAG_FABRIC) not in (None, want.fabric):
             refusals.append(
                 f"route table {want.table!r} is tagged for nestnet fabric {tags[TAG_FABRIC]!r}, not {want.fabric!r}"
@@ -581,7 +583,8 @@ def route_table_body(
         props.pop(k, None)
     for c in changes:
         if c.kind == "route_table" and c.after:
-            body["tags"] = dict(c.after["tags"]) if c.action == "create" else dict(c.after)
+            # A tag change merges into the table's tags as read (the apply lease among them).
+            body["tags"] = dict(c.after["tags"]) if c.action == "create" else {**(body.get("tags") or {}), **c.after}
     routes = [
         {"name": r["name"], "properties": {k: v for k, v in (r.get("properties") or {}).items() if k != "provisioningState"}}
         for r in props.get("routes") or []
