@@ -441,6 +441,18 @@ def test_a_missing_route_table_is_created_by_the_lease_and_reported(emulator, tm
     assert len(created) == 1, outs
     for o in outs:
         assert o["applied"] == o["changes"]  # what was written is what was shown, creation included
+        assert o["lease"]["resource"] == "route table 'rt'" and o["lease"]["released"], o
     t = table(ep)
     assert t["tags"] == {"managed-by": "nestnet", "nestnet-fabric": "big"}
     assert "nestnet-h11" in routes(ep)
+
+
+def test_rollout_takes_the_same_lease(fabric):
+    """`rollout`'s Azure step is an apply: a live lease stops it (exit 3, naming the holder) before
+    any host is touched."""
+    ep, specs, base = fabric
+    write_table(ep, base, {**table(ep)["tags"], LEASE: lease_value("op@elsewhere:4242", in_an_hour())})
+    before = table(ep)
+    r = nestnet(ep, "rollout", str(specs["h12"]), NESTNET_ARM_LOCK_TIMEOUT="0")
+    assert r.returncode == 3 and "op@elsewhere:4242" in r.stderr, r.stdout + r.stderr
+    assert table(ep) == before

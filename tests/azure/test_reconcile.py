@@ -275,8 +275,16 @@ def test_a_412_retry_reports_what_it_wrote_including_deleting_the_other_writers_
            "AZURE_SUBSCRIPTION_ID": ep.settings(base).subscription_id}
     for as_json in (True, False):
         reconcile(ep.client(base), base)  # back to h0-h2 (h3/h4 NICs keep forwarding: never turned off)
-        # the other operator applies h4 between this apply's read and its table PUT
-        write_between(ep, "PUT", "/routeTables/", lambda: reconcile(ep.client(plan4), plan4))
+        # the other operator applies h4 between this apply's read and its table PUT, bypassing the
+        # apply lease (a library call): the first table PUT is this apply's lease (decision 0029)
+        puts: list[int] = []
+
+        def other() -> None:
+            puts.append(1)
+            if len(puts) == 2:
+                reconcile(ep.client(plan4), plan4)
+
+        write_between(ep, "PUT", "/routeTables/", other, times=2)
         r = subprocess.run([sys.executable, "-m", "nestnet", "azure", "apply", str(tmp_path / "a.yaml"),
                             *(["--json"] if as_json else [])], capture_output=True, text=True, env=env, timeout=120)
         ep.arm.handle = type(ep.arm).handle.__get__(ep.arm)  # the hook off again

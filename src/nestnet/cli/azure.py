@@ -35,7 +35,8 @@ def azure() -> None:
 
     Exit codes: 0 nothing to do / done; 1 changes pending (diff) or ARM refused a change;
     2 bad input, or the spec does not match Azure (region, address space, a NIC's address),
-    nothing written; 3 Azure could not be reached, authorized or brought to the plan in time.
+    nothing written; 3 Azure could not be reached, authorized or brought to the plan in time, or
+    another apply held its lease past --lock-timeout (`azure unlock` clears a killed apply's).
     """
 
 
@@ -135,36 +136,20 @@ def apply(spec: str, as_json: bool, prune_foreign: bool, adopt: bool, timeout: s
     """
     import os
 
-    from ..clouds.azure.lease import lease_held
-    from ..clouds.azure.reconcile import Outcome
-    from ..clouds.azure.reconcile import apply as do_apply
-    from ..clouds.azure.reconcile import plan_changes
+    from ..clouds.azure.lease import locked_apply
     from ..plan import load_plan
 
     plan = load_plan(spec, write=False)
     wait = _lock_timeout(lock_timeout)
     client = _client(plan, progress=not as_json and sys.stderr.isatty(), timeout=timeout)
-    # Refusals and reality checks come before any write, the lease's included; with nothing to
-    # change nothing is written, so no lease is taken.
-    want, obs, changes = plan_changes(client, plan, prune_foreign=prune_foreign, adopt=adopt)
-    if not as_json:
-        warn_lines(plan.warnings)
-    outcome, held = Outcome(), None
-    if changes:
-        location = want.location or (obs.vnet or {}).get("location")
-        with lease_held(client, want, os.path.abspath(spec), wait, location, say=note) as held:
-            # Read again under the lease: what is shown and written is against what the previous
-            # holder left (its new routes appear as kept, or as deleted if this plan lacks them).
-            want, obs, changes = plan_changes(client, plan, prune_foreign=prune_foreign, adopt=adopt)
-            changes = held.created + changes  # the route table the lease created, if any
-            if not as_json:
-                _print_changes(changes, f"applying {len(changes)} change(s):")
-            outcome = do_apply(client, want, obs, changes[len(held.created):], prune_foreign=prune_foreign,
-                               adopt=adopt)
-            outcome.applied[:0] = held.created
-            outcome.writes += len(held.created)
-    elif not as_json:
-        _print_changes(changes, "")
+
+    def show(changes: list) -> None:
+        if not as_json:
+            warn_lines(plan.warnings)  # once Azure has been read (an error is one line)
+            _print_changes(changes, f"applying {len(changes)} change(s):")
+
+    want, obs, changes, outcome, held = locked_apply(
+        client, plan, os.path.abspath(spec), wait, prune_foreign=prune_foreign, adopt=adopt, say=note, show=show)
     needs = _needs(plan, want, obs, changes)
     if as_json:
         emit_json({"changes": [c.to_dict() for c in changes], **outcome.to_dict(),

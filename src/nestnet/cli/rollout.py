@@ -27,20 +27,26 @@ def rollout(spec: str, adopt: bool, dry_run: bool, inventory_file: str | None, a
     the rollout before any host is touched).
     """
     from .. import fleet as fl
-    from ..clouds.azure.reconcile import apply as azure_apply
+    import os
+
+    from ..clouds.azure.lease import locked_apply
     from ..clouds.azure.reconcile import plan_changes
     from ..plan import load_plan
-    from .azure import _client
+    from .azure import _client, _lock_timeout
 
     t0 = time.monotonic()
     plan = load_plan(spec, write=not dry_run)
     if not as_json:
         warn_lines(plan.warnings)
     client = _client(plan, progress=False)
-    want, obs, changes = plan_changes(client, plan, adopt=adopt)
     writes = 0
-    if changes and not dry_run:
-        writes = azure_apply(client, want, obs, changes, adopt=adopt).writes
+    if dry_run:
+        _, _, changes = plan_changes(client, plan, adopt=adopt)
+    else:
+        # As `azure apply`: under the apply lease (docs/decisions/0029), the changes made under it.
+        _, _, changes, outcome, _ = locked_apply(client, plan, os.path.abspath(spec), _lock_timeout(None), adopt=adopt,
+                                           say=note)
+        writes = outcome.writes
     t1 = time.monotonic()
     if not as_json:
         for c in changes:

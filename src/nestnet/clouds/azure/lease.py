@@ -287,11 +287,16 @@ def unlock(client: ArmClient, want: Desired, *, force: bool, dry_run: bool) -> t
     from .reconcile import Outcome, _guarded
 
     place = place_for(want)
-    found: list[Lease | None] = [None]
+    found: list[Lease | None] = []
 
     def build(current: Any, n: int) -> dict[str, Any] | None:
         tags = dict((current or {}).get("tags") or {})
-        lease = found[0] = Lease.parse(tags.get(TAG_LEASE))
+        lease = Lease.parse(tags.get(TAG_LEASE))
+        if found and lease is not None and (found[0] is None or lease.raw != found[0].raw):
+            # A 412: someone wrote meanwhile; a lease taken since is not the one this unlock was for.
+            raise AzureError(f"the apply lease on {place} changed while unlocking (now {lease.describe()}); "
+                             "nothing was cleared, run unlock again")
+        found[:] = [lease]
         if lease is None:
             return None
         if lease.live() and not force:
@@ -306,4 +311,34 @@ def unlock(client: ArmClient, want: Desired, *, force: bool, dry_run: bool) -> t
 
     wrote = _guarded(client, Outcome(), f"the apply lease on {place}", lambda n: place.read(client), build,
                      lambda body, etag: place.put(client, body, etag))
-    return place, found[0], wrote
+    return place, found[0] if found else None, wrote
+
+
+def locked_apply(
+    client: ArmClient, plan: Any, spec: str, lock_timeout: float, *, prune_foreign: bool = False,
+    adopt: bool = False, say: Callable[[str], None] = lambda _m: None,
+    show: Callable[[list[Change]], None] = lambda _c: None,
+) -> tuple[Desired, Any, list[Change], Any, Held | None]:
+    """`azure apply` (and rollout's Azure step): diff, take the lease, diff again under it, show,
+    apply, release. Returns (want, the Observed the changes were computed from, the changes shown,
+    the Outcome, the lease or None when there was nothing to do).
+
+    The first diff runs the refusals and reality checks before any write, the lease's included;
+    with nothing to change nothing is written, so no lease is taken. Under the lease Azure is read
+    again: what is shown and written is against what the previous holder left.
+    """
+    from .reconcile import Outcome, apply, plan_changes
+
+    want, obs, changes = plan_changes(client, plan, prune_foreign=prune_foreign, adopt=adopt)
+    if not changes:
+        show(changes)
+        return want, obs, changes, Outcome(), None
+    location = want.location or (obs.vnet or {}).get("location")
+    with lease_held(client, want, spec, lock_timeout, location, say) as held:
+        want, obs, changes = plan_changes(client, plan, prune_foreign=prune_foreign, adopt=adopt)
+        shown = held.created + changes  # the route table the lease created, if any
+        show(shown)
+        outcome = apply(client, want, obs, changes, prune_foreign=prune_foreign, adopt=adopt)
+        outcome.applied[:0] = held.created
+        outcome.writes += len(held.created)
+    return want, obs, shown, outcome, held
