@@ -44,8 +44,8 @@ def rollout(spec: str, adopt: bool, dry_run: bool, inventory_file: str | None, a
         _, _, changes = plan_changes(client, plan, adopt=adopt)
     else:
         # As `azure apply`: under the apply lease (docs/decisions/0029), the changes made under it.
-        _, _, changes, outcome, _ = locked_apply(client, plan, os.path.abspath(spec), _lock_timeout(None), adopt=adopt,
-                                           say=note)
+        _, _, changes, outcome, _ = locked_apply(client, plan, os.path.abspath(spec), _lock_timeout(None),
+                                                 adopt=adopt, say=note)
         writes = outcome.writes
     t1 = time.monotonic()
     if not as_json:
