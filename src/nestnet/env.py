@@ -127,6 +127,12 @@ def mirror_url(name: str, value: str) -> str:
     return value.rstrip("/")
 
 
+def attempts(name: str, value: str) -> int:
+    if not value.strip().isdigit() or not 1 <= int(value) <= 50:
+        raise _bad(name, value, "expected a number of tries from 1 to 50")
+    return int(value)
+
+
 def directory(name: str, value: str) -> str:
     return value  # read by click as an option's value (envvar=): UserPath checks it and names the variable
 
@@ -147,6 +153,7 @@ VARIABLES: dict[str, Variable] = {v.name: v for v in (
     Variable("NESTNET_ARM_CA_BUNDLE", pem_file, "PEM file TLS to ARM is verified against"),
     Variable("NESTNET_ARM_TOKEN", token, "a static bearer token (emulators only)"),
     Variable("AZURE_SUBSCRIPTION_ID", guid, "the subscription when the spec has none"),
+    Variable("NESTNET_AWS_MAX_ATTEMPTS", attempts, "tries of one EC2 call, throttling and 5xx retried by the SDK (default 8)"),
     Variable("NESTNET_ROOT", directory, "--root of host and doctor commands"),
     Variable("NESTNET_DEBUG", flag, "show a traceback instead of saving it (1)"),
     Variable("NESTNET_IMAGE_CACHE", abs_dir, "where `lab image` caches the systemd hosts' rootfs (default /var/cache/nestnet/images)"),

@@ -167,3 +167,26 @@ def test_another_writer_between_read_and_write_loses_nothing(ec2, tmp_path):
     assert routes["100.64.0.16/28"] == v.enis["vme-kvm-vm1"]
     assert sum(1 for d in routes if d.startswith("203.0.113.")) == ec2.stats()["writer"]["foreign_route"] >= 1
     assert converge(client, plan_for(tmp_path, "routed"))[1].writes == 0
+
+
+def test_secondary_ip_mode_converges_and_frees_before_it_takes(ec2, tmp_path):
+    c = ec2.client()
+    v = make_vpc(c)
+    client = Ec2Client("us-east-1", ec2.env())
+    converge(client, plan_for(tmp_path, "secondary-ip"))
+    assert eni_state(c, v.enis["vme-kvm-vm1"])[1] == ["10.0.1.20"]
+    assert eni_state(c, v.enis["vme-kvm-vm2"])[1] == ["10.0.1.50"]
+    data = seed_data("secondary-ip")
+    # The blocks swap hosts: each address leaves its ENI before the other ENI takes it.
+    data["hosts"][0]["block"], data["hosts"][1]["block"] = "10.0.1.48/28", "10.0.1.16/28"
+    data["vms"][0]["ip"], data["vms"][1]["ip"] = "10.0.1.50", "10.0.1.20"
+    changes, out = converge(client, plan_for(tmp_path, "secondary-ip", data))
+    assert [x.action for x in changes] == ["unassign-ip"] * 2 + ["assign-ip"] * 2
+    assert eni_state(c, v.enis["vme-kvm-vm1"])[1] == ["10.0.1.50"]
+    assert eni_state(c, v.enis["vme-kvm-vm2"])[1] == ["10.0.1.20"]
+    assert converge(client, plan_for(tmp_path, "secondary-ip", data))[1].writes == 0
+
+
+def test_a_bad_attempts_variable_is_bad_input(ec2):
+    with pytest.raises(UsageError, match="NESTNET_AWS_MAX_ATTEMPTS.*'0'.*1 to 50"):
+        Ec2Client("us-east-1", ec2.env(NESTNET_AWS_MAX_ATTEMPTS="0"))

@@ -29,12 +29,10 @@ class AwsError(ServiceError):
 
 
 def _attempts(env: Mapping[str, str]) -> int:
-    raw = env.get("NESTNET_AWS_MAX_ATTEMPTS", "")
-    if not raw:
-        return DEFAULT_ATTEMPTS
-    if not raw.isdigit() or not 1 <= int(raw) <= 50:
-        raise UsageError(f"NESTNET_AWS_MAX_ATTEMPTS {raw!r}: expected a number of tries from 1 to 50")
-    return int(raw)
+    from ... import env as variables
+
+    n: int | None = variables.get("NESTNET_AWS_MAX_ATTEMPTS", env)
+    return DEFAULT_ATTEMPTS if n is None else n
 
 
 class Ec2Client:
