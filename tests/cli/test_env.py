@@ -28,6 +28,7 @@ BAD: dict[str, list[str]] = {
     "NESTNET_ARM_TOKEN": ["two words", "line\nbreak"],
     "AZURE_SUBSCRIPTION_ID": ["../../x", "sub", "00000000-0000-0000-0000-00000000000g"],
     "NESTNET_DEBUG": ["maybe"],
+    "NESTNET_AWS_MAX_ATTEMPTS": ["0", "51", "three", "-1"],
     "NESTNET_IMAGE_CACHE": ["relative/images", str(SEED)],
     "NESTNET_DEBIAN_MIRROR": ["ftp://deb.debian.org/debian", "deb.debian.org", "http://a b"],
     "SSH_CONNECTION": ["garbage", "10.0.0.1 22 10.0.0.2 x", "10.0.0.1 1 10.0.0.2 70000"],
@@ -75,7 +76,7 @@ def test_a_bad_value_is_exit_2_one_line_naming_it(name, value):
 def test_good_values_pass(tmp_path):
     good = {"NESTNET_LOCK_TIMEOUT": "0.5", "NESTNET_ARM_TIMEOUT": "30", "NESTNET_ARM_ENDPOINT": "https://127.0.0.1:9",
             "NESTNET_ARM_TOKEN": "t0k.en", "AZURE_SUBSCRIPTION_ID": "00000000-0000-0000-0000-000000000000",
-            "NESTNET_DEBUG": "0", "SSH_CONNECTION": "fe80::1 50022 10.0.1.10 22", "NESTNET_ROOT": str(tmp_path)}
+            "NESTNET_DEBUG": "0", "NESTNET_AWS_MAX_ATTEMPTS": "3", "SSH_CONNECTION": "fe80::1 50022 10.0.1.10 22", "NESTNET_ROOT": str(tmp_path)}
     r = run("validate", str(SEED), **good)
     assert r.returncode == 0, r.stderr
     assert env.get("SSH_CONNECTION", good) == 22 and env.get("NESTNET_LOCK_TIMEOUT", good) == 0.5
