@@ -59,7 +59,10 @@ def test_plan_has_one_prefix_per_host_and_no_route_table(plan_of):
         (NIC1, "nestnet-vme-kvm-vm1", BLOCK1), (NIC2, "nestnet-vme-kvm-vm2", BLOCK2)]
     assert plan.azure.routes == () and plan.azure.nic_ip_forwarding == () and plan.azure.secondary_ips == ()
     want = desired(plan)
-    assert want.table is None and [w.address for w in want.secondary] == [BLOCK1, BLOCK2]
+    assert [w.address for w in want.secondary] == [BLOCK1, BLOCK2]
+    # the seed names a route table: nic-prefix mode only ever drops nestnet's routes from it
+    assert want.table == plan.azure.route_table and want.table_leaving and want.routes == ()
+    assert want.subnets == () and want.unassociated == () and want.nics == ()
 
 
 def test_create_from_nothing_then_second_run_changes_nothing(emulator, plan_of):
@@ -301,3 +304,106 @@ def test_lab_programmed_from_the_emulator_follows_the_prefixes(emulator, plan_of
         assert red() == model and ("web1", "web2") in model
     finally:
         lab.down(plan)
+
+
+# -- migration between routed and nic-prefix (docs/decisions/0028) ------------------------------
+
+
+def routed_spec() -> dict:
+    return seed_spec()
+
+
+def no_pair_lost(plans, seen):
+    """An ``Arm.on_change`` hook: after every write ARM accepts, the model of the fabric as ARM
+    holds it (hosts as ``plans[0]`` configures them) must have every pair green."""
+    from nestnet.lab.azure import from_resources
+    from nestnet.model import from_plan, reachability
+
+    def hook(arm):
+        plan = plans[0]
+        state = replace(from_plan(plan), azure=from_resources(arm.resources, plan))
+        seen.append(sorted((p.src, p.dst) for p in reachability(state).pairs()))
+
+    return hook
+
+
+def test_migration_routed_to_nic_prefix_and_back_loses_no_pair(emulator, plan_of):
+    routed, pre = plan_of(routed_spec()), plan_of(prefix_spec())
+    hosts_as = [routed]
+    seen: list = []
+    ep = emulator(routed, on_change=no_pair_lost(hosts_as, seen))
+    client = ep.client(routed)
+    reconcile(client, routed)
+    add_foreign_route = ep.sdk(routed).routes.begin_create_or_update
+    add_foreign_route(routed.azure.resource_group, routed.azure.route_table, "someone-elses",
+                      {"properties": {"addressPrefix": "10.9.0.0/16", "nextHopType": "VirtualAppliance",
+                                      "nextHopIpAddress": "10.0.1.10"}}).result()
+    seen.clear()
+    # routed -> nic-prefix: each NIC gets its block's prefix (both cover the block for a while),
+    # then the table loses nestnet's routes; IP forwarding stays on (nestnet never turns it off)
+    changes, outcome = reconcile(client, pre)
+    assert [(c.action, c.kind, c.name) for c in outcome.applied] == [
+        ("add", "ip_config", "nestnet-vme-kvm-vm1"), ("add", "ip_config", "nestnet-vme-kvm-vm2"),
+        ("delete", "route", "nestnet-vme-kvm-vm1"), ("delete", "route", "nestnet-vme-kvm-vm2")]
+    assert outcome.writes == 3 and len(seen) == 3 and all(s == [] for s in seen), seen
+    table = ep.sdk(routed).route_tables.get(routed.azure.resource_group,
+                                             routed.azure.route_table).json
+    assert [r["name"] for r in table["properties"]["routes"]] == ["someone-elses"]  # foreign kept
+    assert reconcile(client, pre)[1].writes == 0
+    # the hosts follow (host apply in nic-prefix mode), then back to routed: the routes come
+    # first, each NIC drops its prefix in the PUT that keeps forwarding on
+    hosts_as[0] = pre
+    seen.clear()
+    changes, outcome = reconcile(client, routed)
+    assert [(c.action, c.kind) for c in outcome.applied] == [
+        ("add", "route"), ("add", "route"), ("delete", "ip_config"), ("delete", "ip_config")]
+    assert outcome.writes == 3 and all(s == [] for s in seen), seen
+    assert reconcile(client, routed)[1].writes == 0
+
+
+@pytest.mark.root
+def test_migration_in_the_lab_every_pair_pings_after_every_write(emulator, plan_of):
+    """The same migration on the lab's fabric, programmed from ARM after each write it accepts:
+    every pair pings at every step (hosts re-applied in the new mode between the two halves)."""
+    import os
+
+    from nestnet import lab
+    from nestnet.host import apply as host_apply
+    from nestnet.lab.azure import lab_programmer
+    from nestnet.lab.core import state_dir
+    from nestnet.lab.topology import Topology
+    from nestnet.netns import run_in
+
+    name = f"npm{os.getpid()}"
+    routed = plan_of({**routed_spec(), "name": name}, "routed.yaml")
+    pre = plan_of({**prefix_spec(), "name": name}, "prefix.yaml")
+    red_after_write: list = []
+    program = lab_programmer(routed)
+    armed: list = []  # the seeding writes come before the lab is up
+
+    def hook(arm):
+        if not armed:
+            return
+        program(arm)
+        red_after_write.append({(p.src, p.dst) for p in lab.matrix(routed) if not p.ok})
+
+    ep = emulator(routed, on_change=hook)
+    lab.up(routed)
+    try:
+        armed.append(True)
+        topo = Topology.from_plan(routed)
+        reconcile(ep.client(routed), routed)
+        assert red_after_write and red_after_write[-1] == set()
+
+        def hosts_in(plan):
+            for h in plan.hosts:
+                run_in(topo.ns(h), host_apply, plan, h, root=str(state_dir(name) / "hosts" / h))
+
+        for plan, then in ((pre, pre), (routed, routed)):
+            red_after_write.clear()
+            assert reconcile(ep.client(plan), plan)[1].writes == 3
+            assert red_after_write == [set()] * 3, red_after_write
+            hosts_in(then)
+            assert {(p.src, p.dst) for p in lab.matrix(routed) if not p.ok} == set()
+    finally:
+        lab.down(routed)

@@ -81,6 +81,10 @@ class Desired:
     address_space: tuple[str, ...] = ()
     host_ips: tuple[tuple[str, str, str], ...] = ()  # (host, nic, primary address)
     source: str = "spec"
+    # nic-prefix mode with azure.route_table set: the table only loses nestnet's routes (the
+    # migration from routed, docs/decisions/0028): never created, tagged or (dis)associated, and
+    # written after the NICs, so that each block's prefix exists before its route goes
+    table_leaving: bool = False
     public_ips: tuple[Any, ...] = ()  # publicip.WantPublicIp: hosts whose VMs expose ports
 
     @property
@@ -90,8 +94,10 @@ class Desired:
 
 def desired(plan: Any) -> Desired:
     az = plan.azure
-    # Only routed mode uses the table; other modes leave whatever exists alone.
-    table = az.route_table if plan.mode == "routed" else None
+    # Only routed mode uses the table; nic-prefix mode empties it of nestnet's routes (the
+    # migration, decision 0028); other modes leave whatever exists alone.
+    leaving = plan.mode == "nic-prefix" and bool(az.route_table)
+    table = az.route_table if plan.mode == "routed" or leaving else None
     if az.routes and not table:
         raise AzureError(f"{plan.source or 'spec'}: azure.route_table is not set, but the plan has Azure routes")
     return Desired(
@@ -103,7 +109,7 @@ def desired(plan: Any) -> Desired:
         max_routes=az.max_routes,
         routes=tuple(WantRoute(r.name, str(r.address_prefix), str(r.next_hop_ip), r.next_hop_type) for r in az.routes),
         subnets=tuple(az.subnet_associations),
-        unassociated=tuple(s for s in plan.subnets if s not in az.subnet_associations) if table else (),
+        unassociated=tuple(s for s in plan.subnets if s not in az.subnet_associations) if table and not leaving else (),
         nics=tuple(az.nic_ip_forwarding),
         secondary=tuple(WantIpConfig(x.nic, x.name, str(x.ip), x.subnet) for x in az.secondary_ips)
         + tuple(WantIpConfig(x.nic, x.name, str(x.prefix.network_address), x.subnet, x.prefix.prefixlen)
@@ -117,6 +123,7 @@ def desired(plan: Any) -> Desired:
         host_ips=tuple((h.name, h.nic, str(h.ip)) for h in plan.hosts.values()) if plan.mode != "nat" else (),
         source=plan.source or "spec",
         public_ips=publicip.wanted(plan),
+        table_leaving=leaving,
     )
 
 
@@ -314,6 +321,8 @@ def _table_changes(
     assert want.table
     out: list[Change] = []
     have: dict[str, Mapping[str, Any]] = {}
+    if table is None and want.table_leaving:
+        return out  # no table, no routes of nestnet's to drop
     if table is None:
         out.append(Change("create", "route_table", want.table, None, {"tags": want.tags}))
     else:
@@ -322,7 +331,7 @@ def _table_changes(
             refusals.append(
                 f"route table {want.table!r} is tagged for nestnet fabric {tags[TAG_FABRIC]!r}, not {want.fabric!r}"
             )
-        if any(tags.get(k) != v for k, v in want.tags.items()):
+        if not want.table_leaving and any(tags.get(k) != v for k, v in want.tags.items()):
             out.append(Change("tag", "route_table", want.table, dict(tags), {**tags, **want.tags}))
         have = {name_key(r["name"]): r for r in (table.get("properties") or {}).get("routes") or []}
     wanted = {name_key(r.name): r for r in want.routes}

@@ -128,6 +128,32 @@ def apply(
     busy_before = client.busy_retries
     table_changes = [c for c in changes if c.kind in ("route_table", "route")]
     table_id = client.table_id(want.table) if want.table else ""
+    if not want.table_leaving:
+        _apply_table(client, want, obs, table_changes, out, table_id, prune_foreign, adopt)
+    for c in changes:
+        if c.kind == "subnet" and _write_subnet(client, out, want, c, table_id):
+            out.applied.append(c)
+    from . import publicip
+
+    if any(c.kind == "public_ip" and c.action == "create" for c in changes):  # before the NICs naming them
+        publicip.apply(client, want, obs, changes, out, want.location or _location(obs))
+    _apply_nics(client, want, obs, changes, out, table_id, prune_foreign)
+    if want.table_leaving:  # routed -> nic-prefix: every prefix is in place before its route goes
+        _apply_table(client, want, obs, table_changes, out, table_id, prune_foreign, adopt)
+    publicip.apply_rules(client, want, changes, out)
+    publicip.apply_deletes(client, obs, changes, out)
+    out.busy_retries = client.busy_retries - busy_before
+    from . import privatedns
+
+    dns = privatedns.apply(client, want.fabric, changes)
+    out.writes += len(dns)
+    out.applied += dns
+    return out
+
+
+def _apply_table(client: ArmClient, want: Desired, obs: Observed, table_changes: list[Change], out: Outcome,
+                 table_id: str, prune_foreign: bool, adopt: bool) -> None:
+    """The route table's one If-Match PUT, built from the table the diff was shown for."""
     if table_changes and want.table:
         table_name = want.table
         location = want.location or _location(obs)
@@ -151,23 +177,6 @@ def apply(
         if _guarded(client, out, f"route table {table_name!r}", read_table, build_table,
                     lambda body, etag: client.put_route_table(table_name, body, etag)):
             out.applied += written
-    for c in changes:
-        if c.kind == "subnet" and _write_subnet(client, out, want, c, table_id):
-            out.applied.append(c)
-    from . import publicip
-
-    if any(c.kind == "public_ip" and c.action == "create" for c in changes):  # before the NICs naming them
-        publicip.apply(client, want, obs, changes, out, want.location or _location(obs))
-    _apply_nics(client, want, obs, changes, out, table_id, prune_foreign)
-    publicip.apply_rules(client, want, changes, out)
-    publicip.apply_deletes(client, obs, changes, out)
-    out.busy_retries = client.busy_retries - busy_before
-    from . import privatedns
-
-    dns = privatedns.apply(client, want.fabric, changes)
-    out.writes += len(dns)
-    out.applied += dns
-    return out
 
 
 def _write_subnet(client: ArmClient, out: Outcome, want: Desired, c: Change, table_id: str) -> bool:
