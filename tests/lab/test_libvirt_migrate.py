@@ -74,6 +74,9 @@ def test_live_migration_under_libvirt_with_the_hook(tmp_path):
         assert doc["hook_errors"] == []
         assert "vme-kvm-vm2: web1 arrive (migrate/begin)" in doc["hook"][dst]
         assert "vme-kvm-vm1: web1 depart (stopped/end)" in doc["hook"][src]
+        # the departure staged before the migration was applied in shell, before nestnet's own start
+        assert doc["hook"][src][0] == "nestnet: web1: staged departure applied (stopped end)"
+        assert not (libvirt.host_root(state, src) / "run/nestnet/depart/web1.ip").exists()  # consumed
         for h in (src, dst):
             errs = systemd.run_inside(systemd.dirs(state, h), ["journalctl", "-t", "nestnet-hook", "-p", "err",
                                                                "-o", "cat", "--no-pager"]).stdout

@@ -325,3 +325,53 @@ def test_hook_script_logs_to_the_journal_and_never_fails(tmp_path):
         (tmp_path / "journal").write_text("")
         r = subprocess.run(["sh", "-s", "web1", "prepare", "begin"], input=script, text=True, capture_output=True)
         assert r.returncode == 0 and (tmp_path / "journal").read_text() == ""
+
+
+def test_libvirt_downtime_is_read_from_domjobinfo():
+    from nestnet.lab.livemigrate import downtime_s
+
+    info = "Job type:         Completed\nOperation:        Incoming migration\nTotal downtime:   307          ms\n" \
+           "Downtime w/o network: 306          ms\n"
+    assert downtime_s(info) == pytest.approx(0.307)
+    assert downtime_s("Job type: None\n") is None
+
+
+def test_hook_applies_a_staged_departure_in_shell_first(tmp_path):
+    """stopped/end: the lines `host stage-departure` wrote go to `ip -batch` before nestnet starts,
+    only when staged after the spec was copied (a stale file is ignored)."""
+    import os
+    import time
+
+    from nestnet.host.move import STAGED_DIR
+
+    spec = mobile(moved_to="kvm2")
+    spec["hosts"][0]["migration_hook"] = True
+    plan = load_plan(write(tmp_path, spec))
+    text = libvirt_hook.render(plan, plan.hosts["kvm1"], "# header\n")
+    bin_, staged, etc = tmp_path / "bin", tmp_path / "staged", tmp_path / "etc"
+    for d in (bin_, staged, etc):
+        d.mkdir()
+    (bin_ / "logger").write_text(f'#!/bin/sh\necho "logger $*" >> {tmp_path}/journal\n/bin/cat >> {tmp_path}/journal\n')
+    (bin_ / "ip").write_text(f'#!/bin/sh\necho "ip $*" >> {tmp_path}/calls\n')
+    (bin_ / "nestnet").write_text(f'#!/bin/sh\necho "nestnet $*" >> {tmp_path}/calls\n')
+    for f in bin_.iterdir():
+        f.chmod(0o755)
+    spec_copy = etc / "nestnet.yaml"
+    script = (text.replace(f"PATH={libvirt_hook.PATH}", f"PATH={bin_}")
+              .replace(f"/{STAGED_DIR}/", f"{staged}/").replace(libvirt_hook.SPEC_PATH, str(spec_copy)))
+    assert script != text
+
+    def run(age: float) -> list[str]:
+        (tmp_path / "calls").write_text("")
+        spec_copy.write_text("spec")
+        (staged / "web1.ip").write_text("route replace 10.0.1.20/32 dev nnmove0\n")
+        t = time.time()
+        os.utime(spec_copy, (t, t))
+        os.utime(staged / "web1.ip", (t + age, t + age))
+        r = subprocess.run(["sh", "-s", "web1", "stopped", "end"], input=script, text=True, capture_output=True)
+        assert r.returncode == 0
+        return (tmp_path / "calls").read_text().splitlines()
+
+    calls = run(+5)
+    assert calls[0] == f"ip -batch {staged}/web1.ip" and calls[1].startswith("nestnet -q host hook")
+    assert run(-5)[0].startswith("nestnet -q host hook")  # staged before the spec changed: not used

@@ -172,5 +172,22 @@ def hook(spec: str, host_name: str | None, root: str, guest: str, operation: str
             if step == "arrive":
                 move.arrive(plan, name, vm, root)
             else:
-                move.depart(plan, name, vm)
+                move.depart(plan, name, vm, root)
             note(f"{name}: {vm} {step} ({operation}/{sub_operation})")
+
+
+@host.command("stage-departure")
+@spec_argument
+@click.argument("vm")
+@host_option
+@root_option
+def stage_departure(spec: str, vm: str, host_name: str | None, root: str) -> None:
+    """On VM's old host, before `virsh migrate` (SPEC already says where VM goes): the move tunnel
+    and its entries for the new host, and the route change staged for the qemu hook, which makes it
+    in shell the moment the guest has left (stopped end), before nestnet's own start."""
+    from ..host import lock, move
+
+    plan, name = _load(spec, host_name)
+    with lock.held(root, "host stage-departure"):
+        p = move.stage_departure(plan, name, vm, root)
+    note(f"{name}: {vm}'s departure to {plan.vms[vm].host} staged in {p}")

@@ -353,6 +353,9 @@ def migrate(spec: str, vm: str, to: str, azure: str | None, propagation_delay: f
         click.echo(f"moved {vm} from {res.src_host} to {res.dst_host} (Azure from the {res.azure}{delay})")
         for p in res.probes:
             click.echo(f"  {p.src} -> {p.dst}: {p.sent} sent, {p.lost} lost, gap {p.gap_s:.2f} s")
+        if "downtime" in res.timings:
+            click.echo(f"  libvirt: virsh migrate {res.timings['migrate']:.1f} s, the guest paused "
+                       f"{res.timings['downtime']:.3f} s (QEMU's downtime)")
         for h, lines in res.hook.items():
             click.echo(f"  hook on {h}: " + ("; ".join(lines) if lines else "nothing in its journal"))
         for e in res.hook_errors:

@@ -25,6 +25,7 @@ import xml.etree.ElementTree as ET
 from typing import Literal
 
 from ..plan import Host, Plan
+from .move import STAGED_DIR
 
 HOOK_PATH = "etc/libvirt/hooks/qemu.d/50-nestnet"
 SPEC_PATH = "/etc/nestnet/nestnet.yaml"  # where fleet apply copies the spec
@@ -54,6 +55,17 @@ def render(plan: Plan, host: Host, header: str) -> str:
         "esac\n"
         f"PATH={PATH}\n"
         "export PATH\n"
+        "# stopped/end on the old host: what `nestnet host stage-departure` staged before the migration,\n"
+        "# in shell at once (nestnet's own start takes a second or two; the guest's traffic waits\n"
+        "# for it). Only if staged after the spec was copied here last (a stale one is ignored).\n"
+        f'staged=/{STAGED_DIR}/$1.ip\n'
+        'if [ "$2/$3" = stopped/end ] && [ -f "$staged" ] && [ "$staged" -nt ' + SPEC_PATH + ' ]; then\n'
+        '    if out=$(ip -batch "$staged" 2>&1); then\n'
+        f'        logger -t {LOG_TAG} "nestnet: $1: staged departure applied ($2 $3)"\n'
+        "    else\n"
+        f'        printf \'nestnet: %s: staged departure failed: %s\\n\' "$1" "$out" | logger -t {LOG_TAG} -p user.err\n'
+        "    fi\n"
+        "fi\n"
         f'out=$(nestnet -q host hook {SPEC_PATH} --host {host.name} -- "$1" "$2" "$3" 2>&1)\n'
         "rc=$?\n"
         f'[ -z "$out" ] || printf \'%s\\n\' "$out" | logger -t {LOG_TAG}\n'

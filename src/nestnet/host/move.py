@@ -100,8 +100,33 @@ def prepare_departure(plan: Plan, host: str, vm: str) -> list[str]:
     return ip_lines
 
 
-def depart(plan: Plan, host: str, vm: str) -> None:
+def depart(plan: Plan, host: str, vm: str, root: str | Path = "/") -> None:
     _batch("ip", prepare_departure(plan, host, vm))
+    staged_path(root, vm).unlink(missing_ok=True)  # done: a later plain stop must not replay it
+
+
+STAGED_DIR = "run/nestnet/depart"  # under the host's root: <vm>.ip, ``ip -batch`` lines
+
+
+def staged_path(root: str | Path, vm: str) -> Path:
+    return Path(root) / STAGED_DIR / f"{vm}.ip"
+
+
+def stage_departure(plan: Plan, host: str, vm: str, root: str | Path = "/") -> Path:
+    """Old host, before ``virsh migrate``: ``prepare_departure`` (the tunnel and its entries for
+    the new host), and the lines ``depart`` would run written to ``run/nestnet/depart/<vm>.ip``.
+
+    The libvirt hook runs them with ``ip -batch`` in shell at ``stopped end``, before nestnet's
+    own start (which then departs again, idempotently, and removes the file): the guest's traffic
+    goes into the tunnel a few milliseconds after the guest left, not after a Python start (one
+    to two seconds on a loaded host: the gap, as the lab measured it)."""
+    from ..store import write_atomic
+
+    lines = prepare_departure(plan, host, vm)
+    p = staged_path(root, vm)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(p, "\n".join(lines) + "\n")
+    return p
 
 
 def _tunnel_routes() -> list[dict]:

@@ -111,6 +111,23 @@ def start_guests(plan: Plan, state: Path, host: str, img: guestimage.GuestImage,
         (d / "domain.xml").write_text(domain(plan, vm.name, cloud_init=vm.name in ci))
         _inside(state, host, ["virsh", "-q", "define", p["xml"]], f"virsh define {vm.name}")
         _inside(state, host, ["virsh", "-q", "start", vm.name], f"virsh start {vm.name}")
+        # started again when the host boots, as an admin sets up a guest that should survive reboots
+        _inside(state, host, ["virsh", "-q", "autostart", vm.name], f"virsh autostart {vm.name}")
+
+
+def wait_running(plan: Plan, state: Path, host: str, timeout: float = BOOT_TIMEOUT) -> float:
+    """Until every VM the plan puts on ``host`` is a running domain there (after a reboot: restored
+    by libvirt-guests or started by autostart); returns the seconds it took."""
+    want = {v for v in plan.hosts[host].vms}
+    t0 = time.monotonic()
+    got: set[str] = set()
+    while time.monotonic() - t0 < timeout:
+        r = systemd.run_inside(systemd.dirs(state, host), ["virsh", "list", "--name", "--state-running"], timeout=30)
+        got = set(r.stdout.split()) if r.returncode == 0 else set()
+        if want <= got:
+            return time.monotonic() - t0
+        time.sleep(0.2)
+    raise LabError(f"host {host}: {', '.join(sorted(want - got))} not running {timeout:.0f} s after boot")
 
 
 def _copy_cloud_init_image(img: cloudinitimage.CloudInitImage, into: Path) -> None:

@@ -4,9 +4,13 @@ For each host: ``systemctl poweroff`` inside and wait for systemd-nspawn to exit
 network namespace deleted and made anew, so the kernel's state (routes, sysctls, nft tables,
 links) starts empty as after a power cycle; its NIC plugged into the fabric again (what Azure
 does when the VM starts); then the same overlay booted again. Nothing of nestnet runs except
-what the host's own boot starts (units, networkd files, sysctl.d). The lab then plays libvirt:
-once the nested bridge exists it plugs the VMs' ports in and the guests configure themselves as
-at their first boot. ``green_s`` is from the start of the boot until every pair of the host
+what the host's own boot starts (units, networkd files, sysctl.d). With namespace guests the lab
+then plays libvirt: once the nested bridge exists it plugs the VMs' ports in and the guests
+configure themselves as at their first boot. With libvirt guests (``--guests libvirt``) the host's
+own libvirt does it, as on a Debian or Ubuntu KVM host: at poweroff ``libvirt-guests`` saves each
+running guest (``ON_SHUTDOWN=suspend``, the packages' default), at boot it restores them
+(``ON_BOOT=start``), and libvirtd starts the autostart domains (``virsh autostart``, set by the lab
+as their admin would) that were not saved; nestnet's hook runs at each start. ``green_s`` is from the start of the boot until every pair of the host
 (the host and its VMs, to and from every node) answers in ``lab matrix``.
 """
 
@@ -20,9 +24,9 @@ from ..netns import run_in
 from ..plan import Plan
 from .matrix import matrix as run_matrix
 from .. import netns
-from . import nodes, sdn, systemd
+from . import libvirt, nodes, sdn, systemd
 from .azure import with_faults
-from .core import azure_source, is_systemd, read_faults, require_root, require_up, state_dir
+from .core import azure_source, guest_config, is_systemd, read_faults, require_root, require_up, state_dir
 from .sysio import link_gone, parallel
 from .topology import Topology
 
@@ -51,9 +55,7 @@ def reboot(plan: Plan, hosts: list[str], timeout: float = GREEN_TIMEOUT) -> list
     state = state_dir(plan.name)
     if not is_systemd(plan.name):
         raise LabError(f"lab {plan.name} runs its hosts as namespaces: lab reboot needs lab up --hosts systemd")
-    guests = state / "guests"
-    if guests.exists() and guests.read_text().strip() == "libvirt":
-        raise LabError(f"lab {plan.name}: lab reboot does not yet restart libvirt guests (--guests libvirt)")
+    in_libvirt = guest_config(plan.name) == "libvirt"
     topo = Topology.from_plan(plan)
     if azure_source(plan.name) != "plan":  # pragma: no cover - refused at lab up
         raise LabError("lab reboot: only with Azure from the plan")
@@ -72,7 +74,8 @@ def reboot(plan: Plan, hosts: list[str], timeout: float = GREEN_TIMEOUT) -> list
         netns.add(topo.ns(h))
     parallel([(topo.sdn_ns, link_gone, (next(n.port for n in topo.nics if n.node == h),)) for h in hosts])
     vms = [v for h in hosts for v in plan.hosts[h].vms]
-    parallel([(topo.ns(v), link_gone, ("eth0",)) for v in vms])
+    if not in_libvirt:  # libvirt guests have no namespace of their own: they live in their host
+        parallel([(topo.ns(v), link_gone, ("eth0",)) for v in vms])
     run_in(topo.sdn_ns, sdn.replug, topo, hosts, cloud)
 
     started: dict[str, float] = {}
@@ -82,11 +85,17 @@ def reboot(plan: Plan, hosts: list[str], timeout: float = GREEN_TIMEOUT) -> list
         d = systemd.dirs(state, h)
         started[h] = time.monotonic()
         systemd.start(plan, plan.hosts[h], d, topo.ns(h))
-        # libvirt's part: the guests' ports once the bridge (networkd's, from nestnet's files) exists
-        systemd.wait_link(d, plan.hosts[h].bridge)
-        run_in(topo.ns(h), nodes.vm_ports, plan, topo, h)
-        parallel([(topo.ns(v), nodes.vm, (plan, v)) for v in plan.hosts[h].vms])
-        systemd.wait_running(h, d)
+        if in_libvirt:
+            # the host's own libvirt brings its guests back (libvirt-guests restores what it saved
+            # at poweroff; autostart starts what it did not): nothing is started from outside
+            systemd.wait_running(h, d)
+            libvirt.wait_running(plan, state, h)
+        else:
+            # libvirt's part: the guests' ports once the bridge (networkd's, from nestnet's files) exists
+            systemd.wait_link(d, plan.hosts[h].bridge)
+            run_in(topo.ns(h), nodes.vm_ports, plan, topo, h)
+            parallel([(topo.ns(v), nodes.vm, (plan, v)) for v in plan.hosts[h].vms])
+            systemd.wait_running(h, d)
         running[h] = time.monotonic() - started[h]
 
     systemd._each(boot, hosts)
