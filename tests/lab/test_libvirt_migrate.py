@@ -1,7 +1,8 @@
 """lab migrate with libvirt guests (issue 22): ``virsh migrate --live`` between two booted hosts
 over the lab's fabric, nestnet's qemu hook (``migration_hook: true``, installed by ``host apply``)
 called by libvirt itself on both hosts, the gap measured to and from the VM, every pair green
-afterwards. Figures: bench/bench_libvirt_migrate.py (no timed assertion here)."""
+afterwards; then ``lab reboot`` of the new host brings its guests back with their state. Figures:
+bench/bench_libvirt_migrate.py (no timed assertion here)."""
 
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def mobile_seed(tmp_path: Path) -> Path:
     return spec
 
 
-def test_live_migration_under_libvirt_with_the_hook(tmp_path):
+def test_live_migration_under_libvirt_with_the_hook_then_a_reboot(tmp_path):
     spec = mobile_seed(tmp_path)
     _nestnet("lab", "up", str(spec), "--hosts", "systemd", "--guests", "libvirt")
     try:
@@ -95,5 +96,16 @@ def test_live_migration_under_libvirt_with_the_hook(tmp_path):
         left = systemd.run_inside(systemd.dirs(state, src), ["virsh", "list", "--all", "--name"]).stdout.split()
         assert "web1" not in left  # --undefinesource: defined where it runs only
         _nestnet("check", str(spec))
+
+        # a reboot of the new host: its libvirt brings the guests back as they were (libvirt-guests
+        # saved them at poweroff; autostart, set for the migrated domain too, restores them), the
+        # hook runs at their start, and every pair of the host is green again
+        r = _nestnet("lab", "reboot", str(spec), dst, "--json", ok=False)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert json.loads(r.stdout)["hosts"][0]["green_s"] is not None
+        assert libvirt.agent(moved, state, "web1", ["cat /tmp/mark"]) == [(0, mark)]
+        boot = systemd.run_inside(systemd.dirs(state, dst), ["journalctl", "-b", "-t", "nestnet-hook", "-o", "cat",
+                                                             "--no-pager"]).stdout
+        assert "vme-kvm-vm2: web1 arrive (started/begin)" in boot and "failed" not in boot
     finally:
         subprocess.run([NESTNET, "-q", "lab", "down", str(spec)], capture_output=True)

@@ -440,6 +440,7 @@ def reboot(spec: str, host: str | None, all_hosts: bool, as_json: bool) -> None:
     """Reboot HOST (or --all) of a `lab up --hosts systemd` lab for real: systemctl poweroff, a fresh
     network namespace, boot again; nothing of nestnet runs but what the host's boot starts.
 
+    With libvirt guests the host's libvirt saves its guests at poweroff and restores them at boot.
     Prints the time from boot to every pair of the host green (lab matrix). Exit 1 when a host's
     pairs were not all green within 120 s.
     """

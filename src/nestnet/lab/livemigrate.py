@@ -42,6 +42,11 @@ from .topology import Topology
 
 LIBVIRTD_CONF = "etc/libvirt/libvirtd.conf"
 TCP_SOCKET = "libvirtd-tcp.socket"
+# Debian ships libvirt-guests with ON_SHUTDOWN=shutdown and ON_BOOT=ignore: a guest without ACPI
+# (the lab's busybox guest) is then waited for 300 s at poweroff, and autostart boots it afresh.
+# The lab's hosts are set as KVM hosts commonly are, so their guests survive a reboot with their
+# state: saved at poweroff (managedsave), restored at boot.
+GUESTS_DEFAULTS = "etc/default/libvirt-guests"
 MARK = "# nestnet lab: migrations between the lab's hosts"
 MIGRATE_TIMEOUT = 300.0  # TCG on 2 shared cores; the copy itself takes a second or two
 GUEST_LOG = "/tmp/nestnet-probe.log"
@@ -50,8 +55,9 @@ GUEST_PID = "/tmp/nestnet-probe.pid"
 
 def prepare_overlay(plan: Plan, root: Path) -> None:
     """Before a host's first boot (its overlay): libvirtd accepts the other hosts' connections
-    (TCP, no authentication: lab only) and, where the hook is installed, the spec is where the
-    hook reads it (``/etc/nestnet/nestnet.yaml``, as fleet apply copies it)."""
+    (TCP, no authentication: lab only), libvirt-guests saves and restores the guests across a
+    reboot, and, where the hook is installed, the spec is where the hook reads it
+    (``/etc/nestnet/nestnet.yaml``, as fleet apply copies it)."""
     conf = root / LIBVIRTD_CONF
     text = conf.read_text() if conf.exists() else ""
     if MARK not in text:
@@ -61,6 +67,17 @@ def prepare_overlay(plan: Plan, root: Path) -> None:
     wants.parent.mkdir(parents=True, exist_ok=True)
     if not wants.is_symlink():
         wants.symlink_to(f"/lib/systemd/system/{TCP_SOCKET}")
+    guests = root / GUESTS_DEFAULTS
+    text = guests.read_text() if guests.exists() else ""
+    if MARK not in text:
+        guests.parent.mkdir(parents=True, exist_ok=True)
+        guests.write_text(text + f"\n{MARK} and reboots: guests saved at poweroff, restored at boot\n"
+                          "ON_SHUTDOWN=suspend\nON_BOOT=start\n")
+    # Debian 12's libvirt-guests is ordered after libvirtd's sockets only: at poweroff systemd
+    # stopped libvirtd while libvirt-guests was saving a guest, and the save failed (seen here)
+    dropin = root / "etc/systemd/system/libvirt-guests.service.d/nestnet-lab.conf"
+    dropin.parent.mkdir(parents=True, exist_ok=True)
+    dropin.write_text(f"{MARK}: stop the guests before libvirtd\n[Unit]\nAfter=libvirtd.service\n")
     install_spec(plan, root)
 
 

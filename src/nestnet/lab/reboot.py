@@ -7,10 +7,10 @@ does when the VM starts); then the same overlay booted again. Nothing of nestnet
 what the host's own boot starts (units, networkd files, sysctl.d). With namespace guests the lab
 then plays libvirt: once the nested bridge exists it plugs the VMs' ports in and the guests
 configure themselves as at their first boot. With libvirt guests (``--guests libvirt``) the host's
-own libvirt does it, as on a Debian or Ubuntu KVM host: at poweroff ``libvirt-guests`` saves each
-running guest (``ON_SHUTDOWN=suspend``, the packages' default), at boot it restores them
-(``ON_BOOT=start``), and libvirtd starts the autostart domains (``virsh autostart``, set by the lab
-as their admin would) that were not saved; nestnet's hook runs at each start. ``green_s`` is from the start of the boot until every pair of the host
+own libvirt does it: at poweroff ``libvirt-guests`` saves each running guest (``ON_SHUTDOWN=suspend``,
+set by the lab as KVM hosts commonly are; Debian ships ``shutdown``, lab/livemigrate.py), and at boot
+libvirtd restores the autostart domains (``virsh autostart``, set for every guest) from that save,
+memory and all; nestnet's hook runs at each start (``started begin``: arrive, idempotent). ``green_s`` is from the start of the boot until every pair of the host
 (the host and its VMs, to and from every node) answers in ``lab matrix``.
 """
 
@@ -102,7 +102,11 @@ def reboot(plan: Plan, hosts: list[str], timeout: float = GREEN_TIMEOUT) -> list
     green: dict[str, float] = {}
     deadline = min(started.values()) + timeout
     while len(green) < len(hosts) and time.monotonic() < deadline:
-        pairs = run_matrix(plan)
+        try:
+            pairs = run_matrix(plan)
+        except LabError:  # a libvirt guest's agent not answering yet: its host is not green yet
+            time.sleep(0.5)
+            continue
         now = time.monotonic()
         for h in hosts:
             if h in green:
