@@ -50,7 +50,7 @@ def line(doc: dict, target: float) -> bool:
     ok = doc["gap_s"] <= target and green and not doc.get("hook_errors")
     t = doc["timings_s"]
     ways = "  ".join(f"{k} gap {p['gap_s']:.2f} s ({p['lost']}/{p['sent']} lost)" for k, p in gaps.items())
-    print(f"  {doc['from']} -> {doc['to']}: {ways}  | virsh migrate {t['migrate']:.1f} s, azure {t['azure']:.1f} s, "
+    print(f"  {doc['from']} -> {doc['to']}: {ways}  | QEMU downtime {t.get('downtime', float('nan')):.2f} s, virsh migrate {t['migrate']:.1f} s, azure {t['azure']:.1f} s, "
           f"settle {t['settle']:.1f} s | pairs {'green' if green else 'NOT green'} | hook "
           f"{'ok' if not doc.get('hook_errors') else doc['hook_errors']} | load {os.getloadavg()[0]:.1f} | "
           f"gap/target {doc['gap_s'] / target:.2f} {'ok' if ok else 'MISSED'}")
@@ -74,9 +74,10 @@ def main() -> int:
                 for _ in range(rounds):
                     to = HOSTS[1 - where]
                     r = nestnet("lab", "migrate", str(path), "web1", "--to", to, "--propagation-delay", str(d), "--json")
-                    if not r.stdout.strip():
-                        must(r, "lab migrate")
-                    ok &= line(json.loads(r.stdout), target)
+                    doc = json.loads(r.stdout) if r.stdout.strip() else {}
+                    if "probes" not in doc:
+                        raise SystemExit(f"lab migrate failed ({r.returncode}): {doc or r.stderr.strip()[-500:]}")
+                    ok &= line(doc, target)
                     where = 1 - where
         finally:
             nestnet("lab", "down", str(path))

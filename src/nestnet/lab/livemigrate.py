@@ -174,6 +174,9 @@ def migrate(spec: str | Path, vm: str, to: str, propagation_delay: float = 0.0) 
     _refuse_hook(before, src, to)
     require_up(before)
     state = state_dir(before.name)
+    if vm in libvirt.cloud_init_guests(state):
+        raise UsageError(f"{before.source or before.name}: VM {vm!r} is a cloud-init guest with a disk of its own on "
+                         f"{src}: lab migrate moves guests booted from kernel and initrd only (no storage is copied)")
     if azure_source(before.name) != "plan":  # pragma: no cover - systemd labs take Azure from the plan
         raise LabError("lab migrate with libvirt guests: only with Azure from the plan")
     endpoint = next(iter(before.endpoints))
