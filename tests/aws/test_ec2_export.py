@@ -13,8 +13,7 @@ from pathlib import Path
 import hcl2
 import pytest
 
-from aws_helpers import plan_for
-from conftest import make_vpc
+from aws_helpers import make_vpc, plan_for
 from nestnet.clouds.aws.ec2 import Ec2Client
 from nestnet.clouds.aws.export import aws_cli, terraform
 from nestnet.clouds.aws.reconcile import plan_changes

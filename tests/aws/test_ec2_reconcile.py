@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from aws_helpers import plan_for, seed_data
-from conftest import make_vpc
+from aws_helpers import make_vpc, plan_for, seed_data
 from nestnet.clouds.aws.ec2 import AwsError, Ec2Client
 from nestnet.clouds.aws.reconcile import apply, plan_changes
 from nestnet.errors import UsageError

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import make_vpc
+from aws_helpers import make_vpc
+
 
 
 def code(exc: pytest.ExceptionInfo) -> str:
