@@ -18,6 +18,7 @@ from nestnet.lab import sdn
 from nestnet.lab.azure import PIP_TABLE
 from nestnet.lab.topology import Topology
 from nestnet.model import INTERNET, INTERNET_IP, Model, from_plan
+from nestnet.model.state import OUTBOUND_IP
 
 from .conftest import seed
 
@@ -79,6 +80,23 @@ def test_exposed_vm_is_reachable_from_the_internet_on_its_port_only_and_check_ag
         for p in servers.values():
             os.killpg(p.pid, signal.SIGKILL)
             p.wait()
+    # outbound: hosta (with the public IP) reaches the internet as its public IP, hostb as the
+    # default outbound address; the model says the same
+    log = tmp_path / "inet.log"
+    web = serve(inet, 8088, str(log))
+    try:
+        for node in ("hosta", "hostb"):
+            deadline = time.monotonic() + 10
+            while curl(topo.ns(node), f"http://{INTERNET_IP}:8088/").returncode != 0 and time.monotonic() < deadline:
+                time.sleep(0.2)
+        seen = log.read_text()
+        assert f"{pub.address} - -" in seen and f"{OUTBOUND_IP} - -" in seen, seen
+    finally:
+        os.killpg(web.pid, signal.SIGKILL)
+        web.wait()
+    hops = "\n".join(Model(state).ping("hosta", INTERNET).hops)
+    assert f"translates {plan.hosts['hosta'].ip} to {pub.address}" in hops
+    assert Model(state).ping("vma", INTERNET).ok and Model(state).ping("hostb", INTERNET).ok
     # the fabric holds the public IP's DNAT, and a second programming changes nothing
     assert str(pub.address) in subprocess.run(["ip", "netns", "exec", topo.sdn_ns, "nft", "list", "table", "ip",
                                                PIP_TABLE], capture_output=True, text=True, check=True).stdout

@@ -359,7 +359,9 @@ def render_public_ips(topo: Topology, state: CloudState) -> str:
     primary address (the fabric's forward chain lets DNATed new flows in from the internet; the NSG
     table then judges them at the NIC, with the private address and the public port, as Azure does);
     conntrack turns the replies back into the public address. A Standard SKU address on a NIC with
-    no NSG on it or its subnet gets no DNAT: closed, as Azure keeps it. Signed like ``render_nsgs``."""
+    no NSG on it or its subnet gets no DNAT: closed, as Azure keeps it. New outbound connections
+    from the NIC's primary address leave as the public IP (SNAT before the default outbound one),
+    as Azure's instance-level public IP does. Signed like ``render_nsgs``."""
     import hashlib
 
     ports = {n.nic: n for n in topo.nics}
@@ -373,9 +375,13 @@ def render_public_ips(topo: Topology, state: CloudState) -> str:
             lines.append(f"\t\t# {p.name}: Standard SKU, no NSG on {p.nic} or {nic.subnet}: closed")
             continue
         lines.append(f"\t\tiifname \"{INET_PORT}\" ip daddr {p.address} dnat ip to {port.ip} comment \"{p.name}\"")
-    if not lines:
+    # outbound: the NIC's primary address leaves as its public IP, before the default outbound SNAT
+    snat = [f"\t\toifname \"{INET_PORT}\" ip saddr {ports[p.nic].ip} snat ip to {p.address} comment \"{p.name}\""
+            for p in state.public_ips if p.nic in ports and p.nic in state.nics]
+    if not lines and not snat:
         return ""
     text = (f"table ip {PIP_TABLE} {{\n\tchain prerouting {{\n\t\ttype nat hook prerouting priority dstnat; "
-            "policy accept;\n" + "\n".join(lines) + "\n\t}\n}\n")
+            "policy accept;\n" + "\n".join(lines) + "\n\t}\n\tchain postrouting {\n\t\ttype nat hook postrouting "
+            "priority srcnat - 10; policy accept;\n" + "\n".join(snat) + "\n\t}\n}\n")
     sig = hashlib.sha256(text.encode()).hexdigest()[:16]
     return text[:-2] + f"\tchain sig_{sig} {{\n\t}}\n}}\n"

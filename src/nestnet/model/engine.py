@@ -700,10 +700,14 @@ class Model:
                    if via is not None else "")
             raise _Dropped(Drop("azure:internet", f"Azure translates only NIC addresses for internet egress and {src} "
                                 f"is none{who}", fix))
-        w.flow.nat.append((AZURE, src, OUTBOUND_IP))
+        # a NIC with a public IP sends as that IP; any other by Azure's default outbound address
+        pub = next((p for p in self.state.azure.public_ips if p.nic == nic.name), None)
+        host = self.host_by_nic.get(nic.name)
+        out = pub.address if pub is not None and (host is None or src == host.ip) else OUTBOUND_IP
+        w.flow.nat.append((AZURE, src, out))
         w.flow.seen.add(AZURE)
-        w.hop("azure", f"Internet route: translates {src} to {OUTBOUND_IP}")
-        pkt[0] = OUTBOUND_IP
+        w.hop("azure", f"Internet route: translates {src} to {out}" + (f" (public IP {pub.name})" if out != OUTBOUND_IP else ""))
+        pkt[0] = out
         w.hop(INTERNET, "delivered")
         return INTERNET
 
@@ -712,7 +716,7 @@ class Model:
         pub = self.public.get(dst)
         if pub is not None and not w.reply:
             return self._public_in(pub, pkt, w)
-        if dst not in OUTBOUND_NET:
+        if dst not in OUTBOUND_NET and dst not in self.public:
             raise _Dropped(Drop(INTERNET, f"the internet has no route to {dst} (no inbound path into the VNet)", ""))
         w.hop(INTERNET, f"{pkt[0]} → {dst} to Azure")
         if not (w.reply and AZURE in w.flow.seen):
