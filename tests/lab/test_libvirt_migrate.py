@@ -45,12 +45,15 @@ def images() -> None:
 
 
 def mobile_seed(tmp_path: Path) -> Path:
-    """The seed as a mobile fabric: guest_style shared (a guest's gateway the same on every host)
-    and nestnet's qemu hook on every host."""
+    """The seed as a mobile fabric: guest_style shared (a guest's gateway the same on every host),
+    nestnet's qemu hook on every host, the second host on UFW."""
     data = yaml.safe_load(SEED.read_text())
     data["name"] = f"lm{os.getpid() % 10000}"
     data["nested"]["guest_style"] = "shared"
     data["host_defaults"]["migration_hook"] = True
+    # the new host runs UFW (enabled at boot), as Azure's Ubuntu hosts: its libvirt ports are
+    # allowed as its admin would, the move tunnel by nestnet's own rules
+    data["hosts"][1]["firewall"] = "ufw"
     spec = tmp_path / "nestnet.yaml"
     spec.write_text(yaml.safe_dump(data, sort_keys=False))
     return spec
@@ -82,6 +85,8 @@ def test_live_migration_under_libvirt_with_the_hook_then_a_reboot(tmp_path):
             errs = systemd.run_inside(systemd.dirs(state, h), ["journalctl", "-t", "nestnet-hook", "-p", "err",
                                                                "-o", "cat", "--no-pager"]).stdout
             assert errs.strip() == "", f"{h}: {errs}"
+        ufw = systemd.run_inside(systemd.dirs(state, dst), ["iptables", "-S", "ufw-before-input"]).stdout
+        assert f"-A ufw-before-input -s {plan.hosts[src].ip}/32 -i eth1 -p udp -m udp --dport 4789 -j ACCEPT" in ufw
         # the gap was measured both ways (its figures: the bench)
         ways = {(p["src"], p["dst"]) for p in doc["probes"] if p["sent"] > 0}
         assert ways == {("mgmt-vm", "web1"), ("web1", "mgmt-vm")}

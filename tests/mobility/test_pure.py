@@ -375,3 +375,24 @@ def test_hook_applies_a_staged_departure_in_shell_first(tmp_path):
     calls = run(+5)
     assert calls[0] == f"ip -batch {staged}/web1.ip" and calls[1].startswith("nestnet -q host hook")
     assert run(-5)[0].startswith("nestnet -q host hook")  # staged before the spec changed: not used
+
+
+def test_ufw_hosts_with_the_hook_take_the_move_tunnel_from_the_other_hosts(tmp_path):
+    """UFW denies incoming by default: a migration_hook host on UFW accepts the move tunnel (VXLAN,
+    udp/4789) from every other host, on its uplink; without the hook nothing is opened."""
+    from nestnet.mobility import MOVE_PORT
+
+    spec = mobile(moved_to="kvm2")
+    for h in spec["hosts"]:
+        h["firewall"] = "ufw"
+    spec["hosts"][1]["migration_hook"] = True
+    plan = load_plan(write(tmp_path, spec))
+    kvm2 = plan.hosts["kvm2"]
+    _, rules = ufw.blocks(plan, kvm2)
+    others = [h for h in plan.hosts.values() if h.name != "kvm2"]
+    for h in others:
+        assert f"-A ufw-before-input -i {kvm2.uplink} -s {h.ip} -p udp --dport {MOVE_PORT} -j ACCEPT" in rules
+    assert f"--dport {MOVE_PORT}" not in ufw.blocks(plan, plan.hosts["kvm1"])[1]
+    # what host apply writes carries the same rules
+    want = host_desired.desired(plan, kvm2)
+    assert ufw.tunnel_peers(plan, kvm2) == tuple(str(h.ip) for h in others) and want is not None

@@ -372,7 +372,7 @@ def _diff_ufw(want: Desired, seen: Observed, remove: bool = False) -> list[Chang
             "and run host apply again, or set `firewall: nftables`"
         )
     try:
-        new = ufw.splice(text, *ufw.render_policy(want.policy, want.plan.name)) if h.firewall == "ufw" and not remove else ufw.strip(text)
+        new = ufw.splice(text, *ufw.render_policy(want.policy, want.plan.name, ufw.tunnel_peers(want.plan, h))) if h.firewall == "ufw" and not remove else ufw.strip(text)
     except ValueError as exc:
         raise HostError(f"host {h.name}: /{ufw.BEFORE_RULES}: {exc}") from None
     if new == text:

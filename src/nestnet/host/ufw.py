@@ -10,6 +10,7 @@ nestnet's markers is nestnet's; the rest of the file is left byte for byte.
 from __future__ import annotations
 
 from ..firewall import UFW_HOOK, UFW_INPUT, UFW_MASQ, UFW_SPOOF, Policy, Rule, policy, ufw_chain
+from ..mobility import MOVE_PORT
 from ..plan import Host, Plan
 
 BEGIN = "# BEGIN nestnet"
@@ -51,8 +52,9 @@ def _rules(p: Policy, chain: str, r: Rule) -> list[str]:
     return [f"-A {chain} {' '.join([*m, f'-j {target}'])}"]
 
 
-def render_policy(p: Policy, fabric_name: str) -> tuple[str, str]:
-    """(nat section, filter rules) of a policy, each between markers."""
+def render_policy(p: Policy, fabric_name: str, tunnel_from: tuple[str, ...] = ()) -> tuple[str, str]:
+    """(nat section, filter rules) of a policy, each between markers; ``tunnel_from``: the other
+    hosts whose move tunnel (VXLAN, host/move.py) this host receives."""
     chains = p.chains
     f = [
         f"{BEGIN} forward rules (fabric {fabric_name}, host {p.host}); `nestnet host apply` rewrites them",
@@ -73,6 +75,9 @@ def render_policy(p: Policy, fabric_name: str) -> tuple[str, str]:
         f"-A {UFW_INPUT} -i {p.bridge}{f' -d {dst}' if dst else ''} -p {proto} --dport {port} -j ACCEPT"
         for proto, port, dst in p.services_in
     ]
+    # the move tunnel from the other hosts (migration_hook): UFW denies incoming otherwise, and a
+    # live-migrated guest's traffic was dropped here until Azure's route changed (seen in the lab)
+    f += [f"-A {UFW_INPUT} -i {p.out} -s {src} -p udp --dport {MOVE_PORT} -j ACCEPT" for src in tunnel_from]
     f.append(END)
     nat = ""
     if p.masquerade != "none" or p.forwards or p.exposes:
@@ -95,7 +100,12 @@ def render_policy(p: Policy, fabric_name: str) -> tuple[str, str]:
 
 def blocks(plan: Plan, host: Host) -> tuple[str, str]:
     """(nat section, filter rules) for ``host``, each between markers."""
-    return render_policy(policy(plan, host), plan.name)
+    return render_policy(policy(plan, host), plan.name, tunnel_peers(plan, host))
+
+
+def tunnel_peers(plan: Plan, host: Host) -> tuple[str, ...]:
+    """The hosts whose move tunnel ``host`` may receive: every other one, with the libvirt hook on."""
+    return tuple(str(h.ip) for h in plan.hosts.values() if h.name != host.name) if host.migration_hook else ()
 
 
 def strip(text: str) -> str:

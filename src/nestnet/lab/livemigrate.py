@@ -81,6 +81,21 @@ def prepare_overlay(plan: Plan, root: Path) -> None:
     install_spec(plan, root)
 
 
+LIBVIRT_PORTS = "16509,49152:49215"  # libvirtd's TCP socket, QEMU's migration ports (qemu.conf defaults)
+
+
+def open_libvirt_ports(plan: Plan, state: Path, host: str) -> None:
+    """On a host whose UFW is on: the other hosts may reach its libvirtd and QEMU's migration ports,
+    as the admin of UFW hosts allows them (``ufw allow``; nestnet's own move tunnel is host apply's)."""
+    d = systemd.dirs(state, host)
+    if "Status: active" not in systemd.run_inside(d, ["ufw", "status"], timeout=60).stdout:
+        return
+    for h in plan.hosts.values():
+        if h.name != host:
+            _inside(state, host, ["ufw", "allow", "proto", "tcp", "from", str(h.ip), "to", "any", "port",
+                                  LIBVIRT_PORTS], f"ufw allow from {h.ip} (libvirt's ports)", 60)
+
+
 def install_spec(plan: Plan, root: Path) -> None:
     """The spec and its lock into the host's ``/etc/nestnet/`` (what the hook reads), as
     ``fleet apply`` copies them; only when a host has the hook."""

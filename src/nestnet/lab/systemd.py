@@ -506,6 +506,9 @@ def bring_up(plan: Plan, topo, state: Path, ufw: str = "ufw-hosts", libvirt_gues
         boot(plan, topo, state, host)
         host_apply(plan, state, host)
         if libvirt_guests:
+            from .livemigrate import open_libvirt_ports
+
+            open_libvirt_ports(plan, state, host)
             libvirt.start_guests(plan, state, host, gimg, ci_img)
         else:
             run_in(topo.ns(host), nodes.vm_ports, plan, topo, host)
