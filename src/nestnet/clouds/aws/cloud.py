@@ -17,10 +17,6 @@ if TYPE_CHECKING:
     from .ec2 import Ec2Client
     from .reconcile import Outcome
 
-DATA_PLANE_TODO = ("AWS's data plane (check, doctor, the lab) is not modelled yet (issue 25); "
-                   "`nestnet aws diff|apply|export` work")
-
-
 def aws_of(plan: Any) -> AwsPlan:
     part = getattr(plan, "cloud", None)
     if not isinstance(part, AwsPlan):
@@ -68,19 +64,30 @@ class AwsCloud:
         return {"terraform": terraform, "aws-cli": aws_cli}[fmt](aws_of(plan), plan.name)
 
     def planned_state(self, plan: Any) -> "CloudState":
-        raise UsageError(DATA_PLANE_TODO)
+        from .dataplane import planned_state
+
+        return planned_state(plan)  # type: ignore[no-any-return]
 
     def observed_state(self, plan: Any, client: Any) -> "CloudState":
-        raise UsageError(DATA_PLANE_TODO)
+        from .dataplane import observed_state
+        from .reconcile import observe
+
+        return observed_state(plan, observe(client, aws_of(plan)))  # type: ignore[no-any-return]
 
     def reserved(self, prefix: IPv4Network) -> tuple[IPv4Address, ...]:
         return reserved(prefix)
 
     def rules(self) -> type:
-        raise UsageError(DATA_PLANE_TODO)
+        from .rules import AwsRules
+
+        return AwsRules
 
     def lab_fabric(self) -> Any:
-        raise UsageError(DATA_PLANE_TODO)
+        # The VPC router in the lab: the same SDN namespace as Azure's fabric, programmed from
+        # AWS's CloudState (routes to ENIs, prefixes, the check per ENI; docs/decisions/0031).
+        from ..azure import sdn
+
+        return sdn
 
 
 AWS = register(AwsCloud())

@@ -1,0 +1,65 @@
+"""AWS's forwarding rules for the model: Azure's (``nestnet.clouds.azure.rules.AzureRules``) where
+the VPC router behaves the same (docs/decisions/0031), with EC2's words and fixes: the
+source/destination check instead of IP forwarding, ENI prefixes and secondary addresses instead of
+ip configurations, routes to an ENI instead of VirtualAppliance next hops."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+from typing import Any
+
+from dataclasses import replace
+
+from ..azure.rules import AzureRules
+from ...model.engine import Drop, _Dropped
+
+# Azure's words where the rule is the same, and EC2's for them (the hop names, the check).
+_WORDS = (("azure:", "aws:"), ("Azure drops", "AWS drops"), ("IP forwarding is off", "its source/destination check is on"),
+          ("→ VirtualAppliance", "→ ENI at"), ("VNet", "VPC"), ("owned by NIC", "owned by ENI"))
+
+
+def _aws(text: str) -> str:
+    for a, b in _WORDS:
+        text = text.replace(a, b)
+    return text
+
+
+class AwsRules(AzureRules):
+    CLOUD = "aws"
+    CLOUD_TITLE = "AWS"
+
+    def _cloud_in(self, nic: Any, pkt: list[IPv4Address], w: Any) -> str:
+        start = len(w.hops)
+        try:
+            return super()._cloud_in(nic, pkt, w)
+        except _Dropped as exc:
+            d = exc.drop
+            raise _Dropped(replace(d, where=_aws(d.where), why=_aws(d.why), root=_aws(d.root))) from None
+        finally:
+            w.hops[start:] = [_aws(h) if h.startswith("azure") else h for h in w.hops[start:]]
+
+    def _nic_fix(self, nic: Any) -> str:
+        if self.state.cloud.owned_by_nic:
+            return f"`nestnet aws apply` (the prefix or secondary address of ENI {nic.name} that holds the address)"
+        return (f"`nestnet aws apply` or `aws ec2 modify-network-interface-attribute --network-interface-id "
+                f"{nic.name} --no-source-dest-check`")
+
+    def _unowned(self, nic: Any, dst: IPv4Address) -> Drop:
+        st = self.state.cloud
+        where = f"aws:{nic.subnet}"
+        covering = [r for r in st.user_routes if dst in r.prefix]
+        sub = st.subnets.get(nic.subnet)
+        if covering and sub is not None and not sub.route_table:
+            return Drop(where, f"AWS drops {dst} from {nic.subnet}: no ENI owns it and the route table of subnet "
+                               f"{nic.subnet} has no route for it",
+                        f"name {nic.subnet}'s route table in aws.route_tables, then `nestnet aws apply`")
+        owner = next((h for h in self.state.hosts.values() if dst in h.block), None)
+        if owner is not None and st.owned_by_nic:
+            return Drop(where, f"AWS drops {dst} from {nic.subnet}: no ENI owns it (ENI {owner.nic} has no prefix "
+                               f"or address for it; {owner.name}'s block is {owner.block})",
+                        f"`nestnet aws apply` (prefix {owner.block} on ENI {owner.nic})")
+        if owner is not None:
+            return Drop(where, f"AWS drops {dst} from {nic.subnet}: no ENI owns it and the route table has no "
+                               f"route for {owner.name}'s block {owner.block}",
+                        f"`nestnet aws apply` (route {owner.block} → ENI {owner.nic})")
+        return Drop(where, f"AWS drops {dst} from {nic.subnet}: no ENI owns it and no route covers it", "")

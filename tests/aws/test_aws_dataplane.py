@@ -1,0 +1,97 @@
+"""AWS's data plane in the model (`check`): every pair healthy in prefix and routed mode, the VPC
+router's failures with EC2's words and fixes, and the model fed what the emulator holds (through
+boto3) agreeing with the plan once `aws apply` is done, and failing as EC2 would before it.
+
+Needs the cloud seam's typed pieces (Azure's rules as a mixin; specs with `aws:`): skipped on a
+tree without them."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytest.importorskip("nestnet.clouds.azure.rules", reason="the cloud seam's rules mixin is not on this tree")
+
+from aws_helpers import make_vpc  # noqa: E402
+from nestnet.clouds.aws.cloud import aws_of  # noqa: E402
+from nestnet.clouds.aws.dataplane import observed_state  # noqa: E402
+from nestnet.clouds.aws.ec2 import Ec2Client  # noqa: E402
+from nestnet.clouds.aws.reconcile import apply, observe, plan_changes  # noqa: E402
+
+PREFIX = Path(__file__).with_name("aws-prefix.yaml")
+NODES = ("vme-kvm-vm1", "vme-kvm-vm2", "web1", "web2", "mgmt-vm")
+
+
+def spec(tmp_path: Path, mode: str) -> Path:
+    data = yaml.safe_load(PREFIX.read_text())
+    data["name"] = f"aws-{mode}"
+    if mode == "routed":
+        data["nested"].update(mode="routed", pool="100.64.0.0/24")
+        data["hosts"][0]["block"], data["hosts"][1]["block"] = "100.64.0.16/28", "100.64.0.48/28"
+        data["vms"][0]["ip"], data["vms"][1]["ip"] = "100.64.0.20", "100.64.0.50"
+    p = tmp_path / f"{mode}.yaml"
+    p.write_text(yaml.safe_dump(data, sort_keys=False))
+    return p
+
+
+def verdicts(state) -> dict[tuple[str, str], object]:
+    from nestnet.model.engine import model_class
+
+    m = model_class("aws")
+    return {(a, b): m(state).ping(a, b) for a in NODES for b in NODES if a != b}
+
+
+def load(path: Path):
+    from nestnet.model.state import from_plan
+    from nestnet.plan import load_plan
+
+    plan = load_plan(path)
+    return plan, from_plan(plan)
+
+
+@pytest.mark.parametrize("mode", ["prefix", "routed"])
+def test_every_pair_is_healthy_as_planned(tmp_path, mode):
+    _, state = load(spec(tmp_path, mode))
+    assert state.cloud.cloud == "aws"
+    bad = {k: v.reason for k, v in verdicts(state).items() if not v.ok}
+    assert bad == {}
+
+
+def test_the_source_dest_check_on_drops_what_a_host_forwards(tmp_path):
+    from nestnet.faults import parse_fault
+    from nestnet.model.whatif import apply_faults
+
+    plan, state = load(spec(tmp_path, "routed"))
+    broken = apply_faults(state, [parse_fault("nic-forwarding-off:vme-kvm-vm1", plan)])
+    v = verdicts(broken)
+    failed = sorted(k for k, r in v.items() if not r.ok)
+    assert failed == sorted([(s, "web1") for s in ("vme-kvm-vm2", "web2", "mgmt-vm")] +
+                            [("web1", d) for d in ("vme-kvm-vm2", "web2", "mgmt-vm")])
+    r = v[("mgmt-vm", "web1")]
+    assert r.dies_at == "aws:vme-kvm-vm1-eni" and "source/destination check is on" in r.reason
+    assert "--no-source-dest-check" in r.fix and "Azure" not in r.reason
+
+
+@pytest.mark.parametrize("mode", ["prefix", "routed"])
+def test_what_ec2_holds_is_what_the_model_walks(ec2, tmp_path, mode):
+    path = spec(tmp_path, mode)
+    plan, state = load(path)
+    make_vpc(ec2.client())
+    client = Ec2Client("us-east-1", ec2.env())
+    want = aws_of(plan)
+    before = verdicts(replace(state, cloud=observed_state(plan, observe(client, want))))
+    # Nothing applied yet: every pair to or from a nested VM dies in the VPC (prefix missing,
+    # no route, the check on), as EC2 would drop it.
+    dead = {k for k, r in before.items() if not r.ok}
+    assert dead == {(a, b) for a in NODES for b in NODES if a != b and ({a, b} & {"web1", "web2"})
+                    and not ({a, b} == {"web1", "vme-kvm-vm1"} or {a, b} == {"web2", "vme-kvm-vm2"})}
+    r = before[("mgmt-vm", "web1")]
+    assert r.dies_at.startswith("aws:") and "nestnet aws apply" in r.fix
+    obs, changes = plan_changes(client, want)
+    apply(client, want, obs, changes)
+    after = verdicts(replace(state, cloud=observed_state(plan, observe(client, want))))
+    assert {k: r.ok for k, r in after.items()} == {k: r.ok for k, r in verdicts(state).items()}
+    assert all(r.ok for r in after.values())
