@@ -113,7 +113,8 @@ Exit codes:
   0   ok
   1   not healthy / changes pending / the world refused (netlink, Azure, a host)
   2   bad input: spec, lock or option (one line each; nothing changed)
-  3   could not reach or authorize Azure, a host or a service
+  3   could not reach or authorize Azure, a host or a service; another azure apply's lease held
+      past --lock-timeout
   70  a bug in nestnet (traceback saved to a file; please report it)
   74  standard output could not be written (a full disk, closed; one line on stderr)
   141 the reader of the output went away (nestnet ... | head)"""
