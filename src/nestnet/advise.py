@@ -215,6 +215,7 @@ class Advice:
     why: str
     fragment: str = ""
     ruled_out: dict[str, list[str]] = field(default_factory=dict)
+    modes: tuple[str, ...] = MODES  # the cloud's modes, in the order they are shown
 
     def to_dict(self) -> dict:
         return {
@@ -226,7 +227,7 @@ class Advice:
                     "fits": m not in self.ruled_out,
                     "findings": [f.to_dict() for f in self.findings if f.mode == m],
                 }
-                for m in MODES
+                for m in self.modes
             },
             "fragment": self.fragment,
         }

@@ -20,15 +20,31 @@ yes_no = click.Choice(["yes", "no"])
 @click.option("--hosts", type=click.IntRange(1, 10_000_000), default=2, show_default=True)
 @click.option("--max-routes", type=click.IntRange(1, 1000), default=400, show_default=True,
               help="Your region's routes per route table (Azure: 400; 1,000 where allowed).")
+@click.option("--cloud", type=click.Choice(["azure", "aws"]), default="azure", show_default=True,
+              help="Whose modes and limits (aws: prefix, routed, secondary-ip, nat; --max-routes default 50).")
+@click.option("--instance-type", default=None, metavar="TYPE",
+              help="aws: the hosts' instance type, for the addresses per ENI (default c8i.large).")
 @json_option
-def advise(inbound: str, keep_source_ip: str, vms_per_host: int, hosts: int, max_routes: int, as_json: bool) -> None:
+def advise(inbound: str, keep_source_ip: str, vms_per_host: int, hosts: int, max_routes: int, cloud: str,
+           instance_type: str | None, as_json: bool) -> None:
     """Recommend a mode - routed, nat or secondary-ip - from the seed document's trade-offs and
     Azure's limits (routes per route table, IP configurations per NIC), explain each, and print
     the spec fragment to use. Needs no spec file. Exit 0 with a recommendation, 1 when no mode fits.
     """
-    from ..advise import MODES, Needs, advise as run
+    from ..advise import Needs, advise as run
 
-    a = run(Needs(inbound == "yes", keep_source_ip == "yes", vms_per_host, hosts, max_routes))
+    if cloud == "aws":
+        from ..clouds.aws.advise import advise as run_aws
+
+        routes = max_routes if click.get_current_context().get_parameter_source("max_routes") != \
+            click.core.ParameterSource.DEFAULT else None
+        a = run_aws(Needs(inbound == "yes", keep_source_ip == "yes", vms_per_host, hosts), routes, instance_type)
+    else:
+        if instance_type:
+            from ..errors import UsageError
+
+            raise UsageError("--instance-type: only with --cloud aws")
+        a = run(Needs(inbound == "yes", keep_source_ip == "yes", vms_per_host, hosts, max_routes))
     if as_json:
         emit_json(a.to_dict())
         sys.exit(0 if a.mode else 1)
@@ -38,7 +54,7 @@ def advise(inbound: str, keep_source_ip: str, vms_per_host: int, hosts: int, max
     else:
         out.print("[bold red]no mode fits[/]: ", end="")
     out.print(a.why, markup=False)
-    for m in MODES:
+    for m in a.modes:
         verdict = "[red]ruled out[/]" if m in a.ruled_out else "[green]fits[/]"
         out.print(f"\n[bold]{m}[/] {verdict}")
         for f in a.findings:
