@@ -95,3 +95,20 @@ def test_what_ec2_holds_is_what_the_model_walks(ec2, tmp_path, mode):
     after = verdicts(replace(state, cloud=observed_state(plan, observe(client, want))))
     assert {k: r.ok for k, r in after.items()} == {k: r.ok for k, r in verdicts(state).items()}
     assert all(r.ok for r in after.values())
+
+
+@pytest.mark.parametrize("mode", ["prefix", "routed"])
+def test_an_imported_spec_diffs_clean(ec2, tmp_path, mode):
+    from nestnet.clouds.aws.importer import import_text
+    from nestnet.clouds.aws.reconcile import observe_vpc
+    from nestnet.plan import load_plan
+
+    plan, _ = load(spec(tmp_path, mode))
+    make_vpc(ec2.client())
+    client = Ec2Client("us-east-1", ec2.env())
+    want = aws_of(plan)
+    obs, changes = plan_changes(client, want)
+    apply(client, want, obs, changes)
+    out = tmp_path / "imported.yaml"
+    out.write_text(import_text(observe_vpc(client, "vme-vpc"), "us-east-1", "vme-vpc"))
+    assert plan_changes(client, aws_of(load_plan(out)))[1] == []

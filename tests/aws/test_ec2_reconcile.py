@@ -189,3 +189,36 @@ def test_secondary_ip_mode_converges_and_frees_before_it_takes(ec2, tmp_path):
 def test_a_bad_attempts_variable_is_bad_input(ec2):
     with pytest.raises(UsageError, match="NESTNET_AWS_MAX_ATTEMPTS.*'0'.*1 to 50"):
         Ec2Client("us-east-1", ec2.env(NESTNET_AWS_MAX_ATTEMPTS="0"))
+
+
+@pytest.mark.parametrize("mode", ["prefix", "routed", "secondary-ip"])
+def test_import_reads_back_what_apply_wrote(ec2, tmp_path, mode):
+    from nestnet.clouds.aws.importer import spec_from
+    from nestnet.clouds.aws.reconcile import observe_vpc
+
+    make_vpc(ec2.client())
+    client = Ec2Client("us-east-1", ec2.env())
+    want = plan_for(tmp_path, mode)
+    converge(client, want)
+    before = ec2.stats()["writes"]
+    data = spec_from(observe_vpc(client, "vme-vpc"), "us-east-1", "vme-vpc")
+    assert ec2.stats()["writes"] == before
+    assert data["nested"]["mode"] == mode and data["aws"]["instance_type"] == "c8i.large"
+    hosts = {h["name"]: (h["ip"], h["nic"], h["block"]) for h in data["hosts"]}
+    blocks = {"prefix": ("10.0.1.16/28", "10.0.1.48/28"), "routed": ("100.64.0.16/28", "100.64.0.48/28"),
+              "secondary-ip": ("10.0.1.16/28", "10.0.1.48/28")}[mode]
+    assert hosts == {"vme-kvm-vm1": ("10.0.1.10", "vme-kvm-vm1-eni", blocks[0]),
+                     "vme-kvm-vm2": ("10.0.1.11", "vme-kvm-vm2-eni", blocks[1])}
+    assert data["aws"]["route_tables"] == {"mgmt-subnet": "vme-rt", "vm-subnet": "vme-rt"}
+    if mode == "secondary-ip":
+        assert sorted(v["ip"] for v in data["vms"]) == ["10.0.1.20", "10.0.1.50"]
+
+
+def test_import_of_an_empty_vpc_is_one_line(ec2):
+    from nestnet.clouds.aws.importer import spec_from
+    from nestnet.clouds.aws.reconcile import observe_vpc
+
+    make_vpc(ec2.client())
+    client = Ec2Client("us-east-1", ec2.env())
+    with pytest.raises(UsageError, match="nothing to import"):
+        spec_from(observe_vpc(client, "vme-vpc"), "us-east-1", "vme-vpc")

@@ -181,3 +181,31 @@ def export(spec: str, fmt: str, out: str) -> None:
         return
     write_output(out, text, 0o755 if fmt == "aws-cli" else None)
     note(f"wrote {out}")
+
+
+@aws.command("import")
+@click.option("--region", required=True, help="The AWS Region (e.g. us-east-1).")
+@click.option("--vpc", "vpc", required=True, help="The VPC: its id (vpc-...) or Name tag.")
+@click.option("--name", default=None, help="The fabric's name (default: from the VPC reference).")
+@click.option("--out", "out", required=True, metavar="SPEC|-", type=_Out(), help="Where to write the spec ('-': stdout).")
+def import_(region: str, vpc: str, name: str | None, out: str) -> None:
+    """Write a spec reproducing the fabric EC2 holds: the hosts whose ENIs carry a /28 prefix, a
+    route from outside the VPC, or secondary addresses; their blocks; the subnets and route tables.
+    Six reads, no write. Then `nestnet aws diff SPEC` shows no change on an untouched fabric."""
+    from ...store import write_output
+    from .ec2 import Ec2Client
+    from .importer import import_text
+    from .spec import REGION_RE
+
+    if not REGION_RE.match(region):
+        from ...errors import UsageError
+
+        raise UsageError(f"--region {region!r}: not an AWS Region name (e.g. us-east-1)")
+    from .reconcile import observe_vpc
+
+    text = import_text(observe_vpc(Ec2Client(region), vpc), region, vpc, name)
+    if out == "-":
+        click.echo(text, nl=False)
+        return
+    write_output(out, text)
+    note(f"wrote {out}")

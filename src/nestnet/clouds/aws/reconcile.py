@@ -23,7 +23,11 @@ from .plan import AwsPlan
 
 
 def observe(client: Ec2Client, want: AwsPlan) -> Observed:
-    vpc = client.vpc(want.vpc)
+    return observe_vpc(client, want.vpc, want.instance_type)
+
+
+def observe_vpc(client: Ec2Client, vpc_ref: str, instance_type: str | None = None) -> Observed:
+    vpc = client.vpc(vpc_ref)
     vpc_id = vpc["VpcId"]
     blocks = tuple(a["CidrBlock"] for a in vpc.get("CidrBlockAssociationSet") or []
                    if (a.get("CidrBlockState") or {}).get("State", "associated") == "associated") or (vpc["CidrBlock"],)
@@ -35,7 +39,7 @@ def observe(client: Ec2Client, want: AwsPlan) -> Observed:
         primary = next((n["NetworkInterfaceId"] for n in i.get("NetworkInterfaces") or []
                         if (n.get("Attachment") or {}).get("DeviceIndex") == 0), None)
         instances[i["InstanceId"]] = (_name(i), i.get("InstanceType", ""), primary)
-    types = [want.instance_type] if want.instance_type else [t for _, t, _ in instances.values() if t]
+    types = [instance_type] if instance_type else [t for _, t, _ in instances.values() if t]
     return Observed(vpc_id, blocks, subnets, enis, tables, instances, client.address_limits(types))
 
 
