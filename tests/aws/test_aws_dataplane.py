@@ -21,7 +21,7 @@ from nestnet.clouds.aws.dataplane import observed_state  # noqa: E402
 from nestnet.clouds.aws.ec2 import Ec2Client  # noqa: E402
 from nestnet.clouds.aws.reconcile import apply, observe, plan_changes  # noqa: E402
 
-PREFIX = Path(__file__).with_name("aws-prefix.yaml")
+PREFIX = Path(__file__).parents[2] / "examples" / "aws.yaml"
 NODES = ("vme-kvm-vm1", "vme-kvm-vm2", "web1", "web2", "mgmt-vm")
 
 
