@@ -407,3 +407,60 @@ def test_migration_in_the_lab_every_pair_pings_after_every_write(emulator, plan_
             assert {(p.src, p.dst) for p in lab.matrix(routed) if not p.ok} == set()
     finally:
         lab.down(routed)
+
+
+# -- import of a hand-built nic-prefix fabric, then adopt -----------------------------------------
+
+
+def test_import_of_a_hand_built_nic_prefix_fabric_then_adopt_renames_in_one_put_each(emulator, plan_of, tmp_path):
+    import os
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    from nestnet.plan import load_plan
+
+    plan = plan_of(prefix_spec())
+    ep = emulator(plan)
+    # by hand, as someone did before nestnet: a prefix per host NIC under their own names
+    static = {"privateIPAllocationMethod": "Static", "privateIPAddressPrefixLength": 28}
+    add_raw(ep, plan, NIC1, ("kvm1-block", {**static, "privateIPAddress": "10.0.1.16"}))
+    add_raw(ep, plan, NIC2, ("kvm2-block", {**static, "privateIPAddress": "10.0.1.48"}))
+    client = ep.client(plan)  # and the mgmt VM's NIC, as Terraform made it
+    mgmt = next(s for s in client.get_vnet(plan.azure.vnet)["properties"]["subnets"] if s["name"] == "mgmt-subnet")
+    client.put_nic("mgmt-vm-nic", {"location": "eastus", "properties": {"ipConfigurations": [{
+        "name": "ipconfig1", "properties": {"privateIPAllocationMethod": "Static", "privateIPAddress": "10.0.2.5",
+                                            "subnet": {"id": mgmt["id"]}}}]}}, None)
+    env = {**os.environ, "NESTNET_ARM_ENDPOINT": ep.url, "NESTNET_ARM_CA_BUNDLE": ep.ca, "NESTNET_ARM_TOKEN": "t",
+           "AZURE_SUBSCRIPTION_ID": ep.settings(plan).subscription_id}
+    nestnet = str(Path(sys.executable).with_name("nestnet"))
+    out = tmp_path / "imported" / "fabric.yaml"
+    r = subprocess.run([nestnet, "import", "--resource-group", plan.azure.resource_group, "--vnet", plan.azure.vnet,
+                        "--out", str(out), "--name", plan.name], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    text = out.read_text()
+    assert "mode: nic-prefix" in text and "from prefix ip configuration kvm1-block" in text and "route_table" not in text
+    got = load_plan(out, write=False)
+    assert {x.nic: str(x.prefix) for x in got.azure.nic_prefixes} == {NIC1: BLOCK1, NIC2: BLOCK2}
+    assert {h.nic: str(h.ip) for h in got.hosts.values()} == {h.nic: str(h.ip) for h in plan.hosts.values()}
+    assert {str(e.ip) for e in got.endpoints.values()} == {"10.0.2.5"}
+
+    def azure(*args):
+        return subprocess.run([nestnet, "azure", *args, str(out)], capture_output=True, text=True, env=env)
+
+    r = azure("diff", "--json")  # without --adopt: the blocks are someone else's configurations
+    assert r.returncode == 1 and json.loads(r.stdout)["ok"] is False and "refusing to change anything" in r.stderr
+    assert "already used by ip configuration 'kvm1-block'" in r.stderr and "run with --adopt" in r.stderr
+    r = azure("diff", "--adopt", "--json")
+    assert r.returncode == 1, r.stderr
+    changes = yaml.safe_load(r.stdout)["changes"]
+    assert [(c["action"], c["before"]["name"], c["name"]) for c in changes] == [
+        ("adopt", "kvm1-block", got.azure.nic_prefixes[0].name), ("adopt", "kvm2-block", got.azure.nic_prefixes[1].name)]
+    r = azure("apply", "--adopt", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["writes"] == 2  # one NIC PUT each: the block is never without its owner
+    assert prefixes(ep, plan, NIC1) == {"ipconfig1": ("10.0.1.10", None, True, "Static"),
+                                        got.azure.nic_prefixes[0].name: prefix(BLOCK1)}
+    r = azure("diff", "--json")
+    assert r.returncode == 0 and yaml.safe_load(r.stdout) == {"changes": []}, r.stdout + r.stderr

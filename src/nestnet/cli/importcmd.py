@@ -43,7 +43,7 @@ def import_(rg: str, vnet: str, route_table: str | None, out: str, name: str | N
         hd[k.strip()] = v.strip()
     client = ArmClient(ArmSettings.from_env(rg, None))
     v, t, nics = read(client, vnet, route_table)
-    imp = render(resource_group=rg, vnet=v, table=t, nics=nics, name=name or fabric_name(t.get("name") or vnet),
+    imp = render(resource_group=rg, vnet=v, table=t, nics=nics, name=name or fabric_name((t or {}).get("name") or vnet),
                  host_defaults=hd)
     load_source(SpecSource(path, imp.text), write=False)  # a spec nestnet itself refuses is never written
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -177,6 +177,9 @@ class Change:
             return (f"{self.action} NSG rule {self.name} in {d.get('nsg')}: allow {d.get('protocol')} "
                     f"{d.get('destinationPortRange')} from {d.get('sourceAddressPrefix')} to "
                     f"{d.get('destinationAddressPrefix')} (priority {d.get('priority')})")
+        if self.kind == "ip_config" and self.action == "adopt" and self.before and self.after:
+            return (f"adopt ip config {self.before['name']} as {self.name} on {self.nic}: "
+                    f"{self.after['privateIPAddress']} (same addresses)")
         if self.kind == "ip_config":
             ips = " => ".join(d["privateIPAddress"] for d in (self.before, self.after) if d)
             return f"{self.action} ip config {self.name} on {self.nic}: {ips}"
@@ -302,7 +305,7 @@ def diff(
     if want.table:
         changes += _table_changes(want, obs.table, prune_foreign, refusals, adopt)
     changes += _subnet_changes(want, obs.vnet, table_id, refusals)
-    changes += _ip_config_changes(want, obs.nics, refusals)
+    changes += _ip_config_changes(want, obs.nics, refusals, adopt)
     for nic in want.nics:
         have = by_name(obs.nics, nic)
         if have is None:
@@ -465,8 +468,12 @@ def _primary(cfgs: list[Mapping[str, Any]]) -> Mapping[str, Any] | None:
     return next((c for c in cfgs if (c.get("properties") or {}).get("primary")), cfgs[0] if cfgs else None)
 
 
-def _ip_config_changes(want: Desired, nics: Mapping[str, Mapping[str, Any]], refusals: list[str]) -> list[Change]:
-    """Owned secondary ip configurations on the host NICs: add, re-address, delete stale ones."""
+def _ip_config_changes(
+    want: Desired, nics: Mapping[str, Mapping[str, Any]], refusals: list[str], adopt: bool = False
+) -> list[Change]:
+    """Owned ip configurations on the host NICs: add, re-address, delete stale ones. ``adopt``: a
+    foreign non-primary configuration on the same NIC with exactly the wanted address or prefix is
+    renamed to nestnet's name in the NIC's one PUT (``nestnet import`` of a nic-prefix fabric)."""
     if not want.managed_nics:
         return []
     by_nic: dict[str, dict[str, WantIpConfig]] = {}
@@ -492,6 +499,13 @@ def _ip_config_changes(want: Desired, nics: Mapping[str, Mapping[str, Any]], ref
                 )
                 break
         have = {name_key(c["name"]): c for c in cfgs}
+        adopted: dict[str, Mapping[str, Any]] = {}  # nestnet name key -> the foreign configuration it becomes
+        if adopt:
+            by_addr = {_address(c): c for c in cfgs if c is not primary and not owned(c["name"], want.route_prefix)}
+            for key, w in wanted.items():
+                c = by_addr.pop(w.address, None) if key not in have else None
+                if c is not None:
+                    adopted[key] = c
         kept = 0  # the primary and foreign configurations
         for key, c in have.items():
             if c is primary:
@@ -501,6 +515,8 @@ def _ip_config_changes(want: Desired, nics: Mapping[str, Mapping[str, Any]], ref
                         f"the primary ip configuration of {nic_name!r} is named {c['name']!r}, which nestnet "
                         "wants for a secondary one; rename it or change azure.route_prefix"
                     )
+            elif any(a is c for a in adopted.values()):
+                released.add((name_key(nic_name), key))
             elif not owned(c["name"], want.route_prefix):
                 kept += 1
             elif key not in wanted:
@@ -508,7 +524,11 @@ def _ip_config_changes(want: Desired, nics: Mapping[str, Mapping[str, Any]], ref
                 released.add((name_key(nic_name), key))
         for key, w in wanted.items():
             c = have.get(key)
-            if c is None:
+            if key in adopted:
+                out.append(Change("adopt", "ip_config", w.name, {"name": adopted[key]["name"], "privateIPAddress":
+                                                                  _address(adopted[key])},
+                                  {"privateIPAddress": w.address}, nic_name))
+            elif c is None:
                 out.append(Change("add", "ip_config", w.name, None, {"privateIPAddress": w.address}, nic_name))
             elif c is not primary and _address(c) != w.address:
                 out.append(Change("update", "ip_config", c["name"], {"privateIPAddress": _address(c)},
@@ -537,13 +557,21 @@ def _ip_config_changes(want: Desired, nics: Mapping[str, Mapping[str, Any]], ref
         # nestnet only edits the plan's host NICs: a host taken out of the plan keeps its configurations.
         hint = (
             " (nestnet's own, on a NIC that is not in the plan: delete it there first)"
-            if owned(h[1], want.route_prefix) and by_name(dict.fromkeys(want.managed_nics, True), h[0]) is None else ""
+            if owned(h[1], want.route_prefix) and by_name(dict.fromkeys(want.managed_nics, True), h[0]) is None else
+            " (run with --adopt to rename it to nestnet's in the same NIC write)"
+            if not adopt and name_key(h[0]) == name_key(w.nic) and _same_holding(nics, h, w.address) else ""
         )
         refusals.append(
             f"{w.address} (ip configuration {w.name!r} on {w.nic!r}) is already used by ip configuration "
             f"{h[1]!r} of network interface {h[0]!r}{hint}"
         )
     return out
+
+
+def _same_holding(nics: Mapping[str, Mapping[str, Any]], holder: tuple[str, str], address: str) -> bool:
+    """Whether ip configuration ``holder`` (nic, name) holds exactly ``address`` (what --adopt takes)."""
+    nic = by_name(nics, holder[0]) or {}
+    return any(name_key(c["name"]) == name_key(holder[1]) and _address(c) == address for c in _ip_configs(nic))
 
 
 def nic_write_order(changes: list[Change]) -> list[tuple[str, bool]]:
@@ -668,6 +696,9 @@ def nic_body(nic: Mapping[str, Any], changes: list[Change]) -> dict[str, Any]:
                 if ref and name_key(ref.rsplit("/", 1)[-1]) == name_key(ch.name):
                     del c["properties"]["publicIPAddress"]
         elif ch.kind == "ip_config":
+            if ch.action == "adopt" and ch.before:  # the foreign one leaves in the PUT nestnet's arrives in
+                gone = name_key(str(ch.before["name"]))
+                cfgs = [c for c in cfgs if name_key(c["name"]) != gone]
             key = name_key(ch.name)
             i = next((i for i, c in enumerate(cfgs) if name_key(c["name"]) == key), None)
             if ch.action == "delete":

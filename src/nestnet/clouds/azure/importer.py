@@ -12,6 +12,11 @@ Reads are the reconciler's three (route table, VNet with its subnets, the resour
 
 Nothing about where packets go changes when the result is applied with ``--adopt``: the same
 prefixes to the same next hops, under nestnet's route names.
+
+A fabric without a route table whose host NICs carry prefix ip configurations (Azure's "Prefix on
+NIC", docs/decisions/0028) is imported in ``nic-prefix`` mode: each NIC with a non-primary /28
+prefix becomes a host with that block, every other NIC of the VNet an endpoint; ``--adopt`` then
+renames each prefix configuration to nestnet's name in its NIC's one PUT.
 """
 
 from __future__ import annotations
@@ -63,11 +68,43 @@ def fabric_name(raw: str) -> str:
     return s or "imported"
 
 
+def _prefix_hosts(nics: list[Mapping[str, Any]], subnet_of_id: Mapping[str, str], used_names: set[str],
+                  skipped: list[str]) -> list[dict[str, Any]]:
+    """Hosts of a nic-prefix fabric: each NIC's first non-primary prefix ip configuration."""
+    hosts: list[dict[str, Any]] = []
+    for nic in nics:
+        primary = _primary(nic)
+        found = []
+        for c in _props(nic).get("ipConfigurations") or []:
+            p = _props(c)
+            if c is primary or not p.get("privateIPAddressPrefixLength") or not p.get("privateIPAddress"):
+                continue
+            try:
+                found.append((c["name"], ip_network(f"{str(p['privateIPAddress']).partition('/')[0]}/"
+                                                    f"{p['privateIPAddressPrefixLength']}")))
+            except ValueError:
+                skipped.append(f"ip configuration {c['name']!r} of {nic['name']!r}: {p['privateIPAddress']!r} is not "
+                               "a network address")
+        if not found or not _props(primary).get("privateIPAddress"):
+            continue
+        for cname, block in found[1:]:
+            skipped.append(f"prefix {block} ({cname!r} on {nic['name']!r}): the NIC already has a block "
+                           "(nestnet gives each host one)")
+        hname, guessed = _name_of(nic)
+        while name_key(hname) in used_names:
+            hname, guessed = f"{hname}-x", True
+        used_names.add(name_key(hname))
+        subnet = subnet_of_id.get((((_props(primary).get("subnet")) or {}).get("id") or "").lower(), "")
+        hosts.append({"name": hname, "ip": str(_props(primary)["privateIPAddress"]), "nic": nic["name"],
+                      "subnet": subnet, "block": found[0][1], "guessed": guessed, "config": found[0][0]})
+    return hosts
+
+
 def render(
     *,
     resource_group: str,
     vnet: Mapping[str, Any],
-    table: Mapping[str, Any],
+    table: Mapping[str, Any] | None,
     nics: list[Mapping[str, Any]],
     name: str,
     host_defaults: Mapping[str, str] | None = None,
@@ -75,6 +112,7 @@ def render(
 ) -> Imported:
     vp = _props(vnet)
     space = [str(p) for p in (vp.get("addressSpace") or {}).get("addressPrefixes") or []]
+    table = table or {}
     table_id = (table.get("id") or "").lower()
     subnets = []
     for s in vp.get("subnets") or []:
@@ -119,13 +157,21 @@ def render(
         subnet = subnet_of_id.get((((_props(_primary(nic)).get("subnet")) or {}).get("id") or "").lower(), "")
         hosts.append({"name": hname, "ip": hop, "nic": nic["name"], "subnet": subnet, "block": block,
                       "guessed": guessed, "route": r["name"]})
+    mode = "routed"
     if not hosts:
+        hosts = _prefix_hosts(nics, subnet_of_id, used_names, skipped)
+        host_nics = {h["nic"] for h in hosts}
+        mode = "nic-prefix"
+    if not hosts:
+        where = f"route table {table.get('name')!r}: no VirtualAppliance route points" if table else (
+            f"virtual network {vnet.get('name')!r} has no route table, and no")
         raise UsageError(
-            f"route table {table.get('name')!r}: no VirtualAppliance route points at a NIC in resource group "
-            f"{resource_group!r}; nothing to import" + (f" ({'; '.join(skipped)})" if skipped else "")
+            f"{where} at a NIC in resource group {resource_group!r} (nor does any NIC carry a prefix ip "
+            "configuration); nothing to import" + (f" ({'; '.join(skipped)})" if skipped else "")
         )
 
-    associated = {s for s, _, a in subnets if a}
+    # nic-prefix: every subnet reaches the blocks by Azure's own delivery, so every NIC stays an endpoint
+    associated = {s for s, _, a in subnets if a} if mode == "routed" else {s for s, _, _ in subnets}
     endpoints: list[tuple[str, str, str, bool]] = []
     for n in nics:
         if n["name"] in host_nics:
@@ -146,10 +192,15 @@ def render(
     plen = lens.most_common(1)[0][0]
     pool, pool_why = _pool(blocks, subnets)
 
+    if mode == "routed":
+        head = [f"# route table {table.get('name')}. Apply with --adopt: the routes keep their prefixes and next hops",
+                "# and take nestnet's names. Lines marked 'guessed' are not visible in Azure: check them."]
+    else:
+        head = ["# its NICs' prefix ip configurations (nic-prefix mode, docs/decisions/0028). Apply with --adopt: each",
+                "# prefix takes nestnet's name in its NIC's one PUT. Lines marked 'guessed' are not visible in Azure."]
     out: list[str] = [
         f"# Imported by `nestnet import` from resource group {resource_group}, virtual network {vnet.get('name')},",
-        f"# route table {table.get('name')}. Apply with --adopt: the routes keep their prefixes and next hops",
-        "# and take nestnet's names. Lines marked 'guessed' are not visible in Azure: check them.",
+        *head,
         "version: 1",
         f"name: {name}",
         "azure:",
@@ -162,15 +213,16 @@ def render(
     out += [
         f"  vnet: {vnet.get('name')}",
         f"  address_space: [{', '.join(space)}]",
-        f"  route_table: {table.get('name')}",
+        *([f"  route_table: {table.get('name')}"] if mode == "routed" else []),
         "subnets:",
     ]
     for s, prefix, assoc in subnets:
         line = f"  - {{name: {s}, prefix: {prefix}"
-        out.append(line + ("}" if assoc else ", route_table: false}      # not associated with the table today"))
+        out.append(line + ("}" if assoc or mode != "routed" else
+                           ", route_table: false}      # not associated with the table today"))
     out += [
         "nested:",
-        "  mode: routed",
+        f"  mode: {mode}",
         f"  pool: {pool}       # guessed: {pool_why}",
         f"  block_prefix_len: {plen}" + ("" if len(lens) == 1 else "   # guessed: the most common block size"),
         "  guest_style: onlink       # guessed: the nested VMs' own config is not visible in Azure",
@@ -186,7 +238,8 @@ def render(
         out.append("host_defaults: {}       # guessed: uplink eth0; set uplink/bridge as the hosts have them")
     out.append("hosts:")
     for h in hosts:
-        note = f"   # from route {h['route']}" + ("; name guessed from the NIC" if h["guessed"] else "")
+        src = f"route {h['route']}" if "route" in h else f"prefix ip configuration {h['config']}"
+        note = f"   # from {src}" + ("; name guessed from the NIC" if h["guessed"] else "")
         sub = f", subnet: {h['subnet']}" if h["subnet"] else ""
         out.append(f"  - {{name: {h['name']}, ip: {h['ip']}, nic: {h['nic']}{sub}, block: {h['block']}}}{note}")
     out.append("vms: []       # nested VMs are not visible in Azure: add each with `nestnet vm add SPEC NAME --host H --ip IP`")
@@ -219,12 +272,14 @@ def _pool(blocks: list[IPv4Network], subnets: list[tuple[str, str, bool]]) -> tu
     return sup, "the smallest network holding every block today"
 
 
-def read(client: Any, vnet: str, route_table: str | None) -> tuple[dict, dict, list[dict]]:
+def read(client: Any, vnet: str, route_table: str | None) -> tuple[dict, dict | None, list[dict]]:
     """The three reads, through the ARM seam. Without ``route_table``: the one table the VNet's
     subnets use."""
     v = client.get_vnet(vnet)
     if route_table is None:
         ids = {((_props(s).get("routeTable") or {}).get("id") or "") for s in _props(v).get("subnets") or []} - {""}
+        if not ids:  # no route table: a nic-prefix fabric, or nothing to import (render says which)
+            return v, None, client.list_nics()
         if len(ids) != 1:
             found = ", ".join(sorted(_last(i) for i in ids)) or "none"
             raise UsageError(f"virtual network {vnet!r}: its subnets use {len(ids)} route tables ({found}); "

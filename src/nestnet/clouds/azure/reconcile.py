@@ -137,7 +137,7 @@ def apply(
 
     if any(c.kind == "public_ip" and c.action == "create" for c in changes):  # before the NICs naming them
         publicip.apply(client, want, obs, changes, out, want.location or _location(obs))
-    _apply_nics(client, want, obs, changes, out, table_id, prune_foreign)
+    _apply_nics(client, want, obs, changes, out, table_id, prune_foreign, adopt)
     if want.table_leaving:  # routed -> nic-prefix: every prefix is in place before its route goes
         _apply_table(client, want, obs, table_changes, out, table_id, prune_foreign, adopt)
     publicip.apply_rules(client, want, changes, out)
@@ -203,7 +203,7 @@ def _write_subnet(client: ArmClient, out: Outcome, want: Desired, c: Change, tab
 
 def _apply_nics(
     client: ArmClient, want: Desired, obs: Observed, changes: list[Change], out: Outcome, table_id: str,
-    prune_foreign: bool,
+    prune_foreign: bool, adopt: bool = False,
 ) -> None:
     """One etag-guarded PUT per NIC that changes, in an order where freed addresses go first."""
     pending = {n: [c for c in changes if c.target_nic == n] for n in {c.target_nic for c in changes} if n}
@@ -218,7 +218,7 @@ def _apply_nics(
                 # Someone else wrote the NIC: redo only this NIC's part of the diff on the fresh copy.
                 nics = {n: v for n, v in obs.nics.items() if name_key(n) != name_key(nic)}
                 fresh = diff(want, replace(obs, nics={**nics, nic: have}), table_id,
-                             prune_foreign=prune_foreign)
+                             prune_foreign=prune_foreign, adopt=adopt)
                 todo = [c for c in fresh if c.target_nic == nic and (c.action == "delete" or not deletes_only)]
             written[:] = todo
             # nic_body applies each change idempotently to the NIC as just read.
