@@ -9,7 +9,7 @@ with the goal, as ratios.
     report                 < 5 s at 1,000 hosts
     azure apply            <= 2 write requests per added host (the emulator's counts), any size
 
-1,000 x 16 runs in the routed, secondary-ip and nat modes, 4,096 x 15 in the modes that hold that
+1,000 x 16 runs in every mode (routed, secondary-ip, nat, nic-prefix), 4,096 x 15 in those that hold that
 many hosts (routed stops at azure.max_routes): secondary-ip, nat, and nic-prefix where this
 nestnet knows it. ``before`` is e.g. ``git worktree add --detach /tmp/old main`` and
 ``--before /tmp/old/src``. A run over ``--limit-mb`` of address space (default 4,000) or
@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from core.specs import fabric  # noqa: E402
 
 COMMENT = "# a comment the edits must keep\n"
-MODES_AT = {1000: ("routed", "secondary-ip", "nat"), 4096: ("secondary-ip", "nat", "nic-prefix")}
+MODES_AT = {1000: ("routed", "secondary-ip", "nat", "nic-prefix"), 4096: ("secondary-ip", "nat", "nic-prefix")}
 
 
 def goal(label: str, hosts: int) -> tuple[float | None, float | None]:
