@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from nestnet.clouds.aws.emulator import Emulator
 from nestnet.clouds.aws.plan import AwsPlan, aws_plan
 from nestnet.clouds.aws.spec import AwsSpec
 

@@ -186,7 +186,7 @@ def aws_cli(aws: AwsPlan, fabric: str) -> str:
         q = shlex.quote(f"RouteTables[0].Routes[?DestinationCidrBlock=='{r.destination}'].NetworkInterfaceId | [0]")
         out += [f"have=$(aws ec2 describe-route-tables --region \"$REGION\" --route-table-ids \"${t}\" --query {q} "
                 "--output text)",
-                f"if [ \"$have\" = None ] || [ -z \"$have\" ]; then",
+                "if [ \"$have\" = None ] || [ -z \"$have\" ]; then",
                 f"  aws ec2 create-route --region \"$REGION\" --route-table-id \"${t}\" --destination-cidr-block "
                 f"{r.destination} --network-interface-id \"${e}\" >/dev/null",
                 f"  echo \"created route {r.destination} -> ${e} in ${t}\"",

@@ -14,11 +14,12 @@ import socket
 import ssl
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 from ....errors import UsageError
+from ...azure.emulator.server import _Server as _TlsServer
 from .faults import Injector
 from .front import Front, Reply, error_xml
 
@@ -69,28 +70,11 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
+class _Server(_TlsServer):
+    """Azure's emulator's server (TLS per connection in its own thread, quiet on broken clients)
+    with EC2's front instead of ARM."""
+
     front: Front
-    tls: ssl.SSLContext
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        request.settimeout(IO_TIMEOUT)
-        try:
-            conn = self.tls.wrap_socket(request, server_side=True)
-        except (OSError, ValueError):
-            return
-        try:
-            self.RequestHandlerClass(conn, client_address, self)
-        finally:
-            try:
-                conn.close()
-            except OSError:
-                pass
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass
 
 
 class Emulator:
