@@ -112,3 +112,43 @@ def test_an_imported_spec_diffs_clean(ec2, tmp_path, mode):
     out = tmp_path / "imported.yaml"
     out.write_text(import_text(observe_vpc(client, "vme-vpc"), "us-east-1", "vme-vpc"))
     assert plan_changes(client, aws_of(load_plan(out)))[1] == []
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_randomised_ec2_breakage_is_what_the_whatif_model_says(ec2, tmp_path, seed):
+    """A random set of AWS fault kinds made for real in EC2 through boto3 (a host's prefix
+    unassigned, its route deleted, its source/destination check back on), read back through
+    `observed_state`, gives pair for pair the verdicts of the planned state with the matching
+    what-ifs (no-nic-prefix, no-user-route, nic-forwarding-off)."""
+    import random
+
+    from nestnet.faults import parse_fault
+    from nestnet.model.whatif import apply_faults
+
+    rng = random.Random(seed)
+    mode = rng.choice(["prefix", "routed"])
+    plan, state = load(spec(tmp_path, mode))
+    c = ec2.client()
+    v = make_vpc(c)
+    client = Ec2Client("us-east-1", ec2.env())
+    want = aws_of(plan)
+    obs, changes = plan_changes(client, want)
+    apply(client, want, obs, changes)
+    faults = []
+    for host in ("vme-kvm-vm1", "vme-kvm-vm2"):
+        eni, block = v.enis[host], str(plan.hosts[host].block)
+        kinds = ["no-nic-prefix"] if mode == "prefix" else ["no-user-route", "nic-forwarding-off"]
+        for kind in kinds:
+            if rng.random() < 0.5:
+                continue
+            faults.append(parse_fault(f"{kind}:{host}", plan))
+            if kind == "no-nic-prefix":
+                c.unassign_private_ip_addresses(NetworkInterfaceId=eni, Ipv4Prefixes=[block])
+            elif kind == "no-user-route":
+                c.delete_route(RouteTableId=v.table, DestinationCidrBlock=block)
+            else:
+                c.modify_network_interface_attribute(NetworkInterfaceId=eni, SourceDestCheck={"Value": True})
+    seen = verdicts(replace(state, cloud=observed_state(plan, observe(client, want))))
+    said = verdicts(apply_faults(state, faults))
+    assert {k: r.ok for k, r in seen.items()} == {k: r.ok for k, r in said.items()}, [str(f) for f in faults]
+    assert {k: r.dies_at for k, r in seen.items()} == {k: r.dies_at for k, r in said.items()}
