@@ -24,7 +24,7 @@ def random_spec(rng: random.Random, name: str, modes: tuple[str, ...] = ("routed
     hosts = []
     for i in range(n_hosts):
         # subnet style needs every block inside its host's subnet: keep those hosts in sa
-        sub = "sa" if style == "subnet" or mode == "secondary-ip" or rng.random() < 0.6 else "sb"
+        sub = "sa" if style == "subnet" or mode in ("secondary-ip", "nic-prefix") or rng.random() < 0.6 else "sb"
         third = 1 if sub == "sa" else 2
         host = {"name": f"h{i}", "ip": f"10.0.{third}.{4 + i}", "uplink": "eth1"}
         if bridges:
@@ -38,7 +38,8 @@ def random_spec(rng: random.Random, name: str, modes: tuple[str, ...] = ("routed
     endpoints = [
         {"name": f"e{k}", "ip": f"10.0.{rng.choice((1, 2, 3))}.{100 + k}"} for k in range(rng.randint(0, 2))
     ]
-    pool = {"routed": "10.0.1.128/25", "nat": "192.168.100.0/24", "secondary-ip": "10.0.1.128/25"}[mode]
+    pool = {"routed": "10.0.1.128/25", "nat": "192.168.100.0/24", "secondary-ip": "10.0.1.128/25",
+            "nic-prefix": "10.0.1.128/25"}[mode]
     return {
         "version": 1,
         "name": name,

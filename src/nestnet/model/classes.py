@@ -245,11 +245,14 @@ class _Signer:
         nic = az.nics.get(h.nic)
         nic_sig = None
         if nic is not None:
-            extra = nic.addresses - {h.ip}
+            # a NIC prefix by what it is to the host ("BLOCK": its own block), not address by
+            # address: each host's differ, and naming them would make every host special
+            extra = nic.addresses - {h.ip} - {a for p in nic.prefixes for a in p}
             nic_sig = (
                 nic.ip_forwarding,
                 nic.nsg,
                 "OWN_VMS" if extra and extra == vm_ips else tuple(sorted(str(self.addr(h, a)) for a in extra)),
+                tuple(sorted(str(self.net(h, p)) for p in nic.prefixes)),
             )
         own_routes = tuple(sorted(str(self.addr(h, r.next_hop_ip)) for r in self.user_by_prefix.get(h.block, ())))
         pointing = tuple(sorted(str(self.net(h, r.prefix)) for r in self.user_by_hop.get(h.ip, ()) if r.prefix != h.block))
