@@ -464,3 +464,24 @@ def test_import_of_a_hand_built_nic_prefix_fabric_then_adopt_renames_in_one_put_
                                         got.azure.nic_prefixes[0].name: prefix(BLOCK1)}
     r = azure("diff", "--json")
     assert r.returncode == 0 and yaml.safe_load(r.stdout) == {"changes": []}, r.stdout + r.stderr
+
+
+def test_doctor_reads_the_prefixes_arm_holds(emulator, plan_of):
+    """doctor --azure's observation (the cloud seam's observed_state): each NIC's prefixes as ARM
+    holds them, so a missing one is what the model then fails."""
+    from nestnet.doctor import observe_cloud
+    from nestnet.model import from_plan, reachability
+
+    plan = plan_of(prefix_spec())
+    ep = emulator(plan)
+    client = ep.client(plan)
+    reconcile(client, plan)
+    seen = observe_cloud(plan, client)
+    assert {n: [str(p) for p in s.prefixes] for n, s in seen.nics.items() if s.prefixes} == {
+        NIC1: [BLOCK1], NIC2: [BLOCK2]}
+    assert list(reachability(replace(from_plan(plan), azure=seen)).pairs()) == []
+    drop_config(ep, plan, NIC2, "nestnet-vme-kvm-vm2")
+    seen = observe_cloud(plan, client)
+    assert seen.nics[NIC2].prefixes == () and "10.0.1.50" not in {str(a) for a in seen.nics[NIC2].addresses}
+    failed = list(reachability(replace(from_plan(plan), azure=seen)).pairs())
+    assert failed and all("web2" in (p.src, p.dst) for p in failed)
