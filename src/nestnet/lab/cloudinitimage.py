@@ -93,11 +93,13 @@ exit 1
 """
 
 # Not ordered after sysinit.target: cloud-init.service (its network stage) runs before that, and
-# the address is there as soon as networkd has applied what cloud-init-local rendered.
+# the address is there as soon as networkd has applied what cloud-init-local rendered. After
+# resolved: once the lab sees the address, names resolve too (with resolved ordered late, a ping
+# by name right after lab up failed, seen here).
 ADDRESS_UNIT = """[Unit]
 Description=nestnet lab: report eth0's address on the console
 DefaultDependencies=no
-After=systemd-networkd.service
+After=systemd-networkd.service systemd-resolved.service
 
 [Service]
 Type=oneshot

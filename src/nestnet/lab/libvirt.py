@@ -232,7 +232,12 @@ def _answer(s: socket.socket, tag: str, buf: bytes, timeout: float, vm: str, com
 READY = b"nestnet-agent ready"
 
 
-def _await_ready(s: socket.socket, timeout: float = 5.0) -> bytes:
+# The agent reopens its port 2 s after a client left; a TCG guest on a loaded machine (load 16,
+# cloud-init's later stages running) took longer than 5 s for that (seen here): 20 s.
+READY_TIMEOUT = 20.0
+
+
+def _await_ready(s: socket.socket, timeout: float = READY_TIMEOUT) -> bytes:
     """Until the agent says it opened its port for this connection (it reopens the port after
     each client leaves; a line sent before that could be lost). What came after the banner is kept."""
     buf = b""
