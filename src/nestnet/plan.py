@@ -2,7 +2,7 @@
 
 ``build_plan(fabric, allocation)`` is a pure function; ``store.load_plan(path)`` is the usual
 entry point (read spec, check it, read/write the lock, build; re-exported here). Nothing downstream re-reads the YAML or
-derives an address on its own: renderers, the host and Azure reconcilers, ``check``, the lab and
+derives an address on its own: renderers, the host and cloud reconcilers, ``check``, the lab and
 the doctor all take a ``Plan``.
 """
 
@@ -15,7 +15,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, Mapping, NamedTuple
 
-from . import sysctl as sysctls
+from . import clouds, sysctl as sysctls
+from .clouds import CloudPlan
 from .errors import Problem, SpecError
 from .ipam import Allocation
 from .mobility import SHARED_GATEWAY, Move, local_prefixes, moves, route_name
@@ -32,11 +33,6 @@ GuestStyle = Literal["onlink", "subnet", "shared"]
 ROUTE_PROTO = 201
 ROUTE_PROTO_NAME = "nestnet"
 
-# Azure DNS (the virtual public IP every VM reaches): the hosts' forwarders ask it, from the
-# host's own address, for their nested VMs (docs/decisions/0011).
-AZURE_DNS = IPv4Address("168.63.129.16")
-
-
 class Route(NamedTuple):
     """A kernel route on a host: ``dst`` [via ``via``] dev ``dev``."""
 
@@ -45,49 +41,11 @@ class Route(NamedTuple):
     via: IPv4Address | None = None
 
 
-class AzureRoute(NamedTuple):
-    name: str
-    address_prefix: IPv4Network
-    next_hop_ip: IPv4Address
-    next_hop_type: str = "VirtualAppliance"
-
-    def to_dict(self) -> dict[str, str]:
-        return {
-            "name": self.name,
-            "address_prefix": str(self.address_prefix),
-            "next_hop_type": self.next_hop_type,
-            "next_hop_ip": str(self.next_hop_ip),
-        }
-
-
-class SecondaryIP(NamedTuple):
-    nic: str
-    name: str  # the ip configuration's name
-    ip: IPv4Address
-    subnet: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"nic": self.nic, "name": self.name, "ip": str(self.ip), "subnet": self.subnet}
-
-
-class NicPrefix(NamedTuple):
-    """A host's block as one ip configuration of its NIC (nic-prefix mode: Azure's "Prefix on NIC",
-    ``privateIPAddressPrefixLength: 28``; docs/decisions/0028)."""
-
-    nic: str
-    name: str  # the ip configuration's name
-    prefix: IPv4Network
-    subnet: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"nic": self.nic, "name": self.name, "prefix": str(self.prefix), "subnet": self.subnet}
-
-
 @dataclass(frozen=True, slots=True)
 class Subnet:
     name: str
     prefix: IPv4Network
-    gateway: IPv4Address  # Azure's gateway: first address + 1
+    gateway: IPv4Address  # the cloud's gateway: first address + 1
     route_table: bool  # associated with nestnet's route table (routed mode)
 
     @property
@@ -101,7 +59,7 @@ class Host:
     ip: IPv4Address
     subnet: str
     prefix_len: int  # of its subnet: the uplink address is ip/prefix_len
-    gateway: IPv4Address  # its subnet's Azure gateway
+    gateway: IPv4Address  # its subnet's gateway (the cloud's)
     nic: str
     uplink: str
     bridge: str
@@ -116,7 +74,7 @@ class Host:
     masquerade: Literal["none", "outside-vnet", "all"]
     vms: tuple[str, ...]  # names of its nested VMs
     migration_hook: bool = False  # install the libvirt qemu hook (docs/decisions/0013)
-    # the Azure public IP of its NIC's primary ip configuration, when its VMs expose ports: the
+    # the cloud's public IP of its NIC's primary ip configuration, when its VMs expose ports: the
     # spec's name (the user's) or None with ``exposes`` (nestnet's own, docs/decisions/0024)
     public_ip: str | None = None
     away: tuple[IPv4Address, ...] = ()  # addresses of its block whose VMs live on another host
@@ -209,7 +167,7 @@ class Forward(NamedTuple):
 
 class Expose(NamedTuple):
     """A port reachable from the internet (any mode): ``public_port`` on the host's public IP ->
-    ``port`` on the VM. Azure's public IP is 1:1 NAT to the NIC's primary private address, so the
+    ``port`` on the VM. The cloud's public IP is 1:1 NAT to the NIC's primary private address, so the
     host DNATs that address's ``public_port`` (docs/decisions/0027)."""
 
     port: int
@@ -271,47 +229,6 @@ class Endpoint:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class AzurePlan:
-    subscription_id: str | None
-    resource_group: str
-    location: str | None
-    vnet: str
-    address_space: tuple[IPv4Network, ...]
-    route_table: str | None
-    route_prefix: str  # routes nestnet owns are named <route_prefix><host>
-    max_routes: int
-    max_ip_configs: int  # per NIC (secondary-ip mode)
-    routes: tuple[AzureRoute, ...]
-    subnet_associations: tuple[str, ...]
-    nic_ip_forwarding: tuple[str, ...]
-    secondary_ips: tuple[SecondaryIP, ...]
-    cloud: str = "public"  # azure.cloud; arm_endpoint / authority_host override it
-    arm_endpoint: str | None = None
-    authority_host: str | None = None
-    private_dns_zone: str | None = None
-    nic_prefixes: tuple[NicPrefix, ...] = ()  # nic-prefix mode: one per host
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "subscription_id": self.subscription_id,
-            "resource_group": self.resource_group,
-            "location": self.location,
-            "vnet": self.vnet,
-            "address_space": [str(n) for n in self.address_space],
-            "route_table": self.route_table,
-            "route_prefix": self.route_prefix,
-            "max_routes": self.max_routes,
-            "max_ip_configs": self.max_ip_configs,
-            "routes": [r.to_dict() for r in self.routes],
-            "subnet_associations": list(self.subnet_associations),
-            "nic_ip_forwarding": list(self.nic_ip_forwarding),
-            "secondary_ips": [s.to_dict() for s in self.secondary_ips],
-            **({"nic_prefixes": [x.to_dict() for x in self.nic_prefixes]} if self.nic_prefixes else {}),
-            "private_dns_zone": self.private_dns_zone,
-        }
-
-
 def _memo_text() -> Callable[[Any], str]:
     """``str`` memoised by identity. A fabric of N hosts has N*N routes over only N distinct
     blocks and IPs (the Route tuples share those objects), and a host's VMs share its gateway:
@@ -341,11 +258,21 @@ class Plan:
     hosts: Mapping[str, Host]
     vms: Mapping[str, VM]
     endpoints: Mapping[str, Endpoint]
-    azure: AzurePlan
+    cloud: CloudPlan  # the cloud's own part (resource names, what its API must hold): nestnet.clouds
     warnings: tuple[Problem, ...]
     source: str = ""  # the spec file this plan came from (for messages)
     moves: tuple[Move, ...] = ()  # VMs living outside their block (/32 exceptions)
     dns_search: tuple[str, ...] = ()  # search domains handed to nested VMs
+
+    def __getattr__(self, name: str) -> CloudPlan:
+        # ``plan.<cloud>`` (e.g. in the cloud's package) is the cloud's part, when it is that cloud's.
+        try:
+            cloud = object.__getattribute__(self, "cloud")
+        except AttributeError:  # not initialised yet (unpickling, copy)
+            raise AttributeError(name) from None
+        if name == cloud.cloud_name:
+            return cloud
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def node_names(self) -> tuple[str, ...]:
@@ -386,7 +313,7 @@ class Plan:
                 s.name: {"prefix": str(s.prefix), "gateway": str(s.gateway), "route_table": s.route_table}
                 for s in self.subnets.values()
             },
-            "azure": self.azure.to_dict(),
+            self.cloud.cloud_name: self.cloud.to_dict(),
         }
 
     def _tail(self) -> dict[str, Any]:
@@ -501,7 +428,7 @@ class HostRoutes:
         if self._routed:
             for other, oblock, oip, osubnet, *_ in self._hosts:
                 if other != name:
-                    # on-link only within one subnet; else Azure's gateway (and user route) delivers
+                    # on-link only within one subnet; else the cloud's gateway (and user route) delivers
                     out.append(Route(oblock, l3, oip if osubnet == subnet else gateway))
         out.append(Route(block, bridge))
         for m in self._moves:  # a /32 per exception: delivered here, or sent where the VM lives
@@ -543,7 +470,7 @@ def build_plan(fabric: ResolvedSpec, alloc: Allocation, source: str = "", warnin
         hosts=MappingProxyType(hosts),
         vms=MappingProxyType(vms),
         endpoints=MappingProxyType(endpoints),
-        azure=_azure(fabric, subnets, hosts, vms, moved),
+        cloud=clouds.get(clouds.cloud_of(spec)).plan(fabric, subnets, hosts, vms, moved),
         warnings=tuple(fabric.warnings if warnings is None else warnings),
         source=source,
         moves=moved,
@@ -553,7 +480,7 @@ def build_plan(fabric: ResolvedSpec, alloc: Allocation, source: str = "", warnin
 
 def plan_moves(fabric: ResolvedSpec, alloc: Allocation) -> tuple[Move, ...]:
     """VMs living outside their host's block (validate.check_allocation refuses them outside
-    routed mode and over azure.max_routes)."""
+    routed mode and over the cloud's route limit)."""
     return moves(((v.name, alloc.vm_ips[v.name], v.host) for v in fabric.vms.values()), alloc.blocks)
 
 
@@ -573,7 +500,7 @@ def _hosts(fabric: ResolvedSpec, alloc: Allocation, subnets: dict[str, Subnet], 
         moved,
     )
     masq = _masquerade(fabric)
-    # Never leased dynamically: planned VMs, NICs, endpoints, Azure's reserved addresses.
+    # Never leased dynamically: planned VMs, NICs, endpoints, the cloud's reserved addresses.
     taken = {int(a) for a in alloc.vm_ips.values()} | {int(h.ip) for h in fabric.hosts.values()}
     taken |= {int(e.ip) for e in fabric.endpoints.values()}
     taken |= {int(a) for s in subnets.values() for a in s.reserved}
@@ -629,7 +556,7 @@ def _dynamic(fabric: ResolvedSpec, hs: HostSpec) -> bool:
 
 
 def _search(fabric: ResolvedSpec) -> tuple[str, ...]:
-    zone = fabric.spec.azure.private_dns_zone
+    zone = clouds.section(fabric.spec).private_dns_zone
     given = fabric.spec.nested.dns_search
     return tuple(given if given is not None else ([zone] if zone else []))
 
@@ -760,49 +687,6 @@ def _exposes(fabric: ResolvedSpec, hosts: Mapping[str, Host]) -> dict[str, tuple
     if problems:
         raise SpecError(problems)
     return out
-
-
-def _azure(
-    fabric: ResolvedSpec, subnets: dict[str, Subnet], hosts: dict[str, Host], vms: dict[str, VM], moved: tuple[Move, ...]
-) -> AzurePlan:
-    az, mode = fabric.spec.azure, fabric.spec.nested.mode
-    aroutes: tuple[AzureRoute, ...] = ()
-    assoc: tuple[str, ...] = ()
-    fwd: tuple[str, ...] = ()
-    if mode == "routed":
-        aroutes = tuple(AzureRoute(f"{az.route_prefix}{h.name}", h.block, h.ip) for h in hosts.values())
-        aroutes += tuple(AzureRoute(route_name(az.route_prefix, m.vm), IPv4Network(m.ip), hosts[m.host].ip) for m in moved)
-        assoc = tuple(s.name for s in subnets.values() if s.route_table)
-        fwd = tuple(h.nic for h in hosts.values())
-    secondary: tuple[SecondaryIP, ...] = ()
-    if mode == "secondary-ip":
-        secondary = tuple(
-            SecondaryIP(hosts[v.host].nic, f"{az.route_prefix}{v.name}", v.ip, hosts[v.host].subnet)
-            for v in vms.values()
-        )
-    prefixes: tuple[NicPrefix, ...] = ()
-    if mode == "nic-prefix":
-        prefixes = tuple(NicPrefix(h.nic, f"{az.route_prefix}{h.name}", h.block, h.subnet) for h in hosts.values())
-    return AzurePlan(
-        subscription_id=az.subscription_id,
-        resource_group=az.resource_group,
-        location=az.location,
-        vnet=az.vnet,
-        address_space=fabric.address_space,
-        route_table=az.route_table,
-        route_prefix=az.route_prefix,
-        max_routes=az.max_routes,
-        max_ip_configs=az.max_ip_configs,
-        routes=aroutes,
-        subnet_associations=assoc,
-        nic_ip_forwarding=fwd,
-        secondary_ips=secondary,
-        cloud=az.cloud,
-        arm_endpoint=az.arm_endpoint,
-        authority_host=az.authority_host,
-        private_dns_zone=az.private_dns_zone,
-        nic_prefixes=prefixes,
-    )
 
 
 # Loading reads files, so it lives at the edge (store.py); these keep the old entry points.

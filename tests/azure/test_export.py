@@ -15,7 +15,7 @@ import pytest
 from azure_helpers import fake_az, seed_spec
 from nestnet.clouds.azure.export import az_script, terraform, write_export
 from nestnet.errors import UsageError
-from nestnet.plan import AzureRoute
+from nestnet.clouds.azure.plan import AzureRoute
 
 GOLDEN = Path(__file__).parent / "golden"
 REGEN = os.environ.get("NESTNET_REGEN_GOLDEN") == "1"
@@ -89,7 +89,7 @@ def hostile_plan(plan):
         routes=(AzureRoute(h["route"], plan.azure.routes[0].address_prefix, plan.azure.routes[0].next_hop_ip),),
         subscription_id="sub $(id)",
     )
-    return replace(plan, name=h["fabric"], azure=az, source="evil\nsource.yaml")
+    return replace(plan, name=h["fabric"], cloud=az, source="evil\nsource.yaml")
 
 
 def test_az_script_passes_hostile_names_verbatim(seed_plan, tmp_path):

@@ -232,7 +232,7 @@ def test_location_from_the_vnet_when_the_spec_has_none(emulator, plan_of):
     spec = fabric_spec(2)
     del spec["azure"]["location"]
     plan = plan_of(spec)
-    seeded = replace(plan, azure=replace(plan.azure, location="northeurope"))
+    seeded = replace(plan, cloud=replace(plan.azure, location="northeurope"))
     ep = emulator(seeded)
     reconcile(ep.client(plan), plan)
     table, routes, _, _ = read_back(ep, plan)

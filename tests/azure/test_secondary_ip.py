@@ -458,7 +458,7 @@ def test_terraform_golden_and_parses(sec_plan):
 
 def test_az_script_golden_and_runs_against_a_recording_az(sec_plan, tmp_path):
     check_golden("secondary-az.sh", az_script(sec_plan))
-    hostile = replace(sec_plan, azure=replace(sec_plan.azure, resource_group="rg'; touch PWNED; echo '",
+    hostile = replace(sec_plan, cloud=replace(sec_plan.azure, resource_group="rg'; touch PWNED; echo '",
                                               subscription_id="sub $(id)"))
     script = write_export(hostile, "az", tmp_path / "out")
     env, log, state = fake_az(tmp_path, {"nics": {NIC1: {}, NIC2: {}}})

@@ -37,6 +37,10 @@ class ToyCloud:
     name = "toycloud"
     export_formats = ("text",)
 
+    # --- plan: the toy's routes and forwarding are the ones Azure's part of the plan names
+    def plan(self, *parts: Any) -> Any:
+        return cloud.get("azure").plan(*parts)
+
     # --- control plane
     def client(self, plan: Any, env: Mapping[str, str] | None = None) -> ToyApi:
         return ToyApi(forwarding={h.nic: False for h in plan.hosts.values()})

@@ -6,6 +6,8 @@ is the first implementation, wrapping ``nestnet.clouds.azure`` without changing 
 would have to provide (AWS, Google Cloud) is recorded in docs/decisions/0016-cloud-seam.md; a
 test-only second cloud (tests/check/test_cloud_seam.py) runs ``check``'s model unchanged.
 
+    plan (pure, in ``build_plan``):
+        plan(fabric, subnets, hosts, vms, moved) -> the cloud's part of the Plan (a ``CloudPlan``)
     control plane (``nestnet <cloud> diff|apply|export``):
         client(plan, env)                    -> a client of the cloud's API (credentials from env)
         desired(plan)                        -> what the cloud must hold (pure)
@@ -21,20 +23,51 @@ test-only second cloud (tests/check/test_cloud_seam.py) runs ``check``'s model u
 
 from __future__ import annotations
 
+from importlib import import_module
 from ipaddress import IPv4Address, IPv4Network
 from typing import TYPE_CHECKING, Any, Mapping, Protocol, runtime_checkable
 
 from ..errors import UsageError
 
 if TYPE_CHECKING:
+    from ..mobility import Move
     from ..model.state import CloudState
-    from ..plan import Plan
+    from ..plan import VM, Host, Plan, Subnet
+    from ..validate import ResolvedSpec
+
+
+class CloudSpec(Protocol):
+    """What the core reads of a spec's cloud section (``azure:``, ...)."""
+
+    @property
+    def private_dns_zone(self) -> str | None: ...  # nested VMs' records kept there; their search domain
+
+
+class CloudPlan(Protocol):
+    """What the core reads of a cloud's part of the Plan (``plan.cloud``; ``plan.<cloud name>`` too)."""
+
+    @property
+    def cloud_name(self) -> str: ...  # the cloud's name: the key of its part in the plan's JSON
+
+    @property
+    def resolver(self) -> IPv4Address: ...  # the cloud's DNS resolver, asked by the hosts' forwarders
+
+    @property
+    def resolver_name(self) -> str: ...  # its name in words (comments in generated files)
+
+    def to_dict(self) -> dict[str, Any]: ...
 
 
 @runtime_checkable
 class Cloud(Protocol):
     name: str  # as in `nestnet <name> apply`
     export_formats: tuple[str, ...]
+
+    # plan
+    def plan(
+        self, fabric: "ResolvedSpec", subnets: dict[str, "Subnet"], hosts: dict[str, "Host"],
+        vms: dict[str, "VM"], moved: tuple["Move", ...],
+    ) -> CloudPlan: ...
 
     # control plane
     def client(self, plan: "Plan", env: Mapping[str, str] | None = None) -> Any: ...
@@ -51,7 +84,10 @@ class Cloud(Protocol):
 
 
 _CLOUDS: dict[str, Cloud] = {}
-DEFAULT = "azure"
+# The cloud packages under nestnet.clouds, each registering itself from its ``cloud`` module when
+# first asked for (the only place outside the packages that names them).
+PACKAGES = ("azure",)
+DEFAULT = PACKAGES[0]
 
 
 def register(cloud: Cloud) -> Cloud:
@@ -61,8 +97,8 @@ def register(cloud: Cloud) -> Cloud:
 
 
 def get(name: str = DEFAULT) -> Cloud:
-    if name == DEFAULT and DEFAULT not in _CLOUDS:
-        from .azure import cloud  # noqa: F401 - registers itself
+    if name in PACKAGES and name not in _CLOUDS:
+        import_module(f"{__name__}.{name}.cloud")  # registers itself
     try:
         return _CLOUDS[name]
     except KeyError:
@@ -72,3 +108,14 @@ def get(name: str = DEFAULT) -> Cloud:
 def names() -> tuple[str, ...]:
     get()  # the default is always there
     return tuple(sorted(_CLOUDS))
+
+
+def cloud_of(spec: object) -> str:
+    """The cloud a spec is for: the name of its cloud section (``azure:``, ...)."""
+    return next((n for n in PACKAGES if getattr(spec, n, None) is not None), DEFAULT)
+
+
+def section(spec: object) -> CloudSpec:
+    """The spec's cloud section."""
+    sec: CloudSpec = getattr(spec, cloud_of(spec))
+    return sec

@@ -33,7 +33,7 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 from ..errors import HostError
-from ..plan import AZURE_DNS, Host, Plan
+from ..plan import Host, Plan
 
 CONF = "etc/nestnet/dnsmasq.conf"
 UNIT_NAME = "nestnet-dnsmasq.service"
@@ -79,10 +79,10 @@ def render_conf(plan: Plan, host: Host) -> str:
         "except-interface=lo",
         # binds the bridge's addresses only, also when the bridge appears after dnsmasq starts
         "bind-dynamic",
-        "# DNS: forward to Azure DNS, asked from this host's own address",
+        f"# DNS: forward to {plan.cloud.resolver_name}, asked from this host's own address",
         "no-resolv",
         "no-hosts",
-        f"server={AZURE_DNS}",
+        f"server={plan.cloud.resolver}",
         "cache-size=1000",
         "# DHCP",
         "dhcp-authoritative",

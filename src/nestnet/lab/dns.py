@@ -31,7 +31,8 @@ from typing import Mapping
 
 from ..errors import LabError
 from ..netns import run_in
-from ..plan import AZURE_DNS, Plan
+from ..clouds.azure.plan import AZURE_DNS
+from ..plan import Plan
 from .topology import INTERNET_IP, Topology
 
 INTERNET_NAME = "www.example.com"  # RFC 2606: reserved for examples, never a real site

@@ -12,7 +12,7 @@ from __future__ import annotations
 from ipaddress import IPv4Network
 
 from ..netns import run_in
-from ..plan import AZURE_DNS
+from ..clouds.azure.plan import AZURE_DNS
 from .azure import NSG_TABLE, PIP_TABLE, CloudState, SdnChanges, SdnConfig, RouteKey, desired, diff, system_routes
 from .ovs import tx_checksum_off
 from .sysio import ip_batch, ip_json, nft, nft_json, write_sysctls

@@ -9,6 +9,7 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Any, Mapping
 
 from .facts import reserved_addresses
+from .plan import AzurePlan, build
 from ...model.state import CloudState, azure_from_plan
 from .. import register
 
@@ -16,6 +17,9 @@ from .. import register
 class AzureCloud:
     name = "azure"
     export_formats = ("terraform", "az")
+
+    def plan(self, fabric: Any, subnets: Any, hosts: Any, vms: Any, moved: Any) -> AzurePlan:
+        return build(fabric, subnets, hosts, vms, moved)
 
     def client(self, plan: Any, env: Mapping[str, str] | None = None) -> Any:
         from .arm import ArmClient, settings_for
