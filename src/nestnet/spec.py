@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, Field, ValidationError, create_model, field_validator
 
+from . import clouds
 from .errors import Problem, SpecError
 
 SPEC_VERSION = 1
@@ -25,46 +26,10 @@ SPEC_VERSION = 1
 FABRIC_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,22}[a-z0-9])?$")
 # Hostname label / VM / endpoint names: safe in shells, Azure names and file names.
 NODE_NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
-# Azure resource names: alphanumerics, '_', '.', '-'; start alnum; end alnum or '_'.
-AZURE_NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,78}[A-Za-z0-9_])?$")
 # Linux interface names: at most 15 bytes, no '/', whitespace or ':'.
 IFNAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$")
 MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
-# A DNS domain (zone or search domain): dot-separated labels, no trailing dot.
-DOMAIN_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$")
-
-
-def _domain(v: str) -> str:
-    v = v.lower()
-    if not DOMAIN_RE.match(v):
-        raise ValueError("not a DNS domain (labels of a-z, 0-9, '-', at least two, no trailing dot)")
-    return v
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
-
-
-class AzureSpec(_Model):
-    subscription_id: str | None = None
-    resource_group: str
-    location: str | None = None
-    vnet: str
-    address_space: list[str] = Field(min_length=1)
-    route_table: str | None = None
-    max_routes: int = Field(400, ge=1, le=1000)
-    max_ip_configs: int = Field(256, ge=1, le=256)
-    route_prefix: str = "nestnet-"
-    # Which Azure cloud ARM and the credential talk to; arm_endpoint/authority_host override it.
-    cloud: Literal["public", "usgov", "china"] = "public"
-    arm_endpoint: str | None = None
-    authority_host: str | None = None
-    private_dns_zone: str | None = None  # nested VMs' A records kept there by `azure apply`
-
-    @field_validator("private_dns_zone")
-    @classmethod
-    def _zone(cls, v: str | None) -> str | None:
-        return _domain(v) if isinstance(v, str) else v
+from .specbase import DOMAIN_RE, _domain, _Model  # noqa: F401 - the spec's base, shared with the clouds' sections
 
 
 class SubnetSpec(_Model):
@@ -151,16 +116,37 @@ class EndpointSpec(_Model):
     subnet: str | None = None
 
 
-class Spec(_Model):
+class _SpecHead(_Model):
     version: int
     name: str
-    azure: AzureSpec
+
+
+# The cloud sections (``azure:``, ...): one optional key per cloud package, each its package's
+# model (nestnet.clouds.sections); a spec has exactly one (_one_cloud below).
+_SECTIONS = clouds.sections()
+_SpecClouds = create_model(  # type: ignore[call-overload]
+    "_SpecClouds", __base__=_SpecHead, **{n: (m | None, None) for n, m in _SECTIONS.items()}
+)
+
+
+class Spec(_SpecClouds):  # type: ignore[misc, valid-type]
     subnets: list[SubnetSpec] = Field(min_length=1)
     nested: NestedSpec
     host_defaults: dict[str, Any] = Field(default_factory=dict)
     hosts: list[HostSpec] = Field(min_length=1)
     vms: list[VMSpec] = Field(default_factory=list)
     endpoints: list[EndpointSpec] = Field(default_factory=list)
+
+
+# A spec with no cloud section reads as one missing the default cloud's (pydantic's "missing", in
+# field order, as when that section was the only one).
+_SpecDefault = create_model(  # type: ignore[call-overload]
+    "Spec", __base__=Spec, **{clouds.DEFAULT: (_SECTIONS[clouds.DEFAULT], ...)}
+)
+
+
+def _spec_model(data: dict[str, Any]) -> type[Spec]:
+    return Spec if any(k in data for k in _SECTIONS) else _SpecDefault
 
 
 # --------------------------------------------------------------------------------------------
@@ -462,7 +448,7 @@ def _loc_to_path(loc: tuple[Any, ...]) -> str:
 
 _FIELDS_AT: dict[str, type[BaseModel]] = {
     "": Spec,
-    "azure": AzureSpec,
+    **_SECTIONS,
     "subnets": SubnetSpec,
     "nested": NestedSpec,
     "nested.dhcp": DhcpSpec,
@@ -540,8 +526,11 @@ def structure(data: Any, source: SpecSource) -> "StructureResult":
         raise SpecError(source.locate([Problem("version", msg)]))
     data = dict(data)
     problems = _apply_host_defaults(data)
+    given = [k for k in _SECTIONS if k in data]
+    if len(given) > 1:
+        problems.append(Problem(given[1], f"a spec has one cloud section; {given[0]!r} is given already"))
     try:
-        spec = Spec.model_validate(data)
+        spec = _spec_model(data).model_validate(data)
     except ValidationError as exc:
         problems += _pydantic_problems(exc)
         # Unknown keys (typos) alone still leave a usable spec: drop them and go on, so the
@@ -550,7 +539,7 @@ def structure(data: Any, source: SpecSource) -> "StructureResult":
             for err in exc.errors():
                 _drop(data, tuple(err["loc"]))
             try:
-                return StructureResult(Spec.model_validate(data), source.locate(problems))
+                return StructureResult(_spec_model(data).model_validate(data), source.locate(problems))
             except ValidationError:
                 pass
         raise SpecError(source.locate(problems)) from None

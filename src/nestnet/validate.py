@@ -17,7 +17,8 @@ from typing import Any
 from .clouds.azure.facts import NIC_PREFIX_LEN, name_key
 from .clouds.azure.facts import reserved_addresses  # noqa: F401 - one definition, re-exported
 from .errors import Problem, SpecError
-from .spec import AZURE_NAME_RE, FABRIC_NAME_RE, IFNAME_RE, MAC_RE, NODE_NAME_RE, HostSpec, Spec
+from .clouds.azure.spec import AZURE_NAME_RE
+from .spec import FABRIC_NAME_RE, IFNAME_RE, MAC_RE, NODE_NAME_RE, HostSpec, Spec
 
 from .env import GUID_RE  # one rule for a subscription id, from the spec or the environment
 # Azure region names as ARM spells them: 'eastus', 'westeurope', 'eastus2euap'.

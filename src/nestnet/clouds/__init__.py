@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any, Mapping, Protocol, runtime_checkable
 from ..errors import UsageError
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from ..mobility import Move
     from ..model.state import CloudState
     from ..plan import VM, Host, Plan, Subnet
@@ -119,3 +121,9 @@ def section(spec: object) -> CloudSpec:
     """The spec's cloud section."""
     sec: CloudSpec = getattr(spec, cloud_of(spec))
     return sec
+
+
+def sections() -> "dict[str, type[BaseModel]]":
+    """Each cloud package's spec section model (``nestnet.clouds.<cloud>.spec.SECTION``), by the
+    section's key (the cloud's name)."""
+    return {n: import_module(f"{__name__}.{n}.spec").SECTION for n in PACKAGES}
