@@ -21,7 +21,6 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Iterator, Literal, Mapping, Sequence
 
 from .. import sysctl as sysctls
-from ..clouds.azure.facts import none_routes, own_public_ip_name, reserved_addresses
 from ..firewall import FORWARD_CHAIN, FwdPacket, FwRule, MasqRule, Policy, policy_for
 from ..plan import Host, Plan, Route
 from .nsg import Nsg, Tags
@@ -141,11 +140,12 @@ class CloudState:
         return Tags((*self.address_space, *self.peered_space, *(r.prefix for r in self.user_routes)))
 
     @classmethod
-    def from_plan(cls, plan: Plan, cloud: str = "azure") -> "CloudState":
-        """The planned data plane of ``plan`` in ``cloud`` (the cloud seam's ``planned_state``)."""
+    def from_plan(cls, plan: Plan, cloud: str | None = None) -> "CloudState":
+        """The planned data plane of ``plan`` in ``cloud`` (the cloud seam's ``planned_state``;
+        by default the plan's own cloud)."""
         from ..clouds import get
 
-        return get(cloud).planned_state(plan)
+        return get(cloud or plan.cloud.cloud_name).planned_state(plan)
 
     def unconfigured(self) -> "CloudState":
         """Azure before nestnet wrote anything: no user routes, no associations, no forwarding."""
@@ -304,53 +304,7 @@ def endpoint_nic(endpoint: str) -> str:
     return f"{endpoint}-nic"
 
 
-def azure_from_plan(plan: Plan) -> CloudState:
-    """Azure once nestnet has applied ``plan``: the route table, associations, NIC forwarding."""
-    az = plan.azure
-    subnets = {
-        s.name: SubnetState(s.name, s.prefix, s.gateway, s.name in az.subnet_associations, reserved_addresses(s.prefix))
-        for s in plan.subnets.values()
-    }
-    secondary: dict[str, set[IPv4Address]] = {}
-    for s in az.secondary_ips:
-        secondary.setdefault(s.nic, set()).add(s.ip)
-    prefixes: dict[str, tuple[IPv4Network, ...]] = {}
-    for x in getattr(az, "nic_prefixes", ()):
-        prefixes[x.nic] = (*prefixes.get(x.nic, ()), x.prefix)
-    forwarding = set(az.nic_ip_forwarding)
-    nics: dict[str, NicState] = {}
-    for h in plan.hosts.values():
-        own = prefixes.get(h.nic, ())
-        nics[h.nic] = NicState(
-            h.nic, h.subnet, h.name, frozenset({h.ip, *secondary.get(h.nic, ()), *(a for p in own for a in p)}),
-            h.nic in forwarding, prefixes=own,
-        )
-    for e in plan.endpoints.values():
-        nic = endpoint_nic(e.name)
-        nics[nic] = NicState(nic, e.subnet, e.name, frozenset({e.ip}), False)
-    return CloudState(
-        address_space=plan.address_space,
-        route_table=az.route_table,
-        subnets=subnets,
-        user_routes=tuple(UserRoute(r.name, r.address_prefix, r.next_hop_ip) for r in az.routes),
-        nics=nics,
-        resource_group=az.resource_group,
-        none_routes=none_routes(tuple(plan.address_space)),
-        public_ips=planned_public_ips(plan),
-        owned_by_nic=plan.mode in ("secondary-ip", "nic-prefix"),
-    )
-
-
-def planned_public_ips(plan: Plan) -> tuple[PublicIp, ...]:
-    """The public IPs of hosts whose VMs expose ports, at stand-in addresses (the i-th host of the
-    plan gets ``PUBLIC_STANDIN[i + 1]``). Open to inbound: the plan's NSG rules allow the exposed
-    ports (``azure diff`` names the rules an NSG nestnet may not change lacks)."""
-    exposed = {v.host for v in plan.vms.values() if v.exposes}
-    return tuple(PublicIp(h.public_ip or own_public_ip_name(plan.azure.route_prefix, h.name), PUBLIC_STANDIN[i + 1], h.nic)
-                 for i, h in enumerate(plan.hosts.values()) if h.name in exposed)
-
-
-def from_plan(plan: Plan, cloud: str = "azure") -> State:
+def from_plan(plan: Plan, cloud: str | None = None) -> State:
     """The desired state: what the cloud and every host look like once nestnet has applied
     ``plan``; the cloud's part through the cloud seam (``nestnet.clouds``)."""
     azure = CloudState.from_plan(plan, cloud)

@@ -10,7 +10,8 @@ from typing import Any, Mapping
 
 from .facts import reserved_addresses
 from .plan import AzurePlan, build
-from ...model.state import CloudState, azure_from_plan
+from ...model.state import CloudState
+from .dataplane import planned_state
 from .. import register
 
 
@@ -53,7 +54,7 @@ class AzureCloud:
         return {"terraform": terraform, "az": az_script}[fmt](plan)
 
     def planned_state(self, plan: Any) -> CloudState:
-        return azure_from_plan(plan)
+        return planned_state(plan)
 
     def observed_state(self, plan: Any, client: Any) -> CloudState:
         """Route table, subnet associations, NIC forwarding and the NSGs on subnets and NICs as ARM

@@ -13,7 +13,55 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Any, Mapping
 
 from ...model.nsg import Nsg, NsgRule
-from ...model.state import CloudState, NicState, UserRoute
+from ...model.state import PUBLIC_STANDIN, CloudState, NicState, PublicIp, SubnetState, UserRoute, endpoint_nic
+from ...plan import Plan
+from .facts import none_routes, own_public_ip_name, reserved_addresses
+
+
+def planned_state(plan: Plan) -> CloudState:
+    """Azure once nestnet has applied ``plan``: the route table, associations, NIC forwarding."""
+    az = plan.azure
+    subnets = {
+        s.name: SubnetState(s.name, s.prefix, s.gateway, s.name in az.subnet_associations, reserved_addresses(s.prefix))
+        for s in plan.subnets.values()
+    }
+    secondary: dict[str, set[IPv4Address]] = {}
+    for s in az.secondary_ips:
+        secondary.setdefault(s.nic, set()).add(s.ip)
+    prefixes: dict[str, tuple[IPv4Network, ...]] = {}
+    for x in getattr(az, "nic_prefixes", ()):
+        prefixes[x.nic] = (*prefixes.get(x.nic, ()), x.prefix)
+    forwarding = set(az.nic_ip_forwarding)
+    nics: dict[str, NicState] = {}
+    for h in plan.hosts.values():
+        own = prefixes.get(h.nic, ())
+        nics[h.nic] = NicState(
+            h.nic, h.subnet, h.name, frozenset({h.ip, *secondary.get(h.nic, ()), *(a for p in own for a in p)}),
+            h.nic in forwarding, prefixes=own,
+        )
+    for e in plan.endpoints.values():
+        nic = endpoint_nic(e.name)
+        nics[nic] = NicState(nic, e.subnet, e.name, frozenset({e.ip}), False)
+    return CloudState(
+        address_space=plan.address_space,
+        route_table=az.route_table,
+        subnets=subnets,
+        user_routes=tuple(UserRoute(r.name, r.address_prefix, r.next_hop_ip) for r in az.routes),
+        nics=nics,
+        resource_group=az.resource_group,
+        none_routes=none_routes(tuple(plan.address_space)),
+        public_ips=planned_public_ips(plan),
+        owned_by_nic=plan.mode in ("secondary-ip", "nic-prefix"),
+    )
+
+
+def planned_public_ips(plan: Plan) -> tuple[PublicIp, ...]:
+    """The public IPs of hosts whose VMs expose ports, at stand-in addresses (the i-th host of the
+    plan gets ``PUBLIC_STANDIN[i + 1]``). Open to inbound: the plan's NSG rules allow the exposed
+    ports (``azure diff`` names the rules an NSG nestnet may not change lacks)."""
+    exposed = {v.host for v in plan.vms.values() if v.exposes}
+    return tuple(PublicIp(h.public_ip or own_public_ip_name(plan.azure.route_prefix, h.name), PUBLIC_STANDIN[i + 1], h.nic)
+                 for i, h in enumerate(plan.hosts.values()) if h.name in exposed)
 
 
 def _props(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
