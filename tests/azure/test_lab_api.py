@@ -9,8 +9,8 @@ import pytest
 from azure_helpers import seed_spec
 from nestnet import lab
 from nestnet.clouds.azure.reconcile import reconcile
-from nestnet.lab import sdn
-from nestnet.lab.azure import from_emulator
+from nestnet.clouds.azure import sdn
+from nestnet.clouds.azure.lab import from_emulator
 from nestnet.lab.topology import Topology
 
 pytestmark = pytest.mark.root

@@ -12,7 +12,7 @@ import pytest
 from azure_helpers import check_azure, seed_spec, write_spec
 from nestnet import lab
 from nestnet.clouds.azure.reconcile import reconcile
-from nestnet.lab.azure import lab_programmer
+from nestnet.clouds.azure.lab import lab_programmer
 
 DENY = {"protocol": "*", "sourceAddressPrefix": "10.0.2.5", "destinationAddressPrefix": "10.0.1.51",
         "access": "Deny", "sourcePortRange": "*", "destinationPortRange": "*", "priority": 100, "direction": "Inbound"}

@@ -13,7 +13,7 @@ import pytest
 from azure_helpers import check_azure, write_spec
 from nestnet import lab
 from nestnet.clouds.azure.reconcile import reconcile
-from nestnet.lab.azure import lab_programmer
+from nestnet.clouds.azure.lab import lab_programmer
 from nestnet.model import Probe
 from nestnet.model.groups import expand
 

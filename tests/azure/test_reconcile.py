@@ -240,7 +240,7 @@ def test_location_from_the_vnet_when_the_spec_has_none(emulator, plan_of):
 
 
 def test_lab_state_follows_the_emulator(emulator, plan_of):
-    from nestnet.lab.azure import CloudState, from_emulator
+    from nestnet.clouds.azure.lab import CloudState, from_emulator
 
     plan = plan_of(seed_spec())
     seen = []

@@ -66,7 +66,7 @@ def _differential(tmp_path: Path, seeds: range, nsgs: bool, ports: bool = False)
 
     from nestnet.model.nsg import ICMP, Probe
 
-    from nestnet.lab import sdn
+    from nestnet.clouds.azure import sdn
     from nestnet.lab.topology import Topology
 
     compared = racy = by_nsg = 0

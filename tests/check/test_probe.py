@@ -224,7 +224,7 @@ def test_the_lab_agrees_with_real_connects_and_pings(tmp_path):
     import os
 
     lab = pytest.importorskip("nestnet.lab")
-    from nestnet.lab import sdn
+    from nestnet.clouds.azure import sdn
     from nestnet.lab.topology import Topology
 
     from .fabrics import write_plan

@@ -16,7 +16,7 @@ import pytest
 from nestnet import lab
 from nestnet.errors import LabError, UsageError
 from nestnet.faults import Fault
-from nestnet.lab import sdn
+from nestnet.clouds.azure import sdn
 from nestnet.lab.core import state_dir
 from nestnet.lab.topology import Topology
 from nestnet.host import apply as host_apply

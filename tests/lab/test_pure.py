@@ -12,10 +12,10 @@ import pytest
 
 from nestnet.errors import UsageError
 from nestnet.faults import Fault
-from nestnet.lab.azure import CloudState, SdnConfig, desired, diff, with_faults
+from nestnet.clouds.azure.lab import CloudState, SdnConfig, desired, diff, with_faults
 from nestnet.model.state import UserRoute
 from nestnet.lab.demo import checks
-from nestnet.lab.sdn import render_nft
+from nestnet.clouds.azure.sdn import render_nft
 from nestnet.lab.matrix import addresses, pairs_from, parse_alive
 from nestnet.lab.topology import INTERNET, Topology, nic_mac, ns_name, port_name
 

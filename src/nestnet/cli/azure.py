@@ -302,7 +302,7 @@ def emulator(
         arm.seed(plan)
         sub = plan.azure.subscription_id or sub
         if program_lab:
-            from ..lab.azure import lab_programmer
+            from ..clouds.azure.lab import lab_programmer
             from ..lab.core import is_up
 
             if not is_up(plan.name):

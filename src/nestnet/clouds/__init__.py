@@ -19,19 +19,23 @@ test-only second cloud (tests/check/test_cloud_seam.py) runs ``check``'s model u
         planned_state(plan)                  -> the data plane once ``apply`` is done (pure)
         observed_state(plan, client)         -> the data plane as the cloud's API reports it
         reserved(prefix)                     -> addresses of a subnet the cloud never delivers
+    lab (``nestnet lab``):
+        lab_fabric()                         -> the cloud's network in the lab's SDN namespace (``LabFabric``)
 """
 
 from __future__ import annotations
 
 from importlib import import_module
 from ipaddress import IPv4Address, IPv4Network
-from typing import TYPE_CHECKING, Any, Mapping, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Protocol, runtime_checkable
 
 from ..errors import UsageError
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
+    from ..faults import Fault
+    from ..lab.topology import Topology
     from ..mobility import Move
     from ..model.state import CloudState
     from ..plan import VM, Host, Plan, Subnet
@@ -60,6 +64,18 @@ class CloudPlan(Protocol):
     def to_dict(self) -> dict[str, Any]: ...
 
 
+class LabFabric(Protocol):
+    """The cloud's network emulated in the lab's SDN namespace (nn-<lab>.fabric): built once, then
+    programmed from a ``CloudState`` idempotently (observe, diff, change what differs)."""
+
+    def build(self, topo: "Topology") -> None: ...  # inside the SDN namespace: ports, gateways, static rules
+    def program_ns(self, topo: "Topology", state: "CloudState") -> Any: ...  # from outside: the changes made
+    def replug(self, topo: "Topology", nodes: list[str], state: "CloudState") -> None: ...  # ports of rebooted hosts
+    def observe(self) -> Any: ...  # inside the namespace: its dynamic configuration
+    def desired(self, topo: "Topology", state: "CloudState") -> Any: ...  # what ``state`` makes of it (pure)
+    def with_faults(self, plan: "Plan", faults: Iterable["Fault"]) -> "CloudState": ...  # the planned state, faulted
+
+
 @runtime_checkable
 class Cloud(Protocol):
     name: str  # as in `nestnet <name> apply`
@@ -84,6 +100,9 @@ class Cloud(Protocol):
     def observed_state(self, plan: "Plan", client: Any) -> "CloudState": ...
     def reserved(self, prefix: IPv4Network) -> tuple[IPv4Address, ...]: ...
 
+    # the lab
+    def lab_fabric(self) -> LabFabric: ...
+
 
 _CLOUDS: dict[str, Cloud] = {}
 # The cloud packages under nestnet.clouds, each registering itself from its ``cloud`` module when
@@ -105,6 +124,11 @@ def get(name: str = DEFAULT) -> Cloud:
         return _CLOUDS[name]
     except KeyError:
         raise UsageError(f"cloud {name!r} is not known (known: {', '.join(sorted(_CLOUDS)) or DEFAULT})") from None
+
+
+def of(plan: "Plan") -> Cloud:
+    """The cloud ``plan`` is for."""
+    return get(plan.cloud.cloud_name)
 
 
 def names() -> tuple[str, ...]:

@@ -9,7 +9,7 @@
     nn-<name>.<endpoint> another VNet VM (e.g. the mgmt VM) in its subnet
 
 The Azure seam: the fabric's dynamic part is programmed from a ``CloudState`` (user routes,
-subnet associations, NICs with IP forwarding) by ``nestnet.lab.sdn.program_ns(topology,
+subnet associations, NICs with IP forwarding) by the cloud's lab fabric, ``program_ns(topology,
 state)``, idempotently (observe, diff, change what differs). ``CloudState.from_plan(plan)`` is
 the planned state and faults remove parts of it; an emulated ARM endpoint can build an
 ``CloudState`` from its own resources and call the same function: ``up(plan, azure="api")``
@@ -20,7 +20,7 @@ Python API: ``up(plan, faults=(), azure="plan")``, ``down(plan_or_name)``, ``mat
 ``apply_fault(plan, fault)``, ``heal(plan)``, ``exec_(plan, node, argv)``. All need root.
 """
 
-from .azure import CloudState
+from ..model.state import CloudState
 from .core import apply_fault, down, exec_, heal, is_up, read_faults, up
 from .matrix import PingResult, matrix
 from .topology import INTERNET, Topology

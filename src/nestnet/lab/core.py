@@ -22,8 +22,9 @@ from ..faults import Fault
 from ..guest import resolv_conf
 from ..netns import list_names, run_in
 from ..plan import Plan
-from . import apps, dhcpclient, dns, nodes, ovs, sdn
-from .azure import CloudState, with_faults
+from . import apps, dhcpclient, dns, nodes, ovs
+from .. import clouds
+from ..model.state import CloudState
 from .faultlab import apply_host_fault, clear_host_faults, is_azure_fault
 from .sysio import NO_IPV6, Job, ip_batch, parallel, write_sysctls
 from .topology import INTERNET, INTERNET_IP, SDN_NODE, Topology, ns_prefix
@@ -232,7 +233,7 @@ def _build(
     )
     if r.returncode != 0:
         raise LabError(f"creating namespaces for lab {plan.name}: {r.stderr.strip()}")
-    run_in(topo.sdn_ns, _sdn_job, topo)
+    run_in(topo.sdn_ns, _sdn_job, topo, clouds.of(plan).lab_fabric())
     nics = {n.node: n for n in topo.nics}
     jobs: list[Job] = [(topo.internet_ns, nodes.internet, ())]
     jobs += [(topo.ns(e), nodes.endpoint, (nics[e],)) for e in plan.endpoints]
@@ -248,7 +249,7 @@ def _build(
                          flavour=image if image != "base" else None)
     if guests != "libvirt":  # libvirt guests are QEMU domains in their hosts, not namespaces
         parallel([(topo.ns(v), nodes.vm, (plan, v, guests == "dhcp")) for v in plan.vms])
-    sdn.program_ns(topo, azure)
+    clouds.of(plan).lab_fabric().program_ns(topo, azure)
     dns.start(plan, topo, zone or {})
     resolv = resolv_paths(plan)
     for v, path in resolv.items() if guests != "libvirt" else ():
@@ -309,10 +310,10 @@ def _start_arm(plan: Plan, topo: Topology, timeout: float = 30.0, propagation_de
         time.sleep(0.05)
 
 
-def _sdn_job(topo: Topology) -> None:
+def _sdn_job(topo: Topology, fabric: clouds.LabFabric) -> None:
     write_sysctls(NO_IPV6)
     ip_batch(["link set lo up"])
-    sdn.build(topo)
+    fabric.build(topo)
 
 
 def down(plan_or_name: Plan | str) -> None:
@@ -368,7 +369,8 @@ def apply_fault(plan: Plan, fault: Fault) -> None:
     if is_azure_fault(fault) and azure_source(plan.name) == "api":
         raise UsageError(f"{fault}: lab {plan.name} takes Azure's state from the ARM API; change it there")
     if is_azure_fault(fault):
-        sdn.program_ns(topo, with_faults(plan, faults))
+        fabric = clouds.of(plan).lab_fabric()
+        fabric.program_ns(topo, fabric.with_faults(plan, faults))
     else:
         run_in(topo.ns(fault.target), apply_host_fault, plan, fault)
     _write_faults(plan.name, faults)
@@ -382,7 +384,7 @@ def heal(plan: Plan) -> tuple[Fault, ...]:
     topo = Topology.from_plan(plan)
     faults = read_faults(plan.name)
     if azure_source(plan.name) == "plan":  # with the API, Azure's state is the emulator's to keep
-        sdn.program_ns(topo, CloudState.from_plan(plan))
+        clouds.of(plan).lab_fabric().program_ns(topo, CloudState.from_plan(plan))
     kinds: dict[str, tuple[str, ...]] = {}
     for f in faults:
         if not is_azure_fault(f):

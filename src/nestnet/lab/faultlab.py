@@ -1,7 +1,7 @@
 """The shared fault vocabulary (nestnet.faults), made real in the lab.
 
 Azure-side faults change the ``CloudState`` the fabric is programmed from, through the model's
-what-ifs (``nestnet.lab.azure.with_faults``, the same code as ``check --fault``); host-side faults
+what-ifs (the cloud lab fabric's ``with_faults``, the same code as ``check --fault``); host-side faults
 change the host namespace behind nestnet's back, the way an operator or a reboot would. Healing
 reprograms the fabric from the plan and re-runs the host reconciler.
 """

@@ -29,8 +29,9 @@ from ..names import unknown
 from ..host import move
 from ..netns import run_in
 from ..plan import Plan, load_plan
-from . import nodes, sdn
-from .azure import CloudState
+from . import nodes
+from .. import clouds
+from ..model.state import CloudState
 from .core import arm_env, azure_source, host_dirs, require_root, require_up
 from .sysio import parallel, run
 from .topology import Topology
@@ -205,12 +206,11 @@ def _azure_api(plan: Plan, host: str) -> None:
 def _wait_route(topo: Topology, plan: Plan, vm: str, timeout: float = AZURE_TIMEOUT) -> None:
     """Until the fabric (Azure's data plane) routes the VM's /32 as the plan says: to its new host,
     or (back in its own block) not at all."""
-    from .azure import desired
-
+    fabric = clouds.of(plan).lab_fabric()
     dst = f"{plan.vms[vm].ip}/32"
-    want = {r for r in desired(topo, CloudState.from_plan(plan)).table if r[0] == dst}
+    want = {r for r in fabric.desired(topo, CloudState.from_plan(plan)).table if r[0] == dst}
     deadline = time.monotonic() + timeout
-    while {r for r in run_in(topo.sdn_ns, sdn.observe).table if r[0] == dst} != want:
+    while {r for r in run_in(topo.sdn_ns, fabric.observe).table if r[0] == dst} != want:
         if time.monotonic() > deadline:
             raise LabError(f"Azure's route for {vm} ({dst}) did not reach the fabric within {timeout:.0f} s")
         time.sleep(0.1)
@@ -273,7 +273,7 @@ def migrate(spec: str | Path, vm: str, to: str, azure: str | None = None, propag
             _azure_api(plan, to)
         else:
             time.sleep(propagation_delay)
-            sdn.program_ns(topo, CloudState.from_plan(plan))
+            clouds.of(plan).lab_fabric().program_ns(topo, CloudState.from_plan(plan))
         _wait_route(topo, plan, vm)
         t["azure"] = time.monotonic() - t2
         run_in(topo.ns(src), move.settle, plan, src, vm, host_dirs(plan, src)[0])

@@ -24,8 +24,8 @@ from ..netns import run_in
 from ..plan import Plan
 from .matrix import matrix as run_matrix
 from .. import netns
-from . import libvirt, nodes, sdn, systemd
-from .azure import with_faults
+from . import libvirt, nodes, systemd
+from .. import clouds
 from .core import azure_source, guest_config, is_systemd, read_faults, require_root, require_up, state_dir
 from .sysio import link_gone, parallel
 from .topology import Topology
@@ -59,7 +59,8 @@ def reboot(plan: Plan, hosts: list[str], timeout: float = GREEN_TIMEOUT) -> list
     topo = Topology.from_plan(plan)
     if azure_source(plan.name) != "plan":  # pragma: no cover - refused at lab up
         raise LabError("lab reboot: only with Azure from the plan")
-    cloud = with_faults(plan, read_faults(plan.name))
+    fabric = clouds.of(plan).lab_fabric()
+    cloud = fabric.with_faults(plan, read_faults(plan.name))
 
     def power_off(h: str) -> float:
         t = time.monotonic()
@@ -76,7 +77,7 @@ def reboot(plan: Plan, hosts: list[str], timeout: float = GREEN_TIMEOUT) -> list
     vms = [v for h in hosts for v in plan.hosts[h].vms]
     if not in_libvirt:  # libvirt guests have no namespace of their own: they live in their host
         parallel([(topo.ns(v), link_gone, ("eth0",)) for v in vms])
-    run_in(topo.sdn_ns, sdn.replug, topo, hosts, cloud)
+    run_in(topo.sdn_ns, fabric.replug, topo, hosts, cloud)
 
     started: dict[str, float] = {}
     running: dict[str, float] = {}

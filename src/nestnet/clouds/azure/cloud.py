@@ -76,5 +76,10 @@ class AzureCloud:
     def reserved(self, prefix: IPv4Network) -> tuple[IPv4Address, ...]:
         return reserved_addresses(prefix)
 
+    def lab_fabric(self) -> Any:
+        from . import sdn
+
+        return sdn
+
 
 AZURE = register(AzureCloud())

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from ipaddress import IPv4Network
 
-from ..netns import run_in
-from ..clouds.azure.plan import AZURE_DNS
-from .azure import NSG_TABLE, PIP_TABLE, CloudState, SdnChanges, SdnConfig, RouteKey, desired, diff, system_routes
-from .ovs import tx_checksum_off
-from .sysio import ip_batch, ip_json, nft, nft_json, write_sysctls
-from .topology import (
+from ...netns import run_in
+from .plan import AZURE_DNS
+from .lab import NSG_TABLE, PIP_TABLE, CloudState, SdnChanges, SdnConfig, RouteKey, desired, diff, system_routes, with_faults  # noqa: F401 - with desired: the lab fabric (nestnet.clouds.LabFabric)
+from ...lab.ovs import tx_checksum_off
+from ...lab.sysio import ip_batch, ip_json, nft, nft_json, write_sysctls
+from ...lab.topology import (
     INET_LINK_FABRIC,
     INET_LINK_PREFIX,
     INET_PORT,

@@ -5,7 +5,7 @@ The state is the model's ``nestnet.model.state.CloudState`` - one Azure state fo
 and lab. ``CloudState.from_plan(plan)`` is the planned state; Azure-side faults are the model's
 what-ifs (``with_faults``: the same code as ``check --fault``); with ``lab up --azure api`` the
 state comes from what the ARM emulator holds (``from_resources``, through the one ARM reader
-``nestnet.clouds.azure.dataplane``). ``nestnet.lab.sdn.program(topology, state)`` makes the SDN
+``nestnet.clouds.azure.dataplane``). ``nestnet.clouds.azure.sdn.program(topology, state)`` makes the SDN
 namespace match it idempotently.
 
 ``desired(topology, state)`` turns a state into the SDN namespace's dynamic configuration, and
@@ -24,15 +24,15 @@ from ipaddress import IPv4Network
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
-from ..clouds.azure.facts import none_routes
-from ..faults import Fault
-from ..model.state import CloudState, from_plan
-from ..model.whatif import AZURE_FAULTS, apply_faults
-from ..plan import Plan
-from .topology import INET_LINK_PEER, INET_PORT, SINK, Topology
+from .facts import none_routes
+from ...faults import Fault
+from ...model.state import CloudState, from_plan
+from ...model.whatif import AZURE_FAULTS, apply_faults
+from ...plan import Plan
+from ...lab.topology import INET_LINK_PEER, INET_PORT, SINK, Topology
 
 if TYPE_CHECKING:
-    from ..clouds.azure.emulator import Arm
+    from .emulator import Arm
 
 DEFAULT = IPv4Network("0.0.0.0/0")
 
@@ -156,8 +156,8 @@ def from_resources(resources: Mapping[str, Mapping[str, Any]], plan: Plan) -> Cl
 
     Secondary ip configurations are not read: the lab's topology takes them from the plan, so in
     secondary-ip mode the lab delivers nested VM addresses whatever the emulator holds."""
-    from ..clouds.azure.dataplane import azure_state, with_nsgs, with_public_ips
-    from ..clouds.azure.emulator import DEFAULT_SUBSCRIPTION, NET
+    from .dataplane import azure_state, with_nsgs, with_public_ips
+    from .emulator import DEFAULT_SUBSCRIPTION, NET
 
     az = plan.azure
     root = f"/subscriptions/{az.subscription_id or DEFAULT_SUBSCRIPTION}/resourceGroups/{az.resource_group}/providers/{NET}"
@@ -182,7 +182,7 @@ def from_resources(resources: Mapping[str, Mapping[str, Any]], plan: Plan) -> Cl
 
 def from_emulator(state_dir: str | Path, plan: Plan) -> CloudState:
     """Read ``STATE_DIR/state.json`` (as the emulator last wrote it) and return the CloudState."""
-    from ..clouds.azure.emulator import STATE_FILE
+    from .emulator import STATE_FILE
 
     path = Path(state_dir) / STATE_FILE
     resources = json.loads(path.read_text())["resources"] if path.exists() else {}
@@ -250,7 +250,7 @@ _L4 = {"tcp": "tcp", "udp": "udp", "icmp": "icmp", "esp": "esp", "ah": "ah"}
 def _alternatives(prefixes: tuple[str, ...], vnet: str) -> list[str]:
     """nft matches (without the ``ip saddr``/``ip daddr``) any of which stands for ``prefixes``;
     [] when none can match (another service tag, an ASG)."""
-    from ..model.nsg import AZURE_LOAD_BALANCER
+    from ...model.nsg import AZURE_LOAD_BALANCER
 
     cidrs, out = [], []
     for p in prefixes:
@@ -310,7 +310,7 @@ def render_nsgs(topo: Topology, state: CloudState) -> str:
     every NSG on the way must allow. The last chain's name carries a signature of the text."""
     import hashlib
 
-    from ..model.nsg import DEFAULT_RULES
+    from ...model.nsg import DEFAULT_RULES
 
     owner_nic = {n.owner: n for n in state.nics.values()}
     per_port: list[tuple[str, str | None, str | None]] = []  # (port, subnet NSG, NIC NSG)
