@@ -1,7 +1,7 @@
 """The ``nestnet`` command: a thin layer that parses arguments, calls the library and prints.
 
 Subcommands live in their own modules and are imported only when used, so ``nestnet --help``
-stays fast (no pydantic, Azure SDK or Ansible at start-up).
+stays fast (no pydantic, cloud SDK or Ansible at start-up).
 """
 
 from __future__ import annotations
@@ -13,23 +13,25 @@ import sys
 
 import click
 
-from .. import __version__
+from .. import __version__, clouds
+
+# The default cloud in words, as the help texts name it; each cloud package adds its own command group.
+_CLOUD = clouds.title()
 
 # name -> "module:attribute"; each area owns its module.
 COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("nestnet.cli.init:init", "Copy the built-in example into a directory, to edit and try."),
     "validate": ("nestnet.cli.core:validate", "Check a spec: every problem, one line each."),
-    "plan": ("nestnet.cli.core:plan", "Show the desired state: blocks, Azure routes, host routes, VMs."),
+    "plan": ("nestnet.cli.core:plan", f"Show the desired state: blocks, {_CLOUD} routes, host routes, VMs."),
     "vm": ("nestnet.cli.vm:vm", "Add, remove, list nested VMs and print their guest config."),
     "host": ("nestnet.cli.host:host", "Program this KVM host from the plan (routes, sysctls, firewall)."),
-    "lab": ("nestnet.cli.lab:lab", "Emulate the fabric - Azure, hosts, nested VMs - in network namespaces."),
+    "lab": ("nestnet.cli.lab:lab", f"Emulate the fabric - {_CLOUD}, hosts, nested VMs - in network namespaces."),
     "check": ("nestnet.cli.check:check", "Prove offline which pairs can reach each other, and why not."),
-    "azure": ("nestnet.cli.azure:azure", "Reconcile the Azure route table, subnets and NICs; export Terraform/az."),
-    "aws": ("nestnet.clouds.aws.cli:aws", "Reconcile ENI prefixes, routes and source/dest checks in EC2; run its emulator."),
+    **clouds.commands(),  # `nestnet <cloud> ...`, one group per cloud package
     "fleet": ("nestnet.cli.fleet:fleet", "Apply the plan to every host through Ansible."),
     "doctor": ("nestnet.cli.doctor:doctor", "Diagnose this live host: what breaks which pairs, and the fix."),
-    "import": ("nestnet.cli.importcmd:import_", "Write a spec + lock reproducing the fabric Azure has today."),
-    "rollout": ("nestnet.cli.rollout:rollout", "Bring Azure, then every host, to the spec; each step's changes and time."),
+    "import": ("nestnet.cli.importcmd:import_", f"Write a spec + lock reproducing the fabric {_CLOUD} has today."),
+    "rollout": ("nestnet.cli.rollout:rollout", f"Bring {_CLOUD}, then every host, to the spec; each step's changes and time."),
     "diagram": ("nestnet.cli.viz:diagram", "Draw the fabric (SVG, Mermaid, dot) with check's verdicts on it."),
     "report": ("nestnet.cli.viz:report", "Write one self-contained HTML page: diagram, plan, matrix, failures."),
     "advise": ("nestnet.cli.advise:advise", "Recommend routed, nat or secondary-ip for your needs, with reasons."),
@@ -108,12 +110,12 @@ def _module_exists(target: str) -> bool:
         return False
 
 
-EXIT_CODES = """\b
+EXIT_CODES = f"""\b
 Exit codes:
   0   ok
-  1   not healthy / changes pending / the world refused (netlink, Azure, a host)
+  1   not healthy / changes pending / the world refused (netlink, {_CLOUD}, a host)
   2   bad input: spec, lock or option (one line each; nothing changed)
-  3   could not reach or authorize Azure, a host or a service; another azure apply's lease held
+  3   could not reach or authorize {_CLOUD}, a host or a service; another {clouds.DEFAULT} apply's lease held
       past --lock-timeout
   70  a bug in nestnet (traceback saved to a file; please report it)
   74  standard output could not be written (a full disk, closed; one line on stderr)
@@ -125,13 +127,16 @@ Exit codes:
 @click.option("--quiet", "-q", is_flag=True, help=QUIET_HELP)
 @click.pass_context
 def cli(ctx: click.Context, quiet: bool) -> None:
-    """nestnet: real, routable VNet addresses for nested VMs on KVM hosts in Azure.
+    """nestnet: real, routable VNet addresses for nested VMs on KVM hosts in {cloud}.
 
-    One spec file (nestnet.yaml) drives everything: the plan, the Azure route table,
+    One spec file (nestnet.yaml) drives everything: the plan, the {cloud} route table,
     every host's routes and firewall, the guests' config, an offline reachability proof
     and an emulated lab. Every command takes the spec file as its first argument.
     """
     ctx.meta["nestnet.quiet"] = quiet
+
+
+cli.help = (cli.help or "").replace("{cloud}", _CLOUD)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -32,7 +32,7 @@ def rollout(spec: str, adopt: bool, dry_run: bool, inventory_file: str | None, a
     from ..clouds.azure.lease import locked_apply
     from ..clouds.azure.reconcile import plan_changes
     from ..plan import load_plan
-    from .azure import _client, _lock_timeout
+    from ..clouds.azure.cli import _client, _lock_timeout
 
     t0 = time.monotonic()
     plan = load_plan(spec, write=not dry_run)

@@ -107,7 +107,7 @@ class Cloud(Protocol):
 _CLOUDS: dict[str, Cloud] = {}
 # The cloud packages under nestnet.clouds, each registering itself from its ``cloud`` module when
 # first asked for (the only place outside the packages that names them).
-PACKAGES = ("azure",)
+PACKAGES = ("azure", "aws")
 DEFAULT = PACKAGES[0]
 
 
@@ -118,7 +118,7 @@ def register(cloud: Cloud) -> Cloud:
 
 
 def get(name: str = DEFAULT) -> Cloud:
-    if name in PACKAGES and name not in _CLOUDS:
+    if name in PACKAGES and name not in _CLOUDS and _has(f"{name}.cloud"):
         import_module(f"{__name__}.{name}.cloud")  # registers itself
     try:
         return _CLOUDS[name]
@@ -150,4 +150,23 @@ def section(spec: object) -> CloudSpec:
 def sections() -> "dict[str, type[BaseModel]]":
     """Each cloud package's spec section model (``nestnet.clouds.<cloud>.spec.SECTION``), by the
     section's key (the cloud's name)."""
-    return {n: import_module(f"{__name__}.{n}.spec").SECTION for n in PACKAGES}
+    return {n: import_module(f"{__name__}.{n}.spec").SECTION for n in PACKAGES if _has(f"{n}.spec")}
+
+
+def title(name: str = DEFAULT) -> str:
+    """The cloud's name in words ("Azure"), from its package (cheap: no SDK, no plan)."""
+    title_: str = import_module(f"{__name__}.{name}").TITLE
+    return title_
+
+
+def commands() -> dict[str, tuple[str, str]]:
+    """Each cloud package's command group, ``nestnet <cloud> ...``: name -> ("module:attribute",
+    its one-line help), for the CLI's lazy command table."""
+    return {n: (f"{__name__}.{n}.cli:{n}", import_module(f"{__name__}.{n}").CLI_HELP) for n in PACKAGES if _has(f"{n}.cli")}
+
+
+def _has(module: str) -> bool:
+    """Whether the cloud package has this part yet (a package grows part by part)."""
+    from importlib.util import find_spec
+
+    return find_spec(f"{__name__}.{module}") is not None

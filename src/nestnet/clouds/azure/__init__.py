@@ -14,6 +14,9 @@
 import importlib
 from typing import Any
 
+TITLE = "Azure"  # in words, in help texts and messages
+CLI_HELP = "Reconcile the Azure route table, subnets and NICs; export Terraform/az."  # `nestnet azure`
+
 # Loaded on first use: the core imports .facts, which must not load the ARM client, the differ and
 # the exporters with it (~25 ms of the start-up of every command that only reads the spec).
 _FROM = {

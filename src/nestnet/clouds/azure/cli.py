@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .output import UserPath, console, emit_json, json_option, note, spec_argument, warn_lines
+from ...cli.output import UserPath, console, emit_json, json_option, note, spec_argument, warn_lines
 
 prune_option = click.option(
     "--prune-foreign", is_flag=True, help="Also delete routes in the table that nestnet does not own."
@@ -41,7 +41,7 @@ def azure() -> None:
 
 
 def _client(plan: Any, progress: bool, timeout: str | None = None):
-    from ..clouds.azure.arm import ArmClient, parse_timeout, settings_for
+    from .arm import ArmClient, parse_timeout, settings_for
 
     settings = settings_for(plan, timeout=parse_timeout("--timeout", timeout) if timeout is not None else None)
 
@@ -73,8 +73,8 @@ def diff(spec: str, as_json: bool, prune_foreign: bool, adopt: bool, timeout: st
     Exit 0: nothing to do; 1: changes pending (drift); 2: bad input or the spec does not match
     Azure; 3: Azure could not be reached or authorized (so CI can tell drift from an outage).
     """
-    from ..clouds.azure.reconcile import plan_changes
-    from ..plan import load_plan
+    from .reconcile import plan_changes
+    from ...plan import load_plan
 
     plan = load_plan(spec, write=False)
     want, obs, changes = plan_changes(_client(plan, False, timeout), plan, prune_foreign=prune_foreign, adopt=adopt)
@@ -90,7 +90,7 @@ def diff(spec: str, as_json: bool, prune_foreign: bool, adopt: bool, timeout: st
 
 def _needs(plan: Any, want: Any, obs: Any, changes: list) -> list[str]:
     """What the exposed ports need in Azure that nestnet may not write (an NSG that is not its own)."""
-    from ..clouds.azure.publicip import needs
+    from .publicip import needs
 
     return needs(want, obs, changes, plan.azure.resource_group)
 
@@ -103,8 +103,8 @@ def _print_needs(needs: list[str]) -> None:
 
 
 def _lock_timeout(value: str | None) -> float:
-    from ..clouds.azure.lease import DEFAULT_LOCK_TIMEOUT
-    from ..env import get, wait_seconds
+    from .lease import DEFAULT_LOCK_TIMEOUT
+    from ...env import get, wait_seconds
 
     if value is not None:
         return wait_seconds("--lock-timeout", value)
@@ -136,8 +136,8 @@ def apply(spec: str, as_json: bool, prune_foreign: bool, adopt: bool, timeout: s
     """
     import os
 
-    from ..clouds.azure.lease import locked_apply
-    from ..plan import load_plan
+    from .lease import locked_apply
+    from ...plan import load_plan
 
     plan = load_plan(spec, write=False)
     wait = _lock_timeout(lock_timeout)
@@ -184,9 +184,9 @@ def unlock(spec: str, as_json: bool, force: bool, dry_run: bool, timeout: str | 
     An expired lease is cleared as it is (apply would also take it over); a live one only with
     --force: without it, exit 1 and nothing is written. Exit 0: cleared, or no lease there.
     """
-    from ..clouds.azure.diff import desired
-    from ..clouds.azure.lease import unlock as clear
-    from ..plan import load_plan
+    from .diff import desired
+    from .lease import unlock as clear
+    from ...plan import load_plan
 
     plan = load_plan(spec, write=False)
     place, lease, cleared = clear(_client(plan, False, timeout), desired(plan), force=force, dry_run=dry_run)
@@ -241,8 +241,8 @@ def export(spec: str, fmt: str, out: str, tf_association: str) -> None:
     Both are safe to run again: the az script creates the route table only when it is missing and
     never removes what it did not write.
     """
-    from ..clouds.azure.export import export_text, write_export
-    from ..plan import load_plan
+    from .export import export_text, write_export
+    from ...plan import load_plan
 
     plan = load_plan(spec, write=False)
     if out == "-":
@@ -274,8 +274,8 @@ def emulator(
     GET /_emulator/stats counts requests and what each injection did; POST /_emulator/inject
     {"rates": {"409": 0.5}, "seed": 1} changes the injections while it runs.
     """
-    from ..clouds.azure.emulator import DEFAULT_SUBSCRIPTION, Arm, Emulator, parse_inject, parse_listen
-    from ..errors import UsageError
+    from .emulator import DEFAULT_SUBSCRIPTION, Arm, Emulator, parse_inject, parse_listen
+    from ...errors import UsageError
 
     host, port = parse_listen(listen)
     rates = dict(parse_inject(v) for v in inject)
@@ -291,7 +291,7 @@ def emulator(
         raise UsageError("--program-lab needs --seed SPEC (the lab's spec)")
     plan = None
     if seed_spec:
-        from ..plan import load_plan
+        from ...plan import load_plan
 
         plan = load_plan(seed_spec, write=False)
     arm = Arm(state_dir, inject=rates, retry_after=wait, rng_seed=inject_seed)  # takes the state dir's lock first
@@ -302,8 +302,8 @@ def emulator(
         arm.seed(plan)
         sub = plan.azure.subscription_id or sub
         if program_lab:
-            from ..clouds.azure.lab import lab_programmer
-            from ..lab.core import is_up
+            from .lab import lab_programmer
+            from ...lab.core import is_up
 
             if not is_up(plan.name):
                 raise UsageError(f"--program-lab: lab {plan.name} is not up (nestnet lab up {seed_spec})")
