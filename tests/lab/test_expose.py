@@ -15,7 +15,7 @@ import pytest
 
 from nestnet import exposes
 from nestnet.lab import sdn
-from nestnet.lab.azure import PIP_TABLE
+from nestnet.clouds.azure.lab import PIP_TABLE
 from nestnet.lab.topology import Topology
 from nestnet.model import INTERNET, INTERNET_IP, Model, from_plan
 from nestnet.model.state import OUTBOUND_IP
