@@ -19,7 +19,7 @@ from . import clouds, sysctl as sysctls
 from .clouds import CloudPlan
 from .errors import Problem, SpecError
 from .ipam import Allocation
-from .mobility import SHARED_GATEWAY, Move, local_prefixes, moves, route_name
+from .mobility import SHARED_GATEWAY, Move, local_prefixes, moves
 from .spec import HostSpec, SpecSource
 from .validate import ResolvedSpec, HostInfo, reserved_addresses, vm_mac
 

@@ -41,6 +41,13 @@ class ToyCloud:
     def plan(self, *parts: Any) -> Any:
         return cloud.get("azure").plan(*parts)
 
+    # --- the model's rules (the toy's differences are in its CloudState) and the lab
+    def rules(self) -> type:
+        return cloud.get("azure").rules()
+
+    def lab_fabric(self) -> Any:
+        raise NotImplementedError("the toy cloud has no lab")
+
     # --- control plane
     def client(self, plan: Any, env: Mapping[str, str] | None = None) -> ToyApi:
         return ToyApi(forwarding={h.nic: False for h in plan.hosts.values()})

@@ -19,6 +19,7 @@ test-only second cloud (tests/check/test_cloud_seam.py) runs ``check``'s model u
         planned_state(plan)                  -> the data plane once ``apply`` is done (pure)
         observed_state(plan, client)         -> the data plane as the cloud's API reports it
         reserved(prefix)                     -> addresses of a subnet the cloud never delivers
+        rules()                              -> the model's forwarding rules for it (a Model mixin)
     lab (``nestnet lab``):
         lab_fabric()                         -> the cloud's network in the lab's SDN namespace (``LabFabric``)
 """
@@ -99,6 +100,10 @@ class Cloud(Protocol):
     def planned_state(self, plan: "Plan") -> "CloudState": ...
     def observed_state(self, plan: "Plan", client: Any) -> "CloudState": ...
     def reserved(self, prefix: IPv4Network) -> tuple[IPv4Address, ...]: ...
+
+    # the model's forwarding rules: a mixin of nestnet.model.engine.Model (its ``_cloud_in``,
+    # ``_internet_out``, CLOUD and CLOUD_TITLE), mixed in by ``Model(state)`` for this cloud's state
+    def rules(self) -> type: ...
 
     # the lab
     def lab_fabric(self) -> LabFabric: ...

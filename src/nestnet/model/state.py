@@ -21,6 +21,7 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Iterator, Literal, Mapping, Sequence
 
 from .. import sysctl as sysctls
+from ..clouds import DEFAULT
 from ..firewall import FORWARD_CHAIN, FwdPacket, FwRule, MasqRule, Policy, policy_for
 from ..plan import Host, Plan, Route
 from .nsg import Nsg, Tags
@@ -132,6 +133,7 @@ class CloudState:
     # nested addresses are the NICs' own ip configurations (secondary-ip, nic-prefix), not routed:
     # a missing one is a missing ip configuration, and the fix says so
     owned_by_nic: bool = False
+    cloud: str = DEFAULT  # whose data plane this is: the model applies that cloud's rules
 
     @property
     def tags(self) -> Tags:

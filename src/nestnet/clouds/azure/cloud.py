@@ -76,6 +76,11 @@ class AzureCloud:
     def reserved(self, prefix: IPv4Network) -> tuple[IPv4Address, ...]:
         return reserved_addresses(prefix)
 
+    def rules(self) -> type:
+        from .rules import AzureRules
+
+        return AzureRules
+
     def lab_fabric(self) -> Any:
         from . import sdn
 
