@@ -4,7 +4,7 @@ Pure: takes the checked fabric and the previous lock, returns the allocation (an
 differs from the lock). Reading and writing the lock file is ``store.py``'s. Rules:
 - a pin in the spec wins; else the lock's entry is kept; else first fit;
 - blocks are aligned ``block_prefix_len`` networks inside the pool that overlap no other block,
-  no host or endpoint address and no Azure-reserved address;
+  no host or endpoint address and no address the cloud reserves;
 - VM addresses lie inside their host's block, never on a host, endpoint, reserved or other VM
   address; lock entries keep every VM where it was. A locked VM address inside another host's
   block, or on a taken address, is an error (like a bad locked block); one outside every block
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import Problem, SpecError
-from .validate import ResolvedSpec, VMInfo, vm_mac  # noqa: F401 - vm_mac re-exported
+from .validate import ResolvedSpec, VMInfo, rules_of, vm_mac  # noqa: F401 - vm_mac re-exported
 
 LOCK_VERSION = 1
 
@@ -406,6 +406,6 @@ def _who(fabric: ResolvedSpec, a: IPv4Address) -> str:
             return f"endpoint {e.name}"
     for s in fabric.subnets.values():
         if a in s.prefix:
-            return f"reserved by Azure in subnet {s.name}"
+            return f"reserved by {rules_of(fabric.spec).title} in subnet {s.name}"
     return "taken"
 

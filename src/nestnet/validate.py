@@ -14,23 +14,23 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
-from .clouds.azure.facts import NIC_PREFIX_LEN, name_key
-from .clouds.azure.facts import reserved_addresses  # noqa: F401 - one definition, re-exported
+from . import clouds
 from .errors import Problem, SpecError
-from .clouds.azure.spec import AZURE_NAME_RE
 from .spec import FABRIC_NAME_RE, IFNAME_RE, MAC_RE, NODE_NAME_RE, HostSpec, Spec
 
-from .env import GUID_RE  # one rule for a subscription id, from the spec or the environment
-# Azure region names as ARM spells them: 'eastus', 'westeurope', 'eastus2euap'.
-LOCATION_RE = re.compile(r"^[a-z][a-z0-9]{1,39}$")
 # Interface names Linux gives a meaning of its own: /proc/sys/net/ipv4/conf/{all,default} and
 # the loopback device; a bridge or uplink called so breaks sysctls and routes.
 RESERVED_IFNAMES = frozenset({"all", "default", "lo"})
-# Ranges Azure refuses in a VNet's address space (VNet FAQ, "What address ranges can I use"):
-# multicast, broadcast, loopback, link-local and the platform's DNS/health address.
-AZURE_FORBIDDEN_SPACE = tuple(
-    IPv4Network(n) for n in ("224.0.0.0/4", "255.255.255.255/32", "127.0.0.0/8", "169.254.0.0/16", "168.63.129.16/32")
-)
+
+
+def reserved_addresses(prefix: IPv4Network) -> tuple[IPv4Address, ...]:
+    """The addresses of a subnet the default cloud never delivers."""
+    return clouds.get().reserved(prefix)
+
+
+def rules_of(spec: Spec) -> "clouds.SpecRules":
+    """What the checks need to know of the spec's cloud."""
+    return clouds.spec_rules(clouds.cloud_of(spec))
 
 
 _HEX = tuple(f"{i:02x}" for i in range(256))
@@ -120,9 +120,10 @@ class ResolvedSpec:
     warnings: list[Problem] = field(default_factory=list)
 
     def reserved(self) -> set[IPv4Address]:
+        rules = rules_of(self.spec)
         out: set[IPv4Address] = set()
         for s in self.subnets.values():
-            out.update(reserved_addresses(s.prefix))
+            out.update(rules.reserved(s.prefix))
         return out
 
 
@@ -140,6 +141,7 @@ class _Ctx:
     """What the section checkers share: the problems so far and the names/addresses claimed."""
 
     spec: Spec
+    rules: "clouds.SpecRules"
     p: list[Problem] = field(default_factory=list)
     warn: list[Problem] = field(default_factory=list)
     space: list[IPv4Network] = field(default_factory=list)
@@ -154,9 +156,9 @@ class _Ctx:
     endpoints: dict[str, EndpointInfo] = field(default_factory=dict)
 
     def claim_name(self, name: str, path: str) -> bool:
-        # Host and VM names become Azure route, ip configuration and NIC names and DNS records:
+        # Host and VM names become the cloud's route, ip configuration and NIC names and DNS records:
         # names that differ only by case would be one of each (one host or VM silently lost).
-        return claim(self.names, name, path, self.p, "route, NIC, ip configuration or DNS record name")
+        return claim(self.names, name, path, self.p, "route, NIC, ip configuration or DNS record name", self.rules)
 
     def claim_ip(self, ip: IPv4Address, path: str) -> None:
         if ip in self.ips:
@@ -165,7 +167,7 @@ class _Ctx:
             self.ips[ip] = path
         if ip in self.reserved:
             self.p.append(Problem(
-                path, f"{ip} is reserved by Azure in subnet {self.reserved[ip]!r} (first four and last address)"
+                path, f"{ip} is reserved by {self.rules.title} in subnet {self.reserved[ip]!r} ({self.rules.reserved_why})"
             ))
 
     def resolve_subnet(self, ip: IPv4Address, given: str | None, path: str) -> str | None:
@@ -187,7 +189,7 @@ class _Ctx:
 
 
 def check(spec: Spec) -> tuple[ResolvedSpec | None, list[Problem]]:
-    ctx = _Ctx(spec)
+    ctx = _Ctx(spec, rules_of(spec))
     for section in (_check_names, _check_space, _check_subnets, _check_pool, _check_hosts,
                     _check_endpoints, _check_vms, _check_limits, _spec_warnings):
         section(ctx)
@@ -197,10 +199,11 @@ def check(spec: Spec) -> tuple[ResolvedSpec | None, list[Problem]]:
     return fabric, ctx.p
 
 
-def claim(seen: dict[str, tuple[str, str]], name: str, path: str, p: list[Problem], what: str) -> bool:
-    """Claim ``name`` for ``path`` in a namespace where case does not count (``name_key``, shared
-    with the Azure diff); a clash is one problem naming both entries."""
-    k = name_key(name)
+def claim(seen: dict[str, tuple[str, str]], name: str, path: str, p: list[Problem], what: str,
+          rules: "clouds.SpecRules") -> bool:
+    """Claim ``name`` for ``path`` in a namespace where case does not count (the cloud's
+    ``name_key``, shared with its diff); a clash is one problem naming both entries."""
+    k = rules.name_key(name)
     if k not in seen:
         seen[k] = (name, path)
         return True
@@ -208,46 +211,30 @@ def claim(seen: dict[str, tuple[str, str]], name: str, path: str, p: list[Proble
     if first == name:
         p.append(Problem(path, f"{name!r} is already used by {where}", other=where))
     else:
-        p.append(Problem(path, f"{name!r} and {first!r} ({where}) differ only by case: Azure and DNS names ignore "
-                               f"case, so both would be one {what} in Azure; rename one", other=where))
+        t = rules.title
+        p.append(Problem(path, f"{name!r} and {first!r} ({where}) differ only by case: {t} and DNS names ignore "
+                               f"case, so both would be one {what} in {t}; rename one", other=where))
     return False
 
 
 def _check_names(ctx: _Ctx) -> None:
-    """The fabric's name and the Azure section's names."""
+    """The fabric's name and the cloud section's names."""
     spec, p = ctx.spec, ctx.p
     _name_check(
         spec.name, FABRIC_NAME_RE, "name",
         "fabric name: use a-z, 0-9 and '-', at most 24 characters, no leading/trailing '-'", p,
     )
-    az = spec.azure
-    for key in ("resource_group", "vnet", "route_table"):
-        v = getattr(az, key)
-        if v is not None:
-            _name_check(v, AZURE_NAME_RE, f"azure.{key}", "Azure name (letters, digits, '_', '.', '-')", p)
-    if az.subscription_id is not None and not GUID_RE.match(az.subscription_id):
-        p.append(Problem("azure.subscription_id", f"{az.subscription_id!r} is not a subscription GUID"))
-    if az.location is not None and not LOCATION_RE.match(az.location):
-        p.append(Problem(
-            "azure.location",
-            f"{az.location!r} is not an Azure region name; write it as Azure spells it "
-            f"(lowercase letters and digits, e.g. 'eastus', 'westeurope')",
-        ))
-    if spec.nested.mode == "routed" and not az.route_table:
-        p.append(Problem("azure.route_table", "required key 'route_table' is missing (needed in routed mode)"))
-    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,40}$", az.route_prefix):
-        p.append(Problem("azure.route_prefix", f"{az.route_prefix!r} is not a valid route name prefix"))
+    ctx.rules.check_section(spec, p)
 
 
 def _check_space(ctx: _Ctx) -> None:
-    for i, text in enumerate(ctx.spec.azure.address_space):
-        path = f"azure.address_space[{i}]"
+    for path, text in ctx.rules.address_space(ctx.spec):
         net = parse_network(text, path, ctx.p)
         if net is None:
             continue
-        bad = next((r for r in AZURE_FORBIDDEN_SPACE if _overlaps(net, r)), None)
+        bad = next((r for r in ctx.rules.forbidden_space if _overlaps(net, r)), None)
         if bad is not None:
-            ctx.p.append(Problem(path, f"{net} overlaps {bad}, which Azure does not allow in a VNet's address space"))
+            ctx.p.append(Problem(path, f"{net} overlaps {bad}, {ctx.rules.forbidden_why}"))
             continue
         for other in ctx.space:
             if _overlaps(net, other):
@@ -260,18 +247,18 @@ def _in_space(ctx: _Ctx, net: IPv4Network) -> bool:
 
 
 def _check_subnets(ctx: _Ctx) -> None:
-    p, subnets = ctx.p, ctx.subnets
+    p, subnets, rules = ctx.p, ctx.subnets, ctx.rules
     seen: dict[str, tuple[str, str]] = {}
     for i, s in enumerate(ctx.spec.subnets):
         path = f"subnets[{i}]"
-        _name_check(s.name, AZURE_NAME_RE, f"{path}.name", "Azure subnet name", p)
-        if not claim(seen, s.name, f"{path}.name", p, "subnet"):
+        _name_check(s.name, rules.name_re, f"{path}.name", f"{rules.title} subnet name", p)
+        if not claim(seen, s.name, f"{path}.name", p, "subnet", rules):
             continue
         net = parse_network(s.prefix, f"{path}.prefix", p)
         if net is None:
             continue
-        if net.prefixlen > 29:
-            p.append(Problem(f"{path}.prefix", f"{net}: Azure's smallest IPv4 subnet is /29"))
+        if net.prefixlen > rules.smallest_subnet:
+            p.append(Problem(f"{path}.prefix", f"{net}: {rules.title}'s smallest IPv4 subnet is /{rules.smallest_subnet}"))
         if ctx.space and not _in_space(ctx, net):
             p.append(Problem(
                 f"{path}.prefix", f"{net} is outside the VNet address space ({', '.join(map(str, ctx.space))})"
@@ -281,7 +268,7 @@ def _check_subnets(ctx: _Ctx) -> None:
                 p.append(Problem(f"{path}.prefix", f"{net} overlaps subnet {other.name!r} ({other.prefix})"))
         subnets[s.name] = SubnetInfo(s.name, net, s.route_table)
     for s in subnets.values():
-        for a in reserved_addresses(s.prefix):
+        for a in rules.reserved(s.prefix):
             ctx.reserved[a] = s.name
 
 
@@ -294,14 +281,8 @@ def _check_pool(ctx: _Ctx) -> None:
         ctx.p.append(Problem(
             "nested.block_prefix_len", f"{nested.block_prefix_len}: blocks cannot be larger than the pool {pool}"
         ))
-    if nested.mode == "nic-prefix" and nested.block_prefix_len != NIC_PREFIX_LEN:
-        # Azure takes only /28 prefixes on a NIC (azure-cli #30837; docs/decisions/0028)
-        ctx.p.append(Problem(
-            "nested.block_prefix_len", f"{nested.block_prefix_len}: nic-prefix mode gives each host one Azure "
-                                       f"NIC prefix, and Azure takes only /{NIC_PREFIX_LEN} ones: set it to "
-                                       f"{NIC_PREFIX_LEN} (16 addresses per host)"
-        ))
-    bad = next((r for r in AZURE_FORBIDDEN_SPACE if _overlaps(pool, r)), None)
+    ctx.rules.check_blocks(ctx.spec, ctx.p)
+    bad = next((r for r in ctx.rules.forbidden_space if _overlaps(pool, r)), None)
     if bad is not None:
         ctx.p.append(Problem("nested.pool", f"{pool} overlaps {bad}, which cannot carry nested VM addresses"))
     elif nested.mode != "nat" and ctx.space and not _in_space(ctx, pool):
@@ -322,15 +303,16 @@ def _check_host(ctx: _Ctx, i: int, h: HostSpec, nics: dict[str, tuple[str, str]]
     _name_check(h.name, NODE_NAME_RE, f"{path}.name", "host name (a hostname label: letters, digits, '-')", p)
     ok = ctx.claim_name(h.name, f"{path}.name")
     nic = h.nic or f"{h.name}-nic"
-    _name_check(nic, AZURE_NAME_RE, f"{path}.nic", "Azure NIC name", p)
+    t = ctx.rules.title
+    _name_check(nic, ctx.rules.name_re, f"{path}.nic", f"{t} NIC name", p)
     if h.public_ip is not None:
-        _name_check(h.public_ip, AZURE_NAME_RE, f"{path}.public_ip", "Azure public IP name", p)
+        _name_check(h.public_ip, ctx.rules.name_re, f"{path}.public_ip", f"{t} public IP name", p)
     # A NIC named after its host (<host>-nic) is claimed at the host's name, where it comes from.
     nic_path = f"{path}.nic" if h.nic else f"{path}.name"
-    k = name_key(nic)
+    k = ctx.rules.name_key(nic)
     if k in nics:
         first, where = nics[k]
-        same = "is already the NIC of" if first == nic else f"and {first!r} differ only by case (Azure NIC names ignore case); {first!r} is the NIC of"
+        same = "is already the NIC of" if first == nic else f"and {first!r} differ only by case ({t} NIC names ignore case); {first!r} is the NIC of"
         p.append(Problem(nic_path, f"NIC {nic!r} {same} {where}", other=where))
     else:
         nics[k] = (nic, nic_path)
@@ -401,25 +383,7 @@ def _check_vms(ctx: _Ctx) -> None:
 
 
 def _check_limits(ctx: _Ctx) -> None:
-    spec, az = ctx.spec, ctx.spec.azure
-    if spec.nested.mode == "routed" and len(spec.hosts) > az.max_routes:
-        ctx.p.append(Problem(
-            "hosts",
-            f"{len(spec.hosts)} hosts need {len(spec.hosts)} routes, more than azure.max_routes={az.max_routes} "
-            "(Azure's limit per route table); raise max_routes if your region allows 1,000, or split the fabric",
-        ))
-    if spec.nested.mode != "secondary-ip":
-        return
-    per_host: dict[str, int] = {}
-    for v in spec.vms:
-        per_host[v.host] = per_host.get(v.host, 0) + 1
-    for h, n in per_host.items():
-        if n + 1 > az.max_ip_configs:
-            ctx.p.append(Problem(
-                "vms",
-                f"host {h!r} has {n} VMs: with its primary that is {n + 1} IP configurations, over "
-                f"azure.max_ip_configs={az.max_ip_configs} (Azure's limit per NIC); use routed mode",
-            ))
+    ctx.rules.check_limits(ctx.spec, ctx.p)
 
 
 def _spec_warnings(ctx: _Ctx) -> None:
@@ -427,8 +391,8 @@ def _spec_warnings(ctx: _Ctx) -> None:
         if h.bridge_has_uplink:
             ctx.warn.append(Problem(
                 f"hosts[{i}].bridge_has_uplink",
-                f"{h.bridge!r} holds the uplink {h.uplink!r}: nested VMs must not reach Azure at layer 2; "
-                "nestnet adds L2 guards (Azure drops frames with a foreign source MAC)",
+                f"{h.bridge!r} holds the uplink {h.uplink!r}: nested VMs must not reach {ctx.rules.title} at layer 2; "
+                f"nestnet adds L2 guards ({ctx.rules.title} drops frames with a foreign source MAC)",
                 severity="warning",
             ))
     if ctx.spec.nested.guest_style == "subnet":
@@ -459,7 +423,7 @@ def check_allocation(fabric: ResolvedSpec, alloc: Any) -> list[Problem]:
             if not s.route_table and s.name in nic_subnets:
                 warnings.append(Problem(
                     f"subnets[{i}].route_table",
-                    f"subnet {s.name!r} has machines but not the route table: Azure routes its traffic "
+                    f"subnet {s.name!r} has machines but not the route table: {rules_of(fabric.spec).title} routes its traffic "
                     "to nested blocks by system routes only, so they cannot reach nested VMs",
                     severity="warning",
                 ))
@@ -468,7 +432,7 @@ def check_allocation(fabric: ResolvedSpec, alloc: Any) -> list[Problem]:
 
 def _move_problems(fabric: ResolvedSpec, alloc: Any) -> list[Problem]:
     """VMs living outside their host's block (docs/decisions/0013): a warning each; refused
-    (SpecError) outside routed mode or when their /32 routes exceed azure.max_routes."""
+    (SpecError) outside routed mode or when their /32 routes exceed the cloud's route limit."""
     from .mobility import moves
 
     moved = moves(((v.name, alloc.vm_ips[v.name], v.host) for v in fabric.vms.values()), alloc.blocks)
@@ -481,15 +445,16 @@ def _move_problems(fabric: ResolvedSpec, alloc: Any) -> list[Problem]:
                                         f"{first.host!r}: only routed mode can carry it (a /32 route), not "
                                         f"{spec.nested.mode!r}; use vm move --renumber", name=first.name)])
     need = len(fabric.hosts) + len(moved)
-    if need > spec.azure.max_routes:
+    limit, key = rules_of(spec).route_limit(spec)
+    if need > limit:
         raise SpecError([Problem(where, f"{len(fabric.hosts)} host blocks + {len(moved)} VMs outside their block "
-                                        f"need {need} routes, more than azure.max_routes={spec.azure.max_routes}; "
+                                        f"need {need} routes, more than {key}={limit}; "
                                         "renumber moved VMs into their host's block (vm move --renumber)",
                                  name=first.name)])
     return [
         Problem(f"vms[{fabric.vms[m.vm].index}].ip",
                 f"{m.ip} lives on host {m.host!r}, outside its block {alloc.blocks[m.host]}: carried by a /32 "
-                "exception (an Azure route and a route on every host); `nestnet vm move --renumber` gives it "
+                f"exception (an {rules_of(spec).title} route and a route on every host); `nestnet vm move --renumber` gives it "
                 "an address in the block", severity="warning", name=m.vm)
         for m in moved
     ]
@@ -505,7 +470,7 @@ def _low_block_warnings(fabric: ResolvedSpec, blocks: dict[str, IPv4Network], ni
             if block.subnet_of(s.prefix) and int(block.network_address) < mid:
                 out.append(Problem(
                     f"hosts[{hi.index}].block",
-                    f"{block} sits in the lower half of NIC subnet {s.name!r} ({s.prefix}); Azure hands "
+                    f"{block} sits in the lower half of NIC subnet {s.name!r} ({s.prefix}); {rules_of(fabric.spec).title} hands "
                     "out dynamic NIC addresses from the lowest free one, so give NICs static addresses "
                     "or move the pool to the top of the subnet",
                     severity="warning",

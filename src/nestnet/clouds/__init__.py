@@ -35,6 +35,9 @@ from ..errors import UsageError
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
+    import re
+
+    from ..errors import Problem
     from ..faults import Fault
     from ..lab.topology import Topology
     from ..mobility import Move
@@ -48,6 +51,25 @@ class CloudSpec(Protocol):
 
     @property
     def private_dns_zone(self) -> str | None: ...  # nested VMs' records kept there; their search domain
+
+
+class SpecRules(Protocol):
+    """What validate.py needs to know of a cloud (``nestnet.clouds.<cloud>.validate.RULES``)."""
+
+    title: str  # the cloud in words, in messages
+    name_re: "re.Pattern[str]"  # its resource names (subnets, NICs, public IPs)
+    forbidden_space: tuple[IPv4Network, ...]  # ranges its network refuses
+    forbidden_why: str  # ... in words: "which <cloud> does not allow in a <network>'s address space"
+    smallest_subnet: int  # the longest prefix a subnet may have
+    reserved_why: str  # which addresses of a subnet it keeps, in words
+
+    def reserved(self, prefix: IPv4Network) -> tuple[IPv4Address, ...]: ...
+    def name_key(self, name: str) -> str: ...  # names that are one to the cloud (case)
+    def address_space(self, spec: Any) -> list[tuple[str, str]]: ...  # the network's ranges: (spec path, text)
+    def check_section(self, spec: Any, p: list["Problem"]) -> None: ...  # its section's own keys
+    def check_blocks(self, spec: Any, p: list["Problem"]) -> None: ...  # what its modes need of the blocks
+    def check_limits(self, spec: Any, p: list["Problem"]) -> None: ...  # routes per table, addresses per NIC
+    def route_limit(self, spec: Any) -> tuple[int, str]: ...  # routes nestnet may write, and the key saying so
 
 
 class CloudPlan(Protocol):
@@ -175,3 +197,9 @@ def _has(module: str) -> bool:
     from importlib.util import find_spec
 
     return find_spec(f"{__name__}.{module}") is not None
+
+
+def spec_rules(name: str = DEFAULT) -> SpecRules:
+    """What the spec checks need to know of cloud ``name`` (its package's ``validate.RULES``)."""
+    rules: SpecRules = import_module(f"{__name__}.{name}.validate").RULES
+    return rules
