@@ -26,24 +26,44 @@ test-only second cloud (tests/check/test_cloud_seam.py) runs ``check``'s model u
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib import import_module
 from ipaddress import IPv4Address, IPv4Network
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Iterable, Mapping, Protocol, TypeVar, cast, runtime_checkable
 
 from ..errors import UsageError
 
 if TYPE_CHECKING:
-    from pydantic import BaseModel
-
     import re
+
+    from pydantic import BaseModel
 
     from ..errors import Problem
     from ..faults import Fault
     from ..lab.topology import Topology
     from ..mobility import Move
+    from ..model.engine import Model
     from ..model.state import CloudState
     from ..plan import VM, Host, Plan, Subnet
+    from ..spec import Spec
     from ..validate import ResolvedSpec
+
+# A cloud's own types: its API client, what its API must hold, what it holds, one change, what
+# an apply reports; and its lab fabric's configuration. The core passes them through untouched.
+ClientT = TypeVar("ClientT")
+DesiredT = TypeVar("DesiredT")
+ObservedT = TypeVar("ObservedT")
+ChangeT = TypeVar("ChangeT")
+ResultT = TypeVar("ResultT", covariant=True)
+ConfigT = TypeVar("ConfigT", covariant=True)
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    """How far ``diff``/``apply`` may go beyond writing what the plan wants."""
+
+    prune_foreign: bool = False  # also remove routes/addresses nestnet does not own
+    adopt: bool = False  # take over a foreign resource that already is what the plan wants
 
 
 class CloudSpec(Protocol):
@@ -65,11 +85,11 @@ class SpecRules(Protocol):
 
     def reserved(self, prefix: IPv4Network) -> tuple[IPv4Address, ...]: ...
     def name_key(self, name: str) -> str: ...  # names that are one to the cloud (case)
-    def address_space(self, spec: Any) -> list[tuple[str, str]]: ...  # the network's ranges: (spec path, text)
-    def check_section(self, spec: Any, p: list["Problem"]) -> None: ...  # its section's own keys
-    def check_blocks(self, spec: Any, p: list["Problem"]) -> None: ...  # what its modes need of the blocks
-    def check_limits(self, spec: Any, p: list["Problem"]) -> None: ...  # routes per table, addresses per NIC
-    def route_limit(self, spec: Any) -> tuple[int, str]: ...  # routes nestnet may write, and the key saying so
+    def address_space(self, spec: "Spec") -> list[tuple[str, str]]: ...  # the network's ranges: (spec path, text)
+    def check_section(self, spec: "Spec", p: list["Problem"]) -> None: ...  # its section's own keys
+    def check_blocks(self, spec: "Spec", p: list["Problem"]) -> None: ...  # what its modes need of the blocks
+    def check_limits(self, spec: "Spec", p: list["Problem"]) -> None: ...  # routes per table, addresses per NIC
+    def route_limit(self, spec: "Spec") -> tuple[int, str]: ...  # routes nestnet may write, and the key saying so
 
 
 class CloudPlan(Protocol):
@@ -84,67 +104,74 @@ class CloudPlan(Protocol):
     @property
     def resolver_name(self) -> str: ...  # its name in words (comments in generated files)
 
-    def to_dict(self) -> dict[str, Any]: ...
+    def to_dict(self) -> dict[str, object]: ...  # JSON-ready
 
 
-class LabFabric(Protocol):
+class LabFabric(Protocol[ConfigT]):
     """The cloud's network emulated in the lab's SDN namespace (nn-<lab>.fabric): built once, then
     programmed from a ``CloudState`` idempotently (observe, diff, change what differs)."""
 
     def build(self, topo: "Topology") -> None: ...  # inside the SDN namespace: ports, gateways, static rules
-    def program_ns(self, topo: "Topology", state: "CloudState") -> Any: ...  # from outside: the changes made
+    def program_ns(self, topo: "Topology", state: "CloudState") -> object: ...  # from outside: the changes made
     def replug(self, topo: "Topology", nodes: list[str], state: "CloudState") -> None: ...  # ports of rebooted hosts
-    def observe(self) -> Any: ...  # inside the namespace: its dynamic configuration
-    def desired(self, topo: "Topology", state: "CloudState") -> Any: ...  # what ``state`` makes of it (pure)
+    def observe(self) -> ConfigT: ...  # inside the namespace: its dynamic configuration
+    def desired(self, topo: "Topology", state: "CloudState") -> ConfigT: ...  # what ``state`` makes of it (pure)
     def with_faults(self, plan: "Plan", faults: Iterable["Fault"]) -> "CloudState": ...  # the planned state, faulted
 
 
 @runtime_checkable
-class Cloud(Protocol):
+class Cloud(Protocol[ClientT, DesiredT, ObservedT, ChangeT, ResultT]):
     name: str  # as in `nestnet <name> apply`
     export_formats: tuple[str, ...]
 
     # plan
     def plan(
-        self, fabric: "ResolvedSpec", subnets: dict[str, "Subnet"], hosts: dict[str, "Host"],
-        vms: dict[str, "VM"], moved: tuple["Move", ...],
+        self, fabric: "ResolvedSpec", subnets: Mapping[str, "Subnet"], hosts: Mapping[str, "Host"],
+        vms: Mapping[str, "VM"], moved: tuple["Move", ...],
     ) -> CloudPlan: ...
 
     # control plane
-    def client(self, plan: "Plan", env: Mapping[str, str] | None = None) -> Any: ...
-    def desired(self, plan: "Plan") -> Any: ...
-    def read(self, client: Any, desired: Any) -> Any: ...
-    def diff(self, client: Any, desired: Any, observed: Any, **options: Any) -> list[Any]: ...
-    def apply(self, client: Any, desired: Any, observed: Any, changes: list[Any], **options: Any) -> Any: ...
+    def client(self, plan: "Plan", env: Mapping[str, str] | None = None) -> ClientT: ...
+    def desired(self, plan: "Plan") -> DesiredT: ...
+    def read(self, client: ClientT, desired: DesiredT) -> ObservedT: ...
+    def diff(self, client: ClientT, desired: DesiredT, observed: ObservedT,
+             options: ApplyOptions = ApplyOptions()) -> list[ChangeT]: ...
+    def apply(self, client: ClientT, desired: DesiredT, observed: ObservedT, changes: list[ChangeT],
+              options: ApplyOptions = ApplyOptions()) -> ResultT: ...
     def export(self, plan: "Plan", fmt: str) -> str: ...
 
     # data plane
     def planned_state(self, plan: "Plan") -> "CloudState": ...
-    def observed_state(self, plan: "Plan", client: Any) -> "CloudState": ...
+    def observed_state(self, plan: "Plan", client: ClientT) -> "CloudState": ...
     def reserved(self, prefix: IPv4Network) -> tuple[IPv4Address, ...]: ...
 
     # the model's forwarding rules: a mixin of nestnet.model.engine.Model (its ``_cloud_in``,
     # ``_internet_out``, CLOUD and CLOUD_TITLE), mixed in by ``Model(state)`` for this cloud's state
-    def rules(self) -> type: ...
+    def rules(self) -> type["Model"]: ...
 
     # the lab
-    def lab_fabric(self) -> LabFabric: ...
+    def lab_fabric(self) -> LabFabric[object]: ...
 
 
-_CLOUDS: dict[str, Cloud] = {}
+# A registered cloud, its own types unknown to the caller (each is the cloud's to interpret).
+AnyCloud = Cloud[object, object, object, object, object]
+
+_CLOUDS: dict[str, AnyCloud] = {}
 # The cloud packages under nestnet.clouds, each registering itself from its ``cloud`` module when
 # first asked for (the only place outside the packages that names them).
 PACKAGES = ("azure", "aws")
 DEFAULT = PACKAGES[0]
 
 
-def register(cloud: Cloud) -> Cloud:
+def register(
+    cloud: Cloud[ClientT, DesiredT, ObservedT, ChangeT, ResultT],
+) -> Cloud[ClientT, DesiredT, ObservedT, ChangeT, ResultT]:
     """Make ``cloud`` known by its name (a second registration of a name replaces the first)."""
-    _CLOUDS[cloud.name] = cloud
+    _CLOUDS[cloud.name] = cast(AnyCloud, cloud)  # whoever gets it by name passes its types through
     return cloud
 
 
-def get(name: str = DEFAULT) -> Cloud:
+def get(name: str = DEFAULT) -> AnyCloud:
     if name in PACKAGES and name not in _CLOUDS and _has(f"{name}.cloud"):
         import_module(f"{__name__}.{name}.cloud")  # registers itself
     try:
@@ -153,7 +180,7 @@ def get(name: str = DEFAULT) -> Cloud:
         raise UsageError(f"cloud {name!r} is not known (known: {', '.join(sorted(_CLOUDS)) or DEFAULT})") from None
 
 
-def of(plan: "Plan") -> Cloud:
+def of(plan: "Plan") -> AnyCloud:
     """The cloud ``plan`` is for."""
     return get(plan.cloud.cloud_name)
 
@@ -174,7 +201,7 @@ def section(spec: object) -> CloudSpec:
     return sec
 
 
-def sections() -> "dict[str, type[BaseModel]]":
+def sections() -> dict[str, type["BaseModel"]]:
     """Each cloud package's spec section model (``nestnet.clouds.<cloud>.spec.SECTION``), by the
     section's key (the cloud's name)."""
     return {n: import_module(f"{__name__}.{n}.spec").SECTION for n in PACKAGES if _has(f"{n}.spec")}

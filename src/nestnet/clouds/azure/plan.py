@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, NamedTuple
 
 from ...mobility import Move, route_name
 
@@ -104,7 +104,8 @@ class AzurePlan:
 
 
 def build(
-    fabric: ResolvedSpec, subnets: dict[str, Subnet], hosts: dict[str, Host], vms: dict[str, VM], moved: tuple[Move, ...]
+    fabric: ResolvedSpec, subnets: Mapping[str, Subnet], hosts: Mapping[str, Host], vms: Mapping[str, VM],
+    moved: tuple[Move, ...],
 ) -> AzurePlan:
     """Azure's part of the Plan (the cloud seam's ``plan``): the routes to the hosts' blocks and the
     moved VMs, the associations, NIC forwarding and secondary IP configurations of the mode."""
