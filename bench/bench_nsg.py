@@ -44,7 +44,7 @@ def main() -> None:
         vms = list(state.guests.values())
 
         def with_nsg(nsg: Nsg):
-            return replace(state, azure=replace(az, nsgs={nsg.name: nsg},
+            return replace(state, cloud=replace(az, nsgs={nsg.name: nsg},
                                                 subnets={k: replace(s, nsg=nsg.name) for k, s in az.subnets.items()}))
 
         deny = Nsg("n", (NsgRule("deny", 100, "Inbound", "Deny", "*", (str(vms[0].ip),), (str(vms[-1].ip),)),))

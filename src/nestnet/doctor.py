@@ -252,7 +252,7 @@ def diagnose(
     from .advise import design_rule
 
     planned = planned or from_plan(plan)
-    base = replace(planned, azure=azure) if azure is not None else planned
+    base = replace(planned, cloud=azure) if azure is not None else planned
     seen = from_observation(plan, {host: obs}, base=base)
     if dnat is not None and seen.hosts[host].dnat:  # only the exposed ports whose DNAT rule is loaded
         h = seen.hosts[host]

@@ -34,7 +34,7 @@ def test_classes_agree_with_brute_force_with_nsgs(make_plan, seed):
     rng = random.Random(1000 + seed)
     plan = make_plan(random_spec(rng, f"nsg{seed}", ("routed", "routed", "nat", "secondary-ip", "nic-prefix"), bridges=True))
     state = apply_faults(from_plan(plan), parse_faults(random_faults(rng, plan, most=2), plan))
-    state = replace(state, azure=random_nsgs(rng, state))
+    state = replace(state, cloud=random_nsgs(rng, state))
     model = Model(state)
     brute = {(a, b): model.ping(a, b).ok for a in state.node_names for b in (*state.node_names, "internet") if a != b}
     got = {(p.src, p.dst): p.ok for p in reachability(state).pairs(include_ok=True)}
@@ -51,7 +51,7 @@ def test_classes_agree_with_brute_force_for_a_port_probe(make_plan, seed):
     rng = random.Random(2000 + seed)
     plan = make_plan(random_spec(rng, f"prb{seed}", ("routed", "routed", "nat", "secondary-ip", "nic-prefix"), bridges=True))
     state = apply_faults(from_plan(plan), parse_faults(random_faults(rng, plan, most=2), plan))
-    state = replace(state, azure=random_nsgs(rng, state, ports=True))
+    state = replace(state, cloud=random_nsgs(rng, state, ports=True))
     probe = Probe.parse(rng.choice(("tcp/22", "tcp/1500", "udp/53", "tcp/80")))
     model = Model(state, probe)
     brute = {(a, b): model.ping(a, b).ok for a in state.node_names for b in (*state.node_names, "internet") if a != b}

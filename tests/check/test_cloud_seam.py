@@ -128,7 +128,7 @@ def test_checks_model_runs_on_the_second_cloud(toy, make_plan):
     on_azure, on_toy = from_plan(plan), from_plan(plan, cloud="toycloud")
     assert ("mgmt", "v1") in _failed(on_azure)  # Azure routes per subnet
     assert reachability(on_toy).all_ok  # the toy's routes are the network's: every subnet has them
-    off = replace(on_toy, azure=replace(on_toy.azure, nics={
+    off = replace(on_toy, cloud=replace(on_toy.azure, nics={
         k: replace(n, ip_forwarding=False) if n.owner == "h2" else n for k, n in on_toy.azure.nics.items()}))
     assert ("v1", "v2") in _failed(off) and ("h1", "h2") not in _failed(off)
 
@@ -149,10 +149,10 @@ def test_control_plane_through_the_seam_converges_and_the_model_reads_the_result
     want = c.desired(plan)
     first = c.diff(api, want, c.read(api, want))
     assert first and not reachability(from_observed := replace(from_plan(plan, cloud="toycloud"),
-                                                               azure=c.observed_state(plan, api))).all_ok
+                                                               cloud=c.observed_state(plan, api))).all_ok
     assert ("v1", "v2") in _failed(from_observed)
     assert c.apply(api, want, c.read(api, want), first) == len(first)
     assert c.diff(api, want, c.read(api, want)) == []  # a second run changes nothing
     assert c.observed_state(plan, api) == c.planned_state(plan)
-    assert reachability(replace(from_plan(plan, cloud="toycloud"), azure=c.observed_state(plan, api))).all_ok
+    assert reachability(replace(from_plan(plan, cloud="toycloud"), cloud=c.observed_state(plan, api))).all_ok
     assert "10.0.1.16/28 via 10.0.1.10" in c.export(plan, "text")

@@ -81,7 +81,7 @@ def _differential(tmp_path: Path, seeds: range, nsgs: bool, ports: bool = False)
         state = apply_faults(from_plan(plan), faults)
         probe = ICMP
         if nsgs:
-            state = replace(state, azure=random_nsgs(rng, state, ports=ports))
+            state = replace(state, cloud=random_nsgs(rng, state, ports=ports))
         if ports:
             probe = Probe.parse("tcp/22" if i == seeds[0] else rng.choice(("tcp/22", "udp/22", "tcp/1500", "udp/1500")))
             probes.append(str(probe))

@@ -26,7 +26,7 @@ def rule(name, prio, direction, access, src="*", dst="*", protocol="*", port="*"
 
 def with_groups(state, nsgs, subnets=None, nics=None):
     az = state.azure
-    return replace(state, azure=replace(
+    return replace(state, cloud=replace(
         az, nsgs={n.name: n for n in nsgs},
         subnets={k: replace(s, nsg=(subnets or {}).get(k)) for k, s in az.subnets.items()},
         nics={k: replace(n, nsg=(nics or {}).get(k)) for k, n in az.nics.items()},
@@ -178,7 +178,7 @@ def test_rest_shape_with_properties_reads_the_same():
 
 
 def test_with_nsgs_attaches_to_the_state(state):
-    got = replace(state, azure=with_nsgs(state.azure, AZ_LIST, "vnet"))
+    got = replace(state, cloud=with_nsgs(state.azure, AZ_LIST, "vnet"))
     assert got.azure.subnets["vm-subnet"].nsg == "vm-nsg" and got.azure.nics["h2-nic"].nsg == "vm-nsg"
     assert failed(got) == {("mgmt", "v1")}
 

@@ -63,11 +63,11 @@ def test_longest_prefix_then_user_beats_system_on_ties(make_plan):
     s = state_of(make_plan, base())
     wide = UserRoute("wide", IPv4Network("10.0.0.0/8"), IPv4Address("10.0.1.11"))
     tie = UserRoute("tie", IPv4Network("10.0.0.0/16"), IPv4Address("10.0.1.11"))
-    m = Model(replace(s, azure=replace(s.azure, user_routes=(wide,))))
+    m = Model(replace(s, cloud=replace(s.azure, user_routes=(wide,))))
     assert m._azure_route("vm-subnet", IPv4Address("10.0.2.5"))[0] == "vnet"  # /16 system beats /8 user
-    m = Model(replace(s, azure=replace(s.azure, user_routes=(tie,))))
+    m = Model(replace(s, cloud=replace(s.azure, user_routes=(tie,))))
     assert m._azure_route("vm-subnet", IPv4Address("10.0.2.5"))[2] == tie
-    m = Model(replace(m.state, azure=replace(m.state.azure, subnets={
+    m = Model(replace(m.state, cloud=replace(m.state.azure, subnets={
         **s.azure.subnets, "mgmt-subnet": replace(s.azure.subnets["mgmt-subnet"], route_table=False)})))
     assert m._azure_route("mgmt-subnet", IPv4Address("10.0.2.5"))[0] == "vnet"  # unassociated subnet
     assert m._azure_route("vm-subnet", IPv4Address("8.8.8.8"))[0] == "internet"
@@ -85,7 +85,7 @@ def test_user_route_to_an_address_no_nic_owns_drops(make_plan):
     s = state_of(make_plan, base())
     bad = UserRoute("stray", IPv4Network("10.0.1.48/28"), IPv4Address("10.0.1.99"))
     routes = tuple(r for r in s.azure.user_routes if r.prefix != bad.prefix) + (bad,)
-    r = ping(replace(s, azure=replace(s.azure, user_routes=routes)), "v1", "v2")
+    r = ping(replace(s, cloud=replace(s.azure, user_routes=routes)), "v1", "v2")
     assert not r.ok and "points to 10.0.1.99, which no NIC owns" in r.reason
 
 

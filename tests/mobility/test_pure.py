@@ -128,7 +128,7 @@ def test_check_proves_the_exception_and_its_failures(tmp_path):
     assert model.ping("mgmt-vm", "web1").ok and model.ping("web3", "web1").ok and model.ping("kvm1", "web1").ok
     # Azure without the /32: traffic reaches the old host, whose /32 sends it back to Azure: a loop
     az = state.azure
-    no32 = dataclasses.replace(state, azure=dataclasses.replace(
+    no32 = dataclasses.replace(state, cloud=dataclasses.replace(
         az, user_routes=tuple(r for r in az.user_routes if r.prefix.prefixlen != 32)))
     bad = Model(no32).ping("mgmt-vm", "web1")
     assert not bad.ok

@@ -51,7 +51,7 @@ def check(spec: str, faults: tuple[str, ...], all_pairs: bool, trace: tuple[str,
         from ..clouds import get
 
         cloud = get()
-        state = replace(state, azure=cloud.observed_state(plan, cloud.client(plan)))
+        state = replace(state, cloud=cloud.observed_state(plan, cloud.client(plan)))
     if nsgs_file:
         state = _with_nsgs_file(state, plan, nsgs_file)
     state = apply_faults(state, parsed)
@@ -134,7 +134,7 @@ def _with_nsgs_file(state, plan, path: str):
     except ValueError as exc:
         raise UsageError(f"--nsgs {path}: not JSON ({exc})") from None
     try:
-        return replace(state, azure=with_nsgs(state.azure, items, plan.azure.vnet))
+        return replace(state, cloud=with_nsgs(state.azure, items, plan.azure.vnet))
     except ValueError as exc:
         raise UsageError(f"--nsgs {path}: {exc}") from None
 

@@ -61,21 +61,21 @@ class _Signer:
             self.ip_owner[g.ip] = g.name
         for e in state.endpoints.values():
             self.ip_owner[e.ip] = e.name
-        self.subnet_prefixes = {n: s.prefix for n, s in state.azure.subnets.items()}
+        self.subnet_prefixes = {n: s.prefix for n, s in state.cloud.subnets.items()}
         self.special: set[str] = set()
         self.hosts_in_subnet: dict[str, list[HostState]] = {}
         for h in state.hosts.values():
             self.hosts_in_subnet.setdefault(h.subnet, []).append(h)
         self.user_by_prefix: dict[IPv4Network, list] = {}
         self.user_by_hop: dict[IPv4Address, list] = {}
-        for r in state.azure.user_routes:
+        for r in state.cloud.user_routes:
             self.user_by_prefix.setdefault(r.prefix, []).append(r)
             self.user_by_hop.setdefault(r.next_hop_ip, []).append(r)
         self._uniform_cache: dict[IPv4Network, bool] = {}
         self._kinds: dict[int, tuple] = {}  # id(network) -> (network, its kind)
         self._literal_nets: dict[int, tuple] = {}  # id(tuple of networks) -> (tuple, signature)
         self._nsg_literals(state)
-        for r in state.azure.user_routes:  # Azure's foreign routes touch every class alike unless partial
+        for r in state.cloud.user_routes:  # Azure's foreign routes touch every class alike unless partial
             if self.block_owner.get(r.prefix) is None:
                 self.literal_net(r.prefix)
             owner = self.ip_owner.get(r.next_hop_ip)
@@ -86,7 +86,7 @@ class _Signer:
 
     def _nsg_literals(self, state: State) -> None:
         """A node a rule of an attached NSG names by address (not by service tag or 0/0) is special."""
-        az = state.azure
+        az = state.cloud
         attached = {s.nsg for s in az.subnets.values()} | {n.nsg for n in az.nics.values()}
         nets = set()
         for name in attached - {None}:
@@ -241,7 +241,7 @@ class _Signer:
     def host_key(self, h: HostState, vm_ips: frozenset) -> Hashable:
         s = self.s
         peer_sig, routes = self._planned_routes(h) or self._walked_routes(h)
-        az = s.azure
+        az = s.cloud
         nic = az.nics.get(h.nic)
         nic_sig = None
         if nic is not None:

@@ -149,12 +149,12 @@ class Model:
     CLOUD_TITLE = ""  # the cloud in words
 
     def __new__(cls, state: State, probe: Probe = ICMP) -> "Model":
-        return super().__new__(model_class(state.azure.cloud) if cls is Model else cls)
+        return super().__new__(model_class(state.cloud.cloud) if cls is Model else cls)
 
     def __init__(self, state: State, probe: Probe = ICMP):
         self.state = state
         self.probe = probe
-        az = state.azure
+        az = state.cloud
         self.owner_nic: dict[IPv4Address, NicState] = {}
         for nic in az.nics.values():
             for a in nic.addresses:
@@ -303,7 +303,7 @@ class Model:
         if node in s.endpoints:
             e = s.endpoints[node]
             w.hop(node, f"{pkt[0]} → {pkt[1]} to {self.CLOUD_TITLE} (the subnet gateway {e.gateway} answers ARP)")
-            return self._cloud_in(s.azure.nics[e.nic], pkt, w)
+            return self._cloud_in(s.cloud.nics[e.nic], pkt, w)
         return self._internet_out(pkt, w)
 
     def _guest_out(self, g: GuestState, pkt: list[IPv4Address], w: _Walk) -> str:
@@ -431,7 +431,7 @@ class Model:
                                  f"`{h.block} dev {h.bridge}` is missing", f"`nestnet host apply` on {h.name}")
                 )
             w.hop(h.name, f"{pkt[0]} → {dst} via {nh} dev {r.dev} to {self.CLOUD_TITLE}")
-            nic = self.state.azure.nics.get(h.nic)
+            nic = self.state.cloud.nics.get(h.nic)
             if nic is None:
                 raise _Dropped(Drop(h.name, f"{h.name}'s NIC {h.nic} is unknown to {self.CLOUD_TITLE}", ""))
             return self._cloud_in(nic, pkt, w)

@@ -268,13 +268,23 @@ class EndpointState:
 @dataclass(frozen=True, slots=True)
 class State:
     name: str
-    azure: CloudState  # the cloud's data plane (Azure's, or another behind nestnet.clouds)
+    cloud: CloudState  # the cloud's data plane (``state.<cloud name>`` reads it too)
     hosts: Mapping[str, HostState]
     guests: Mapping[str, GuestState]
     endpoints: Mapping[str, EndpointState]
     pool: IPv4Network | None = None
     internet: bool = True  # the internet node exists (destination only: it has no route to 10/8)
     source: str = ""
+
+    def __getattr__(self, name: str) -> CloudState:
+        # ``state.<cloud>`` (e.g. in the cloud's package) is the cloud's data plane, when it is that cloud's.
+        try:
+            cloud = object.__getattribute__(self, "cloud")
+        except AttributeError:  # not initialised yet (unpickling, copy)
+            raise AttributeError(name) from None
+        if name == cloud.cloud:
+            return cloud
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def node_names(self) -> tuple[str, ...]:
@@ -309,7 +319,7 @@ def endpoint_nic(endpoint: str) -> str:
 def from_plan(plan: Plan, cloud: str | None = None) -> State:
     """The desired state: what the cloud and every host look like once nestnet has applied
     ``plan``; the cloud's part through the cloud seam (``nestnet.clouds``)."""
-    azure = CloudState.from_plan(plan, cloud)
+    cloud_state = CloudState.from_plan(plan, cloud)
     endpoints = {
         e.name: EndpointState(e.name, e.ip, e.prefix_len, e.subnet, e.gateway, endpoint_nic(e.name))
         for e in plan.endpoints.values()
@@ -352,7 +362,7 @@ def from_plan(plan: Plan, cloud: str | None = None) -> State:
     }
     return State(
         name=plan.name,
-        azure=azure,
+        cloud=cloud_state,
         hosts=hosts,
         guests=guests,
         endpoints=endpoints,

@@ -21,21 +21,21 @@ def _host(state: State, name: str, **changes) -> State:
 
 def _nic_forwarding_off(state: State, host: str) -> State:
     nic = state.hosts[host].nic
-    nics = dict(state.azure.nics)
+    nics = dict(state.cloud.nics)
     nics[nic] = replace(nics[nic], ip_forwarding=False)
-    return replace(state, azure=replace(state.azure, nics=nics))
+    return replace(state, cloud=replace(state.cloud, nics=nics))
 
 
 def _no_route_table(state: State, subnet: str) -> State:
-    subnets = dict(state.azure.subnets)
+    subnets = dict(state.cloud.subnets)
     subnets[subnet] = replace(subnets[subnet], route_table=False)
-    return replace(state, azure=replace(state.azure, subnets=subnets))
+    return replace(state, cloud=replace(state.cloud, subnets=subnets))
 
 
 def _no_user_route(state: State, host: str) -> State:
     block = state.hosts[host].block
-    routes = tuple(r for r in state.azure.user_routes if r.prefix != block)
-    return replace(state, azure=replace(state.azure, user_routes=routes))
+    routes = tuple(r for r in state.cloud.user_routes if r.prefix != block)
+    return replace(state, cloud=replace(state.cloud, user_routes=routes))
 
 
 def _no_nic_prefix(state: State, host: str) -> State:

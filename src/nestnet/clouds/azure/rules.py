@@ -42,7 +42,7 @@ class AzureRules(_Base):
 
     def _azure_route(self, subnet: str, dst: IPv4Address) -> tuple[str, IPv4Network, UserRoute | None]:
         """Route selection in the source subnet's table: ('user'|'vnet'|'internet'|'none', prefix, route)."""
-        az = self.state.azure
+        az = self.state.cloud
         best: tuple[int, int, str, IPv4Network, UserRoute | None] | None = None
         # (prefix length, user beats system on ties)
         for n in az.address_space:
@@ -66,7 +66,7 @@ class AzureRules(_Base):
     def _user_routes_for(self, dst: IPv4Address) -> Iterator[UserRoute]:
         """User routes covering ``dst``, longest prefix first (indexed: tables hold 1,000 routes)."""
         if not self._user:
-            for r in self.state.azure.user_routes:
+            for r in self.state.cloud.user_routes:
                 self._user.setdefault(r.prefix.prefixlen, {}).setdefault(int(r.prefix.network_address), []).append(r)
             self._user_lens = sorted(self._user, reverse=True)
         d = int(dst)
@@ -111,7 +111,7 @@ class AzureRules(_Base):
         """Azure's network security groups on ``nic``'s way: inbound the subnet's then the NIC's,
         outbound the NIC's then the subnet's. Stateful per NIC: a reply of a flow the NIC let
         through (either way) passes without rules."""
-        az = self.state.azure
+        az = self.state.cloud
         sub = az.subnets.get(nic.subnet)
         attached = [("NIC", nic.name, nic.nsg), ("subnet", nic.subnet, sub.nsg if sub is not None else None)]
         if direction == "Inbound":
@@ -142,7 +142,7 @@ class AzureRules(_Base):
             w.flow.seen.add(key)
 
     def _nsg_fix(self, nsg: Nsg, rule, direction: Direction, src: IPv4Address, dst: IPv4Address) -> str:
-        rg = self.state.azure.resource_group or "RG"
+        rg = self.state.cloud.resource_group or "RG"
         if not rule.default:
             flow = "" if self.probe == ICMP else f" {self.probe}"
             return (f"remove or narrow the rule (`az network nsg rule delete -g {rg} --nsg-name {nsg.name} "
@@ -156,13 +156,13 @@ class AzureRules(_Base):
                 f"--destination-address-prefixes {dst}`")
 
     def _nic_fix(self, nic: NicState) -> str:
-        rg = self.state.azure.resource_group or "RG"
-        if self.state.azure.owned_by_nic:  # no IP forwarding in these modes: the NIC must own the address
+        rg = self.state.cloud.resource_group or "RG"
+        if self.state.cloud.owned_by_nic:  # no IP forwarding in these modes: the NIC must own the address
             return f"`nestnet azure apply` (the ip configuration of {nic.name} that holds the address)"
         return f"`nestnet azure apply` or `az network nic update -g {rg} -n {nic.name} --ip-forwarding true`"
 
     def _unowned(self, nic: NicState, dst: IPv4Address) -> Drop:
-        az = self.state.azure
+        az = self.state.cloud
         where = f"azure:{nic.subnet}"
         covering = [r for r in az.user_routes if dst in r.prefix]
         sub = az.subnets.get(nic.subnet)
@@ -249,14 +249,14 @@ class AzureRules(_Base):
         """The internet's packet for a public IP: Azure hands it 1:1 to the NIC's primary private
         address; NSGs judge it there, after the translation (docs/decisions/0027)."""
         w.hop(INTERNET, f"{pkt[0]} → {pkt[1]} to Azure")
-        nic = self.state.azure.nics.get(pub.nic)
+        nic = self.state.cloud.nics.get(pub.nic)
         where = f"azure:{pub.name}"
         if nic is None:
             raise _Dropped(Drop(where, f"public IP {pub.name} ({pub.address}) is on NIC {pub.nic}, unknown to the fabric", ""))
         host = self.host_by_nic.get(nic.name)
         private = host.ip if host is not None else min(nic.addresses)
         if pub.standard:
-            sub = self.state.azure.subnets.get(nic.subnet)
+            sub = self.state.cloud.subnets.get(nic.subnet)
             if not nic.nsg and not (sub is not None and sub.nsg):
                 raise _Dropped(Drop(where, f"Azure drops {pkt[0]} → {pub.address} {self.probe}: public IP {pub.name} is "
                                     "Standard SKU, closed to inbound unless an NSG allows it, and neither NIC "
