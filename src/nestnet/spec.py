@@ -22,9 +22,9 @@ from .errors import Problem, SpecError
 
 SPEC_VERSION = 1
 
-# Names end up as Linux network-namespace prefixes, Azure names/tags and shell words.
+# Names end up as Linux network-namespace prefixes, the cloud's names/tags and shell words.
 FABRIC_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,22}[a-z0-9])?$")
-# Hostname label / VM / endpoint names: safe in shells, Azure names and file names.
+# Hostname label / VM / endpoint names: safe in shells, the cloud's names and file names.
 NODE_NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 # Linux interface names: at most 15 bytes, no '/', whitespace or ':'.
 IFNAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$")
@@ -49,7 +49,7 @@ class NestedSpec(_Model):
     guest_style: Literal["onlink", "subnet", "shared"] = "onlink"
     egress: Literal["masquerade-outside-vnet", "none"] = "masquerade-outside-vnet"
     dhcp: DhcpSpec = Field(default_factory=DhcpSpec)
-    dns_search: list[Annotated[str, AfterValidator(_domain)]] | None = None  # default: [azure.private_dns_zone]
+    dns_search: list[Annotated[str, AfterValidator(_domain)]] | None = None  # default: [the cloud section's private_dns_zone]
 
 
 HOST_DEFAULTABLE = (
@@ -77,7 +77,7 @@ class HostSpec(_Model):
     firewall: Literal["nftables", "ufw"] = "nftables"
     ssh_port: int = Field(22, ge=1, le=65535)
     migration_hook: bool = False  # install the libvirt qemu hook for live migration (docs/decisions/0013)
-    # An existing Azure public IP (its name) on the primary ip configuration of the host's NIC,
+    # An existing public IP of the cloud (its name) on the primary ip configuration of the host's NIC,
     # for its VMs' ``expose``; unset: nestnet creates and owns one (docs/decisions/0027)
     public_ip: str | None = None
     dhcp_dynamic: bool | None = None  # this host's nested.dhcp.dynamic
@@ -121,7 +121,7 @@ class _SpecHead(_Model):
     name: str
 
 
-# The cloud sections (``azure:``, ...): one optional key per cloud package, each its package's
+# The cloud sections (one per cloud, named as it is): one optional key per cloud package, each its package's
 # model (nestnet.clouds.sections); a spec has exactly one (_one_cloud below).
 _SECTIONS = clouds.sections()
 _SpecClouds = create_model(  # type: ignore[call-overload]

@@ -280,7 +280,7 @@ def _diff_routes(want: Desired, seen: Observed, adopt: bool = False) -> list[Cha
     for r in seen.routes:
         key = (r.dst, r.plen)
         # MOVE_PROTO: a moved VM's /32 into the move tunnel (host/move.py); nestnet's too, and
-        # replaced by the planned route once apply runs again (after azure apply: docs/decisions/0013)
+        # replaced by the planned route once apply runs again (after the cloud's apply: docs/decisions/0013)
         if r.proto in (ROUTE_PROTO, MOVE_PROTO):
             if r.table == RT_TABLE_MAIN and key in wanted:
                 mine[key] = r

@@ -6,8 +6,8 @@ that nestnet owns (docs/decisions/0011).
   computed. ``onlink`` guests get a /32 with a classless static route (option 121) to the host,
   on link, and the default via it; ``subnet`` guests the subnet's mask and the host as router.
   Both get the host as name server and the search domains.
-- DNS: a forwarder on the host's bridge address, to Azure DNS (168.63.129.16), which it asks from
-  the host's own address (Azure DNS does not answer nested addresses).
+- DNS: a forwarder on the host's bridge address, to the cloud's resolver (``plan.cloud.resolver``),
+  which it asks from the host's own address (the cloud's resolver does not answer nested addresses).
 
 Files (rendered under the host root like every persistent file): the config, a systemd unit and
 its ``wants`` link, so it starts at boot. The running process is recognised by what it serves,

@@ -16,7 +16,7 @@ Phases (libvirt.org/hooks.html; only the destination is told about an incoming m
 The source learns the destination from the spec (libvirt does not tell it), so the spec and lock
 on every host must already say where the VM lives: ``nestnet vm move`` first, then copy them to
 ``/etc/nestnet/`` on the hosts. The old host keeps tunnelling until ``nestnet host apply`` runs
-there after ``nestnet azure apply`` (it replaces the tunnel's route with the planned one).
+there after the cloud's apply (``nestnet <cloud> apply``: it replaces the tunnel's route with the planned one).
 """
 
 from __future__ import annotations
@@ -123,6 +123,6 @@ def steps(plan: Plan, host: str, vm: str | None, operation: str, sub: str) -> tu
     lives_here = plan.vms[vm].host == host
     if phase in ("migrate/begin", "started/begin"):
         return ("arrive",) if lives_here else ()
-    # stopped/end: it ran here; if the spec says it lives elsewhere now, Azure may still send its
-    # traffic here (the old route) until `azure apply` has propagated: forward it away
+    # stopped/end: it ran here; if the spec says it lives elsewhere now, the cloud may still send its
+    # traffic here (the old route) until its apply has propagated: forward it away
     return () if lives_here else ("depart",)

@@ -7,8 +7,8 @@ the move: the VM lives on its new host (an exception to its block, or renumbered
     arrive(plan, host, vm, root)   new host, before the guest runs there: the move tunnel (to
                                    receive), then the host reconciler (local /32, firewall)
     depart(plan, host, vm)         old host, as soon as the guest has left: the VM's /32 into the
-                                   tunnel to the new host (no loop while Azure still sends here)
-    settle(plan, host, vm, root)   old host, once Azure routes the /32 to the new host: the
+                                   tunnel to the new host (no loop while the cloud still sends here)
+    settle(plan, host, vm, root)   old host, once the cloud routes the /32 to the new host: the
                                    reconciler replaces the tunnel's route with the planned one in
                                    one step; the tunnel goes once nothing uses it
 

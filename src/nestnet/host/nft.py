@@ -77,7 +77,7 @@ def render_policy(p: Policy) -> str:
     if p.forwards or p.exposes:
         # nat mode's port forwards: the host's address and port -> the VM's (to_vms accepts the
         # VNet as source; replies go back through conntrack); exposed ports: the NIC's address
-        # (Azure's public IP is 1:1 NAT to it) -> the VM's, accepted in to_vms as DNATed
+        # (the cloud's public IP is 1:1 NAT to it) -> the VM's, accepted in to_vms as DNATed
         lines += [
             "\tchain prerouting {",
             "\t\ttype nat hook prerouting priority dstnat; policy accept;",
@@ -105,7 +105,7 @@ def render_table(plan: Plan, host: Host) -> str:
 def render_bridge(plan: Plan, host: Host) -> str:
     """L2 guards for a Linux bridge that holds the uplink (DESIGN 3.4): nested VM ports and the
     uplink never meet at L2 (the host routes between them), and no ARP about nested addresses
-    crosses the uplink (Azure answers every ARP and would take the traffic)."""
+    crosses the uplink (the cloud answers every ARP and would take the traffic)."""
     up, block = host.uplink, host.block
     return "\n".join([
         f"table bridge {TABLE} {{",

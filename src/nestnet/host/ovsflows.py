@@ -1,10 +1,10 @@
 """L2 guards on an OVS bridge that holds the uplink (HPE VME's ``mgmt``, as in the seed). Pure.
 
-Azure answers every ARP request with its own MAC (DESIGN 3.4): an answer for a nested address
+The cloud answers every ARP request with its own MAC (DESIGN 3.4): an answer for a nested address
 would take that VM's traffic. So frames from the uplink reach only the host's own port (LOCAL),
 never a nested VM's, and ARP from the uplink that claims a nested address is dropped. Because
 NORMAL never sees the uplink's frames, it never learns a MAC behind it, so VM unicast cannot be
-switched to Azure either. The flows carry a cookie: 0x6e6e (nestnet) in the top 16 bits and a
+switched to the cloud either. The flows carry a cookie: 0x6e6e (nestnet) in the top 16 bits and a
 digest of the flow set below, which is how ``diff`` compares them and ``remove`` finds them.
 """
 

@@ -12,7 +12,7 @@ import shutil
 
 from .. import firewall, sysctl
 from ..faults import Fault
-from ..model.whatif import AZURE_FAULTS
+from ..model.whatif import CLOUD_FAULTS
 from ..plan import ROUTE_PROTO, Plan
 from .nodes import reconcile
 from .sysio import ip_batch, ip_json, nft, nft_json, run, write_sysctls
@@ -21,7 +21,7 @@ FAULT_TABLE = "nestnet_labfault"  # the lab's own table: a plain drop policy, no
 
 
 def is_azure_fault(f: Fault) -> bool:
-    return f.kind in AZURE_FAULTS
+    return f.kind in CLOUD_FAULTS
 
 
 def _links() -> list[str]:

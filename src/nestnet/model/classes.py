@@ -1,6 +1,6 @@
 """Checking every ordered pair fast: nodes that behave alike are traced once per class pair.
 
-A host's *signature* is its state (and Azure's state about it: NIC, user routes for its block)
+A host's *signature* is its state (and the cloud's state about it: NIC, user routes for its block)
 rewritten relative to itself: its own address becomes SELF, its block BLOCK, its subnet's gateway
 GW, its routes to the other hosts' blocks a per-relation summary ("via the peer's IP on the
 uplink" for same-subnet peers, "via GW" for others). Hosts of one subnet with equal signatures
@@ -75,7 +75,7 @@ class _Signer:
         self._kinds: dict[int, tuple] = {}  # id(network) -> (network, its kind)
         self._literal_nets: dict[int, tuple] = {}  # id(tuple of networks) -> (tuple, signature)
         self._nsg_literals(state)
-        for r in state.cloud.user_routes:  # Azure's foreign routes touch every class alike unless partial
+        for r in state.cloud.user_routes:  # the cloud's foreign routes touch every class alike unless partial
             if self.block_owner.get(r.prefix) is None:
                 self.literal_net(r.prefix)
             owner = self.ip_owner.get(r.next_hop_ip)

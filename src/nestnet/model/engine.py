@@ -3,7 +3,7 @@
 Every rule is a small function of the State and the packet, named after what it models:
 
 - The cloud: its rules are a mixin of ``Model`` from the cloud's package (``Cloud.rules()``, e.g.
-  ``nestnet.clouds.azure.rules``): what it delivers, by which route, which source/destination check,
+  the first cloud's ``rules`` module): what it delivers, by which route, which source/destination check,
   security groups, internet egress and public IPs. ``Model(state)`` is the model of the state's
   cloud (``CloudState.cloud``).
 - Linux hosts: local delivery, ``ip_forward``, longest-prefix routing, ``rp_filter`` (strict:

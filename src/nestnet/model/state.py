@@ -2,7 +2,7 @@
 
 A ``State`` holds only facts the forwarding rules read, in one shape for both sources:
 
-- the cloud side (``CloudState``, Azure's or another's through ``nestnet.clouds``): subnets and their
+- the cloud side (``CloudState``, any cloud's through ``nestnet.clouds``): subnets and their
   route-table association, the user routes of
   nestnet's route table, and every NIC (subnet, addresses incl. secondary IPs, IP forwarding);
 - per KVM host (``HostState``): local addresses, kernel routes (nestnet-owned and others, so the
@@ -33,12 +33,12 @@ HOST_L2_GUARDS = True
 # The internet node behind the fabric, as in the lab (DESIGN §5, reference up.sh).
 INTERNET = "internet"
 INTERNET_IP = IPv4Address("203.0.113.10")
-# The address Azure's default outbound access translates NIC addresses to (lab: fab's pinet).
+# The address the cloud's default outbound access translates NIC addresses to (lab: fab's pinet).
 OUTBOUND_IP = IPv4Address("198.51.100.1")
-# The link between Azure's edge and the internet: the only network the internet node reaches.
+# The link between the cloud's edge and the internet: the only network the internet node reaches.
 OUTBOUND_NET = IPv4Network("198.51.100.0/24")
-# Stand-ins for the public IPs of hosts with exposed VMs when the state comes from a plan (Azure
-# picks the real address; ``--azure`` reads it): RFC 2544's benchmarking range, never routed on the
+# Stand-ins for the public IPs of hosts with exposed VMs when the state comes from a plan (the
+# cloud picks the real address; the doctor's cloud option reads it): RFC 2544's benchmarking range, never routed on the
 # internet, which the lab's internet routes to the fabric (docs/decisions/0027).
 PUBLIC_STANDIN = IPv4Network("198.18.0.0/15")
 
@@ -94,7 +94,7 @@ class SubnetState:
     prefix: IPv4Network
     gateway: IPv4Address
     route_table: bool  # associated with nestnet's route table
-    reserved: tuple[IPv4Address, ...] = ()  # addresses the cloud never delivers (Azure: first four, last)
+    reserved: tuple[IPv4Address, ...] = ()  # addresses the cloud never delivers (e.g. the first four and the last)
     nsg: str | None = None  # the network security group on the subnet (a key of CloudState.nsgs)
 
 
@@ -107,7 +107,7 @@ class UserRoute:
 
 @dataclass(frozen=True, slots=True)
 class PublicIp:
-    """A public IP on a NIC's primary ip configuration: Azure delivers what arrives for ``address``
+    """A public IP on a NIC's primary ip configuration: the cloud delivers what arrives for ``address``
     to the NIC's primary private address (1:1, ports unchanged) and its replies leave as ``address``.
     ``standard``: closed to inbound unless an NSG on the way allows it (Standard SKU); a Basic one
     is open (docs/decisions/0027)."""
@@ -128,7 +128,7 @@ class CloudState:
     resource_group: str = ""
     nsgs: Mapping[str, Nsg] = field(default_factory=dict)  # by name; attached through subnets and NICs
     peered_space: tuple[IPv4Network, ...] = ()  # address spaces of peered VNets (VirtualNetwork tag)
-    none_routes: tuple[IPv4Network, ...] = ()  # system routes that drop (Azure: 10/8, 172.16/12, ...)
+    none_routes: tuple[IPv4Network, ...] = ()  # system routes that drop (e.g. private ranges outside the network)
     public_ips: tuple[PublicIp, ...] = ()  # on NICs' primary ip configurations
     # nested addresses are the NICs' own ip configurations (secondary-ip, nic-prefix), not routed:
     # a missing one is a missing ip configuration, and the fix says so
@@ -150,7 +150,7 @@ class CloudState:
         return get(cloud or plan.cloud.cloud_name).planned_state(plan)
 
     def unconfigured(self) -> "CloudState":
-        """Azure before nestnet wrote anything: no user routes, no associations, no forwarding."""
+        """The cloud before nestnet wrote anything: no user routes, no associations, no forwarding."""
         return replace(
             self,
             user_routes=(),
@@ -312,7 +312,7 @@ def firewall_of(p: Policy) -> Firewall:
 
 
 def endpoint_nic(endpoint: str) -> str:
-    """Endpoints are plain Azure VMs; their NIC name is not in the spec."""
+    """Endpoints are plain VMs of the cloud; their NIC name is not in the spec."""
     return f"{endpoint}-nic"
 
 

@@ -39,17 +39,17 @@ def _no_user_route(state: State, host: str) -> State:
 
 
 def _no_nic_prefix(state: State, host: str) -> State:
-    """The host NIC's prefix ip configurations are gone: Azure no longer owns those addresses for it."""
+    """The host NIC's prefix ip configurations are gone: the cloud no longer owns those addresses for it."""
     nic = state.hosts[host].nic
-    nics = dict(state.azure.nics)
+    nics = dict(state.cloud.nics)
     n = nics[nic]
     gone = {a for p in n.prefixes for a in p}
     nics[nic] = replace(n, prefixes=(), addresses=n.addresses - gone)
-    return replace(state, azure=replace(state.azure, nics=nics))
+    return replace(state, cloud=replace(state.cloud, nics=nics))
 
 
-# Faults on Azure's side (the rest are on a host).
-AZURE_FAULTS = ("nic-forwarding-off", "no-route-table", "no-user-route", "no-nic-prefix")
+# Faults on the cloud's side (the rest are on a host).
+CLOUD_FAULTS = ("nic-forwarding-off", "no-route-table", "no-user-route", "no-nic-prefix")
 
 WHATIFS: dict[str, Callable[[State, str], State]] = {
     "nic-forwarding-off": _nic_forwarding_off,
