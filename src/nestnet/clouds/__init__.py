@@ -172,7 +172,7 @@ def register(
 
 
 def get(name: str = DEFAULT) -> AnyCloud:
-    if name in PACKAGES and name not in _CLOUDS and _has(f"{name}.cloud"):
+    if name in PACKAGES and name not in _CLOUDS and _ready(name):
         import_module(f"{__name__}.{name}.cloud")  # registers itself
     try:
         return _CLOUDS[name]
@@ -204,7 +204,7 @@ def section(spec: object) -> CloudSpec:
 def sections() -> dict[str, type["BaseModel"]]:
     """Each cloud package's spec section model (``nestnet.clouds.<cloud>.spec.SECTION``), by the
     section's key (the cloud's name)."""
-    return {n: import_module(f"{__name__}.{n}.spec").SECTION for n in PACKAGES if _has(f"{n}.spec")}
+    return {n: import_module(f"{__name__}.{n}.spec").SECTION for n in PACKAGES if _ready(n)}
 
 
 def title(name: str = DEFAULT) -> str:
@@ -217,6 +217,12 @@ def commands() -> dict[str, tuple[str, str]]:
     """Each cloud package's command group, ``nestnet <cloud> ...``: name -> ("module:attribute",
     its one-line help), for the CLI's lazy command table."""
     return {n: (f"{__name__}.{n}.cli:{n}", import_module(f"{__name__}.{n}").CLI_HELP) for n in PACKAGES if _has(f"{n}.cli")}
+
+
+def _ready(name: str) -> bool:
+    """Whether a cloud package takes specs yet: its section, checks and Cloud are all there (until
+    then its section's key is an unknown key, as for any other)."""
+    return all(_has(f"{name}.{part}") for part in ("spec", "validate", "cloud"))
 
 
 def _has(module: str) -> bool:
