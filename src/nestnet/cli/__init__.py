@@ -30,8 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     **clouds.commands(),  # `nestnet <cloud> ...`, one group per cloud package
     "fleet": ("nestnet.cli.fleet:fleet", "Apply the plan to every host through Ansible."),
     "doctor": ("nestnet.cli.doctor:doctor", "Diagnose this live host: what breaks which pairs, and the fix."),
-    "import": ("nestnet.cli.importcmd:import_", f"Write a spec + lock reproducing the fabric {_CLOUD} has today."),
-    "rollout": ("nestnet.cli.rollout:rollout", f"Bring {_CLOUD}, then every host, to the spec; each step's changes and time."),
+    **clouds.top_commands(),  # the default cloud's own top-level commands (`nestnet import`, `rollout`)
     "diagram": ("nestnet.cli.viz:diagram", "Draw the fabric (SVG, Mermaid, dot) with check's verdicts on it."),
     "report": ("nestnet.cli.viz:report", "Write one self-contained HTML page: diagram, plan, matrix, failures."),
     "advise": ("nestnet.cli.advise:advise", "Recommend routed, nat or secondary-ip for your needs, with reasons."),

@@ -236,3 +236,10 @@ def spec_rules(name: str = DEFAULT) -> SpecRules:
     """What the spec checks need to know of cloud ``name`` (its package's ``validate.RULES``)."""
     rules: SpecRules = import_module(f"{__name__}.{name}.validate").RULES
     return rules
+
+
+def top_commands(name: str = DEFAULT) -> dict[str, tuple[str, str]]:
+    """The top-level commands cloud ``name`` adds beside its group (``nestnet import``, ``nestnet
+    rollout`` for the default cloud): name -> ("module:attribute", its one-line help)."""
+    top: dict[str, tuple[str, str]] = getattr(import_module(f"{__name__}.{name}"), "TOP_COMMANDS", {})
+    return top

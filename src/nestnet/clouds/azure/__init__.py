@@ -16,6 +16,12 @@ from typing import Any
 
 TITLE = "Azure"  # in words, in help texts and messages
 CLI_HELP = "Reconcile the Azure route table, subnets and NICs; export Terraform/az."  # `nestnet azure`
+# Top-level commands of Azure's own, beside `nestnet azure` (module:attribute, one-line help).
+TOP_COMMANDS = {
+    "import": ("nestnet.clouds.azure.importcmd:import_", "Write a spec + lock reproducing the fabric Azure has today."),
+    "rollout": ("nestnet.clouds.azure.rollout:rollout",
+                "Bring Azure, then every host, to the spec; each step's changes and time."),
+}
 
 # Loaded on first use: the core imports .facts, which must not load the ARM client, the differ and
 # the exporters with it (~25 ms of the start-up of every command that only reads the spec).

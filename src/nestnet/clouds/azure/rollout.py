@@ -7,7 +7,7 @@ import time
 
 import click
 
-from .output import UserPath, emit_json, json_option, note, spec_argument, warn_lines
+from ...cli.output import UserPath, emit_json, json_option, note, spec_argument, warn_lines
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
@@ -26,13 +26,13 @@ def rollout(spec: str, adopt: bool, dry_run: bool, inventory_file: str | None, a
     step's changes and the seconds it took; exit 1 if any host failed (Azure's refusals stop
     the rollout before any host is touched).
     """
-    from .. import fleet as fl
     import os
 
-    from ..clouds.azure.lease import locked_apply
-    from ..clouds.azure.reconcile import plan_changes
-    from ..plan import load_plan
-    from ..clouds.azure.cli import _client, _lock_timeout
+    from ... import fleet as fl
+    from ...plan import load_plan
+    from .cli import _client, _lock_timeout
+    from .lease import locked_apply
+    from .reconcile import plan_changes
 
     t0 = time.monotonic()
     plan = load_plan(spec, write=not dry_run)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .output import UserPath, emit_json, json_option, note
+from ...cli.output import UserPath, emit_json, json_option, note
 
 
 @click.command("import")
@@ -25,12 +25,12 @@ def import_(rg: str, vnet: str, route_table: str | None, out: str, name: str | N
     `nestnet azure diff SPEC --adopt` shows renames only."""
     from pathlib import Path
 
-    from ..clouds.azure.arm import ArmClient, ArmSettings
-    from ..clouds.azure.importer import fabric_name, read, render
-    from ..errors import UsageError
-    from ..plan import load_plan, load_source
-    from ..spec import SpecSource
-    from ..store import write_atomic
+    from .arm import ArmClient, ArmSettings
+    from .importer import fabric_name, read, render
+    from ...errors import UsageError
+    from ...plan import load_plan, load_source
+    from ...spec import SpecSource
+    from ...store import write_atomic
 
     path = Path(out)
     if path.exists():
