@@ -21,7 +21,7 @@ from .errors import Problem, SpecError
 from .ipam import Allocation
 from .mobility import SHARED_GATEWAY, Move, local_prefixes, moves
 from .spec import HostSpec, SpecSource
-from .validate import ResolvedSpec, HostInfo, reserved_addresses, vm_mac
+from .validate import ResolvedSpec, HostInfo, rules_of, vm_mac
 
 if TYPE_CHECKING:
     from .store import Loaded
@@ -47,10 +47,7 @@ class Subnet:
     prefix: IPv4Network
     gateway: IPv4Address  # the cloud's gateway: first address + 1
     route_table: bool  # associated with nestnet's route table (routed mode)
-
-    @property
-    def reserved(self) -> tuple[IPv4Address, ...]:
-        return reserved_addresses(self.prefix)
+    reserved: tuple[IPv4Address, ...] = ()  # addresses the cloud never delivers here
 
 
 @dataclass(frozen=True, slots=True)
@@ -445,8 +442,10 @@ def build_plan(fabric: ResolvedSpec, alloc: Allocation, source: str = "", warnin
     ``validate.check_allocation`` (all the spec's warnings); the fabric's own when omitted."""
     spec = fabric.spec
     mode: Mode = spec.nested.mode
+    rules = rules_of(spec)
     subnets = {
-        s.name: Subnet(s.name, s.prefix, s.prefix.network_address + 1, s.route_table and mode == "routed")
+        s.name: Subnet(s.name, s.prefix, s.prefix.network_address + 1, s.route_table and mode == "routed",
+                       rules.reserved(s.prefix))
         for s in fabric.subnets.values()
     }
     moved = plan_moves(fabric, alloc)
