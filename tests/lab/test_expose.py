@@ -14,7 +14,7 @@ import time
 import pytest
 
 from nestnet import exposes
-from nestnet.lab import sdn
+from nestnet.clouds.azure import sdn
 from nestnet.clouds.azure.lab import PIP_TABLE
 from nestnet.lab.topology import Topology
 from nestnet.model import INTERNET, INTERNET_IP, Model, from_plan
