@@ -34,8 +34,9 @@ from ..host import libvirt_hook, move
 from ..ipam import lock_path
 from ..netns import run_in
 from ..plan import Plan, load_plan
-from . import libvirt, sdn, systemd
-from .azure import CloudState
+from .. import clouds
+from ..model.state import CloudState
+from . import libvirt, systemd
 from .core import azure_source, require_root, require_up, state_dir
 from .migrate import BASELINE, INTERVAL, TAIL, Probe, Result, _Pingers, _pairs, _refuse, _wait_route, parse_ping
 from .topology import Topology
@@ -221,7 +222,7 @@ def migrate(spec: str | Path, vm: str, to: str, propagation_delay: float = 0.0) 
             t["downtime"] = down
         t2 = time.monotonic()
         time.sleep(propagation_delay)  # Azure's route change takes effect this much later
-        sdn.program_ns(topo, CloudState.from_plan(plan))
+        clouds.of(plan).lab_fabric().program_ns(topo, CloudState.from_plan(plan))
         _wait_route(topo, plan, vm)
         t["azure"] = time.monotonic() - t2
         t3 = time.monotonic()
