@@ -219,8 +219,8 @@ def test_the_lab_follows_arm_the_public_ip_arm_gave_reaches_the_vm_once_the_nsg_
     import signal
 
     from nestnet import exposes, lab
-    from nestnet.lab import sdn
-    from nestnet.lab.azure import from_emulator
+    from nestnet.clouds.azure import sdn
+    from nestnet.clouds.azure.lab import from_emulator
     from nestnet.lab.topology import Topology
     from nestnet.model import from_plan
 
@@ -246,7 +246,7 @@ def test_the_lab_follows_arm_the_public_ip_arm_gave_reaches_the_vm_once_the_nsg_
         state = from_plan(plan)
         from dataclasses import replace
 
-        state = replace(state, azure=cloud)
+        state = replace(state, cloud=cloud)
 
         def curl(port: int) -> bool:
             return subprocess.run(["ip", "netns", "exec", topo.internet_ns, "curl", "-s", "-o", "/dev/null",

@@ -276,8 +276,8 @@ def test_lab_programmed_from_the_emulator_follows_the_prefixes(emulator, plan_of
     import os
 
     from nestnet import lab
-    from nestnet.lab import sdn
-    from nestnet.lab.azure import from_emulator
+    from nestnet.clouds.azure import sdn
+    from nestnet.clouds.azure.lab import from_emulator
     from nestnet.lab.topology import Topology
     from nestnet.model import from_plan, reachability
 
@@ -300,7 +300,7 @@ def test_lab_programmed_from_the_emulator_follows_the_prefixes(emulator, plan_of
         drop_config(ep, plan, NIC2, "nestnet-vme-kvm-vm2")
         state = from_emulator(ep.arm.state_dir, plan)
         sdn.program_ns(topo, state)
-        model = {(p.src, p.dst) for p in reachability(replace(from_plan(plan), azure=state)).pairs()}
+        model = {(p.src, p.dst) for p in reachability(replace(from_plan(plan), cloud=state)).pairs()}
         assert red() == model and ("web1", "web2") in model
     finally:
         lab.down(plan)

@@ -7,7 +7,7 @@ import pytest
 
 from nestnet import lab
 from nestnet.faults import Fault
-from nestnet.lab import sdn
+from nestnet.clouds.azure import sdn
 from nestnet.lab.topology import Topology
 from nestnet.model import apply_fault, from_plan
 from nestnet.model.classes import reachability
