@@ -316,12 +316,12 @@ def routed_spec() -> dict:
 def no_pair_lost(plans, seen):
     """An ``Arm.on_change`` hook: after every write ARM accepts, the model of the fabric as ARM
     holds it (hosts as ``plans[0]`` configures them) must have every pair green."""
-    from nestnet.lab.azure import from_resources
+    from nestnet.clouds.azure.lab import from_resources
     from nestnet.model import from_plan, reachability
 
     def hook(arm):
         plan = plans[0]
-        state = replace(from_plan(plan), azure=from_resources(arm.resources, plan))
+        state = replace(from_plan(plan), cloud=from_resources(arm.resources, plan))
         seen.append(sorted((p.src, p.dst) for p in reachability(state).pairs()))
 
     return hook
@@ -369,7 +369,7 @@ def test_migration_in_the_lab_every_pair_pings_after_every_write(emulator, plan_
 
     from nestnet import lab
     from nestnet.host import apply as host_apply
-    from nestnet.lab.azure import lab_programmer
+    from nestnet.clouds.azure.lab import lab_programmer
     from nestnet.lab.core import state_dir
     from nestnet.lab.topology import Topology
     from nestnet.netns import run_in

@@ -219,7 +219,7 @@ class AzureRules(_Base):
             raise _Dropped(Drop("azure:internet", f"Azure translates only NIC addresses for internet egress and {src} "
                                 f"is none{who}", fix))
         # a NIC with a public IP sends as that IP; any other by Azure's default outbound address
-        pub = next((p for p in self.state.azure.public_ips if p.nic == nic.name), None)
+        pub = next((p for p in self.state.cloud.public_ips if p.nic == nic.name), None)
         host = self.host_by_nic.get(nic.name)
         out = pub.address if pub is not None and (host is None or src == host.ip) else OUTBOUND_IP
         w.flow.nat.append((AZURE, src, out))
