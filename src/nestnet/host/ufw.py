@@ -76,7 +76,7 @@ def render_policy(p: Policy, fabric_name: str, tunnel_from: tuple[str, ...] = ()
         for proto, port, dst in p.services_in
     ]
     # the move tunnel from the other hosts (migration_hook): UFW denies incoming otherwise, and a
-    # live-migrated guest's traffic was dropped here until Azure's route changed (seen in the lab)
+    # live-migrated guest's traffic was dropped here until the cloud's route changed (seen in the lab)
     f += [f"-A {UFW_INPUT} -i {p.out} -s {src} -p udp --dport {MOVE_PORT} -j ACCEPT" for src in tunnel_from]
     f.append(END)
     nat = ""
