@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 pytest.importorskip("nestnet.clouds.azure.rules", reason="the cloud seam's rules mixin is not on this tree")
-if "prefix" not in str(__import__("nestnet.spec", fromlist=["NestedSpec"]).NestedSpec.model_fields["mode"].annotation):
+if "'prefix'" not in str(__import__("nestnet.spec", fromlist=["NestedSpec"]).NestedSpec.model_fields["mode"].annotation):
     pytest.skip("nested.mode does not take 'prefix' on this tree yet", allow_module_level=True)
 
 from aws_helpers import make_vpc  # noqa: E402
