@@ -479,9 +479,9 @@ def test_doctor_reads_the_prefixes_arm_holds(emulator, plan_of):
     seen = observe_cloud(plan, client)
     assert {n: [str(p) for p in s.prefixes] for n, s in seen.nics.items() if s.prefixes} == {
         NIC1: [BLOCK1], NIC2: [BLOCK2]}
-    assert list(reachability(replace(from_plan(plan), azure=seen)).pairs()) == []
+    assert list(reachability(replace(from_plan(plan), cloud=seen)).pairs()) == []
     drop_config(ep, plan, NIC2, "nestnet-vme-kvm-vm2")
     seen = observe_cloud(plan, client)
     assert seen.nics[NIC2].prefixes == () and "10.0.1.50" not in {str(a) for a in seen.nics[NIC2].addresses}
-    failed = list(reachability(replace(from_plan(plan), azure=seen)).pairs())
+    failed = list(reachability(replace(from_plan(plan), cloud=seen)).pairs())
     assert failed and all("web2" in (p.src, p.dst) for p in failed)
