@@ -197,7 +197,8 @@ def azure_writes(hosts: int, mode: str) -> list[str]:
         arm.seed(first)
         em = Emulator(arm).start()
         try:
-            client = ArmClient(ArmSettings(em.url, DEFAULT_SUBSCRIPTION, "rg", str(em.ca_pem), "bench"))
+            # the deadline covers the whole bench (1,000 NICs written once first), not one command
+            client = ArmClient(ArmSettings(em.url, DEFAULT_SUBSCRIPTION, "rg", str(em.ca_pem), "bench", timeout=3600))
             reconcile(client, load_plan(p))
             for added, n in ((1, hosts - 10), (10, hosts)):
                 p.write_text(yaml.safe_dump(spec(n)))
