@@ -391,6 +391,8 @@ def _block_placement(fabric: ResolvedSpec, blocks: dict[str, IPv4Network]) -> li
             why = "secondary IP configurations must be addresses of the NIC's subnet; move nested.pool into the subnet"
         elif nested.mode == "nic-prefix":
             why = "a prefix ip configuration takes addresses of the NIC's subnet; move nested.pool into the subnet"
+        elif nested.mode == "prefix":
+            why = "a NIC's IPv4 prefix takes addresses of its subnet; move nested.pool into the subnet"
         else:
             continue
         out.append(Problem(f"hosts[{h.index}].block", f"{block} is outside the host's subnet {sub}: {why}", name=h.name))

@@ -26,7 +26,7 @@ from .validate import ResolvedSpec, HostInfo, rules_of, vm_mac
 if TYPE_CHECKING:
     from .store import Loaded
 
-Mode = Literal["routed", "nat", "secondary-ip", "nic-prefix"]
+Mode = Literal["routed", "nat", "secondary-ip", "nic-prefix", "prefix"]
 GuestStyle = Literal["onlink", "subnet", "shared"]
 
 # The kernel route protocol number nestnet's routes carry (see docs/decisions/0001).

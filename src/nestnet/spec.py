@@ -43,7 +43,7 @@ class DhcpSpec(_Model):
 
 
 class NestedSpec(_Model):
-    mode: Literal["routed", "nat", "secondary-ip", "nic-prefix"] = "routed"
+    mode: Literal["routed", "nat", "secondary-ip", "nic-prefix", "prefix"] = "routed"
     pool: str
     block_prefix_len: int = Field(28, ge=16, le=30)
     guest_style: Literal["onlink", "subnet", "shared"] = "onlink"

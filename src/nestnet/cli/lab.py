@@ -7,6 +7,7 @@ import sys
 import click
 
 from .output import console, emit_json, json_option, note, probe_option, spec_argument, table, warn_lines
+from .. import clouds
 from ..names import unknown
 from ..words import plural
 
@@ -240,8 +241,11 @@ def heal(spec: str) -> None:
 
 
 @lab.command("demo")
-@click.option("--mode", type=click.Choice(["routed", "nat", "secondary-ip", "nic-prefix"]), default="routed", show_default=True,
-              help="The seed's fabric in this mode (nat: nested VMs on 192.168.122.0/24 behind their host).")
+@click.option("--mode", type=click.Choice(["routed", "nat", "secondary-ip", "nic-prefix", "prefix"]), default=None,
+              help="The seed's fabric in this mode (nat: nested VMs on 192.168.122.0/24 behind their host); "
+              "default routed (--cloud aws: prefix; aws takes prefix and routed).")
+@click.option("--cloud", type=click.Choice(clouds.PACKAGES), default=clouds.DEFAULT, show_default=True,
+              help="Whose example: the seed (the default cloud's) or examples/<cloud>.yaml.")
 @click.option("--scenario", type=click.Choice(["seed", "adopt", "add-host", "migrate"]), default="seed", show_default=True,
               help="seed: the seed's verification and every pair; adopt: import + rollout --adopt of the hand-built "
               "seed under continuous pings; add-host: host add + rollout, timed until every pair is green; migrate: a live "
@@ -249,7 +253,7 @@ def heal(spec: str) -> None:
 @click.option("--name", default=None, hidden=True, help="Lab name instead of the seed's (tests run side by side).")
 @probe_option
 @json_option
-def demo(mode: str, scenario: str, name: str | None, probe, as_json: bool) -> None:
+def demo(mode: str | None, cloud: str, scenario: str, name: str | None, probe, as_json: bool) -> None:
     """Bring up the seed fabric in MODE, run the seed's verification inside it, ping every pair
     (the internet too; with --probe tcp/PORT or udp/PORT a real connection to PORT instead), ask
     `check` the same, tear down.
@@ -258,6 +262,16 @@ def demo(mode: str, scenario: str, name: str | None, probe, as_json: bool) -> No
     outside a host reaches its nested VMs). Exit 0 only when every pair is as expected and
     check agrees with the lab on every pair.
     """
+    if cloud != clouds.DEFAULT:
+        from importlib import import_module
+
+        from ..errors import UsageError
+
+        example = import_module(f"nestnet.clouds.{cloud}.lab")
+        mode = mode or example.MODES[0]
+        if mode not in example.MODES or scenario != "seed":
+            raise UsageError(f"--cloud {cloud}: --mode {' or '.join(example.MODES)} with --scenario seed")
+    mode = mode or "routed"
     if scenario != "seed":
         from ..errors import UsageError
 
@@ -269,7 +283,7 @@ def demo(mode: str, scenario: str, name: str | None, probe, as_json: bool) -> No
         return
     from ..lab.demo import passed, result, run_demo, seed_plan
 
-    plan = seed_plan(mode, name)
+    plan = seed_plan(mode, name) if cloud == clouds.DEFAULT else example.example_plan(mode, name)
     out = console(stderr=as_json)
 
     def report(c) -> None:

@@ -57,7 +57,7 @@ def vnet_names(plan: Plan) -> dict[str, IPv4Address]:
 
 def zone_records(plan: Plan) -> dict[str, IPv4Address]:
     """The A records ``azure apply`` keeps in the private zone: one per nested VM."""
-    zone = plan.azure.private_dns_zone
+    zone = getattr(plan.cloud, "private_dns_zone", None)
     return {f"{v.name}.{zone}": v.ip for v in plan.vms.values()} if zone else {}
 
 
@@ -92,7 +92,7 @@ def start(plan: Plan, topo: Topology, zone: Mapping[str, IPv4Address]) -> None:
     (d / "www" / "index.html").write_text(f"nestnet lab {plan.name}: the internet\n")
     (d / "vnet.hosts").write_text(hosts_text(vnet_names(plan)))
     (d / "zone.hosts").write_text(hosts_text(zone))
-    domains = [vnet_suffix(plan), INTERNET_DOMAIN, *([plan.azure.private_dns_zone] if plan.azure.private_dns_zone else [])]
+    domains = [vnet_suffix(plan), INTERNET_DOMAIN, *([z] if (z := getattr(plan.cloud, "private_dns_zone", None)) else [])]
     cmd = [
         "ip", "netns", "exec", topo.sdn_ns, "dnsmasq",
         "--conf-file=/dev/null", "--no-resolv", "--no-hosts",

@@ -90,7 +90,7 @@ def expected_names(plan: Plan, vm: str) -> dict[str, IPv4Address]:
         h = next(iter(plan.hosts.values()))
         out[f"{h.name}.{sfx}"] = h.ip
     out[dns.INTERNET_NAME] = dns.INTERNET_IP
-    zone = plan.azure.private_dns_zone
+    zone = getattr(plan.cloud, "private_dns_zone", None)
     if zone:
         others = [v for v in plan.vms.values() if v.name != vm] or [plan.vms[vm]]
         other = others[0]

@@ -89,7 +89,7 @@ class Topology:
             if node in RESERVED:
                 raise UsageError(f"{plan.source or plan.name}: node name {node!r} is reserved in the lab; rename it")
         secondary: dict[str, list[IPv4Address]] = {}
-        for s in plan.azure.secondary_ips:
+        for s in getattr(plan.cloud, "secondary_ips", ()):
             secondary.setdefault(s.nic, []).append(s.ip)
         nics = [
             NicPort(
