@@ -26,7 +26,7 @@ EXAMPLES = Path(__file__).parents[2] / "examples"
 VALUES: dict[str, list[str]] = {
     "name": ["web9"], "host": ["vme-kvm-vm1"], "to": ["vme-kvm-vm2"], "ip": ["10.0.1.30"],
     "guest": ["web1"], "operation": ["migrate"], "sub_operation": ["begin"], "node": ["web1"],
-    "argv": ["true"], "fault": ["ip-forward-off:vme-kvm-vm1"], "vm": ["web1"], "rg": ["rg"], "vnet": ["vnet"],
+    "argv": ["true"], "fault": ["ip-forward-off:vme-kvm-vm1"], "vm": ["web1"], "rg": ["rg"], "vnet": ["vnet"], "region": ["us-east-1"], "vpc": ["vme-vpc"],
 }
 # A parameter with one of these words in its name holds a path: it must be typed as one (checked when parsed).
 PATHLIKE = {"spec", "file", "dir", "out", "root", "inventory", "seed", "path", "nsgs"}
