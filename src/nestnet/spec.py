@@ -146,7 +146,8 @@ _SpecDefault = create_model(  # type: ignore[call-overload]
 
 
 def _spec_model(data: dict[str, Any]) -> type[Spec]:
-    return Spec if any(k in data for k in _SECTIONS) else _SpecDefault
+    # A null section (the key with nothing under it) is no section: the default one is then missing.
+    return Spec if any(data.get(k) is not None for k in _SECTIONS) else _SpecDefault
 
 
 # --------------------------------------------------------------------------------------------
