@@ -212,7 +212,7 @@ def lab_programmer(plan: Plan, delay: float = 0.0) -> Callable[["Arm"], None]:
     def zone(arm: "Arm") -> None:  # the lab's Azure DNS answers from the emulator's zone, at once
         if plan.azure.private_dns_zone:
             from .emulator.privatedns import a_records
-            from .dns import write_zone
+            from ...lab.dns import write_zone
 
             write_zone(plan, a_records(arm.resources, plan.azure.private_dns_zone))
 
