@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,20 +22,13 @@ from nestnet.lab.matrix import matrix
 from nestnet.lab.topology import INTERNET_IP
 from nestnet.plan import load_plan
 
+from .libvirt_common import NESTNET, SEED, nestnet as _nestnet
+
 NEEDS = pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("systemd-nspawn") or not shutil.which("debootstrap")
     or not shutil.which("genisoimage"),
     reason="needs root, systemd-container, debootstrap and genisoimage (scripts/system-deps)",
 )
-SEED = Path(__file__).parents[2] / "examples/seed.yaml"
-NESTNET = str(Path(sys.executable).with_name("nestnet"))
-
-
-def _nestnet(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
-    r = subprocess.run([NESTNET, "-q", *args], capture_output=True, text=True)
-    if ok:
-        assert r.returncode == 0, f"nestnet {' '.join(args)}: {r.returncode} {(r.stderr or r.stdout).strip()}"
-    return r
 
 
 def _own_seed(tmp_path: Path, tag: str) -> Path:

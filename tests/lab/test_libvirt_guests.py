@@ -6,42 +6,17 @@ CLI, as tests/host/test_boot.py does."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
-import pytest
 
-from nestnet.lab import core, guestimage, image, libvirt
+from nestnet.lab import core, libvirt
 from nestnet.lab.dns import INTERNET_NAME
 from nestnet.lab.matrix import matrix
 from nestnet.plan import load_plan
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.slow,
-    pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("systemd-nspawn") or not shutil.which("debootstrap"),
-                       reason="needs root, systemd-container and debootstrap (scripts/system-deps)"),
-]
+from .libvirt_common import MARKS, NESTNET, SEED, images, nestnet as _nestnet  # noqa: F401 - images: the module's autouse fixture
 
-SEED = Path(__file__).parents[2] / "examples/seed.yaml"
-NESTNET = str(Path(sys.executable).with_name("nestnet"))
-
-
-def _nestnet(*args: str) -> subprocess.CompletedProcess:
-    r = subprocess.run([NESTNET, "-q", *args], capture_output=True, text=True)
-    assert r.returncode == 0, f"nestnet {' '.join(args)}: {r.returncode} {(r.stderr or r.stdout).strip()}"
-    return r
-
-
-@pytest.fixture(scope="module", autouse=True)
-def images() -> None:
-    """The hosts' libvirt image and the guests' kernel + initrd, built once (cached: on a fresh
-    machine debootstrap, libvirt and QEMU, and the kernel package take a few minutes)."""
-    _nestnet("lab", "image", "--flavour", "libvirt")
-    _nestnet("lab", "image", "--flavour", "guest")
-    assert image.cached("libvirt") and guestimage.cached()
+pytestmark = MARKS
 
 
 def test_dhcp_guests_reach_each_other_mgmt_and_the_internet_name(tmp_path):

@@ -8,40 +8,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
-from nestnet.lab import core, guestimage, image, libvirt, systemd
+from nestnet.lab import core, libvirt, systemd
 from nestnet.plan import load_plan
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.slow,
-    pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("systemd-nspawn") or not shutil.which("debootstrap"),
-                       reason="needs root, systemd-container and debootstrap (scripts/system-deps)"),
-]
+from .libvirt_common import MARKS, NESTNET, SEED, images, nestnet as _nestnet  # noqa: F401 - images: the module's autouse fixture
 
-SEED = Path(__file__).parents[2] / "examples/seed.yaml"
-NESTNET = str(Path(sys.executable).with_name("nestnet"))
-
-
-def _nestnet(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
-    r = subprocess.run([NESTNET, "-q", *args], capture_output=True, text=True)
-    if ok:
-        assert r.returncode == 0, f"nestnet {' '.join(args)}: {r.returncode} {(r.stderr or r.stdout).strip()}"
-    return r
-
-
-@pytest.fixture(scope="module", autouse=True)
-def images() -> None:
-    _nestnet("lab", "image", "--flavour", "libvirt")
-    _nestnet("lab", "image", "--flavour", "guest")
-    assert image.cached("libvirt") and guestimage.cached()
+pytestmark = MARKS
 
 
 def mobile_seed(tmp_path: Path) -> Path:

@@ -143,19 +143,8 @@ FILES = {
 
 
 @dataclass(frozen=True)
-class CloudInitImage:
-    path: Path
-    key: str
-    built: bool
-    seconds: float
-
-    @property
-    def kernel(self) -> Path:
-        return self.path / "vmlinuz"
-
-    @property
-    def initrd(self) -> Path:
-        return self.path / "initrd.gz"
+class CloudInitImage(guestimage.GuestImage):
+    """The DHCP guests' kernel and initrd (the initrd mounts the rootfs), and the rootfs."""
 
     @property
     def rootfs(self) -> Path:

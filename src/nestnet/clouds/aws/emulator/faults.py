@@ -21,7 +21,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from ....errors import UsageError
+from ...inject import parse_inject as _parse_inject
 
 KINDS = ("throttle", "unavailable", "internal", "writer")
 
@@ -34,17 +34,7 @@ ANSWERS = {
 
 
 def parse_inject(value: str) -> tuple[str, float]:
-    kind, _, rate = value.partition(":")
-    try:
-        r = float(rate)
-        if kind not in KINDS or not 0.0 <= r <= 1.0:
-            raise ValueError
-    except ValueError:
-        raise UsageError(
-            f"--inject {value!r}: expected KIND:RATE with KIND one of {', '.join(KINDS)} and 0 <= RATE <= 1, "
-            "e.g. throttle:0.3"
-        ) from None
-    return kind, r
+    return _parse_inject(value, KINDS, "throttle:0.3")
 
 
 @dataclass

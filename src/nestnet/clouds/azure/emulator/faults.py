@@ -27,7 +27,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from ....errors import UsageError
+from ...inject import parse_inject as _parse_inject
 from .common import API_VERSION, ArmFailure, Reply, error_body, new_etag
 
 KINDS = ("429", "409", "canceled", "writer")
@@ -44,16 +44,7 @@ SERVICES = ("Microsoft.Storage", "Microsoft.KeyVault", "Microsoft.Sql", "Microso
 
 
 def parse_inject(value: str) -> tuple[str, float]:
-    kind, _, rate = value.partition(":")
-    try:
-        r = float(rate)
-        if kind not in KINDS or not 0.0 <= r <= 1.0:
-            raise ValueError
-    except ValueError:
-        raise UsageError(
-            f"--inject {value!r}: expected KIND:RATE with KIND one of {', '.join(KINDS)} and 0 <= RATE <= 1, e.g. 429:0.3"
-        ) from None
-    return kind, r
+    return _parse_inject(value, KINDS, "429:0.3")
 
 
 @dataclass
