@@ -82,7 +82,7 @@ def up(spec: str, faults: tuple[str, ...], azure: str, as_seed: bool, propagatio
     n = len(plan.node_names)
     note(
         f"lab {plan.name} is up: {plural(len(plan.hosts), 'host')}, {plural(len(plan.vms), 'VM')}, "
-        f"{plural(n - len(plan.hosts) - len(plan.vms), 'endpoint')}, internet; Azure from the {azure}; "
+        f"{plural(n - len(plan.hosts) - len(plan.vms), 'endpoint')}, internet; {clouds.title(plan.cloud.cloud_name)} from the {azure}; "
         f"guests {({'dhcp': 'by DHCP', 'libvirt': 'libvirt domains (DHCP)'}).get(guests, 'static')}"
         + (f"; cloud-init (static from its seed): {', '.join(sorted(set(cloud_init)))}" if cloud_init else "")
         + ("; built by hand as the seed document does" if as_seed else "")

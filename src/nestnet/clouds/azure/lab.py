@@ -39,7 +39,7 @@ DEFAULT = IPv4Network("0.0.0.0/0")
 
 def with_faults(plan: Plan, faults: Iterable[Fault]) -> CloudState:
     """The planned Azure state with the Azure-side ``faults`` applied (the model's what-ifs)."""
-    return apply_faults(from_plan(plan), [f for f in faults if f.kind in CLOUD_FAULTS]).azure
+    return apply_faults(from_plan(plan), [f for f in faults if f.kind in CLOUD_FAULTS]).cloud
 
 
 # A route in the fabric's route-table table, compared on these fields only:
