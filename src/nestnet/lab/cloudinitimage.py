@@ -24,7 +24,6 @@ builder, the suite, the mirror, the package list, every file written here and th
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import shutil
@@ -182,22 +181,13 @@ def ensure(*, refresh: bool = False, say=lambda _m: None) -> CloudInitImage:
     root = image.cache_dir()
     final = root / f"cloudinit-{k}"
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".cloudinit.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if (final / "rootfs.raw").exists() and not refresh:
-            return CloudInitImage(final, k, False, time.monotonic() - t0)
-        tmp = root / f".build-cloudinit-{k}-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        try:
-            tmp.mkdir()
-            guestimage._build(tmp, pkgs, say, modules=MODULES, init=INIT)
-            _rootfs(tmp, say)
-            if final.exists():
-                shutil.rmtree(final)
-            tmp.rename(final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+    def build(tmp: Path) -> None:
+        tmp.mkdir()
+        guestimage._build(tmp, pkgs, say, modules=MODULES, init=INIT)
+        _rootfs(tmp, say)
+
+    if not image.build_once(final, ".cloudinit.lock", (final / "rootfs.raw").exists, build, refresh=refresh):
+        return CloudInitImage(final, k, False, time.monotonic() - t0)
     say(f"cloud-init guest image {final} ready")
     return CloudInitImage(final, k, True, time.monotonic() - t0)
 

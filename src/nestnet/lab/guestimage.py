@@ -15,7 +15,6 @@ builder, the package names and the versions apt would fetch, so a new kernel mak
 
 from __future__ import annotations
 
-import fcntl
 import gzip
 import hashlib
 import os
@@ -161,20 +160,9 @@ def ensure(*, refresh: bool = False, say=lambda _m: None) -> GuestImage:
     root = image.cache_dir()
     final = root / f"guest-{k}"
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".guest.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if (final / "initrd.gz").exists() and not refresh:
-            return GuestImage(final, k, False, time.monotonic() - t0)
-        tmp = root / f".build-guest-{k}-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        try:
-            _build(tmp, pkgs, say)
-            if final.exists():
-                shutil.rmtree(final)
-            tmp.rename(final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+    if not image.build_once(final, ".guest.lock", (final / "initrd.gz").exists, lambda tmp: _build(tmp, pkgs, say),
+                            refresh=refresh):
+        return GuestImage(final, k, False, time.monotonic() - t0)
     say(f"guest image {final} ready")
     return GuestImage(final, k, True, time.monotonic() - t0)
 

@@ -107,31 +107,19 @@ def ensure(flavour: str = "base", *, refresh: bool = False, say: Say = lambda _m
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise LabError(f"image cache {root}: {exc.strerror}") from exc
-    with open(root / f".{flavour}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if cached(flavour) and not refresh:
-            return Image(flavour, final, key(flavour), False, time.monotonic() - t0)
-        tmp = root / f".build-{final.name}-{os.getpid()}"
-        _remove_tree(tmp)
-        try:
-            if flavour == "base":
-                _debootstrap(tmp, say)
-            else:
-                below = ensure("base", say=say).path
-                say(f"copying the base image ({below.name})")
-                _run(["cp", "-a", "--reflink=auto", f"{below}/.", str(tmp)], "copying the base image", say,
-                     mkdir=tmp)
-                _chroot_install(tmp, LAYERS[flavour], say)
-                _configure_libvirt(tmp)
-            _configure(tmp)
-            old = root / f".old-{final.name}-{os.getpid()}"
-            if final.exists():
-                final.rename(old)
-            tmp.rename(final)  # atomic: the image is there whole or not at all
-            _remove_tree(old)
-        except BaseException:
-            _remove_tree(tmp)
-            raise
+    def build(tmp: Path) -> None:
+        if flavour == "base":
+            _debootstrap(tmp, say)
+        else:
+            below = ensure("base", say=say).path
+            say(f"copying the base image ({below.name})")
+            _run(["cp", "-a", "--reflink=auto", f"{below}/.", str(tmp)], "copying the base image", say, mkdir=tmp)
+            _chroot_install(tmp, LAYERS[flavour], say)
+            _configure_libvirt(tmp)
+        _configure(tmp)
+
+    if not build_once(final, f".{flavour}.lock", lambda: cached(flavour) is not None, build, refresh=refresh):
+        return Image(flavour, final, key(flavour), False, time.monotonic() - t0)
     say(f"image {final} ready")
     return Image(flavour, final, key(flavour), True, time.monotonic() - t0)
 
@@ -144,6 +132,31 @@ def _require_tools() -> None:
         pkgs = {"debootstrap": "debootstrap", "systemd-nspawn": "systemd-container", "nsenter": "util-linux"}
         raise LabError(f"systemd hosts need {', '.join(missing)} (apt-get install "
                        f"{' '.join(pkgs[m] for m in missing)}, or run scripts/system-deps)")
+
+
+def build_once(final: Path, lock_name: str, ready: Callable[[], bool], build: Callable[[Path], None], *,
+               refresh: bool = False) -> bool:
+    """Build ``final`` in the cache unless ``ready()`` (or when ``refresh``): ``build(tmp)`` fills a
+    temporary directory beside it, which is renamed into place, so an image is there whole or not at
+    all. Concurrent callers wait on ``lock_name``'s flock for one build. True when this call built it."""
+    root = final.parent
+    with open(root / lock_name, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if ready() and not refresh:
+            return False
+        tmp = root / f".build-{final.name}-{os.getpid()}"
+        _remove_tree(tmp)
+        try:
+            build(tmp)
+            old = root / f".old-{final.name}-{os.getpid()}"
+            if final.exists():
+                final.rename(old)
+            tmp.rename(final)
+            _remove_tree(old)
+        except BaseException:
+            _remove_tree(tmp)
+            raise
+    return True
 
 
 def _remove_tree(p: Path) -> None:

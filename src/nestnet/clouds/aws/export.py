@@ -157,23 +157,21 @@ def aws_cli(aws: AwsPlan, fabric: str) -> str:
         var[ref] = v
         kind, r = ("instance", ref.split(":", 1)[1]) if ref.startswith("instance:") else ("eni", ref)
         out.append(f"{_sh_lookup(v, kind, r)}  # host {host}")
-    for p in aws.prefixes:
-        v = var[p.eni]
+    def assign_if_missing(v: str, key: str, field: str, value: str, flag: str, what: str) -> list[str]:
         # An ENI without prefixes has no Ipv4Prefixes key at all: `[]` stands in for it.
-        q = shlex.quote(f"length(NetworkInterfaces[0].Ipv4Prefixes[?Ipv4Prefix=='{p.prefix}'] || `[]`)")
-        out += [f"if [ \"$(aws ec2 describe-network-interfaces --region \"$REGION\" --network-interface-ids \"${v}\" "
+        q = shlex.quote(f"length(NetworkInterfaces[0].{key}[?{field}=='{value}'] || `[]`)")
+        return [f"if [ \"$(aws ec2 describe-network-interfaces --region \"$REGION\" --network-interface-ids \"${v}\" "
                 f"--query {q} --output text)\" = 0 ]; then",
                 f"  aws ec2 assign-private-ip-addresses --region \"$REGION\" --network-interface-id \"${v}\" "
-                f"--ipv4-prefixes {p.prefix} >/dev/null",
-                f"  echo \"assigned prefix {p.prefix} to ${v} (host {p.host})\"", "fi"]
+                f"{flag} {value} >/dev/null",
+                f"  echo \"{what}\"", "fi"]
+
+    for p in aws.prefixes:
+        out += assign_if_missing(var[p.eni], "Ipv4Prefixes", "Ipv4Prefix", str(p.prefix), "--ipv4-prefixes",
+                                 f"assigned prefix {p.prefix} to ${var[p.eni]} (host {p.host})")
     for a in aws.addresses:
-        v = var[a.eni]
-        q = shlex.quote(f"length(NetworkInterfaces[0].PrivateIpAddresses[?PrivateIpAddress=='{a.ip}'] || `[]`)")
-        out += [f"if [ \"$(aws ec2 describe-network-interfaces --region \"$REGION\" --network-interface-ids \"${v}\" "
-                f"--query {q} --output text)\" = 0 ]; then",
-                f"  aws ec2 assign-private-ip-addresses --region \"$REGION\" --network-interface-id \"${v}\" "
-                f"--private-ip-addresses {a.ip} >/dev/null",
-                f"  echo \"assigned {a.ip} to ${v} (VM {a.vm})\"", "fi"]
+        out += assign_if_missing(var[a.eni], "PrivateIpAddresses", "PrivateIpAddress", str(a.ip),
+                                 "--private-ip-addresses", f"assigned {a.ip} to ${var[a.eni]} (VM {a.vm})")
     for ref in aws.source_dest_check_off:
         out.append(f"aws ec2 modify-network-interface-attribute --region \"$REGION\" --network-interface-id "
                    f"\"${var[ref]}\" --no-source-dest-check")

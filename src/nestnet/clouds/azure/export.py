@@ -282,27 +282,28 @@ def _az_prefixes(plan: Any, sub: list[str], rg: list[str]) -> list[str]:
     ]
     for x in plan.azure.nic_prefixes:
         lines.append(f"# {_comment(x.name)}: {x.prefix} on host {_comment(hosts.get(x.nic, '?'))}")
-        lines += [
-            "rc=0",
-            _cmd("az", "network", "nic", "ip-config", "show", *sub, *rg, "--nic-name", x.nic, "--name", x.name,
-                 "--output", "none") + " || rc=$?",
-            'if [ "$rc" -eq 3 ]; then',
-            "  " + _cmd(
-                "az", "network", "nic", "ip-config", "create", *sub, *rg,
-                "--nic-name", x.nic,
-                "--name", x.name,
-                "--private-ip-address", str(x.prefix.network_address),
-                "--private-ip-address-prefix-length", str(x.prefix.prefixlen),
-                "--private-ip-address-version", "IPv4",
-            ),
-            'elif [ "$rc" -ne 0 ]; then exit "$rc"; fi',
-        ]
+        lines += _az_ip_config_if_missing(sub, rg, x.nic, x.name, str(x.prefix.network_address),
+                                          "--private-ip-address-prefix-length", str(x.prefix.prefixlen))
     lines.append("")
     return lines
 
 
 def _cmd(*argv: str) -> str:
     return " ".join(shlex.quote(a) for a in argv)
+
+
+def _az_ip_config_if_missing(sub: list[str], rg: list[str], nic: str, name: str, address: str, *extra: str) -> list[str]:
+    """Create NIC ``nic``'s ip configuration ``name`` only when ``show`` says it is missing (exit 3),
+    so that running the script again changes nothing; any other failure stops the script."""
+    return [
+        "rc=0",
+        _cmd("az", "network", "nic", "ip-config", "show", *sub, *rg, "--nic-name", nic, "--name", name,
+             "--output", "none") + " || rc=$?",
+        'if [ "$rc" -eq 3 ]; then',
+        "  " + _cmd("az", "network", "nic", "ip-config", "create", *sub, *rg, "--nic-name", nic, "--name", name,
+                    "--private-ip-address", address, *extra, "--private-ip-address-version", "IPv4"),
+        'elif [ "$rc" -ne 0 ]; then exit "$rc"; fi',
+    ]
 
 
 def _az_secondary(plan: Any, sub: list[str], rg: list[str]) -> list[str]:
@@ -315,22 +316,8 @@ def _az_secondary(plan: Any, sub: list[str], rg: list[str]) -> list[str]:
         "",
     ]
     for x in plan.azure.secondary_ips:
-        # Only when missing (show exits 3), so that running the script again changes nothing.
         lines.append(f"# {_comment(x.name)} on host {_comment(hosts.get(x.nic, '?'))}")
-        lines += [
-            "rc=0",
-            _cmd("az", "network", "nic", "ip-config", "show", *sub, *rg, "--nic-name", x.nic, "--name", x.name,
-                 "--output", "none") + " || rc=$?",
-            'if [ "$rc" -eq 3 ]; then',
-            "  " + _cmd(
-                "az", "network", "nic", "ip-config", "create", *sub, *rg,
-                "--nic-name", x.nic,
-                "--name", x.name,
-                "--private-ip-address", str(x.ip),
-                "--private-ip-address-version", "IPv4",
-            ),
-            'elif [ "$rc" -ne 0 ]; then exit "$rc"; fi',
-        ]
+        lines += _az_ip_config_if_missing(sub, rg, x.nic, x.name, str(x.ip))
     lines.append("")
     return lines
 
