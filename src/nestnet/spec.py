@@ -138,16 +138,20 @@ class Spec(_SpecClouds):  # type: ignore[misc, valid-type]
     endpoints: list[EndpointSpec] = Field(default_factory=list)
 
 
-# A spec with no cloud section reads as one missing the default cloud's (pydantic's "missing", in
+# A spec whose one cloud section is null reads as one with that section required (pydantic's "should be a
+# valid dictionary"), and a spec with none as one missing the default cloud's (pydantic's "missing", in
 # field order, as when that section was the only one).
-_SpecDefault = create_model(  # type: ignore[call-overload]
-    "Spec", __base__=Spec, **{clouds.DEFAULT: (_SECTIONS[clouds.DEFAULT], ...)}
-)
+_SpecRequiring = {
+    name: create_model("Spec", __base__=Spec, **{name: (model, ...)})  # type: ignore[call-overload]
+    for name, model in _SECTIONS.items()
+}
 
 
 def _spec_model(data: dict[str, Any]) -> type[Spec]:
-    # A null section (the key with nothing under it) is no section: the default one is then missing.
-    return Spec if any(data.get(k) is not None for k in _SECTIONS) else _SpecDefault
+    if any(data.get(k) is not None for k in _SECTIONS):
+        return Spec
+    null = [k for k in _SECTIONS if k in data]
+    return _SpecRequiring[null[0] if null else clouds.DEFAULT]
 
 
 # --------------------------------------------------------------------------------------------

@@ -169,6 +169,19 @@ def test_not_a_mapping(tmp_path):
         load(write(tmp_path, "- a\n- b\n"))
 
 
+@pytest.mark.parametrize("section", ["azure", "aws"])
+def test_a_null_cloud_section_is_named_as_that_clouds(tmp_path, section):
+    """``aws:`` with nothing under it is AWS's section left empty, not a spec missing Azure's."""
+    spec = seed()
+    del spec["azure"]
+    spec[section] = None
+    with pytest.raises(SpecError, match=rf"{section}: None: input should be a valid dictionary"):
+        load(write(tmp_path, spec))
+    del spec[section]
+    with pytest.raises(SpecError, match="required key 'azure' is missing"):  # no section: the default cloud's
+        load(write(tmp_path, spec))
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(SpecError, match="no such file"):
         load(tmp_path / "nope.yaml")
