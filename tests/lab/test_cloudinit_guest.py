@@ -8,6 +8,7 @@ the first Done-when item). Driven through the CLI, as a user would."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -85,7 +86,11 @@ def test_the_seed_with_a_cloud_init_guest_and_a_dhcp_guest(tmp_path):
         assert rc == 0 and "status: done" in status, status
         seed = yaml.safe_load(cloud_init_seed(plan, "web2")["network-config"])
         assert yaml.safe_load(netplan)["network"]["ethernets"] == seed["ethernets"], netplan
-        assert "10-netplan-eth0.network" in networkd and "routable (configured)" in networkd, networkd
+        # networkd runs the link from netplan's file and it is routable. Its setup state may still be
+        # "configuring" while IPv6 router discovery waits on a fabric that has no IPv6 router (nothing the
+        # static IPv4 config ends; CI once read it then): the operational state is the outcome.
+        assert "Network File: /run/systemd/network/10-netplan-eth0.network" in networkd, networkd
+        assert re.search(r"\bState: routable \((configuring|configured)\)", networkd), networkd
         assert str(plan.vms["web2"].nameservers[0]) in dns, dns
         assert name.split()[:1] == [str(INTERNET_IP)], name  # through resolved and the host's dnsmasq
         assert lease.strip() == "", lease  # no DHCP lease: the address is cloud-init's static one
