@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import os
 from ipaddress import IPv4Address, IPv4Network
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Mapping, cast
 
 from ...errors import UsageError
-from .. import register
+from .. import ApplyOptions, Cloud, LabFabric, register
 from .plan import AwsPlan, build
 from .validate import reserved
 
 if TYPE_CHECKING:
+    from ...mobility import Move
+    from ...model.engine import Model
     from ...model.state import CloudState
+    from ...plan import VM, Host, Plan, Subnet
+    from ...validate import ResolvedSpec
     from .desired import Change, Observed
     from .ec2 import Ec2Client
     from .reconcile import Outcome
 
-def aws_of(plan: Any) -> AwsPlan:
+
+def aws_of(plan: Plan) -> AwsPlan:
     part = getattr(plan, "cloud", None)
     if not isinstance(part, AwsPlan):
         raise UsageError(f"{getattr(plan, 'source', '') or 'spec'}: not an AWS spec (it has no aws: section)")
@@ -25,19 +30,23 @@ def aws_of(plan: Any) -> AwsPlan:
 
 
 class AwsCloud:
-    name = "aws"
-    export_formats = ("terraform", "aws-cli")
+    """``Cloud[Ec2Client, AwsPlan, Observed, Change, Outcome]``."""
 
-    def plan(self, fabric: Any, subnets: dict[str, Any], hosts: dict[str, Any], vms: dict[str, Any],
-             moved: tuple[Any, ...]) -> AwsPlan:
+    name: str = "aws"
+    export_formats: tuple[str, ...] = ("terraform", "aws-cli")
+
+    def plan(
+        self, fabric: ResolvedSpec, subnets: Mapping[str, Subnet], hosts: Mapping[str, Host],
+        vms: Mapping[str, VM], moved: tuple[Move, ...],
+    ) -> AwsPlan:
         return build(fabric.spec.aws, fabric.spec.nested.mode, fabric.pool, subnets, hosts, vms)
 
-    def client(self, plan: Any, env: Mapping[str, str] | None = None) -> "Ec2Client":
+    def client(self, plan: Plan, env: Mapping[str, str] | None = None) -> "Ec2Client":
         from .ec2 import Ec2Client
 
         return Ec2Client(aws_of(plan).region, os.environ if env is None else env)
 
-    def desired(self, plan: Any) -> AwsPlan:
+    def desired(self, plan: Plan) -> AwsPlan:
         return aws_of(plan)
 
     def read(self, client: "Ec2Client", desired: AwsPlan) -> "Observed":
@@ -45,30 +54,30 @@ class AwsCloud:
 
         return observe(client, desired)
 
-    # ``options``: the seam's ApplyOptions (prune_foreign; adopt means nothing on EC2, whose routes
-    # have no names to take over)
-    def diff(self, client: "Ec2Client", desired: AwsPlan, observed: "Observed", options: Any = None) -> list["Change"]:
+    # ``options.adopt`` means nothing on EC2, whose routes have no names to take over
+    def diff(self, client: "Ec2Client", desired: AwsPlan, observed: "Observed",
+             options: ApplyOptions = ApplyOptions()) -> list["Change"]:
         from .desired import diff
 
-        return diff(desired, observed, prune_foreign=bool(getattr(options, "prune_foreign", False)))
+        return diff(desired, observed, prune_foreign=options.prune_foreign)
 
     def apply(self, client: "Ec2Client", desired: AwsPlan, observed: "Observed", changes: list["Change"],
-              options: Any = None) -> "Outcome":
+              options: ApplyOptions = ApplyOptions()) -> "Outcome":
         from .reconcile import apply
 
-        return apply(client, desired, observed, changes, prune_foreign=bool(getattr(options, "prune_foreign", False)))
+        return apply(client, desired, observed, changes, prune_foreign=options.prune_foreign)
 
-    def export(self, plan: Any, fmt: str) -> str:
+    def export(self, plan: Plan, fmt: str) -> str:
         from .export import aws_cli, terraform
 
         return {"terraform": terraform, "aws-cli": aws_cli}[fmt](aws_of(plan), plan.name)
 
-    def planned_state(self, plan: Any) -> "CloudState":
+    def planned_state(self, plan: Plan) -> "CloudState":
         from .dataplane import planned_state
 
         return planned_state(plan)  # type: ignore[no-any-return]
 
-    def observed_state(self, plan: Any, client: Any) -> "CloudState":
+    def observed_state(self, plan: Plan, client: "Ec2Client") -> "CloudState":
         from .dataplane import observed_state
         from .reconcile import observe
 
@@ -77,17 +86,17 @@ class AwsCloud:
     def reserved(self, prefix: IPv4Network) -> tuple[IPv4Address, ...]:
         return reserved(prefix)
 
-    def rules(self) -> type:
+    def rules(self) -> type[Model]:
         from .rules import AwsRules
 
         return AwsRules
 
-    def lab_fabric(self) -> Any:
+    def lab_fabric(self) -> LabFabric[object]:
         # The VPC router in the lab: the same SDN namespace as Azure's fabric, programmed from
         # AWS's CloudState (routes to ENIs, prefixes, the check per ENI; docs/decisions/0031).
         from ..azure import sdn
 
-        return sdn
+        return cast("LabFabric[object]", sdn)  # the module is the fabric (its functions)
 
 
-AWS = register(AwsCloud())
+AWS: Cloud[Ec2Client, AwsPlan, Observed, Change, Outcome] = register(AwsCloud())
