@@ -3,7 +3,7 @@ interpreter, its wall seconds, CPU seconds and peak memory (max RSS), side by si
 command run from an older checkout (``--before SRC``: today's main at the session's start) and
 with the goal, as ratios.
 
-    plan --json            < 0.5 s at 1,000 x 16; < 2 s at 4,096 x 15
+    plan --json            < 0.5 s at 1,000 x 16; < 2 s at 4,096 x 15 (with the spec's lock; "(new)": none yet)
     vm add / rm / move     < 0.5 s at either size, comments kept
     check (and --json)     < 1.5 s and < 300 MB at 1,000 x 16 in every mode; < 4 s at 4,096 x 15
     report                 < 5 s at 1,000 hosts
@@ -43,7 +43,7 @@ MODES_AT = {1000: ("routed", "secondary-ip", "nat", "nic-prefix"), 4096: ("secon
 def goal(label: str, hosts: int) -> tuple[float | None, float | None]:
     """(seconds, MB) the issue asks of ``label`` at ``hosts``."""
     big = hosts > 1000
-    if label == "plan --json":
+    if label == "plan --json":  # with the spec's lock; "(new)": the first plan, allocating everything
         return (2.0 if big else 0.5), None
     if label.startswith("vm "):
         return 0.5, None
@@ -125,6 +125,7 @@ def commands(d: Path, hosts: int, vms: int):
 
         edits = mode == ("routed" if hosts <= 1000 else "nat")
         yield "plan --json", mode, ["plan", str(path), "--json"], prepare
+        yield "plan --json (new)", mode, ["plan", str(path), "--json"], prepare
         yield "check", mode, ["check", str(path)], prepare
         yield "check --json", mode, ["check", str(path), "--json"], prepare
         if edits:
@@ -150,9 +151,13 @@ def measure(d: Path, hosts: int, vms: int, src: str | None, args) -> dict:
         if first.rc not in (0, 1) or first.killed:
             out[(label, mode)] = Run(0, 0, 0, first.rc, first.killed)  # e.g. a mode this nestnet does not know
             continue
+        lock = (d / f"{mode}-{hosts}.lock")
+        lock_text = lock.read_text() if lock.exists() else None
         best = None
-        for _ in range(1 if label.startswith(("vm", "report")) else args.reps):
+        for _ in range(1 if label.startswith(("vm", "report")) or "(new)" in label else args.reps):
             prepare()
+            if lock_text is not None and "(new)" not in label:  # the spec's own lock, as primed
+                lock.write_text(lock_text)
             r = run(argv, src, args.limit_mb, args.timeout)
             if best is None or (not r.killed and r.wall < best.wall):
                 best = r

@@ -80,9 +80,30 @@ def read_source(path: str | Path) -> SpecSource:
 
 
 def read_lock(path: Path) -> Lock:
+    return _lock_of(path, read_lock_text(path))
+
+
+def read_lock_text(path: Path) -> str | None:
     _refuse_dangling_link(path)
-    text = read_text(path, missing_ok=True)
-    return Lock() if text is None else parse_lock(text, str(path))
+    return read_text(path, missing_ok=True)
+
+
+# The last lock text parsed and its Lock: an edit reads the same lock two or three times (the
+# dry run, the run under the writer lock), 0.14 s each at 4,096 x 15. parse_lock is a function
+# of (text, display) alone and a Lock is never changed in place, so the memo is the same result.
+_last_lock: tuple[str, str, Lock] | None = None
+
+
+def _lock_of(path: Path, text: str | None) -> Lock:
+    global _last_lock
+    if text is None:
+        return Lock()
+    display = str(path)
+    if _last_lock is not None and _last_lock[0] == display and _last_lock[1] == text:
+        return _last_lock[2]
+    lock = parse_lock(text, display)
+    _last_lock = (display, text, lock)
+    return lock
 
 
 def _refuse_dangling_link(path: Path) -> None:
@@ -300,9 +321,15 @@ def _checked_spec(source: SpecSource):  # -> validate.ResolvedSpec
 def read_lock_of(source: SpecSource) -> Lock:
     """The spec's lock. A broken lock is reported together with the spec's own problems (a git
     merge leaves markers in both: each file's error shows)."""
+    return _read_lock_and_text(source)[0]
+
+
+def _read_lock_and_text(source: SpecSource) -> tuple[Lock, str | None]:
+    """``read_lock_of`` and the lock file's text (None: no file)."""
     lpath = lock_path(source.path)
     try:
-        return read_lock(lpath)
+        text = read_lock_text(lpath)
+        return _lock_of(lpath, text), text
     except SpecError as exc:
         try:
             _checked_spec(source)
@@ -315,14 +342,18 @@ def read_lock_of(source: SpecSource) -> Lock:
 def load_source(source: SpecSource, *, write: bool = True, frozen: bool = False) -> Loaded:
     """Plan ``source`` with its lock; with ``write``, record new allocations in the lock file."""
     lpath = lock_path(source.path)
-    loaded = plan_source(source, read_lock_of(source), frozen=frozen, lock_display=str(lpath))
+    lock, lock_text = _read_lock_and_text(source)
+    loaded = plan_source(source, lock, frozen=frozen, lock_display=str(lpath))
     if not (loaded.lock_changed and write and not frozen):
         return loaded
     # Something to record: redo the whole read-allocate-write under the writer lock, so a
-    # concurrent writer's allocation is seen and kept.
+    # concurrent writer's allocation is seen and kept (unless nobody wrote meanwhile: then the
+    # plan just made is the one this would make, and a first plan of 4,096 hosts saves 1.5 s).
     with exclusive(source.path):
-        source = read_source(source.path)
-        loaded = plan_source(source, read_lock_of(source), lock_display=str(lpath))
+        again = read_source(source.path)
+        lock, again_text = _read_lock_and_text(again)
+        if again.text != source.text or again_text != lock_text:
+            loaded = plan_source(again, lock, lock_display=str(lpath))
         if loaded.lock_changed:
             write_atomic(lpath, loaded.lock.render(source.path.name))
     return loaded

@@ -303,3 +303,38 @@ def test_a_full_disk_after_the_lock_was_written_puts_the_lock_back(tmp_path):
     assert (out / "seed.lock").read_text() == lock_before
     assert (out / "seed.yaml").read_text() == src.read_text()
     assert sorted((out / "listing").read_text().split()) == [".seed.yaml.flock", "fill", "seed.lock", "seed.yaml"]
+
+
+def test_a_first_plan_under_the_writer_lock_equals_the_plan_made_before_it(tmp_path, monkeypatch):
+    """load() plans once when nobody wrote between its dry run and the writer lock: the plan and
+    the lock it records are those of planning again (the old way), and a lock written meanwhile
+    is still seen and kept."""
+    from nestnet.ipam import Lock
+    from nestnet.store import plan_source, read_source
+
+    spec = roomy_seed(tmp_path)
+    calls: list[int] = []
+    real = store.plan_source
+    monkeypatch.setattr(store, "plan_source", lambda *a, **k: calls.append(1) or real(*a, **k))
+    loaded = load(spec)
+    assert len(calls) == 1 and loaded.lock_changed
+    again = plan_source(read_source(spec), Lock(), lock_display=str(spec.with_suffix(".lock")))
+    assert loaded.plan.to_dict() == again.plan.to_dict()
+    assert spec.with_suffix(".lock").read_text() == again.lock.render(spec.name)
+
+    # another writer records an allocation between the dry run and the writer lock: planned again
+    spec.with_suffix(".lock").unlink()
+    d = yaml.safe_load(spec.read_text())
+    d["vms"].append({"name": "late", "host": d["hosts"][0]["name"]})
+    spec.write_text(yaml.safe_dump(d))
+    other = f"  late: {d['hosts'][0]['block'].rsplit('.', 1)[0]}.50\n"
+    real_exclusive = store.exclusive
+
+    def meanwhile(path):
+        spec.with_suffix(".lock").write_text(f"version: 1\nblocks: {{}}\nvms:\n{other}")
+        return real_exclusive(path)
+
+    monkeypatch.setattr(store, "exclusive", meanwhile)
+    calls.clear()
+    loaded = load(spec)
+    assert len(calls) == 2 and str(loaded.plan.vms["late"].ip) == other.split(": ")[1].strip()
