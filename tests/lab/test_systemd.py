@@ -18,7 +18,7 @@ import yaml
 
 from nestnet import lab
 from nestnet.faults import FAULT_KINDS, parse_fault
-from nestnet.lab.faultlab import is_azure_fault
+from nestnet.lab.faultlab import is_cloud_fault
 from nestnet.lab import image, systemd
 from nestnet.lab.core import state_dir
 from nestnet.plan import load_plan
@@ -269,7 +269,7 @@ def test_check_equals_lab_equals_doctor_under_every_fault(fault_lab, fault):
     assert real == model, f"lab only {sorted(real - model)}, check only {sorted(model - real)}"
     for h, seen in doctor.items():
         mine = {h, *lab_.plan.hosts[h].vms}
-        want = set() if is_azure_fault(f) else {p for p in real if set(p) & mine}
+        want = set() if is_cloud_fault(f) else {p for p in real if set(p) & mine}
         seen -= unsure
         assert seen == want, (h, f"doctor only {sorted(seen - want)}, lab only {sorted(want - seen)}")
     assert lab_.red() == set()

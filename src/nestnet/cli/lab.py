@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Callable, TypeVar
 
 import click
 
@@ -11,6 +12,36 @@ from .. import clouds
 from ..names import unknown
 from ..words import plural
 
+# `lab up --<cloud> api`: the default cloud's flag and name in the help texts (each cloud with an API
+# in the lab adds its own option, ``clouds.lab_apis()``)
+_API_FLAG, _TITLE = f"--{clouds.DEFAULT} api", clouds.title()
+
+
+def _source_options(default: str | None, help_of: Callable[[clouds.LabApi], str]) -> Callable[[F], F]:
+    """``--<cloud> plan|api`` for each cloud with an API in the lab; the command gets them by the
+    cloud's name (``**sources``)."""
+    def add(f: F) -> F:
+        for name, api in reversed(clouds.lab_apis().items()):
+            f = click.option(f"--{name}", name, type=click.Choice(list(clouds.LAB_SOURCES)), default=default,
+                             show_default=default is not None, help=help_of(api))(f)
+        return f
+
+    return add
+
+
+F = TypeVar("F", bound=Callable[..., object])
+
+
+def _example_modes() -> str:
+    """What ``lab demo --cloud <cloud>`` runs, for each cloud with an example of its own (its
+    package's ``lab.MODES``, the first the default)."""
+    from importlib import import_module
+    from importlib.util import find_spec
+
+    others = [n for n in clouds.PACKAGES if n != clouds.DEFAULT and find_spec(f"nestnet.clouds.{n}.lab")]
+    modes = {n: getattr(import_module(f"nestnet.clouds.{n}.lab"), "MODES", ()) for n in others}
+    return "; ".join(f"--cloud {n}: {m[0]}; {n} takes {' and '.join(m)}" for n, m in modes.items() if m)
+
 
 def _plan(spec: str, write: bool = False):
     from ..plan import load_plan
@@ -18,23 +49,19 @@ def _plan(spec: str, write: bool = False):
     return load_plan(spec, write=write)
 
 
-@click.group()
+@click.group(help=f"Emulate the fabric - {_TITLE}, KVM hosts, nested VMs, endpoints - in network namespaces (root).")
 def lab() -> None:
-    """Emulate the fabric - Azure, KVM hosts, nested VMs, endpoints - in network namespaces (root)."""
+    pass
 
 
 @lab.command("up")
 @spec_argument
 @click.option("--fault", "faults", multiple=True, metavar="KIND:TARGET", help="Start with this fault (repeatable).")
-@click.option(
-    "--azure", "azure", type=click.Choice(["plan", "api"]), default="plan", show_default=True,
-    help="Where Azure's side comes from: the plan, or (api) an ARM emulator inside the lab's "
-    "internet, empty as Terraform left it, that `nestnet azure apply` on a lab host programs.",
-)
-@click.option("--as-seed", is_flag=True, help="Hosts (and with --azure api, Azure) as the seed document's manual "
+@_source_options("plan", lambda api: api.up_help)
+@click.option("--as-seed", is_flag=True, help=f"Hosts (and with {_API_FLAG}, {_TITLE}) as the seed document's manual "
               "procedure leaves them: plain `ip route add`, forwarding open, routes named to-<host>-nested; nothing of nestnet's.")
 @click.option("--propagation-delay", type=click.FloatRange(min=0), default=0.0, show_default=True, metavar="SECONDS",
-              help="With --azure api: route changes reach the lab's data plane this much later, as on Azure.")
+              help=f"With {_API_FLAG}: route changes reach the lab's data plane this much later, as on {_TITLE}.")
 @click.option(
     "--guests", type=click.Choice(["static", "dhcp", "libvirt"]), default="static", show_default=True,
     help="How nested VMs get their network: the `ip` guest config, or only a DHCP client (udhcpc) "
@@ -57,16 +84,17 @@ def lab() -> None:
               help="With --guests libvirt: VM boots the cloud-init guest image (`lab image --flavour cloud-init`) "
               "and takes its static network from a NoCloud seed made from `vm config --format cloud-init`, "
               "not DHCP. Repeat for more VMs.")
-def up(spec: str, faults: tuple[str, ...], azure: str, as_seed: bool, propagation_delay: float, guests: str,
-       hosts: str, ufw: str, image: str, cloud_init: tuple[str, ...]) -> None:
+def up(spec: str, faults: tuple[str, ...], as_seed: bool, propagation_delay: float, guests: str,
+       hosts: str, ufw: str, image: str, cloud_init: tuple[str, ...], **sources: str) -> None:
     """Build the lab for SPEC: namespaces nn-<name>.<node>."""
     from .. import lab as labmod
     from ..faults import parse_faults
+    from ..lab.core import source_of
 
-    if propagation_delay and azure != "api":
+    if propagation_delay and "api" not in sources.values():
         from ..errors import UsageError
 
-        raise UsageError("--propagation-delay: only with --azure api (with the plan, Azure's side is programmed at once)")
+        raise UsageError(f"--propagation-delay: only with {_API_FLAG} (with the plan, {_TITLE}'s side is programmed at once)")
     if hosts == "netns" and (ufw != "ufw-hosts" or image != "base"):
         from ..errors import UsageError
 
@@ -77,12 +105,13 @@ def up(spec: str, faults: tuple[str, ...], azure: str, as_seed: bool, propagatio
     import time
 
     t0 = time.monotonic()
-    labmod.up(plan, parsed, azure=azure, as_seed=as_seed, propagation_delay=propagation_delay,  # type: ignore[arg-type]
-              guests=guests, hosts=hosts, ufw=ufw, image=image, cloud_init=cloud_init)  # type: ignore[arg-type]
+    source = source_of(plan, sources)
+    labmod.up(plan, parsed, as_seed=as_seed, propagation_delay=propagation_delay,  # type: ignore[arg-type]
+              guests=guests, hosts=hosts, ufw=ufw, image=image, cloud_init=cloud_init, **sources)  # type: ignore[arg-type]
     n = len(plan.node_names)
     note(
         f"lab {plan.name} is up: {plural(len(plan.hosts), 'host')}, {plural(len(plan.vms), 'VM')}, "
-        f"{plural(n - len(plan.hosts) - len(plan.vms), 'endpoint')}, internet; {clouds.title(plan.cloud.cloud_name)} from the {azure}; "
+        f"{plural(n - len(plan.hosts) - len(plan.vms), 'endpoint')}, internet; {clouds.title(plan.cloud.cloud_name)} from the {source}; "
         f"guests {({'dhcp': 'by DHCP', 'libvirt': 'libvirt domains (DHCP)'}).get(guests, 'static')}"
         + (f"; cloud-init (static from its seed): {', '.join(sorted(set(cloud_init)))}" if cloud_init else "")
         + ("; built by hand as the seed document does" if as_seed else "")
@@ -91,12 +120,12 @@ def up(spec: str, faults: tuple[str, ...], azure: str, as_seed: bool, propagatio
     )
     for f in parsed:
         note(f"fault applied: {f}")
-    if azure == "api":
-        from ..lab.core import arm_env
+    if source == "api":
+        from ..lab.core import lab_api, state_dir
 
-        host = next(iter(plan.hosts))
-        note(f"ARM emulator: {arm_env(plan)['NESTNET_ARM_ENDPOINT']} (lab exec on a host points nestnet at it)")
-        note(f"  nestnet lab exec {spec} {host} -- nestnet azure apply {spec}")
+        host, api = next(iter(plan.hosts)), lab_api(plan)
+        note(f"{api.emulator}: {api.endpoint(state_dir(plan.name))} (lab exec on a host points nestnet at it)")
+        note(f"  nestnet lab exec {spec} {host} -- nestnet {plan.cloud.cloud_name} apply {spec}")
 
 
 @lab.command("down")
@@ -243,7 +272,7 @@ def heal(spec: str) -> None:
 @lab.command("demo")
 @click.option("--mode", type=click.Choice(["routed", "nat", "secondary-ip", "nic-prefix", "prefix"]), default=None,
               help="The seed's fabric in this mode (nat: nested VMs on 192.168.122.0/24 behind their host); "
-              "default routed (--cloud aws: prefix; aws takes prefix and routed).")
+              f"default routed ({_example_modes()}).")
 @click.option("--cloud", type=click.Choice(clouds.PACKAGES), default=clouds.DEFAULT, show_default=True,
               help="Whose example: the seed (the default cloud's) or examples/<cloud>.yaml.")
 @click.option("--scenario", type=click.Choice(["seed", "adopt", "add-host", "migrate"]), default="seed", show_default=True,
@@ -344,13 +373,12 @@ def _scenario(scenario: str, as_json: bool, name: str | None = None) -> None:
 @spec_argument
 @click.argument("vm")
 @click.option("--to", "to", required=True, help="The host the VM moves to.")
-@click.option("--azure", "azure", type=click.Choice(["plan", "api"]), default=None,
-              help="Expect the lab's Azure to come from the plan or the ARM API (as it was brought up).")
+@_source_options(None, lambda api: api.migrate_help)
 @click.option("--propagation-delay", type=click.FloatRange(min=0), default=0.0, show_default=True, metavar="SECONDS",
-              help="With Azure from the plan: the route change reaches the fabric this much after the switch-over, "
-              "as on Azure (with --azure api, lab up's --propagation-delay does it).")
+              help=f"With {_TITLE} from the plan: the route change reaches the fabric this much after the switch-over, "
+              f"as on {_TITLE} (with {_API_FLAG}, lab up's --propagation-delay does it).")
 @json_option
-def migrate(spec: str, vm: str, to: str, azure: str | None, propagation_delay: float, as_json: bool) -> None:
+def migrate(spec: str, vm: str, to: str, propagation_delay: float, as_json: bool, **sources: str | None) -> None:
     """Live-migrate VM to host TO in the running lab, measuring the gap (the spec is updated).
 
     With libvirt guests (lab up --hosts systemd --guests libvirt): virsh migrate --live between the
@@ -359,12 +387,12 @@ def migrate(spec: str, vm: str, to: str, azure: str | None, propagation_delay: f
     afterwards or the hook reported an error."""
     from ..lab.migrate import migrate as run
 
-    res = run(spec, vm, to, azure, propagation_delay)
+    res = run(spec, vm, to, next((s for s in sources.values() if s is not None), None), propagation_delay)
     if as_json:
         emit_json(res.to_dict())
     else:
         delay = f", route change {propagation_delay:g} s late" if propagation_delay else ""
-        click.echo(f"moved {vm} from {res.src_host} to {res.dst_host} (Azure from the {res.azure}{delay})")
+        click.echo(f"moved {vm} from {res.src_host} to {res.dst_host} ({clouds.title(res.cloud)} from the {res.source}{delay})")
         for p in res.probes:
             click.echo(f"  {p.src} -> {p.dst}: {p.sent} sent, {p.lost} lost, gap {p.gap_s:.2f} s")
         if "downtime" in res.timings:

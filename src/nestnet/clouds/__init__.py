@@ -29,7 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import import_module
 from ipaddress import IPv4Address, IPv4Network
-from typing import TYPE_CHECKING, Iterable, Mapping, Protocol, TypeVar, cast, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Literal, Mapping, Protocol, TypeVar, cast, runtime_checkable
 
 from ..errors import UsageError
 
@@ -117,6 +118,9 @@ class LabFabric(Protocol[ConfigT]):
     def observe(self) -> ConfigT: ...  # inside the namespace: its dynamic configuration
     def desired(self, topo: "Topology", state: "CloudState") -> ConfigT: ...  # what ``state`` makes of it (pure)
     def with_faults(self, plan: "Plan", faults: Iterable["Fault"]) -> "CloudState": ...  # the planned state, faulted
+
+    @property
+    def resolver(self) -> IPv4Address: ...  # where the fabric's DNS listens (on its ``lo``), for the lab's dnsmasq
 
 
 @runtime_checkable
@@ -243,3 +247,40 @@ def top_commands(name: str = DEFAULT) -> dict[str, tuple[str, str]]:
     rollout`` for the default cloud): name -> ("module:attribute", its one-line help)."""
     top: dict[str, tuple[str, str]] = getattr(import_module(f"{__name__}.{name}"), "TOP_COMMANDS", {})
     return top
+
+
+# --- the cloud's API in the lab (``lab up --<cloud> api``) -----------------------------------------
+
+LabSource = Literal["plan", "api"]  # where a lab's cloud side comes from
+LAB_SOURCES: tuple[LabSource, ...] = ("plan", "api")
+
+
+class LabApi(Protocol):
+    """The cloud's API emulated inside the lab's internet namespace (``lab up --<cloud> api``): the
+    cloud's side starts empty, as Terraform leaves it, and ``nestnet <cloud> apply`` run on a lab
+    host programs the fabric through it. It keeps its files under ``lab_dir``, the lab's state
+    directory (``lab down`` removes it and ends the emulator with the namespace's processes)."""
+
+    api: str  # the API in words: "the ... API"
+    emulator: str  # its emulator in words, in notes and errors
+    up_help: str  # the help of ``lab up --<cloud>``
+    migrate_help: str  # the help of ``lab migrate --<cloud>``
+
+    def start(self, plan: "Plan", topo: "Topology", lab_dir: Path, propagation_delay: float = 0.0) -> None: ...
+    def endpoint(self, lab_dir: Path) -> str | None: ...  # its URL once it listens, else None
+    def env(self, plan: "Plan", lab_dir: Path) -> dict[str, str]: ...  # what a lab host needs to reach it
+    def build_by_hand(self, plan: "Plan", env: Mapping[str, str]) -> None: ...  # in a lab host: the seed's manual procedure
+    def import_args(self, plan: "Plan") -> list[str]: ...  # `nestnet import`'s options finding the plan's fabric there
+
+
+def lab_api(name: str = DEFAULT) -> LabApi | None:
+    """Cloud ``name``'s API in the lab (its package's ``labapi.API``), None when it has none."""
+    if not _has(f"{name}.labapi"):
+        return None
+    api: LabApi = import_module(f"{__name__}.{name}.labapi").API
+    return api
+
+
+def lab_apis() -> dict[str, LabApi]:
+    """Each cloud package's API in the lab, by the cloud's name (``lab up --<name> api``)."""
+    return {n: api for n in PACKAGES if (api := lab_api(n)) is not None}

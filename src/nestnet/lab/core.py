@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Mapping
 
 from ..errors import LabError, UsageError
 from ..faults import Fault
@@ -25,9 +25,9 @@ from ..plan import Plan
 from . import apps, dhcpclient, dns, nodes, ovs
 from .. import clouds
 from ..model.state import CloudState
-from .faultlab import apply_host_fault, clear_host_faults, is_azure_fault
+from .faultlab import apply_host_fault, clear_host_faults, is_cloud_fault
 from .sysio import NO_IPV6, Job, ip_batch, parallel, write_sysctls
-from .topology import INTERNET, INTERNET_IP, SDN_NODE, Topology, ns_prefix
+from .topology import INTERNET, SDN_NODE, Topology, ns_prefix
 
 STATE_ROOT = Path("/run/nestnet/lab")
 TOOLS = ("ip", "nft", "fping")
@@ -80,15 +80,47 @@ def _write_faults(name: str, faults: tuple[Fault, ...]) -> None:
     (state_dir(name) / "faults.json").write_text(json.dumps(sorted(str(f) for f in set(faults))))
 
 
-AzureSource = Literal["plan", "api"]
+LabSource = clouds.LabSource
 GuestConfig = Literal["static", "dhcp", "libvirt"]
 HostsKind = Literal["netns", "systemd"]
 
 
-def azure_source(name: str) -> AzureSource:
-    """Where the running lab's Azure side comes from: the plan, or the ARM emulator (``api``)."""
-    p = state_dir(name) / "azure"
+def _source_file(plan: Plan) -> Path:
+    """Where ``lab up`` wrote where the lab's cloud side comes from: a file named after the cloud."""
+    return state_dir(plan.name) / plan.cloud.cloud_name
+
+
+def api_source(plan: Plan) -> LabSource:
+    """Where the running lab's cloud side comes from: the plan, or the cloud's emulated API (``api``)."""
+    p = _source_file(plan)
     return "api" if p.exists() and p.read_text().strip() == "api" else "plan"
+
+
+def source_of(plan: Plan, sources: Mapping[str, str]) -> LabSource:
+    """Where ``lab up`` takes the plan's cloud side from: ``sources`` by cloud name (``lab up --<cloud>
+    api`` is ``up(plan, <cloud>="api")``); only the plan's own cloud can come from its API."""
+    apis = clouds.lab_apis()
+    for name, value in sources.items():
+        if name not in apis:
+            raise TypeError(f"up() got an unexpected keyword argument {name!r}")
+        if value == "api" and name != plan.cloud.cloud_name:
+            raise UsageError(f"--{name} api: {plan.source or plan.name} is for {clouds.title(plan.cloud.cloud_name)}")
+    return "api" if sources.get(plan.cloud.cloud_name) == "api" else "plan"
+
+
+def lab_api(plan: Plan) -> clouds.LabApi:
+    api = clouds.lab_api(plan.cloud.cloud_name)
+    if api is None:
+        raise UsageError(f"--{plan.cloud.cloud_name} api: the lab has no {clouds.title(plan.cloud.cloud_name)} API yet")
+    return api
+
+
+def api_env(plan: Plan) -> dict[str, str]:
+    """What a lab host needs to reach the lab's emulated cloud API (``lab up --<cloud> api``)."""
+    return lab_api(plan).env(plan, state_dir(plan.name))
+
+
+arm_env = api_env  # its first name (the default cloud's API is ARM), as tests and benchmarks call it
 
 
 def guest_config(name: str) -> GuestConfig:
@@ -109,25 +141,26 @@ def resolv_paths(plan: Plan) -> dict[str, Path]:
 
 
 def up(
-    plan: Plan, faults: tuple[Fault, ...] = (), azure: AzureSource = "plan", as_seed: bool = False, bare: bool = False,
+    plan: Plan, faults: tuple[Fault, ...] = (), *, as_seed: bool = False, bare: bool = False,
     propagation_delay: float = 0.0,
     guests: GuestConfig = "static",
     hosts: HostsKind = "netns",
     ufw: str = "ufw-hosts",
     image: str = "base",
     cloud_init: tuple[str, ...] = (),
+    **sources: LabSource,
 ) -> None:
     """Build the whole fabric for ``plan``; on any failure everything built so far is removed.
 
-    ``azure="api"``: Azure's side starts empty (no route table, associations or IP forwarding,
-    as Terraform leaves it) and nestnet's ARM emulator runs inside the lab's ``internet``
-    namespace at https://203.0.113.10 — where ARM is for Azure VMs: on the internet, reached
-    through the fabric — seeded from the spec and programming the fabric on every write. So
-    ``nestnet azure apply`` run on a lab host (``lab exec``) is what turns the pings green.
-    Azure-side faults are then made through the ARM API, not ``apply_fault``.
+    ``<cloud>="api"`` (``sources``, by the plan's cloud's name): the cloud's side starts empty
+    (no routes, associations or forwarding, as Terraform leaves it) and the cloud's emulated API
+    runs inside the lab's ``internet`` namespace (``clouds.LabApi``), seeded from the spec and
+    programming the fabric on every write. So ``nestnet <cloud> apply`` run on a lab host (``lab
+    exec``) is what turns the pings green. Cloud-side faults are then made through that API, not
+    ``apply_fault``.
 
-    ``as_seed``: hosts (and, with ``azure="api"``, Azure) as the seed document's manual
-    procedure leaves them, not as nestnet would (``lab/seedbuilt.py``, ``azure/handbuilt.py``).
+    ``as_seed``: hosts (and, with the API, the cloud) as the seed document's manual procedure
+    leaves them, not as nestnet would (``lab/seedbuilt.py``, the API's ``build_by_hand``).
     ``bare``: hosts as fresh machines (their VMs' bridge only), for nestnet to bring in.
     ``propagation_delay``: the emulator's writes reach the fabric that many seconds late.
     ``guests="dhcp"``: every nested VM configures itself only through a DHCP client (udhcpc)
@@ -142,8 +175,9 @@ def up(
     ovs_hosts = any(h.bridge_type == "ovs" for h in plan.hosts.values())
     require_root(TOOLS + OVS_TOOLS if ovs_hosts else TOOLS)
     topo = Topology.from_plan(plan)
+    source = source_of(plan, sources)
     if hosts == "systemd":
-        _refuse_for_systemd(plan, azure, as_seed, bare, guests, ufw)
+        _refuse_for_systemd(plan, source, as_seed, bare, guests, ufw)
     elif guests == "libvirt":
         raise UsageError("--guests libvirt: only with --hosts systemd (libvirtd runs in the booted hosts)")
     _check_cloud_init(plan, guests, cloud_init)
@@ -153,10 +187,11 @@ def up(
             raise LabError(f"host {h.name}: the lab runs nftables hosts only (firewall: ufw is not isolated yet)")
     if is_up(plan.name):
         raise LabError(f"lab {plan.name} is already up: run nestnet lab down {plan.source or plan.name} first")
-    if azure == "api":
-        bad = [str(f) for f in faults if is_azure_fault(f)]
+    if source == "api":
+        api, name = lab_api(plan), plan.cloud.cloud_name
+        bad = [str(f) for f in faults if is_cloud_fault(f)]
         if bad:
-            raise UsageError(f"{', '.join(bad)}: with --azure api, change Azure through the ARM API instead")
+            raise UsageError(f"{', '.join(bad)}: with --{name} api, change {clouds.title(name)} through the {api.api} instead")
     try:
         if cloud_init:  # before the hosts boot: their guests are defined from it
             from .libvirt import CLOUD_INIT_FILE
@@ -165,16 +200,16 @@ def up(
             (state_dir(plan.name) / CLOUD_INIT_FILE).write_text("".join(f"{v}\n" for v in sorted(set(cloud_init))))
         planned = CloudState.from_plan(plan)
         hand = "seed" if as_seed else "bare" if bare else ""
-        # Azure's side from the plan includes the private zone's records; with the API, the zone
-        # holds what azure apply writes there
-        zone = dns.zone_records(plan) if azure == "plan" else {}
-        _build(plan, topo, planned.unconfigured() if azure == "api" else planned, hand, guests, zone, hosts, ufw, image)
-        (state_dir(plan.name) / "azure").write_text(azure)
+        # the cloud's side from the plan includes the private zone's records; with the API, the
+        # zone holds what the cloud's apply writes there
+        zone = dns.zone_records(plan) if source == "plan" else {}
+        _build(plan, topo, planned.unconfigured() if source == "api" else planned, hand, guests, zone, hosts, ufw, image)
+        _source_file(plan).write_text(source)
         (state_dir(plan.name) / "guests").write_text(guests)
-        if azure == "api":
-            _start_arm(plan, topo, propagation_delay=propagation_delay)
+        if source == "api":
+            api.start(plan, topo, state_dir(plan.name), propagation_delay)
             if as_seed:
-                run_in(topo.ns(next(iter(plan.hosts))), _build_azure_by_hand, plan, arm_env(plan))
+                run_in(topo.ns(next(iter(plan.hosts))), api.build_by_hand, plan, api_env(plan))
         _write_faults(plan.name, ())
         for f in faults:
             apply_fault(plan, f)
@@ -194,19 +229,11 @@ def _check_cloud_init(plan: Plan, guests: str, cloud_init: tuple[str, ...]) -> N
                              f" (its VMs: {', '.join(plan.vms) or 'none'})")
 
 
-def _build_azure_by_hand(plan: Plan, env: dict[str, str]) -> None:
-    """Inside a lab host: the seed's route table, associations and forwarding, through ARM."""
-    from ..clouds.azure import handbuilt
-    from ..clouds.azure.arm import ArmClient, ArmSettings
-
-    handbuilt.build(ArmClient(ArmSettings.from_env(plan.azure.resource_group, plan.azure.subscription_id, env)), plan)
-
-
-def _refuse_for_systemd(plan: Plan, azure: str, as_seed: bool, bare: bool, guests: str, ufw: str) -> None:
+def _refuse_for_systemd(plan: Plan, source: str, as_seed: bool, bare: bool, guests: str, ufw: str) -> None:
     from .systemd import UFW_MODES
 
     what = [
-        "--azure api" if azure != "plan" else "", "--as-seed" if as_seed else "", "bare hosts" if bare else "",
+        f"--{plan.cloud.cloud_name} api" if source != "plan" else "", "--as-seed" if as_seed else "", "bare hosts" if bare else "",
         "--guests dhcp" if guests == "dhcp" else "",
     ]
     what += [f"host {h.name}'s bridge_type: ovs" for h in plan.hosts.values() if h.bridge_type == "ovs"]
@@ -220,7 +247,7 @@ def _refuse_for_systemd(plan: Plan, azure: str, as_seed: bool, bare: bool, guest
 
 
 def _build(
-    plan: Plan, topo: Topology, azure: CloudState, hand: str = "", guests: GuestConfig = "static", zone=None,
+    plan: Plan, topo: Topology, state: CloudState, hand: str = "", guests: GuestConfig = "static", zone=None,
     hosts: HostsKind = "netns", ufw: str = "ufw-hosts", image: str = "base",
 ) -> None:
     state_dir(plan.name).mkdir(parents=True, exist_ok=True)
@@ -249,7 +276,7 @@ def _build(
                          flavour=image if image != "base" else None)
     if guests != "libvirt":  # libvirt guests are QEMU domains in their hosts, not namespaces
         parallel([(topo.ns(v), nodes.vm, (plan, v, guests == "dhcp")) for v in plan.vms])
-    clouds.of(plan).lab_fabric().program_ns(topo, azure)
+    clouds.of(plan).lab_fabric().program_ns(topo, state)
     dns.start(plan, topo, zone or {})
     resolv = resolv_paths(plan)
     for v, path in resolv.items() if guests != "libvirt" else ():
@@ -263,51 +290,6 @@ def _build(
         for v in plan.vms:  # each got its planned address from nestnet's dnsmasq on its host
             libvirt.wait_address(plan, state_dir(plan.name), v)
     apps.start(plan, topo, state_dir(plan.name))
-
-
-ARM_PORT = 443
-
-
-def arm_env(plan: Plan) -> dict[str, str]:
-    """What a lab host needs to reach the lab's ARM emulator (``lab up --azure api``)."""
-    from ..clouds.azure.emulator import DEFAULT_SUBSCRIPTION
-
-    d = state_dir(plan.name) / "arm"
-    return {
-        "NESTNET_ARM_ENDPOINT": (d / "endpoint").read_text().strip(),
-        "NESTNET_ARM_CA_BUNDLE": str(d / "ca.pem"),
-        "NESTNET_ARM_TOKEN": "lab",  # the emulator takes any bearer token
-        "AZURE_SUBSCRIPTION_ID": plan.azure.subscription_id or DEFAULT_SUBSCRIPTION,
-    }
-
-
-def _start_arm(plan: Plan, topo: Topology, timeout: float = 30.0, propagation_delay: float = 0.0) -> None:
-    """Run ``nestnet azure emulator`` inside the internet namespace; ``down`` ends it with the
-    namespace's other processes."""
-    if not plan.source:
-        raise LabError("--azure api needs the plan's spec file (the emulator is seeded from it)")
-    d = state_dir(plan.name) / "arm"
-    d.mkdir(parents=True, exist_ok=True)
-    log = open(d / "emulator.log", "w")
-    cmd = [
-        "ip", "netns", "exec", topo.internet_ns,
-        sys.executable, "-m", "nestnet", "azure", "emulator",
-        "--listen", f"{INTERNET_IP}:{ARM_PORT}", "--state-dir", str(d),
-        "--seed", str(Path(plan.source).resolve()), "--program-lab",
-        "--propagation-delay", str(propagation_delay),
-    ]
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    log.close()
-    (d / "pid").write_text(f"{proc.pid}\n")
-    deadline = time.monotonic() + timeout
-    while not (d / "endpoint").exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
-            tail = (d / "emulator.log").read_text().strip().splitlines()[-1:] or ["no output"]
-            raise LabError(f"the lab's ARM emulator did not start: {tail[0]}")
-        time.sleep(0.05)
 
 
 def _sdn_job(topo: Topology, fabric: clouds.LabFabric) -> None:
@@ -366,9 +348,10 @@ def apply_fault(plan: Plan, fault: Fault) -> None:
     require_up(plan)
     topo = Topology.from_plan(plan)
     faults = tuple(sorted({*read_faults(plan.name), fault}))
-    if is_azure_fault(fault) and azure_source(plan.name) == "api":
-        raise UsageError(f"{fault}: lab {plan.name} takes Azure's state from the ARM API; change it there")
-    if is_azure_fault(fault):
+    if is_cloud_fault(fault) and api_source(plan) == "api":
+        title = clouds.title(plan.cloud.cloud_name)
+        raise UsageError(f"{fault}: lab {plan.name} takes {title}'s state from the {lab_api(plan).api}; change it there")
+    if is_cloud_fault(fault):
         fabric = clouds.of(plan).lab_fabric()
         fabric.program_ns(topo, fabric.with_faults(plan, faults))
     else:
@@ -383,11 +366,11 @@ def heal(plan: Plan) -> tuple[Fault, ...]:
     require_up(plan)
     topo = Topology.from_plan(plan)
     faults = read_faults(plan.name)
-    if azure_source(plan.name) == "plan":  # with the API, Azure's state is the emulator's to keep
+    if api_source(plan) == "plan":  # with the API, the cloud's state is the emulator's to keep
         clouds.of(plan).lab_fabric().program_ns(topo, CloudState.from_plan(plan))
     kinds: dict[str, tuple[str, ...]] = {}
     for f in faults:
-        if not is_azure_fault(f):
+        if not is_cloud_fault(f):
             kinds[f.target] = (*kinds.get(f.target, ()), f.kind)
     systemd_hosts = is_systemd(plan.name)
     parallel(
@@ -453,8 +436,8 @@ def exec_(plan: Plan, node: str, argv: list[str], *, capture: bool = True) -> su
         env = {**os.environ, "NESTNET_ROOT": host_dirs(plan, node)[0]}
         if plan.hosts[node].bridge_type == "ovs":
             env.update(ovs.env(Path(host_dirs(plan, node)[1])))  # its private OVS
-        if azure_source(plan.name) == "api" and (state_dir(plan.name) / "arm" / "endpoint").exists():
-            env.update(arm_env(plan))  # a lab host's ARM is the lab's emulator: `nestnet azure ...` just works
+        if api_source(plan) == "api" and lab_api(plan).endpoint(state_dir(plan.name)):
+            env.update(api_env(plan))  # a lab host's cloud API is the lab's emulator: `nestnet <cloud> ...` just works
     if not inside:
         argv = _nestnet_resolved(argv)  # env keeps this process's PATH
     try:

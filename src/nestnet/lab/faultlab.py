@@ -1,6 +1,6 @@
 """The shared fault vocabulary (nestnet.faults), made real in the lab.
 
-Azure-side faults change the ``CloudState`` the fabric is programmed from, through the model's
+Cloud-side faults change the ``CloudState`` the fabric is programmed from, through the model's
 what-ifs (the cloud lab fabric's ``with_faults``, the same code as ``check --fault``); host-side faults
 change the host namespace behind nestnet's back, the way an operator or a reboot would. Healing
 reprograms the fabric from the plan and re-runs the host reconciler.
@@ -20,7 +20,7 @@ from .sysio import ip_batch, ip_json, nft, nft_json, run, write_sysctls
 FAULT_TABLE = "nestnet_labfault"  # the lab's own table: a plain drop policy, no nestnet rules
 
 
-def is_azure_fault(f: Fault) -> bool:
+def is_cloud_fault(f: Fault) -> bool:
     return f.kind in CLOUD_FAULTS
 
 

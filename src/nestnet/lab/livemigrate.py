@@ -5,14 +5,14 @@ that host, what its admin would: ``virsh migrate --live --p2p --persistent --und
 qemu+tcp://<new host's uplink address>/system --migrateuri tcp://<same>`` (``--p2p``: the old
 host's libvirtd drives the migration itself, one round trip fewer while the guest is paused:
 libvirt's downtime 307 ms against 438 ms through virsh, here under load). Both the libvirt
-connection and QEMU's migration stream go over the lab's Azure fabric (the hosts' uplinks, which
+connection and QEMU's migration stream go over the lab's cloud fabric (the hosts' uplinks, which
 exist only inside the lab's namespaces); the guest boots from a kernel and initrd that every host
 has, so no storage is copied. nestnet's host-side steps are not run by the lab: libvirt calls
 nestnet's qemu hook (``migration_hook: true``, installed by ``host apply``) on the destination at
 ``migrate begin`` (arrive) and on the source at ``stopped end`` (depart), as on a real host; the
 hook writes what it did to the host's journal (``journalctl -t nestnet-hook``), which the result
-carries. Azure's route change follows the migration (``--propagation-delay``: that much later, as
-Azure's takes effect late); then ``host apply`` on the old host settles the tunnel away.
+carries. The cloud's route change follows the migration (``--propagation-delay``: that much later,
+as the cloud's takes effect late); then ``host apply`` on the old host settles the tunnel away.
 
 The gap is measured both ways, 50 ms apart: the first endpoint pings the VM (``ping`` in its
 namespace), and the VM pings the endpoint (busybox ``ping`` inside the guest, started and read
@@ -37,7 +37,7 @@ from ..plan import Plan, load_plan
 from .. import clouds
 from ..model.state import CloudState
 from . import libvirt, systemd
-from .core import azure_source, require_root, require_up, state_dir
+from .core import api_source, require_root, require_up, state_dir
 from .migrate import BASELINE, INTERVAL, TAIL, Probe, Result, _Pingers, _pairs, _refuse, _wait_route, parse_ping
 from .topology import Topology
 
@@ -193,8 +193,8 @@ def migrate(spec: str | Path, vm: str, to: str, propagation_delay: float = 0.0) 
     if vm in libvirt.cloud_init_guests(state):
         raise UsageError(f"{before.source or before.name}: VM {vm!r} is a cloud-init guest with a disk of its own on "
                          f"{src}: lab migrate moves guests booted from kernel and initrd only (no storage is copied)")
-    if azure_source(before.name) != "plan":  # pragma: no cover - systemd labs take Azure from the plan
-        raise LabError("lab migrate with libvirt guests: only with Azure from the plan")
+    if api_source(before) != "plan":  # pragma: no cover - systemd labs take the cloud from the plan
+        raise LabError(f"lab migrate with libvirt guests: only with {clouds.title(before.cloud.cloud_name)} from the plan")
     endpoint = next(iter(before.endpoints))
     plan = vm_move(spec, vm, to).plan  # the spec first: the hook reads it on both hosts
     topo = Topology.from_plan(plan)
@@ -221,10 +221,10 @@ def migrate(spec: str | Path, vm: str, to: str, propagation_delay: float = 0.0) 
         if down is not None:  # QEMU's own: the guest paused on the old host until it ran on the new
             t["downtime"] = down
         t2 = time.monotonic()
-        time.sleep(propagation_delay)  # Azure's route change takes effect this much later
+        time.sleep(propagation_delay)  # the cloud's route change takes effect this much later
         clouds.of(plan).lab_fabric().program_ns(topo, CloudState.from_plan(plan))
         _wait_route(topo, plan, vm)
-        t["azure"] = time.monotonic() - t2
+        t[plan.cloud.cloud_name] = time.monotonic() - t2  # the cloud's route change
         t3 = time.monotonic()
         # the old host (and any other) takes the planned /32 in place of the tunnel's route
         systemd._each(lambda h: systemd.host_apply(plan, state, h), [h for h in plan.hosts if h != to])
@@ -253,7 +253,7 @@ def migrate(spec: str | Path, vm: str, to: str, propagation_delay: float = 0.0) 
         errors.append(f"{src}: no '{staged}' in its journal")
     missing = [f"{h}: no '{w}' in its journal" for h, w in want.items() if not any(w in x for x in hook[h])]
     return Result(vm, src, to, "plan", probes, _pairs(plan), t, hook=hook, hook_errors=errors + missing,
-                  propagation_delay=propagation_delay)
+                  propagation_delay=propagation_delay, cloud=plan.cloud.cloud_name)
 
 
 def _running_on(state: Path, host: str, vm: str) -> bool:

@@ -3,9 +3,9 @@
 The guest keeps its namespace, addresses and MAC; its link (the host-side veth) moves from the old
 host's bridge to the new one's, as a live migration moves the guest's tap. Meanwhile nestnet's
 host-side steps run in the order of docs/decisions/0013 (the same functions the libvirt hook
-calls), and Azure's route change goes through the plan (the fabric is reprogrammed at once) or,
-with ``--azure api``, through ``nestnet azure apply`` against the lab's ARM emulator, whose
-``--propagation-delay`` makes the change take effect late, as on Azure.
+calls), and the cloud's route change goes through the plan (the fabric is reprogrammed at once)
+or, with ``--<cloud> api``, through ``nestnet <cloud> apply`` against the lab's emulated cloud API,
+whose ``--propagation-delay`` makes the change take effect late, as in the cloud.
 
 An endpoint and a nested VM on a third host ping the moving VM every 50 ms throughout; the gap is
 the longest run of lost replies. Afterwards every pair of the moved plan is probed (the matrix)
@@ -32,14 +32,14 @@ from ..plan import Plan, load_plan
 from . import nodes
 from .. import clouds
 from ..model.state import CloudState
-from .core import arm_env, azure_source, host_dirs, require_root, require_up
+from .core import api_env, api_source, host_dirs, lab_api, require_root, require_up
 from .sysio import parallel, run
 from .topology import Topology
 
 INTERVAL = 0.05  # seconds between echo requests, per prober
 BASELINE = 1.0  # pinging before the move starts
 TAIL = 1.0  # and after it is over
-AZURE_TIMEOUT = 60.0
+ROUTE_TIMEOUT = 60.0  # for the cloud's route change to reach the fabric
 
 
 @dataclass
@@ -59,13 +59,14 @@ class Result:
     vm: str
     src_host: str
     dst_host: str
-    azure: str
+    source: str  # where the lab's cloud side comes from: "plan" or "api"
     probes: list[Probe]
     pairs: list[dict[str, Any]]
     timings: dict[str, float] = field(default_factory=dict)
     hook: dict[str, list[str]] = field(default_factory=dict)  # libvirt guests: the hook's journal, per host
     hook_errors: list[str] = field(default_factory=list)
     propagation_delay: float = 0.0
+    cloud: str = clouds.DEFAULT  # the plan's cloud: the key its source has in the JSON
 
     @property
     def sent(self) -> int:
@@ -92,7 +93,7 @@ class Result:
             "vm": self.vm,
             "from": self.src_host,
             "to": self.dst_host,
-            "azure": self.azure,
+            self.cloud: self.source,
             "probes": [p.to_dict() for p in self.probes],
             "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
             "propagation_delay_s": self.propagation_delay,
@@ -193,18 +194,20 @@ def _move_link(topo: Topology, vm: str, port: str, src: str, dst: str, bridge: s
         input=f"link set {port} master {bridge}\nlink set {port} up\n", what="attaching the guest's link")
 
 
-def _azure_api(plan: Plan, host: str) -> None:
-    env = {**os.environ, **arm_env(plan), "NESTNET_ROOT": host_dirs(plan, host)[0]}
+def _api_apply(plan: Plan, host: str) -> None:
+    """``nestnet <cloud> apply`` on ``host``, against the lab's emulated cloud API."""
+    env = {**os.environ, **api_env(plan), "NESTNET_ROOT": host_dirs(plan, host)[0]}
+    cloud = plan.cloud.cloud_name
     r = subprocess.run(
-        ["ip", "netns", "exec", Topology.from_plan(plan).ns(host), sys.executable, "-m", "nestnet", "azure", "apply",
+        ["ip", "netns", "exec", Topology.from_plan(plan).ns(host), sys.executable, "-m", "nestnet", cloud, "apply",
          plan.source], capture_output=True, text=True, env=env,
     )
     if r.returncode != 0:
-        raise LabError(f"nestnet azure apply (from {host}) failed: {(r.stderr or r.stdout).strip()[-300:]}")
+        raise LabError(f"nestnet {cloud} apply (from {host}) failed: {(r.stderr or r.stdout).strip()[-300:]}")
 
 
-def _wait_route(topo: Topology, plan: Plan, vm: str, timeout: float = AZURE_TIMEOUT) -> None:
-    """Until the fabric (Azure's data plane) routes the VM's /32 as the plan says: to its new host,
+def _wait_route(topo: Topology, plan: Plan, vm: str, timeout: float = ROUTE_TIMEOUT) -> None:
+    """Until the fabric (the cloud's data plane) routes the VM's /32 as the plan says: to its new host,
     or (back in its own block) not at all."""
     fabric = clouds.of(plan).lab_fabric()
     dst = f"{plan.vms[vm].ip}/32"
@@ -212,7 +215,7 @@ def _wait_route(topo: Topology, plan: Plan, vm: str, timeout: float = AZURE_TIME
     deadline = time.monotonic() + timeout
     while {r for r in run_in(topo.sdn_ns, fabric.observe).table if r[0] == dst} != want:
         if time.monotonic() > deadline:
-            raise LabError(f"Azure's route for {vm} ({dst}) did not reach the fabric within {timeout:.0f} s")
+            raise LabError(f"{clouds.title(plan.cloud.cloud_name)}'s route for {vm} ({dst}) did not reach the fabric within {timeout:.0f} s")
         time.sleep(0.1)
 
 
@@ -224,12 +227,13 @@ def _pairs(plan: Plan) -> list[dict[str, Any]]:
     return [{**p.to_dict(), "check": model.ping(p.src, p.dst).ok == p.ok} for p in sorted(matrix(plan))]
 
 
-def migrate(spec: str | Path, vm: str, to: str, azure: str | None = None, propagation_delay: float = 0.0) -> Result:
+def migrate(spec: str | Path, vm: str, to: str, source: str | None = None, propagation_delay: float = 0.0) -> Result:
     """Move VM to host TO in the running lab (and in the spec), measuring the gap.
 
-    ``propagation_delay`` (Azure from the plan): the fabric takes the route change that much after
-    the switch-over, as Azure's takes effect late (with ``--azure api`` the emulator's own delay,
-    set at lab up, does that)."""
+    ``source``: where the lab's cloud side must come from ("plan", "api"; None: as it was brought up).
+    ``propagation_delay`` (the cloud from the plan): the fabric takes the route change that much
+    after the switch-over, as the cloud's takes effect late (with ``--<cloud> api`` the emulator's
+    own delay, set at lab up, does that)."""
     from ..specedit import vm_move
     from .core import guest_config
 
@@ -237,11 +241,13 @@ def migrate(spec: str | Path, vm: str, to: str, azure: str | None = None, propag
     before = load_plan(spec, write=False)
     src = _refuse(before, vm, to)  # bad input first (2), then whether the lab is up (1)
     require_up(before)
-    have = azure_source(before.name)
-    if azure is not None and azure != have:
-        raise UsageError(f"lab {before.name} takes Azure from {have!r}: bring it up with --azure {azure} to migrate so")
+    have, cloud = api_source(before), before.cloud.cloud_name
+    if source is not None and source != have:
+        raise UsageError(f"lab {before.name} takes {clouds.title(cloud)} from {have!r}: "
+                         f"bring it up with --{cloud} {source} to migrate so")
     if propagation_delay and have == "api":
-        raise UsageError(f"lab {before.name} takes Azure from the ARM emulator: its --propagation-delay is set at lab up")
+        raise UsageError(f"lab {before.name} takes {clouds.title(cloud)} from the {lab_api(before).emulator}: "
+                         "its --propagation-delay is set at lab up")
     if guest_config(before.name) == "libvirt":
         from .livemigrate import migrate as live
 
@@ -257,7 +263,7 @@ def migrate(spec: str | Path, vm: str, to: str, azure: str | None = None, propag
         time.sleep(BASELINE)
         t0 = time.monotonic()
         # Prepare: the new host delivers locally and receives the tunnel; third hosts take the
-        # moved plan (Azure decides the path, so their /32 may come early); the old host's tunnel
+        # moved plan (the cloud decides the path, so their /32 may come early); the old host's tunnel
         # entries are ready.
         root_to = host_dirs(plan, to)[0]
         jobs = [(topo.ns(to), move.arrive, (plan, to, vm, root_to))]
@@ -270,12 +276,12 @@ def migrate(spec: str | Path, vm: str, to: str, azure: str | None = None, propag
         t["switch"] = time.monotonic() - t1
         t2 = time.monotonic()
         if have == "api":
-            _azure_api(plan, to)
+            _api_apply(plan, to)
         else:
             time.sleep(propagation_delay)
             clouds.of(plan).lab_fabric().program_ns(topo, CloudState.from_plan(plan))
         _wait_route(topo, plan, vm)
-        t["azure"] = time.monotonic() - t2
+        t[cloud] = time.monotonic() - t2  # the cloud's route change
         run_in(topo.ns(src), move.settle, plan, src, vm, host_dirs(plan, src)[0])
         run_in(topo.ns(to), move.retire_tunnel)
         time.sleep(TAIL)
@@ -283,5 +289,5 @@ def migrate(spec: str | Path, vm: str, to: str, azure: str | None = None, propag
         raise LabError(f"lab migrate {vm} to {to}: {exc} (the spec already says {vm} lives on {to})") from None
     finally:
         probes = pingers.stop()
-    return Result(vm, src, to, have, probes, _pairs(plan), t, propagation_delay=propagation_delay)
+    return Result(vm, src, to, have, probes, _pairs(plan), t, propagation_delay=propagation_delay, cloud=cloud)
 

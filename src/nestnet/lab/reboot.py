@@ -2,7 +2,7 @@
 
 For each host: ``systemctl poweroff`` inside and wait for systemd-nspawn to exit; the host's
 network namespace deleted and made anew, so the kernel's state (routes, sysctls, nft tables,
-links) starts empty as after a power cycle; its NIC plugged into the fabric again (what Azure
+links) starts empty as after a power cycle; its NIC plugged into the fabric again (what the cloud
 does when the VM starts); then the same overlay booted again. Nothing of nestnet runs except
 what the host's own boot starts (units, networkd files, sysctl.d). With namespace guests the lab
 then plays libvirt: once the nested bridge exists it plugs the VMs' ports in and the guests
@@ -26,7 +26,7 @@ from .matrix import matrix as run_matrix
 from .. import netns
 from . import libvirt, nodes, systemd
 from .. import clouds
-from .core import azure_source, guest_config, is_systemd, read_faults, require_root, require_up, state_dir
+from .core import api_source, guest_config, is_systemd, read_faults, require_root, require_up, state_dir
 from .sysio import link_gone, parallel
 from .topology import Topology
 
@@ -57,8 +57,8 @@ def reboot(plan: Plan, hosts: list[str], timeout: float = GREEN_TIMEOUT) -> list
         raise LabError(f"lab {plan.name} runs its hosts as namespaces: lab reboot needs lab up --hosts systemd")
     in_libvirt = guest_config(plan.name) == "libvirt"
     topo = Topology.from_plan(plan)
-    if azure_source(plan.name) != "plan":  # pragma: no cover - refused at lab up
-        raise LabError("lab reboot: only with Azure from the plan")
+    if api_source(plan) != "plan":  # pragma: no cover - refused at lab up
+        raise LabError(f"lab reboot: only with {clouds.title(plan.cloud.cloud_name)} from the plan")
     fabric = clouds.of(plan).lab_fabric()
     cloud = fabric.with_faults(plan, read_faults(plan.name))
 

@@ -1,10 +1,10 @@
 """``nestnet lab demo --scenario adopt|add-host``: day one and day two, proven in the lab.
 
-adopt     the seed fabric built by hand (``lab up --as-seed --azure api``); while every nested
+adopt     the seed fabric built by hand (``lab up --as-seed --<cloud> api``); while every nested
           VM pings every other nested VM and endpoint (fping, 40 probes/s per pair), the mgmt
-          VM runs ``nestnet import`` against the lab's ARM endpoint, adds the running VMs to the
+          VM runs ``nestnet import`` against the lab's cloud API, adds the running VMs to the
           imported spec (``vm add``, as import's comment says) and ``nestnet rollout --adopt``
-          (Azure, then every host through Ansible over real sshd). Result: probes lost and sent,
+          (the cloud, then every host through Ansible over real sshd). Result: probes lost and sent,
           and the matrix afterwards.
 add-host  three hosts brought up by ``rollout``; then, timed: ``host add`` + ``vm add`` +
           ``rollout`` for a fourth host (a fresh machine with sshd and its bridge, nothing of
@@ -33,7 +33,7 @@ import yaml
 
 from ..errors import LabError
 from ..plan import Plan, load_plan
-from .core import arm_env, down, up
+from .core import api_env, down, lab_api, up
 from .fleetlab import NESTNET, FleetLab
 from .matrix import PingResult, matrix
 from .topology import Topology
@@ -138,7 +138,7 @@ def adopt(seed_spec: Path, say: Say, name: str | None = None) -> Outcome:
         d = Path(tmp)
         spec = _copy_spec(seed_spec, d / "seed.yaml", name)
         lab_plan = load_plan(spec)
-        with _lab(lab_plan, azure="api", as_seed=True):
+        with _lab(lab_plan, as_seed=True, **{lab_plan.cloud.cloud_name: "api"}):
             before = matrix(lab_plan)
             say(f"hand-built fabric: {sum(p.ok for p in before)}/{len(before)} pairs reachable")
             if red(before):
@@ -149,11 +149,10 @@ def adopt(seed_spec: Path, say: Say, name: str | None = None) -> Outcome:
                 fl.start()
                 probes.start()
                 time.sleep(1.0)  # a first round of probes before anything changes
-                arm = arm_env(lab_plan)
+                arm = api_env(lab_plan)
                 out = d / "imported.yaml"
-                az = lab_plan.azure
                 t0 = time.monotonic()
-                r = _check(fl.nestnet("import", "--resource-group", az.resource_group, "--vnet", az.vnet,
+                r = _check(fl.nestnet("import", *lab_api(lab_plan).import_args(lab_plan),
                                       "--out", str(out), "--name", lab_plan.name, "--json",
                                       *(f"--host-default={k}={v}" for k, v in _host_defaults(seed_spec).items()),
                                       arm=arm), "nestnet import")
@@ -194,7 +193,7 @@ def adopt(seed_spec: Path, say: Say, name: str | None = None) -> Outcome:
 
 
 def _host_defaults(spec: Path) -> dict[str, str]:
-    """What import cannot read from Azure, told as a user would (the uplink)."""
+    """What import cannot read from the cloud, told as a user would (the uplink)."""
     data = yaml.safe_load(spec.read_text())
     return {k: str(v) for k, v in (data.get("host_defaults") or {}).items()}
 
@@ -226,11 +225,11 @@ def add_host(seed_spec: Path, say: Say, name: str | None = None, green_timeout: 
         host_add(lab_spec, **NEW_HOST)
         vm_add(lab_spec, "web4", NEW_HOST["name"])
         lab_plan = load_plan(lab_spec)
-        with _lab(lab_plan, azure="api", bare=True):
+        with _lab(lab_plan, bare=True, **{lab_plan.cloud.cloud_name: "api"}):
             fl = FleetLab(lab_plan, d)
             try:
                 fl.start()
-                arm = arm_env(lab_plan)
+                arm = api_env(lab_plan)
                 plan3 = load_plan(spec, write=False)
                 r = _check(fl.nestnet("rollout", str(spec), "--json", "--inventory", str(fl.inventory(plan3)), arm=arm),
                            "first rollout")
@@ -268,7 +267,7 @@ def add_host(seed_spec: Path, say: Say, name: str | None = None, green_timeout: 
                 "time": {
                     "spec_edit_s": round(t1 - t0, 2),
                     "rollout_s": round(t2 - t1, 2),
-                    "rollout_azure_s": roll["steps"][0]["seconds"],
+                    f"rollout_{lab_plan.cloud.cloud_name}_s": roll["steps"][0]["seconds"],
                     "rollout_hosts_s": roll["steps"][1]["seconds"],
                     "rollout_other_s": round((t2 - t1) - roll["steps"][0]["seconds"] - roll["steps"][1]["seconds"], 2),
                     # CPU (user+sys), which load does not inflate: ansible-playbook's tree on the
@@ -279,7 +278,7 @@ def add_host(seed_spec: Path, say: Say, name: str | None = None, green_timeout: 
                     "matrix_rounds": rounds,
                 },
                 "changes": {
-                    "azure": len(roll["steps"][0]["changes"]),
+                    lab_plan.cloud.cloud_name: len(roll["steps"][0]["changes"]),
                     "hosts": {h["host"]: len(h["changes"]) for h in roll["steps"][1]["hosts"]},
                 },
             }
