@@ -1,10 +1,10 @@
 """VM mobility, pure: the shared guest gateway and /32 exceptions for VMs living outside their block.
 
-A nested VM's address normally lies in its host's block, and the block's routes (one Azure route,
-one route on every host) deliver it. A VM that moved keeps its address: the Plan then carries a
+A nested VM's address normally lies in its host's block, and the block's routes (one route in the
+cloud, one on every host) deliver it. A VM that moved keeps its address: the Plan then carries a
 *move* (an exception to the block) for it, which becomes
 
-- an Azure route ``<prefix><vm>.32`` -> the new host (wins over the block's /28 by longest prefix),
+- a cloud route ``<prefix><vm>.32`` -> the new host (wins over the block's /28 by longest prefix),
 - a /32 on every host: local delivery on the new host (``dev <bridge>``), and on every other host,
   the old one included, the same next hop as the new host's block (forward away),
 - a firewall that judges the address where the VM lives (``local_prefixes``).
@@ -19,15 +19,16 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv4Network, collapse_addresses
 from typing import Iterable, NamedTuple
 
-# Link-local: never routed, never a VNet address (Azure refuses 169.254.0.0/16 in address spaces),
-# the same on every host - Calico's choice for pods. Not 169.254.169.254 (Azure's IMDS).
+# Link-local: never routed, never a virtual network's address (clouds refuse 169.254.0.0/16 in
+# address spaces), the same on every host - Calico's choice for pods. Not 169.254.169.254 (the
+# clouds' instance metadata service).
 SHARED_GATEWAY = IPv4Address("169.254.1.1")
 # One MAC for the shared gateway on every host's (nestnet-made) bridge, so a guest's ARP entry
 # stays right after a live migration (Calico gives every host-side veth ee:ee:ee:ee:ee:ee).
 SHARED_GATEWAY_MAC = "02:00:a9:fe:01:01"
 
-# Moves in flight are forwarded from the old host to the new one over VXLAN (UDP, which Azure
-# carries; sending the packet back to Azure would loop until the route changes).
+# Moves in flight are forwarded from the old host to the new one over VXLAN (UDP, which the cloud
+# carries; sending the packet back to the cloud would loop until the route changes).
 MOVE_TUNNEL = "nnmove0"
 MOVE_VNI = 4242
 MOVE_PORT = 4789  # IANA's VXLAN port
@@ -48,8 +49,8 @@ class Move(NamedTuple):
 
 
 def route_name(prefix: str, vm: str) -> str:
-    """Azure route name of a move. Names in the spec never hold a '.', so this cannot collide
-    with a host's ``<prefix><host>`` route (Azure allows '.' inside route names)."""
+    """The cloud route's name of a move. Names in the spec never hold a '.', so this cannot collide
+    with a host's ``<prefix><host>`` route (the cloud allows '.' inside route names)."""
     return f"{prefix}{vm}.32"
 
 

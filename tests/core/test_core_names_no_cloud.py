@@ -24,11 +24,12 @@ CORE = (
     "host/__init__.py", "host/desired.py", "host/dhcp.py", "host/execute.py", "host/files.py", "host/guard.py",
     "host/leftovers.py", "host/libvirt_hook.py", "host/lock.py", "host/move.py", "host/nft.py", "host/observe.py",
     "host/ovsflows.py", "host/rtnl.py", "host/ufw.py",
-    # the lab's core (topology, dns, nodes, systemd, image still name a cloud)
+    # the lab's core
     "lab/apps.py", "lab/connect.py", "lab/demo.py", "lab/dhcpclient.py", "lab/fleetlab.py", "lab/guestimage.py",
     "lab/libvirt.py", "lab/matrix.py", "lab/ovs.py", "lab/seedbuilt.py", "lab/sysio.py",
     "lab/core.py", "lab/migrate.py", "lab/livemigrate.py", "lab/reboot.py", "lab/scenarios.py", "lab/__init__.py",
-    "lab/faultlab.py", "cli/lab.py",
+    "lab/faultlab.py", "lab/dns.py", "lab/topology.py", "lab/nodes.py", "lab/systemd.py", "lab/image.py",
+    "lab/services.py", "lab/cloudinitimage.py", "cli/lab.py", "mobility.py",
     # the CLI skeleton
     "cli/__init__.py", "cli/output.py", "cli/init.py", "cli/lock.py", "cli/fleet.py",
 )

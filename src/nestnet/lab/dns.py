@@ -1,8 +1,8 @@
-"""Name services of the lab: Azure DNS (168.63.129.16) inside the fabric, a web server on the
-lab's internet, and the resolv.conf each node's programs read.
+"""Name services of the lab: the cloud's DNS (its resolver address, the lab fabric's ``resolver``)
+inside the fabric, a web server on the lab's internet, and the resolv.conf each node's programs read.
 
-- Azure DNS is a dnsmasq in the fabric namespace listening on 168.63.129.16 (on the fabric's
-  ``lo``, reached like Azure's virtual IP through each NIC's gateway). It answers only queries
+- The cloud's DNS is a dnsmasq in the fabric namespace listening on the fabric's resolver address
+  (on the fabric's ``lo``, reached like the cloud's virtual IP through each NIC's gateway). It answers only queries
   whose source the arriving NIC owns (an nft rule in the fabric's table): the conservative
   reading of the users' reports that nested guests cannot resolve through it (DESIGN 3.12, an
   ASSUMPTION recorded in docs/decisions/0011). It knows the VNet's names (every host and endpoint
@@ -13,8 +13,9 @@ lab's internet, and the resolv.conf each node's programs read.
   /etc/resolv.conf): the lab writes it for static guests from the guest config; DHCP guests' client
   writes it from what the host's DHCP server handed out.
 
-Record sets of the zone come from the plan (``lab up`` with Azure from the plan: as if ``azure
-apply`` had run) or from the ARM emulator's zone (``--azure api``): ``write_zone`` + SIGHUP.
+Record sets of the zone come from the plan (``lab up`` with the cloud from the plan: as if
+``nestnet <cloud> apply`` had run) or from the cloud API emulator's zone (``--<cloud> api``):
+``write_zone`` + SIGHUP.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import Mapping
 
 from ..errors import LabError
 from ..netns import run_in
-from ..clouds.azure.plan import AZURE_DNS
+from .. import clouds
 from ..plan import Plan
 from .topology import INTERNET_IP, Topology
 
@@ -41,13 +42,22 @@ HTTP_PORT = 80
 ETC_NETNS = Path("/etc/netns")
 
 
+def __getattr__(name: str) -> IPv4Address:
+    """``<CLOUD>_DNS``: the address a cloud's lab fabric serves its DNS on, by the name this module
+    gave the default cloud's before the seam (tests and scripts ask it so)."""
+    for cloud in clouds.PACKAGES:
+        if name == f"{cloud.upper()}_DNS":
+            return clouds.get(cloud).lab_fabric().resolver
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def vnet_suffix(plan: Plan) -> str:
-    """The VNet's internal DNS suffix in the lab (Azure's is ``<id>.<x>.internal.cloudapp.net``)."""
+    """The VNet's internal DNS suffix in the lab (the cloud's own is ``<id>.<x>.internal.cloudapp.net``)."""
     return f"{plan.name}.internal.cloudapp.net"
 
 
 def vnet_names(plan: Plan) -> dict[str, IPv4Address]:
-    """What Azure DNS knows without any zone: every NIC's VM by name, and the internet's name."""
+    """What the cloud's DNS knows without any zone: every NIC's VM by name, and the internet's name."""
     sfx = vnet_suffix(plan)
     out = {f"{h.name}.{sfx}": h.ip for h in plan.hosts.values()}
     out |= {f"{e.name}.{sfx}": e.ip for e in plan.endpoints.values()}
@@ -56,7 +66,7 @@ def vnet_names(plan: Plan) -> dict[str, IPv4Address]:
 
 
 def zone_records(plan: Plan) -> dict[str, IPv4Address]:
-    """The A records ``azure apply`` keeps in the private zone: one per nested VM."""
+    """The A records the cloud's ``apply`` keeps in the private zone: one per nested VM."""
     zone = getattr(plan.cloud, "private_dns_zone", None)
     return {f"{v.name}.{zone}": v.ip for v in plan.vms.values()} if zone else {}
 
@@ -71,21 +81,26 @@ def _dir(plan: Plan) -> Path:
     return state_dir(plan.name) / "dns"
 
 
+def _pid_file(plan: Plan) -> str:
+    """The DNS server's PID file: named after the cloud (``<cloud>-dns.pid``, as running labs have it)."""
+    return f"{plan.cloud.cloud_name}-dns.pid"
+
+
 def write_zone(plan: Plan, records: Mapping[str, IPv4Address]) -> None:
-    """Azure DNS answers ``records`` for the private zone from now on (dnsmasq re-reads on HUP)."""
+    """The cloud's DNS answers ``records`` for the private zone from now on (dnsmasq re-reads on HUP)."""
     d = _dir(plan)
     tmp = d / ".zone.hosts.tmp"
     tmp.write_text(hosts_text(records))
     os.replace(tmp, d / "zone.hosts")
     try:
-        pid = int((d / "azure-dns.pid").read_text())
+        pid = int((d / _pid_file(plan)).read_text())
         os.kill(pid, signal.SIGHUP)
     except (FileNotFoundError, ValueError, ProcessLookupError):
         pass
 
 
 def start(plan: Plan, topo: Topology, zone: Mapping[str, IPv4Address]) -> None:
-    """Azure DNS in the fabric and the web server on the internet (both ended by ``lab down``,
+    """The cloud's DNS in the fabric and the web server on the internet (both ended by ``lab down``,
     which ends every process of the lab's namespaces by PID)."""
     d = _dir(plan)
     (d / "www").mkdir(parents=True, exist_ok=True)
@@ -96,14 +111,16 @@ def start(plan: Plan, topo: Topology, zone: Mapping[str, IPv4Address]) -> None:
     cmd = [
         "ip", "netns", "exec", topo.sdn_ns, "dnsmasq",
         "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
-        f"--listen-address={AZURE_DNS}", "--bind-interfaces",
+        f"--listen-address={clouds.of(plan).lab_fabric().resolver}", "--bind-interfaces",
         f"--addn-hosts={d / 'vnet.hosts'}", f"--addn-hosts={d / 'zone.hosts'}",
         *(f"--local=/{dom}/" for dom in domains),  # authoritative for these: unknown names NXDOMAIN
-        f"--pid-file={d / 'azure-dns.pid'}", f"--log-facility={d / 'azure-dns.log'}", "--log-queries",
+        f"--pid-file={d / _pid_file(plan)}", f"--log-facility={d / _pid_file(plan).replace('.pid', '.log')}",
+        "--log-queries",
     ]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
-        raise LabError(f"the lab's Azure DNS did not start: {(r.stderr or r.stdout).strip()}")
+        name = plan.cloud.resolver_name.removeprefix("the ")  # the resolver in words, without its article
+        raise LabError(f"the lab's {name} did not start: {(r.stderr or r.stdout).strip()}")
     log = open(d / "http.log", "w")
     proc = subprocess.Popen(
         ["ip", "netns", "exec", topo.internet_ns, sys.executable, "-m", "http.server", str(HTTP_PORT),

@@ -1,7 +1,7 @@
 """The systemd hosts' root filesystem: Debian bookworm from Debian's own packages, built once and cached.
 
 ``ensure(flavour)`` returns the cached rootfs directory, building it first when it is missing:
-``debootstrap --variant=minbase`` with the packages below, then what a KVM host on Azure has
+``debootstrap --variant=minbase`` with the packages below, then what a KVM host in the cloud has
 beside them (networkd enabled, UFW with an ssh allow rule). Flavours are layers: ``libvirt`` is
 a copy of ``base`` plus libvirt and QEMU, so plain systemd-host labs never pay for them.
 
@@ -206,7 +206,7 @@ def _chroot_install(tmp: Path, packages: tuple[str, ...], say: Say) -> None:
 
 
 def _configure(tmp: Path) -> None:
-    """What every host of the lab shares, as Azure's Ubuntu KVM hosts have it."""
+    """What every host of the lab shares, as the cloud's Ubuntu KVM hosts have it."""
     wants = tmp / "etc/systemd/system/multi-user.target.wants"
     wants.mkdir(parents=True, exist_ok=True)
     # netplan renders for systemd-networkd, which Ubuntu (not Debian) enables by default

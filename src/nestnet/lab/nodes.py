@@ -1,6 +1,6 @@
 """Jobs that configure one node namespace each; every function here runs INSIDE its namespace.
 
-What the lab does itself is what Azure and cloud-init would do (the NIC's address and default
+What the lab does itself is what the cloud and cloud-init would do (the NIC's address and default
 route, the endpoints, the internet); the KVM host's own configuration is nestnet's host
 reconciler, and each nested VM gets exactly the ``ip`` guest config nestnet generates.
 """
@@ -26,7 +26,7 @@ def _l3_lines(n: NicPort, dev: str) -> list[str]:
 
 
 def _nic_lines(n: NicPort, l3_dev: str | None = None) -> list[str]:
-    """The NIC as Azure DHCP + cloud-init leave it: MAC (set at creation), address, default route.
+    """The NIC as the cloud's DHCP + cloud-init leave it: MAC (set at creation), address, default route.
 
     ``l3_dev``: a Linux bridge that holds the uplink and carries the address, as HPE VM Essentials
     or netplan build it before nestnet runs; it keeps the NIC's MAC.
@@ -121,7 +121,7 @@ def internet() -> None:
             f"addr add {INTERNET_IP}/32 dev lo",
             f"addr add {INET_LINK_PEER}/{INET_LINK_PREFIX} dev eth0",
             "link set eth0 up",
-            # the public IPs' stand-ins (model/state.py) are Azure's, behind the fabric
+            # the public IPs' stand-ins (model/state.py) are the cloud's, behind the fabric
             f"route add {PUBLIC_STANDIN} via {INET_LINK_FABRIC} src {INTERNET_IP}",
             f"route add {EMULATED_PUBLIC} via {INET_LINK_FABRIC} src {INTERNET_IP}",  # the ARM emulator's
         ]

@@ -2,7 +2,7 @@
 
 Each host is ``systemd-nspawn -b`` of its own overlay of the cached rootfs (``lab/image.py``)
 inside the host's lab network namespace: systemd is PID 1 there, networkd configures the uplink
-from a netplan file like Azure's ``50-cloud-init.yaml``, systemd-sysctl and every unit nestnet
+from a netplan file like the cloud's ``50-cloud-init.yaml``, systemd-sysctl and every unit nestnet
 installed run at boot, UFW starts when the host's ``ufw.conf`` says ``ENABLED=yes``. nestnet itself
 runs inside (``lab exec`` = ``nsenter -t <PID 1> -a``): the venv and the Python it runs on are
 bound read-only at the same paths, the spec's directory read-write at its own path.
@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import clouds
 from ..errors import LabError
 from ..plan import Host, Plan
 from . import image
@@ -67,16 +68,16 @@ def dirs(state: Path, host: str) -> Dirs:
 
 
 def netplan_uplink(plan: Plan, host: Host) -> str:
-    """Pure: the uplink's netplan file, shaped like the one cloud-init writes on Azure
+    """Pure: the uplink's netplan file, shaped like the one cloud-init writes in the plan's cloud
     (``/etc/netplan/50-cloud-init.yaml``) but with the NIC's static address instead of DHCP.
 
-    Azure's file matches the NIC by ``macaddress`` (and driver ``hv_netvsc``); netplan renders that
+    The cloud's file matches the NIC by ``macaddress`` (and driver ``hv_netvsc``); netplan renders that
     as ``PermanentMACAddress=``, which a veth does not have, so the lab matches by name.
     """
     return (
         "# This file is generated from information provided by the datasource.  Changes\n"
         "# to it will not persist across an instance reboot.  (nestnet lab: as cloud-init\n"
-        "# writes it on Azure, with the NIC's static address instead of DHCP)\n"
+        f"# writes it on {clouds.title(plan.cloud.cloud_name)}, with the NIC's static address instead of DHCP)\n"
         "network:\n"
         "    version: 2\n"
         "    ethernets:\n"

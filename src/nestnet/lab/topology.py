@@ -14,7 +14,7 @@ from ..model.state import INTERNET, INTERNET_IP, OUTBOUND_IP, OUTBOUND_NET
 from ..plan import Plan
 
 NS_PREFIX = "nn-"
-SDN_NODE = "fabric"  # the namespace that plays Azure's SDN: nn-<lab>.fabric (its name on the system)
+SDN_NODE = "fabric"  # the namespace that plays the cloud's SDN: nn-<lab>.fabric (its name on the system)
 RESERVED = (SDN_NODE, INTERNET)
 
 # The emulated internet: the fabric reaches it through the Internet system route (0.0.0.0/0).
@@ -24,7 +24,7 @@ INET_LINK_PEER = str(OUTBOUND_NET[254])
 INET_LINK_PREFIX = OUTBOUND_NET.prefixlen
 INET_PORT = "pinet"
 SINK = "vnetsink"  # every unowned VNet address routes here: ARP answered, traffic dropped
-ROUTE_TABLE_ID = 100  # the Linux table that plays nestnet's Azure route table
+ROUTE_TABLE_ID = 100  # the Linux table that plays nestnet's route table in the cloud
 
 
 def ns_prefix(lab: str) -> str:
@@ -42,17 +42,17 @@ def port_name(ip: IPv4Address) -> str:
 
 
 def nic_mac(ip: IPv4Address) -> str:
-    """A stable, locally administered MAC for an Azure NIC, from its primary address."""
+    """A stable, locally administered MAC for a cloud NIC, from its primary address."""
     b = ip.packed
     return f"02:00:{b[0]:02x}:{b[1]:02x}:{b[2]:02x}:{b[3]:02x}"
 
 
 @dataclass(frozen=True, slots=True)
 class NicPort:
-    """One Azure NIC: its port in the fabric namespace and its end in the node namespace."""
+    """One cloud NIC: its port in the fabric namespace and its end in the node namespace."""
 
     node: str
-    nic: str  # Azure NIC name (hosts) or the endpoint's name
+    nic: str  # the cloud's NIC name (hosts) or the endpoint's name
     port: str  # interface name in the fabric namespace
     ifname: str  # interface name in the node namespace
     mac: str
