@@ -67,7 +67,7 @@ def test_the_source_dest_check_on_drops_what_a_host_forwards(tmp_path):
     from nestnet.model.whatif import apply_faults
 
     plan, state = load(spec(tmp_path, "routed"))
-    broken = apply_faults(state, [parse_fault("nic-forwarding-off:vme-kvm-vm1", plan)])
+    broken = apply_faults(state, [parse_fault("src-dst-check-on:vme-kvm-vm1", plan)])
     v = verdicts(broken)
     failed = sorted(k for k, r in v.items() if not r.ok)
     assert failed == sorted([(s, "web1") for s in ("vme-kvm-vm2", "web2", "mgmt-vm")] +
@@ -119,9 +119,11 @@ def test_an_imported_spec_diffs_clean(ec2, tmp_path, mode):
 @pytest.mark.parametrize("seed", range(6))
 def test_randomised_ec2_breakage_is_what_the_whatif_model_says(ec2, tmp_path, seed):
     """A random set of AWS fault kinds made for real in EC2 through boto3 (a host's prefix
-    unassigned, its route deleted, its source/destination check back on), read back through
-    `observed_state`, gives pair for pair the verdicts of the planned state with the matching
-    what-ifs (no-nic-prefix, no-user-route, nic-forwarding-off)."""
+    unassigned; its route deleted, or pointed at an ENI that is then deleted, a blackhole; its
+    source/destination check back on; a subnet left to the VPC's main route table), read back
+    through `observed_state`, gives pair for pair the verdicts of the planned state with the
+    matching what-ifs (no-eni-prefix, no-route, route-blackhole, src-dst-check-on,
+    main-route-table)."""
     import random
 
     from nestnet.faults import parse_fault
@@ -139,17 +141,28 @@ def test_randomised_ec2_breakage_is_what_the_whatif_model_says(ec2, tmp_path, se
     faults = []
     for host in ("vme-kvm-vm1", "vme-kvm-vm2"):
         eni, block = v.enis[host], str(plan.hosts[host].block)
-        kinds = ["no-nic-prefix"] if mode == "prefix" else ["no-user-route", "nic-forwarding-off"]
+        kinds = ["no-eni-prefix", "src-dst-check-on"] if mode == "prefix" else \
+            [rng.choice(["no-route", "route-blackhole"]), "src-dst-check-on"]
         for kind in kinds:
             if rng.random() < 0.5:
                 continue
             faults.append(parse_fault(f"{kind}:{host}", plan))
-            if kind == "no-nic-prefix":
+            if kind == "no-eni-prefix":
                 c.unassign_private_ip_addresses(NetworkInterfaceId=eni, Ipv4Prefixes=[block])
-            elif kind == "no-user-route":
+            elif kind == "no-route":
                 c.delete_route(RouteTableId=v.table, DestinationCidrBlock=block)
+            elif kind == "route-blackhole":  # the route's ENI replaced by one that is then deleted
+                gone = c.create_network_interface(SubnetId=v.subnets["vm-subnet"])["NetworkInterface"]
+                c.replace_route(RouteTableId=v.table, DestinationCidrBlock=block,
+                                NetworkInterfaceId=gone["NetworkInterfaceId"])
+                c.delete_network_interface(NetworkInterfaceId=gone["NetworkInterfaceId"])
             else:
                 c.modify_network_interface_attribute(NetworkInterfaceId=eni, SourceDestCheck={"Value": True})
+    if mode == "routed" and rng.random() < 0.3:
+        faults.append(parse_fault("main-route-table:mgmt-subnet", plan))
+        assoc = next(a["RouteTableAssociationId"] for t in c.describe_route_tables(RouteTableIds=[v.table])["RouteTables"]
+                     for a in t["Associations"] if a.get("SubnetId") == v.subnets["mgmt-subnet"])
+        c.disassociate_route_table(AssociationId=assoc)
     seen = verdicts(replace(state, cloud=observed_state(plan, observe(client, want))))
     said = verdicts(apply_faults(state, faults))
     assert {k: r.ok for k, r in seen.items()} == {k: r.ok for k, r in said.items()}, [str(f) for f in faults]

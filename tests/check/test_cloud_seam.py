@@ -48,6 +48,9 @@ class ToyCloud:
     def lab_fabric(self) -> Any:
         raise NotImplementedError("the toy cloud has no lab")
 
+    def fault_kinds(self) -> Mapping[str, Any]:
+        return {}  # the host kinds only
+
     # --- control plane
     def client(self, plan: Any, env: Mapping[str, str] | None = None) -> ToyApi:
         return ToyApi(forwarding={h.nic: False for h in plan.hosts.values()})

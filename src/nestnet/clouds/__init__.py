@@ -22,6 +22,8 @@ test-only second cloud (tests/check/test_cloud_seam.py) runs ``check``'s model u
         rules()                              -> the model's forwarding rules for it (a Model mixin)
     lab (``nestnet lab``):
         lab_fabric()                         -> the cloud's network in the lab's SDN namespace (``LabFabric``)
+    faults (``check --fault``, ``lab fault``):
+        fault_kinds()                        -> the cloud's own fault kinds, each with its what-if (``FaultKind``)
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 from importlib import import_module
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Literal, Mapping, Protocol, TypeVar, cast, runtime_checkable
+from typing import TYPE_CHECKING, Callable, Iterable, Literal, Mapping, Protocol, TypeVar, cast, runtime_checkable
 
 from ..errors import UsageError
 
@@ -44,7 +46,7 @@ if TYPE_CHECKING:
     from ..lab.topology import Topology
     from ..mobility import Move
     from ..model.engine import Model
-    from ..model.state import CloudState
+    from ..model.state import CloudState, State
     from ..plan import VM, Host, Plan, Subnet
     from ..spec import Spec
     from ..validate import ResolvedSpec
@@ -65,6 +67,17 @@ class ApplyOptions:
 
     prune_foreign: bool = False  # also remove routes/addresses nestnet does not own
     adopt: bool = False  # take over a foreign resource that already is what the plan wants
+
+
+@dataclass(frozen=True)
+class FaultKind:
+    """A fault kind a cloud contributes to ``check --fault`` and ``lab fault``: breaks the cloud's
+    side as ``whatif`` says (the lab programs its fabric from the faulted ``CloudState``)."""
+
+    target: str  # what KIND:TARGET names: "host" or "subnet"
+    text: str  # what breaks, in words (``nestnet lab faults``)
+    whatif: Callable[["State", str], "State"]  # pure: the state with the fault
+    modes: tuple[str, ...] = ()  # the nested modes it means something in (() every mode); else refused
 
 
 class CloudSpec(Protocol):
@@ -155,6 +168,9 @@ class Cloud(Protocol[ClientT, DesiredT, ObservedT, ChangeT, ResultT]):
 
     # the lab
     def lab_fabric(self) -> LabFabric[object]: ...
+
+    # faults: the cloud's own kinds (its route table, NICs, ...), listed before the host kinds
+    def fault_kinds(self) -> Mapping[str, FaultKind]: ...
 
 
 # A registered cloud, its own types unknown to the caller (each is the cloud's to interpret).

@@ -12,6 +12,7 @@ from .plan import AwsPlan, build
 from .validate import reserved
 
 if TYPE_CHECKING:
+    from .. import FaultKind
     from ...mobility import Move
     from ...model.engine import Model
     from ...model.state import CloudState
@@ -97,6 +98,11 @@ class AwsCloud:
         from ..azure import sdn
 
         return cast("LabFabric[object]", sdn)  # the module is the fabric (its functions)
+
+    def fault_kinds(self) -> Mapping[str, "FaultKind"]:
+        from .faults import FAULT_KINDS
+
+        return FAULT_KINDS
 
 
 AWS: Cloud[Ec2Client, AwsPlan, Observed, Change, Outcome] = register(AwsCloud())

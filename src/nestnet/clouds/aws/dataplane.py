@@ -15,6 +15,7 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
+from .faults import BLACKHOLE
 from .plan import AwsPlan
 from .validate import reserved
 
@@ -43,7 +44,9 @@ def planned_state(plan: Any) -> Any:
         nic = endpoint_nic(e.name)
         nics[nic] = NicState(nic, e.subnet, e.name, frozenset({e.ip}), False)
     hosts = {h.name: h for h in plan.hosts.values()}
-    routes = tuple(UserRoute(f"{h.name}-{p}", p, h.ip) for h in hosts.values() for p in h.local_prefixes) \
+    # EC2's routes have no names: a route is its table's and its destination's (as observed_state names them)
+    table = aws.table_refs[0] if aws.table_refs else "route table"
+    routes = tuple(UserRoute(f"{table}:{p}", p, h.ip) for h in hosts.values() for p in h.local_prefixes) \
         if aws.mode == "routed" else ()
     return CloudState(
         address_space=plan.address_space,
@@ -61,7 +64,7 @@ def planned_state(plan: Any) -> Any:
 def observed_state(plan: Any, obs: Any) -> Any:
     """The planned state with what EC2 holds: the hosts' ENIs' addresses, prefixes and checks, the
     routes into the pool in the spec's tables (to an ENI: next hop its primary address; a
-    blackhole: none), which subnets those tables serve."""
+    blackhole: ``faults.BLACKHOLE``, no ENI's), which subnets those tables serve."""
     from dataclasses import replace
 
     from ...model.state import UserRoute
@@ -86,9 +89,11 @@ def observed_state(plan: Any, obs: Any) -> Any:
         t = obs.tables[tid]
         served |= set(t.subnet_ids)
         for r in t.routes:
-            if r.target == "local" or r.state != "active" or r.eni not in primary:
-                continue  # a blackhole delivers nothing: no route in the model
-            routes.append(UserRoute(f"{t.name or t.id}:{r.destination}", IPv4Network(r.destination), primary[r.eni]))
+            if r.target == "local" or (r.state == "active" and r.eni not in primary):
+                continue  # the local route is the model's; other live targets (gateways) are not nestnet's
+            # a blackhole still wins the longest prefix match, and drops (its next hop is no ENI's)
+            hop = primary[r.eni] if r.state == "active" else BLACKHOLE
+            routes.append(UserRoute(f"{t.name or t.id}:{r.destination}", IPv4Network(r.destination), hop))
     subnets = {name: replace(s, route_table=by_cidr.get(str(s.prefix)) in served and bool(tables))
                for name, s in planned.subnets.items()}
     return replace(planned, nics=nics, user_routes=tuple(dict.fromkeys(routes)), subnets=subnets)

@@ -12,6 +12,7 @@ from dataclasses import replace
 
 from ..azure.rules import AzureRules
 from ...model.engine import Drop, _Dropped
+from .faults import BLACKHOLE
 
 # Azure's words where the rule is the same, and EC2's for them (the hop names, the check).
 _WORDS = (("azure:", "aws:"), ("Azure drops", "AWS drops"), ("IP forwarding is off", "its source/destination check is on"),
@@ -44,15 +45,26 @@ class AwsRules(AzureRules):
         return (f"`nestnet aws apply` or `aws ec2 modify-network-interface-attribute --network-interface-id "
                 f"{nic.name} --no-source-dest-check`")
 
+    def _dead_route(self, ur: Any, dst: IPv4Address) -> Drop:
+        owner = next((h for h in self.state.hosts.values() if ur.prefix == h.block), None)
+        eni = f"ENI {owner.nic} of {owner.name}" if owner is not None else "the host's ENI"
+        why = ("its target ENI is gone: a blackhole" if ur.next_hop_ip == BLACKHOLE
+               else f"it points to {ur.next_hop_ip}, which no ENI owns")
+        return Drop(f"aws:{ur.name}", f"AWS drops {dst}: route {ur.name} matches it and {why}",
+                    f"`nestnet aws apply` (route {ur.prefix} → {eni})")
+
     def _unowned(self, nic: Any, dst: IPv4Address) -> Drop:
         st = self.state.cloud
         where = f"aws:{nic.subnet}"
         covering = [r for r in st.user_routes if dst in r.prefix]
         sub = st.subnets.get(nic.subnet)
         if covering and sub is not None and not sub.route_table:
+            fix = (f"associate subnet {nic.subnet} with route table {st.route_table} (`aws ec2 "
+                   f"replace-route-table-association`), or name the table it uses in aws.route_tables and "
+                   f"`nestnet aws apply`" if st.route_table else
+                   f"name {nic.subnet}'s route table in aws.route_tables, then `nestnet aws apply`")
             return Drop(where, f"AWS drops {dst} from {nic.subnet}: no ENI owns it and the route table of subnet "
-                               f"{nic.subnet} has no route for it",
-                        f"name {nic.subnet}'s route table in aws.route_tables, then `nestnet aws apply`")
+                               f"{nic.subnet} has no route for it", fix)
         owner = next((h for h in self.state.hosts.values() if dst in h.block), None)
         if owner is not None and st.owned_by_nic:
             return Drop(where, f"AWS drops {dst} from {nic.subnet}: no ENI owns it (ENI {owner.nic} has no prefix "

@@ -8,7 +8,7 @@ import os
 from ipaddress import IPv4Address, IPv4Network
 from typing import TYPE_CHECKING, Mapping, cast
 
-from .. import ApplyOptions, Cloud, LabFabric, register
+from .. import ApplyOptions, Cloud, FaultKind, LabFabric, register
 from ...model.state import CloudState
 from .dataplane import planned_state
 from .facts import reserved_addresses
@@ -102,6 +102,11 @@ class AzureCloud:
         from . import sdn
 
         return cast("LabFabric[object]", sdn)  # the module is the fabric (its functions)
+
+    def fault_kinds(self) -> Mapping[str, FaultKind]:
+        from .faults import FAULT_KINDS
+
+        return FAULT_KINDS
 
 
 AZURE: Cloud[ArmClient, Desired, Observed, Change, Outcome] = register(AzureCloud())

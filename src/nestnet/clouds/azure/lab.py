@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 from .facts import none_routes
 from ...faults import Fault
 from ...model.state import CloudState, from_plan
-from ...model.whatif import CLOUD_FAULTS, apply_faults
+from ...model.whatif import apply_faults, is_cloud_fault
 from ...plan import Plan
 from ...lab.topology import INET_LINK_PEER, INET_PORT, SINK, Topology
 
@@ -39,7 +39,7 @@ DEFAULT = IPv4Network("0.0.0.0/0")
 
 def with_faults(plan: Plan, faults: Iterable[Fault]) -> CloudState:
     """The planned Azure state with the Azure-side ``faults`` applied (the model's what-ifs)."""
-    return apply_faults(from_plan(plan), [f for f in faults if f.kind in CLOUD_FAULTS]).cloud
+    return apply_faults(from_plan(plan), [f for f in faults if is_cloud_fault(f)]).cloud
 
 
 # A route in the fabric's route-table table, compared on these fields only:

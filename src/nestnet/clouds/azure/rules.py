@@ -92,8 +92,7 @@ class AzureRules(_Base):
             target = self.owner_nic.get(ur.next_hop_ip)
             w.hop("azure", f"{nic.subnet} route table: {ur.name} {prefix} → VirtualAppliance {ur.next_hop_ip}")
             if target is None:
-                raise _Dropped(Drop(f"azure:{ur.name}", f"Azure drops {dst}: user route {ur.name} points to "
-                                    f"{ur.next_hop_ip}, which no NIC owns", "`nestnet azure apply`"))
+                raise _Dropped(self._dead_route(ur, dst))
             return self._azure_out(target, pkt, w)
         if kind == "none":
             raise _Dropped(Drop(f"azure:{nic.subnet}", f"Azure drops {dst} from {nic.subnet}: its system route {prefix} "
@@ -106,6 +105,11 @@ class AzureRules(_Base):
             w.hop("azure", f"{nic.subnet}: {dst} is in the VNet ({prefix}), owned by NIC {target.name}")
             return self._azure_out(target, pkt, w)
         return self._azure_to_internet(pkt, w, nic)
+
+    def _dead_route(self, ur: UserRoute, dst: IPv4Address) -> Drop:
+        """A user route wins for ``dst`` and its next hop is no NIC's."""
+        return Drop(f"azure:{ur.name}", f"Azure drops {dst}: user route {ur.name} points to {ur.next_hop_ip}, which no "
+                    "NIC owns", "`nestnet azure apply`")
 
     def _nsgs(self, nic: NicState, direction: Direction, pkt: list[IPv4Address], w: _Walk) -> None:
         """Azure's network security groups on ``nic``'s way: inbound the subnet's then the NIC's,
