@@ -167,3 +167,38 @@ def test_randomised_ec2_breakage_is_what_the_whatif_model_says(ec2, tmp_path, se
     said = verdicts(apply_faults(state, faults))
     assert {k: r.ok for k, r in seen.items()} == {k: r.ok for k, r in said.items()}, [str(f) for f in faults]
     assert {k: r.dies_at for k, r in seen.items()} == {k: r.dies_at for k, r in said.items()}
+
+
+def test_check_takes_aws_kinds_and_refuses_what_the_mode_lacks():
+    """`check --fault` on an AWS spec lists AWS's kinds (not Azure's) and refuses a kind that means
+    nothing in the spec's mode with one line, exit 2."""
+    import subprocess
+    import sys
+
+    def check(*faults: str) -> subprocess.CompletedProcess[str]:
+        args = [a for f in faults for a in ("--fault", f)]
+        return subprocess.run([sys.executable, "-m", "nestnet", "check", str(PREFIX), *args],
+                              capture_output=True, text=True, timeout=120)
+
+    r = check("nic-forwarding-off:vme-kvm-vm1")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "expected one of src-dst-check-on:HOST, no-eni-prefix:HOST, no-route:HOST, route-blackhole:HOST, " \
+           "main-route-table:SUBNET, ip-forward-off:HOST" in r.stderr
+    r = check("route-blackhole:vme-kvm-vm1")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "means nothing in nested.mode prefix" in r.stderr and "only in routed mode" in r.stderr
+    r = check("no-eni-prefix:vme-kvm-vm1")
+    assert r.returncode == 1 and "web1" in r.stdout
+
+
+def test_a_blackholed_route_wins_and_drops_where_a_missing_one_falls_through(tmp_path):
+    """route-blackhole is not no-route: the blackhole still matches (the drop is at the route),
+    a missing route lets the destination fall to the next match."""
+    from nestnet.faults import parse_fault
+    from nestnet.model.whatif import apply_faults
+
+    plan, state = load(spec(tmp_path, "routed"))
+    hole = verdicts(apply_faults(state, [parse_fault("route-blackhole:vme-kvm-vm1", plan)]))[("mgmt-vm", "web1")]
+    gone = verdicts(apply_faults(state, [parse_fault("no-route:vme-kvm-vm1", plan)]))[("mgmt-vm", "web1")]
+    assert not hole.ok and hole.dies_at == "aws:vme-rt:100.64.0.16/28" and "blackhole" in hole.reason
+    assert not gone.ok and gone.dies_at != hole.dies_at
