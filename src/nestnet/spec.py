@@ -390,33 +390,41 @@ def _scalar(loader: Any, e: yaml.events.ScalarEvent) -> Any:
 def _build(loader: Any) -> Any:
     """One document's events to data; each stack frame is [container, pending mapping key]."""
     ev = yaml.events
+    scalar, mapping, sequence = ev.ScalarEvent, ev.MappingStartEvent, ev.SequenceStartEvent
+    watched = loader.yaml_implicit_resolvers  # _scalar's test, inlined: the loop runs per scalar
+    get_event = loader.get_event
     nokey = _Unusual  # a sentinel no YAML value can be
     stack: list[list[Any]] = [[[], nokey]]
     while True:
-        e = loader.get_event()
+        e = get_event()
         cls = type(e)
         if cls is ev.MappingEndEvent or cls is ev.SequenceEndEvent:
             stack.pop()
             continue
         if cls is ev.DocumentEndEvent:
             return stack[0][0][0]
-        if cls not in (ev.ScalarEvent, ev.MappingStartEvent, ev.SequenceStartEvent):  # aliases
+        if cls is not scalar and cls is not mapping and cls is not sequence:  # aliases
             raise _Unusual
         if e.anchor is not None or e.tag is not None:
             raise _Unusual
-        value = _scalar(loader, e) if cls is ev.ScalarEvent else {} if cls is ev.MappingStartEvent else []
+        if cls is scalar:
+            value = e.value
+            if e.implicit[0] and (not value or value[0] in watched):
+                value = _scalar(loader, e)
+        else:
+            value = {} if cls is mapping else []
         frame = stack[-1]
         box = frame[0]
         if type(box) is list:
             box.append(value)
         elif frame[1] is nokey:
-            if cls is not ev.ScalarEvent or value in box:  # complex or duplicate key
+            if cls is not scalar or value in box:  # complex or duplicate key
                 raise _Unusual
             frame[1] = value
         else:
             box[frame[1]] = value
             frame[1] = nokey
-        if cls is not ev.ScalarEvent:
+        if cls is not scalar:
             stack.append([value, nokey])
 
 

@@ -65,3 +65,27 @@ def test_plan_json_text_two_subnets_and_bridges(tmp_path):
     plan = load(spec).plan
     assert {h.subnet for h in plan.hosts.values()} == {"hosts", "other"}
     assert plan.to_json() == json.dumps(plan.to_dict())
+
+
+def test_a_vms_json_text_equals_its_dict():
+    """VM.json_text (the fast path of plan --json) is json.dumps(VM.to_dict()) for any VM."""
+    import random
+    from ipaddress import IPv4Address
+
+    from nestnet.plan import VM, Expose, Forward
+
+    rnd = random.Random(24)
+    parts: dict = {}  # shared across VMs, as plan --json shares it
+    words = ["web1", "h0-v10", "é-ünïcode", 'q"uote\\', "a b", ""]
+    ips = [IPv4Address(rnd.getrandbits(32)) for _ in range(3)]
+    for _ in range(300):
+        vm = VM(
+            name=rnd.choice(words), host=rnd.choice(words), ip=IPv4Address(rnd.getrandbits(32)),
+            prefix_len=rnd.choice([32, 24, 0]), gateway=rnd.choice(ips),
+            guest_style=rnd.choice(["onlink", "subnet", "shared"]), mac=rnd.choice(words),
+            nameservers=tuple(rnd.choice(ips) for _ in range(rnd.randint(0, 2))),
+            search=tuple(rnd.choice(words) for _ in range(rnd.randint(0, 2))),
+            forwards=(Forward(80, 8080),) if rnd.random() < 0.2 else (),
+            exposes=(Expose(443, 8443, "udp"),) if rnd.random() < 0.2 else (),
+        )
+        assert vm.json_text() == vm.json_text(str, parts) == json.dumps(vm.to_dict())
