@@ -166,6 +166,9 @@ class SpecSource:
     text: str
     _lines: dict[str, int] | None = field(default=None, repr=False)
     _names: dict[str, str] = field(default_factory=dict, repr=False)
+    # (data, lines) as the fast reader built them from ``text``; None: read it again for lines
+    _read: tuple[Any, dict[int, list[int]]] | None = field(default=None, repr=False)
+    _plain: bool | None = field(default=None, repr=False)  # no key of _read is empty or holds '.' or '['
 
     @property
     def display(self) -> str:
@@ -186,6 +189,13 @@ class SpecSource:
         return self._names.get(path[: path.index("]") + 1], "") if "]" in path else ""
 
     def line_of(self, path: str) -> int | None:
+        if self._lines is None and self._read is not None:
+            if self._plain is None:
+                self._plain = not _dotted_keys(self._read[0])
+            found = _walk_lines(*self._read, path) if self._plain else _Unusual
+            if found is not _Unusual:
+                return found  # type: ignore[return-value]
+            self._read = None  # keys the walk cannot tell apart, or data changed since: the index
         if self._lines is None:
             self._lines = _index_lines(self.text)
         # Fall back to the nearest enclosing key that has a line.
@@ -206,6 +216,64 @@ class SpecSource:
             )
             for p in problems
         ]
+
+
+_STEP = re.compile(r"(\.?)([^.\[]+)|\[([0-9]+)\]")
+
+
+def _walk_lines(data: Any, lines: dict[int, list[int]], path: str) -> Any:
+    """``line_of(path)`` from the lines the fast reader recorded: the line of the deepest node
+    on ``path`` (the nearest enclosing key that has a line, as the index gives), without reading
+    the text again (4,096 hosts with a warning each: 0.4 s). ``_Unusual`` where the index's
+    answer could differ (the caller rules out keys with '.' or '[' or empty: paths collide), a path
+    not spelled as the index spells them, or a container changed since it was read
+    (structure() drops unknown keys)."""
+    if not path:
+        return None
+    node: Any = data
+    line: int | None = None
+    pos = 0
+    while pos < len(path):
+        m = _STEP.match(path, pos)
+        if m is None or (m.group(2) is not None and bool(m.group(1)) != (pos > 0)):
+            return _Unusual
+        pos = m.end()
+        if type(node) is not dict and type(node) is not list:
+            return line  # a scalar: nothing below it has a line
+        own = lines.get(id(node))
+        if own is None or len(own) != len(node):
+            return _Unusual
+        if m.group(3) is not None:  # [i]
+            i = int(m.group(3))
+            if type(node) is not list or i >= len(node):
+                return line
+            line, node = own[i] + 1, node[i]
+            continue
+        if type(node) is not dict:
+            return line
+        hits = [i for i, k in enumerate(node) if str(k) == m.group(2)]
+        if not hits:
+            return line
+        key = list(node)[hits[-1]]  # two keys with one text: the index keeps the later
+        line, node = own[hits[-1]] + 1, node[key]
+    return line
+
+
+def _dotted_keys(data: Any) -> bool:
+    """Whether any key (as text) is empty or holds '.' or '[': its paths collide in the index."""
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if type(node) is dict:
+            for k, v in node.items():
+                t = str(k)
+                if not t or "." in t or "[" in t:
+                    return True
+                if type(v) is dict or type(v) is list:
+                    stack.append(v)
+        elif type(node) is list:
+            stack.extend(v for v in node if type(v) is dict or type(v) is list)
+    return False
 
 
 def _index_lines(text: str) -> dict[str, int]:
@@ -353,7 +421,7 @@ _PLAIN_TAGS = frozenset(
 )
 
 
-def _fast_load(text: str) -> Any:
+def _fast_load(text: str, lines: dict[int, list[int]] | None = None) -> Any:
     """Build the data straight from libyaml's events: the same result as ``yaml.load`` with
     ``_Loader`` for the plain documents specs are, about 4x faster on a 1,000-host spec (PyYAML's
     composer builds a Node per scalar and resolves it in Python). Anything else - anchors,
@@ -364,7 +432,7 @@ def _fast_load(text: str) -> Any:
         loader.get_event()  # StreamStart
         if not isinstance(loader.get_event(), yaml.events.DocumentStartEvent):
             raise _Unusual
-        data = _build(loader)
+        data = _build(loader, lines)
         if not isinstance(loader.get_event(), yaml.events.StreamEndEvent):  # a second document
             raise _Unusual
         return data
@@ -387,14 +455,17 @@ def _scalar(loader: Any, e: yaml.events.ScalarEvent) -> Any:
     return value
 
 
-def _build(loader: Any) -> Any:
-    """One document's events to data; each stack frame is [container, pending mapping key]."""
+def _build(loader: Any, lines: dict[int, list[int]] | None = None) -> Any:
+    """One document's events to data; each stack frame is [container, pending mapping key, its
+    lines]. ``lines``: filled with id(container) -> the 0-based line of each of its keys or
+    items in order (``SpecSource.line_of`` walks these instead of reading the text again)."""
     ev = yaml.events
     scalar, mapping, sequence = ev.ScalarEvent, ev.MappingStartEvent, ev.SequenceStartEvent
     watched = loader.yaml_implicit_resolvers  # _scalar's test, inlined: the loop runs per scalar
     get_event = loader.get_event
     nokey = _Unusual  # a sentinel no YAML value can be
-    stack: list[list[Any]] = [[[], nokey]]
+    record = lines is not None
+    stack: list[list[Any]] = [[[], nokey, []]]
     while True:
         e = get_event()
         cls = type(e)
@@ -417,20 +488,33 @@ def _build(loader: Any) -> Any:
         box = frame[0]
         if type(box) is list:
             box.append(value)
+            if record:
+                frame[2].append(e.start_mark.line)
         elif frame[1] is nokey:
             if cls is not scalar or value in box:  # complex or duplicate key
                 raise _Unusual
             frame[1] = value
+            if record:
+                frame[2].append(e.start_mark.line)
         else:
             box[frame[1]] = value
             frame[1] = nokey
         if cls is not scalar:
-            stack.append([value, nokey])
+            own: list[int] = []
+            if record:
+                lines[id(value)] = own  # type: ignore[index]
+            stack.append([value, nokey, own])
 
 
-def parse_yaml(text: str, display: str) -> Any:
+def parse_yaml(text: str, display: str, source: SpecSource | None = None) -> Any:
+    """The YAML data of ``text``; ``source``: the spec it is, which then keeps the lines the
+    fast reader saw for its messages."""
     try:
-        return _fast_load(text)
+        lines: dict[int, list[int]] | None = {} if source is not None else None
+        data = _fast_load(text, lines)
+        if source is not None:
+            source._read = (data, lines)
+        return data
     except _Unusual:
         pass
     try:

@@ -309,7 +309,7 @@ def _checked_spec(source: SpecSource):  # -> validate.ResolvedSpec
         raise SpecError([Problem("", (
             "git conflict markers in the spec: resolve them by hand (keep both sides' hosts and VMs); "
             "a lock with markers is merged by nestnet lock merge"), source.display, line)])
-    data = parse_yaml(source.text, source.display)
+    data = parse_yaml(source.text, source.display, source)
     source.note_names(data)
     shaped = structure(data, source)
     fabric, problems = check(shaped.spec)

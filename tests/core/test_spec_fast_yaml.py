@@ -81,3 +81,44 @@ def test_line_index_of_what_the_fast_reader_leaves_alone_is_ruamels():
 
     text = "a: &x [1]\nb: *x\n"
     assert _fast_index(text) is None and _index_lines(text) == {"a": 1, "a[0]": 1, "b": 2, "b[0]": 1}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(keys | st.sampled_from(["a.b", "", "x[0]", "1"]), docs, min_size=1, max_size=4),
+       st.sampled_from([False, True]), st.data())
+def test_line_of_from_the_readers_lines_equals_the_index(value, flow, data):
+    """SpecSource.line_of walks the lines the fast reader recorded (no second read of the text):
+    the same answer as the index of every key path, for paths that exist, end below a scalar,
+    miss a key or an item, and after structure() dropped a key."""
+    from pathlib import Path
+
+    from nestnet.spec import SpecSource, _index_lines
+
+    text = "# a comment\n" + yaml.safe_dump(value, default_flow_style=flow, sort_keys=False)
+    index = _index_lines(text)
+    paths = sorted(index) + [p + ".nokey" for p in index] + [p + "[7]" for p in index] + ["", "zz", "[0]", "a..b"]
+    drop = data.draw(st.sampled_from([None, *index]))
+    fresh = SpecSource(Path("s.yaml"), text)
+    parsed = parse_yaml(text, "s.yaml", fresh)
+    if drop is not None and "." in drop and "[" not in drop:  # as structure()'s _drop pops an unknown key
+        parent, _, key = drop.rpartition(".")
+        node = parsed
+        for part in parent.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(key, None)
+    want = SpecSource(Path("s.yaml"), text)  # no recorded lines: the index
+    for p in data.draw(st.permutations(paths)):
+        assert fresh.line_of(p) == want.line_of(p), p
+
+
+def test_line_of_a_plain_spec_does_not_read_the_text_again():
+    from pathlib import Path
+
+    from nestnet.spec import SpecSource
+
+    text = "version: 1\nhosts:\n- name: h0\n  ip: 10.0.0.4\n# a comment\n- {name: h1, ip: 10.0.0.5}\n"
+    source = SpecSource(Path("s.yaml"), text)
+    parse_yaml(text, "s.yaml", source)
+    got = [source.line_of(p) for p in ("hosts[0].block", "hosts[1].ip", "hosts[1]", "hosts", "version", "nested.pool")]
+    assert got == [3, 6, 6, 2, 1, None] and source._lines is None  # no index was built
