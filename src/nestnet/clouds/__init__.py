@@ -120,6 +120,9 @@ class CloudPlan(Protocol):
 
     def to_dict(self) -> dict[str, object]: ...  # JSON-ready
 
+    @property
+    def resolvers(self) -> tuple[IPv4Address, ...]: ...  # every address its DNS answers on, ``resolver`` first
+
 
 class LabFabric(Protocol[ConfigT]):
     """The cloud's network emulated in the lab's SDN namespace (nn-<lab>.fabric): built once, then

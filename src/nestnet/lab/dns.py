@@ -111,7 +111,7 @@ def start(plan: Plan, topo: Topology, zone: Mapping[str, IPv4Address]) -> None:
     cmd = [
         "ip", "netns", "exec", topo.sdn_ns, "dnsmasq",
         "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
-        f"--listen-address={clouds.of(plan).lab_fabric().resolver}", "--bind-interfaces",
+        *(f"--listen-address={ip}" for ip in topo.resolvers), "--bind-interfaces",
         f"--addn-hosts={d / 'vnet.hosts'}", f"--addn-hosts={d / 'zone.hosts'}",
         *(f"--local=/{dom}/" for dom in domains),  # authoritative for these: unknown names NXDOMAIN
         f"--pid-file={d / _pid_file(plan)}", f"--log-facility={d / _pid_file(plan).replace('.pid', '.log')}",

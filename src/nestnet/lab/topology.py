@@ -82,6 +82,7 @@ class Topology:
     gateways: tuple[IPv4Address, ...]
     nics: tuple[NicPort, ...]
     vm_ports: tuple[VMPort, ...]
+    resolvers: tuple[IPv4Address, ...] = ()  # where the cloud's DNS answers (the fabric's lo)
 
     @classmethod
     def from_plan(cls, plan: Plan) -> Topology:
@@ -112,6 +113,7 @@ class Topology:
             gateways=tuple(sorted({s.gateway for s in plan.subnets.values()})),
             nics=tuple(nics),
             vm_ports=tuple(vm_ports),
+            resolvers=tuple(plan.cloud.resolvers),
         )
 
     def ns(self, node: str) -> str:

@@ -77,6 +77,11 @@ class AwsPlan:
     resolver: ClassVar[IPv4Address] = IPv4Address("169.254.169.253")
     resolver_name: ClassVar[str] = "the Amazon VPC DNS server"
 
+    @property
+    def resolvers(self) -> tuple[IPv4Address, ...]:
+        """Both addresses of the Amazon DNS server: 169.254.169.253 and the primary CIDR block's base plus two."""
+        return (self.resolver, self.cidr_blocks[0].network_address + 2)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "region": self.region,

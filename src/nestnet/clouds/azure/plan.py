@@ -82,6 +82,7 @@ class AzurePlan:
     cloud_name: ClassVar[str] = "azure"  # its key in the plan's JSON, and `plan.azure`
     resolver: ClassVar[IPv4Address] = AZURE_DNS
     resolver_name: ClassVar[str] = "Azure DNS"
+    resolvers: ClassVar[tuple[IPv4Address, ...]] = (AZURE_DNS,)  # one virtual IP in every VNet
 
     def to_dict(self) -> dict[str, Any]:
         return {

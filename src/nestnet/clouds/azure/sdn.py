@@ -48,6 +48,7 @@ def render_nft(topo: Topology) -> str:
     nic_ips = ", ".join(f"{_q(n.port)} . {ip}" for n in topo.nics for ip in n.ips)
     addrs = ", ".join(str(ip) for n in topo.nics for ip in n.ips)
     macs = ", ".join(f"{_q(n.port)} . {n.mac}" for n in topo.nics)
+    resolvers = ", ".join(str(ip) for ip in topo.resolvers)
     return f"""\
 table inet {TABLE}
 delete table inet {TABLE}
@@ -68,8 +69,8 @@ table inet {TABLE} {{
 	chain input {{
 		type filter hook input priority filter; policy accept;
 		# Azure DNS answers only sources the arriving NIC owns (ASSUMPTION, docs/decisions/0011)
-		ip daddr {AZURE_DNS} iifname != @nics counter name dnsdrop drop
-		ip daddr {AZURE_DNS} iifname . ip saddr != @nic_ips iifname . ip saddr != @prefix_ips counter name dnsdrop drop
+		ip daddr {{ {resolvers} }} iifname != @nics counter name dnsdrop drop
+		ip daddr {{ {resolvers} }} iifname . ip saddr != @nic_ips iifname . ip saddr != @prefix_ips counter name dnsdrop drop
 	}}
 	chain forward {{
 		type filter hook forward priority filter; policy accept;
@@ -116,7 +117,7 @@ def build(topo: Topology) -> None:
     defaults = {f"net.ipv4.conf.{k}.{s}": v for k in ("all", "default") for s, v in PORT_SYSCTLS.items()}
     write_sysctls({"net.ipv4.ip_forward": "1", **defaults})
     lines = [f"addr add {gw}/32 dev lo" for gw in topo.gateways]
-    lines.append(f"addr add {AZURE_DNS}/32 dev lo")  # Azure DNS's virtual IP (lab/dns.py)
+    lines += [f"addr add {ip}/32 dev lo" for ip in topo.resolvers]  # the cloud DNS's addresses (lab/dns.py)
     lines += [f"link add {SINK} type ifb", f"link set {SINK} up"]
     for n in topo.nics:
         lines += [
