@@ -461,7 +461,10 @@ def _move_problems(fabric: ResolvedSpec, alloc: Any) -> list[Problem]:
 
 
 def _low_block_warnings(fabric: ResolvedSpec, blocks: dict[str, IPv4Network], nic_subnets: set[str]) -> list[Problem]:
-    out = []
+    out: list[Problem] = []
+    why = rules_of(fabric.spec).low_block_why(fabric.spec.nested.mode)  # the cloud's way of handing out addresses
+    if why is None:
+        return out
     subnets = [s for s in fabric.subnets.values() if s.name in nic_subnets]
     for hi in fabric.hosts.values():
         block = blocks[hi.name]
@@ -470,9 +473,7 @@ def _low_block_warnings(fabric: ResolvedSpec, blocks: dict[str, IPv4Network], ni
             if block.subnet_of(s.prefix) and int(block.network_address) < mid:
                 out.append(Problem(
                     f"hosts[{hi.index}].block",
-                    f"{block} sits in the lower half of NIC subnet {s.name!r} ({s.prefix}); {rules_of(fabric.spec).title} hands "
-                    "out dynamic NIC addresses from the lowest free one, so give NICs static addresses "
-                    "or move the pool to the top of the subnet",
+                    f"{block} sits in the lower half of NIC subnet {s.name!r} ({s.prefix}); {why}",
                     severity="warning",
                 ))
     return out

@@ -104,6 +104,9 @@ class SpecRules(Protocol):
     def check_blocks(self, spec: "Spec", p: list["Problem"]) -> None: ...  # what its modes need of the blocks
     def check_limits(self, spec: "Spec", p: list["Problem"]) -> None: ...  # routes per table, addresses per NIC
     def route_limit(self, spec: "Spec") -> tuple[int, str]: ...  # routes nestnet may write, and the key saying so
+    # why a host block in the lower half of a NIC subnet is a risk in ``mode`` (how the cloud hands
+    # out dynamic addresses, and what to do), or None when the mode keeps the block's addresses safe
+    def low_block_why(self, mode: str) -> str | None: ...
 
 
 class CloudPlan(Protocol):

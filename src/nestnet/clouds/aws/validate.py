@@ -119,6 +119,18 @@ class AwsSpecRules:
     def route_limit(self, spec: Any) -> tuple[int, str]:
         return spec.aws.max_routes, "aws.max_routes"
 
+    def low_block_why(self, mode: str) -> str | None:
+        """EC2 picks a new interface's address among the subnet's free ones (which one it does not
+        say; EC2 user guide "Amazon EC2 instance IP addressing"). An assigned prefix's addresses are
+        the ENI's and EC2 gives them to no other interface, and before that `aws apply` stops at
+        EC2's refusal of an overlapping prefix (one line): no risk in prefix mode. Secondary
+        addresses not yet assigned can be taken; an explicit subnet CIDR reservation keeps EC2's
+        auto-assignment out of a range (VPC user guide "Subnet CIDR reservations")."""
+        if mode != "secondary-ip":
+            return None
+        return ("EC2 gives a new network interface any free address of the subnet, so give network interfaces "
+                "static addresses or reserve the pool (an explicit subnet CIDR reservation)")
+
 
 def addresses_per_eni(instance_type: str | None) -> int | None:
     """``Ipv4AddressesPerInterface`` of an instance type, from the copy of EC2's

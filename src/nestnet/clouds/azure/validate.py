@@ -94,5 +94,9 @@ class AzureSpecRules:
         """Routes nestnet may write (per route table), and the spec key that says so."""
         return spec.azure.max_routes, "azure.max_routes"
 
+    def low_block_why(self, mode: str) -> str | None:
+        return (f"{self.title} hands out dynamic NIC addresses from the lowest free one, so give NICs static "
+                "addresses or move the pool to the top of the subnet")
+
 
 RULES = AzureSpecRules()
