@@ -57,8 +57,11 @@ def route_name(prefix: str, vm: str) -> str:
 def moves(vms: Iterable[tuple[str, IPv4Address, str]], blocks: dict[str, IPv4Network]) -> tuple[Move, ...]:
     """The exceptions among ``(vm, ip, host)``: VMs whose address is outside their host's block."""
     out = []
+    # plain ints: twice per VM on every load (ip in block is the same test, 3x slower)
+    spans = {h: (int(b.network_address), int(b.broadcast_address)) for h, b in blocks.items()}
     for vm, ip, host in vms:
-        if ip in blocks[host]:
+        lo, hi = spans[host]
+        if lo <= int(ip) <= hi:
             continue
         owner = next((h for h, b in blocks.items() if ip in b), None)
         out.append(Move(vm, ip, host, owner))

@@ -296,6 +296,7 @@ def plan_source(source: SpecSource, lock: Lock, *, frozen: bool = False, lock_di
     except SpecError as exc:
         raise SpecError([p if p.file else source.locate([p])[0] for p in exc.problems]) from None
     plan = replace(plan, warnings=tuple(source.locate(list(plan.warnings))))
+    source._read = None  # the parsed data (60 MB at 4,096 x 15): a later line_of reads the text again
     new_lock = alloc.lock()
     return Loaded(plan, new_lock != lock, alloc.new, new_lock)
 
