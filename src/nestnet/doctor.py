@@ -3,11 +3,11 @@
     observe(plan, host, planned_host)       -> HostObservation of the current network namespace (I/O;
                                                a UFW host through ``ufw_view``)
     observe_cloud(plan, client)             -> the model's CloudState read through the cloud seam
-    diagnose(plan, host, obs, drift, azure) -> Diagnosis (pure: model + findings)
-    run(plan, host, root, azure_client)     -> all of it, plus the host reconciler's drift (no writes)
+    diagnose(plan, host, obs, drift, cloud) -> Diagnosis (pure: model + findings)
+    run(plan, host, root, client)           -> all of it, plus the host reconciler's drift (no writes)
 
-Only this host is observed (and Azure, when a client is given); the other hosts, the guests, the
-endpoints - and Azure otherwise - are taken from the plan and reported as "assumed as planned".
+Only this host is observed (and the cloud, when a client is given); the other hosts, the guests, the
+endpoints - and the cloud otherwise - are taken from the plan and reported as "assumed as planned".
 The pairs checked are those with this host or one of its VMs at either end. Everything works on
 the *current* network namespace, so tests call ``run`` inside a lab host with ``netns.run_in``.
 """
@@ -116,7 +116,7 @@ class Diagnosis:
 
     @property
     def problems(self) -> tuple[PairGroup, ...]:
-        """Groups the plan itself would not fail: what this host (or Azure) breaks."""
+        """Groups the plan itself would not fail: what this host (or the cloud) breaks."""
         return tuple(g for g in self.groups if not g.in_plan and not g.design)
 
     @property
@@ -194,22 +194,22 @@ def observe(plan: Plan, host: str, planned: HostState) -> HostObservation:
     return ufw_view(obs, ruleset, firewall.policy(plan, h)) if h.firewall == "ufw" else obs
 
 
-def observe_cloud(plan: Plan, client: Any, cloud: str = "azure") -> CloudState:
-    """The cloud's data plane as its API reports it (Azure: route table, subnet associations and
-    NIC forwarding, 3 ARM reads), through the cloud seam."""
-    from .clouds import get
+def observe_cloud(plan: Plan, client: Any, cloud: str | None = None) -> CloudState:
+    """The cloud's data plane as its API reports it (the plan's cloud unless ``cloud`` names
+    another), through the cloud seam."""
+    from .clouds import get, of
 
-    return get(cloud).observed_state(plan, client)
+    return (of(plan) if cloud is None else get(cloud)).observed_state(plan, client)
 
 
-def run(plan: Plan, host: str, root: str | Path = "/", azure_client: Any = None, probe: Probe = ICMP) -> Diagnosis:
-    """Observe this namespace as ``host`` (and Azure through ``azure_client``), diff it with the
+def run(plan: Plan, host: str, root: str | Path = "/", client: Any = None, probe: Probe = ICMP) -> Diagnosis:
+    """Observe this namespace as ``host`` (and the cloud through ``client``), diff it with the
     host reconciler, diagnose what ``probe`` (a ping, or TCP/UDP to a port) finds."""
     from . import host as reconciler
 
     state = from_plan(plan)
     obs = observe(plan, host, state.hosts[host])
-    azure = observe_cloud(plan, azure_client) if azure_client is not None else None
+    seen_cloud = observe_cloud(plan, client) if client is not None else None
     try:
         # adopt: a hand-built route with the planned next hop is drift to take over, not an error
         drift = tuple(c.to_dict() for c in reconciler.diff(plan, host, root, adopt=True))
@@ -229,7 +229,7 @@ def run(plan: Plan, host: str, root: str | Path = "/", azure_client: Any = None,
             ufw_on = ufw_files.enabled((Path(root) / ufw_files.CONF).read_text())
         except OSError:
             ufw_on = None
-    return diagnose(plan, host, obs, drift, state, azure, dnat, probe, ufw_enabled=ufw_on)
+    return diagnose(plan, host, obs, drift, state, seen_cloud, dnat, probe, ufw_enabled=ufw_on)
 
 
 # --- pure --------------------------------------------------------------------------------------
@@ -240,19 +240,25 @@ def diagnose(
     obs: HostObservation,
     drift: tuple[dict[str, str], ...] = (),
     planned: State | None = None,
-    azure: CloudState | None = None,
+    cloud: CloudState | None = None,
     dnat: frozenset[tuple[str, int]] | None = None,
     probe: Probe = ICMP,
     ufw_enabled: bool | None = None,
+    **by_name: CloudState,
 ) -> Diagnosis:
-    """``azure``: Azure as observed (None: assumed as planned); ``dnat``: the DNAT rules seen;
-    ``probe``: what every pair sends (NSG rules match its protocol and port); ``ufw_enabled``:
-    UFW's ENABLED= on a ``firewall: ufw`` host (False: the fix is enabling it, not a reload)."""
-    from . import exposes, forwards
+    """``cloud``: the cloud as observed (None: assumed as planned; also given by the cloud's name,
+    ``<cloud>=state``, as callers did before the seam); ``dnat``: the DNAT rules seen; ``probe``:
+    what every pair sends (NSG rules match its protocol and port); ``ufw_enabled``: UFW's ENABLED=
+    on a ``firewall: ufw`` host (False: the fix is enabling it, not a reload)."""
+    from . import clouds, exposes, forwards
     from .advise import design_rule
 
+    if by_name:
+        if set(by_name) != {plan.cloud.cloud_name} or cloud is not None:
+            raise TypeError(f"diagnose(): unexpected keyword arguments {', '.join(sorted(by_name))}")
+        cloud = by_name[plan.cloud.cloud_name]
     planned = planned or from_plan(plan)
-    base = replace(planned, cloud=azure) if azure is not None else planned
+    base = replace(planned, cloud=cloud) if cloud is not None else planned
     seen = from_observation(plan, {host: obs}, base=base)
     if dnat is not None and seen.hosts[host].dnat:  # only the exposed ports whose DNAT rule is loaded
         h = seen.hosts[host]
@@ -267,12 +273,13 @@ def diagnose(
     return Diagnosis(
         host=host,
         findings=tuple(findings(planned.hosts[host], seen.hosts[host], obs, plan.hosts[host].firewall == "ufw", ufw_enabled)
-                       + (azure_findings(planned.azure, azure) if azure is not None else [])),
+                       + (clouds.views(planned.cloud.cloud).findings(planned.cloud, cloud) if cloud is not None
+                          else [])),
         groups=_groups(res, planned, mine, trace, lambda a, b: design_rule(plan, a, b)),
         checked=pair_count(seen, len(mine)),
         drift=drift,
-        observed=summary(seen.hosts[host], obs, azure),
-        assumed=assumed(plan, host, azure is not None),
+        observed=summary(seen.hosts[host], obs, cloud),
+        assumed=assumed(plan, host, cloud is not None),
         warnings=tuple(plan.warnings),
         model=res.model,
         forwards=tuple(fwd := forwards.check(seen, plan, vms=plan.hosts[host].vms, dnat=dnat)),
@@ -425,7 +432,7 @@ def _route(r) -> str:
     return f"{r.dst}" + (f" via {r.via}" if r.via else "") + f" dev {r.dev}"
 
 
-def summary(got: HostState, obs: HostObservation, azure: CloudState | None = None) -> dict[str, Any]:
+def summary(got: HostState, obs: HostObservation, cloud: CloudState | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "ip_forward": int(got.ip_forward),
         "rp_filter": got.rp_filter,
@@ -440,37 +447,19 @@ def summary(got: HostState, obs: HostObservation, azure: CloudState | None = Non
             "foreign_drop_chains": list(obs.foreign_drops),
         },
     }
-    if azure is not None:
-        out["azure"] = {
-            "user_routes": [f"{r.name} {r.prefix} -> {r.next_hop_ip}" for r in azure.user_routes],
-            "associated_subnets": sorted(s.name for s in azure.subnets.values() if s.route_table),
-            "ip_forwarding_nics": sorted(n.name for n in azure.nics.values() if n.ip_forwarding),
-        }
+    if cloud is not None:  # what was read of the cloud, under its name
+        from .clouds import views
+
+        out[cloud.cloud] = views(cloud.cloud).read_summary(cloud)
     return out
 
 
-def assumed(plan: Plan, host: str, azure_read: bool = False) -> tuple[str, ...]:
+def assumed(plan: Plan, host: str, cloud_read: bool = False) -> tuple[str, ...]:
+    from .clouds import views
+
     others = [h for h in plan.hosts if h != host]
-    out = [] if azure_read else ["Azure: route table, subnet associations, NIC IP forwarding"]
+    out = [] if cloud_read else [views(plan.cloud.cloud_name).assumed()]
     if others:
         out.append("hosts " + ", ".join(others))
     out.append(f"guests and endpoints (and the {INTERNET})")
     return tuple(out)
-
-
-def azure_findings(want: CloudState, got: CloudState) -> list[str]:
-    out: list[str] = []
-    have = {r.prefix: r.next_hop_ip for r in got.user_routes}
-    for r in want.user_routes:
-        if r.prefix not in have:
-            out.append(f"Azure route table {want.route_table}: no route for {r.prefix} (the plan: {r.name} -> "
-                       f"VirtualAppliance {r.next_hop_ip})")
-        elif have[r.prefix] != r.next_hop_ip:
-            out.append(f"Azure route for {r.prefix} goes to {have[r.prefix]}; the plan wants {r.next_hop_ip}")
-    for name, s in want.subnets.items():
-        if s.route_table and not got.subnets[name].route_table:
-            out.append(f"Azure subnet {name} is not associated with route table {want.route_table}")
-    for name, n in want.nics.items():
-        if n.ip_forwarding and not got.nics[name].ip_forwarding:
-            out.append(f"Azure NIC {name}: IP forwarding is off")
-    return [f"{f} → `nestnet azure apply`" for f in out]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
+from .clouds import cloud_variables
 from .errors import UsageError
 
 GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
@@ -146,20 +147,15 @@ class Variable:
 
 VARIABLES: dict[str, Variable] = {v.name: v for v in (
     Variable("NESTNET_LOCK_TIMEOUT", seconds, "how long a writer waits for the spec's writer lock (default 120)"),
-    Variable("NESTNET_ARM_TIMEOUT", seconds, "deadline of an Azure run, retries included (default 300)"),
-    Variable("NESTNET_ARM_LOCK_TIMEOUT", wait_seconds,
-             "how long `azure apply` waits for another apply's lease on the route table / VNet (default 60; 0: not at all)"),
-    Variable("NESTNET_ARM_ENDPOINT", https_url, "the ARM endpoint (an emulator's), over the spec's cloud"),
-    Variable("NESTNET_ARM_CA_BUNDLE", pem_file, "PEM file TLS to ARM is verified against"),
-    Variable("NESTNET_ARM_TOKEN", token, "a static bearer token (emulators only)"),
-    Variable("AZURE_SUBSCRIPTION_ID", guid, "the subscription when the spec has none"),
-    Variable("NESTNET_AWS_MAX_ATTEMPTS", attempts, "tries of one EC2 call, throttling and 5xx retried by the SDK (default 8)"),
     Variable("NESTNET_ROOT", directory, "--root of host and doctor commands"),
     Variable("NESTNET_DEBUG", flag, "show a traceback instead of saving it (1)"),
     Variable("NESTNET_IMAGE_CACHE", abs_dir, "where `lab image` caches the systemd hosts' rootfs (default /var/cache/nestnet/images)"),
     Variable("NESTNET_DEBIAN_MIRROR", mirror_url, "the Debian mirror `lab image` builds from (default http://deb.debian.org/debian)"),
     Variable("SSH_CONNECTION", ssh_connection, "set by sshd: the SSH session the firewall guard protects"),
 )}
+# Each cloud's own (its API's endpoint, credentials, deadlines), declared by its package (``ENV``:
+# name, the parser's name here, help), parsed and checked like the core's.
+VARIABLES |= {name: Variable(name, globals()[parse], help_) for name, parse, help_ in cloud_variables()}
 
 
 def get(name: str, env: Mapping[str, str] | None = None) -> Any:

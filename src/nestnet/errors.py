@@ -4,11 +4,11 @@
      ├── SpecError               the user's spec/lock is wrong: exit 2, nothing changed
      │                           (carries every Problem found, one line each)
      ├── UsageError              a command-line value is wrong (unknown host, bad fault): exit 2
-     ├── OperationError          the world refused (netlink, nft, Azure, lab): exit 1
+     ├── OperationError          the world refused (netlink, nft, the cloud, lab): exit 1
      │    ├── HostError
-     │    ├── AzureError
+     │    ├── (a cloud's)         its API refused (nestnet.clouds.<cloud>.errors; here too by name)
      │    └── LabError
-     ├── ServiceError            could not reach or authorize Azure, a host or a service
+     ├── ServiceError            could not reach or authorize the cloud, a host or a service
      │                           (timeout, refused, 401/403, deadline passed): exit 3
      └── StdoutError             standard output cannot be written (full disk, closed): exit 74
 
@@ -104,18 +104,14 @@ class HostError(OperationError):
     """A host-side operation failed (netlink, sysctl, nftables, files)."""
 
 
-class AzureError(OperationError):
-    """An Azure (ARM) call failed."""
-
-
 class LabError(OperationError):
     """The namespace lab failed to come up, run or go down."""
 
 
 class ServiceError(NestnetError):
-    """Azure, a host or another service could not be reached or authorized in time: exit 3.
+    """The cloud, a host or another service could not be reached or authorized in time: exit 3.
 
-    Kept apart from ``OperationError`` so that ``azure diff`` / ``doctor --azure`` can tell
+    Kept apart from ``OperationError`` so that the cloud's diff and doctor's read of it can tell
     "changes pending" (1) from "could not look" (3).
     """
 
@@ -127,3 +123,13 @@ class StdoutError(NestnetError):
     EX_IOERR. What the command did before is done; only its report is lost."""
 
     exit_code = 74
+
+
+def __getattr__(name: str) -> type[NestnetError]:
+    """A cloud's own error class by name (``nestnet.errors.<Cloud>Error``), from its package's
+    ``errors`` module: the core names no cloud, and code that imported it from here still works."""
+    if name.startswith("__"):  # the import system's questions (``__path__``): a module's own
+        raise AttributeError(name)
+    from .clouds import error_class
+
+    return error_class(name)

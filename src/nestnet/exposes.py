@@ -2,10 +2,10 @@
 the host's public IP on ``public_port`` reaches the VM's ``port`` and the reply comes back from the
 public IP. Pure.
 
-Each verdict is one walk of ``Model.from_internet`` (docs/decisions/0027): Azure's 1:1 delivery of
+Each verdict is one walk of ``Model.from_internet`` (docs/decisions/0027): the cloud's 1:1 delivery of
 the public IP to the NIC's primary address (a Standard SKU one only where an NSG allows it), the
 NSGs on the way (they see the NIC's private address and the public port), the host's DNAT and
-forward chain, the VM, and the reply back through the host's and Azure's conntrack. The same
+forward chain, the VM, and the reply back through the host's and the cloud's conntrack. The same
 walk answers for a port that is *not* exposed (``reach``): it ends at the host, not the VM.
 """
 
@@ -45,7 +45,7 @@ class ExposeResult:
 def public_ip_of(state: State, host: str):
     """The public IP on ``host``'s NIC in ``state`` (None: it has none)."""
     nic = state.hosts[host].nic
-    return next((p for p in state.azure.public_ips if p.nic == nic), None)
+    return next((p for p in state.cloud.public_ips if p.nic == nic), None)
 
 
 def reach(state: State, vm: str, proto: str, public_port: int) -> PairResult:
@@ -56,7 +56,8 @@ def reach(state: State, vm: str, proto: str, public_port: int) -> PairResult:
     if pub is None:
         nic = state.hosts[host].nic
         why = f"{INTERNET} → {vm}: host {host}'s NIC {nic} has no public IP"
-        return PairResult(INTERNET, vm, False, why, (), f"azure:{nic}", "`nestnet azure apply`")
+        cloud = state.cloud.cloud
+        return PairResult(INTERNET, vm, False, why, (), f"{cloud}:{nic}", f"`nestnet {cloud} apply`")
     return Model(state, Probe(proto, public_port)).from_internet(vm, pub.address)
 
 

@@ -162,7 +162,7 @@ class Policy:
     # nat mode's inbound port forwards: (proto, host port, VM address, VM port), DNAT on ``out``
     forwards: tuple[tuple[str, int, IPv4Address, int], ...] = ()
     # exposed ports (any mode): (proto, public port, VM address, VM port), DNAT of ``nic_ip`` (the
-    # NIC's primary address, where Azure's public IP is 1:1 NATed) on ``out``
+    # NIC's primary address, where the cloud's public IP is 1:1 NATed) on ``out``
     exposes: tuple[tuple[str, int, IPv4Address, int], ...] = ()
     nic_ip: IPv4Address | None = None
 

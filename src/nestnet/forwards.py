@@ -2,7 +2,7 @@
 
 A forward ``host_port -> VM:port`` works from an endpoint when all of these hold, each asked of
 the same model ``check`` uses (a plan, a what-if, or a doctor's observation):
-- the endpoint reaches the host and back (Azure's side and the host's address);
+- the endpoint reaches the host and back (the cloud's side and the host's address);
 - the host forwards at all (``ip_forward``), and its forward chain lets the DNATed packet in
   (endpoint -> VM, uplink -> bridge) and the VM's reply out (established);
 - the host reaches the VM and back (its own route to the block, the bridge).

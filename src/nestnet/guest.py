@@ -8,7 +8,7 @@ Two guest styles (DESIGN §4):
 - ``shared``: as ``onlink``, but the gateway is 169.254.1.1, which every host's nested bridge
   carries (with one MAC): the guest's config does not name its host, so it can move
   (docs/decisions/0013).
-Every format names the host's DNS forwarder as the name server (Azure DNS does not answer nested
+Every format names the host's DNS forwarder as the name server (the cloud's DNS does not answer nested
 addresses; docs/decisions/0011), and the search domains. The same values come by DHCP from the
 host (host/dhcp.py), so a guest that asks DHCP gets exactly what these files say.
 """

@@ -6,7 +6,9 @@ from __future__ import annotations
 import sys
 import click
 
-from .output import UserPath, console, emit_json, json_option, probe_option, spec_argument, warn_lines
+from . import cloudopts
+from .cloudopts import file_flags, read_flags
+from .output import console, emit_json, json_option, probe_option, spec_argument, warn_lines
 
 ROWS = 40  # causes shown to people; --json lists them all, each with every pair
 
@@ -17,20 +19,17 @@ ROWS = 40  # causes shown to people; --json lists them all, each with every pair
               help="What-if: break the model like `nestnet lab fault` would (repeatable).")
 @click.option("--all", "all_pairs", is_flag=True, help="List every pair, not only the failed ones.")
 @click.option("--trace", nargs=2, metavar="SRC DST", help="Show one ping hop by hop, request and reply.")
-@click.option("--azure", "read_azure", is_flag=True,
-              help="Read Azure (route table, subnet associations, NIC forwarding, NSGs) through the ARM API "
-              "instead of assuming the plan; NESTNET_ARM_ENDPOINT etc. as for `nestnet azure`.")
-@click.option("--nsgs", "nsgs_file", metavar="FILE", type=UserPath("in"),
-              help="Network security groups as `az network nsg list -o json` prints them (offline).")
+@read_flags("Read")
+@file_flags
 @probe_option
 @json_option
 def check(spec: str, faults: tuple[str, ...], all_pairs: bool, trace: tuple[str, str] | None,
-          read_azure: bool, nsgs_file: str | None, probe, as_json: bool) -> None:
+          read_cloud: str | None, probe, as_json: bool, **cloud_files: str | None) -> None:
     """Check every ordered pair of nodes of SPEC (hosts, VMs, endpoints, to the internet).
 
     A pair passes when the probe's request and its reply both get through (a ping; with
     --probe tcp/22 a TCP connection to port 22, which is what NSG port rules judge). Exit 0 when
-    every pair passes, 1 when any fails, 2 on bad input, 3 when Azure cannot be read (--azure).
+    every pair passes, 1 when any fails, 2 on bad input, 3 when the cloud cannot be read (its flag).
 
     \b
     Faults (what-ifs, the same as `nestnet lab fault`):
@@ -45,15 +44,12 @@ def check(spec: str, faults: tuple[str, ...], all_pairs: bool, trace: tuple[str,
     plan = load_plan(spec, write=False)
     parsed = parse_faults(faults, plan)
     state = from_plan(plan)
-    if read_azure:
+    cloud = cloudopts.read_cloud(plan, read_cloud)
+    if cloud is not None:  # the cloud as its API reports it, instead of as planned
         from dataclasses import replace
 
-        from ..clouds import get
-
-        cloud = get()
         state = replace(state, cloud=cloud.observed_state(plan, cloud.client(plan)))
-    if nsgs_file:
-        state = _with_nsgs_file(state, plan, nsgs_file)
+    state = cloudopts.with_files(state, plan, cloud_files)
     state = apply_faults(state, parsed)
     if not as_json:
         warn_lines(plan.warnings)
@@ -117,26 +113,6 @@ def _print_forwards(fwd) -> None:
         else:
             out.print(f"  [red]FAIL[/] {head}", highlight=False)
             out.print(f"       {f.reason}", markup=False)
-
-
-def _with_nsgs_file(state, plan, path: str):
-    """``state`` with the NSGs of ``path`` (ARM JSON) on its subnets and NICs."""
-    import json
-    from dataclasses import replace
-
-    from ..clouds.azure.dataplane import with_nsgs
-    from ..errors import UsageError
-
-    try:
-        items = json.loads(open(path, encoding="utf-8").read())
-    except OSError as exc:
-        raise UsageError(f"--nsgs {path}: cannot read it ({exc.strerror})") from None
-    except ValueError as exc:
-        raise UsageError(f"--nsgs {path}: not JSON ({exc})") from None
-    try:
-        return replace(state, cloud=with_nsgs(state.azure, items, plan.azure.vnet))
-    except ValueError as exc:
-        raise UsageError(f"--nsgs {path}: {exc}") from None
 
 
 def _trace(state, plan, pair: tuple[str, str], as_json: bool, probe) -> int:

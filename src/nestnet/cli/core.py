@@ -55,25 +55,9 @@ def plan(spec: str, as_json: bool, frozen: bool) -> None:
     for h in p.hosts.values():
         t.add_row(h.name, str(h.ip), h.subnet, h.nic, h.uplink, h.bridge, str(h.block), str(len(h.vms)))
     out.print(t)
-    if p.azure.routes or p.azure.secondary_ips:
-        t = table(f"Azure route table {p.azure.route_table or '-'}", ["route", "prefix", "next hop"])
-        for r in p.azure.routes:
-            t.add_row(r.name, str(r.address_prefix), f"{r.next_hop_type} {r.next_hop_ip}")
-        out.print(t)
-        if p.azure.subnet_associations:
-            out.print(f"associated with subnets: {', '.join(p.azure.subnet_associations)}")
-        if p.azure.nic_ip_forwarding:
-            out.print(f"IP forwarding on NICs: {', '.join(p.azure.nic_ip_forwarding)}")
-        if p.azure.secondary_ips:
-            t = table("Secondary IP configurations", ["nic", "name", "ip"])
-            for s in p.azure.secondary_ips:
-                t.add_row(s.nic, s.name, str(s.ip))
-            out.print(t)
-    if p.azure.nic_prefixes:
-        t = table("NIC prefix ip configurations (Azure's \"Prefix on NIC\")", ["nic", "name", "prefix"])
-        for x in p.azure.nic_prefixes:
-            t.add_row(x.nic, x.name, str(x.prefix))
-        out.print(t)
+    from .. import clouds
+
+    clouds.views(p.cloud.cloud_name).show_plan(p, out)  # the cloud's part: its routes, addresses
     t = table("Host routes", ["host", "destination", "via", "dev"])
     limit = 12
     for h in p.hosts.values():

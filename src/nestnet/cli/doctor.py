@@ -7,6 +7,7 @@ from itertools import islice
 
 import click
 
+from .cloudopts import read_cloud as read_cloud_of, read_flags
 from .output import UserPath, console, emit_json, json_option, probe_option, spec_argument, warn_lines
 
 ROWS = 40  # groups of failed pairs shown to people; --json lists every pair
@@ -19,19 +20,15 @@ ROWS = 40  # groups of failed pairs shown to people; --json lists every pair
     "--root", default="/", show_default=True, envvar="NESTNET_ROOT", type=UserPath("dir", remember=False, writable=False),
     help="Where nestnet's persistent files live ($NESTNET_ROOT; `nestnet lab exec` sets it for lab hosts).",
 )
-@click.option(
-    "--azure", "read_azure", is_flag=True,
-    help="Also read Azure (route table, subnet associations, NIC forwarding, NSGs) through the ARM API "
-    "instead of assuming the plan; NESTNET_ARM_ENDPOINT etc. as for `nestnet azure`.",
-)
+@read_flags("Also read")
 @probe_option
 @json_option
-def doctor(spec: str, host_name: str | None, root: str, read_azure: bool, probe, as_json: bool) -> None:
+def doctor(spec: str, host_name: str | None, root: str, read_cloud: str | None, probe, as_json: bool) -> None:
     """Diagnose this KVM host against SPEC (run as root on the host).
 
     Reads this host's kernel routes, forwarding/rp_filter/proxy ARP sysctls and nftables
     ruleset, puts them into the model `nestnet check` uses (the other hosts, the guests and
-    Azure assumed as planned), and reports every failing pair that involves this host or its
+    the cloud assumed as planned), and reports every failing pair that involves this host or its
     VMs with the hop where it dies, the cause and the fix, plus what `nestnet host apply` would
     change. Writes nothing. Exit 0 healthy, 1 problems found, 2 bad input.
     """
@@ -40,11 +37,8 @@ def doctor(spec: str, host_name: str | None, root: str, read_azure: bool, probe,
 
     plan = load_plan(spec, write=False)
     name = doc.host_of(plan, host_name)
-    client = None
-    if read_azure:
-        from ..clouds import get
-
-        client = get().client(plan)
+    cloud = read_cloud_of(plan, read_cloud)
+    client = cloud.client(plan) if cloud is not None else None
     d = doc.run(plan, name, root, client, probe)
     from ..host.leftovers import find
 
@@ -76,11 +70,11 @@ def _print(d) -> None:
         + (f", drop chains: {', '.join(nft['foreign_drop_chains'])}" if nft["foreign_drop_chains"] else ""),
         markup=False,
     )
-    if "azure" in o:
-        az = o["azure"]
-        out.print(f"Azure (read through ARM): {len(az['user_routes'])} user routes, associated: "
-                  f"{', '.join(az['associated_subnets']) or 'none'}, IP forwarding on: "
-                  f"{', '.join(az['ip_forwarding_nics']) or 'none'}", markup=False)
+    if d.model.state.cloud.cloud in o:  # the cloud was read: what of it
+        from ..clouds import views
+
+        cloud = d.model.state.cloud.cloud
+        out.print(views(cloud).read_line(o[cloud]), markup=False)
     out.print("[dim]assumed as planned: " + "; ".join(d.assumed) + "[/]")
     if d.findings:
         out.print("[bold]findings[/]")

@@ -76,7 +76,7 @@ def apply(spec: str, host_name: str | None, root: str, dry_run: bool, adopt: boo
 def diff(spec: str, host_name: str | None, root: str, adopt: bool, as_json: bool) -> None:
     """Show what apply would change on this host. Writes nothing.
 
-    Exit 0: in sync; 1: changes pending (as `azure diff` and `git diff --exit-code`); 2: bad input.
+    Exit 0: in sync; 1: changes pending (as the cloud's diff and `git diff --exit-code`); 2: bad input.
     """
     from .. import host as reconciler
 
@@ -113,7 +113,7 @@ def remove(spec: str, host_name: str | None, root: str, dry_run: bool, as_json: 
 @spec_argument
 @click.argument("name")
 @click.option("--ip", required=True, help="The host NIC's primary private IP.")
-@click.option("--nic", default=None, help="Its Azure NIC (default <name>-nic).")
+@click.option("--nic", default=None, help="Its NIC in the cloud (default <name>-nic).")
 @click.option("--subnet", default=None, help="Its subnet (default: the one holding --ip).")
 @click.option("--block", default=None, help="Pin its block (default: first free one, recorded in the lock).")
 @click.option("--uplink", default=None, help="Its uplink interface (default: host_defaults, else eth0).")
@@ -125,7 +125,7 @@ def remove(spec: str, host_name: str | None, root: str, dry_run: bool, as_json: 
 @json_option
 def add(spec: str, name: str, ip: str, as_json: bool, **keys) -> None:
     """Add host NAME to SPEC (comments and order kept); its block goes to the lock. Then
-    `nestnet rollout SPEC` routes it in Azure and on every host."""
+    `nestnet rollout SPEC` routes it in the cloud and on every host."""
     from ..hostedit import host_add
 
     plan = host_add(spec, name, ip, **keys).plan

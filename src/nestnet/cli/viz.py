@@ -87,7 +87,7 @@ def _lab_matrix(plan, faults, probe) -> dict[tuple[str, str], bool]:
 @probe_option
 def report(spec: str, faults: tuple[str, ...], with_lab: bool, out: str, probe) -> None:
     """Write one self-contained HTML page for SPEC (no network fetches: inline SVG and CSS, no
-    scripts): the diagram, the plan (blocks, Azure routes, host routes, guest addresses), the
+    scripts): the diagram, the plan (blocks, the cloud's routes, host routes, guest addresses), the
     reachability matrix from `check` - with --lab the lab's beside it, disagreements marked - and
     every failure with its hop, cause and fix. With --probe tcp/PORT or udp/PORT check judges
     that connection and the lab makes it for real. Exit 0 when written, 2 on bad input.

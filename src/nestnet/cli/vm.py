@@ -32,13 +32,16 @@ def add(spec: str, name: str, host: str, ip: str | None, as_json: bool) -> None:
         emit_json({"vm": name, **v.to_dict()})
         return
     click.echo(f"added {name} on {host}: {v.ip}/{v.prefix_len} gateway {v.gateway}")
-    route = next((r for r in plan.azure.routes if r.address_prefix.prefixlen == 32 and r.address_prefix.network_address
-                  == v.ip), None)
+    from .. import clouds
+
+    cloud = plan.cloud.cloud_name
+    # only outside the host's block does the cloud hold a route of the VM's own (asking loads the cloud)
+    route = None if v.ip in plan.hosts[host].block else clouds.views(cloud).exception_route(plan, v.ip)
     if route is not None and not click.get_current_context().meta.get("nestnet.quiet"):
-        # outside the host's block: one more Azure route (counted against max_routes) and a route on every host
+        # outside the host's block: one more route in the cloud (counted against max_routes) and a route on every host
         click.secho(f"warning: {v.ip} is outside {host}'s block {plan.hosts[host].block}: a /32 exception, "
-                    f"Azure route {route.name} ({route.address_prefix} → {route.next_hop_type} {route.next_hop_ip}) and "
-                    "a route on every host (`nestnet azure apply`, then `nestnet fleet apply`; -q hides this)",
+                    f"{route} and "
+                    f"a route on every host (`nestnet {cloud} apply`, then `nestnet fleet apply`; -q hides this)",
                     err=True, fg="yellow" if sys.stderr.isatty() else None)
 
 
@@ -104,8 +107,8 @@ def config(spec: str, name: str, fmt: str, iface: str, frozen: bool) -> None:
               help="Format of the guest config printed when it changes.")
 @json_option
 def move(spec: str, name: str, to: str, renumber: bool, fmt: str, as_json: bool) -> None:
-    """Move VM NAME to host TO in SPEC. It keeps its address (a /32 exception: an Azure route and
-    a route on every host) unless --renumber; its guest config is printed when it changes."""
+    """Move VM NAME to host TO in SPEC. It keeps its address (a /32 exception: a route in the cloud
+    and a route on every host) unless --renumber; its guest config is printed when it changes."""
     from ..guest import render
     from ..specedit import move_vm
 
@@ -119,7 +122,9 @@ def move(spec: str, name: str, to: str, renumber: bool, fmt: str, as_json: bool)
         emit_json({"vm": name, **v.to_dict(), "exception": exception.to_dict() if exception else None,
                    "guest_config_changed": changed, "guest_config": config})
         return
-    how = (f"keeps {v.ip} (a /32 exception: Azure route and a route on every host)" if exception
+    from ..clouds import title
+
+    how = (f"keeps {v.ip} (a /32 exception: {title(plan.cloud.cloud_name)} route and a route on every host)" if exception
            else f"address {v.ip}/{v.prefix_len}")
     click.echo(f"moved {name} to {to}: {how}; guest config {'changed' if changed else 'unchanged'}")
     if config:

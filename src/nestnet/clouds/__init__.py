@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     import re
 
     from pydantic import BaseModel
+    from rich.console import Console
 
     from ..errors import Problem
     from ..faults import Fault
@@ -306,3 +307,75 @@ def lab_api(name: str = DEFAULT) -> LabApi | None:
 def lab_apis() -> dict[str, LabApi]:
     """Each cloud package's API in the lab, by the cloud's name (``lab up --<name> api``)."""
     return {n: api for n in PACKAGES if (api := lab_api(n)) is not None}
+
+
+def error_class(name: str) -> type[Exception]:
+    """A cloud's own error class by name, from the ``errors`` module of the package that has it."""
+    for n in PACKAGES:
+        if _has(f"{n}.errors"):
+            found: type[Exception] | None = getattr(import_module(f"{__name__}.{n}.errors"), name, None)
+            if found is not None:
+                return found
+    raise AttributeError(f"module 'nestnet.errors' has no attribute {name!r}")
+
+
+def cloud_variables() -> tuple[tuple[str, str, str], ...]:
+    """Each cloud package's environment variables (``ENV``): name, the name of its parser in
+    nestnet.env, its help."""
+    return tuple(v for n in PACKAGES for v in getattr(import_module(f"{__name__}.{n}"), "ENV", ()))
+
+
+@runtime_checkable
+class CloudViews(Protocol):
+    """What the core's commands show of a cloud beside the model, in its own words (a registered
+    ``Cloud`` may also be one; ``views(name)`` says when it is not)."""
+
+    def show_plan(self, plan: "Plan", out: "Console") -> None: ...  # `nestnet plan`: its part, after the hosts
+    def exception_route(self, plan: "Plan", ip: IPv4Address) -> str | None: ...  # the route a /32 exception takes
+    # `doctor --<cloud>`: what was read (JSON: lists of names), that in one line, where it differs
+    # from the plan (each with its fix), and what is assumed as planned when it is not read
+    def read_summary(self, got: "CloudState") -> dict[str, list[str]]: ...
+    def read_line(self, summary: Mapping[str, list[str]]) -> str: ...
+    def findings(self, want: "CloudState", got: "CloudState") -> list[str]: ...
+    def assumed(self) -> str: ...
+
+
+def views(name: str = DEFAULT) -> CloudViews:
+    """Cloud ``name``'s words for the core's commands."""
+    cloud = get(name)
+    if not isinstance(cloud, CloudViews):
+        raise UsageError(f"cloud {name!r} cannot show its part of a plan")
+    return cloud
+
+
+@dataclass(frozen=True)
+class ReadOption:
+    """A cloud's flag of ``check`` and ``doctor`` that reads its API instead of assuming the plan
+    (``--azure``), from its package's ``READ``: the flag and what it reads, how, in words."""
+
+    cloud: str
+    flag: str
+    reads: str  # after "Read " / "Also read " in the help
+
+
+@dataclass(frozen=True)
+class FileOption:
+    """A cloud's offline input to ``check`` (``--nsgs FILE``), from its package's ``CHECK_FILES``:
+    its flag, the parameter it fills, help, and "module:function" putting the file on the model's
+    state (``(state, plan, path) -> state``; a bad file is a UsageError)."""
+
+    cloud: str
+    flag: str
+    dest: str
+    metavar: str
+    help: str
+    loader: str
+
+
+def read_options() -> tuple[ReadOption, ...]:
+    return tuple(ReadOption(n, *getattr(import_module(f"{__name__}.{n}"), "READ")) for n in PACKAGES
+                 if hasattr(import_module(f"{__name__}.{n}"), "READ"))
+
+
+def file_options() -> tuple[FileOption, ...]:
+    return tuple(FileOption(n, *o) for n in PACKAGES for o in getattr(import_module(f"{__name__}.{n}"), "CHECK_FILES", ()))

@@ -23,6 +23,25 @@ TOP_COMMANDS = {
                 "Bring Azure, then every host, to the spec; each step's changes and time."),
 }
 
+# `check --azure` / `doctor --azure`: read it instead of assuming the plan (the flag, what and how).
+READ = ("--azure", "Azure (route table, subnet associations, NIC forwarding, NSGs) through the ARM API instead of "
+        "assuming the plan; NESTNET_ARM_ENDPOINT etc. as for `nestnet azure`.")
+# `check`'s offline inputs of Azure's own: flag, parameter, metavar, help, "module:function".
+CHECK_FILES = (
+    ("--nsgs", "nsgs_file", "FILE", "Network security groups as `az network nsg list -o json` prints them (offline).",
+     "nestnet.clouds.azure.dataplane:with_nsgs_file"),
+)
+# Its environment variables (name, the parser's name in nestnet.env, help), checked at start-up.
+ENV = (
+    ("NESTNET_ARM_TIMEOUT", "seconds", "deadline of an Azure run, retries included (default 300)"),
+    ("NESTNET_ARM_LOCK_TIMEOUT", "wait_seconds",
+     "how long `azure apply` waits for another apply's lease on the route table / VNet (default 60; 0: not at all)"),
+    ("NESTNET_ARM_ENDPOINT", "https_url", "the ARM endpoint (an emulator's), over the spec's cloud"),
+    ("NESTNET_ARM_CA_BUNDLE", "pem_file", "PEM file TLS to ARM is verified against"),
+    ("NESTNET_ARM_TOKEN", "token", "a static bearer token (emulators only)"),
+    ("AZURE_SUBSCRIPTION_ID", "guid", "the subscription when the spec has none"),
+)
+
 # Loaded on first use: the core imports .facts, which must not load the ARM client, the differ and
 # the exporters with it (~25 ms of the start-up of every command that only reads the spec).
 _FROM = {

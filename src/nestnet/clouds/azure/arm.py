@@ -36,7 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from ...errors import AzureError, ServiceError, UsageError
+from ...errors import ServiceError, UsageError
+from .errors import AzureError
 
 # Azure's clouds: ARM endpoint and Microsoft Entra authority host (azure.identity.AzureAuthorityHosts).
 CLOUDS: dict[str, tuple[str, str]] = {

@@ -288,3 +288,22 @@ def with_public_ips(state: CloudState, nics: Mapping[str, Mapping[str, Any]], pi
         sku = str(((pip.get("sku") or {}).get("name")) or "Basic")
         out.append(PublicIp(str(pip.get("name")), ip, name, standard=sku.lower() == "standard"))
     return replace(state, public_ips=tuple(out))
+
+
+def with_nsgs_file(state: Any, plan: Plan, path: str) -> Any:
+    """``state`` (the model's State) with the NSGs of ``path`` (ARM JSON, as `az network nsg list
+    -o json` prints it) on its subnets and NICs: `check --nsgs FILE`."""
+    import json
+
+    from ...errors import UsageError
+
+    try:
+        items = json.loads(open(path, encoding="utf-8").read())
+    except OSError as exc:
+        raise UsageError(f"--nsgs {path}: cannot read it ({exc.strerror})") from None
+    except ValueError as exc:
+        raise UsageError(f"--nsgs {path}: not JSON ({exc})") from None
+    try:
+        return replace(state, cloud=with_nsgs(state.cloud, items, plan.azure.vnet))
+    except ValueError as exc:
+        raise UsageError(f"--nsgs {path}: {exc}") from None

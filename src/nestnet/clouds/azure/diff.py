@@ -19,7 +19,8 @@ from typing import Any, Mapping
 
 from . import publicip
 from .facts import name_key
-from ...errors import AzureError, UsageError
+from ...errors import UsageError
+from .errors import AzureError
 
 TAG_OWNER = "managed-by"
 TAG_FABRIC = "nestnet-fabric"

@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator
 
-from ...errors import AzureError, ServiceError
+from ...errors import ServiceError
+from .errors import AzureError
 from .arm import READ_TIMEOUT, ArmClient
 from .diff import TAG_LEASE, Change, Desired, route_table_body
 

@@ -17,7 +17,7 @@ from ipaddress import IPv4Address
 from typing import Any, Iterable
 
 from .facts import name_key
-from ...errors import AzureError
+from .errors import AzureError
 from .arm import ArmClient, _converted, _StaticToken
 from .diff import Change
 

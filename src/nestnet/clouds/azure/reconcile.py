@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from .facts import name_key
-from ...errors import AzureError
+from .errors import AzureError
 from .arm import ArmBusy, ArmClient, EtagMismatch
 from .diff import Change, Desired, Observed, desired, diff, nic_body, nic_write_order, route_table_body, subnet_body
 
