@@ -202,3 +202,71 @@ def test_a_blackholed_route_wins_and_drops_where_a_missing_one_falls_through(tmp
     gone = verdicts(apply_faults(state, [parse_fault("no-route:vme-kvm-vm1", plan)]))[("mgmt-vm", "web1")]
     assert not hole.ok and hole.dies_at == "aws:vme-rt:100.64.0.16/28" and "blackhole" in hole.reason
     assert not gone.ok and gone.dies_at != hole.dies_at
+
+
+def _internet(tmp_path, mode: str, internet: dict | None, public: list[str] | None = None, faults: tuple[str, ...] = ()):
+    from nestnet.faults import parse_fault
+    from nestnet.model.whatif import apply_faults
+
+    data = yaml.safe_load(spec(tmp_path, mode).read_text())
+    data["aws"].pop("internet", None)
+    if internet is not None:
+        data["aws"]["internet"] = internet
+    if public:
+        data["aws"]["public_ips"] = public
+    p = tmp_path / "internet.yaml"
+    p.write_text(yaml.safe_dump(data, sort_keys=False))
+    plan, state = load(p)
+    from nestnet.model.engine import model_class
+
+    m = model_class("aws")(apply_faults(state, [parse_fault(f, plan) for f in faults]))
+    return {n: m.ping(n, "internet") for n in NODES}
+
+
+@pytest.mark.parametrize("mode", ["prefix", "routed"])
+def test_no_internet_without_a_nat_or_internet_gateway(tmp_path, mode):
+    """EC2 gives no default outbound access: a subnet whose route table has no route to an internet
+    or NAT gateway (not named in aws.internet) reaches nothing outside."""
+    v = _internet(tmp_path, mode, None)
+    assert not any(r.ok for r in v.values())
+    assert v["web1"].dies_at == "aws:vm-subnet" and "no route to an internet or NAT gateway" in v["web1"].reason
+    assert "aws.internet.vm-subnet" in v["web1"].fix
+
+
+@pytest.mark.parametrize("mode", ["prefix", "routed"])
+def test_an_internet_gateway_takes_only_primary_addresses_with_a_public_ip(tmp_path, mode):
+    """Behind an internet gateway only an ENI whose primary address has a public IPv4 address gets
+    out (1:1): vme-kvm-vm1 and its VMs (masqueraded to its address) do, vme-kvm-vm2 has no public
+    IP, and mgmt-vm behind a NAT gateway gets out without one."""
+    v = _internet(tmp_path, mode, {"vm-subnet": "internet-gateway", "mgmt-subnet": "nat-gateway"}, ["vme-kvm-vm1"])
+    assert {n: r.ok for n, r in v.items()} == {"vme-kvm-vm1": True, "web1": True, "vme-kvm-vm2": False,
+                                                "web2": False, "mgmt-vm": True}
+    assert "internet gateway translates only addresses with a public IPv4 address" in v["web2"].reason
+    assert "aws.public_ips" in v["vme-kvm-vm2"].fix
+
+
+def test_an_internet_gateway_does_not_translate_a_vms_own_address(tmp_path):
+    """Even a prefix address (the ENI's own) does not leave by the internet gateway: its public IP
+    is on the primary address only, so a host that stops masquerading cuts its VMs off."""
+    v = _internet(tmp_path, "prefix", {"vm-subnet": "internet-gateway"}, ["vme-kvm-vm1"], ("no-masquerade:vme-kvm-vm1",))
+    assert v["vme-kvm-vm1"].ok and not v["web1"].ok
+    assert "translates only 10.0.1.10" in v["web1"].reason and "masquerade" in v["web1"].fix
+    nat = _internet(tmp_path, "prefix", {"vm-subnet": "nat-gateway"}, None, ("no-masquerade:vme-kvm-vm1",))
+    assert nat["web1"].ok  # a NAT gateway translates the ENI's prefix addresses too
+
+
+@pytest.mark.parametrize("key,value,where", [
+    ("internet", {"nosuch": "nat-gateway"}, "aws.internet.nosuch"),
+    ("internet", {"vm-subnet": "egress-only"}, "aws.internet.vm-subnet"),
+    ("public_ips", ["nosuch"], "aws.public_ips[0]"),
+])
+def test_bad_internet_keys_are_one_line(tmp_path, key, value, where):
+    import subprocess
+    import sys
+
+    data = yaml.safe_load(PREFIX.read_text())
+    data["aws"][key] = value
+    p = tmp_path / "bad.yaml"
+    p.write_text(yaml.safe_dump(data, sort_keys=False))
+    r = subprocess.run([sys.executable, "-m", "nestnet", "validate", str(p)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and where in r.stderr and r.stderr.count("\n") == 1, r.stderr

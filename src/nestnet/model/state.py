@@ -96,6 +96,8 @@ class SubnetState:
     route_table: bool  # associated with nestnet's route table
     reserved: tuple[IPv4Address, ...] = ()  # addresses the cloud never delivers (e.g. the first four and the last)
     nsg: str | None = None  # the network security group on the subnet (a key of CloudState.nsgs)
+    # how its traffic reaches the internet, in the cloud's words ("" the cloud's default; its rules read it)
+    internet: str = ""
 
 
 @dataclass(frozen=True, slots=True)

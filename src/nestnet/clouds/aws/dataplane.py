@@ -20,16 +20,19 @@ from .plan import AwsPlan
 from .validate import reserved
 
 AWS = "aws"
+NO_INTERNET = "none"  # a subnet whose route table has no route to an internet or NAT gateway
 
 
 def planned_state(plan: Any) -> Any:
     """EC2 once nestnet has applied ``plan``."""
-    from ...model.state import CloudState, NicState, SubnetState, UserRoute, endpoint_nic
+    from ...model.state import PUBLIC_STANDIN, CloudState, NicState, PublicIp, SubnetState, UserRoute, endpoint_nic
     from ..azure.facts import none_routes  # RFC 1918 ranges outside the network: no route in a VPC either
 
     aws: AwsPlan = plan.cloud
+    internet = dict(aws.internet)
     subnets = {s.name: SubnetState(s.name, s.prefix, s.gateway, s.route_table and aws.mode == "routed",
-                                   reserved(s.prefix)) for s in plan.subnets.values()}
+                                   reserved(s.prefix), internet=internet.get(s.name, NO_INTERNET))
+               for s in plan.subnets.values()}
     prefixes = {p.host: (p.prefix,) for p in aws.prefixes}
     secondary: dict[str, set[IPv4Address]] = {}
     for a in aws.addresses:
@@ -48,8 +51,14 @@ def planned_state(plan: Any) -> Any:
     table = aws.table_refs[0] if aws.table_refs else "route table"
     routes = tuple(UserRoute(f"{table}:{p}", p, h.ip) for h in hosts.values() for p in h.local_prefixes) \
         if aws.mode == "routed" else ()
+    # a public IPv4 address on a primary ENI: the stand-ins of the plan's public IPs, as Azure's
+    # (EC2 picks the address); closed to inbound as a security group keeps it unless a rule allows
+    nodes = [(h.name, h.nic) for h in plan.hosts.values()] + [(e.name, endpoint_nic(e.name)) for e in plan.endpoints.values()]
+    public = tuple(PublicIp(f"{n}-public-ip", PUBLIC_STANDIN[i + 1], nic, standard=True)
+                   for i, (n, nic) in enumerate(nodes) if n in aws.public_ips)
     return CloudState(
         address_space=plan.address_space,
+        public_ips=public,
         route_table=(aws.table_refs[0] if aws.table_refs else None) if aws.mode == "routed" else None,
         subnets=subnets,
         user_routes=routes,

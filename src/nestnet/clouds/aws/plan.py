@@ -70,6 +70,8 @@ class AwsPlan:
     addresses: tuple[EniAddress, ...] = ()
     table_refs: tuple[str, ...] = ()  # every route table aws.route_tables names
     route_tables_by_subnet: tuple[tuple[str, str], ...] = ()  # (subnet name, route table reference)
+    internet: tuple[tuple[str, str], ...] = ()  # (subnet name, "nat-gateway" | "internet-gateway")
+    public_ips: tuple[str, ...] = ()  # hosts and endpoints with a public IPv4 address on their primary ENI
 
     cloud_name: ClassVar[str] = "aws"
     # The Amazon DNS server: the VPC's base address plus two, also at 169.254.169.253 (VPC user
@@ -143,4 +145,6 @@ def build(aws: AwsSpec, mode: str, pool: IPv4Network, subnets: Mapping[str, Any]
         addresses=tuple(addresses),
         table_refs=tuple(dict.fromkeys(aws.route_tables.values())),
         route_tables_by_subnet=tuple(aws.route_tables.items()),
+        internet=tuple(aws.internet.items()),
+        public_ips=tuple(aws.public_ips),
     )

@@ -12,11 +12,15 @@ from dataclasses import replace
 
 from ..azure.rules import AzureRules
 from ...model.engine import Drop, _Dropped
+from ...model.state import INTERNET_IP
+from .dataplane import NO_INTERNET
 from .faults import BLACKHOLE
 
 # Azure's words where the rule is the same, and EC2's for them (the hop names, the check).
 _WORDS = (("azure:", "aws:"), ("Azure drops", "AWS drops"), ("IP forwarding is off", "its source/destination check is on"),
-          ("→ VirtualAppliance", "→ ENI at"), ("VNet", "VPC"), ("owned by NIC", "owned by ENI"))
+          ("→ VirtualAppliance", "→ ENI at"), ("VNet", "VPC"), ("owned by NIC", "owned by ENI"),
+          ("Azure translates only NIC addresses", "AWS's NAT gateway translates only ENI addresses"),
+          ("Internet route: translates", "NAT gateway: translates"))
 
 
 def _aws(text: str) -> str:
@@ -38,6 +42,37 @@ class AwsRules(AzureRules):
             raise _Dropped(replace(d, where=_aws(d.where), why=_aws(d.why), root=_aws(d.root))) from None
         finally:
             w.hops[start:] = [_aws(h) if h.startswith("azure") else h for h in w.hops[start:]]
+
+    def _azure_to_internet(self, pkt: list[IPv4Address], w: Any, nic: Any) -> str:
+        """EC2's internet: through the subnet's NAT gateway (an ENI's own addresses, translated),
+        or its internet gateway (only the primary address a public IPv4 address is on, 1:1), or
+        none (VPC user guide "Enable internet access for a VPC using an internet gateway", "NAT
+        gateways"; docs/decisions/0031). Replies take the way their request came."""
+        src, dst = pkt
+        sub = self.state.cloud.subnets.get(nic.subnet)
+        how = sub.internet if sub is not None else NO_INTERNET
+        if w.reply or not self.state.internet or dst != INTERNET_IP or how == "nat-gateway":
+            return super()._azure_to_internet(pkt, w, nic)
+        host = self.host_by_nic.get(nic.name)
+        who = host.name if host is not None else nic.owner
+        if how == "internet-gateway":
+            pub = next((p for p in self.state.cloud.public_ips if p.nic == nic.name), None)
+            primary = host.ip if host is not None else min(nic.addresses)
+            if pub is None:
+                raise _Dropped(Drop("aws:internet", f"AWS's internet gateway translates only addresses with a public "
+                                    f"IPv4 address and {who}'s ENI {nic.name} has none",
+                                    f"give {who} a public IP (aws.public_ips) or route {nic.subnet} through a NAT "
+                                    f"gateway (aws.internet.{nic.subnet}: nat-gateway)"))
+            if src != primary:
+                fwd = f"; {host.name} forwarded it without masquerading" if host is not None else ""
+                fix = (f"masquerade on {host.name} (`egress: masquerade-outside-vnet`, `nestnet host apply`)"
+                       if host is not None else "")
+                raise _Dropped(Drop("aws:internet", f"AWS's internet gateway translates only {primary}, the address "
+                                    f"{who}'s public IP is on, not {src}{fwd}", fix))
+            return super()._azure_to_internet(pkt, w, nic)
+        raise _Dropped(Drop(f"aws:{nic.subnet}", f"AWS drops {src} → {dst}: the route table of subnet {nic.subnet} "
+                            "has no route to an internet or NAT gateway",
+                            f"route {nic.subnet}'s 0.0.0.0/0 to a NAT gateway and say so in aws.internet.{nic.subnet}"))
 
     def _nic_fix(self, nic: Any) -> str:
         if self.state.cloud.owned_by_nic:

@@ -11,7 +11,7 @@ primary ENI (device index 0) is then the host's.
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
@@ -55,6 +55,13 @@ class AwsSpec(_Model):
     # instance's own type, as EC2 reports it)
     instance_type: str | None = None
     max_routes: int = Field(50, ge=1, le=1000)  # EC2's default quota of routes per table is 50
+    # subnet name -> how its route table reaches the internet: "nat-gateway" (0.0.0.0/0 to a NAT
+    # gateway: an ENI's own addresses leave translated) or "internet-gateway" (0.0.0.0/0 to the
+    # VPC's internet gateway: only a primary address with a public IPv4 address); a subnet not
+    # named has no internet (docs/decisions/0031)
+    internet: dict[str, Literal["nat-gateway", "internet-gateway"]] = Field(default_factory=dict)
+    # hosts and endpoints whose primary ENI has a public IPv4 address (auto-assigned or an Elastic IP)
+    public_ips: list[str] = Field(default_factory=list)
 
     @property
     def private_dns_zone(self) -> str | None:

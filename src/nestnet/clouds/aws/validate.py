@@ -77,6 +77,13 @@ class AwsSpecRules:
         for h in aws.instances:
             if h not in hosts:
                 p.append(Problem(f"aws.instances.{h}", f"{h!r} is not a host of the spec (hosts[].name)"))
+        for s in aws.internet:
+            if s not in names:
+                p.append(Problem(f"aws.internet.{s}", f"{s!r} is not a subnet of the spec (subnets[].name)"))
+        nodes = hosts | {e.name for e in spec.endpoints}
+        for i, n in enumerate(aws.public_ips):
+            if n not in nodes:
+                p.append(Problem(f"aws.public_ips[{i}]", f"{n!r} is not a host or endpoint of the spec"))
         if spec.nested.mode == "routed":
             missing = [s.name for s in spec.subnets if s.route_table and s.name not in aws.route_tables]
             if missing:
