@@ -1,0 +1,111 @@
+"""`nestnet check --aws` and `nestnet plan` on AWS through the CLI: check reads EC2 through boto3
+(the emulator over HTTPS) and judges every pair from what EC2 holds; a foreign change fails exactly
+the pairs it breaks, naming the cause; EC2 out of reach is one line, exit 3; another cloud's flag
+is bad input (issue 25)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from aws_helpers import make_vpc
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "aws.yaml"
+NODES = ("vme-kvm-vm1", "vme-kvm-vm2", "web1", "web2", "mgmt-vm")
+
+
+def spec(tmp_path: Path, mode: str = "prefix") -> Path:
+    data = yaml.safe_load(EXAMPLE.read_text())
+    if mode == "routed":
+        data["nested"].update(mode="routed", pool="100.64.0.0/24")
+        data["hosts"][0]["block"], data["hosts"][1]["block"] = "100.64.0.16/28", "100.64.0.48/28"
+        data["vms"][0]["ip"], data["vms"][1]["ip"] = "100.64.0.20", "100.64.0.50"
+    p = tmp_path / f"{mode}.yaml"
+    p.write_text(yaml.safe_dump(data, sort_keys=False))
+    return p
+
+
+def nestnet(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "NESTNET_"))}
+    return subprocess.run([sys.executable, "-m", "nestnet", "-q", *args], capture_output=True, text=True,
+                          env={**base, **env}, stdin=subprocess.DEVNULL, timeout=120)
+
+
+def failed(r: subprocess.CompletedProcess) -> set[tuple[str, str]]:
+    doc = json.loads(r.stdout)
+    return {(a, b) for g in doc["groups"] if g["verdict"] == "fail" for blk in g["pairs"]
+            for a in blk["src"] for b in blk["dst"]}
+
+
+def test_check_reads_ec2_before_and_after_apply_and_after_a_foreign_change(ec2, tmp_path):
+    path = spec(tmp_path, "routed")
+    c = ec2.client()
+    v = make_vpc(c)
+    env = ec2.env()
+    before = nestnet("check", str(path), "--aws", "--json", env=env)
+    assert before.returncode == 1, before.stderr
+    assert ("mgmt-vm", "web1") in failed(before)
+    assert nestnet("check", str(path), env=env).returncode == 0  # the plan itself is healthy
+    applied = nestnet("aws", "apply", str(path), env=env)
+    assert applied.returncode == 0, applied.stderr
+    after = nestnet("check", str(path), "--aws", env=env)
+    assert after.returncode == 0, after.stdout + after.stderr
+    # someone turns vme-kvm-vm1's source/destination check back on: what it forwards is dropped
+    c.modify_network_interface_attribute(NetworkInterfaceId=v.enis["vme-kvm-vm1"], SourceDestCheck={"Value": True})
+    broken = nestnet("check", str(path), "--aws", "--json", env=env)
+    assert broken.returncode == 1
+    assert failed(broken) == {(a, "web1") for a in ("vme-kvm-vm2", "web2", "mgmt-vm")} | \
+        {("web1", b) for b in ("vme-kvm-vm2", "web2", "mgmt-vm")}
+    text = nestnet("check", str(path), "--aws", env=env).stdout
+    assert "source/destination check is on" in text and "Azure" not in text
+
+
+def test_a_removed_prefix_fails_exactly_its_hosts_vm(ec2, tmp_path):
+    path = spec(tmp_path, "prefix")
+    c = ec2.client()
+    v = make_vpc(c)
+    env = ec2.env()
+    assert nestnet("aws", "apply", str(path), env=env).returncode == 0
+    assert nestnet("check", str(path), "--aws", env=env).returncode == 0
+    c.unassign_private_ip_addresses(NetworkInterfaceId=v.enis["vme-kvm-vm2"], Ipv4Prefixes=["10.0.1.48/28"])
+    r = nestnet("check", str(path), "--aws", "--json", env=env)
+    assert r.returncode == 1
+    assert failed(r) == {(a, "web2") for a in ("vme-kvm-vm1", "web1", "mgmt-vm")} | \
+        {("web2", b) for b in ("vme-kvm-vm1", "web1", "mgmt-vm")}
+    # the what-if of the same fault says the same pairs
+    said = nestnet("check", str(path), "--fault", "no-eni-prefix:vme-kvm-vm2", "--json", env=env)
+    assert failed(said) == failed(r)
+
+
+def test_ec2_out_of_reach_is_one_line_exit_3(tmp_path):
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {"AWS_ENDPOINT_URL": f"https://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "NESTNET_AWS_MAX_ATTEMPTS": "1"}
+    r = nestnet("check", str(spec(tmp_path)), "--aws", env=env)
+    assert r.returncode == 3, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "cannot reach EC2" in r.stderr and r.stdout == ""
+
+
+def test_another_clouds_flag_is_bad_input(tmp_path):
+    r = nestnet("check", str(spec(tmp_path)), "--azure", env={})
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"error: --azure: {tmp_path / 'prefix.yaml'} is a spec for AWS (aws:), not for Azure"
+    r = nestnet("check", str(spec(tmp_path)), "--nsgs", str(EXAMPLE), env={})
+    assert r.returncode == 2 and "--nsgs" in r.stderr and "not for Azure" in r.stderr
+
+
+def test_plan_shows_the_eni_prefixes_and_never_says_azure(tmp_path):
+    r = nestnet("plan", str(spec(tmp_path)), env={})
+    assert r.returncode == 0, r.stderr
+    assert "ENI IPv4 prefixes" in r.stdout and "10.0.1.48/28" in r.stdout and "Azure" not in r.stdout
+    routed = nestnet("plan", str(spec(tmp_path, "routed")), env={})
+    assert "Routes to ENIs" in routed.stdout and "source/destination check off on ENIs" in routed.stdout
+    assert "Azure" not in routed.stdout
