@@ -109,3 +109,62 @@ def test_plan_shows_the_eni_prefixes_and_never_says_azure(tmp_path):
     routed = nestnet("plan", str(spec(tmp_path, "routed")), env={})
     assert "Routes to ENIs" in routed.stdout and "source/destination check off on ENIs" in routed.stdout
     assert "Azure" not in routed.stdout
+
+
+def test_doctor_reads_ec2_and_names_what_differs(ec2, tmp_path):
+    """doctor --aws's diagnosis (this host as planned, EC2 read through boto3): healthy after aws
+    apply; a foreign source/destination check turned on is a finding with its fix, its pairs fail,
+    and what was read is in the summary under the cloud's name."""
+    from nestnet.clouds.aws.ec2 import Ec2Client
+    from nestnet.doctor import diagnose, observe_cloud, summary
+    from nestnet.model import from_plan, observe_host
+    from nestnet.plan import load_plan
+
+    path = spec(tmp_path, "routed")
+    c = ec2.client()
+    v = make_vpc(c)
+    plan = load_plan(path)
+    h = from_plan(plan).hosts["vme-kvm-vm1"]
+    routes = json.dumps([{"dst": str(r.dst), "dev": r.dev, **({"gateway": str(r.via)} if r.via else {}),
+                          "protocol": "201"} for r in h.owned_routes]
+                        + [{"dst": str(r.dst), "dev": r.dev, "protocol": "kernel"} for r in h.other_routes])
+    sysctl = {"net.ipv4.ip_forward": "1", "net.ipv4.conf.all.rp_filter": str(h.rp_filter),
+              f"net.ipv4.conf.{h.bridge}.proxy_arp": str(int(h.proxy_arp)),
+              f"net.ipv4.conf.{h.bridge}.proxy_arp_pvlan": str(int(h.proxy_arp_pvlan))}
+    nft = json.dumps({"nftables": [
+        {"chain": {"family": "inet", "table": "nestnet", "name": "forward", "type": "filter", "hook": "forward",
+                   "policy": "accept"}},
+        {"rule": {"family": "inet", "table": "nestnet", "chain": "postrouting", "expr": [{"masquerade": None}]}}]})
+    obs = observe_host(routes, sysctl, nft)
+    client = Ec2Client("us-east-1", ec2.env())
+    assert nestnet("aws", "apply", str(path), env=ec2.env()).returncode == 0
+    healthy = diagnose(plan, "vme-kvm-vm1", obs, cloud=observe_cloud(plan, client))
+    assert healthy.findings == () and not healthy.problems, (healthy.findings, healthy.problems)
+    assert not any(a.startswith("AWS:") for a in healthy.assumed)
+    c.modify_network_interface_attribute(NetworkInterfaceId=v.enis["vme-kvm-vm1"], SourceDestCheck={"Value": True})
+    seen = observe_cloud(plan, client)
+    d = diagnose(plan, "vme-kvm-vm1", obs, cloud=seen)
+    assert d.findings == ("AWS ENI vme-kvm-vm1-eni: the source/destination check is on → `nestnet aws apply`",)
+    assert ("mgmt-vm", "web1") in {p for g in d.problems for p in g.pairs}
+    read = summary(d.model.state.hosts["vme-kvm-vm1"], obs, seen)["aws"]
+    assert read["source_dest_check_off"] == ["vme-kvm-vm2-eni"] and len(read["routes"]) == 2
+    assert diagnose(plan, "vme-kvm-vm1", obs).assumed[0].startswith("AWS: ")
+
+
+def test_doctor_with_ec2_out_of_reach_is_one_line_exit_3(tmp_path):
+    # in a network namespace of its own (unshare: nothing listens there, nothing of this machine's
+    # network is read), as the host it diagnoses
+    import shutil
+
+    import pytest
+
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        pytest.skip("needs unshare and root for a network namespace of its own")
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "NESTNET_"))},
+           "AWS_ENDPOINT_URL": "https://127.0.0.1:9", "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "NESTNET_AWS_MAX_ATTEMPTS": "1"}
+    r = subprocess.run(["unshare", "--net", sys.executable, "-m", "nestnet", "-q", "doctor", str(spec(tmp_path)),
+                        "--host", "vme-kvm-vm1", "--root", str(tmp_path), "--aws"],
+                       capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=120)
+    assert r.returncode == 3, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "cannot reach EC2" in r.stderr and r.stdout == ""
