@@ -327,8 +327,8 @@ def cloud_variables() -> tuple[tuple[str, str, str], ...]:
 
 @runtime_checkable
 class CloudViews(Protocol):
-    """What the core's commands show of a cloud beside the model, in its own words (a registered
-    ``Cloud`` may also be one; ``views(name)`` says when it is not)."""
+    """What the core's commands show of a cloud beside the model, in its own words: its package's
+    ``views`` module (``views(name)`` says when it has none)."""
 
     def show_plan(self, plan: "Plan", out: "Console") -> None: ...  # `nestnet plan`: its part, after the hosts
     def exception_route(self, plan: "Plan", ip: IPv4Address) -> str | None: ...  # the route a /32 exception takes
@@ -341,11 +341,11 @@ class CloudViews(Protocol):
 
 
 def views(name: str = DEFAULT) -> CloudViews:
-    """Cloud ``name``'s words for the core's commands."""
-    cloud = get(name)
-    if not isinstance(cloud, CloudViews):
+    """Cloud ``name``'s words for the core's commands (the module's functions are the protocol's)."""
+    get(name)  # a known cloud, or the one-line error naming the known ones
+    if name not in PACKAGES:
         raise UsageError(f"cloud {name!r} cannot show its part of a plan")
-    return cloud
+    return cast(CloudViews, import_module(f"{__name__}.{name}.views"))
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ from .validate import reserved
 
 if TYPE_CHECKING:
     from .. import FaultKind
-    from rich.console import Console
 
     from ...mobility import Move
     from ...model.engine import Model
@@ -105,37 +104,6 @@ class AwsCloud:
         from .faults import FAULT_KINDS
 
         return FAULT_KINDS
-
-    # what the core's commands show of it (``CloudViews``)
-    def show_plan(self, plan: "Plan", out: "Console") -> None:
-        from .views import show_plan
-
-        show_plan(plan, out)
-
-    def exception_route(self, plan: "Plan", ip: IPv4Address) -> str | None:
-        from .views import exception_route
-
-        return exception_route(plan, ip)
-
-    def read_summary(self, got: "CloudState") -> dict[str, list[str]]:
-        from .views import read_summary
-
-        return read_summary(got)
-
-    def read_line(self, summary: Mapping[str, list[str]]) -> str:
-        from .views import read_line
-
-        return read_line(summary)
-
-    def findings(self, want: "CloudState", got: "CloudState") -> list[str]:
-        from .views import findings
-
-        return findings(want, got)
-
-    def assumed(self) -> str:
-        from .views import ASSUMED
-
-        return ASSUMED
 
 
 AWS: Cloud[Ec2Client, AwsPlan, Observed, Change, Outcome] = register(AwsCloud())

@@ -93,3 +93,7 @@ def findings(want: CloudState, got: CloudState) -> list[str]:
 
 
 ASSUMED = "AWS: ENI prefixes and addresses, routes to ENIs, source/destination checks"
+
+
+def assumed() -> str:
+    return ASSUMED

@@ -15,7 +15,6 @@ from .facts import reserved_addresses
 from .plan import AzurePlan, azure_plan, build
 
 if TYPE_CHECKING:
-    from rich.console import Console
 
     from ...mobility import Move
     from ...model.engine import Model
@@ -110,36 +109,5 @@ class AzureCloud:
 
         return FAULT_KINDS
 
-
-    # what the core's commands show of it (``CloudViews``)
-    def show_plan(self, plan: "Plan", out: "Console") -> None:
-        from .views import show_plan
-
-        show_plan(plan, out)
-
-    def exception_route(self, plan: "Plan", ip: IPv4Address) -> str | None:
-        from .views import exception_route
-
-        return exception_route(plan, ip)
-
-    def read_summary(self, got: "CloudState") -> dict[str, list[str]]:
-        from .views import read_summary
-
-        return read_summary(got)
-
-    def read_line(self, summary: Mapping[str, list[str]]) -> str:
-        from .views import read_line
-
-        return read_line(summary)
-
-    def findings(self, want: "CloudState", got: "CloudState") -> list[str]:
-        from .views import findings
-
-        return findings(want, got)
-
-    def assumed(self) -> str:
-        from .views import ASSUMED
-
-        return ASSUMED
 
 AZURE: Cloud[ArmClient, Desired, Observed, Change, Outcome] = register(AzureCloud())
