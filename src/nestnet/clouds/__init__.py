@@ -139,9 +139,6 @@ class LabFabric(Protocol[ConfigT]):
     def desired(self, topo: "Topology", state: "CloudState") -> ConfigT: ...  # what ``state`` makes of it (pure)
     def with_faults(self, plan: "Plan", faults: Iterable["Fault"]) -> "CloudState": ...  # the planned state, faulted
 
-    @property
-    def resolver(self) -> IPv4Address: ...  # where the fabric's DNS listens (on its ``lo``), for the lab's dnsmasq
-
 
 @runtime_checkable
 class Cloud(Protocol[ClientT, DesiredT, ObservedT, ChangeT, ResultT]):

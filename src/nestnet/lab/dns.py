@@ -1,7 +1,6 @@
-"""Name services of the lab: the cloud's DNS (its resolver address, the lab fabric's ``resolver``)
-inside the fabric, a web server on the lab's internet, and the resolv.conf each node's programs read.
+"""Name services of the lab: the cloud's DNS (on each of its plan's ``resolvers``) inside the fabric, a web server on the lab's internet, and the resolv.conf each node's programs read.
 
-- The cloud's DNS is a dnsmasq in the fabric namespace listening on the fabric's resolver address
+- The cloud's DNS is a dnsmasq in the fabric namespace listening on the cloud's resolver addresses
   (on the fabric's ``lo``, reached like the cloud's virtual IP through each NIC's gateway). It answers only queries
   whose source the arriving NIC owns (an nft rule in the fabric's table): the conservative
   reading of the users' reports that nested guests cannot resolve through it (DESIGN 3.12, an
@@ -26,6 +25,7 @@ import socket
 import subprocess
 import sys
 import time
+from importlib import import_module
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Mapping
@@ -43,11 +43,13 @@ ETC_NETNS = Path("/etc/netns")
 
 
 def __getattr__(name: str) -> IPv4Address:
-    """``<CLOUD>_DNS``: the address a cloud's lab fabric serves its DNS on, by the name this module
-    gave the default cloud's before the seam (tests and scripts ask it so)."""
+    """``<CLOUD>_DNS``: a cloud package's DNS address (its plan module's constant of that name), by the
+    name this module gave the default cloud's before the seam (tests and scripts ask it so)."""
     for cloud in clouds.PACKAGES:
         if name == f"{cloud.upper()}_DNS":
-            return clouds.get(cloud).lab_fabric().resolver
+            found: IPv4Address | None = getattr(import_module(f"{clouds.__name__}.{cloud}.plan"), name, None)
+            if found is not None:
+                return found
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

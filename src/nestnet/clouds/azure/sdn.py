@@ -26,8 +26,6 @@ from ...lab.topology import (
     Topology,
 )
 
-resolver = AZURE_DNS  # Azure DNS's virtual IP, on the fabric's lo: the lab's dnsmasq listens there (lab/dns.py)
-
 RULE_PREF = 100
 PREFIX_PROTO = 77  # the main table's routes that deliver NIC prefixes carry it (observe finds them by it)
 TABLE = "fabric"  # table inet fabric + table netdev fabricmac
