@@ -121,3 +121,13 @@ def make_vpc(client: Any, *, instance_type: str = "c8i.large", cidr: str = "10.0
         client.create_tags(Resources=[eni], Tags=[{"Key": "Name", "Value": f"{name}-eni"}])
         enis[name] = eni
     return Vpc(vpc, sn, inst, enis, rt)
+
+
+def example_file(tmp_path: Path, mode: str = "prefix", name: str | None = None) -> Path:
+    """examples/aws.yaml in ``mode`` (routed: the pool moved outside the VPC, as ``lab demo`` has it),
+    written to ``tmp_path/<mode>.yaml``."""
+    from nestnet.clouds.aws.lab import example_spec
+
+    p = tmp_path / f"{mode}.yaml"
+    p.write_text(yaml.safe_dump(example_spec(mode, name), sort_keys=False))
+    return p

@@ -12,23 +12,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
 
-from aws_helpers import make_vpc
+from aws_helpers import example_file, make_vpc
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "aws.yaml"
 NODES = ("vme-kvm-vm1", "vme-kvm-vm2", "web1", "web2", "mgmt-vm")
 
 
 def spec(tmp_path: Path, mode: str = "prefix") -> Path:
-    data = yaml.safe_load(EXAMPLE.read_text())
-    if mode == "routed":
-        data["nested"].update(mode="routed", pool="100.64.0.0/24")
-        data["hosts"][0]["block"], data["hosts"][1]["block"] = "100.64.0.16/28", "100.64.0.48/28"
-        data["vms"][0]["ip"], data["vms"][1]["ip"] = "100.64.0.20", "100.64.0.50"
-    p = tmp_path / f"{mode}.yaml"
-    p.write_text(yaml.safe_dump(data, sort_keys=False))
-    return p
+    return example_file(tmp_path, mode)
 
 
 def nestnet(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:

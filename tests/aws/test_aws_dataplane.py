@@ -17,7 +17,7 @@ pytest.importorskip("nestnet.clouds.azure.rules", reason="the cloud seam's rules
 if "'prefix'" not in str(__import__("nestnet.spec", fromlist=["NestedSpec"]).NestedSpec.model_fields["mode"].annotation):
     pytest.skip("nested.mode does not take 'prefix' on this tree yet", allow_module_level=True)
 
-from aws_helpers import make_vpc  # noqa: E402
+from aws_helpers import example_file, make_vpc  # noqa: E402
 from nestnet.clouds.aws.cloud import aws_of  # noqa: E402
 from nestnet.clouds.aws.dataplane import observed_state  # noqa: E402
 from nestnet.clouds.aws.ec2 import Ec2Client  # noqa: E402
@@ -28,15 +28,7 @@ NODES = ("vme-kvm-vm1", "vme-kvm-vm2", "web1", "web2", "mgmt-vm")
 
 
 def spec(tmp_path: Path, mode: str) -> Path:
-    data = yaml.safe_load(PREFIX.read_text())
-    data["name"] = f"aws-{mode}"
-    if mode == "routed":
-        data["nested"].update(mode="routed", pool="100.64.0.0/24")
-        data["hosts"][0]["block"], data["hosts"][1]["block"] = "100.64.0.16/28", "100.64.0.48/28"
-        data["vms"][0]["ip"], data["vms"][1]["ip"] = "100.64.0.20", "100.64.0.50"
-    p = tmp_path / f"{mode}.yaml"
-    p.write_text(yaml.safe_dump(data, sort_keys=False))
-    return p
+    return example_file(tmp_path, mode, f"aws-{mode}")
 
 
 def verdicts(state) -> dict[tuple[str, str], object]:
