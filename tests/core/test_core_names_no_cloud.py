@@ -36,6 +36,7 @@ CORE = (
     "cli/core.py", "cli/vm.py", "cli/host.py", "cli/viz.py", "cli/check.py", "cli/doctor.py", "cli/cloudopts.py",
     # the edges' shared parts
     "__init__.py", "errors.py", "env.py", "exposes.py", "guest.py", "forwards.py", "firewall.py", "doctor.py",
+    "viz/__init__.py", "viz/diagram.py", "viz/report.py",
 )
 CLOUD_NAMES = re.compile(r"azure|\baws\b", re.IGNORECASE)
 

@@ -376,3 +376,47 @@ def read_options() -> tuple[ReadOption, ...]:
 
 def file_options() -> tuple[FileOption, ...]:
     return tuple(FileOption(n, *o) for n in PACKAGES for o in getattr(import_module(f"{__name__}.{n}"), "CHECK_FILES", ()))
+
+
+# --- the cloud drawn (``nestnet diagram``, ``nestnet report``) --------------------------------------
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """A cloud's element of the diagram: its lines (a node's text, a link's label or a subnet box's
+    words after its name and prefix), what is not as planned there in words (drawn amber), and for a
+    subnet whether the route table's dashed link reaches it."""
+
+    lines: tuple[str, ...]
+    off: tuple[str, ...] = ()
+    linked: bool = False
+
+
+class CloudDrawing(Protocol):
+    """How the diagram and the report draw a cloud's part of the fabric, in its words: its package's
+    ``viz`` module (``drawing(name)``). The core draws the rest (hosts, bridges, VMs, endpoints, the
+    internet, the verdicts); ``state`` is the faulted one, drawn as observed beside the plan."""
+
+    network_id: str  # the id of its network's box in the pictures
+    exception_words: str  # the legend's words for a /32 exception
+    host_heads: tuple[str, ...]  # the report's columns of a host's interface, after its subnet
+    subnet_heads: tuple[str, ...]  # the report's columns of a subnet, after its gateway
+
+    def network(self, plan: "Plan") -> str: ...  # its network in words, before its ranges
+    def router(self, plan: "Plan") -> tuple[str, ...]: ...  # the node routing between subnets
+    def egress(self, plan: "Plan") -> tuple[str, ...]: ...  # the label of its way to the internet
+    def route_table(self, plan: "Plan", state: "State") -> Drawn | None: ...  # its routes' node, if drawn
+    def subnet(self, plan: "Plan", state: "State", subnet: "Subnet") -> Drawn: ...
+    def nic(self, plan: "Plan", state: "State", host: "Host") -> Drawn: ...  # the link to a drawn host
+    def nics(self, plan: "Plan", state: "State", hosts: tuple["Host", ...]) -> Drawn: ...  # to "+N more hosts"
+    def host_cells(self, plan: "Plan", state: "State", host: "Host") -> tuple[str, ...]: ...  # text
+    def subnet_cells(self, plan: "Plan", state: "State", subnet: "Subnet") -> tuple[str, ...]: ...  # text
+    def tables_html(self, plan: "Plan", state: "State") -> str: ...  # its own tables in the report (HTML)
+
+
+def drawing(name: str = DEFAULT) -> CloudDrawing:
+    """Cloud ``name``'s part of the diagram and the report (the module's functions are the protocol's)."""
+    get(name)  # a known cloud, or the one-line error naming the known ones
+    if name not in PACKAGES or not _has(f"{name}.viz"):
+        raise UsageError(f"cloud {name!r} cannot draw its part of a plan")
+    return cast(CloudDrawing, import_module(f"{__name__}.{name}.viz"))

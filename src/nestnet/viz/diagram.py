@@ -1,12 +1,13 @@
 """``nestnet diagram``: the fabric as a graph, with check's verdicts on it.
 
-The VNet holds its subnets; a subnet holds its Azure gateway, its hosts (each with its nested
-VMs) and its endpoints; every gateway hangs off Azure's SDN, which reaches the internet. The
+The cloud's network holds its subnets; a subnet holds its gateway, its hosts (each with its nested
+VMs) and its endpoints; every gateway hangs off the cloud's router, which reaches the internet. The
 route table sits beside the subnets, dashed lines to the subnets it is associated with. What the
-model says is off (NIC forwarding, a missing association, ``ip_forward``) is written on the
+model says is off (the cloud's NIC settings, a missing association, ``ip_forward``) is written on the
 element. Each failing pair marks the element where it dies (``dies_at``): red, with every
 such pair and its cause on hover (SVG ``<title>``) or in a note (Mermaid); the nodes at either
-end of a failing pair get an amber border, the others a green one.
+end of a failing pair get an amber border, the others a green one. The cloud's elements, in its
+words, come from its package (``nestnet.clouds.drawing``).
 
 ``build`` is pure; ``to_dot`` and ``to_mermaid`` are text; ``svg`` runs Graphviz's ``dot``
 (layout is Graphviz's job, never hand-placed) and writes the causes into the SVG.
@@ -19,6 +20,7 @@ import subprocess
 from dataclasses import dataclass, field
 from xml.etree import ElementTree as ET
 
+from .. import clouds
 from ..errors import OperationError
 from ..model.state import INTERNET_IP
 from ..sysctl import IP_FORWARD
@@ -44,7 +46,7 @@ OFF_COLOUR = "#b9770e"
 @dataclass(frozen=True)
 class Node:
     id: str
-    kind: str  # internet | azure | routes | gw | host | vm | ep
+    kind: str  # internet | cloud (its router) | routes | gw | host | vm | ep
     lines: tuple[str, ...]  # the first is the title
     cluster: str | None = None
     off: tuple[str, ...] = ()  # what is not as planned here, in words
@@ -80,6 +82,7 @@ class Diagram:
     by_design: tuple[str, ...] = ()  # pairs the mode cannot serve by design (groups of them), not marked
     count: dict[str, int] = field(default_factory=dict)  # element id -> how many failing pairs die there
     designed: int = 0  # how many pairs the mode cannot serve by design
+    legend_exception: str = ""  # the legend's words for a /32 exception: the cloud's
 
     def dying(self, element: str, most: int) -> list[str]:
         """Lines for people: how many pairs die at ``element``, which (up to ``most``), and why."""
@@ -134,7 +137,7 @@ def legend(d: Diagram) -> tuple[str, ...]:
              "CAPITALS (planned …): observed differs from the plan",
              "dashed: route table associated with the subnet (or a link not as planned)"]
     if any(" · /32 exception" in ln for n in d.nodes for ln in n.lines):
-        lines.append("/32 exception: a VM outside its host's block, one Azure route of its own")
+        lines.append(d.legend_exception)
     if d.by_design:
         lines.append("not marked: pairs the mode cannot serve by design (caption)")
     return tuple(lines)
@@ -157,93 +160,35 @@ def _id(kind: str, name: str = "") -> str:
 
 
 def build(v: Verdicts) -> Diagram:
-    """Pure: the graph of ``v.plan`` as the faulted state has it, marked with ``v``'s verdicts."""
+    """Pure: the graph of ``v.plan`` as the faulted state has it, marked with ``v``'s verdicts. The
+    cloud's part (its network, router, route table, subnets' tables, NICs) is its package's drawing."""
     plan, st = v.plan, v.state
-    az = st.azure
-    clusters = [Cluster("vnet", f"VNet {plan.azure.vnet} · {', '.join(map(str, plan.address_space))}")]
+    cloud = plan.cloud.cloud_name
+    draw = clouds.drawing(cloud)
+    net = draw.network_id
+    clusters = [Cluster(net, f"{draw.network(plan)} · {', '.join(map(str, plan.address_space))}")]
     nodes: list[Node] = [
         Node("internet", "internet", ("internet", str(INTERNET_IP))),
-        Node("azure", "azure", ("Azure SDN", "routes by the source subnet's table"), "vnet"),
+        Node(cloud, "cloud", draw.router(plan), net),
     ]
     # edges run top-down (Graphviz ranks an edge's first node above its second)
-    edges: list[Edge] = [Edge("egress", "internet", "azure", "egress", ("outbound: NIC addresses only",))]
-    routed = plan.mode == "routed"
-    if routed:
-        rt = az.route_table or "route table"
-        lines = [f"route table {rt}", "prefix → next hop type, address"]
-        moved = {m.ip: m for m in plan.moves}
-        for r in az.user_routes:  # every user route nestnet writes is a VirtualAppliance route
-            m = moved.get(r.prefix.network_address) if r.prefix.prefixlen == 32 else None
-            lines.append(f"{r.prefix} → VirtualAppliance {r.next_hop_ip}" + (f" · /32 exception: {m.vm}" if m else ""))
-        present = {u.prefix for u in az.user_routes}
-        missing = [r for r in plan.azure.routes if r.address_prefix not in present]
-        lines += [f"MISSING {r.address_prefix} → {r.next_hop_type} {r.next_hop_ip} (planned)" for r in missing]
-        if len(lines) == 2:
-            lines.append("(no routes)")
-        off = tuple(f"route {r.name} ({r.address_prefix}) missing" for r in missing)
-        nodes.append(Node("routes", "routes", tuple(lines), "vnet", off))
-    secondary: dict[str, int] = {}
-    for sip in plan.azure.secondary_ips:
-        secondary[sip.nic] = secondary.get(sip.nic, 0) + 1
+    edges: list[Edge] = [Edge("egress", "internet", cloud, "egress", draw.egress(plan))]
+    table = draw.route_table(plan, st)
+    if table is not None:
+        nodes.append(Node("routes", "routes", table.lines, net, table.off))
     for s in plan.subnets.values():
-        sub = az.subnets[s.name]
+        sub = draw.subnet(plan, st, s)
         cid = _id("subnet", s.name)
-        off: tuple[str, ...] = ()
-        if routed:
-            # capitals only where the state differs from the plan (a fault), as for NIC forwarding
-            assoc = "route table " + seen("associated" if sub.route_table else "not associated",
-                                          "associated" if s.route_table else "not associated")
-            if s.route_table and not sub.route_table:
-                off = (f"subnet {s.name} is not associated with the route table",)
-        else:
-            assoc = f"no route table ({plan.mode})"
-        clusters.append(Cluster(cid, f"{s.name} · {s.prefix} · {assoc}", "vnet", off))
+        clusters.append(Cluster(cid, " · ".join((s.name, str(s.prefix), *sub.lines)), net, sub.off))
         gw = _id("gw", s.name)
         nodes.append(Node(gw, "gw", (f"gateway {s.gateway}",), cid))
-        edges.append(Edge(_id("sdn", s.name), "azure", gw, "sdn"))
-        if routed and sub.route_table:
+        edges.append(Edge(_id("sdn", s.name), cloud, gw, "sdn"))
+        if table is not None and sub.linked:
             edges.append(Edge(_id("assoc", s.name), "routes", gw, "assoc", ("associated",)))
-    moved_vm = {m.vm: m for m in plan.moves}
     drawn = _drawn_hosts(plan)
     for h in plan.hosts.values():
-        if h.name not in drawn.shown:
-            continue
-        hs = st.hosts[h.name]
-        nic = az.nics[h.nic]
-        hc = _id("hostc", h.name)
-        clusters.append(Cluster(hc, "", _id("subnet", h.subnet)))  # the host and its VMs, boxed
-        off = () if hs.ip_forward else ("net.ipv4.ip_forward=0",)
-        bridge = f"bridge {h.bridge} ({h.bridge_type}{', holds ' + h.uplink if h.bridge_has_uplink else ''})"
-        lines = (h.name, f"{h.ip} on {h.uplink}", f"block {h.block}", bridge,
-                 f"ip_forward {seen(on(hs.ip_forward), on(h.sysctl.get(IP_FORWARD) == '1'))}")
-        nodes.append(Node(_id("host", h.name), "host", lines, hc, off))
-        planned_fwd = h.nic in plan.azure.nic_ip_forwarding
-        fwd = seen(on(nic.ip_forwarding), on(planned_fwd))
-        nic_lines = [h.nic, f"IP forwarding {fwd}"]
-        if h.nic in secondary:
-            n = secondary[h.nic]
-            nic_lines.append(f"+{n} secondary IP{'s' if n != 1 else ''}")
-        nic_off: tuple[str, ...] = () if nic.ip_forwarding or not planned_fwd else (
-            f"IP forwarding off on NIC {h.nic}",)
-        for x in plan.azure.nic_prefixes:
-            if x.nic == h.nic:
-                held = x.prefix in getattr(nic, "prefixes", ())
-                nic_lines.append(f"prefix {x.prefix}" + ("" if held else " MISSING (planned)"))
-                nic_off += () if held else (f"prefix {x.prefix} missing on NIC {h.nic}",)
-        edges.append(Edge(_id("nic", h.name), _id("gw", h.subnet), _id("host", h.name), "nic", tuple(nic_lines), nic_off))
-        shown = h.vms if len(h.vms) <= VMS_DRAWN else h.vms[: VMS_DRAWN - 1]
-        for vm in shown:
-            g = plan.vms[vm]
-            m = moved_vm.get(vm)
-            exc = () if m is None else (f"/32 exception: in {m.owner}'s block" if m.owner else "/32 exception: in no block",)
-            nodes.append(Node(_id("vm", vm), "vm", (vm, f"{g.ip}/{g.prefix_len}", f"gw {g.gateway}", *exc), hc))
-            edges.append(Edge(_id("br", vm), _id("host", h.name), _id("vm", vm), "bridge", (h.bridge,)))
-        rest = h.vms[len(shown):]
-        if rest:  # one node stands for the rest: a host's VMs all sit alike behind its bridge
-            first, last = plan.vms[rest[0]], plan.vms[rest[-1]]
-            lines = (f"+{len(rest)} more VMs", f"{rest[0]} … {rest[-1]}", f"{first.ip} … {last.ip}")
-            nodes.append(Node(_id("vms", h.name), "vm", lines, hc))
-            edges.append(Edge(_id("brs", h.name), _id("host", h.name), _id("vms", h.name), "bridge", (h.bridge,)))
+        if h.name in drawn.shown:
+            _draw_host(v, draw, h, clusters, nodes, edges)
     for s in plan.subnets.values():
         rest = drawn.rest.get(s.name, ())
         if not rest:
@@ -253,38 +198,76 @@ def build(v: Verdicts) -> Diagram:
         lines = (f"+{len(rest)} more hosts", f"{first.name} … {last.name}", f"{first.ip} … {last.ip}",
                  f"blocks {first.block} … {last.block}", f"{nvms} nested VMs")
         off = tuple(f"{h}: net.ipv4.ip_forward=0" for h in rest if not st.hosts[h].ip_forward)
-        nic_off = tuple(f"IP forwarding off on NIC {plan.hosts[h].nic}" for h in rest
-                        if plan.hosts[h].nic in plan.azure.nic_ip_forwarding
-                        and not az.nics[plan.hosts[h].nic].ip_forwarding)
         nodes.append(Node(hid, "host", lines, _id("subnet", s.name), off))
-        edges.append(Edge(_id("nics", s.name), _id("gw", s.name), hid, "nic", (f"{len(rest)} NICs",), nic_off))
+        link = draw.nics(plan, st, tuple(plan.hosts[h] for h in rest))
+        edges.append(Edge(_id("nics", s.name), _id("gw", s.name), hid, "nic", link.lines, link.off))
     for e in plan.endpoints.values():
         nodes.append(Node(_id("ep", e.name), "ep", (e.name, str(e.ip)), _id("subnet", e.subnet)))
         edges.append(Edge(_id("nic", e.name), _id("gw", e.subnet), _id("ep", e.name), "nic"))
-    d = Diagram(f"{plan.name} ({plan.mode})", tuple(clusters), tuple(nodes), tuple(edges))
+    d = Diagram(f"{plan.name} ({plan.mode})", tuple(clusters), tuple(nodes), tuple(edges), legend_exception=draw.exception_words)
     return _mark(d, v)
 
 
+def _draw_host(v: Verdicts, draw: clouds.CloudDrawing, h, clusters: list[Cluster], nodes: list[Node],
+               edges: list[Edge]) -> None:
+    """A host drawn in its box: its node, the link from its subnet's gateway (the cloud's NIC), its VMs."""
+    plan, st = v.plan, v.state
+    hs = st.hosts[h.name]
+    hc = _id("hostc", h.name)
+    clusters.append(Cluster(hc, "", _id("subnet", h.subnet)))  # the host and its VMs, boxed
+    off = () if hs.ip_forward else ("net.ipv4.ip_forward=0",)
+    bridge = f"bridge {h.bridge} ({h.bridge_type}{', holds ' + h.uplink if h.bridge_has_uplink else ''})"
+    lines = (h.name, f"{h.ip} on {h.uplink}", f"block {h.block}", bridge,
+             f"ip_forward {seen(on(hs.ip_forward), on(h.sysctl.get(IP_FORWARD) == '1'))}")
+    nodes.append(Node(_id("host", h.name), "host", lines, hc, off))
+    link = draw.nic(plan, st, h)
+    edges.append(Edge(_id("nic", h.name), _id("gw", h.subnet), _id("host", h.name), "nic", link.lines, link.off))
+    moved_vm = _moved_vms(plan)
+    shown = h.vms if len(h.vms) <= VMS_DRAWN else h.vms[: VMS_DRAWN - 1]
+    for vm in shown:
+        g = plan.vms[vm]
+        m = moved_vm.get(vm)
+        exc = () if m is None else (f"/32 exception: in {m.owner}'s block" if m.owner else "/32 exception: in no block",)
+        nodes.append(Node(_id("vm", vm), "vm", (vm, f"{g.ip}/{g.prefix_len}", f"gw {g.gateway}", *exc), hc))
+        edges.append(Edge(_id("br", vm), _id("host", h.name), _id("vm", vm), "bridge", (h.bridge,)))
+    rest = h.vms[len(shown):]
+    if rest:  # one node stands for the rest: a host's VMs all sit alike behind its bridge
+        first, last = plan.vms[rest[0]], plan.vms[rest[-1]]
+        lines = (f"+{len(rest)} more VMs", f"{rest[0]} … {rest[-1]}", f"{first.ip} … {last.ip}")
+        nodes.append(Node(_id("vms", h.name), "vm", lines, hc))
+        edges.append(Edge(_id("brs", h.name), _id("host", h.name), _id("vms", h.name), "bridge", (h.bridge,)))
+
+
+def _moved_vms(plan):
+    if _moved_memo[0] is not plan:
+        _moved_memo[:] = [plan, {m.vm: m for m in plan.moves}]
+    return _moved_memo[1]
+
+
+_moved_memo: list = [None, None]  # (plan, VM name -> its Move)
+
+
 def element_of(plan, state, dies_at: str) -> str:
-    """The diagram element a ``dies_at`` of the model names."""
+    """The diagram element a ``dies_at`` of the model names ("<cloud>:<what>" for the cloud's hops)."""
     kind, _, name = dies_at.partition(":")
-    if not name:  # a node; what is none of the plan's nodes nor the internet died in Azure's SDN
-        return _node_of(plan, dies_at, other="internet" if dies_at == "internet" else "azure")
+    cloud = plan.cloud.cloud_name
+    if not name:  # a node; what is none of the plan's nodes nor the internet died in the cloud's network
+        return _node_of(plan, dies_at, other="internet" if dies_at == "internet" else cloud)
     if kind in plan.hosts:  # "<host>:<bridge>": the host's bridge
         return _host_node(plan, kind)
-    if kind == "azure":
+    if kind == cloud:
         if name == "internet":
             return "egress"
         if name in plan.subnets:
             return _id("gw", name)
-        nic = state.azure.nics.get(name)
+        nic = state.cloud.nics.get(name)
         if nic is not None:
             if nic.owner in plan.hosts and nic.owner not in _drawn_hosts(plan).shown:
                 return _host_node(plan, nic.owner)  # its link is not drawn: the "+N more hosts" node
             return _id("nic", nic.owner)
-        if any(r.name == name for r in state.azure.user_routes):
+        if any(r.name == name for r in state.cloud.user_routes):
             return "routes"
-    return "azure"
+    return cloud
 
 
 def _mark(d: Diagram, v: Verdicts) -> Diagram:
@@ -310,12 +293,12 @@ def _mark(d: Diagram, v: Verdicts) -> Diagram:
         touched.update(_node_of(v.plan, n) for b in g.blocks for n in (*b.src, *b.dst))
     status = {}
     for n in d.nodes:
-        if n.kind in ("azure", "routes", "gw"):
+        if n.kind in ("cloud", "routes", "gw"):
             status[n.id] = FAIL if n.id in marks else ""
             continue
         status[n.id] = FAIL if n.id in marks else TOUCHED if n.id in touched else OK
     return Diagram(d.title, d.clusters, d.nodes, d.edges, {k: tuple(x) for k, x in marks.items()}, status,
-                   tuple(by_design), count, v.by_design)
+                   tuple(by_design), count, v.by_design, d.legend_exception)
 
 
 def caption(d: Diagram) -> str:
@@ -391,7 +374,7 @@ def _node_of(plan, name: str, other: str = "internet") -> str:
 
 SHAPES = {
     "internet": 'shape=ellipse, style="filled", fillcolor="#eef3f8"',
-    "azure": 'shape=box, style="rounded,filled", fillcolor="#dbe9f6"',
+    "cloud": 'shape=box, style="rounded,filled", fillcolor="#dbe9f6"',
     "routes": 'shape=note, style="filled", fillcolor="#fffbe6"',
     "gw": 'shape=box, style="rounded,filled", fillcolor="#eef3f8"',
     "host": 'shape=box, style="filled", fillcolor="#ffffff"',

@@ -14,6 +14,7 @@ from __future__ import annotations
 from html import escape
 from typing import Iterable, Mapping
 
+from .. import clouds
 from ..model import INTERNET
 from ..model import from_plan
 from ..sysctl import IP_FORWARD
@@ -195,7 +196,7 @@ def render(v: Verdicts, svg: str, lab: Mapping[tuple[str, str], bool] | None = N
 <style>{CSS}</style></head>
 <body>
 <header><h1>{_e(plan.name)} <span class="mode">{_e(plan.mode)}</span></h1>
-<p class="sub">{_e(plan.source or "")} · VNet {_e(plan.azure.vnet)} {_e(", ".join(map(str, plan.address_space)))}
+<p class="sub">{_e(plan.source or "")} · {_e(clouds.drawing(plan.cloud.cloud_name).network(plan))} {_e(", ".join(map(str, plan.address_space)))}
  · {len(plan.hosts)} host{_s(plan.hosts)}, {len(plan.vms)} nested VM{_s(plan.vms)}, {len(plan.endpoints)} endpoint{_s(plan.endpoints)} · faults: {_e(faults)}</p>
 <p class="summary">{" ".join(summary)}</p></header>
 <main>
@@ -237,58 +238,25 @@ def _exposed_html(plan, state, summary: list[str]) -> str:
 
 def _plan_html(plan, state=None) -> str:
     """The plan; with ``state`` (the faulted one) each knob as observed, the plan's value beside
-    it where they differ, as the diagram draws it."""
-    az = plan.azure
+    it where they differ, as the diagram draws it. The cloud's columns and tables are its package's."""
+    draw = clouds.drawing(plan.cloud.cloud_name)
     st = state if state is not None else from_plan(plan)
-
-    def nic_fwd(h) -> str:
-        return _e(seen(on(st.azure.nics[h.nic].ip_forwarding), on(h.nic in az.nic_ip_forwarding)))
 
     def kernel_fwd(h) -> str:
         return _e(seen(on(st.hosts[h.name].ip_forward), on(h.sysctl.get(IP_FORWARD) == "1")))
 
-    def assoc(s) -> str:
-        if plan.mode != "routed":
-            return "—"
-        return _e(seen("associated" if st.azure.subnets[s.name].route_table else "not associated",
-                       "associated" if s.name in az.subnet_associations else "not associated"))
-
-    present = {u.prefix for u in st.azure.user_routes}
-    moved = {m.ip: m.vm for m in plan.moves}
-
-    def route_name(r) -> str:
-        vm = moved.get(r.address_prefix.network_address) if r.address_prefix.prefixlen == 32 else None
-        return _e(r.name) + (f' <span class="muted">/32 exception: {_e(vm)}</span>' if vm else "") + (
-            "" if r.address_prefix in present else ' <span class="off">MISSING (planned)</span>')
-
     hosts = _table(
-        ["host", "address", "subnet", "NIC", "IP forwarding (NIC)", "ip_forward (kernel)", "block", "bridge", "VMs"],
-        [[_e(h.name), _code(h.ip), _e(h.subnet), _e(h.nic), nic_fwd(h), kernel_fwd(h), _code(h.block),
+        ["host", "address", "subnet", *draw.host_heads, "ip_forward (kernel)", "block", "bridge", "VMs"],
+        [[_e(h.name), _code(h.ip), _e(h.subnet), *map(_e, draw.host_cells(plan, st, h)), kernel_fwd(h), _code(h.block),
           _e(f"{h.bridge} ({h.bridge_type}{', holds ' + h.uplink if h.bridge_has_uplink else ''})"),
           _e(", ".join(h.vms) or "—")] for h in plan.hosts.values()],
         "plan-hosts",
     )
     subnets = _table(
-        ["subnet", "prefix", "gateway", "route table"],
-        [[_e(s.name), _code(s.prefix), _code(s.gateway),
-          assoc(s)]
+        ["subnet", "prefix", "gateway", *draw.subnet_heads],
+        [[_e(s.name), _code(s.prefix), _code(s.gateway), *map(_e, draw.subnet_cells(plan, st, s))]
          for s in plan.subnets.values()],
     )
-    routes = _table(
-        ["name", "prefix", "next hop type", "next hop address"],
-        [[route_name(r), _code(r.address_prefix), _e(r.next_hop_type), _code(r.next_hop_ip)] for r in az.routes],
-    ) if az.routes else f'<p class="muted">No user routes: mode {_e(plan.mode)} needs none.</p>'
-    secondary = _table(
-        ["NIC", "IP configuration", "address", "subnet"],
-        [[_e(s.nic), _e(s.name), _code(s.ip), _e(s.subnet)] for s in az.secondary_ips],
-    ) if az.secondary_ips else ""
-    held = {x.nic: set(getattr(st.azure.nics.get(x.nic), "prefixes", ())) for x in az.nic_prefixes}
-    prefixes = _table(
-        ["NIC", "IP configuration", "prefix", "subnet"],
-        [[_e(x.nic), _e(x.name), _code(x.prefix) + ("" if x.prefix in held[x.nic] else
-                                                   ' <span class="off">MISSING (planned)</span>'), _e(x.subnet)]
-         for x in az.nic_prefixes],
-    ) if az.nic_prefixes else ""
     host_routes = []
     for h in list(plan.hosts.values())[:MAX_HOST_ROUTE_TABLES]:
         rows = [[_code(r.dst), _e(r.dev), _code(r.via) if r.via else "—"] for r in h.routes]
@@ -309,9 +277,7 @@ def _plan_html(plan, state=None) -> str:
     return f"""<div class="grid">
 <div class="wide"><h3>Blocks (hosts)</h3>{hosts}</div>
 <div><h3>Subnets</h3>{subnets}{f"<h3>Endpoints</h3>{endpoints}" if endpoints else ""}</div>
-<div><h3>Azure routes <span class="muted">{_e(az.route_table or "")}</span></h3>{routes}
-{f"<h3>Secondary IP configurations</h3>{secondary}" if secondary else ""}
-{f"<h3>NIC prefixes <span class='muted'>(Azure's Prefix on NIC)</span></h3>{prefixes}" if prefixes else ""}</div>
+<div>{draw.tables_html(plan, st)}</div>
 <div><h3>Guest addresses</h3>{guests}</div>
 <div class="wide"><h3>Host routes <span class="muted">(owned by nestnet, protocol 201)</span></h3>
 <div class="host-route-grid">{"".join(host_routes)}</div></div>
