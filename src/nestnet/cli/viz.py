@@ -21,22 +21,8 @@ def _verdicts(spec: str, faults: tuple[str, ...], probe=None):
     from ..viz import analyse
 
     plan = load_plan(spec, write=False)
-    _drawable(plan)
     warn_lines(plan.warnings)
     return analyse(plan, parse_faults(faults, plan), probe or ICMP)
-
-
-def _drawable(plan) -> None:
-    """The drawing reads the default cloud's part of the plan (its network, route table, NICs); a
-    plan for another cloud is refused in one line, not drawn wrong or crashed on."""
-    from .. import clouds
-    from ..errors import UsageError
-
-    name = plan.cloud.cloud_name
-    if name != clouds.DEFAULT:
-        ctx = click.get_current_context()
-        raise UsageError(f"{plan.source or plan.name}: `nestnet {ctx.info_name}` draws {clouds.title(clouds.DEFAULT)} "
-                         f"fabrics only so far, not {clouds.title(name)} ones (`nestnet check` and `nestnet plan` read both)")
 
 
 def _write(out: str | None, text: str) -> None:
