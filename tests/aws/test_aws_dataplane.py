@@ -262,3 +262,21 @@ def test_bad_internet_keys_are_one_line(tmp_path, key, value, where):
     p.write_text(yaml.safe_dump(data, sort_keys=False))
     r = subprocess.run([sys.executable, "-m", "nestnet", "validate", str(p)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and where in r.stderr and r.stderr.count("\n") == 1, r.stderr
+
+
+@pytest.mark.parametrize("mode", ["prefix", "routed"])
+def test_check_tells_hosts_with_a_public_ip_from_those_without(tmp_path, mode):
+    """`check` traces one pair per class: a host with a public IP behind an internet gateway is not
+    in its peer's class (once it was, and check let vme-kvm-vm2 and web2 out as vme-kvm-vm1 is)."""
+    from nestnet.model.classes import reachability
+    from nestnet.model.engine import model_class
+
+    data = yaml.safe_load(spec(tmp_path, mode).read_text())
+    data["aws"]["internet"], data["aws"]["public_ips"] = {"vm-subnet": "internet-gateway"}, ["vme-kvm-vm1"]
+    p = tmp_path / "public.yaml"
+    p.write_text(yaml.safe_dump(data, sort_keys=False))
+    _, state = load(p)
+    m = model_class("aws")(state)
+    brute = {(a, b): m.ping(a, b).ok for a in NODES for b in (*NODES, "internet") if a != b}
+    got = {(r.src, r.dst): r.ok for r in reachability(state).pairs(include_ok=True)}
+    assert got == brute and not brute[("vme-kvm-vm2", "internet")] and brute[("vme-kvm-vm1", "internet")]

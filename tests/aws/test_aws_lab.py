@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from itertools import count
+from pathlib import Path
 
 import pytest
 
@@ -67,5 +68,61 @@ def test_each_fault_fails_exactly_the_pairs_the_model_fails(mode: str) -> None:
             assert model == real, f"{mode} {fault}: model only {sorted(model - real)}, lab only {sorted(real - model)}"
             broke += bool(real)
         assert broke, "no fault broke anything: the comparison proves nothing"
+    finally:
+        lab.down(plan)
+
+
+def _internet_plan(mode: str, internet: dict[str, str], public: list[str]):
+    import yaml
+
+    from nestnet.clouds.aws.lab import example_spec
+    from nestnet.plan import load_source
+    from nestnet.spec import SpecSource
+
+    data = example_spec(mode, _name("i"))
+    data["aws"]["internet"] = internet
+    data["aws"]["public_ips"] = public
+    text = yaml.safe_dump(data, sort_keys=False)
+    return load_source(SpecSource(Path(f"/nonexistent/aws-inet-{mode}.yaml"), text), write=False).plan
+
+
+# (aws.internet, aws.public_ips, the internet pairs that fail): every way a subnet reaches the
+# internet, a host's and an endpoint's public IP
+INTERNETS = [
+    ({"vm-subnet": "internet-gateway"}, ["vme-kvm-vm1"], {"vme-kvm-vm2", "web2", "mgmt-vm"}),
+    ({"vm-subnet": "nat-gateway", "mgmt-subnet": "internet-gateway"}, ["mgmt-vm"], set()),
+    ({"mgmt-subnet": "internet-gateway"}, ["vme-kvm-vm2"], {"vme-kvm-vm1", "vme-kvm-vm2", "web1", "web2", "mgmt-vm"}),
+]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("internet,public,cut", INTERNETS)
+def test_the_labs_internet_is_ec2s(mode: str, internet: dict[str, str], public: list[str], cut: set[str]) -> None:
+    """The lab's internet pairs are the model's, as EC2 has them (docs/decisions/0031): behind an
+    internet gateway only a primary address with a public IP gets out (web1, masqueraded to
+    vme-kvm-vm1's, too; no longer once vme-kvm-vm1 stops masquerading: its public IP is not on
+    web1's address), behind a NAT gateway every ENI's own address, with neither nobody. Once up,
+    programming the fabric again changes nothing."""
+    from nestnet import clouds, lab
+    from nestnet.lab.topology import Topology
+    from nestnet.model.state import CloudState
+
+    plan = _internet_plan(mode, internet, public)
+    healthy = from_plan(plan)
+    want = {(p.src, p.dst) for p in reachability(healthy).pairs()}
+    assert want == {(n, "internet") for n in cut}, "the model's internet is not the one this test means"
+    try:
+        lab.up(plan)
+        real = {(p.src, p.dst) for p in lab.matrix(plan) if not p.ok}
+        assert real == want, f"model only {sorted(want - real)}, lab only {sorted(real - want)}"
+        assert not clouds.of(plan).lab_fabric().program_ns(Topology.from_plan(plan), CloudState.from_plan(plan))
+        fault = parse_fault("no-masquerade:vme-kvm-vm1", plan)
+        lab.apply_fault(plan, fault)
+        real = {(p.src, p.dst) for p in lab.matrix(plan) if not p.ok}
+        lab.heal(plan)
+        model = {(p.src, p.dst) for p in reachability(apply_fault(healthy, fault)).pairs()}
+        assert real == model, f"model only {sorted(model - real)}, lab only {sorted(real - model)}"
+        if "vme-kvm-vm1" in public:
+            assert ("web1", "internet") in model - want
     finally:
         lab.down(plan)

@@ -75,6 +75,8 @@ class _Signer:
         self._kinds: dict[int, tuple] = {}  # id(network) -> (network, its kind)
         self._literal_nets: dict[int, tuple] = {}  # id(tuple of networks) -> (tuple, signature)
         self._nsg_literals(state)
+        # a public IP on a NIC can decide its internet pairs (a cloud's rules may let only those out)
+        self.public_nics = frozenset(p.nic for p in state.cloud.public_ips)
         for r in state.cloud.user_routes:  # the cloud's foreign routes touch every class alike unless partial
             if self.block_owner.get(r.prefix) is None:
                 self.literal_net(r.prefix)
@@ -253,6 +255,7 @@ class _Signer:
                 nic.nsg,
                 "OWN_VMS" if extra and extra == vm_ips else tuple(sorted(str(self.addr(h, a)) for a in extra)),
                 tuple(sorted(str(self.net(h, p)) for p in nic.prefixes)),
+                nic.name in self.public_nics,
             )
         own_routes = tuple(sorted(str(self.addr(h, r.next_hop_ip)) for r in self.user_by_prefix.get(h.block, ())))
         pointing = tuple(sorted(str(self.net(h, r.prefix)) for r in self.user_by_hop.get(h.ip, ()) if r.prefix != h.block))

@@ -94,9 +94,9 @@ class AwsCloud:
         return AwsRules
 
     def lab_fabric(self) -> LabFabric[object]:
-        # The VPC router in the lab: the same SDN namespace as Azure's fabric, programmed from
-        # AWS's CloudState (routes to ENIs, prefixes, the check per ENI; docs/decisions/0031).
-        from ..azure import sdn
+        # The VPC router in the lab: Azure's SDN namespace programmed from AWS's CloudState (routes
+        # to ENIs, prefixes, the check per ENI) with EC2's internet on top (docs/decisions/0031).
+        from . import sdn
 
         return cast("LabFabric[object]", sdn)  # the module is the fabric (its functions)
 
