@@ -34,9 +34,11 @@ CORE = (
     # the CLI skeleton
     "cli/__init__.py", "cli/output.py", "cli/init.py", "cli/lock.py", "cli/fleet.py",
     "cli/core.py", "cli/vm.py", "cli/host.py", "cli/viz.py", "cli/check.py", "cli/doctor.py", "cli/cloudopts.py",
+    "cli/advise.py",
     # the edges' shared parts
     "__init__.py", "errors.py", "env.py", "exposes.py", "guest.py", "forwards.py", "firewall.py", "doctor.py",
     "viz/__init__.py", "viz/diagram.py", "viz/report.py",
+    "advise.py",
 )
 CLOUD_NAMES = re.compile(r"azure|\baws\b", re.IGNORECASE)
 

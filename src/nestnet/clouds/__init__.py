@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
     from rich.console import Console
 
+    from ..advise import Advice, Needs
     from ..errors import Problem
     from ..faults import Fault
     from ..lab.topology import Topology
@@ -420,3 +421,44 @@ def drawing(name: str = DEFAULT) -> CloudDrawing:
     if name not in PACKAGES or not _has(f"{name}.viz"):
         raise UsageError(f"cloud {name!r} cannot draw its part of a plan")
     return cast(CloudDrawing, import_module(f"{__name__}.{name}.viz"))
+
+
+# --- `nestnet advise`: each cloud's modes and limits -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class AdviseOption:
+    """A cloud's own option of ``nestnet advise`` (``--instance-type``): its flag, the key its value
+    has in ``Advisor.advise``'s options, the metavar and the help."""
+
+    flag: str
+    dest: str
+    metavar: str
+    help: str
+
+
+class Advisor(Protocol):
+    """What ``nestnet advise`` knows of a cloud: its package's ``advise`` module, every finding a
+    rule with its source (docs/decisions/0014)."""
+
+    MODES: tuple[str, ...]  # the cloud's modes, in the order shown
+    ROUTES_DEFAULT: int  # routes per route table when --max-routes is not given
+    ROUTES_MAX: int  # the most a route table can be raised to
+    ROUTES_HELP: str  # those in words, the cloud named: --max-routes's help when it is the default
+    SUMMARY: str  # what the advice weighs, in words: the command's help for the default cloud
+    OPTIONS: tuple[AdviseOption, ...]  # its own options
+
+    # the advice, the needs' route limit filled in (None: ROUTES_DEFAULT); ``options``: dest -> value
+    def advise(self, needs: "Needs", options: Mapping[str, str | None]) -> "Advice": ...
+
+
+def advisor(name: str = DEFAULT) -> Advisor:
+    """Cloud ``name``'s rules for ``nestnet advise`` (its package's ``advise`` module)."""
+    if name not in PACKAGES or not _has(f"{name}.advise"):
+        raise UsageError(f"cloud {name!r} has no advice (known: {', '.join(advisors())})")
+    return cast(Advisor, import_module(f"{__name__}.{name}.advise"))
+
+
+def advisors() -> tuple[str, ...]:
+    """The clouds ``nestnet advise`` knows, the default first."""
+    return tuple(n for n in PACKAGES if _has(f"{n}.advise"))

@@ -16,9 +16,13 @@ building blocks change the rest (DESIGN §5c):
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from ipaddress import IPv4Network
+from typing import Mapping
 
-from ...advise import SEED, Advice, Finding, Needs, block_prefix_len, nat_hides_source, nat_no_inbound
+from ...advise import (NAT_WHY, SEED, Advice, Finding, Needs, block_prefix_len, choose, nat_hides_source,
+                       nat_no_inbound, none_fits, ruled_out)
+from .. import AdviseOption
 from .validate import PREFIX_LEN, addresses_per_eni
 
 MODES = ("prefix", "routed", "secondary-ip", "nat")
@@ -28,6 +32,13 @@ QUOTAS = "VPC quotas (routes per route table)"
 PREFIXES = "EC2 user guide, Assign prefixes to network interfaces"
 ENI_LIMITS = "EC2 user guide, IP addresses per network interface (DescribeInstanceTypes)"
 ROUTING = "VPC user guide, Route tables (more specific routes; targets)"
+
+# The seam's Advisor: what `nestnet advise` says of AWS in its help.
+ROUTES_HELP = f"AWS: {ROUTES_DEFAULT} by default, up to {ROUTES_MAX:,} by quota"
+SUMMARY = ("a mode - prefix, routed, secondary-ip or nat - from the seed document's trade-offs and EC2's limits "
+           "(routes per route table, addresses per ENI by instance type)")
+OPTIONS = (AdviseOption("--instance-type", "instance_type", "TYPE",
+                        f"aws: the hosts' instance type, for the addresses per ENI (default {DEFAULT_TYPE})."),)
 
 
 def findings(n: Needs, max_routes: int, instance_type: str, per_eni: int | None) -> list[Finding]:
@@ -79,31 +90,28 @@ def findings(n: Needs, max_routes: int, instance_type: str, per_eni: int | None)
     return out
 
 
-def advise(n: Needs, max_routes: int | None = None, instance_type: str | None = None) -> Advice:
-    routes = max_routes or ROUTES_DEFAULT
-    itype = instance_type or DEFAULT_TYPE
+def advise(n: Needs, options: Mapping[str, str | None] | None = None) -> Advice:
+    """The advice for ``n`` on EC2: ``n.max_routes`` the route tables' quota (None: 50),
+    ``options["instance_type"]`` the hosts' instance type (None: c8i.large)."""
+    n = replace(n, max_routes=n.max_routes or ROUTES_DEFAULT)
+    routes = n.max_routes or ROUTES_DEFAULT
+    itype = (options or {}).get("instance_type") or DEFAULT_TYPE
     found = tuple(findings(n, routes, itype, addresses_per_eni(itype)))
-    out: dict[str, list[str]] = {}
-    for f in found:
-        if not f.fits:
-            out.setdefault(f.mode, []).append(f.rule)
-    fits = [m for m in MODES if m not in out]
+    out = ruled_out(found)
     # NAT when nothing needs the VMs' own addresses; else prefixes (no route, no check off),
     # routes, and secondary addresses last (an EC2 change per VM).
-    order = ("nat", "prefix", "routed", "secondary-ip")
-    mode = next((m for m in order if m in fits), None)
+    mode = choose(("nat", "prefix", "routed", "secondary-ip"), out)
     if mode is None:
-        why = "; ".join(f"{m}: {', '.join(out[m])}" for m in MODES)
+        why = none_fits(MODES, out)
     elif mode == "nat":
-        why = "nothing outside a host must reach its nested VMs or see their addresses: NAT is the simplest"
+        why = NAT_WHY
     elif mode == "prefix":
         why = "nested VMs must be reachable by their own addresses: one ENI prefix per host does it with no route"
     elif mode == "routed":
         why = "more VMs per host than a /28 prefix holds: routes to the hosts' ENIs"
     else:
         why = "neither a prefix per host nor a route table holds this fabric; secondary addresses do"
-    return Advice(Needs(n.inbound, n.keep_source_ip, n.vms_per_host, n.hosts, routes), mode, found, why,
-                  fragment(mode, n, routes, itype) if mode else "", out, MODES)
+    return Advice(n, mode, found, why, fragment(mode, n, routes, itype) if mode else "", out, MODES)
 
 
 def fragment(mode: str, n: Needs, max_routes: int, instance_type: str) -> str:

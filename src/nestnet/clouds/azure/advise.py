@@ -1,6 +1,6 @@
-"""``nestnet advise``: which mode - ``routed``, ``nat``, ``secondary-ip`` or ``nic-prefix`` - fits what you need.
+"""``nestnet advise`` on Azure: which mode - ``routed``, ``nat``, ``secondary-ip`` or ``nic-prefix`` - fits.
 
-Every claim is one rule below (a function of the needs, tested in tests/viz/test_advise.py) and
+Every claim is one rule below (a function of the needs, tested in tests/azure/test_azure_advise.py) and
 names its source: the seed document's trade-offs ("Alternative Solutions" and "Recommendation")
 or Azure's published limits (docs/decisions/0014-diagram-report-advise-demo.md cites them). The choice
 follows the seed's recommendation: NAT for simplicity when nothing outside a host must reach a
@@ -9,16 +9,20 @@ nested VM or see its address; routes when something must; secondary IPs when rou
 ip configuration per host, docs/decisions/0028) when not even those fit - last, since no source
 confirms that "Prefix on NIC" is generally available for ordinary VMs.
 
-``not_served(plan, src, dst)`` is the same knowledge applied to one pair of a plan: the pairs a
-mode cannot serve by design (``nestnet lab demo`` expects exactly those to fail).
+The module is the seam's ``Advisor`` for Azure (``nestnet.clouds.advisor("azure")``); the needs,
+findings, the seed's NAT rules and the choice are the core's (``nestnet.advise``).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import replace
 from ipaddress import IPv4Network
-from typing import Callable
+from typing import Callable, Mapping
+
+from ...advise import (BLOCK_MIN_LEN, NAT_WHY, SEED, Advice, Finding, Needs, block_prefix_len, choose,
+                       nat_hides_source, nat_no_inbound, none_fits, ruled_out)
+from .. import AdviseOption
 
 MODES = ("routed", "nat", "secondary-ip", "nic-prefix")
 
@@ -28,34 +32,18 @@ ROUTES_PER_TABLE_MAX = 1000  # what nestnet's azure.max_routes accepts; see deci
 IP_CONFIGS_PER_NIC = 256  # "Private IP addresses per network interface"
 PRIVATE_IPS_PER_VNET = 65536  # "Private IP addresses per virtual network"
 AZURE_RESERVED_PER_SUBNET = 5  # the first four and the last address of every subnet
-BLOCK_MIN_LEN, BLOCK_MAX_LEN = 16, 30  # nested.block_prefix_len's range in the spec
 
 NIC_PREFIX_LEN = 28  # Azure takes only /28 prefixes on a NIC (clouds/azure/facts.py)
 
-SEED = "seed, Alternative Solutions"
 PREFIX_SRC = "Azure REST API NetworkInterfaceCreate example, azure-cli #30837"
 LIMITS = "Azure limits (networking)"
 
-
-@dataclass(frozen=True)
-class Needs:
-    inbound: bool = True  # something outside a host opens connections to its nested VMs
-    keep_source_ip: bool = True  # other machines see a nested VM's own address
-    vms_per_host: int = 16
-    hosts: int = 2
-    max_routes: int = ROUTES_PER_TABLE  # the region's route-table limit (400, or 1,000 where allowed)
-
-
-@dataclass(frozen=True)
-class Finding:
-    mode: str
-    fits: bool  # False: this rule rules the mode out
-    rule: str
-    text: str
-    source: str
-
-    def to_dict(self) -> dict:
-        return {"mode": self.mode, "fits": self.fits, "rule": self.rule, "text": self.text, "source": self.source}
+# The seam's Advisor: what `nestnet advise` says of Azure in its help, and its route limits.
+ROUTES_DEFAULT, ROUTES_MAX = ROUTES_PER_TABLE, ROUTES_PER_TABLE_MAX
+ROUTES_HELP = "Azure: 400; 1,000 where allowed"  # --max-routes's help, for the default cloud
+SUMMARY = ("a mode - routed, nat or secondary-ip - from the seed document's trade-offs and Azure's limits (routes "
+           "per route table, IP configurations per NIC)")
+OPTIONS: tuple[AdviseOption, ...] = ()
 
 
 # ---------------------------------------------------------------- the rules
@@ -69,31 +57,8 @@ def rule(fn: Rule) -> Rule:
     return fn
 
 
-def block_prefix_len(vms_per_host: int) -> int | None:
-    """The longest block prefix holding ``vms_per_host`` addresses; None when no allowed block does."""
-    need = max(vms_per_host, 1)
-    length = 32 - math.ceil(math.log2(need)) if need > 1 else BLOCK_MAX_LEN
-    length = min(length, BLOCK_MAX_LEN)
-    return length if length >= BLOCK_MIN_LEN else None
-
-
-@rule
-def nat_no_inbound(n: Needs) -> list[Finding]:
-    if n.inbound:
-        return [Finding("nat", False, "nat-no-inbound",
-                        "NAT hides nested VMs behind their host's address: nothing outside the host can open a "
-                        "connection to them, and you need inbound", SEED)]
-    return [Finding("nat", True, "nat-no-inbound",
-                    "nested VMs open every connection themselves, which NAT serves", SEED)]
-
-
-@rule
-def nat_hides_source(n: Needs) -> list[Finding]:
-    if n.keep_source_ip:
-        return [Finding("nat", False, "nat-hides-source",
-                        "with NAT all nested traffic appears to come from the host's IP (source IP visibility "
-                        "is lost), and you need the VM's own address seen", SEED)]
-    return []
+rule(nat_no_inbound)  # the seed's trade-offs, the same in every cloud
+rule(nat_hides_source)
 
 
 @rule
@@ -105,14 +70,15 @@ def nat_no_azure(n: Needs) -> list[Finding]:
 
 @rule
 def routed_route_limit(n: Needs) -> list[Finding]:
-    if n.hosts > n.max_routes:
+    limit = n.max_routes or ROUTES_PER_TABLE
+    if n.hosts > limit:
         more = (f"; regions that allow {ROUTES_PER_TABLE_MAX:,} routes fit it (--max-routes {ROUTES_PER_TABLE_MAX})"
-                if n.hosts <= ROUTES_PER_TABLE_MAX and n.max_routes < ROUTES_PER_TABLE_MAX else "")
+                if n.hosts <= ROUTES_PER_TABLE_MAX and limit < ROUTES_PER_TABLE_MAX else "")
         return [Finding("routed", False, "routed-route-limit",
                         f"routed needs one user route per host: {n.hosts:,} routes, over the route table's limit "
-                        f"of {n.max_routes:,}{more}", LIMITS)]
+                        f"of {limit:,}{more}", LIMITS)]
     return [Finding("routed", True, "routed-route-limit",
-                    f"one user route per host: {n.hosts:,} of the route table's {n.max_routes:,}", LIMITS)]
+                    f"one user route per host: {n.hosts:,} of the route table's {limit:,}", LIMITS)]
 
 
 @rule
@@ -207,48 +173,18 @@ def block_limit(n: Needs) -> list[Finding]:
 # ---------------------------------------------------------------- the choice
 
 
-@dataclass(frozen=True)
-class Advice:
-    needs: Needs
-    mode: str | None  # None: no mode fits
-    findings: tuple[Finding, ...]
-    why: str
-    fragment: str = ""
-    ruled_out: dict[str, list[str]] = field(default_factory=dict)
-    modes: tuple[str, ...] = MODES  # the cloud's modes, in the order they are shown
-
-    def to_dict(self) -> dict:
-        return {
-            "needs": self.needs.__dict__,
-            "mode": self.mode,
-            "why": self.why,
-            "modes": {
-                m: {
-                    "fits": m not in self.ruled_out,
-                    "findings": [f.to_dict() for f in self.findings if f.mode == m],
-                }
-                for m in self.modes
-            },
-            "fragment": self.fragment,
-        }
-
-
-def advise(n: Needs) -> Advice:
+def advise(n: Needs, options: Mapping[str, str | None] | None = None) -> Advice:
+    n = replace(n, max_routes=n.max_routes or ROUTES_PER_TABLE)
     findings = tuple(f for r in RULES for f in r(n))
-    out: dict[str, list[str]] = {}
-    for f in findings:
-        if not f.fits:
-            out.setdefault(f.mode, []).append(f.rule)
-    fits = [m for m in MODES if m not in out]
+    out = ruled_out(findings)
     # The seed's recommendation: NAT for simplicity when it serves; routes when inbound or the
     # source address matters; secondary IPs when the route table cannot hold every host; NIC
     # prefixes last (their general availability is not confirmed).
-    order = ("nat", "routed", "secondary-ip", "nic-prefix")
-    mode = next((m for m in order if m in fits), None)
+    mode = choose(("nat", "routed", "secondary-ip", "nic-prefix"), out)
     if mode is None:
-        why = "; ".join(f"{m}: {', '.join(out[m])}" for m in MODES)
+        why = none_fits(MODES, out)
     elif mode == "nat":
-        why = "nothing outside a host must reach its nested VMs or see their addresses: NAT is the simplest"
+        why = NAT_WHY
     elif mode == "routed":
         why = "nested VMs must be reachable by their own addresses" + (
             "" if n.inbound or n.keep_source_ip else " (NAT cannot serve your numbers)")
@@ -257,7 +193,7 @@ def advise(n: Needs) -> Advice:
     else:
         why = ("neither one route table nor the NICs' IP configurations hold this fabric; one /28 prefix per host "
                "NIC does (no route limit), if Azure offers NIC prefixes in your region")
-    return Advice(n, mode, findings, why, fragment(mode, n) if mode else "", out)
+    return Advice(n, mode, findings, why, fragment(mode, n) if mode else "", out, MODES)
 
 
 def fragment(mode: str, n: Needs) -> str:
@@ -297,35 +233,3 @@ def fragment(mode: str, n: Needs) -> str:
         "  egress: masquerade-outside-vnet",
     ]
     return "\n".join(lines) + "\n"
-
-
-# ---------------------------------------------------------------- one pair of a plan
-
-
-def design_rule(plan, src: str, dst: str) -> str:
-    """``not_served``'s rule in words that hold for every pair it covers ("" when the pair
-    should work): what ``check`` and the report print once for a whole group."""
-    if not not_served(plan, src, dst):
-        return ""
-    if plan.mode == "nat":
-        return ("NAT: a nested VM is reachable only from its own host and that host's VMs; inbound from elsewhere "
-                "needs a port forward (vms[].forwards) or mode routed")
-    return "egress: none: nested VMs' addresses are not translated for the internet (egress: masquerade-outside-vnet)"
-
-
-def not_served(plan, src: str, dst: str) -> str:
-    """Why ``plan``'s mode cannot serve ``src`` -> ``dst`` by design; "" when it should work.
-
-    - nat: a nested VM is reachable only from its own host and that host's other VMs (the
-      seed: "can't receive inbound connections from outside their KVM host");
-    - routed with ``egress: none``: a nested VM's address is not translated for the internet
-      (Azure's default outbound access serves NIC addresses only; DESIGN §3.9).
-    """
-    vm = plan.vms.get(dst)
-    if plan.mode == "nat" and vm is not None:
-        own = src == vm.host or (src in plan.vms and plan.vms[src].host == vm.host)
-        if not own:
-            return f"nat: {dst} sits behind {vm.host}'s NAT; only {vm.host} and its VMs can reach it"
-    if plan.mode == "routed" and plan.egress == "none" and src in plan.vms and dst == "internet":
-        return f"egress: none: {src}'s address is not translated for the internet"
-    return ""

@@ -1,4 +1,5 @@
-"""``nestnet advise``: each rule on its own, the choice, the spec fragment (a valid spec), the CLI."""
+"""``nestnet advise`` on Azure (the default cloud): each rule on its own, the choice, the spec
+fragment (a valid spec), the CLI."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import pytest
 import yaml
 from ipaddress import ip_network
 
-from nestnet import advise as A
 from nestnet.advise import Needs, advise
+from nestnet.clouds.azure import advise as A
 
 
 def rules_of(n: Needs, name: str) -> list[A.Finding]:
