@@ -86,7 +86,7 @@ def random_nsgs(rng: random.Random, state, ports: bool = False):
     ``ports``: more rules, for TCP/UDP/Esp and port ranges (DPORTS, SPORTS), for a port probe."""
     from dataclasses import replace
 
-    from nestnet.model.nsg import Nsg, NsgRule
+    from nestnet.clouds.azure.nsg import Nsg, NsgRule
 
     az = state.azure
     prefixes = [str(state.address_of(n)) for n in state.node_names]

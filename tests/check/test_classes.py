@@ -46,7 +46,7 @@ def test_classes_agree_with_brute_force_for_a_port_probe(make_plan, seed):
     """One probe for all pairs: the classes of the state stay right for TCP/UDP and port rules."""
     from dataclasses import replace
 
-    from nestnet.model.nsg import Probe
+    from nestnet.model.probe import Probe
 
     rng = random.Random(2000 + seed)
     plan = make_plan(random_spec(rng, f"prb{seed}", ("routed", "routed", "nat", "secondary-ip", "nic-prefix"), bridges=True))

@@ -64,7 +64,7 @@ def test_model_agrees_with_lab_for_port_probes(tmp_path: Path) -> None:
 def _differential(tmp_path: Path, seeds: range, nsgs: bool, ports: bool = False) -> None:
     from dataclasses import replace
 
-    from nestnet.model.nsg import ICMP, Probe
+    from nestnet.model.probe import ICMP, Probe
 
     from nestnet.clouds.azure import sdn
     from nestnet.lab.topology import Topology

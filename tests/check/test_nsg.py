@@ -15,7 +15,7 @@ import pytest
 
 from nestnet.clouds.azure.dataplane import nsgs_from_arm, with_nsgs
 from nestnet.model import Model, from_plan, reachability
-from nestnet.model.nsg import Nsg, NsgRule, Tags, decide
+from nestnet.clouds.azure.nsg import Nsg, NsgRule, Tags, decide
 
 from .conftest import base
 

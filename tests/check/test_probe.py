@@ -12,7 +12,8 @@ from ipaddress import IPv4Address, IPv4Network
 import pytest
 
 from nestnet.model import ICMP, Model, Probe, from_plan, reachability
-from nestnet.model.nsg import EPHEMERAL, Nsg, NsgRule, Tags, decide, matches
+from nestnet.model.probe import EPHEMERAL
+from nestnet.clouds.azure.nsg import Nsg, NsgRule, Tags, decide, matches
 
 from .conftest import base
 from .test_nsg import with_groups
@@ -139,7 +140,7 @@ def test_ssh_only_over_all_pairs(ssh_only):
 
 
 def test_the_fix_for_a_deny_names_the_probes_protocol_and_port(make_plan):
-    from nestnet.model.nsg import DEFAULT_RULES
+    from nestnet.clouds.azure.nsg import DEFAULT_RULES
 
     deny = Nsg("strict", (NsgRule("deny-vnet", 100, "Inbound", "Deny", "*", ("VirtualNetwork",), ("*",)),))
     st = with_groups(from_plan(make_plan(base())), [deny], {"vm-subnet": "strict"})

@@ -20,7 +20,7 @@ CORE = (
     "faults.py",
     # the model engine
     "model/__init__.py", "model/engine.py", "model/classes.py", "model/groups.py", "model/observed.py",
-    "model/state.py", "model/whatif.py",
+    "model/state.py", "model/whatif.py", "model/probe.py",
     # the host reconciler
     "host/__init__.py", "host/desired.py", "host/dhcp.py", "host/execute.py", "host/files.py", "host/guard.py",
     "host/leftovers.py", "host/libvirt_hook.py", "host/lock.py", "host/move.py", "host/nft.py", "host/observe.py",

@@ -270,7 +270,7 @@ def test_probe_an_nsg_allowing_only_ssh_fails_pings_not_tcp_22(tmp_path: Path):
     from dataclasses import replace
 
     from nestnet.model import Probe
-    from nestnet.model.nsg import Nsg, NsgRule
+    from nestnet.clouds.azure.nsg import Nsg, NsgRule
 
     plan = write(tmp_path, spec())[1]
     planned = from_plan(plan)

@@ -278,9 +278,9 @@ def note(text: str) -> None:
     click.echo(text, err=True)
 
 
-def _parse_probe(ctx: click.Context, param: click.Parameter, value: str):  # -> nestnet.model.nsg.Probe
+def _parse_probe(ctx: click.Context, param: click.Parameter, value: str):  # -> nestnet.model.probe.Probe
     from ..errors import UsageError
-    from ..model.nsg import Probe
+    from ..model.probe import Probe
 
     try:
         return Probe.parse(value)

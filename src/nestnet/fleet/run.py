@@ -15,7 +15,7 @@ import yaml
 
 from ..errors import OperationError, UsageError
 from ..ipam import lock_path
-from ..model.nsg import ICMP, Probe
+from ..model.probe import ICMP, Probe
 from ..plan import Plan
 from ..store import read_text
 from . import render

@@ -10,7 +10,7 @@ namespace by ``nestnet.lab.matrix`` with ``ip netns exec NS python connect.py ..
 A TCP target counts as reached when the handshake completes (the SYN got there and the SYN/ACK
 came back), a UDP target when its echo came back: like fping's echo reply, both directions.
 The client's source port is the kernel's ephemeral one (Linux: 32768-60999), which the model's
-NSG matching assumes (``nestnet.model.nsg.EPHEMERAL``). UDP resends to unanswered targets every
+NSG matching assumes (``nestnet.model.probe.EPHEMERAL``). UDP resends to unanswered targets every
 300 ms (the first datagram may have waited for ARP); TCP relies on the kernel's SYN retransmit.
 """
 

@@ -22,7 +22,7 @@ from typing import Callable
 
 import yaml
 
-from ..model.nsg import ICMP, Probe
+from ..model.probe import ICMP, Probe
 from ..plan import Plan
 from .core import exec_
 

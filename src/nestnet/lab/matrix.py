@@ -24,7 +24,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 from ..errors import LabError
-from ..model.nsg import ICMP, Probe
+from ..model.probe import ICMP, Probe
 from ..plan import Plan
 from .core import require_up
 from .topology import INTERNET, INTERNET_IP, ns_name

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .classes import Reachability, reachability
     from .engine import Drop, Model, PairResult
-    from .nsg import ICMP, Probe
+    from .probe import ICMP, Probe
     from .observed import HostObservation, from_observation, observe_host
     from .state import INTERNET, INTERNET_IP, State, from_plan
     from .whatif import apply_fault, apply_faults
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 _FROM = {
     "Reachability": "classes", "reachability": "classes", "check": "classes",
     "Drop": "engine", "Model": "engine", "PairResult": "engine",
-    "ICMP": "nsg", "Probe": "nsg",
+    "ICMP": "probe", "Probe": "probe",
     "HostObservation": "observed", "from_observation": "observed", "observe_host": "observed",
     "INTERNET": "state", "INTERNET_IP": "state", "State": "state", "from_plan": "state",
     "apply_fault": "whatif", "apply_faults": "whatif",

@@ -21,7 +21,7 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Callable, Collection, Hashable, Iterator
 
 from .engine import Model, PairResult
-from .nsg import ICMP, Probe
+from .probe import ICMP, Probe
 from ..firewall import Addresses
 from ..plan import Route
 from .state import INTERNET, Firewall, HostState, PlannedRoutes, State

@@ -32,7 +32,7 @@ from ipaddress import IPv4Address, IPv4Network
 from .. import sysctl
 from ..firewall import FwdPacket
 from ..plan import Route
-from .nsg import ICMP, Probe
+from .probe import ICMP, Probe
 from .state import (
     INTERNET,
     INTERNET_IP,

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Network
-from typing import Iterator, Literal, Mapping, Sequence
+from typing import Iterator, Literal, Mapping, Protocol, Sequence
 
 from .. import sysctl as sysctls
 from ..clouds import DEFAULT
 from ..firewall import FORWARD_CHAIN, FwdPacket, FwRule, MasqRule, Policy, policy_for
 from ..plan import Host, Plan, Route
-from .nsg import Nsg, Tags
 
 # nestnet.host installs the L2 guards of DESIGN §3.4 on a bridge holding the uplink (nft bridge
 # table on Linux bridges, flows on OVS): VM ports and the uplink never meet at L2.
@@ -45,6 +44,23 @@ PUBLIC_STANDIN = IPv4Network("198.18.0.0/15")
 # nestnet's forward chain, as the model names it (in findings and fixes).
 NESTNET_CHAIN = FORWARD_CHAIN
 Verdict = Literal["accept", "drop"]
+
+
+class SecurityGroup(Protocol):
+    """A cloud's security group as its rules judge it (the cloud's own type; the core only keys it)."""
+
+    @property
+    def name(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Tags:
+    """What the service tags stand for in one fabric."""
+
+    virtual_network: tuple[IPv4Network, ...]  # the network's space + peered spaces + user-defined route prefixes
+
+    def in_vnet(self, a: IPv4Address) -> bool:
+        return any(a in n for n in self.virtual_network)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +144,7 @@ class CloudState:
     user_routes: tuple[UserRoute, ...]
     nics: Mapping[str, NicState]
     resource_group: str = ""
-    nsgs: Mapping[str, Nsg] = field(default_factory=dict)  # by name; attached through subnets and NICs
+    nsgs: Mapping[str, SecurityGroup] = field(default_factory=dict)  # by name; attached through subnets and NICs
     peered_space: tuple[IPv4Network, ...] = ()  # address spaces of peered VNets (VirtualNetwork tag)
     none_routes: tuple[IPv4Network, ...] = ()  # system routes that drop (e.g. private ranges outside the network)
     public_ips: tuple[PublicIp, ...] = ()  # on NICs' primary ip configurations

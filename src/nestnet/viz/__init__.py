@@ -15,7 +15,7 @@ from functools import cached_property
 from typing import Iterator
 
 from ..faults import Fault
-from ..model.nsg import ICMP, Probe
+from ..model.probe import ICMP, Probe
 from ..plan import Plan
 
 

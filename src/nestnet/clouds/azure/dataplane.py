@@ -12,7 +12,7 @@ from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any, Mapping
 
-from ...model.nsg import Nsg, NsgRule
+from .nsg import Nsg, NsgRule
 from ...model.state import PUBLIC_STANDIN, CloudState, NicState, PublicIp, SubnetState, UserRoute, endpoint_nic
 from ...plan import Plan
 from .facts import none_routes, own_public_ip_name, reserved_addresses

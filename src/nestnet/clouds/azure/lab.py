@@ -250,7 +250,7 @@ _L4 = {"tcp": "tcp", "udp": "udp", "icmp": "icmp", "esp": "esp", "ah": "ah"}
 def _alternatives(prefixes: tuple[str, ...], vnet: str) -> list[str]:
     """nft matches (without the ``ip saddr``/``ip daddr``) any of which stands for ``prefixes``;
     [] when none can match (another service tag, an ASG)."""
-    from ...model.nsg import AZURE_LOAD_BALANCER
+    from .nsg import AZURE_LOAD_BALANCER
 
     cidrs, out = [], []
     for p in prefixes:
@@ -310,7 +310,7 @@ def render_nsgs(topo: Topology, state: CloudState) -> str:
     every NSG on the way must allow. The last chain's name carries a signature of the text."""
     import hashlib
 
-    from ...model.nsg import DEFAULT_RULES
+    from .nsg import DEFAULT_RULES
 
     owner_nic = {n.owner: n for n in state.nics.values()}
     per_port: list[tuple[str, str | None, str | None]] = []  # (port, subnet NSG, NIC NSG)

@@ -189,7 +189,7 @@ def _attached(want: Any, obs: Any, w: WantPublicIp) -> list[tuple[str, str, Mapp
 
 
 def _model(nsg: Mapping[str, Any]):
-    from ...model.nsg import Nsg
+    from .nsg import Nsg
     from .dataplane import security_rule
 
     rules = []
@@ -202,7 +202,7 @@ def _model(nsg: Mapping[str, Any]):
 
 
 def _tags(want: Any):
-    from ...model.nsg import Tags
+    from .nsg import Tags
     from ipaddress import ip_network
 
     return Tags(tuple(ip_network(a) for a in want.address_space))
@@ -272,7 +272,8 @@ def needs(want: Any, obs: Any, changes: list[Any], resource_group: str) -> list[
     """What the exposed ports need that nestnet may not write: a rule in an NSG that is not its own,
     a rule of the user's that denies them, or an NSG at all for a Standard public IP. Judged on the
     NSGs as they will be once ``changes`` are written."""
-    from ...model.nsg import Probe, decide
+    from ...model.probe import Probe
+    from .nsg import decide
 
     added = {(c.after["nsg"], name_key(c.name)): c.after for c in changes
              if c.kind == "security_rule" and c.after is not None}

@@ -20,7 +20,8 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import TYPE_CHECKING, Iterator
 
 from ...model.engine import Drop, _Dropped, _Walk
-from ...model.nsg import ICMP, Direction, Nsg, decide
+from ...model.probe import ICMP
+from .nsg import Direction, Nsg, decide
 from ...model.state import INTERNET, INTERNET_IP, OUTBOUND_IP, OUTBOUND_NET, NicState, UserRoute
 
 if TYPE_CHECKING:

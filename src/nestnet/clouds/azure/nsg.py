@@ -4,7 +4,7 @@ Pure: an ``Nsg`` is its user rules; Azure's six default rules (65000, 65001, 655
 added by ``Nsg.ordered()``. ``decide(direction, src, dst, tags, probe, reply)`` walks the rules of that
 direction by ascending priority and returns the first match (every NSG has a match: DenyAll*Bound).
 
-What the model sends is a ``Probe``: a ping (ICMP echo, the default) or a TCP/UDP connection to one
+What the model sends is a ``Probe`` (``nestnet.model.probe``): a ping (ICMP echo, the default) or a TCP/UDP connection to one
 destination port from an ephemeral source port. A rule matches a packet when its protocol is
 ``*`` or the probe's, its prefixes match the addresses and its port ranges the ports:
 
@@ -27,45 +27,16 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from typing import Literal
 
+from ...model.probe import EPHEMERAL, ICMP, PROTOCOLS, Probe
+from ...model.state import Tags
+
+__all__ = ["EPHEMERAL", "ICMP", "PROTOCOLS", "Probe", "Tags", "Direction", "NsgRule", "Nsg", "DEFAULT_RULES",
+           "AZURE_LOAD_BALANCER", "matches", "decide"]
+
 Direction = Literal["Inbound", "Outbound"]
 
 # Microsoft Learn, "Network security groups" -> "Default security rules".
 AZURE_LOAD_BALANCER = IPv4Address("168.63.129.16")  # the probe source the AzureLoadBalancer tag names
-
-
-# The client's source port range: IANA's dynamic ports (Windows) and Linux's default 32768-60999.
-EPHEMERAL = (32768, 65535)
-PROTOCOLS = ("icmp", "tcp", "udp")
-
-
-@dataclass(frozen=True, slots=True)
-class Probe:
-    """What ``check`` sends from every node to every other: ``icmp`` (echo) or ``tcp``/``udp`` to
-    ``port``. ``str()`` gives the CLI's spelling (``icmp``, ``tcp/22``)."""
-
-    protocol: str = "icmp"
-    port: int | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> "Probe":
-        """``icmp``, ``tcp/PORT`` or ``udp/PORT`` (PORT 1-65535); ValueError saying what is wrong."""
-        t = text.strip().lower()
-        proto, sep, port = t.partition("/")
-        if proto not in PROTOCOLS:
-            raise ValueError(f"unknown protocol {proto!r} (expected icmp, tcp/PORT or udp/PORT)")
-        if proto == "icmp":
-            if sep:
-                raise ValueError("icmp has no port (expected icmp, tcp/PORT or udp/PORT)")
-            return cls()
-        if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
-            raise ValueError(f"{proto} needs a port 1-65535 (expected {proto}/PORT, e.g. {proto}/22)")
-        return cls(proto, int(port))
-
-    def __str__(self) -> str:
-        return self.protocol if self.port is None else f"{self.protocol}/{self.port}"
-
-
-ICMP = Probe()
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,16 +71,6 @@ class Nsg:
     def ordered(self, direction: Direction) -> tuple[NsgRule, ...]:
         return tuple(sorted((r for r in (*self.rules, *DEFAULT_RULES) if r.direction == direction),
                             key=lambda r: (r.priority, r.default)))
-
-
-@dataclass(frozen=True, slots=True)
-class Tags:
-    """What the service tags stand for in one fabric."""
-
-    virtual_network: tuple[IPv4Network, ...]  # VNet space + peered spaces + user-defined route prefixes
-
-    def in_vnet(self, a: IPv4Address) -> bool:
-        return any(a in n for n in self.virtual_network)
 
 
 def _prefix_matches(p: str, a: IPv4Address, tags: Tags) -> bool:
