@@ -128,6 +128,11 @@ class CloudPlan(Protocol):
     @property
     def resolvers(self) -> tuple[IPv4Address, ...]: ...  # every address its DNS answers on, ``resolver`` first
 
+    # what its DNS calls a VM of the network without any zone: the domain (for fabric ``lab``) and
+    # the name of the VM ``name`` with primary address ``ip`` (Azure: ``<name>.<domain>``; EC2: its IP name)
+    def internal_domain(self, lab: str) -> str: ...
+    def internal_name(self, lab: str, name: str, ip: IPv4Address) -> str: ...
+
 
 class LabFabric(Protocol[ConfigT]):
     """The cloud's network emulated in the lab's SDN namespace (nn-<lab>.fabric): built once, then

@@ -54,15 +54,19 @@ def __getattr__(name: str) -> IPv4Address:
 
 
 def vnet_suffix(plan: Plan) -> str:
-    """The VNet's internal DNS suffix in the lab (the cloud's own is ``<id>.<x>.internal.cloudapp.net``)."""
-    return f"{plan.name}.internal.cloudapp.net"
+    """The domain the cloud's DNS gives the network's VMs in the lab (the cloud plan's own words)."""
+    return plan.cloud.internal_domain(plan.name)
+
+
+def internal_name(plan: Plan, name: str, ip: IPv4Address) -> str:
+    """What the cloud's DNS calls the host or endpoint ``name`` at ``ip``."""
+    return plan.cloud.internal_name(plan.name, name, ip)
 
 
 def vnet_names(plan: Plan) -> dict[str, IPv4Address]:
     """What the cloud's DNS knows without any zone: every NIC's VM by name, and the internet's name."""
-    sfx = vnet_suffix(plan)
-    out = {f"{h.name}.{sfx}": h.ip for h in plan.hosts.values()}
-    out |= {f"{e.name}.{sfx}": e.ip for e in plan.endpoints.values()}
+    out = {internal_name(plan, h.name, h.ip): h.ip for h in plan.hosts.values()}
+    out |= {internal_name(plan, e.name, e.ip): e.ip for e in plan.endpoints.values()}
     out[INTERNET_NAME] = INTERNET_IP
     return out
 

@@ -81,14 +81,13 @@ class VMServices:
 
 def expected_names(plan: Plan, vm: str) -> dict[str, IPv4Address]:
     """The names ``vm`` must resolve, and to what (pure)."""
-    sfx = dns.vnet_suffix(plan)
     out: dict[str, IPv4Address] = {}
     if plan.endpoints:
         e = next(iter(plan.endpoints.values()))
-        out[f"{e.name}.{sfx}"] = e.ip
+        out[dns.internal_name(plan, e.name, e.ip)] = e.ip
     else:
         h = next(iter(plan.hosts.values()))
-        out[f"{h.name}.{sfx}"] = h.ip
+        out[dns.internal_name(plan, h.name, h.ip)] = h.ip
     out[dns.INTERNET_NAME] = dns.INTERNET_IP
     zone = getattr(plan.cloud, "private_dns_zone", None)
     if zone:

@@ -84,6 +84,14 @@ class AwsPlan:
         """Both addresses of the Amazon DNS server: 169.254.169.253 and the primary CIDR block's base plus two."""
         return (self.resolver, self.cidr_blocks[0].network_address + 2)
 
+    def internal_domain(self, lab: str) -> str:
+        # EC2's private hostnames (EC2 user guide, "EC2 instance hostname types": IP name):
+        # ip-<private IPv4 address, dashed>.ec2.internal in us-east-1, .<region>.compute.internal elsewhere
+        return "ec2.internal" if self.region == "us-east-1" else f"{self.region}.compute.internal"
+
+    def internal_name(self, lab: str, name: str, ip: IPv4Address) -> str:
+        return f"ip-{str(ip).replace('.', '-')}.{self.internal_domain(lab)}"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "region": self.region,

@@ -84,6 +84,14 @@ class AzurePlan:
     resolver_name: ClassVar[str] = "Azure DNS"
     resolvers: ClassVar[tuple[IPv4Address, ...]] = (AZURE_DNS,)  # one virtual IP in every VNet
 
+    def internal_domain(self, lab: str) -> str:
+        # Azure-provided name resolution: VMs by name under the VNet's internal suffix
+        # (``<id>.<x>.internal.cloudapp.net``; the lab's is named after the fabric)
+        return f"{lab}.internal.cloudapp.net"
+
+    def internal_name(self, lab: str, name: str, ip: IPv4Address) -> str:
+        return f"{name}.{self.internal_domain(lab)}"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "subscription_id": self.subscription_id,
