@@ -632,12 +632,13 @@ def _vms(fabric: ResolvedSpec, alloc: Allocation, hosts: dict[str, Host]) -> dic
     for v in fabric.vms.values():
         h = hosts[v.host]
         ip = alloc.vm_ips[v.name]
+        prefix_len, gw = vm_link(style, h)
         vms[v.name] = VM(
             name=v.name,
             host=v.host,
             ip=ip,
-            prefix_len=h.prefix_len if style == "subnet" else 32,
-            gateway=(gw := SHARED_GATEWAY if style == "shared" else h.ip),
+            prefix_len=prefix_len,
+            gateway=gw,
             guest_style=style,
             mac=macs.get(v.name) or vm_mac(ip),
             nameservers=(gw,),  # the host's forwarder answers on the gateway address (host/dhcp.py)
@@ -646,6 +647,11 @@ def _vms(fabric: ResolvedSpec, alloc: Allocation, hosts: dict[str, Host]) -> dic
             exposes=exposes_of.get(v.name, ()),
         )
     return vms
+
+
+def vm_link(style: GuestStyle, h: Host) -> tuple[int, IPv4Address]:
+    """A VM's prefix length and gateway on host ``h``."""
+    return (h.prefix_len if style == "subnet" else 32), (SHARED_GATEWAY if style == "shared" else h.ip)
 
 
 def _forwards(fabric: ResolvedSpec, hosts: Mapping[str, Host]) -> dict[str, tuple[Forward, ...]]:

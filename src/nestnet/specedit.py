@@ -16,7 +16,7 @@ from .errors import SpecError, UsageError
 from .names import unknown
 from .plan import VM
 from .spec import NODE_NAME_RE, SpecSource
-from .store import Loaded, edit, load_source
+from .store import Loaded, checked_lock, edit, load_source
 
 
 def _rt():
@@ -258,8 +258,13 @@ def move_vm(spec_path: str | Path, name: str, to: str, renumber: bool = False) -
     """``vm_move``, also returning the VM as the plan had it before the move (the plan the
     edit starts from: no second load for it)."""
     before: list[VM] = []
+    known: list[tuple[str, IPv4Address, bool]] = []  # (host, address, has a mac key) before, without a load
 
     def make_text(source: SpecSource) -> str:
+        fast = _known_move(source, name, to, renumber)
+        known[:] = [fast[1:]] if fast else []
+        if fast is not None:
+            return fast[0]
         plan = load_source(source, write=False).plan
         if to not in plan.hosts:
             raise UsageError(f"--to: no host named {to!r} in {source.display}{unknown(to, plan.hosts)}")
@@ -286,4 +291,39 @@ def move_vm(spec_path: str | Path, name: str, to: str, renumber: bool = False) -
         return _dump(y, data)
 
     loaded = edit(spec_path, make_text, forget_vms=(name,) if renumber else ())
+    if known:
+        return _before(loaded.plan.vms[name], loaded.plan, *known[0]), loaded
     return before[0], loaded
+
+
+def _known_move(source: SpecSource, name: str, to: str, renumber: bool) -> tuple[str, str, IPv4Address, bool] | None:
+    """(the moved text, the VM's host and address before, whether it has a ``mac`` key) with no
+    load of the spec it starts from, when that spec and its lock loaded without an error before (``store.checked_lock``):
+    then its lock holds every host's block and every VM's address as the plan had them, and the
+    edited text is checked in full as always. None for anything else, bad input included (the
+    full path then names the problem as it always did)."""
+    lock = checked_lock(source)
+    if lock is None or name not in lock.vms or to not in lock.blocks:
+        return None
+    found = _item(source.text, name)
+    item = _read_item(found[0][found[1]:found[2]]) if found else None
+    if item is None or item.get("name") != name or item.get("host") not in lock.blocks:
+        return None
+    host, ip = item["host"], lock.vms[name]
+    if host == to and not (renumber and ip not in lock.blocks[to]):
+        return None  # "already lives on": said by the full path
+    text = _fast_move(source.text, name, to, None if renumber else str(ip))
+    return None if text is None else (text, host, ip, "mac" in item)
+
+
+def _before(after: VM, plan, host: str, ip: IPv4Address, own_mac: bool) -> VM:
+    """The VM as the plan had it on ``host`` with ``ip``, from the plan after the move: the same
+    spec bar this VM's host and address, so its host's link and the VM's other keys are as they were."""
+    from dataclasses import replace
+
+    from .plan import vm_link
+    from .validate import vm_mac
+
+    prefix_len, gateway = vm_link(after.guest_style, plan.hosts[host])
+    mac = after.mac if own_mac else vm_mac(ip)
+    return replace(after, host=host, ip=ip, prefix_len=prefix_len, gateway=gateway, mac=mac, nameservers=(gateway,))

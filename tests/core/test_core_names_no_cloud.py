@@ -17,7 +17,7 @@ SRC = Path(nestnet.__file__).parent
 CORE = (
     # spec, validation, plan, IPAM
     "spec.py", "specbase.py", "validate.py", "plan.py", "ipam.py", "names.py", "netns.py", "store.py", "sysctl.py",
-    "faults.py",
+    "faults.py", "checked.py", "specedit.py",
     # the model engine
     "model/__init__.py", "model/engine.py", "model/classes.py", "model/groups.py", "model/observed.py",
     "model/state.py", "model/whatif.py", "model/probe.py",
