@@ -215,6 +215,25 @@ def of(plan: "Plan") -> AnyCloud:
     return get(plan.cloud.cloud_name)
 
 
+def refuse_other(plan: "Plan", name: str) -> None:
+    """`nestnet <name> ...` takes only a spec for cloud ``name``: another cloud's is one line, exit 2
+    (before, the command died reading ``plan.<name>``)."""
+    if plan.cloud.cloud_name != name:
+        t = title(name)
+        raise UsageError(f"{plan.source or plan.name}: not a{'n' if t[0] in 'AEIOU' else ''} {t} spec "
+                         f"(it has no {name}: section)")
+
+
+def load_own(spec: str | Path, name: str, *, write: bool = False) -> "Plan":
+    """The plan of ``spec`` for `nestnet <name> ...`: refused before anything is written (a lock
+    included) when the spec is another cloud's."""
+    from ..plan import load_plan
+
+    plan = load_plan(spec, write=False)
+    refuse_other(plan, name)
+    return load_plan(spec, write=True) if write else plan
+
+
 def names() -> tuple[str, ...]:
     get()  # the default is always there
     return tuple(sorted(_CLOUDS))

@@ -6,7 +6,6 @@ import os
 from ipaddress import IPv4Address, IPv4Network
 from typing import TYPE_CHECKING, Mapping, cast
 
-from ...errors import UsageError
 from .. import ApplyOptions, Cloud, LabFabric, register
 from .plan import AwsPlan, build
 from .validate import reserved
@@ -25,10 +24,10 @@ if TYPE_CHECKING:
 
 
 def aws_of(plan: Plan) -> AwsPlan:
-    part = getattr(plan, "cloud", None)
-    if not isinstance(part, AwsPlan):
-        raise UsageError(f"{getattr(plan, 'source', '') or 'spec'}: not an AWS spec (it has no aws: section)")
-    return part
+    from .. import refuse_other
+
+    refuse_other(plan, "aws")
+    return cast(AwsPlan, plan.cloud)
 
 
 class AwsCloud:

@@ -74,9 +74,9 @@ def diff(spec: str, as_json: bool, prune_foreign: bool, adopt: bool, timeout: st
     Azure; 3: Azure could not be reached or authorized (so CI can tell drift from an outage).
     """
     from .reconcile import plan_changes
-    from ...plan import load_plan
+    from .. import load_own
 
-    plan = load_plan(spec, write=False)
+    plan = load_own(spec, "azure")
     want, obs, changes = plan_changes(_client(plan, False, timeout), plan, prune_foreign=prune_foreign, adopt=adopt)
     needs = _needs(plan, want, obs, changes)
     if as_json:
@@ -137,9 +137,9 @@ def apply(spec: str, as_json: bool, prune_foreign: bool, adopt: bool, timeout: s
     import os
 
     from .lease import locked_apply
-    from ...plan import load_plan
+    from .. import load_own
 
-    plan = load_plan(spec, write=False)
+    plan = load_own(spec, "azure")
     wait = _lock_timeout(lock_timeout)
     client = _client(plan, progress=not as_json and sys.stderr.isatty(), timeout=timeout)
 
@@ -186,9 +186,9 @@ def unlock(spec: str, as_json: bool, force: bool, dry_run: bool, timeout: str | 
     """
     from .diff import desired
     from .lease import unlock as clear
-    from ...plan import load_plan
+    from .. import load_own
 
-    plan = load_plan(spec, write=False)
+    plan = load_own(spec, "azure")
     place, lease, cleared = clear(_client(plan, False, timeout), desired(plan), force=force, dry_run=dry_run)
     if as_json:
         emit_json({"resource": str(place), "lease": lease.to_dict() if lease else None,
@@ -242,9 +242,9 @@ def export(spec: str, fmt: str, out: str, tf_association: str) -> None:
     never removes what it did not write.
     """
     from .export import export_text, write_export
-    from ...plan import load_plan
+    from .. import load_own
 
-    plan = load_plan(spec, write=False)
+    plan = load_own(spec, "azure")
     if out == "-":
         click.echo(export_text(plan, fmt, tf_association), nl=False)
         return
@@ -291,9 +291,9 @@ def emulator(
         raise UsageError("--program-lab needs --seed SPEC (the lab's spec)")
     plan = None
     if seed_spec:
-        from ...plan import load_plan
+        from .. import load_own
 
-        plan = load_plan(seed_spec, write=False)
+        plan = load_own(seed_spec, "azure")
     arm = Arm(state_dir, inject=rates, retry_after=wait, rng_seed=inject_seed)  # takes the state dir's lock first
     if arm.notice:
         click.echo(f"nestnet azure emulator: {arm.notice}", err=True)

@@ -29,13 +29,13 @@ def rollout(spec: str, adopt: bool, dry_run: bool, inventory_file: str | None, a
     import os
 
     from ... import fleet as fl
-    from ...plan import load_plan
+    from .. import load_own
     from .cli import _client, _lock_timeout
     from .lease import locked_apply
     from .reconcile import plan_changes
 
     t0 = time.monotonic()
-    plan = load_plan(spec, write=not dry_run)
+    plan = load_own(spec, "azure", write=not dry_run)
     if not as_json:
         warn_lines(plan.warnings)
     client = _client(plan, progress=False)
