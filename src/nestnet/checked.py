@@ -1,7 +1,8 @@
 """A record that a spec text and its lock text loaded without an error (docs/decisions/0024,
 fourth pass): an edit that starts from a pair recorded here need not check that pair again.
 
-One small file per spec path in the user's cache directory (``~/.cache/nestnet/checked/``,
+One small file per spec path in the user's cache directory (``$XDG_CACHE_HOME/nestnet/checked/``,
+``~/.cache`` without it;
 named by a hash of the spec's real path), holding one line: the SHA-256 of this nestnet's code,
 the spec's real path, the spec text and the lock text, and what is known of the pair:
 
@@ -43,9 +44,16 @@ def _code_stamp() -> str:
     return _code
 
 
+def _cache_home() -> Path:
+    """``$XDG_CACHE_HOME``, else ``~/.cache`` (XDG Base Directory Specification: a relative path
+    there is invalid and ignored)."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    return Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"
+
+
 def _file(spec_path: Path) -> Path:
     real = os.path.realpath(spec_path)
-    return Path.home() / ".cache" / "nestnet" / "checked" / hashlib.sha256(real.encode()).hexdigest()[:32]
+    return _cache_home() / "nestnet" / "checked" / hashlib.sha256(real.encode()).hexdigest()[:32]
 
 
 def digest(spec_path: Path, spec_text: str, lock_text: str | None) -> str:

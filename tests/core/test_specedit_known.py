@@ -71,7 +71,7 @@ def _files(d):
 @given(st.lists(edit_st, min_size=1, max_size=8), st.sampled_from(["routed", "nat"]), st.booleans())
 def test_an_edit_from_a_checked_spec_is_the_full_edit(tmp_path_factory, monkeypatch, ops, mode, plan_first):
     base = tmp_path_factory.mktemp("known")
-    monkeypatch.setenv("HOME", str(base / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(base / "home"))
     spec = fabric(4, 3)
     spec["nested"]["mode"] = mode
     spec["azure"]["max_routes"] = 8
@@ -92,7 +92,7 @@ def test_an_edit_from_a_checked_spec_is_the_full_edit(tmp_path_factory, monkeypa
 
 
 def test_the_record_is_used_and_a_stale_or_corrupt_one_is_a_miss(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home"))
     path = write(tmp_path, yaml.safe_dump(fabric(3, 2), sort_keys=False))
     load(path)
     lock_text = path.with_suffix(".lock").read_text()
@@ -113,10 +113,10 @@ def test_the_record_is_used_and_a_stale_or_corrupt_one_is_a_miss(tmp_path, monke
     assert checked.known(path, path.read_text(), path.with_suffix(".lock").read_text()) == checked.CANONICAL
 
 
-def test_a_record_in_an_unwritable_home_is_no_error(tmp_path, monkeypatch):
+def test_a_record_in_an_unwritable_cache_is_no_error(tmp_path, monkeypatch):
     home = tmp_path / "home"
     home.write_text("a file, not a directory")
-    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home))
     path = write(tmp_path, yaml.safe_dump(fabric(2, 2), sort_keys=False))
     load(path)
     assert checked.known(path, path.read_text(), path.with_suffix(".lock").read_text()) is None
@@ -129,7 +129,7 @@ def test_the_fast_move_loads_once(tmp_path, monkeypatch, renumber):
     """The point of the record: the spec the move starts from is not checked again."""
     import nestnet.store as store
 
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home"))
     spec = fabric(3, 2)
     path = write(tmp_path, yaml.safe_dump(spec, sort_keys=False))
     load(path)
@@ -139,3 +139,15 @@ def test_the_fast_move_loads_once(tmp_path, monkeypatch, renumber):
     old, loaded = move_vm(path, "h1-v1", "h2", renumber)
     assert len(calls) == 1 and calls[0] == path.read_text()
     assert old.host == "h1" and loaded.plan.vms["h1-v1"].host == "h2"
+
+
+def test_a_relative_xdg_cache_home_is_ignored(tmp_path, monkeypatch):
+    """The XDG Base Directory Specification: a relative $XDG_CACHE_HOME is invalid and ignored
+    (the record goes under ~/.cache, never relative to the working directory)."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", "rel")
+    monkeypatch.chdir(tmp_path)
+    path = write(tmp_path, yaml.safe_dump(fabric(2, 2), sort_keys=False))
+    load(path)
+    assert checked._file(path).parent == tmp_path / "home" / ".cache" / "nestnet" / "checked"
+    assert checked._file(path).exists() and not (tmp_path / "rel").exists()

@@ -227,11 +227,11 @@ def refuse_other(plan: "Plan", name: str) -> None:
 def load_own(spec: str | Path, name: str, *, write: bool = False) -> "Plan":
     """The plan of ``spec`` for `nestnet <name> ...`: refused before anything is written (a lock
     included) when the spec is another cloud's."""
-    from ..plan import load_plan
+    from ..plan import load
 
-    plan = load_plan(spec, write=False)
-    refuse_other(plan, name)
-    return load_plan(spec, write=True) if write else plan
+    loaded = load(spec, write=False)
+    refuse_other(loaded.plan, name)
+    return load(spec, write=True).plan if write and loaded.lock_changed else loaded.plan  # the lock to record
 
 
 def names() -> tuple[str, ...]:
