@@ -47,8 +47,10 @@ def _code_stamp() -> str:
 def _cache_home() -> Path:
     """``$XDG_CACHE_HOME``, else ``~/.cache`` (XDG Base Directory Specification: a relative path
     there is invalid and ignored)."""
-    xdg = os.environ.get("XDG_CACHE_HOME", "")
-    return Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"
+    from .env import get
+
+    xdg: Path | None = get("XDG_CACHE_HOME")
+    return xdg if xdg is not None else Path.home() / ".cache"
 
 
 def _file(spec_path: Path) -> Path:

@@ -122,6 +122,14 @@ def abs_dir(name: str, value: str) -> Path:
     return p
 
 
+def xdg_dir(name: str, value: str) -> Path | None:
+    """An XDG base directory: absolute, else ignored (XDG Base Directory Specification: "If an
+    implementation encounters a relative path in any of these variables it should consider the
+    path invalid and ignore it")."""
+    p = Path(value)
+    return p if p.is_absolute() else None
+
+
 def mirror_url(name: str, value: str) -> str:
     if not value.startswith(("http://", "https://", "file:/")) or any(c.isspace() for c in value):
         raise _bad(name, value, "must be an http://, https:// or file:/ URL of a Debian mirror")
@@ -151,6 +159,7 @@ VARIABLES: dict[str, Variable] = {v.name: v for v in (
     Variable("NESTNET_DEBUG", flag, "show a traceback instead of saving it (1)"),
     Variable("NESTNET_IMAGE_CACHE", abs_dir, "where `lab image` caches the systemd hosts' rootfs (default /var/cache/nestnet/images)"),
     Variable("NESTNET_DEBIAN_MIRROR", mirror_url, "the Debian mirror `lab image` builds from (default http://deb.debian.org/debian)"),
+    Variable("XDG_CACHE_HOME", xdg_dir, "the user's cache directory (default ~/.cache): nestnet's `checked` records; a relative path is ignored"),
     Variable("SSH_CONNECTION", ssh_connection, "set by sshd: the SSH session the firewall guard protects"),
 )}
 # Each cloud's own (its API's endpoint, credentials, deadlines), declared by its package (``ENV``:
