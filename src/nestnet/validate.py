@@ -268,6 +268,8 @@ def _check_subnets(ctx: _Ctx) -> None:
                 p.append(Problem(f"{path}.prefix", f"{net} overlaps subnet {other.name!r} ({other.prefix})"))
         subnets[s.name] = SubnetInfo(s.name, net, s.route_table)
     for s in subnets.values():
+        if s.prefix.prefixlen > rules.smallest_subnet:
+            continue  # refused above; its "first four" may not even be addresses (255.255.255.253/32)
         for a in rules.reserved(s.prefix):
             ctx.reserved[a] = s.name
 

@@ -42,6 +42,9 @@ CASES = [
     ("subnet-outside-vnet", _set("subnets.1.prefix", "10.1.2.0/24"), "subnets[1].prefix", "outside the VNet"),
     ("subnet-overlap", _set("subnets.1.prefix", "10.0.1.0/25"), "subnets[1].prefix", "overlaps subnet 'vm-subnet'"),
     ("subnet-too-small", _set("subnets.1.prefix", "10.0.2.0/30"), "subnets[1].prefix", "smallest IPv4 subnet is /29"),
+    # its "first four addresses" run past 255.255.255.255: exit 70 (AddressValueError), found by test_fuzz_cli
+    ("subnet-too-small-at-the-top", _set("subnets.1.prefix", "255.255.255.253/32"), "subnets[1].prefix",
+     "smallest IPv4 subnet is /29"),
     ("host-ip-not-in-subnet", _set("hosts.0.subnet", "mgmt-subnet"), "hosts[0].ip", "not inside its subnet"),
     ("host-ip-in-no-subnet", _set("hosts.0.ip", "10.0.9.10"), "hosts[0].ip", "in no subnet"),
     ("host-ip-reserved-first", _set("hosts.0.ip", "10.0.1.3"), "hosts[0].ip", "reserved by Azure"),
